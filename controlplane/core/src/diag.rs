@@ -1,0 +1,279 @@
+//! Diagnostics: every problem found in the environment files, with where it is.
+//!
+//! A [`Diagnostic`] is self-contained (file, line, column, the source line) so it can
+//! be printed for a person or serialized for a machine without the sources at hand.
+//! Loading collects all of them before returning, never just the first.
+
+use std::fmt;
+
+use serde::Serialize;
+
+/// Index of a source in a [`SourceMap`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SourceId(pub(crate) u32);
+
+/// A place in a source: 1-based line and column (characters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Loc {
+    /// Which source.
+    pub source: SourceId,
+    /// 1-based line.
+    pub line: u32,
+    /// 1-based column, in characters.
+    pub col: u32,
+}
+
+/// One input text: an environment file or a `--set` argument.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// How a person names it: `environments/dev.yaml`, `--set services.redis.port=1`.
+    pub name: String,
+    /// Its text.
+    pub text: String,
+}
+
+/// All inputs of one load, so locations can be resolved to text.
+#[derive(Debug, Clone, Default)]
+pub struct SourceMap {
+    sources: Vec<Source>,
+}
+
+impl SourceMap {
+    /// Adds a source and returns its id.
+    pub fn add(&mut self, name: impl Into<String>, text: impl Into<String>) -> SourceId {
+        self.sources.push(Source {
+            name: name.into(),
+            text: text.into(),
+        });
+        SourceId(u32::try_from(self.sources.len() - 1).expect("fewer than 2^32 sources"))
+    }
+
+    /// The source behind an id.
+    pub fn get(&self, id: SourceId) -> &Source {
+        &self.sources[id.0 as usize]
+    }
+
+    /// Resolves a location to something printable.
+    pub fn locate(&self, loc: Loc) -> Location {
+        let source = self.get(loc.source);
+        Location {
+            file: source.name.clone(),
+            line: loc.line,
+            column: loc.col,
+            line_text: source
+                .text
+                .lines()
+                .nth(loc.line.saturating_sub(1) as usize)
+                .map(str::to_owned),
+        }
+    }
+}
+
+/// A resolved place: file, line, column and the text of that line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Location {
+    /// The file (or `--set` argument) as a person names it.
+    pub file: String,
+    /// 1-based line.
+    pub line: u32,
+    /// 1-based column.
+    pub column: u32,
+    /// The source line, for the snippet.
+    #[serde(skip)]
+    pub line_text: Option<String>,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.file.starts_with("--set ") {
+            // A flag has no lines; `--set a.b=1:1:5` would read as part of the value.
+            write!(f, "{} (column {})", self.file, self.column)
+        } else {
+            write!(f, "{}:{}:{}", self.file, self.line, self.column)
+        }
+    }
+}
+
+/// One problem: where, which key, what was found, what was expected, what to do.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Diagnostic {
+    /// Where it is; `None` when no file is to blame (an unknown environment name).
+    pub location: Option<Location>,
+    /// The key path, e.g. `services.postgres.port`.
+    pub path: Option<String>,
+    /// What is wrong, naming what was found.
+    pub message: String,
+    /// What was expected instead.
+    pub expected: Option<String>,
+    /// What to do about it.
+    pub help: Option<String>,
+    /// Other places that take part (the other side of a clash).
+    pub notes: Vec<String>,
+}
+
+impl Diagnostic {
+    /// A diagnostic with just a message.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            location: None,
+            path: None,
+            message: message.into(),
+            expected: None,
+            help: None,
+            notes: Vec::new(),
+        }
+    }
+
+    /// Sets the location.
+    pub fn at(mut self, location: Option<Location>) -> Self {
+        self.location = location;
+        self
+    }
+
+    /// Sets the key path.
+    pub fn path(mut self, path: impl Into<String>) -> Self {
+        let path = path.into();
+        self.path = (!path.is_empty()).then_some(path);
+        self
+    }
+
+    /// Says what was expected.
+    pub fn expected(mut self, expected: impl Into<String>) -> Self {
+        self.expected = Some(expected.into());
+        self
+    }
+
+    /// Says what to do.
+    pub fn help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+
+    /// Hides the value at the location in the printed source line: for problems with
+    /// a secret's value, which must never reach a terminal or a CI log.
+    pub fn redact_value(mut self) -> Self {
+        if let Some(loc) = &mut self.location
+            && let Some(text) = &loc.line_text
+        {
+            let keep: String = text
+                .chars()
+                .take(loc.column.saturating_sub(1) as usize)
+                .collect();
+            loc.line_text = Some(format!("{keep}<redacted>"));
+        }
+        self
+    }
+
+    /// Adds a note.
+    pub fn note(mut self, note: impl Into<String>) -> Self {
+        self.notes.push(note.into());
+        self
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("error: ")?;
+        if let Some(location) = &self.location {
+            write!(f, "{location}: ")?;
+        }
+        if let Some(path) = &self.path {
+            write!(f, "{path}: ")?;
+        }
+        f.write_str(&self.message)?;
+        if let Some(location) = &self.location
+            && let Some(text) = &location.line_text
+        {
+            let number = location.line.to_string();
+            let pad = " ".repeat(number.len());
+            let caret_pad: String = text
+                .chars()
+                .take(location.column.saturating_sub(1) as usize)
+                .map(|c| if c == '\t' { '\t' } else { ' ' })
+                .collect();
+            write!(f, "\n{pad} |\n{number} | {text}\n{pad} | {caret_pad}^")?;
+        }
+        if let Some(expected) = &self.expected {
+            write!(f, "\n  = expected: {expected}")?;
+        }
+        for note in &self.notes {
+            write!(f, "\n  = note: {note}")?;
+        }
+        if let Some(help) = &self.help {
+            write!(f, "\n  = help: {help}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Every problem found by one load. Non-empty.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(transparent)]
+pub struct Diagnostics(pub Vec<Diagnostic>);
+
+impl Diagnostics {
+    /// A single problem.
+    pub fn one(d: Diagnostic) -> Self {
+        Self(vec![d])
+    }
+}
+
+impl fmt::Display for Diagnostics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, d) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n\n")?;
+            }
+            write!(f, "{d}")?;
+        }
+        let n = self.0.len();
+        write!(
+            f,
+            "\n\n{n} error{} found; nothing was changed.",
+            if n == 1 { "" } else { "s" }
+        )
+    }
+}
+
+impl std::error::Error for Diagnostics {}
+
+/// The closest of `candidates` to `word`, if close enough to be a likely typo.
+pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|c| (strsim::jaro_winkler(word, c), c))
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn closest_finds_typos_and_rejects_strangers() {
+        let keys = ["port", "version", "image", "replicas"];
+        assert_eq!(closest("prot", keys), Some("port"));
+        assert_eq!(closest("replica", keys), Some("replicas"));
+        assert_eq!(closest("zzz", keys), None);
+    }
+
+    #[test]
+    fn renders_snippet_with_caret() {
+        let mut sources = SourceMap::default();
+        let id = sources.add("environments/dev.yaml", "a: 1\nservices:\n  prot: 5\n");
+        let d = Diagnostic::new("unknown key `prot`")
+            .at(Some(sources.locate(Loc {
+                source: id,
+                line: 3,
+                col: 3,
+            })))
+            .path("services.prot")
+            .help("did you mean `port`?");
+        assert_eq!(
+            d.to_string(),
+            "error: environments/dev.yaml:3:3: services.prot: unknown key `prot`\n  |\n3 |   prot: 5\n  |   ^\n  = help: did you mean `port`?"
+        );
+    }
+}

@@ -1,0 +1,23 @@
+//! controlplane's pure core: environment model, validation, rendering and planning.
+//!
+//! Nothing here does I/O: callers hand in file contents and get back validated models,
+//! rendered files and plans. That keeps it deterministic and fast to test.
+
+pub mod catalog;
+pub mod diag;
+pub mod load;
+pub mod model;
+pub mod names;
+pub mod plan;
+pub mod raw;
+pub mod render;
+pub mod schema;
+pub mod seedspec;
+pub mod serverconf;
+pub mod tree;
+pub mod units;
+mod validate;
+
+pub use diag::{Diagnostic, Diagnostics};
+pub use load::{EnvFile, EnvFiles, Loaded, load, load_base};
+pub use model::Environment;

@@ -1,0 +1,658 @@
+//! The validated environment model: what every other part of controlplane consumes.
+//!
+//! Built only by [`crate::load`] after every check has passed, so its invariants hold:
+//! names are valid, ports do not clash, quantities and durations are parsed, secrets
+//! are references (inline values only in dev), dependencies exist and have no cycle.
+//! It serializes (secrets redacted) for `controlplane config` and as the template context.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::names::{CoreKind, EnvName, ServiceName, StreamName};
+pub use crate::raw::{
+    DestinationKind, LogLevel, Platform, Severity, StreamDiscard, StreamRetention, StreamStorage,
+    Tier, VaultCapability, VaultMode,
+};
+use crate::units::{Cpu, Duration, Memory, SecretRef};
+
+/// One environment, fully resolved.
+#[derive(Debug, Clone, Serialize)]
+pub struct Environment {
+    /// Its name (`dev`).
+    pub name: EnvName,
+    /// Project name (`anumate`).
+    pub project: String,
+    /// What kind of environment.
+    pub tier: Tier,
+    /// Where `up` runs it.
+    pub platform: Platform,
+    /// Kubernetes namespace / compose project.
+    pub namespace: String,
+    /// Domain for default ingress hosts.
+    pub domain: String,
+    /// The core services (absent when disabled).
+    pub services: CoreServices,
+    /// Enabled application services.
+    pub apps: BTreeMap<ServiceName, App>,
+    /// Enabled extra containers.
+    pub extras: BTreeMap<ServiceName, Extra>,
+    /// The monitoring stack, when enabled.
+    pub monitoring: Option<Monitoring>,
+    /// JetStream streams.
+    pub streams: BTreeMap<StreamName, Stream>,
+    /// Vault configuration for `seed`.
+    pub vault: VaultConfig,
+    /// Backups, when enabled.
+    pub backup: Option<Backup>,
+    /// Alert rules.
+    pub alerts: Alerts,
+    /// Dashboards.
+    pub dashboards: Dashboards,
+}
+
+impl Environment {
+    /// Every service name in this environment (core, apps, extras, monitoring).
+    pub fn service_names(&self) -> Vec<ServiceName> {
+        let mut names: Vec<ServiceName> = self
+            .services
+            .enabled()
+            .into_iter()
+            .map(ServiceName::core)
+            .collect();
+        names.extend(self.apps.keys().cloned());
+        names.extend(self.extras.keys().cloned());
+        if let Some(m) = &self.monitoring {
+            names.extend(m.components().into_iter().map(|(n, _)| n));
+        }
+        names
+    }
+}
+
+impl Environment {
+    /// What each service needs started first: declared `depends_on` of apps and
+    /// extras, plus the exporters' databases. Only services of this environment.
+    pub fn dependencies(&self) -> BTreeMap<ServiceName, Vec<ServiceName>> {
+        let mut deps: BTreeMap<ServiceName, Vec<ServiceName>> = self
+            .service_names()
+            .into_iter()
+            .map(|n| (n, Vec::new()))
+            .collect();
+        for (n, a) in &self.apps {
+            deps.insert(n.clone(), a.depends_on.clone());
+        }
+        for (n, e) in &self.extras {
+            deps.insert(n.clone(), e.depends_on.clone());
+        }
+        for (exporter, target) in [
+            ("postgres-exporter", CoreKind::Postgres),
+            ("redis-exporter", CoreKind::Redis),
+        ] {
+            let exporter = ServiceName::new(exporter).expect("static name");
+            if let Some(d) = deps.get_mut(&exporter)
+                && self.services.common(target).is_some()
+            {
+                d.push(ServiceName::core(target));
+            }
+        }
+        deps
+    }
+
+    /// `services` and everything they need, transitively.
+    pub fn with_dependencies(&self, services: &[ServiceName]) -> Vec<ServiceName> {
+        let deps = self.dependencies();
+        let mut out: Vec<ServiceName> = Vec::new();
+        let mut todo: Vec<ServiceName> = services.to_vec();
+        while let Some(s) = todo.pop() {
+            if out.contains(&s) {
+                continue;
+            }
+            if let Some(d) = deps.get(&s) {
+                todo.extend(d.iter().cloned());
+            }
+            out.push(s);
+        }
+        out.sort();
+        out
+    }
+}
+
+/// The four core services; `None` when disabled.
+#[derive(Debug, Clone, Serialize)]
+pub struct CoreServices {
+    /// PostgreSQL.
+    pub postgres: Option<Postgres>,
+    /// Redis.
+    pub redis: Option<Redis>,
+    /// NATS JetStream.
+    pub nats: Option<Nats>,
+    /// Vault / OpenBao.
+    pub vault: Option<Vault>,
+}
+
+impl CoreServices {
+    /// The enabled kinds, in start order.
+    pub fn enabled(&self) -> Vec<CoreKind> {
+        CoreKind::ALL
+            .into_iter()
+            .filter(|k| self.common(*k).is_some())
+            .collect()
+    }
+
+    /// The shared settings of one service, when enabled.
+    pub fn common(&self, kind: CoreKind) -> Option<&ServiceCommon> {
+        match kind {
+            CoreKind::Postgres => self.postgres.as_ref().map(|s| &s.common),
+            CoreKind::Redis => self.redis.as_ref().map(|s| &s.common),
+            CoreKind::Nats => self.nats.as_ref().map(|s| &s.common),
+            CoreKind::Vault => self.vault.as_ref().map(|s| &s.common),
+        }
+    }
+}
+
+/// Settings every core service has.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceCommon {
+    /// Server version (`15`).
+    pub version: String,
+    /// Container image.
+    pub image: String,
+    /// Listening port.
+    pub port: u16,
+    /// Replicas on Kubernetes.
+    pub replicas: u32,
+    /// Volume size on Kubernetes.
+    pub storage: Memory,
+    /// Requests and limits.
+    pub resources: Resources,
+}
+
+/// PostgreSQL.
+#[derive(Debug, Clone, Serialize)]
+pub struct Postgres {
+    /// Shared settings.
+    #[serde(flatten)]
+    pub common: ServiceCommon,
+    /// Database name.
+    pub database: String,
+    /// Owner role.
+    pub admin_role: String,
+    /// Application role (RLS applies).
+    pub app_role: String,
+    /// Read-only role.
+    pub readonly_role: String,
+    /// Backup role (BYPASSRLS).
+    pub backup_role: String,
+    /// Bootstrap superuser (`postgres`) password.
+    pub superuser_password: SecretRef,
+    /// Admin password.
+    pub admin_password: SecretRef,
+    /// App password.
+    pub app_password: SecretRef,
+    /// Read-only password.
+    pub readonly_password: SecretRef,
+    /// Backup password.
+    pub backup_password: SecretRef,
+    /// Extra server settings.
+    pub settings: BTreeMap<String, String>,
+}
+
+/// Redis.
+#[derive(Debug, Clone, Serialize)]
+pub struct Redis {
+    /// Shared settings.
+    #[serde(flatten)]
+    pub common: ServiceCommon,
+    /// Admin ACL user's password.
+    pub admin_password: SecretRef,
+    /// App ACL user's password.
+    pub app_password: SecretRef,
+    /// `maxmemory`.
+    pub maxmemory: Option<String>,
+    /// `maxmemory-policy`.
+    pub maxmemory_policy: Option<String>,
+}
+
+/// NATS with JetStream.
+#[derive(Debug, Clone, Serialize)]
+pub struct Nats {
+    /// Shared settings.
+    #[serde(flatten)]
+    pub common: ServiceCommon,
+    /// HTTP monitoring port.
+    pub monitor_port: u16,
+    /// Application user.
+    pub app_user: String,
+    /// Application user's password.
+    pub app_password: SecretRef,
+    /// Admin user's password.
+    pub admin_password: SecretRef,
+    /// JetStream memory limit.
+    pub max_memory: Memory,
+    /// JetStream file limit.
+    pub max_file: Memory,
+}
+
+/// Vault / OpenBao.
+#[derive(Debug, Clone, Serialize)]
+pub struct Vault {
+    /// Shared settings.
+    #[serde(flatten)]
+    pub common: ServiceCommon,
+    /// Raft cluster port.
+    pub cluster_port: u16,
+    /// Storage mode.
+    pub mode: VaultMode,
+    /// Binary for the process driver.
+    pub binary: String,
+    /// Dev-mode root token (dev tier only).
+    pub dev_root_token: Option<SecretRef>,
+    /// Where unseal keys live.
+    pub unseal: UnsealKeys,
+}
+
+/// Where Vault's unseal keys live.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase", tag = "from", content = "name")]
+pub enum UnsealKeys {
+    /// In the state directory, mode 0600 (dev only).
+    State,
+    /// Comma-separated in an environment variable; never written to disk.
+    Env(String),
+}
+
+/// CPU and memory requests and limits.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Resources {
+    /// Requests.
+    pub requests: Amounts,
+    /// Limits.
+    pub limits: Amounts,
+}
+
+/// A CPU and memory pair; either may be unset.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Amounts {
+    /// CPU.
+    pub cpu: Option<Cpu>,
+    /// Memory.
+    pub memory: Option<Memory>,
+}
+
+/// An application service.
+#[derive(Debug, Clone, Serialize)]
+pub struct App {
+    /// Image without tag.
+    pub image: String,
+    /// Tag.
+    pub tag: String,
+    /// HTTP port.
+    pub port: u16,
+    /// Metrics port.
+    pub metrics_port: u16,
+    /// Replicas (the HPA floor when autoscaling).
+    pub replicas: u32,
+    /// Requests and limits.
+    pub resources: Resources,
+    /// Autoscaling, when enabled.
+    pub autoscaling: Option<Autoscaling>,
+    /// PodDisruptionBudget, when enabled.
+    pub disruption_budget: Option<DisruptionBudget>,
+    /// Health endpoints.
+    pub health: HealthPaths,
+    /// Ingress, when enabled.
+    pub ingress: Option<Ingress>,
+    /// Log level.
+    pub log_level: LogLevel,
+    /// Plain environment.
+    pub env: BTreeMap<String, String>,
+    /// Secret environment: variable to reference.
+    pub secrets: BTreeMap<String, SecretRef>,
+    /// What it needs first.
+    pub depends_on: Vec<ServiceName>,
+}
+
+/// Horizontal pod autoscaling.
+#[derive(Debug, Clone, Serialize)]
+pub struct Autoscaling {
+    /// Floor.
+    pub min_replicas: u32,
+    /// Ceiling.
+    pub max_replicas: u32,
+    /// Target CPU utilisation percent.
+    pub cpu_utilization: Option<u8>,
+    /// Target memory utilisation percent.
+    pub memory_utilization: Option<u8>,
+}
+
+/// PodDisruptionBudget.
+#[derive(Debug, Clone, Serialize)]
+pub struct DisruptionBudget {
+    /// Pods that must stay available.
+    pub min_available: u32,
+}
+
+/// Health endpoints.
+#[derive(Debug, Clone, Serialize)]
+pub struct HealthPaths {
+    /// Liveness path.
+    pub liveness: String,
+    /// Readiness path.
+    pub readiness: String,
+    /// Seconds before the first probe.
+    pub initial_delay_seconds: u32,
+    /// Seconds between probes.
+    pub period_seconds: u32,
+}
+
+/// Ingress.
+#[derive(Debug, Clone, Serialize)]
+pub struct Ingress {
+    /// Host.
+    pub host: String,
+    /// Path prefix.
+    pub path: String,
+    /// Ingress class.
+    pub class: String,
+    /// TLS via cert-manager.
+    pub tls: bool,
+    /// cert-manager ClusterIssuer.
+    pub cluster_issuer: Option<String>,
+}
+
+/// A generic extra container.
+#[derive(Debug, Clone, Serialize)]
+pub struct Extra {
+    /// Image with tag.
+    pub image: String,
+    /// Command override.
+    pub command: Option<Vec<String>>,
+    /// Arguments override.
+    pub args: Option<Vec<String>>,
+    /// Named ports.
+    pub ports: BTreeMap<String, u16>,
+    /// Plain environment.
+    pub env: BTreeMap<String, String>,
+    /// Secret environment.
+    pub secrets: BTreeMap<String, SecretRef>,
+    /// Health check.
+    pub health: Option<ExtraHealth>,
+    /// Volumes: name to mount path.
+    pub volumes: BTreeMap<String, String>,
+    /// Volume size on Kubernetes.
+    pub storage: Memory,
+    /// Replicas on Kubernetes.
+    pub replicas: u32,
+    /// Requests and limits.
+    pub resources: Resources,
+    /// What it needs first.
+    pub depends_on: Vec<ServiceName>,
+    /// Port name serving `/metrics`.
+    pub metrics_port: Option<String>,
+}
+
+/// Health check of an extra container.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "lowercase", tag = "kind")]
+pub enum ExtraHealth {
+    /// HTTP GET, 2xx is healthy.
+    Http {
+        /// Port name.
+        port_name: String,
+        /// Port number.
+        port: u16,
+        /// Path, starting with `/`.
+        path: String,
+    },
+    /// TCP connect.
+    Tcp {
+        /// Port name.
+        port_name: String,
+        /// Port number.
+        port: u16,
+    },
+    /// A command inside the container, exit 0 is healthy.
+    Command {
+        /// argv.
+        argv: Vec<String>,
+    },
+}
+
+/// The monitoring stack.
+#[derive(Debug, Clone, Serialize)]
+pub struct Monitoring {
+    /// Scrape interval.
+    pub scrape_interval: Duration,
+    /// Rule evaluation interval.
+    pub evaluation_interval: Duration,
+    /// Prometheus.
+    pub prometheus: Option<Component>,
+    /// Alertmanager.
+    pub alertmanager: Option<Component>,
+    /// Grafana.
+    pub grafana: Option<Component>,
+    /// postgres_exporter.
+    pub postgres_exporter: Option<Component>,
+    /// redis_exporter.
+    pub redis_exporter: Option<Component>,
+    /// Alertmanager webhook.
+    pub webhook_url: Option<SecretRef>,
+    /// Grafana admin password.
+    pub grafana_admin_password: SecretRef,
+}
+
+impl Monitoring {
+    /// The enabled components with their service names.
+    pub fn components(&self) -> Vec<(ServiceName, &Component)> {
+        [
+            ("prometheus", &self.prometheus),
+            ("alertmanager", &self.alertmanager),
+            ("grafana", &self.grafana),
+            ("postgres-exporter", &self.postgres_exporter),
+            ("redis-exporter", &self.redis_exporter),
+        ]
+        .into_iter()
+        .filter_map(|(n, c)| {
+            c.as_ref()
+                .map(|c| (ServiceName::new(n).expect("static names are valid"), c))
+        })
+        .collect()
+    }
+}
+
+/// A monitoring component.
+#[derive(Debug, Clone, Serialize)]
+pub struct Component {
+    /// Image with tag.
+    pub image: String,
+    /// Port.
+    pub port: u16,
+    /// Requests and limits.
+    pub resources: Resources,
+}
+
+/// A JetStream stream.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Stream {
+    /// Subjects.
+    pub subjects: Vec<String>,
+    /// Retention policy.
+    pub retention: StreamRetention,
+    /// Maximum message age.
+    pub max_age: Duration,
+    /// Maximum bytes.
+    pub max_bytes: Option<u64>,
+    /// Maximum messages.
+    pub max_msgs: Option<i64>,
+    /// Storage backend.
+    pub storage: StreamStorage,
+    /// Replicas.
+    pub replicas: u8,
+    /// Discard policy.
+    pub discard: StreamDiscard,
+    /// Duplicate window.
+    pub duplicate_window: Duration,
+    /// Consumer lag alert threshold.
+    pub max_consumer_lag: u64,
+}
+
+/// Vault configuration applied by `seed`.
+#[derive(Debug, Clone, Serialize)]
+pub struct VaultConfig {
+    /// KV v2 mount.
+    pub kv_mount: String,
+    /// Transit mount.
+    pub transit_mount: String,
+    /// Global transit keys.
+    pub keys: Vec<String>,
+    /// Policies: name to rules.
+    pub policies: BTreeMap<String, Vec<PolicyRule>>,
+    /// The app's AppRole.
+    pub app_role: AppRole,
+    /// File audit device log path.
+    pub audit_log: String,
+}
+
+/// One policy rule.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PolicyRule {
+    /// API path.
+    pub path: String,
+    /// Capabilities.
+    pub capabilities: Vec<VaultCapability>,
+}
+
+/// The app's AppRole.
+#[derive(Debug, Clone, Serialize)]
+pub struct AppRole {
+    /// Role name.
+    pub name: String,
+    /// Attached policies.
+    pub policies: Vec<String>,
+    /// Token TTL.
+    pub token_ttl: Duration,
+    /// Token max TTL.
+    pub token_max_ttl: Duration,
+}
+
+/// Backups.
+#[derive(Debug, Clone, Serialize)]
+pub struct Backup {
+    /// Cron schedule.
+    pub schedule: Schedule,
+    /// Services to back up.
+    pub services: Vec<CoreKind>,
+    /// GFS retention.
+    pub retention: Retention,
+    /// zstd level.
+    pub compression_level: u8,
+    /// age recipients.
+    pub encrypt_to: Vec<String>,
+    /// Destinations by name.
+    pub destinations: BTreeMap<String, Destination>,
+    /// Alert when the newest backup is older than this.
+    pub max_age: Duration,
+}
+
+/// A validated five-field cron schedule (UTC).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Schedule {
+    /// The expression.
+    pub cron: String,
+    /// The longest gap between two consecutive runs.
+    pub max_interval: Duration,
+}
+
+/// GFS retention counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Retention {
+    /// Daily backups kept.
+    pub daily: u32,
+    /// Weekly backups kept.
+    pub weekly: u32,
+    /// Monthly backups kept.
+    pub monthly: u32,
+}
+
+/// A backup destination.
+#[derive(Debug, Clone, Serialize)]
+pub struct Destination {
+    /// Kind.
+    #[serde(rename = "type")]
+    pub kind: DestinationKind,
+    /// Local directory (for `local`).
+    pub path: Option<String>,
+    /// Bucket (object stores).
+    pub bucket: Option<String>,
+    /// Key prefix.
+    pub prefix: String,
+    /// S3 region.
+    pub region: Option<String>,
+    /// Endpoint URL.
+    pub endpoint: Option<String>,
+    /// Access key id.
+    pub access_key_id: Option<SecretRef>,
+    /// Secret access key.
+    pub secret_access_key: Option<SecretRef>,
+}
+
+/// Alert rules.
+#[derive(Debug, Clone, Serialize)]
+pub struct Alerts {
+    /// Built-in rules, all of them (disabled ones have `enabled: false`).
+    pub rules: BTreeMap<String, Rule>,
+    /// Your own rules.
+    pub custom: Vec<CustomRule>,
+}
+
+/// Settings of one built-in rule.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Rule {
+    /// Rendered at all.
+    pub enabled: bool,
+    /// Alert name (`HighErrorRate`).
+    pub alert: String,
+    /// Hold duration.
+    #[serde(rename = "for")]
+    pub for_: Duration,
+    /// Severity.
+    pub severity: Severity,
+    /// Threshold (meaning depends on the rule).
+    pub threshold: f64,
+}
+
+/// A rule of your own.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CustomRule {
+    /// Alert name.
+    pub alert: String,
+    /// PromQL.
+    pub expr: String,
+    /// Hold duration.
+    #[serde(rename = "for")]
+    pub for_: Duration,
+    /// Severity.
+    pub severity: Severity,
+    /// Summary.
+    pub summary: String,
+}
+
+/// Dashboards.
+#[derive(Debug, Clone, Serialize)]
+pub struct Dashboards {
+    /// Rendered at all.
+    pub enabled: bool,
+    /// Refresh interval.
+    pub refresh: Duration,
+    /// Time range.
+    pub time_range: Duration,
+    /// Boards by name (enabled ones only) with hidden panels.
+    pub boards: BTreeMap<String, Board>,
+}
+
+/// One dashboard.
+#[derive(Debug, Clone, Serialize)]
+pub struct Board {
+    /// Panel ids left out.
+    pub hide_panels: Vec<String>,
+}

@@ -1,0 +1,188 @@
+//! Typed names: environment names, service names and kinds, stream names.
+//!
+//! No bare `String` crosses a module boundary where one of these is meant; each
+//! constructor checks the syntax once so later code can rely on it.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Checks a DNS-1123 label (Kubernetes object names, container names): lowercase
+/// alphanumerics and `-`, starting and ending with an alphanumeric, at most 63 chars.
+pub fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+macro_rules! string_newtype {
+    ($(#[$meta:meta])* $name:ident) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            /// The name as text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+    };
+}
+
+string_newtype! {
+    /// An environment's name: the stem of `environments/<name>.yaml` (`dev`, `staging`).
+    EnvName
+}
+
+impl EnvName {
+    /// Accepts DNS labels other than `base` (which names the shared layer, not an
+    /// environment) and `schema`.
+    pub fn new(s: &str) -> Result<Self, String> {
+        if s == "base" || s == "schema" {
+            return Err(format!("`{s}` is reserved and cannot name an environment"));
+        }
+        if !is_dns_label(s) {
+            return Err(format!(
+                "`{s}` is not a valid environment name: use lowercase letters, digits and `-`"
+            ));
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    /// The name the shared layer (`base.yaml`) renders under, for the Kustomize base.
+    pub fn base() -> Self {
+        Self("base".to_owned())
+    }
+}
+
+string_newtype! {
+    /// The name of a service in an environment: a core service (`postgres`), an app, an
+    /// extra container or a monitoring component. A DNS label.
+    ServiceName
+}
+
+impl ServiceName {
+    /// Accepts DNS labels.
+    pub fn new(s: &str) -> Result<Self, String> {
+        if is_dns_label(s) {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(format!(
+                "`{s}` is not a valid service name: use lowercase letters, digits and `-` \
+                 (at most 63), starting and ending with a letter or digit"
+            ))
+        }
+    }
+
+    /// The name of a core service.
+    pub fn core(kind: CoreKind) -> Self {
+        Self(kind.as_str().to_owned())
+    }
+}
+
+string_newtype! {
+    /// A JetStream stream name (`CAPSULE_EVENTS`).
+    StreamName
+}
+
+impl StreamName {
+    /// Accepts letters, digits, `_` and `-`.
+    pub fn new(s: &str) -> Result<Self, String> {
+        if !s.is_empty()
+            && s.len() <= 255
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(format!(
+                "`{s}` is not a valid stream name: use letters, digits, `_` and `-`"
+            ))
+        }
+    }
+}
+
+/// The four core services every environment runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CoreKind {
+    /// PostgreSQL.
+    Postgres,
+    /// Redis.
+    Redis,
+    /// NATS with JetStream.
+    Nats,
+    /// Vault-compatible secrets server.
+    Vault,
+}
+
+impl CoreKind {
+    /// All four, in start order.
+    pub const ALL: [CoreKind; 4] = [
+        CoreKind::Postgres,
+        CoreKind::Redis,
+        CoreKind::Nats,
+        CoreKind::Vault,
+    ];
+
+    /// The service name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CoreKind::Postgres => "postgres",
+            CoreKind::Redis => "redis",
+            CoreKind::Nats => "nats",
+            CoreKind::Vault => "vault",
+        }
+    }
+
+    /// Parses a service name.
+    pub fn from_name(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+impl fmt::Display for CoreKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dns_labels() {
+        assert!(is_dns_label("capsule-registry"));
+        assert!(is_dns_label("a1"));
+        assert!(!is_dns_label("Capsule"));
+        assert!(!is_dns_label("-a"));
+        assert!(!is_dns_label("a-"));
+        assert!(!is_dns_label(""));
+        assert!(!is_dns_label(&"a".repeat(64)));
+    }
+
+    #[test]
+    fn env_names() {
+        assert!(EnvName::new("dev").is_ok());
+        assert!(EnvName::new("base").is_err());
+        assert!(EnvName::new("Prod").is_err());
+    }
+}

@@ -1,0 +1,318 @@
+//! The template context: the environment plus values derived from it once, in Rust,
+//! so templates stay declarative (secret wiring, server configs, labels, images).
+//!
+//! Secrets appear only as bindings: which variable of which workload comes from which
+//! reference. No secret value is ever in the context.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::model::{Environment, Tier};
+use crate::names::CoreKind;
+use crate::serverconf::{self, Layout};
+use crate::units::SecretRef;
+
+/// One secret environment variable of one workload.
+#[derive(Debug, Clone, Serialize)]
+pub struct SecretBinding {
+    /// Variable inside the container (`POSTGRES_PASSWORD`).
+    pub var: String,
+    /// The model key path it comes from (`services.postgres.superuser_password`).
+    pub path: String,
+    /// The reference, printable (`vault://...`, `env://NAME`, `generate`, `<redacted>`).
+    pub reference: String,
+    /// `vault` (an ExternalSecret syncs it) or `fill` (a Secret controlplane fills at
+    /// apply time from `env://`, `generate` or a dev value).
+    pub source: &'static str,
+    /// For `vault`: the KV path and key.
+    pub vault_path: Option<String>,
+    /// For `vault`: the key.
+    pub vault_key: Option<String>,
+    /// The Kubernetes Secret holding it (`<workload>-vault` or `<workload>-secrets`).
+    pub k8s_secret: String,
+    /// The key inside that Secret.
+    pub k8s_key: String,
+    /// The host variable docker-compose interpolates (`${NAME}`).
+    pub compose_var: String,
+}
+
+/// The host variable name compose reads for a secret: `env://NAME` keeps its name;
+/// anything else gets `CP_SECRET_<PATH>`.
+pub fn compose_var(path: &str, r: &SecretRef) -> String {
+    match r {
+        SecretRef::Env { name } => name.clone(),
+        _ => format!(
+            "CP_SECRET_{}",
+            path.chars()
+                .map(|c| if c.is_ascii_alphanumeric() {
+                    c.to_ascii_uppercase()
+                } else {
+                    '_'
+                })
+                .collect::<String>()
+        ),
+    }
+}
+
+fn binding(workload: &str, var: &str, path: &str, r: &SecretRef) -> SecretBinding {
+    let (source, vault_path, vault_key, k8s_secret) = match r {
+        SecretRef::Vault { path, key } => (
+            "vault",
+            Some(path.clone()),
+            Some(key.clone()),
+            format!("{workload}-vault"),
+        ),
+        _ => ("fill", None, None, format!("{workload}-secrets")),
+    };
+    SecretBinding {
+        var: var.to_owned(),
+        path: path.to_owned(),
+        reference: r.to_string(),
+        source,
+        vault_path,
+        vault_key,
+        k8s_secret,
+        k8s_key: var.to_owned(),
+        compose_var: compose_var(path, r),
+    }
+}
+
+/// Every workload's secret bindings, by workload name.
+pub fn secret_bindings(env: &Environment) -> BTreeMap<String, Vec<SecretBinding>> {
+    let mut out: BTreeMap<String, Vec<SecretBinding>> = BTreeMap::new();
+    let mut add = |w: &str, var: &str, path: &str, r: &SecretRef| {
+        out.entry(w.to_owned())
+            .or_default()
+            .push(binding(w, var, path, r));
+    };
+    let s = &env.services;
+    if let Some(pg) = &s.postgres {
+        add(
+            "postgres",
+            "POSTGRES_PASSWORD",
+            "services.postgres.superuser_password",
+            &pg.superuser_password,
+        );
+    }
+    if let Some(r) = &s.redis {
+        add(
+            "redis",
+            "REDIS_ADMIN_PASSWORD",
+            "services.redis.admin_password",
+            &r.admin_password,
+        );
+    }
+    if let Some(n) = &s.nats {
+        add(
+            "nats",
+            serverconf::NATS_ADMIN_PASSWORD_VAR,
+            "services.nats.admin_password",
+            &n.admin_password,
+        );
+        add(
+            "nats",
+            serverconf::NATS_APP_PASSWORD_VAR,
+            "services.nats.app_password",
+            &n.app_password,
+        );
+    }
+    if let Some(v) = &s.vault
+        && let Some(t) = &v.dev_root_token
+    {
+        add(
+            "vault",
+            "BAO_DEV_ROOT_TOKEN_ID",
+            "services.vault.dev_root_token",
+            t,
+        );
+    }
+    for (name, app) in &env.apps {
+        for (var, r) in &app.secrets {
+            add(name.as_str(), var, &format!("apps.{name}.secrets.{var}"), r);
+        }
+    }
+    for (name, e) in &env.extras {
+        for (var, r) in &e.secrets {
+            add(
+                name.as_str(),
+                var,
+                &format!("extras.{name}.secrets.{var}"),
+                r,
+            );
+        }
+    }
+    if let Some(m) = &env.monitoring {
+        if m.grafana.is_some() {
+            add(
+                "grafana",
+                "GF_SECURITY_ADMIN_PASSWORD",
+                "monitoring.grafana_admin_password",
+                &m.grafana_admin_password,
+            );
+        }
+        if let (Some(_), Some(pg)) = (&m.postgres_exporter, &s.postgres) {
+            add(
+                "postgres-exporter",
+                "DATA_SOURCE_PASS",
+                "services.postgres.readonly_password",
+                &pg.readonly_password,
+            );
+        }
+        if let (Some(_), Some(r)) = (&m.redis_exporter, &s.redis) {
+            add(
+                "redis-exporter",
+                "REDIS_PASSWORD",
+                "services.redis.admin_password",
+                &r.admin_password,
+            );
+        }
+        if let (Some(_), Some(w)) = (&m.alertmanager, &m.webhook_url) {
+            add("alertmanager", "WEBHOOK_URL", "monitoring.webhook_url", w);
+        }
+    }
+    out
+}
+
+/// Server configuration files as containers see them (bind `0.0.0.0`, `/data`).
+fn container_configs(env: &Environment) -> Value {
+    let layout = |data: &str| Layout {
+        bind: "0.0.0.0".into(),
+        advertise: "127.0.0.1".into(),
+        data_dir: data.into(),
+        run_dir: "/run/controlplane".into(),
+        client_networks: vec!["0.0.0.0/0".into(), "::/0".into()],
+    };
+    let s = &env.services;
+    let mut c = serde_json::Map::new();
+    if let Some(pg) = &s.postgres {
+        let l = layout("/var/lib/postgresql/data");
+        c.insert(
+            "postgresql_conf".into(),
+            json!(serverconf::postgresql_conf(env, pg, &l)),
+        );
+        c.insert(
+            "pg_hba_conf".into(),
+            json!(serverconf::pg_hba_conf(env, &l)),
+        );
+    }
+    if let Some(r) = &s.redis {
+        c.insert(
+            "redis_conf".into(),
+            json!(serverconf::redis_conf(env, r, &layout("/data"))),
+        );
+    }
+    if let Some(n) = &s.nats {
+        c.insert(
+            "nats_conf".into(),
+            json!(serverconf::nats_conf(env, n, &layout("/data/jetstream"))),
+        );
+    }
+    if let Some(v) = &s.vault {
+        let mut l = layout("/openbao/data");
+        // In a cluster, peers reach Vault by its Service name.
+        l.advertise = "vault".into();
+        c.insert("vault_hcl".into(), json!(serverconf::vault_hcl(env, v, &l)));
+    }
+    Value::Object(c)
+}
+
+/// Ports each core service listens on, by name (for Services and probes).
+fn core_ports(env: &Environment) -> Value {
+    let mut out = serde_json::Map::new();
+    for kind in env.services.enabled() {
+        let c = env.services.common(kind).expect("enabled");
+        let mut ports = serde_json::Map::new();
+        match kind {
+            CoreKind::Postgres => {
+                ports.insert("postgres".into(), json!(c.port));
+            }
+            CoreKind::Redis => {
+                ports.insert("redis".into(), json!(c.port));
+            }
+            CoreKind::Nats => {
+                ports.insert("client".into(), json!(c.port));
+                ports.insert(
+                    "monitor".into(),
+                    json!(env.services.nats.as_ref().expect("enabled").monitor_port),
+                );
+            }
+            CoreKind::Vault => {
+                ports.insert("http".into(), json!(c.port));
+                ports.insert(
+                    "cluster".into(),
+                    json!(env.services.vault.as_ref().expect("enabled").cluster_port),
+                );
+            }
+        }
+        out.insert(kind.as_str().into(), Value::Object(ports));
+    }
+    Value::Object(out)
+}
+
+/// Requests and limits as Kubernetes wants them: unset values left out.
+fn k8s_resources(r: &crate::model::Resources) -> Value {
+    let amounts = |a: &crate::model::Amounts| {
+        let mut m = serde_json::Map::new();
+        if let Some(c) = &a.cpu {
+            m.insert("cpu".into(), json!(c.as_str()));
+        }
+        if let Some(mem) = &a.memory {
+            m.insert("memory".into(), json!(mem.as_str()));
+        }
+        m
+    };
+    let mut out = serde_json::Map::new();
+    for (k, a) in [("requests", &r.requests), ("limits", &r.limits)] {
+        let m = amounts(a);
+        if !m.is_empty() {
+            out.insert(k.into(), Value::Object(m));
+        }
+    }
+    Value::Object(out)
+}
+
+/// Every workload's resources, by name.
+fn resources(env: &Environment) -> Value {
+    let mut out = serde_json::Map::new();
+    for kind in env.services.enabled() {
+        out.insert(
+            kind.as_str().into(),
+            k8s_resources(&env.services.common(kind).expect("enabled").resources),
+        );
+    }
+    for (n, a) in &env.apps {
+        out.insert(n.to_string(), k8s_resources(&a.resources));
+    }
+    for (n, e) in &env.extras {
+        out.insert(n.to_string(), k8s_resources(&e.resources));
+    }
+    if let Some(m) = &env.monitoring {
+        for (n, c) in m.components() {
+            out.insert(n.to_string(), k8s_resources(&c.resources));
+        }
+    }
+    Value::Object(out)
+}
+
+/// The whole context for one environment.
+pub fn build(env: &Environment) -> Value {
+    let bindings = secret_bindings(env);
+    json!({
+        "env": env,
+        "name": env.name,
+        "project": env.project,
+        "namespace": env.namespace,
+        "dev": env.tier == Tier::Dev,
+        "secrets": bindings,
+        "configs": container_configs(env),
+        "ports": core_ports(env),
+        "resources": resources(env),
+        "core": env.services.enabled().iter().map(|k| k.as_str()).collect::<Vec<_>>(),
+        "labels": {
+            "app.kubernetes.io/part-of": env.project,
+            "app.kubernetes.io/managed-by": "controlplane",
+        },
+    })
+}

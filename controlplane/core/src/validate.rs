@@ -1,0 +1,1661 @@
+//! Semantic validation: raw environment -> [`Environment`], or every problem found.
+//!
+//! Structural problems (unknown keys, wrong types) were caught by the schema check;
+//! here are the rules that need the whole picture: defaults, secrets policy per tier,
+//! port clashes, cron syntax, retention, disruption budgets, dependencies.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::catalog::{BOARDS, RULES, ThresholdUnit};
+use crate::diag::{Diagnostic, Loc, SourceMap, closest};
+use crate::model::*;
+use crate::names::{CoreKind, EnvName, ServiceName, StreamName, is_dns_label};
+use crate::raw::{self, RawEnvironment, RawResources};
+use crate::tree::{Node, Path, PathSeg};
+use crate::units::{Cpu, Duration, Memory, SecretRef};
+
+/// Collects problems and resolves key paths to locations in the merged tree.
+pub(crate) struct Cx<'a> {
+    tree: &'a Node,
+    sources: &'a SourceMap,
+    /// Where to point when a missing key has no better place: the environment file.
+    fallback: Loc,
+    tier: Tier,
+    pub(crate) errors: Vec<Diagnostic>,
+}
+
+impl<'a> Cx<'a> {
+    pub(crate) fn new(tree: &'a Node, sources: &'a SourceMap, fallback: Loc) -> Self {
+        Self {
+            tree,
+            sources,
+            fallback,
+            tier: Tier::Dev,
+            errors: Vec::new(),
+        }
+    }
+
+    fn path(p: &str) -> Path {
+        Path::keys(p)
+    }
+
+    /// The location of a key path: a scalar value if present, else the key of the
+    /// deepest mapping reached; the environment file when nothing of it exists.
+    fn loc(&self, path: &str) -> crate::diag::Location {
+        let segs = Self::path(path).0;
+        let loc = match segs.first() {
+            Some(PathSeg::Key(first)) if self.tree.get(first).is_some() => self.tree.locate(&segs),
+            _ => self.fallback,
+        };
+        self.sources.locate(loc)
+    }
+
+    /// The location of a key itself (for "this key should not be here").
+    fn key_loc(&self, path: &str) -> crate::diag::Location {
+        let segs = Self::path(path).0;
+        if let Some((PathSeg::Key(last), parent)) = segs.split_last() {
+            let (node, complete) = self.tree.walk(parent);
+            if complete && let Some(k) = node.key(last) {
+                return self.sources.locate(k.loc);
+            }
+        }
+        self.loc(path)
+    }
+
+    fn err(&mut self, path: &str, message: impl Into<String>) -> &mut Diagnostic {
+        let d = Diagnostic::new(message).at(Some(self.loc(path))).path(path);
+        self.errors.push(d);
+        self.errors.last_mut().expect("just pushed")
+    }
+
+    fn duration(&mut self, path: &str, value: Option<&str>, default: &str) -> Duration {
+        let text = value.unwrap_or(default);
+        Duration::parse(text).unwrap_or_else(|e| {
+            let d = self.err(path, e);
+            d.expected = Some("a duration like `30s`, `5m`, `1h30m` or `7d`".into());
+            Duration::from_secs(0)
+        })
+    }
+
+    fn memory(&mut self, path: &str, value: Option<&str>, default: &str) -> Memory {
+        let text = value.unwrap_or(default);
+        Memory::parse(text).unwrap_or_else(|e| {
+            let d = self.err(path, e);
+            d.expected = Some("a memory quantity like `64Mi`, `1Gi` or `512M`".into());
+            Memory::parse(default).expect("defaults are valid")
+        })
+    }
+
+    fn resources(&mut self, path: &str, raw: Option<&RawResources>) -> Resources {
+        let Some(raw) = raw else {
+            return Resources::default();
+        };
+        let mut amounts = |which: &str, r: Option<&raw::RawResourceAmounts>| {
+            let mut a = Amounts::default();
+            if let Some(r) = r {
+                if let Some(cpu) = &r.cpu {
+                    let p = format!("{path}.{which}.cpu");
+                    match Cpu::parse(cpu) {
+                        Ok(c) => a.cpu = Some(c),
+                        Err(e) => {
+                            self.err(&p, e).expected =
+                                Some("a CPU quantity like `50m`, `0.5` or `2`".into());
+                        }
+                    }
+                }
+                if let Some(mem) = &r.memory {
+                    let p = format!("{path}.{which}.memory");
+                    match Memory::parse(mem) {
+                        Ok(m) => a.memory = Some(m),
+                        Err(e) => {
+                            self.err(&p, e).expected =
+                                Some("a memory quantity like `64Mi`, `1Gi` or `512M`".into());
+                        }
+                    }
+                }
+            }
+            a
+        };
+        let requests = amounts("requests", raw.requests.as_ref());
+        let limits = amounts("limits", raw.limits.as_ref());
+        if let (Some(r), Some(l)) = (&requests.cpu, &limits.cpu)
+            && l.millis() < r.millis()
+        {
+            self.err(
+                &format!("{path}.limits.cpu"),
+                format!(
+                    "the CPU limit {} is below the request {}",
+                    l.as_str(),
+                    r.as_str()
+                ),
+            )
+            .help = Some(
+                "a limit must be at least the request; raise the limit or lower the request".into(),
+            );
+        }
+        if let (Some(r), Some(l)) = (&requests.memory, &limits.memory)
+            && l.bytes() < r.bytes()
+        {
+            self.err(
+                &format!("{path}.limits.memory"),
+                format!(
+                    "the memory limit {} is below the request {}",
+                    l.as_str(),
+                    r.as_str()
+                ),
+            )
+            .help = Some(
+                "a limit must be at least the request; raise the limit or lower the request".into(),
+            );
+        }
+        Resources { requests, limits }
+    }
+
+    /// A secret reference, checked against the tier's policy. `None` from the file
+    /// means `generate` in dev and an error elsewhere.
+    fn secret(&mut self, path: &str, value: Option<&str>) -> SecretRef {
+        let Some(text) = value else {
+            if self.tier == Tier::Dev {
+                return SecretRef::Generate;
+            }
+            let tier = tier_name(self.tier);
+            let d = self.err(path, format!("no secret given; {tier} needs a reference"));
+            d.expected = Some("`vault://<path>#<key>` or `env://NAME`".into());
+            d.help = Some(format!("set {path} in the {tier} environment file"));
+            return SecretRef::Generate;
+        };
+        match SecretRef::parse(text) {
+            Err(e) => {
+                self.err(path, e).expected =
+                    Some("`vault://<path>#<key>`, `env://NAME` or (dev only) `generate`".into());
+                SecretRef::Generate
+            }
+            Ok(r) => {
+                if self.tier != Tier::Dev {
+                    let tier = tier_name(self.tier);
+                    if r.is_plain() {
+                        let d = self.err(path, format!("a plaintext secret in {tier}"));
+                        *d = std::mem::replace(d, Diagnostic::new("")).redact_value();
+                        d.expected = Some("`vault://<path>#<key>` or `env://NAME`".into());
+                        d.help = Some("move the value into Vault or the deployment's environment; plaintext is accepted only in dev, and this one is now in version control: rotate it".to_string());
+                    } else if r == SecretRef::Generate {
+                        let d = self.err(path, format!("`generate` in {tier}"));
+                        d.expected = Some("`vault://<path>#<key>` or `env://NAME`".into());
+                        d.help = Some("generated secrets live only on a developer machine's state directory; reference a managed secret instead".into());
+                    }
+                }
+                r
+            }
+        }
+    }
+
+    fn secrets_map(
+        &mut self,
+        path: &str,
+        map: &BTreeMap<String, String>,
+    ) -> BTreeMap<String, SecretRef> {
+        let mut out = BTreeMap::new();
+        for (k, v) in map {
+            self.env_var_name(&format!("{path}.{k}"), k);
+            let r = self.secret(&format!("{path}.{k}"), Some(v));
+            out.insert(k.clone(), r);
+        }
+        out
+    }
+
+    fn env_var_name(&mut self, path: &str, name: &str) {
+        let valid = !name.is_empty()
+            && !name.starts_with(|c: char| c.is_ascii_digit())
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            let loc = self.key_loc(path);
+            self.errors.push(
+                Diagnostic::new(format!("`{name}` is not a valid environment variable name"))
+                    .at(Some(loc))
+                    .path(path)
+                    .expected("letters, digits and `_`, not starting with a digit"),
+            );
+        }
+    }
+
+    fn dns_name(&mut self, path: &str, name: &str, what: &str) -> Option<ServiceName> {
+        match ServiceName::new(name) {
+            Ok(n) => Some(n),
+            Err(e) => {
+                let loc = self.key_loc(path);
+                self.errors.push(
+                    Diagnostic::new(e)
+                        .at(Some(loc))
+                        .path(path)
+                        .expected(format!(
+                            "a {what} name that is a DNS label, e.g. `capsule-registry`"
+                        )),
+                );
+                None
+            }
+        }
+    }
+}
+
+fn tier_name(t: Tier) -> &'static str {
+    match t {
+        Tier::Dev => "dev",
+        Tier::Staging => "staging",
+        Tier::Production => "production",
+    }
+}
+
+/// Default images per core service and version.
+fn default_image(kind: CoreKind, version: &str) -> String {
+    match kind {
+        CoreKind::Postgres => format!("postgres:{version}"),
+        CoreKind::Redis => format!("redis:{version}"),
+        CoreKind::Nats => format!("nats:{version}"),
+        CoreKind::Vault => format!("openbao/openbao:{version}"),
+    }
+}
+
+fn default_version(kind: CoreKind) -> &'static str {
+    match kind {
+        CoreKind::Postgres => "15",
+        CoreKind::Redis => "7.0",
+        CoreKind::Nats => "2.9",
+        CoreKind::Vault => "2.7",
+    }
+}
+
+fn default_port(kind: CoreKind) -> u16 {
+    match kind {
+        CoreKind::Postgres => 5432,
+        CoreKind::Redis => 6379,
+        CoreKind::Nats => 4222,
+        CoreKind::Vault => 8200,
+    }
+}
+
+struct CommonIn<'r> {
+    enabled: Option<bool>,
+    version: &'r Option<String>,
+    image: &'r Option<String>,
+    port: Option<u16>,
+    replicas: Option<u32>,
+    storage: &'r Option<String>,
+    resources: &'r Option<RawResources>,
+}
+
+macro_rules! common_in {
+    ($s:expr) => {
+        CommonIn {
+            enabled: $s.enabled,
+            version: &$s.version,
+            image: &$s.image,
+            port: $s.port,
+            replicas: $s.replicas,
+            storage: &$s.storage,
+            resources: &$s.resources,
+        }
+    };
+}
+
+fn common(cx: &mut Cx<'_>, kind: CoreKind, c: CommonIn<'_>) -> Option<ServiceCommon> {
+    if c.enabled == Some(false) {
+        return None;
+    }
+    let path = format!("services.{kind}");
+    let version = c
+        .version
+        .clone()
+        .unwrap_or_else(|| default_version(kind).to_owned());
+    let replicas = c.replicas.unwrap_or(1);
+    if replicas == 0 {
+        cx.err(&format!("{path}.replicas"), "0 replicas").expected =
+            Some("at least 1 (set `enabled: false` to turn the service off)".into());
+    }
+    Some(ServiceCommon {
+        image: c
+            .image
+            .clone()
+            .unwrap_or_else(|| default_image(kind, &version)),
+        version,
+        port: c.port.unwrap_or_else(|| default_port(kind)),
+        replicas,
+        storage: cx.memory(&format!("{path}.storage"), c.storage.as_deref(), "1Gi"),
+        resources: cx.resources(&format!("{path}.resources"), c.resources.as_ref()),
+    })
+}
+
+/// Validates a raw environment: always builds the model (with defaults where a value
+/// was wrong) and pushes every problem into `cx`; the caller decides what errors mean.
+pub(crate) fn validate(name: &EnvName, raw: RawEnvironment, cx: &mut Cx<'_>) -> Environment {
+    let tier = raw.tier.unwrap_or(match name.as_str() {
+        "production" | "prod" => Tier::Production,
+        "staging" => Tier::Staging,
+        _ => Tier::Dev,
+    });
+    cx.tier = tier;
+    let project = raw.project.clone().unwrap_or_else(|| "anumate".to_owned());
+    if !is_dns_label(&project) {
+        cx.err(
+            "project",
+            format!("`{project}` is not a valid project name"),
+        )
+        .expected = Some("lowercase letters, digits and `-`, e.g. `anumate`".into());
+    }
+    let namespace = raw
+        .namespace
+        .clone()
+        .unwrap_or_else(|| format!("{project}-{name}"));
+    if !is_dns_label(&namespace) {
+        cx.err(
+            "namespace",
+            format!("`{namespace}` is not a valid namespace"),
+        )
+        .expected = Some("a DNS label: lowercase letters, digits and `-`, at most 63".into());
+    }
+    let domain = raw
+        .domain
+        .clone()
+        .unwrap_or_else(|| format!("{name}.{project}.local"));
+
+    let services = core_services(cx, &raw.services, tier);
+    let apps = apps(cx, &raw, &domain);
+    let extras = extras(cx, &raw);
+    let monitoring = monitoring(cx, &raw.monitoring);
+    let streams = streams(cx, &raw);
+    let vault = vault_config(cx, &raw.vault);
+    let backup = backup(cx, &raw.backup, &services);
+    let alerts = alerts(cx, &raw.alerts, backup.as_ref());
+    let dashboards = dashboards(cx, &raw.dashboards);
+    let platform = raw.platform.unwrap_or(Platform::Auto);
+
+    let env = Environment {
+        name: name.clone(),
+        project,
+        tier,
+        platform,
+        namespace,
+        domain,
+        services,
+        apps,
+        extras,
+        monitoring,
+        streams,
+        vault,
+        backup,
+        alerts,
+        dashboards,
+    };
+    check_ports(cx, &env);
+    check_dependencies(cx, &env);
+    env
+}
+
+fn core_services(cx: &mut Cx<'_>, raw: &raw::RawServices, tier: Tier) -> CoreServices {
+    let pg = &raw.postgres;
+    let postgres = common(cx, CoreKind::Postgres, common_in!(pg)).map(|common| Postgres {
+        common,
+        database: pg.database.clone().unwrap_or_else(|| "anumate".into()),
+        admin_role: pg
+            .admin_role
+            .clone()
+            .unwrap_or_else(|| "anumate_admin".into()),
+        app_role: pg.app_role.clone().unwrap_or_else(|| "anumate_app".into()),
+        readonly_role: pg
+            .readonly_role
+            .clone()
+            .unwrap_or_else(|| "anumate_readonly".into()),
+        backup_role: pg
+            .backup_role
+            .clone()
+            .unwrap_or_else(|| "anumate_backup".into()),
+        superuser_password: cx.secret(
+            "services.postgres.superuser_password",
+            pg.superuser_password.as_deref(),
+        ),
+        admin_password: cx.secret(
+            "services.postgres.admin_password",
+            pg.admin_password.as_deref(),
+        ),
+        app_password: cx.secret("services.postgres.app_password", pg.app_password.as_deref()),
+        readonly_password: cx.secret(
+            "services.postgres.readonly_password",
+            pg.readonly_password.as_deref(),
+        ),
+        backup_password: cx.secret(
+            "services.postgres.backup_password",
+            pg.backup_password.as_deref(),
+        ),
+        settings: pg.settings.clone(),
+    });
+    if let Some(p) = &postgres {
+        for (key, role) in [
+            ("database", &p.database),
+            ("admin_role", &p.admin_role),
+            ("app_role", &p.app_role),
+            ("readonly_role", &p.readonly_role),
+            ("backup_role", &p.backup_role),
+        ] {
+            let ok = !role.is_empty()
+                && role.len() <= 63
+                && role.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+                && role
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            if !ok {
+                cx.err(
+                    &format!("services.postgres.{key}"),
+                    format!("`{role}` is not a safe PostgreSQL identifier"),
+                )
+                .expected =
+                    Some("lowercase letters, digits and `_`, starting with a letter".into());
+            }
+        }
+        let roles = [&p.admin_role, &p.app_role, &p.readonly_role, &p.backup_role];
+        let unique: BTreeSet<_> = roles.iter().collect();
+        if unique.len() != roles.len() {
+            cx.err("services.postgres", "two roles have the same name")
+                .help = Some("admin_role, app_role, readonly_role and backup_role must differ: the app role must not own what it reads".into());
+        }
+    }
+    let r = &raw.redis;
+    let redis = common(cx, CoreKind::Redis, common_in!(r)).map(|common| Redis {
+        common,
+        admin_password: cx.secret("services.redis.admin_password", r.admin_password.as_deref()),
+        app_password: cx.secret("services.redis.app_password", r.app_password.as_deref()),
+        maxmemory: r.maxmemory.clone(),
+        maxmemory_policy: r.maxmemory_policy.clone(),
+    });
+    let n = &raw.nats;
+    let nats = common(cx, CoreKind::Nats, common_in!(n)).map(|common| Nats {
+        common,
+        monitor_port: n.monitor_port.unwrap_or(8222),
+        app_user: n.app_user.clone().unwrap_or_else(|| "anumate_app".into()),
+        app_password: cx.secret("services.nats.app_password", n.app_password.as_deref()),
+        admin_password: cx.secret("services.nats.admin_password", n.admin_password.as_deref()),
+        max_memory: cx.memory("services.nats.max_memory", n.max_memory.as_deref(), "256Mi"),
+        max_file: cx.memory("services.nats.max_file", n.max_file.as_deref(), "1Gi"),
+    });
+    let v = &raw.vault;
+    let vault = common(cx, CoreKind::Vault, common_in!(v)).map(|common| {
+        let mode = v.mode.unwrap_or(VaultMode::Raft);
+        if mode == VaultMode::Dev && tier != Tier::Dev {
+            let d = cx.err("services.vault.mode", format!("a dev-mode Vault in {}", tier_name(tier)));
+            d.expected = Some("`raft`".into());
+            d.help = Some("dev mode keeps everything in memory behind a fixed root token; use raft storage".into());
+        }
+        let dev_root_token = match (&v.dev_root_token, tier) {
+            (None, _) => None,
+            (Some(_), Tier::Dev) => Some(cx.secret("services.vault.dev_root_token", v.dev_root_token.as_deref())),
+            (Some(_), t) => {
+                let d = cx.err("services.vault.dev_root_token", format!("a development root token in {}", tier_name(t)));
+                *d = std::mem::replace(d, Diagnostic::new("")).redact_value();
+                d.expected = Some("no dev_root_token outside dev".into());
+                d.help = Some("remove it; `up` initialises Vault and the bootstrap root token is revoked after seeding".into());
+                None
+            }
+        };
+        let unseal = match v.unseal.as_deref() {
+            None if tier == Tier::Dev => UnsealKeys::State,
+            None => {
+                let d = cx.err("services.vault.unseal", format!("no unseal key source in {}", tier_name(tier)));
+                d.expected = Some("`env://NAME` (comma-separated keys)".into());
+                d.help = Some("outside dev unseal keys are never written to disk; name the variable that holds them".into());
+                UnsealKeys::State
+            }
+            Some("state") if tier == Tier::Dev => UnsealKeys::State,
+            Some("state") => {
+                let d = cx.err("services.vault.unseal", format!("unseal keys on disk in {}", tier_name(tier)));
+                d.expected = Some("`env://NAME`".into());
+                d.help = Some("keeping unseal keys next to the data defeats sealing; pass them through the environment".into());
+                UnsealKeys::State
+            }
+            Some(s) => match SecretRef::parse(s) {
+                Ok(SecretRef::Env { name }) => UnsealKeys::Env(name),
+                _ => {
+                    cx.err("services.vault.unseal", format!("`{s}` is not an unseal key source"))
+                        .expected = Some("`state` (dev only) or `env://NAME`".into());
+                    UnsealKeys::State
+                }
+            },
+        };
+        Vault {
+            common,
+            cluster_port: v.cluster_port.unwrap_or(8201),
+            mode,
+            binary: v.binary.clone().unwrap_or_else(|| "bao".into()),
+            dev_root_token,
+            unseal,
+        }
+    });
+    CoreServices {
+        postgres,
+        redis,
+        nats,
+        vault,
+    }
+}
+
+fn apps(cx: &mut Cx<'_>, raw: &RawEnvironment, domain: &str) -> BTreeMap<ServiceName, App> {
+    let mut out = BTreeMap::new();
+    for (name, app) in &raw.apps {
+        let Some(app) = app else { continue };
+        let path = format!("apps.{name}");
+        let Some(sname) = cx.dns_name(&path, name, "app") else {
+            continue;
+        };
+        if CoreKind::from_name(name).is_some() {
+            cx.err(&path, format!("`{name}` is the name of a core service"))
+                .help = Some("pick another name for the app".into());
+        }
+        if app.enabled == Some(false) {
+            continue;
+        }
+        let Some(image) = app.image.clone() else {
+            cx.err(&format!("{path}.image"), "no image given").expected =
+                Some("an image without tag, e.g. `ghcr.io/anumate/capsule-registry`".into());
+            continue;
+        };
+        let port = app.port.unwrap_or(8080);
+        let replicas = app.replicas.unwrap_or(1);
+        if replicas == 0 {
+            cx.err(&format!("{path}.replicas"), "0 replicas").expected =
+                Some("at least 1 (set `enabled: false` to turn the app off)".into());
+        }
+        let autoscaling = app
+            .autoscaling
+            .as_ref()
+            .filter(|a| a.enabled != Some(false))
+            .map(|a| {
+                let min = a.min_replicas.unwrap_or(replicas);
+                let max = a.max_replicas.unwrap_or(min.max(1) * 3);
+                if min == 0 {
+                    cx.err(
+                        &format!("{path}.autoscaling.min_replicas"),
+                        "0 minimum replicas",
+                    )
+                    .expected = Some("at least 1".into());
+                }
+                if max < min {
+                    let d = cx.err(
+                        &format!("{path}.autoscaling.max_replicas"),
+                        format!("max_replicas {max} is below min_replicas {min}"),
+                    );
+                    d.expected = Some(format!("at least {min}"));
+                }
+                let cpu = a.cpu_utilization.or(if a.memory_utilization.is_none() {
+                    Some(70)
+                } else {
+                    None
+                });
+                for (k, v) in [
+                    ("cpu_utilization", cpu),
+                    ("memory_utilization", a.memory_utilization),
+                ] {
+                    if let Some(v) = v
+                        && (v == 0 || v > 100)
+                    {
+                        cx.err(&format!("{path}.autoscaling.{k}"), format!("{v}%"))
+                            .expected = Some("a percentage from 1 to 100".into());
+                    }
+                }
+                Autoscaling {
+                    min_replicas: min,
+                    max_replicas: max,
+                    cpu_utilization: cpu,
+                    memory_utilization: a.memory_utilization,
+                }
+            });
+        let disruption_budget = app
+            .disruption_budget
+            .as_ref()
+            .filter(|d| d.enabled != Some(false))
+            .map(|d| DisruptionBudget {
+                min_available: d.min_available.unwrap_or(1),
+            });
+        if let Some(pdb) = &disruption_budget {
+            let floor = autoscaling.as_ref().map_or(replicas, |a| a.min_replicas);
+            let what = if autoscaling.is_some() {
+                "autoscaling.min_replicas"
+            } else {
+                "replicas"
+            };
+            if floor <= pdb.min_available {
+                let d = cx.err(
+                    &format!("{path}.disruption_budget.min_available"),
+                    format!(
+                        "minAvailable {} with {what} {floor}: {}",
+                        pdb.min_available,
+                        if floor < pdb.min_available {
+                            "the budget can never be met"
+                        } else {
+                            "no pod may ever be evicted, so every node drain hangs"
+                        }
+                    ),
+                );
+                d.expected = Some(format!("min_available below {floor}"));
+                d.help = Some(format!(
+                    "raise {path}.{what} above {} or lower min_available",
+                    pdb.min_available
+                ));
+            }
+        }
+        let health = app.health.clone().unwrap_or_default();
+        for (k, p) in [
+            ("liveness", &health.liveness),
+            ("readiness", &health.readiness),
+        ] {
+            if let Some(p) = p
+                && !p.starts_with('/')
+            {
+                cx.err(
+                    &format!("{path}.health.{k}"),
+                    format!("`{p}` does not start with `/`"),
+                )
+                .expected = Some("an absolute HTTP path, e.g. `/health`".into());
+            }
+        }
+        let ingress = app
+            .ingress
+            .as_ref()
+            .filter(|i| i.enabled != Some(false))
+            .map(|i| Ingress {
+                host: i.host.clone().unwrap_or_else(|| format!("{name}.{domain}")),
+                path: i.path.clone().unwrap_or_else(|| "/".into()),
+                class: i.class.clone().unwrap_or_else(|| "nginx".into()),
+                tls: i.tls.unwrap_or(false),
+                cluster_issuer: i.cluster_issuer.clone(),
+            });
+        for k in app.env.keys() {
+            cx.env_var_name(&format!("{path}.env.{k}"), k);
+        }
+        let secrets = cx.secrets_map(&format!("{path}.secrets"), &app.secrets);
+        for k in app.env.keys().filter(|k| app.secrets.contains_key(*k)) {
+            cx.err(
+                &format!("{path}.secrets.{k}"),
+                format!("`{k}` is both in env and secrets"),
+            )
+            .help = Some("keep it in one of them".into());
+        }
+        let depends_on = deps(cx, &format!("{path}.depends_on"), app.depends_on.as_deref());
+        let app = App {
+            image,
+            tag: app.tag.clone().unwrap_or_else(|| "latest".into()),
+            port,
+            metrics_port: app.metrics_port.unwrap_or(port),
+            replicas,
+            resources: cx.resources(&format!("{path}.resources"), app.resources.as_ref()),
+            autoscaling,
+            disruption_budget,
+            health: HealthPaths {
+                liveness: health.liveness.unwrap_or_else(|| "/health".into()),
+                readiness: health.readiness.unwrap_or_else(|| "/ready".into()),
+                initial_delay_seconds: health.initial_delay_seconds.unwrap_or(5),
+                period_seconds: health.period_seconds.unwrap_or(10),
+            },
+            ingress,
+            log_level: app.log_level.unwrap_or(LogLevel::Info),
+            env: app.env.clone(),
+            secrets,
+            depends_on,
+        };
+        out.insert(sname, app);
+    }
+    out
+}
+
+fn deps(cx: &mut Cx<'_>, path: &str, raw: Option<&[String]>) -> Vec<ServiceName> {
+    raw.unwrap_or_default()
+        .iter()
+        .enumerate()
+        .filter_map(|(i, d)| match ServiceName::new(d) {
+            Ok(n) => Some(n),
+            Err(e) => {
+                cx.err(&format!("{path}[{i}]"), e);
+                None
+            }
+        })
+        .collect()
+}
+
+fn extras(cx: &mut Cx<'_>, raw: &RawEnvironment) -> BTreeMap<ServiceName, Extra> {
+    let mut out = BTreeMap::new();
+    for (name, extra) in &raw.extras {
+        let Some(extra) = extra else { continue };
+        let path = format!("extras.{name}");
+        let Some(sname) = cx.dns_name(&path, name, "service") else {
+            continue;
+        };
+        if CoreKind::from_name(name).is_some() || raw.apps.contains_key(name) {
+            cx.err(
+                &path,
+                format!("`{name}` is already the name of another service"),
+            )
+            .help = Some("service names are unique across services, apps and extras".into());
+        }
+        if extra.enabled == Some(false) {
+            continue;
+        }
+        let Some(image) = extra.image.clone() else {
+            cx.err(&format!("{path}.image"), "no image given").expected =
+                Some("an image with tag, e.g. `rabbitmq:3.9-management`".into());
+            continue;
+        };
+        for k in extra.ports.keys() {
+            if !is_dns_label(k) || k.len() > 15 {
+                let loc = cx.key_loc(&format!("{path}.ports.{k}"));
+                cx.errors.push(
+                    Diagnostic::new(format!("`{k}` is not a valid port name"))
+                        .at(Some(loc))
+                        .path(format!("{path}.ports.{k}"))
+                        .expected("a DNS label of at most 15 characters (a Kubernetes port name)"),
+                );
+            }
+        }
+        let port_of = |cx: &mut Cx<'_>, p: &str, port_name: &str| -> Option<u16> {
+            let found = extra.ports.get(port_name).copied();
+            if found.is_none() {
+                let known = extra.ports.keys().map(String::as_str).collect::<Vec<_>>();
+                let d = cx.err(p, format!("no port named `{port_name}`"));
+                d.expected = Some(format!(
+                    "one of the names under {path}.ports: {}",
+                    known.join(", ")
+                ));
+                if let Some(c) = closest(port_name, known) {
+                    d.help = Some(format!("did you mean `{c}`?"));
+                }
+            }
+            found
+        };
+        let health = extra.health.as_ref().and_then(|h| {
+            let given = [h.http.is_some(), h.tcp.is_some(), h.command.is_some()]
+                .iter()
+                .filter(|b| **b)
+                .count();
+            if given != 1 {
+                cx.err(
+                    &format!("{path}.health"),
+                    format!("{given} health checks given"),
+                )
+                .expected = Some("exactly one of `http`, `tcp` or `command`".into());
+                return None;
+            }
+            if let Some(http) = &h.http {
+                let p = format!("{path}.health.http");
+                let (port_name, rest) = http.split_once('/').unwrap_or((http.as_str(), ""));
+                let port = port_of(cx, &p, port_name)?;
+                return Some(ExtraHealth::Http {
+                    port_name: port_name.to_owned(),
+                    port,
+                    path: format!("/{rest}"),
+                });
+            }
+            if let Some(tcp) = &h.tcp {
+                let port = port_of(cx, &format!("{path}.health.tcp"), tcp)?;
+                return Some(ExtraHealth::Tcp {
+                    port_name: tcp.clone(),
+                    port,
+                });
+            }
+            let argv = h.command.clone().unwrap_or_default();
+            if argv.is_empty() {
+                cx.err(&format!("{path}.health.command"), "an empty command")
+                    .expected =
+                    Some("a command and its arguments, e.g. `[rabbitmq-diagnostics, ping]`".into());
+                return None;
+            }
+            Some(ExtraHealth::Command { argv })
+        });
+        if let Some(mp) = &extra.metrics_port {
+            port_of(cx, &format!("{path}.metrics_port"), mp);
+        }
+        for (k, v) in &extra.volumes {
+            if !v.starts_with('/') {
+                cx.err(
+                    &format!("{path}.volumes.{k}"),
+                    format!("`{v}` is not an absolute path"),
+                )
+                .expected = Some("the absolute mount path inside the container".into());
+            }
+        }
+        for k in extra.env.keys() {
+            cx.env_var_name(&format!("{path}.env.{k}"), k);
+        }
+        let secrets = cx.secrets_map(&format!("{path}.secrets"), &extra.secrets);
+        let depends_on = deps(
+            cx,
+            &format!("{path}.depends_on"),
+            extra.depends_on.as_deref(),
+        );
+        out.insert(
+            sname,
+            Extra {
+                image,
+                command: extra.command.clone(),
+                args: extra.args.clone(),
+                ports: extra.ports.clone(),
+                env: extra.env.clone(),
+                secrets,
+                health,
+                volumes: extra.volumes.clone(),
+                storage: cx.memory(&format!("{path}.storage"), extra.storage.as_deref(), "1Gi"),
+                replicas: extra.replicas.unwrap_or(1),
+                resources: cx.resources(&format!("{path}.resources"), extra.resources.as_ref()),
+                depends_on,
+                metrics_port: extra.metrics_port.clone(),
+            },
+        );
+    }
+    out
+}
+
+fn monitoring(cx: &mut Cx<'_>, raw: &raw::RawMonitoring) -> Option<Monitoring> {
+    if raw.enabled == Some(false) {
+        return None;
+    }
+    let component =
+        |cx: &mut Cx<'_>, key: &str, c: &Option<raw::RawComponent>, image: &str, port: u16| {
+            let c = c.clone().unwrap_or_default();
+            if c.enabled == Some(false) {
+                return None;
+            }
+            Some(Component {
+                image: c.image.unwrap_or_else(|| image.to_owned()),
+                port: c.port.unwrap_or(port),
+                resources: cx
+                    .resources(&format!("monitoring.{key}.resources"), c.resources.as_ref()),
+            })
+        };
+    let prometheus = component(
+        cx,
+        "prometheus",
+        &raw.prometheus,
+        "prom/prometheus:v2.42.0",
+        9091,
+    );
+    let alertmanager = component(
+        cx,
+        "alertmanager",
+        &raw.alertmanager,
+        "prom/alertmanager:v0.25.0",
+        9093,
+    );
+    let grafana = component(cx, "grafana", &raw.grafana, "grafana/grafana:9.5.0", 3000);
+    let postgres_exporter = component(
+        cx,
+        "postgres_exporter",
+        &raw.postgres_exporter,
+        "quay.io/prometheuscommunity/postgres-exporter:v0.15.0",
+        9187,
+    );
+    let redis_exporter = component(
+        cx,
+        "redis_exporter",
+        &raw.redis_exporter,
+        "oliver006/redis_exporter:v1.58.0",
+        9121,
+    );
+    let webhook_url = raw.webhook_url.as_deref().map(|w| {
+        // A webhook URL is usually a secret (it carries a token) but may be plain in dev.
+        cx.secret("monitoring.webhook_url", Some(w))
+    });
+    Some(Monitoring {
+        scrape_interval: cx.duration(
+            "monitoring.scrape_interval",
+            raw.scrape_interval.as_deref(),
+            "15s",
+        ),
+        evaluation_interval: cx.duration(
+            "monitoring.evaluation_interval",
+            raw.evaluation_interval.as_deref(),
+            "30s",
+        ),
+        prometheus,
+        alertmanager,
+        grafana,
+        postgres_exporter,
+        redis_exporter,
+        webhook_url,
+        grafana_admin_password: cx.secret(
+            "monitoring.grafana_admin_password",
+            raw.grafana_admin_password.as_deref(),
+        ),
+    })
+}
+
+fn streams(cx: &mut Cx<'_>, raw: &RawEnvironment) -> BTreeMap<StreamName, Stream> {
+    let mut out = BTreeMap::new();
+    let mut subjects_seen: Vec<(String, String)> = Vec::new();
+    for (name, s) in &raw.streams {
+        let Some(s) = s else { continue };
+        let path = format!("streams.{name}");
+        let sname = match StreamName::new(name) {
+            Ok(n) => n,
+            Err(e) => {
+                let loc = cx.key_loc(&path);
+                cx.errors
+                    .push(Diagnostic::new(e).at(Some(loc)).path(path.clone()));
+                continue;
+            }
+        };
+        let subjects = s.subjects.clone().unwrap_or_default();
+        if subjects.is_empty() {
+            cx.err(&format!("{path}.subjects"), "no subjects").expected =
+                Some("at least one subject, e.g. `[\"events.capsule.>\"]`".into());
+        }
+        for (i, subj) in subjects.iter().enumerate() {
+            if !valid_subject(subj) {
+                cx.err(
+                    &format!("{path}.subjects[{i}]"),
+                    format!("`{subj}` is not a valid subject"),
+                )
+                .expected = Some(
+                    "dot-separated tokens; `*` matches one token and `>` the rest (only last)"
+                        .into(),
+                );
+                continue;
+            }
+            for (other_stream, other) in &subjects_seen {
+                if subjects_overlap(subj, other) {
+                    let d = cx.err(
+                        &format!("{path}.subjects[{i}]"),
+                        format!("`{subj}` overlaps `{other}` of stream {other_stream}"),
+                    );
+                    d.help = Some(
+                        "JetStream refuses streams with overlapping subjects; make them disjoint"
+                            .into(),
+                    );
+                }
+            }
+        }
+        for subj in &subjects {
+            subjects_seen.push((name.clone(), subj.clone()));
+        }
+        let replicas = s.replicas.unwrap_or(1);
+        if !(1..=5).contains(&replicas) {
+            cx.err(&format!("{path}.replicas"), format!("{replicas} replicas"))
+                .expected = Some("1 to 5".into());
+        }
+        let max_bytes = s.max_bytes.as_deref().map(|b| {
+            cx.memory(&format!("{path}.max_bytes"), Some(b), "1Gi")
+                .bytes()
+        });
+        out.insert(
+            sname,
+            Stream {
+                subjects,
+                retention: s.retention.unwrap_or(StreamRetention::Limits),
+                max_age: cx.duration(&format!("{path}.max_age"), s.max_age.as_deref(), "7d"),
+                max_bytes,
+                max_msgs: s.max_msgs,
+                storage: s.storage.unwrap_or(StreamStorage::File),
+                replicas,
+                discard: s.discard.unwrap_or(StreamDiscard::Old),
+                duplicate_window: cx.duration(
+                    &format!("{path}.duplicate_window"),
+                    s.duplicate_window.as_deref(),
+                    "2m",
+                ),
+                max_consumer_lag: s.max_consumer_lag.unwrap_or(1000),
+            },
+        );
+    }
+    out
+}
+
+fn valid_subject(s: &str) -> bool {
+    let tokens: Vec<&str> = s.split('.').collect();
+    !s.is_empty()
+        && tokens.iter().enumerate().all(|(i, t)| {
+            !t.is_empty()
+                && !t.contains(char::is_whitespace)
+                && (*t == "*" || *t == ">" || !t.contains(['*', '>']))
+                && (*t != ">" || i == tokens.len() - 1)
+        })
+}
+
+/// Whether two subject filters can match a common subject.
+pub(crate) fn subjects_overlap(a: &str, b: &str) -> bool {
+    let (a, b): (Vec<&str>, Vec<&str>) = (a.split('.').collect(), b.split('.').collect());
+    let mut i = 0;
+    loop {
+        match (a.get(i), b.get(i)) {
+            (Some(&">"), Some(_)) | (Some(_), Some(&">")) => return true,
+            (Some(x), Some(y)) if *x == "*" || *y == "*" || x == y => i += 1,
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+fn vault_config(cx: &mut Cx<'_>, raw: &raw::RawVaultConfig) -> VaultConfig {
+    let mut policies = BTreeMap::new();
+    for (name, rules) in &raw.policies {
+        let Some(rules) = rules else { continue };
+        let path = format!("vault.policies.{name}");
+        if !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            || name.is_empty()
+        {
+            let loc = cx.key_loc(&path);
+            cx.errors.push(
+                Diagnostic::new(format!("`{name}` is not a valid policy name"))
+                    .at(Some(loc))
+                    .path(path.clone())
+                    .expected("letters, digits, `-` and `_`"),
+            );
+        }
+        if name == "root" || name == "default" {
+            cx.err(&path, format!("`{name}` is a built-in policy")).help = Some(
+                "pick another name; controlplane does not rewrite Vault's built-in policies".into(),
+            );
+        }
+        let mut out = Vec::new();
+        for (i, r) in rules.iter().enumerate() {
+            let rp = format!("{path}[{i}]");
+            let Some(p) = r.path.clone().filter(|p| !p.is_empty()) else {
+                cx.err(&format!("{rp}.path"), "no path").expected =
+                    Some("an API path like `secret/data/anumate/*`".into());
+                continue;
+            };
+            let caps = r.capabilities.clone().unwrap_or_default();
+            if caps.is_empty() {
+                cx.err(&format!("{rp}.capabilities"), "no capabilities")
+                    .expected = Some("a list such as `[read, list]`".into());
+            }
+            if caps.contains(&VaultCapability::Sudo) {
+                cx.err(&format!("{rp}.capabilities"), "`sudo` in a policy").help =
+                    Some("controlplane's policies are least-privilege; give sudo by hand if you really need it".into());
+            }
+            out.push(PolicyRule {
+                path: p,
+                capabilities: caps,
+            });
+        }
+        policies.insert(name.clone(), out);
+    }
+    let role = raw.app_role.clone().unwrap_or_default();
+    let role_policies = role
+        .policies
+        .clone()
+        .unwrap_or_else(|| vec!["anumate-app".into()]);
+    for (i, p) in role_policies.iter().enumerate() {
+        if !policies.contains_key(p) && p != "default" {
+            let known: Vec<&str> = policies.keys().map(String::as_str).collect();
+            let d = cx.err(
+                &format!("vault.app_role.policies[{i}]"),
+                format!("no policy named `{p}`"),
+            );
+            d.expected = Some(format!("one of vault.policies: {}", known.join(", ")));
+            if let Some(c) = closest(p, known) {
+                d.help = Some(format!("did you mean `{c}`?"));
+            }
+        }
+    }
+    let token_ttl = cx.duration("vault.app_role.token_ttl", role.token_ttl.as_deref(), "1h");
+    let token_max_ttl = cx.duration(
+        "vault.app_role.token_max_ttl",
+        role.token_max_ttl.as_deref(),
+        "4h",
+    );
+    if token_ttl.as_secs() == 0 || token_max_ttl.as_secs() == 0 {
+        cx.err("vault.app_role", "an unlimited token TTL").expected =
+            Some("finite TTLs, e.g. `1h` and `4h`".into());
+    } else if token_max_ttl < token_ttl {
+        cx.err(
+            "vault.app_role.token_max_ttl",
+            format!("{token_max_ttl} is below token_ttl {token_ttl}"),
+        )
+        .expected = Some(format!("at least {token_ttl}"));
+    }
+    let keys = raw
+        .keys
+        .clone()
+        .unwrap_or_else(|| vec!["anumate-config".into(), "anumate-audit".into()]);
+    for (i, k) in keys.iter().enumerate() {
+        if k.starts_with("tenant-") {
+            cx.err(&format!("vault.keys[{i}]"), format!("`{k}` uses the tenant key prefix")).help =
+                Some("`tenant-*` keys are created by `controlplane tenant create`; name global keys `anumate-*`".into());
+        }
+    }
+    VaultConfig {
+        kv_mount: raw.kv_mount.clone().unwrap_or_else(|| "secret".into()),
+        transit_mount: raw
+            .transit_mount
+            .clone()
+            .unwrap_or_else(|| "transit".into()),
+        keys,
+        policies,
+        app_role: AppRole {
+            name: role.name.unwrap_or_else(|| "anumate-app".into()),
+            policies: role_policies,
+            token_ttl,
+            token_max_ttl,
+        },
+        audit_log: raw
+            .audit_log
+            .clone()
+            .unwrap_or_else(|| "vault-audit.log".into()),
+    }
+}
+
+fn backup(cx: &mut Cx<'_>, raw: &raw::RawBackup, services: &CoreServices) -> Option<Backup> {
+    if raw.enabled == Some(false) {
+        return None;
+    }
+    let cron = raw.schedule.clone().unwrap_or_else(|| "0 2 * * *".into());
+    let max_interval = match cron_max_interval(&cron) {
+        Ok(d) => d,
+        Err(e) => {
+            let d = cx.err(
+                "backup.schedule",
+                format!("`{cron}` is not a valid cron schedule: {e}"),
+            );
+            d.expected = Some(
+                "five fields: minute hour day-of-month month day-of-week, e.g. `0 2 * * *`".into(),
+            );
+            Duration::from_secs(86_400)
+        }
+    };
+    let mut kinds = Vec::new();
+    let names = raw.services.clone().unwrap_or_else(|| {
+        services
+            .enabled()
+            .iter()
+            .map(|k| k.as_str().to_owned())
+            .collect()
+    });
+    for (i, s) in names.iter().enumerate() {
+        match CoreKind::from_name(s) {
+            Some(k) if services.common(k).is_some() => kinds.push(k),
+            Some(_) => {
+                cx.err(
+                    &format!("backup.services[{i}]"),
+                    format!("`{s}` is disabled in this environment"),
+                );
+            }
+            None => {
+                let d = cx.err(
+                    &format!("backup.services[{i}]"),
+                    format!("`{s}` cannot be backed up"),
+                );
+                d.expected = Some("one of `postgres`, `redis`, `nats`, `vault`".into());
+                if let Some(c) = closest(s, CoreKind::ALL.iter().map(|k| k.as_str())) {
+                    d.help = Some(format!("did you mean `{c}`?"));
+                }
+            }
+        }
+    }
+    let r = raw.retention.clone().unwrap_or_default();
+    let retention = Retention {
+        daily: r.daily.unwrap_or(7),
+        weekly: r.weekly.unwrap_or(4),
+        monthly: r.monthly.unwrap_or(6),
+    };
+    if retention.daily + retention.weekly + retention.monthly == 0 {
+        let d = cx.err(
+            "backup.retention",
+            "a retention of zero: every backup would be pruned",
+        );
+        d.expected = Some("at least one of daily, weekly, monthly above 0, e.g. 7/4/6".into());
+        d.help = Some("to stop taking backups set `backup.enabled: false` instead".into());
+    } else if retention.daily == 0 {
+        let d = cx.err("backup.retention.daily", "daily retention of zero");
+        d.expected = Some("at least 1, so the newest backup is always kept".into());
+    }
+    let level = raw.compression_level.unwrap_or(3);
+    if !(1..=19).contains(&level) {
+        cx.err("backup.compression_level", format!("level {level}"))
+            .expected = Some("1 to 19".into());
+    }
+    let encrypt_to = raw.encrypt_to.clone().unwrap_or_default();
+    for (i, r) in encrypt_to.iter().enumerate() {
+        if !r.starts_with("age1") {
+            cx.err(
+                &format!("backup.encrypt_to[{i}]"),
+                format!("`{r}` is not an age recipient"),
+            )
+            .expected = Some("a public key starting with `age1`".into());
+        }
+    }
+    let mut destinations = BTreeMap::new();
+    for (name, d) in &raw.destinations {
+        let Some(d) = d else { continue };
+        let path = format!("backup.destinations.{name}");
+        let kind = d.kind.unwrap_or(DestinationKind::Local);
+        match kind {
+            DestinationKind::Local if d.path.is_none() => {
+                cx.err(
+                    &format!("{path}.path"),
+                    "a local destination without a path",
+                )
+                .expected = Some("a directory, e.g. `backups/dev`".into());
+            }
+            DestinationKind::S3 | DestinationKind::Gcs | DestinationKind::Azure
+                if d.bucket.is_none() =>
+            {
+                cx.err(
+                    &format!("{path}.bucket"),
+                    "an object-store destination without a bucket",
+                )
+                .expected = Some("a bucket (or Azure container) name".into());
+            }
+            _ => {}
+        }
+        let access_key_id = d
+            .access_key_id
+            .as_deref()
+            .map(|s| cx.secret(&format!("{path}.access_key_id"), Some(s)));
+        let secret_access_key = d
+            .secret_access_key
+            .as_deref()
+            .map(|s| cx.secret(&format!("{path}.secret_access_key"), Some(s)));
+        destinations.insert(
+            name.clone(),
+            Destination {
+                kind,
+                path: d.path.clone(),
+                bucket: d.bucket.clone(),
+                prefix: d.prefix.clone().unwrap_or_default(),
+                region: d.region.clone(),
+                endpoint: d.endpoint.clone(),
+                access_key_id,
+                secret_access_key,
+            },
+        );
+    }
+    if destinations.is_empty() {
+        let d = cx.err("backup.destinations", "backups enabled but no destination");
+        d.expected =
+            Some("at least one destination, e.g. `local: {type: local, path: backups/dev}`".into());
+    }
+    let default_max_age = Duration::from_secs(max_interval.as_secs() + max_interval.as_secs() / 2);
+    let max_age = raw
+        .max_age
+        .as_deref()
+        .map(|m| cx.duration("backup.max_age", Some(m), "1d"))
+        .unwrap_or(default_max_age);
+    if raw.max_age.is_some() && max_age < max_interval {
+        let d = cx.err(
+            "backup.max_age",
+            format!("{max_age} is shorter than the schedule's interval {max_interval}: the alert would always fire"),
+        );
+        d.expected = Some(format!("more than {max_interval}"));
+    }
+    Some(Backup {
+        schedule: Schedule { cron, max_interval },
+        services: kinds,
+        retention,
+        compression_level: level,
+        encrypt_to,
+        destinations,
+        max_age,
+    })
+}
+
+/// The longest gap between consecutive runs of a five-field cron schedule, measured
+/// over a year of runs from a fixed instant (pure: no clock).
+pub(crate) fn cron_max_interval(expr: &str) -> Result<Duration, String> {
+    use chrono::TimeZone;
+    if !expr.starts_with('@') && expr.split_whitespace().count() != 5 {
+        return Err(format!(
+            "it has {} fields, not 5",
+            expr.split_whitespace().count()
+        ));
+    }
+    let cron: croner::Cron = expr
+        .parse()
+        .map_err(|e: croner::errors::CronError| e.to_string())?;
+    let start = chrono::Utc
+        .with_ymd_and_hms(2025, 1, 1, 0, 0, 0)
+        .single()
+        .expect("valid instant");
+    let end = start + chrono::Duration::days(400);
+    let mut prev: Option<chrono::DateTime<chrono::Utc>> = None;
+    let mut longest = 0i64;
+    for (n, t) in cron.iter_after(start).enumerate() {
+        if t > end || n > 600_000 {
+            break;
+        }
+        if let Some(p) = prev {
+            longest = longest.max((t - p).num_seconds());
+        }
+        prev = Some(t);
+    }
+    if prev.is_none() {
+        return Err("it never runs".into());
+    }
+    Ok(Duration::from_secs(
+        u64::try_from(longest.max(60)).unwrap_or(60),
+    ))
+}
+
+fn alerts(cx: &mut Cx<'_>, raw: &raw::RawAlerts, backup: Option<&Backup>) -> Alerts {
+    let r = &raw.rules;
+    let given: [(&str, &Option<raw::RawRule>); 15] = [
+        ("service_down", &r.service_down),
+        ("high_error_rate", &r.high_error_rate),
+        ("high_latency_p95", &r.high_latency_p95),
+        ("high_memory", &r.high_memory),
+        ("high_cpu", &r.high_cpu),
+        (
+            "database_connection_failures",
+            &r.database_connection_failures,
+        ),
+        ("redis_connection_failures", &r.redis_connection_failures),
+        ("pod_restarting", &r.pod_restarting),
+        ("disk_space_low", &r.disk_space_low),
+        ("stream_consumer_lag", &r.stream_consumer_lag),
+        ("stream_processing_stalled", &r.stream_processing_stalled),
+        ("failed_auth_spike", &r.failed_auth_spike),
+        ("vault_sealed", &r.vault_sealed),
+        ("backup_failed", &r.backup_failed),
+        ("backup_too_old", &r.backup_too_old),
+    ];
+    let mut rules = BTreeMap::new();
+    for def in RULES {
+        let (_, raw_rule) = given
+            .iter()
+            .find(|(k, _)| *k == def.key)
+            .expect("catalogue matches RawAlertRules");
+        let raw_rule = (*raw_rule).clone().unwrap_or_default();
+        let path = format!("alerts.rules.{}", def.key);
+        let mut threshold = raw_rule.threshold.unwrap_or(def.threshold);
+        if def.key == "backup_too_old" && raw_rule.threshold.is_none() {
+            threshold = backup.map_or(0.0, |b| b.max_age.as_secs() as f64);
+        }
+        if raw_rule.threshold.is_some() {
+            let bad = match def.unit {
+                ThresholdUnit::Fraction => !(threshold > 0.0 && threshold <= 1.0),
+                ThresholdUnit::Seconds | ThresholdUnit::PerSecond => threshold <= 0.0,
+                ThresholdUnit::Count => threshold < 0.0 || threshold.fract() != 0.0,
+                ThresholdUnit::None => true,
+            };
+            if bad {
+                let expected = match def.unit {
+                    ThresholdUnit::Fraction => "a fraction above 0 and at most 1 (0.05 means 5%)",
+                    ThresholdUnit::Seconds => "a number of seconds above 0",
+                    ThresholdUnit::PerSecond => "a rate per second above 0",
+                    ThresholdUnit::Count => "a whole number of at least 0",
+                    ThresholdUnit::None => "no threshold: this rule has none",
+                };
+                cx.err(
+                    &format!("{path}.threshold"),
+                    format!("threshold {threshold}"),
+                )
+                .expected = Some(expected.into());
+            }
+        }
+        let enabled = raw_rule.enabled.unwrap_or(true)
+            && !(matches!(def.key, "backup_failed" | "backup_too_old") && backup.is_none());
+        rules.insert(
+            def.key.to_owned(),
+            Rule {
+                enabled,
+                alert: def.alert.to_owned(),
+                for_: cx.duration(&format!("{path}.for"), raw_rule.for_.as_deref(), def.for_),
+                severity: raw_rule.severity.unwrap_or(def.severity),
+                threshold,
+            },
+        );
+    }
+    let mut custom = Vec::new();
+    for (i, c) in raw
+        .custom
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+    {
+        let path = format!("alerts.custom[{i}]");
+        let alert = c.alert.unwrap_or_default();
+        if alert.is_empty()
+            || !alert
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+        {
+            cx.err(
+                &format!("{path}.alert"),
+                format!("`{alert}` is not an alert name"),
+            )
+            .expected = Some("a CamelCase name, e.g. `QueueBacklog`".into());
+        }
+        if RULES.iter().any(|d| d.alert == alert) {
+            cx.err(
+                &format!("{path}.alert"),
+                format!("`{alert}` is a built-in rule"),
+            )
+            .help = Some("change the built-in one under alerts.rules instead".into());
+        }
+        let Some(expr) = c.expr.filter(|e| !e.trim().is_empty()) else {
+            cx.err(&format!("{path}.expr"), "no expression").expected =
+                Some("a PromQL expression".into());
+            continue;
+        };
+        custom.push(CustomRule {
+            summary: c.summary.unwrap_or_else(|| alert.clone()),
+            alert,
+            expr,
+            for_: cx.duration(&format!("{path}.for"), c.for_.as_deref(), "5m"),
+            severity: c.severity.unwrap_or(Severity::Warning),
+        });
+    }
+    Alerts { rules, custom }
+}
+
+fn dashboards(cx: &mut Cx<'_>, raw: &raw::RawDashboards) -> Dashboards {
+    for name in raw.boards.keys() {
+        if !BOARDS.iter().any(|b| b.name == name) {
+            let path = format!("dashboards.boards.{name}");
+            let loc = cx.key_loc(&path);
+            let known: Vec<&str> = BOARDS.iter().map(|b| b.name).collect();
+            let mut d = Diagnostic::new(format!("no dashboard named `{name}`"))
+                .at(Some(loc))
+                .path(path)
+                .expected(format!("one of {}", known.join(", ")));
+            if let Some(c) = closest(name, known) {
+                d = d.help(format!("did you mean `{c}`?"));
+            }
+            cx.errors.push(d);
+        }
+    }
+    let mut boards = BTreeMap::new();
+    for def in BOARDS {
+        let b = raw
+            .boards
+            .get(def.name)
+            .cloned()
+            .flatten()
+            .unwrap_or_default();
+        if b.enabled == Some(false) {
+            continue;
+        }
+        let hide = b.hide_panels.unwrap_or_default();
+        for (i, p) in hide.iter().enumerate() {
+            if !def.panels.contains(&p.as_str()) {
+                let d = cx.err(
+                    &format!("dashboards.boards.{}.hide_panels[{i}]", def.name),
+                    format!("dashboard `{}` has no panel `{p}`", def.name),
+                );
+                d.expected = Some(format!("one of {}", def.panels.join(", ")));
+                if let Some(c) = closest(p, def.panels.iter().copied()) {
+                    d.help = Some(format!("did you mean `{c}`?"));
+                }
+            }
+        }
+        boards.insert(def.name.to_owned(), Board { hide_panels: hide });
+    }
+    Dashboards {
+        enabled: raw.enabled.unwrap_or(true),
+        refresh: cx.duration("dashboards.refresh", raw.refresh.as_deref(), "30s"),
+        time_range: cx.duration("dashboards.time_range", raw.time_range.as_deref(), "6h"),
+        boards,
+    }
+}
+
+/// Two services publishing the same host port cannot both start (process and docker).
+fn check_ports(cx: &mut Cx<'_>, env: &Environment) {
+    if env.platform == Platform::Kubernetes {
+        // Every pod has its own address: ports cannot clash across services.
+        return;
+    }
+    let mut ports: Vec<(u16, String)> = Vec::new();
+    for kind in env.services.enabled() {
+        let c = env.services.common(kind).expect("enabled");
+        ports.push((c.port, format!("services.{kind}.port")));
+    }
+    if let Some(n) = &env.services.nats {
+        ports.push((n.monitor_port, "services.nats.monitor_port".into()));
+    }
+    if let Some(v) = &env.services.vault {
+        ports.push((v.cluster_port, "services.vault.cluster_port".into()));
+    }
+    for (name, app) in &env.apps {
+        ports.push((app.port, format!("apps.{name}.port")));
+        if app.metrics_port != app.port {
+            ports.push((app.metrics_port, format!("apps.{name}.metrics_port")));
+        }
+    }
+    for (name, e) in &env.extras {
+        for (pn, p) in &e.ports {
+            ports.push((*p, format!("extras.{name}.ports.{pn}")));
+        }
+    }
+    if let Some(m) = &env.monitoring {
+        for (key, c) in [
+            ("prometheus", &m.prometheus),
+            ("alertmanager", &m.alertmanager),
+            ("grafana", &m.grafana),
+            ("postgres_exporter", &m.postgres_exporter),
+            ("redis_exporter", &m.redis_exporter),
+        ] {
+            if let Some(c) = c {
+                ports.push((c.port, format!("monitoring.{key}.port")));
+            }
+        }
+    }
+    let mut first: BTreeMap<u16, String> = BTreeMap::new();
+    for (port, path) in ports {
+        if port == 0 {
+            cx.err(&path, "port 0").expected = Some("a port from 1 to 65535".into());
+            continue;
+        }
+        match first.get(&port) {
+            None => {
+                first.insert(port, path);
+            }
+            Some(other) => {
+                let other_loc = cx.loc(other);
+                let other = other.clone();
+                let d = cx.err(&path, format!("port {port} is already used by {other}"));
+                d.expected = Some("a port no other service of this environment publishes".into());
+                d.notes.push(format!("{other} is set at {other_loc}"));
+                d.help = Some(format!(
+                    "change one of them, e.g. --set {path}={}",
+                    port.saturating_add(1)
+                ));
+            }
+        }
+    }
+}
+
+/// Every `depends_on` names a service of this environment, and there is no cycle.
+fn check_dependencies(cx: &mut Cx<'_>, env: &Environment) {
+    let known: Vec<ServiceName> = env.service_names();
+    let mut graph: BTreeMap<&ServiceName, &[ServiceName]> = BTreeMap::new();
+    let entries: Vec<(String, &ServiceName, &[ServiceName])> = env
+        .apps
+        .iter()
+        .map(|(n, a)| (format!("apps.{n}"), n, a.depends_on.as_slice()))
+        .chain(
+            env.extras
+                .iter()
+                .map(|(n, e)| (format!("extras.{n}"), n, e.depends_on.as_slice())),
+        )
+        .collect();
+    for (path, name, deps) in &entries {
+        graph.insert(name, deps);
+        for (i, d) in deps.iter().enumerate() {
+            if d == *name {
+                cx.err(
+                    &format!("{path}.depends_on[{i}]"),
+                    format!("`{d}` depends on itself"),
+                );
+            } else if !known.contains(d) {
+                let names: Vec<&str> = known.iter().map(ServiceName::as_str).collect();
+                let dd = cx.err(
+                    &format!("{path}.depends_on[{i}]"),
+                    format!("no service named `{d}` in {}", env.name),
+                );
+                dd.expected = Some(format!("one of {}", names.join(", ")));
+                if let Some(c) = closest(d.as_str(), names) {
+                    dd.help = Some(format!("did you mean `{c}`?"));
+                }
+            }
+        }
+    }
+    // Depth-first search for a cycle among apps and extras.
+    fn visit<'g>(
+        n: &'g ServiceName,
+        graph: &BTreeMap<&'g ServiceName, &'g [ServiceName]>,
+        stack: &mut Vec<&'g ServiceName>,
+        done: &mut BTreeSet<&'g ServiceName>,
+    ) -> Option<Vec<String>> {
+        if let Some(pos) = stack.iter().position(|s| *s == n) {
+            let mut cycle: Vec<String> = stack[pos..].iter().map(|s| s.to_string()).collect();
+            cycle.push(n.to_string());
+            return Some(cycle);
+        }
+        if done.contains(n) {
+            return None;
+        }
+        stack.push(n);
+        for d in graph.get(n).copied().unwrap_or_default() {
+            if d != n
+                && let Some(c) = visit(d, graph, stack, done)
+            {
+                return Some(c);
+            }
+        }
+        stack.pop();
+        done.insert(n);
+        None
+    }
+    let mut done = BTreeSet::new();
+    for (path, name, _) in &entries {
+        if let Some(cycle) = visit(name, &graph, &mut Vec::new(), &mut done) {
+            cx.err(
+                &format!("{path}.depends_on"),
+                format!("a dependency cycle: {}", cycle.join(" -> ")),
+            )
+            .help = Some(
+                "services start in dependency order, so a cycle can never start; break it".into(),
+            );
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subject_overlap() {
+        assert!(subjects_overlap("events.capsule.>", "events.*.created"));
+        assert!(subjects_overlap("a.b", "a.b"));
+        assert!(!subjects_overlap("events.capsule.>", "events.plan.>"));
+        assert!(!subjects_overlap("a.b", "a.b.c"));
+        assert!(subjects_overlap("a.>", "a.b.c"));
+    }
+
+    #[test]
+    fn cron_intervals() {
+        assert_eq!(cron_max_interval("0 2 * * *").unwrap().as_secs(), 86_400);
+        assert_eq!(cron_max_interval("*/15 * * * *").unwrap().as_secs(), 900);
+        assert_eq!(cron_max_interval("0 3 * * 0").unwrap().as_secs(), 604_800);
+        assert!(cron_max_interval("0 25 * * *").is_err());
+        assert!(cron_max_interval("0 2 * *").is_err());
+        assert!(cron_max_interval("every day").is_err());
+    }
+}

@@ -1,0 +1,303 @@
+//! Rendering the shipped environments, judged by the real tools: `kubectl kustomize`
+//! builds every overlay into exactly the environment's objects, `docker-compose config`
+//! accepts the compose files, and the committed `rendered/` tree is the snapshot every
+//! change to generated manifests shows up in.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+use cp_core::render::kustomize::{self, ObjectKey};
+use serde_json::Value;
+
+fn write_tree(dir: &Path, out: &cp_core::render::Output) {
+    for (path, text) in &out.files {
+        let p = dir.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+}
+
+fn require(tool: &str, hint: &str) {
+    let ok = Command::new(tool)
+        .arg("version")
+        .output()
+        .map(|o| o.status.success() || !o.stdout.is_empty())
+        .unwrap_or(false);
+    assert!(
+        ok,
+        "`{tool}` is needed by this test and is not installed: {hint}"
+    );
+}
+
+#[test]
+fn rendering_is_deterministic() {
+    let a = support::render(support::ENVS);
+    let b = support::render(support::ENVS);
+    assert_eq!(a, b);
+    assert!(
+        a.files.len() > 50,
+        "suspiciously few files: {}",
+        a.files.len()
+    );
+}
+
+#[test]
+fn committed_rendered_tree_is_fresh() {
+    // `rendered/` is the snapshot of every generated manifest: a change to templates
+    // or environments that is not re-rendered and committed fails here (and in
+    // `controlplane render --check`), so reviews always see the manifest diff.
+    let out = support::render(support::ENVS);
+    let root = support::repo_root().join("rendered");
+    let mut stale = Vec::new();
+    for (path, text) in &out.files {
+        match std::fs::read_to_string(root.join(path)) {
+            Ok(committed) if &committed == text => {}
+            Ok(_) => stale.push(format!("changed: rendered/{path}")),
+            Err(_) => stale.push(format!("missing: rendered/{path}")),
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "the committed rendered/ tree is stale; run `cargo run -p controlplane -- render --all` and commit:\n{}",
+        stale.join("\n")
+    );
+}
+
+#[test]
+fn every_rendered_file_parses() {
+    let out = support::render(support::ENVS);
+    for (path, text) in &out.files {
+        if path.ends_with(".json") {
+            serde_json::from_str::<Value>(text).unwrap_or_else(|e| panic!("{path}: {e}"));
+        } else if path.ends_with(".yaml") {
+            serde_saphyr::from_str_multiple::<Value, Vec<Value>>(text)
+                .unwrap_or_else(|e| panic!("{path}: {e}"));
+        }
+    }
+}
+
+fn kustomize(dir: &Path, env: &str) -> Vec<Value> {
+    require("kubectl", "install kubectl (it bundles kustomize)");
+    let out = Command::new("kubectl")
+        .args(["kustomize"])
+        .arg(dir.join(format!("kubernetes/overlays/{env}")))
+        .output()
+        .expect("kubectl runs");
+    assert!(
+        out.status.success(),
+        "kubectl kustomize {env} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_saphyr::from_str_multiple::<Value, Vec<Value>>(&String::from_utf8(out.stdout).unwrap())
+        .unwrap()
+        .into_iter()
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+fn by_key(objects: Vec<Value>) -> BTreeMap<ObjectKey, Value> {
+    objects
+        .into_iter()
+        .map(|o| (ObjectKey::of(&o).unwrap(), o))
+        .collect()
+}
+
+#[test]
+fn kustomize_builds_every_overlay_into_exactly_the_environments_objects() {
+    let out = support::render(support::ENVS);
+    let tmp = tempfile::tempdir().unwrap();
+    write_tree(tmp.path(), &out);
+    let renderer = cp_core::render::Renderer::new(&support::templates()).unwrap();
+    for name in support::ENVS {
+        let env = support::load(name);
+        let built = by_key(kustomize(tmp.path(), name));
+        let wanted = kustomize::index(&renderer.kubernetes_objects(&env, false).unwrap());
+        let expected = by_key(kustomize::expected_overlay_output(
+            name,
+            &env.namespace,
+            &wanted,
+        ));
+        let built_keys: Vec<_> = built.keys().collect();
+        let expected_keys: Vec<_> = expected.keys().collect();
+        assert_eq!(built_keys, expected_keys, "{name}: object sets differ");
+        for (k, v) in &expected {
+            assert_eq!(&built[k], v, "{name}: {k:?} differs after kustomize");
+        }
+    }
+}
+
+fn find<'a>(objs: &'a BTreeMap<ObjectKey, Value>, kind: &str, name: &str) -> Option<&'a Value> {
+    objs.iter()
+        .find(|(k, _)| k.kind == kind && k.name == name)
+        .map(|(_, v)| v)
+}
+
+#[test]
+fn overlays_carry_each_environments_replicas_resources_scaling_probes_and_namespace() {
+    let out = support::render(support::ENVS);
+    let tmp = tempfile::tempdir().unwrap();
+    write_tree(tmp.path(), &out);
+    // (environment, replicas, cpu request, memory request, log level, HPA, PDB)
+    let cases = [
+        ("dev", 1, "50m", "64Mi", "debug", None, None),
+        ("staging", 2, "100m", "128Mi", "info", None, None),
+        (
+            "production",
+            3,
+            "200m",
+            "256Mi",
+            "warn",
+            Some((3, 10)),
+            Some(2),
+        ),
+    ];
+    for (env, replicas, cpu, mem, level, hpa, pdb) in cases {
+        let objs = by_key(kustomize(tmp.path(), env));
+        let ns = format!("anumate-{env}");
+        for (k, o) in &objs {
+            if !kustomize::cluster_scoped(&k.kind) {
+                assert_eq!(
+                    o["metadata"]["namespace"],
+                    ns.as_str(),
+                    "{env}: {k:?} not in {ns}"
+                );
+            }
+        }
+        assert!(
+            find(&objs, "Namespace", &ns).is_some(),
+            "{env}: no Namespace {ns}"
+        );
+        let dep = find(&objs, "Deployment", "capsule-registry").expect("app deployment");
+        assert_eq!(dep["spec"]["replicas"], replicas, "{env} replicas");
+        let c = &dep["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(c["resources"]["requests"]["cpu"], cpu, "{env} cpu");
+        assert_eq!(c["resources"]["requests"]["memory"], mem, "{env} memory");
+        assert_eq!(
+            c["livenessProbe"]["httpGet"]["path"], "/health",
+            "{env} liveness"
+        );
+        assert_eq!(
+            c["readinessProbe"]["httpGet"]["path"], "/ready",
+            "{env} readiness"
+        );
+        let cm = find(&objs, "ConfigMap", "capsule-registry-config").unwrap();
+        assert_eq!(cm["data"]["LOG_LEVEL"], level, "{env} log level");
+        match hpa {
+            Some((min, max)) => {
+                let h = find(&objs, "HorizontalPodAutoscaler", "capsule-registry").expect("hpa");
+                assert_eq!(
+                    (
+                        h["spec"]["minReplicas"].as_u64(),
+                        h["spec"]["maxReplicas"].as_u64()
+                    ),
+                    (Some(min), Some(max))
+                );
+            }
+            None => assert!(
+                find(&objs, "HorizontalPodAutoscaler", "capsule-registry").is_none(),
+                "{env}: unexpected HPA"
+            ),
+        }
+        match pdb {
+            Some(n) => assert_eq!(
+                find(&objs, "PodDisruptionBudget", "capsule-registry").expect("pdb")["spec"]["minAvailable"],
+                n
+            ),
+            None => assert!(
+                find(&objs, "PodDisruptionBudget", "capsule-registry").is_none(),
+                "{env}: unexpected PDB"
+            ),
+        }
+        for sts in ["postgres", "redis", "nats", "vault"] {
+            assert!(
+                find(&objs, "StatefulSet", sts).is_some(),
+                "{env}: no StatefulSet {sts}"
+            );
+        }
+    }
+}
+
+#[test]
+fn staging_and_production_manifests_hold_no_secret_values() {
+    let out = support::render(support::ENVS);
+    let tmp = tempfile::tempdir().unwrap();
+    write_tree(tmp.path(), &out);
+    for env in ["staging", "production"] {
+        for o in kustomize(tmp.path(), env) {
+            if o["kind"] == "Secret" {
+                for (k, v) in o["stringData"].as_object().into_iter().flatten() {
+                    assert_eq!(
+                        v, "",
+                        "{env}: Secret {} key {k} has a value",
+                        o["metadata"]["name"]
+                    );
+                }
+                assert!(o.get("data").is_none(), "{env}: Secret with data");
+                let annotations = o["metadata"]["annotations"].as_object().unwrap();
+                assert!(
+                    annotations
+                        .keys()
+                        .any(|k| k.starts_with("controlplane.dev/fill."))
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn compose_files_pass_docker_compose_config() {
+    let out = support::render(support::ENVS);
+    let tmp = tempfile::tempdir().unwrap();
+    write_tree(tmp.path(), &out);
+    let Ok(v) = Command::new("docker-compose").arg("version").output() else {
+        // The issue asks for this check "where present"; every CI machine of ours has it.
+        eprintln!("docker-compose not installed: skipping the compose check");
+        return;
+    };
+    assert!(v.status.success());
+    for env in support::ENVS {
+        let file = tmp
+            .path()
+            .join(format!("compose/{env}/docker-compose.yaml"));
+        let text = std::fs::read_to_string(&file).unwrap();
+        let vars: Vec<String> = text
+            .split("${")
+            .skip(1)
+            .filter_map(|s| s.split(":?").next())
+            .map(str::to_owned)
+            .collect();
+        assert!(
+            !vars.is_empty(),
+            "{env}: compose file has no secret variables"
+        );
+        let mut cmd = Command::new("docker-compose");
+        cmd.arg("-f").arg(&file).arg("config").arg("-q");
+        for v in &vars {
+            cmd.env(v, "placeholder");
+        }
+        let o = cmd.output().unwrap();
+        assert!(
+            o.status.success(),
+            "{env}: docker-compose config failed:\n{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        // Without the variables compose refuses, naming the setting: no silent empty passwords.
+        let o = Command::new("docker-compose")
+            .arg("-f")
+            .arg(&file)
+            .arg("config")
+            .arg("-q")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap())
+            .output()
+            .unwrap();
+        assert!(!o.status.success());
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("Missing mandatory value"),
+            "{env}"
+        );
+    }
+}
