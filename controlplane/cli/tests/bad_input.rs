@@ -1,0 +1,301 @@
+//! Bad input, each with a clear message, exit code 2, and nothing written.
+//!
+//! Every case runs the real binary in a copy of the project and snapshots what a
+//! person sees on stderr (`tests/snapshots/`), so a change to a message shows in review.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let p = entry.unwrap().path();
+        let dest = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            copy_dir(&p, &dest);
+        } else {
+            std::fs::copy(&p, &dest).unwrap();
+        }
+    }
+}
+
+/// A scratch copy of the project: environments and templates.
+struct Project {
+    dir: tempfile::TempDir,
+}
+
+impl Project {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        for d in ["environments", "templates", "alerts", "dashboards"] {
+            if repo().join(d).is_dir() {
+                copy_dir(&repo().join(d), &dir.path().join(d));
+            }
+        }
+        Self { dir }
+    }
+
+    fn write(&self, rel: &str, text: &str) -> &Self {
+        let p = self.dir.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+        self
+    }
+
+    fn edit(&self, rel: &str, from: &str, to: &str) -> &Self {
+        let p = self.dir.path().join(rel);
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(text.contains(from), "{rel} has no `{from}`");
+        std::fs::write(p, text.replacen(from, to, 1)).unwrap();
+        self
+    }
+
+    /// Runs `controlplane ARGS`; returns (exit code, stdout, stderr).
+    fn run(&self, args: &[&str]) -> (i32, String, String) {
+        let o = Command::new(env!("CARGO_BIN_EXE_controlplane"))
+            .args(args)
+            .current_dir(self.dir.path())
+            .env_remove("CONTROLPLANE_ENV")
+            .env_remove("CONTROLPLANE_ENVIRONMENTS")
+            .output()
+            .unwrap();
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    }
+
+    /// `validate` and `render` both refuse with exit 2 and write nothing; returns the
+    /// validate message.
+    fn rejects(&self, args: &[&str]) -> String {
+        let mut v = args.to_vec();
+        v.push("validate");
+        let (code, _, err) = self.run(&v);
+        assert_eq!(code, 2, "validate should exit 2:\n{err}");
+        let mut r = args.to_vec();
+        r.extend(["render", "--out", "out"]);
+        let (code, _, rerr) = self.run(&r);
+        assert_eq!(code, 2, "render should exit 2:\n{rerr}");
+        assert!(
+            !self.dir.path().join("out").exists(),
+            "render wrote files despite invalid input"
+        );
+        err
+    }
+}
+
+#[test]
+fn unknown_key_suggests_the_closest() {
+    let p = Project::new();
+    p.edit(
+        "environments/dev.yaml",
+        "  vault:\n",
+        "  postgres:\n    prot: 5433\n  vault:\n",
+    );
+    insta::assert_snapshot!(p.rejects(&[]));
+}
+
+#[test]
+fn wrong_type() {
+    let p = Project::new();
+    p.edit(
+        "environments/dev.yaml",
+        "  vault:\n",
+        "  redis:\n    port: high\n    replicas: [1]\n  vault:\n",
+    );
+    insta::assert_snapshot!(p.rejects(&[]));
+}
+
+#[test]
+fn yaml_syntax_error() {
+    let p = Project::new();
+    p.write(
+        "environments/dev.yaml",
+        "tier: dev\nservices: [1, 2\nbackup: 3\n",
+    );
+    insta::assert_snapshot!(p.rejects(&[]));
+}
+
+#[test]
+fn duplicate_port() {
+    let p = Project::new();
+    p.edit(
+        "environments/dev.yaml",
+        "  vault:\n",
+        "  redis:\n    port: 5432\n  vault:\n",
+    );
+    insta::assert_snapshot!(p.rejects(&[]));
+}
+
+#[test]
+fn invalid_cron_and_zero_retention_are_reported_together() {
+    let p = Project::new();
+    p.edit(
+        "environments/dev.yaml",
+        "backup:\n",
+        "backup:\n  schedule: \"0 25 * * *\"\n  retention: {daily: 0, weekly: 0, monthly: 0}\n",
+    );
+    insta::assert_snapshot!(p.rejects(&[]));
+}
+
+#[test]
+fn plaintext_secret_and_dev_token_in_production() {
+    let p = Project::new();
+    p.edit(
+        "environments/production.yaml",
+        "superuser_password: env://ANUMATE_PG_SUPERUSER_PASSWORD",
+        "superuser_password: hunter2",
+    );
+    p.edit(
+        "environments/production.yaml",
+        "    unseal: env://ANUMATE_VAULT_UNSEAL_KEYS\n",
+        "    unseal: env://ANUMATE_VAULT_UNSEAL_KEYS\n    mode: dev\n    dev_root_token: dev-root-token\n",
+    );
+    let err = p.rejects(&["--env", "production"]);
+    assert!(
+        !err.contains("hunter2") && !err.contains("dev-root-token\n"),
+        "a secret was echoed:\n{err}"
+    );
+    insta::assert_snapshot!(err);
+}
+
+#[test]
+fn replicas_below_the_disruption_budget() {
+    let p = Project::new();
+    p.edit(
+        "environments/production.yaml",
+        "      min_available: 2",
+        "      min_available: 4",
+    );
+    insta::assert_snapshot!(p.rejects(&["--env", "production"]));
+}
+
+#[test]
+fn unknown_environment_lists_the_known_ones() {
+    let p = Project::new();
+    insta::assert_snapshot!(p.rejects(&["--env", "prod"]));
+}
+
+#[test]
+fn unreadable_file() {
+    let p = Project::new();
+    // Root reads any file regardless of mode, so make it undecodable instead.
+    std::fs::write(
+        p.dir.path().join("environments/dev.yaml"),
+        b"tier: dev\n\xff\xfe\n",
+    )
+    .unwrap();
+    insta::assert_snapshot!(p.rejects(&[]));
+}
+
+#[test]
+fn bad_set_paths() {
+    let p = Project::new();
+    let err = p.rejects(&[
+        "--set",
+        "services.postgres.prot=15432",
+        "--set",
+        "services.postgres.port.x=1",
+        "--set",
+        "novalue",
+    ]);
+    insta::assert_snapshot!(err);
+}
+
+#[test]
+fn set_values_are_validated_like_the_files() {
+    let p = Project::new();
+    insta::assert_snapshot!(p.rejects(&[
+        "--set",
+        "services.postgres.port=99999",
+        "--set",
+        "tier=prod"
+    ]));
+    let (code, out, err) = p.run(&[
+        "--set",
+        "services.postgres.port=15432",
+        "--output",
+        "json",
+        "config",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["services"]["postgres"]["port"], 15432);
+}
+
+#[test]
+fn broken_template_names_the_template_and_line() {
+    let p = Project::new();
+    p.write(
+        "templates/kubernetes/broken.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ env.no_such_field }}\n",
+    );
+    let (code, _, err) = p.run(&["render", "--out", "out"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        !p.dir.path().join("out").exists(),
+        "render wrote files despite a broken template"
+    );
+    assert!(err.contains("templates/kubernetes/broken.yaml"), "{err}");
+    insta::assert_snapshot!(err);
+    p.write("templates/kubernetes/broken.yaml", "{% if %}\n");
+    let (code, _, err) = p.run(&["render", "--out", "out"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("templates/kubernetes/broken.yaml"), "{err}");
+}
+
+#[test]
+fn json_output_lists_every_error_with_its_place() {
+    let p = Project::new();
+    p.edit(
+        "environments/dev.yaml",
+        "  vault:\n",
+        "  redis:\n    port: 5432\n    prot: 1\n  vault:\n",
+    );
+    let (code, out, _) = p.run(&["--output", "json", "validate"]);
+    assert_eq!(code, 2);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let errors = v["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 2, "{out}");
+    for e in errors {
+        assert_eq!(e["location"]["file"], "environments/dev.yaml");
+        assert!(e["location"]["line"].as_u64().unwrap() > 0);
+        assert!(e["path"].as_str().unwrap().starts_with("services.redis."));
+        assert!(e["expected"].is_string());
+    }
+}
+
+#[test]
+fn render_check_names_a_hand_edited_file_and_shows_the_diff() {
+    let p = Project::new();
+    let (code, _, err) = p.run(&["render", "--all", "--out", "out"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, _) = p.run(&["render", "--all", "--out", "out", "--check"]);
+    assert_eq!(code, 0, "{out}");
+    let file = p
+        .dir
+        .path()
+        .join("out/kubernetes/overlays/production/patches/deployment-capsule-registry.yaml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, text.replace("value: 3", "value: 30")).unwrap();
+    std::fs::write(p.dir.path().join("out/compose/dev/stray.yaml"), "x: 1\n").unwrap();
+    let (code, out, err) = p.run(&["render", "--all", "--out", "out", "--check"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains(
+            "changed: kubernetes/overlays/production/patches/deployment-capsule-registry.yaml"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("-  value: 30\n+  value: 3"), "{out}");
+    assert!(out.contains("stale: compose/dev/stray.yaml"), "{out}");
+    assert!(err.contains("2 file(s)"), "{err}");
+    // Rendering again repairs both.
+    assert_eq!(p.run(&["render", "--all", "--out", "out"]).0, 0);
+    assert_eq!(p.run(&["render", "--all", "--out", "out", "--check"]).0, 0);
+}

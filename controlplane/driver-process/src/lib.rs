@@ -1,0 +1,975 @@
+//! controlplane's process driver: the four core services (PostgreSQL, Redis, NATS
+//! with JetStream, OpenBao/Vault) as detached local processes, the embedded default
+//! when no container engine can serve.
+//!
+//! Everything lives in the environment's state directory (`.controlplane/<env>/`),
+//! one directory per service:
+//!
+//! ```text
+//! postgres/  data/ run/ (unix socket) postgresql.conf pg_hba.conf log process.json
+//! redis/     data/ redis.conf users.acl (0600) log process.json
+//! nats/      jetstream/ nats.conf log process.json
+//! vault/     data/ (raft) vault.hcl init.json (dev only, 0600) log process.json
+//! ```
+//!
+//! Processes outlive the CLI. `process.json` records each one (pid, start time, boot,
+//! program, the spec it was started from); nothing is signalled unless the record
+//! still identifies it. Configuration comes from `cp_core::serverconf`; secrets reach
+//! a server only through its environment (NATS) or as hashes (Redis ACL) and never
+//! appear in a spec, an argument list or a record.
+//!
+//! Apps, extras and monitoring need a container platform: `status` shows them as
+//! skipped, and they get no resources here.
+
+mod binary;
+mod logs;
+mod ports;
+mod postgres;
+mod procfs;
+mod record;
+mod service;
+mod spawn;
+mod stop;
+mod user;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use cp_core::Environment;
+use cp_core::model::{UnsealKeys, VaultMode};
+use cp_core::names::{CoreKind, ServiceName};
+use cp_core::plan::{
+    Action, Layer, Observed, ObservedState, Resource, ResourceId, Step, UpdateMode,
+};
+use cp_core::serverconf::{NATS_ADMIN_USER, POSTGRES_SUPERUSER, REDIS_ADMIN_USER};
+use cp_drivers::DriverError;
+use cp_drivers::contract::{Context, Driver, DriverKind, Health, ServiceState, ServiceStatus};
+use cp_runtime::exec::MissingBinary;
+use cp_runtime::probe::{self, Endpoint, Ready};
+use cp_runtime::secrets::Secret;
+use cp_runtime::state::StateDir;
+use cp_runtime::vault::{Announce, EnvKeys, KeyStore, StateKeys, VaultApi, VaultError};
+use sha2::Digest as _;
+use tokio::time::Instant;
+
+use crate::record::{Intent, Record, now_secs};
+use crate::service::{Launch, service_dir};
+use crate::spawn::{Exits, Spawn};
+
+/// Why apps, extras and monitoring are not run by this driver.
+pub const SKIPPED_REASON: &str = "needs a container platform (docker or kubernetes)";
+
+/// The resource kind of this driver's resources in a plan.
+pub const RESOURCE_KIND: &str = "process";
+
+/// How often readiness is polled.
+const READY_POLL: Duration = Duration::from_millis(15);
+/// How long a stop waits for the graceful signal before SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(15);
+/// How long leftovers of an earlier instance get to exit by themselves.
+const LEFTOVERS: Duration = Duration::from_secs(10);
+/// How many log lines an error carries.
+const TAIL: usize = 20;
+
+/// The process driver of one environment.
+#[derive(Clone)]
+pub struct ProcessDriver {
+    root: PathBuf,
+    exits: Exits,
+    grace: Duration,
+    announce: Option<Announce>,
+}
+
+impl std::fmt::Debug for ProcessDriver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProcessDriver")
+            .field("root", &self.root)
+            .field("grace", &self.grace)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ProcessDriver {
+    /// The driver for the environment whose state directory is `state_dir`
+    /// (normally `Project::state_dir(env)`, i.e. `.controlplane/<env>`). Nothing is
+    /// created: read-only commands (`plan`, `status`) work on a missing directory;
+    /// `up` opens it with [`StateDir::open`] and passes it in the [`Context`].
+    pub fn new(state_dir: impl AsRef<Path>) -> Self {
+        Self {
+            root: spawn::absolute(state_dir.as_ref()),
+            exits: Exits::default(),
+            grace: STOP_GRACE,
+            announce: None,
+        }
+    }
+
+    /// Shows the keys of a freshly initialised Vault (outside dev, where they are
+    /// never stored) with `announce` instead of printing them on stderr.
+    pub fn with_vault_announce(mut self, announce: Announce) -> Self {
+        self.announce = Some(announce);
+        self
+    }
+
+    /// Waits `grace` after the graceful signal before SIGKILL (default 15 s).
+    pub fn with_stop_grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+
+    /// The state directory.
+    pub fn state_path(&self) -> &Path {
+        &self.root
+    }
+
+    /// The log file of a core service.
+    pub fn log_path(&self, kind: CoreKind) -> PathBuf {
+        service_dir(&self.root, kind).join("log")
+    }
+
+    /// The pid of a core service, while the recorded process runs.
+    pub fn pid(&self, kind: CoreKind) -> Option<u32> {
+        Record::read(&self.root, kind.as_str())
+            .filter(Record::is_alive)
+            .map(|r| r.pid)
+    }
+
+    /// The programs this environment needs that are not installed, each with how to
+    /// install it (for `auto` and `xtask up` to say what is missing before starting).
+    pub fn missing_binaries(&self, env: &Environment) -> Vec<(ServiceName, MissingBinary)> {
+        env.services
+            .enabled()
+            .into_iter()
+            .filter_map(|k| {
+                let l = service::launch(&self.root, env, k)?;
+                binary::resolve(&l.program)
+                    .err()
+                    .map(|e| (ServiceName::core(k), e))
+            })
+            .collect()
+    }
+
+    fn check_cx(&self, cx: &Context<'_>) -> Result<(), DriverError> {
+        let given = spawn::absolute(cx.state.path());
+        if given != self.root {
+            return Err(DriverError::other(
+                "using the process driver",
+                format!(
+                    "the driver was made for {} but was handed the state directory {}",
+                    self.root.display(),
+                    given.display()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn launch(&self, env: &Environment, kind: CoreKind) -> Result<Launch, DriverError> {
+        service::launch(&self.root, env, kind).ok_or_else(|| DriverError::Setup {
+            service: ServiceName::core(kind),
+            detail: "it is disabled in this environment".into(),
+        })
+    }
+
+    /// Starts `kind` unless it already runs from the same spec; a running instance
+    /// with another spec is stopped first. Safe to repeat after a crash at any point.
+    async fn start(&self, cx: Context<'_>, kind: CoreKind) -> Result<(), DriverError> {
+        let svc = ServiceName::core(kind);
+        let launch = self.launch(cx.env, kind)?;
+        let spec = launch.spec();
+        let dir = service_dir(&self.root, kind);
+        let setup = |detail: String| DriverError::Setup {
+            service: svc.clone(),
+            detail,
+        };
+
+        self.recover(cx.state, kind)?;
+        if let Some(rec) = Record::read(&self.root, kind.as_str())
+            && rec.is_alive()
+        {
+            if rec.spec == spec {
+                return Ok(());
+            }
+            self.stop_record(kind, &rec).await?;
+        }
+
+        // Checks that change nothing.
+        let program =
+            binary::resolve(&launch.program).map_err(|source| DriverError::MissingBinary {
+                service: svc.clone(),
+                source,
+            })?;
+        let program_name = procfs::base_name(&program.to_string_lossy()).to_owned();
+        stop::leftovers_gone(&dir, &program_name, Instant::now() + LEFTOVERS)
+            .await
+            .map_err(setup)?;
+        let pg = match (&launch.program, &cx.env.services.postgres) {
+            (service::Program::Postgres { major, .. }, Some(_)) => {
+                check_postgres_version(&svc, &program, major)?;
+                let data = dir.join("data");
+                let state = postgres::inspect(&svc, &self.root, &data, major)?;
+                Some((major.clone(), data, state))
+            }
+            _ => None,
+        };
+        ports::ensure_free(&svc, &launch.ports)?;
+        let run_as = match kind {
+            CoreKind::Postgres => user::postgres_user().map_err(setup)?,
+            _ => None,
+        };
+        if kind == CoreKind::Postgres {
+            // A unix socket path holds at most 107 bytes.
+            let socket = dir.join("run").join(format!(".s.PGSQL.{}", launch.port()));
+            if socket.as_os_str().len() > 107 {
+                return Err(setup(format!(
+                    "its socket path {} is longer than a unix socket allows (107 bytes); use a shorter --state-dir",
+                    socket.display()
+                )));
+            }
+        }
+
+        // Prepare: directories, configuration, data.
+        make_dir(&dir).map_err(setup)?;
+        for d in &launch.dirs {
+            make_dir(&dir.join(d)).map_err(setup)?;
+        }
+        if let Some(u) = &run_as {
+            u.ensure_reachable(&self.root).map_err(setup)?;
+            u.own(&dir, false).map_err(setup)?;
+            for d in &launch.dirs {
+                u.own(&dir.join(d), false).map_err(setup)?;
+            }
+        }
+        let rel = |name: &str| Path::new(kind.as_str()).join(name);
+        for f in &launch.files {
+            cx.state.write(rel(f.name), f.text.as_bytes(), 0o644)?;
+        }
+        let log = dir.join("log");
+        if let Some((major, data, state)) = pg {
+            if state == postgres::Data::Interrupted {
+                postgres::clear_interrupted(&self.root, &data)
+                    .await
+                    .map_err(setup)?;
+            }
+            if state != postgres::Data::Ready {
+                let Some(p) = &cx.env.services.postgres else {
+                    unreachable!("checked above");
+                };
+                let password = cx
+                    .secrets
+                    .resolve(
+                        "services.postgres.superuser_password",
+                        &p.superuser_password,
+                    )
+                    .await?;
+                let initdb = binary::resolve(&service::Program::Postgres {
+                    name: "initdb",
+                    major,
+                })
+                .map_err(|source| DriverError::MissingBinary {
+                    service: svc.clone(),
+                    source,
+                })?;
+                postgres::initdb(postgres::Initdb {
+                    service: &svc,
+                    state: cx.state,
+                    program: &initdb,
+                    data: &data,
+                    password: &password,
+                    run_as: run_as.as_ref(),
+                    log: &log,
+                })
+                .await?;
+            } else if let Some(u) = &run_as
+                && u.owns_not(&data)
+            {
+                // Made by another user (an earlier run as non-root).
+                u.own(&data, true).map_err(setup)?;
+            }
+        }
+        if kind == CoreKind::Redis
+            && let Some(r) = &cx.env.services.redis
+        {
+            let admin = cx
+                .secrets
+                .resolve("services.redis.admin_password", &r.admin_password)
+                .await?;
+            write_redis_acl(cx.state, &rel("users.acl"), &admin)?;
+        }
+
+        let mut env = Vec::new();
+        for s in &launch.secrets {
+            env.push((
+                s.var.to_owned(),
+                cx.secrets.resolve(s.setting, &s.reference).await?,
+            ));
+        }
+        let intent = Intent {
+            binary: program.clone(),
+            args: launch.args.clone(),
+            user: run_as.as_ref().map(|u| u.name.clone()),
+            ports: launch.ports.iter().map(|(p, _)| *p).collect(),
+            spec,
+        };
+        cx.state.write_private(
+            record::intent_path(kind.as_str()),
+            &serde_json::to_vec_pretty(&intent).expect("serializes"),
+        )?;
+        let pid = spawn::detached(
+            &Spawn {
+                program: &program,
+                args: &launch.args,
+                env: &env,
+                cwd: &dir,
+                log: &log,
+                run_as: run_as.as_ref(),
+            },
+            &self.exits,
+        )
+        .map_err(|e| setup(format!("cannot run {}: {e}", program.display())))?;
+        // No await between spawning and recording (a dropped `up` future cannot
+        // leave an unrecorded server); a killed run leaves the intent to adopt from.
+        let rec = Record {
+            pid,
+            // It may have exited (and been reaped) already: 0 never matches, so the
+            // record then reads as exited, which readiness reports with the log.
+            start_time: procfs::stat(pid).map_or(0, |s| s.start_time),
+            boot_id: procfs::boot_id(),
+            binary: intent.binary,
+            args: intent.args,
+            user: intent.user,
+            ports: intent.ports,
+            started_at: now_secs(),
+            spec: intent.spec,
+        };
+        self.write_record(cx.state, kind, &rec)
+    }
+
+    fn write_record(
+        &self,
+        state: &StateDir,
+        kind: CoreKind,
+        rec: &Record,
+    ) -> Result<(), DriverError> {
+        state.write_private(
+            record::rel_path(kind.as_str()),
+            &serde_json::to_vec_pretty(rec).expect("serializes"),
+        )?;
+        remove_file(&state.join(record::intent_path(kind.as_str())))
+    }
+
+    /// After a run killed between spawning and recording: adopts the server it
+    /// started (see [`record::adopt`]) and clears the intent.
+    fn recover(&self, state: &StateDir, kind: CoreKind) -> Result<(), DriverError> {
+        let Some(intent) = Intent::read(&self.root, kind.as_str()) else {
+            return Ok(());
+        };
+        match record::adopt(&intent, &service_dir(&self.root, kind)) {
+            Some(rec) => {
+                tracing::info!(
+                    pid = rec.pid,
+                    "adopting the {kind} an interrupted run started"
+                );
+                self.write_record(state, kind, &rec)
+            }
+            None => remove_file(&state.join(record::intent_path(kind.as_str()))),
+        }
+    }
+
+    /// Stops a recorded process and waits until it, its leftovers and its ports are
+    /// gone.
+    async fn stop_record(&self, kind: CoreKind, rec: &Record) -> Result<bool, DriverError> {
+        let fail = |e: String| DriverError::other(format!("cannot stop {kind}"), e);
+        let deadline = Instant::now() + self.grace + Duration::from_secs(5);
+        let was = stop::stop(rec, service::stop_signal(kind), self.grace, deadline)
+            .await
+            .map_err(fail)?;
+        let program = procfs::base_name(&rec.binary.to_string_lossy()).to_owned();
+        let end = Instant::now() + LEFTOVERS;
+        stop::leftovers_gone(&service_dir(&self.root, kind), &program, end)
+            .await
+            .map_err(fail)?;
+        stop::ports_free(&rec.ports, end).await.map_err(fail)?;
+        Ok(was)
+    }
+
+    /// Stops a service and forgets its record (its data stays).
+    async fn remove(&self, cx: Context<'_>, kind: CoreKind) -> Result<Option<u32>, DriverError> {
+        self.recover(cx.state, kind)?;
+        let Some(rec) = Record::read(&self.root, kind.as_str()) else {
+            return Ok(None);
+        };
+        let was = self.stop_record(kind, &rec).await?;
+        remove_file(&cx.state.join(record::rel_path(kind.as_str())))?;
+        Ok(was.then_some(rec.pid))
+    }
+
+    /// Dev only: a Vault whose initialisation answer was lost can never be unsealed
+    /// and so holds nothing; wipe it and start again.
+    async fn reset_vault(&self, cx: Context<'_>) -> Result<(), DriverError> {
+        tracing::warn!(
+            "vault was initialised by a run that did not keep its key; re-initialising its empty store"
+        );
+        self.remove(cx, CoreKind::Vault).await?;
+        let data = service_dir(&self.root, CoreKind::Vault).join("data");
+        remove_dir(&data)?;
+        StateKeys::new(cx.state, "vault")
+            .forget()
+            .map_err(|e| DriverError::other("resetting vault", e))?;
+        self.start(cx, CoreKind::Vault).await
+    }
+
+    fn key_store(&self, unseal: &UnsealKeys, state: &StateDir) -> Box<dyn KeyStore> {
+        match unseal {
+            UnsealKeys::State => Box::new(StateKeys::new(state, "vault")),
+            UnsealKeys::Env(var) => {
+                let keys = EnvKeys::new(var.clone(), state, "vault");
+                Box::new(match &self.announce {
+                    Some(a) => keys.with_announce(a.clone()),
+                    None => keys,
+                })
+            }
+        }
+    }
+
+    fn not_ready(&self, kind: CoreKind, detail: String) -> DriverError {
+        DriverError::NotReady {
+            service: ServiceName::core(kind),
+            detail,
+            log_tail: logs::tail(&self.log_path(kind), TAIL).unwrap_or_default(),
+        }
+    }
+
+    /// One readiness attempt with the admin credentials.
+    async fn probe(&self, kind: CoreKind, ep: &Endpoint, creds: &Creds) -> Result<Ready, String> {
+        let r = match creds {
+            Creds::Postgres(pw) => {
+                probe::postgres(ep, POSTGRES_SUPERUSER, Some(pw), "postgres").await
+            }
+            Creds::Redis(pw) => probe::redis(ep, Some(REDIS_ADMIN_USER), Some(pw)).await,
+            Creds::Nats(pw) => probe::nats(ep, Some(NATS_ADMIN_USER), Some(pw)).await,
+            Creds::Vault => {
+                // Ready means active: a standby cannot serve writes yet.
+                let api = VaultApi::new(ep);
+                match api.is_active().await {
+                    Ok(true) => probe::vault(ep).await,
+                    Ok(false) => return Err(format!("{kind} is not active yet")),
+                    Err(e) => return Err(e.to_string()),
+                }
+            }
+        };
+        r.map_err(|e| e.to_string())
+    }
+
+    async fn creds(&self, cx: &Context<'_>, kind: CoreKind) -> Result<Creds, DriverError> {
+        let s = &cx.env.services;
+        let missing = || DriverError::Setup {
+            service: ServiceName::core(kind),
+            detail: "it is disabled in this environment".into(),
+        };
+        Ok(match kind {
+            CoreKind::Postgres => {
+                let p = s.postgres.as_ref().ok_or_else(missing)?;
+                Creds::Postgres(
+                    cx.secrets
+                        .resolve(
+                            "services.postgres.superuser_password",
+                            &p.superuser_password,
+                        )
+                        .await?,
+                )
+            }
+            CoreKind::Redis => {
+                let r = s.redis.as_ref().ok_or_else(missing)?;
+                Creds::Redis(
+                    cx.secrets
+                        .resolve("services.redis.admin_password", &r.admin_password)
+                        .await?,
+                )
+            }
+            CoreKind::Nats => {
+                let n = s.nats.as_ref().ok_or_else(missing)?;
+                Creds::Nats(
+                    cx.secrets
+                        .resolve("services.nats.admin_password", &n.admin_password)
+                        .await?,
+                )
+            }
+            CoreKind::Vault => Creds::Vault,
+        })
+    }
+
+    async fn status_of(&self, cx: &Context<'_>, kind: CoreKind) -> ServiceStatus {
+        let service = ServiceName::core(kind);
+        let endpoint = self.endpoint(cx.env, &service).map(|e| e.addr());
+        let Some(rec) = Record::read(&self.root, kind.as_str()) else {
+            return ServiceStatus {
+                service,
+                state: ServiceState::Missing,
+                version: None,
+                uptime_secs: None,
+                endpoint,
+                health: Health::Unknown,
+                id: None,
+            };
+        };
+        if !rec.is_alive() {
+            return ServiceStatus {
+                service,
+                state: ServiceState::Stopped(self.exited(kind, &rec)),
+                version: None,
+                uptime_secs: None,
+                endpoint,
+                health: Health::Unknown,
+                id: Some(rec.pid.to_string()),
+            };
+        }
+        let (health, version) = match (self.creds(cx, kind).await, endpoint.as_ref()) {
+            (Ok(creds), Some(_)) => {
+                let ep = self.endpoint(cx.env, &service).expect("enabled");
+                let r = tokio::time::timeout(Duration::from_secs(2), async {
+                    if kind == CoreKind::Vault {
+                        let h = probe::vault_health(&ep).await.map_err(|e| e.to_string())?;
+                        if !h.initialized {
+                            return Err("not initialised".to_owned());
+                        }
+                        if h.sealed {
+                            return Err("sealed".to_owned());
+                        }
+                    }
+                    self.probe(kind, &ep, &creds).await
+                })
+                .await;
+                match r {
+                    Ok(Ok(ready)) => (Health::Healthy, Some(ready.version)),
+                    Ok(Err(e)) => (Health::Unhealthy(e), None),
+                    Err(_) => (Health::Unhealthy("no answer within 2s".into()), None),
+                }
+            }
+            (Err(e), _) => (Health::Unhealthy(e.to_string()), None),
+            // Running, but no longer part of the environment.
+            (Ok(_), None) => (Health::Unknown, None),
+        };
+        ServiceStatus {
+            service,
+            state: ServiceState::Running,
+            version,
+            uptime_secs: Some(rec.uptime_secs()),
+            endpoint,
+            health,
+            id: Some(rec.pid.to_string()),
+        }
+    }
+
+    /// `exited with status 1, see <log>`.
+    fn exited(&self, kind: CoreKind, rec: &Record) -> String {
+        let how = self
+            .exits
+            .get(rec.pid)
+            .map_or_else(|| "exited".to_owned(), spawn::describe_exit);
+        format!("{how}, see {}", self.log_path(kind).display())
+    }
+
+    async fn teardown_one(
+        &self,
+        cx: Context<'_>,
+        kind: CoreKind,
+        volumes: bool,
+    ) -> Result<Vec<String>, DriverError> {
+        let mut removed = Vec::new();
+        if let Some(pid) = self.remove(cx, kind).await? {
+            removed.push(format!("process {kind} (pid {pid})"));
+        }
+        if volumes {
+            let dir = service_dir(&self.root, kind);
+            for (k, d) in service::DATA_DIRS {
+                if k == kind && remove_dir(&dir.join(d))? {
+                    removed.push(format!("{kind} data {}", dir.join(d).display()));
+                }
+            }
+            match kind {
+                CoreKind::Postgres => {
+                    for f in postgres::scratch_files(&self.root) {
+                        let _ = std::fs::remove_file(f);
+                    }
+                }
+                CoreKind::Vault => {
+                    let gone = StateKeys::new(cx.state, "vault")
+                        .forget()
+                        .map_err(|e| DriverError::other("removing vault's keys", e))?;
+                    removed.extend(gone.iter().map(|p| format!("vault keys {}", p.display())));
+                }
+                _ => {}
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// The outcome of one readiness attempt.
+enum Attempt {
+    Ready(Ready),
+    /// Vault was just unsealed: probe at once.
+    Unsealed,
+    /// Not yet, and why.
+    Again(String),
+    /// Will not become ready.
+    Fail(DriverError),
+}
+
+enum Creds {
+    Postgres(Secret),
+    Redis(Secret),
+    Nats(Secret),
+    Vault,
+}
+
+fn make_dir(dir: &Path) -> Result<(), String> {
+    use std::os::unix::fs::DirBuilderExt;
+    match std::fs::DirBuilder::new()
+        .mode(0o700)
+        .recursive(true)
+        .create(dir)
+    {
+        Ok(()) => Ok(()),
+        Err(e) => Err(format!("cannot create {}: {e}", dir.display())),
+    }
+}
+
+/// Removes a file; fine when there is none.
+fn remove_file(path: &Path) -> Result<(), DriverError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(DriverError::other(
+            format!("cannot remove {}", path.display()),
+            e,
+        )),
+    }
+}
+
+/// Removes a directory tree; false when there was none.
+fn remove_dir(dir: &Path) -> Result<bool, DriverError> {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(DriverError::other(
+            format!("cannot remove {}", dir.display()),
+            e,
+        )),
+    }
+}
+
+/// A PostgreSQL found outside `/usr/lib/postgresql/<major>` must still be that major.
+fn check_postgres_version(
+    svc: &ServiceName,
+    program: &Path,
+    major: &str,
+) -> Result<(), DriverError> {
+    if program.starts_with(Path::new("/usr/lib/postgresql").join(major)) {
+        return Ok(());
+    }
+    match binary::version_of(program) {
+        Some(v) if v.split('.').next() == Some(major) => Ok(()),
+        found => Err(DriverError::Setup {
+            service: svc.clone(),
+            detail: format!(
+                "{} is PostgreSQL {}, but version {major} is configured; install PostgreSQL {major} (`apt-get install postgresql-{major}`) or set services.postgres.version",
+                program.display(),
+                found.as_deref().unwrap_or("of an unknown version")
+            ),
+        }),
+    }
+}
+
+/// Writes the ACL file: `default` off and the admin user (by password hash) first,
+/// then every other user's line as it was (the seeder adds those with `ACL SETUSER`
+/// and `ACL SAVE`).
+fn write_redis_acl(
+    state: &StateDir,
+    rel: &Path,
+    admin_password: &Secret,
+) -> Result<(), DriverError> {
+    let hash = hex::encode(sha2::Sha256::digest(admin_password.expose().as_bytes()));
+    let existing = state.read(rel)?.unwrap_or_default();
+    let existing = String::from_utf8_lossy(&existing);
+    let ours = |l: &str| {
+        let mut w = l.split_whitespace();
+        w.next() == Some("user")
+            && matches!(w.next(), Some(u) if u == "default" || u == REDIS_ADMIN_USER)
+    };
+    let mut text = String::from("user default off\n");
+    text.push_str(&cp_core::serverconf::redis_admin_acl(&hash));
+    text.push('\n');
+    for line in existing
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !ours(l))
+    {
+        text.push_str(line);
+        text.push('\n');
+    }
+    Ok(state.write_private(rel, text.as_bytes())?)
+}
+
+fn core_kind(service: &ServiceName) -> Result<CoreKind, DriverError> {
+    CoreKind::from_name(service.as_str()).ok_or_else(|| DriverError::Unsupported {
+        service: service.clone(),
+        reason: SKIPPED_REASON.into(),
+    })
+}
+
+fn resource_id(kind: CoreKind) -> ResourceId {
+    ResourceId::new(Layer::Platform, RESOURCE_KIND, kind.as_str())
+}
+
+impl Driver for ProcessDriver {
+    fn kind(&self) -> DriverKind {
+        DriverKind::Process
+    }
+
+    fn desired(&self, env: &Environment) -> Result<Vec<Resource>, DriverError> {
+        Ok(env
+            .services
+            .enabled()
+            .into_iter()
+            .filter_map(|kind| {
+                let l = service::launch(&self.root, env, kind)?;
+                Some(Resource {
+                    id: resource_id(kind),
+                    service: Some(ServiceName::core(kind)),
+                    spec: l.spec(),
+                    update: UpdateMode::Replace,
+                })
+            })
+            .collect())
+    }
+
+    async fn observe(&self, _env: &Environment) -> Result<Vec<Observed>, DriverError> {
+        // Refuses a state directory written by a newer controlplane; creates nothing.
+        if StateDir::open_existing(&self.root)?.is_none() {
+            return Ok(Vec::new());
+        }
+        Ok(CoreKind::ALL
+            .into_iter()
+            .filter_map(|kind| {
+                let rec = Record::read(&self.root, kind.as_str())?;
+                let state = if rec.is_alive() {
+                    ObservedState::Running
+                } else {
+                    ObservedState::Stopped(self.exited(kind, &rec))
+                };
+                Some(Observed {
+                    id: resource_id(kind),
+                    spec: Some(rec.spec),
+                    state,
+                })
+            })
+            .collect())
+    }
+
+    async fn apply(&self, cx: Context<'_>, step: &Step) -> Result<(), DriverError> {
+        self.check_cx(&cx)?;
+        let Some(kind) =
+            CoreKind::from_name(&step.id.name).filter(|_| step.id.kind == RESOURCE_KIND)
+        else {
+            return Err(DriverError::other(
+                format!("applying {}", step.id),
+                "the process driver has no such resource",
+            ));
+        };
+        match &step.action {
+            Action::Create
+            | Action::Start { .. }
+            | Action::Replace { .. }
+            | Action::Update { .. } => self.start(cx, kind).await,
+            Action::Delete => self.remove(cx, kind).await.map(|_| ()),
+            Action::Blocked { reason, .. } => {
+                Err(DriverError::Blocked(format!("{}: {reason}", step.id)))
+            }
+        }
+    }
+
+    async fn wait_ready(
+        &self,
+        cx: Context<'_>,
+        service: &ServiceName,
+        deadline: Instant,
+    ) -> Result<Ready, DriverError> {
+        self.check_cx(&cx)?;
+        let kind = core_kind(service)?;
+        let launch = self.launch(cx.env, kind)?;
+        let ep = Endpoint::local(launch.port());
+        let creds = self.creds(&cx, kind).await?;
+        // Vault in raft mode: initialise and unseal once it answers.
+        let vault = cx
+            .env
+            .services
+            .vault
+            .as_ref()
+            .filter(|_| kind == CoreKind::Vault);
+        let mut unsealed = vault.is_none_or(|v| v.mode == VaultMode::Dev);
+        let store = vault.map(|v| self.key_store(&v.unseal, cx.state));
+        let api = VaultApi::new(&ep);
+        let mut last = String::from("no answer yet");
+        loop {
+            let Some(rec) = Record::read(&self.root, kind.as_str()) else {
+                return Err(self.not_ready(kind, "it was not started".into()));
+            };
+            if !rec.is_alive() {
+                return Err(self.not_ready(kind, self.exited(kind, &rec)));
+            }
+            let attempt = async {
+                if !unsealed && let (Some(v), Some(store)) = (vault, &store) {
+                    // Only once it answers at all.
+                    if let Err(e) = api.seal_status().await {
+                        return Attempt::Again(e.to_string());
+                    }
+                    return match api.ensure_unsealed(store.as_ref()).await {
+                        Ok(_) => Attempt::Unsealed,
+                        Err(VaultError::Sealed { detail }) => {
+                            Attempt::Fail(DriverError::VaultSealed { detail })
+                        }
+                        Err(VaultError::InitInterrupted { .. })
+                            if v.unseal == UnsealKeys::State =>
+                        {
+                            match self.reset_vault(cx).await {
+                                Ok(()) => Attempt::Again("re-initialising".into()),
+                                Err(e) => Attempt::Fail(e),
+                            }
+                        }
+                        Err(e @ VaultError::InitInterrupted { .. }) => {
+                            Attempt::Fail(DriverError::VaultSealed {
+                                detail: format!(
+                                    "{e}. If you saved the keys it showed: {}. If not, remove {} and run up again",
+                                    store.missing_hint(),
+                                    service_dir(&self.root, kind).join("data").display()
+                                ),
+                            })
+                        }
+                        Err(e @ VaultError::Api { .. }) => Attempt::Again(e.to_string()),
+                        Err(e) => Attempt::Fail(DriverError::other("unsealing vault", e)),
+                    };
+                }
+                match self.probe(kind, &ep, &creds).await {
+                    Ok(r) => Attempt::Ready(r),
+                    Err(e) => Attempt::Again(e),
+                }
+            };
+            match tokio::time::timeout_at(deadline, attempt).await {
+                Ok(Attempt::Ready(ready)) => return Ok(ready),
+                Ok(Attempt::Unsealed) => {
+                    unsealed = true;
+                    continue;
+                }
+                Ok(Attempt::Fail(e)) => return Err(e),
+                Ok(Attempt::Again(e)) => last = e,
+                Err(_) => {}
+            }
+            if Instant::now() + READY_POLL >= deadline {
+                return Err(self.not_ready(kind, format!("no answer before the deadline: {last}")));
+            }
+            tokio::time::sleep(READY_POLL).await;
+        }
+    }
+
+    fn endpoint(&self, env: &Environment, service: &ServiceName) -> Option<Endpoint> {
+        let kind = CoreKind::from_name(service.as_str())?;
+        service::launch(&self.root, env, kind).map(|l| Endpoint::local(l.port()))
+    }
+
+    async fn status(&self, cx: Context<'_>) -> Result<Vec<ServiceStatus>, DriverError> {
+        let mut out = Vec::new();
+        let core: Vec<CoreKind> = cx.env.services.enabled();
+        let probes = futures_join(core.iter().map(|k| self.status_of(&cx, *k))).await;
+        out.extend(probes);
+        for name in cx.env.service_names() {
+            if CoreKind::from_name(name.as_str()).is_none() {
+                out.push(ServiceStatus {
+                    service: name,
+                    state: ServiceState::Skipped(SKIPPED_REASON.into()),
+                    version: None,
+                    uptime_secs: None,
+                    endpoint: None,
+                    health: Health::Unknown,
+                    id: None,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn log_tail(
+        &self,
+        _env: &Environment,
+        service: &ServiceName,
+        lines: usize,
+    ) -> Result<Vec<String>, DriverError> {
+        let kind = core_kind(service)?;
+        let path = self.log_path(kind);
+        logs::tail(&path, lines)
+            .map_err(|e| DriverError::other(format!("reading {}", path.display()), e))
+    }
+
+    async fn logs(
+        &self,
+        _env: &Environment,
+        service: &ServiceName,
+        tail: usize,
+        follow: bool,
+        out: &mut (dyn std::io::Write + Send),
+    ) -> Result<(), DriverError> {
+        let kind = core_kind(service)?;
+        let path = self.log_path(kind);
+        let io = |e: std::io::Error| DriverError::other(format!("reading {}", path.display()), e);
+        let mut offset = std::fs::metadata(&path).map_or(0, |m| m.len());
+        for line in logs::tail(&path, tail).map_err(io)? {
+            writeln!(out, "{line}").map_err(io)?;
+        }
+        out.flush().map_err(io)?;
+        if !follow {
+            return Ok(());
+        }
+        let mut buf = Vec::new();
+        loop {
+            let running = Record::read(&self.root, kind.as_str()).is_some_and(|r| r.is_alive());
+            buf.clear();
+            offset = logs::read_from(&path, offset, &mut buf).map_err(io)?;
+            if !buf.is_empty() {
+                out.write_all(&buf).map_err(io)?;
+                out.flush().map_err(io)?;
+            }
+            if !running {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn teardown(&self, cx: Context<'_>, volumes: bool) -> Result<Vec<String>, DriverError> {
+        self.check_cx(&cx)?;
+        let results = futures_join(
+            CoreKind::ALL
+                .into_iter()
+                .map(|k| self.teardown_one(cx, k, volumes)),
+        )
+        .await;
+        let mut removed = Vec::new();
+        let mut first_error = None;
+        for r in results {
+            match r {
+                Ok(r) => removed.extend(r),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(removed),
+        }
+    }
+}
+
+/// Runs futures concurrently on this task, results in order.
+async fn futures_join<F: std::future::Future>(futs: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    futures::future::join_all(futs).await
+}

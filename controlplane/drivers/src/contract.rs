@@ -1,0 +1,164 @@
+//! The one contract every platform driver implements: say what it needs (pure),
+//! observe what exists (read-only), apply one step, wait until a service answers,
+//! report status and logs, and tear down.
+//!
+//! The engine ([`crate::engine`]) does the rest the same way for every driver:
+//! planning, ordering, parallelism, deadlines, progress.
+
+use std::future::Future;
+
+use cp_core::Environment;
+use cp_core::names::ServiceName;
+use cp_core::plan::{Observed, Resource, Step};
+use cp_runtime::probe::{Endpoint, Ready};
+use cp_runtime::secrets::SecretResolver;
+use cp_runtime::state::StateDir;
+use serde::Serialize;
+use tokio::time::Instant;
+
+use crate::error::DriverError;
+
+/// Which driver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DriverKind {
+    /// Local processes.
+    Process,
+    /// Docker Engine.
+    Docker,
+    /// Kubernetes.
+    Kubernetes,
+}
+
+impl std::fmt::Display for DriverKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DriverKind::Process => "process",
+            DriverKind::Docker => "docker",
+            DriverKind::Kubernetes => "kubernetes",
+        })
+    }
+}
+
+/// What a driver needs while applying.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    /// The environment.
+    pub env: &'a Environment,
+    /// Resolves secret references when a value must be handed over.
+    pub secrets: &'a SecretResolver,
+    /// The environment's state directory.
+    pub state: &'a StateDir,
+}
+
+/// The state of a service as `status` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "state", content = "detail")]
+pub enum ServiceState {
+    /// Running.
+    Running,
+    /// Exists but is not running, and why.
+    Stopped(String),
+    /// Not created.
+    Missing,
+    /// This driver does not run it, and why ("needs a container platform").
+    Skipped(String),
+}
+
+/// Health as the last probe saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "health", content = "detail")]
+pub enum Health {
+    /// Answered a real request.
+    Healthy,
+    /// Did not, and why.
+    Unhealthy(String),
+    /// Not probed (not running, or no probe).
+    Unknown,
+}
+
+/// One service's status.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceStatus {
+    /// The service.
+    pub service: ServiceName,
+    /// Running or not.
+    pub state: ServiceState,
+    /// Version it reports.
+    pub version: Option<String>,
+    /// Seconds since it started.
+    pub uptime_secs: Option<u64>,
+    /// Where it answers (`127.0.0.1:5432`).
+    pub endpoint: Option<String>,
+    /// Health.
+    pub health: Health,
+    /// Process id or container id.
+    pub id: Option<String>,
+}
+
+/// A platform driver. Implementations live in one folder each.
+pub trait Driver: Send + Sync {
+    /// Which driver this is.
+    fn kind(&self) -> DriverKind;
+
+    /// What this environment needs on this platform. Pure: no I/O.
+    fn desired(&self, env: &Environment) -> Result<Vec<Resource>, DriverError>;
+
+    /// What exists now, of this environment. Never mutates anything.
+    fn observe(
+        &self,
+        env: &Environment,
+    ) -> impl Future<Output = Result<Vec<Observed>, DriverError>> + Send;
+
+    /// Applies one step of a plan. Safe to repeat after a crash midway.
+    fn apply(
+        &self,
+        cx: Context<'_>,
+        step: &Step,
+    ) -> impl Future<Output = Result<(), DriverError>> + Send;
+
+    /// Waits until `service` answers a real request, or `deadline` passes (then the
+    /// error names the service and carries the tail of its log).
+    fn wait_ready(
+        &self,
+        cx: Context<'_>,
+        service: &ServiceName,
+        deadline: Instant,
+    ) -> impl Future<Output = Result<Ready, DriverError>> + Send;
+
+    /// Where a service answers, for clients (seed, `psql`, `status`).
+    fn endpoint(&self, env: &Environment, service: &ServiceName) -> Option<Endpoint>;
+
+    /// The status of every service of the environment. Read-only.
+    fn status(
+        &self,
+        cx: Context<'_>,
+    ) -> impl Future<Output = Result<Vec<ServiceStatus>, DriverError>> + Send;
+
+    /// The last `lines` lines of a service's log.
+    fn log_tail(
+        &self,
+        env: &Environment,
+        service: &ServiceName,
+        lines: usize,
+    ) -> impl Future<Output = Result<Vec<String>, DriverError>> + Send;
+
+    /// Streams a service's log to `out`: the last `tail` lines, then new lines while
+    /// `follow` (until the service stops or the caller drops the future).
+    fn logs(
+        &self,
+        env: &Environment,
+        service: &ServiceName,
+        tail: usize,
+        follow: bool,
+        out: &mut (dyn std::io::Write + Send),
+    ) -> impl Future<Output = Result<(), DriverError>> + Send;
+
+    /// Stops and removes everything of this environment; its data too when `volumes`.
+    /// Returns what was removed, for the report.
+    fn teardown(
+        &self,
+        cx: Context<'_>,
+        volumes: bool,
+    ) -> impl Future<Output = Result<Vec<String>, DriverError>> + Send;
+}

@@ -1,0 +1,329 @@
+//! Readiness probes: a service is up only when it answers a real request
+//! (`SELECT 1`, `PING`, JetStream account info, Vault health unsealed).
+//!
+//! Each probe makes one attempt with its own short timeout; [`wait_for`] repeats an
+//! attempt until it succeeds or a deadline passes, returning the last error, so no
+//! caller ever sleeps a fixed time hoping a server is ready.
+
+use std::future::Future;
+use std::time::Duration;
+
+use sqlx::{ConnectOptions, Connection};
+use tokio::time::Instant;
+
+use crate::resp;
+use crate::secrets::Secret;
+
+/// Where a service answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// Host or address.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+}
+
+impl Endpoint {
+    /// `127.0.0.1:port`.
+    pub fn local(port: u16) -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            port,
+        }
+    }
+
+    /// `host:port`.
+    pub fn addr(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+}
+
+/// Why a probe failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    /// No answer in time.
+    #[error("no answer from {addr} within {timeout:?}")]
+    Timeout {
+        /// Address.
+        addr: String,
+        /// The per-attempt timeout.
+        timeout: Duration,
+    },
+    /// PostgreSQL refused or failed.
+    #[error("postgres at {addr}: {source}")]
+    Postgres {
+        /// Address.
+        addr: String,
+        /// Why.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// Redis refused or failed.
+    #[error("redis at {addr}: {source}")]
+    Redis {
+        /// Address.
+        addr: String,
+        /// Why.
+        #[source]
+        source: resp::RespError,
+    },
+    /// NATS refused or failed.
+    #[error("nats at {addr}: {detail}")]
+    Nats {
+        /// Address.
+        addr: String,
+        /// Why.
+        detail: String,
+    },
+    /// Vault refused or failed, or is not initialised/unsealed.
+    #[error("vault at {addr}: {detail}")]
+    Vault {
+        /// Address.
+        addr: String,
+        /// Why.
+        detail: String,
+    },
+}
+
+/// What a ready service told us.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ready {
+    /// Server version as it reports it.
+    pub version: String,
+}
+
+const ATTEMPT: Duration = Duration::from_secs(3);
+
+async fn attempt<T, E>(addr: &str, f: impl Future<Output = Result<T, E>>) -> Result<T, ProbeError>
+where
+    ProbeError: From<(String, E)>,
+{
+    match tokio::time::timeout(ATTEMPT, f).await {
+        Ok(r) => r.map_err(|e| ProbeError::from((addr.to_owned(), e))),
+        Err(_) => Err(ProbeError::Timeout {
+            addr: addr.to_owned(),
+            timeout: ATTEMPT,
+        }),
+    }
+}
+
+impl From<(String, sqlx::Error)> for ProbeError {
+    fn from((addr, source): (String, sqlx::Error)) -> Self {
+        ProbeError::Postgres { addr, source }
+    }
+}
+
+impl From<(String, resp::RespError)> for ProbeError {
+    fn from((addr, source): (String, resp::RespError)) -> Self {
+        ProbeError::Redis { addr, source }
+    }
+}
+
+impl From<(String, String)> for ProbeError {
+    fn from((addr, detail): (String, String)) -> Self {
+        ProbeError::Nats { addr, detail }
+    }
+}
+
+/// Connects as `user` and runs `SELECT 1`; returns `server_version`.
+pub async fn postgres(
+    ep: &Endpoint,
+    user: &str,
+    password: Option<&Secret>,
+    database: &str,
+) -> Result<Ready, ProbeError> {
+    let addr = ep.addr();
+    let mut opts = sqlx::postgres::PgConnectOptions::new()
+        .host(&ep.host)
+        .port(ep.port)
+        .username(user)
+        .database(database)
+        .log_statements(tracing::log::LevelFilter::Trace);
+    if let Some(p) = password {
+        opts = opts.password(p.expose());
+    }
+    attempt(&addr, async {
+        let mut conn = opts.connect().await?;
+        let one: i32 = sqlx::query_scalar("SELECT 1").fetch_one(&mut conn).await?;
+        debug_assert_eq!(one, 1);
+        let version: String = sqlx::query_scalar("SHOW server_version")
+            .fetch_one(&mut conn)
+            .await?;
+        let _ = conn.close().await;
+        Ok::<_, sqlx::Error>(Ready { version })
+    })
+    .await
+}
+
+/// Authenticates (when given a user or password) and sends `PING`; returns
+/// `redis_version` from `INFO server`.
+pub async fn redis(
+    ep: &Endpoint,
+    user: Option<&str>,
+    password: Option<&Secret>,
+) -> Result<Ready, ProbeError> {
+    let addr = ep.addr();
+    attempt(&addr, async {
+        let mut c = resp::Connection::connect(&addr).await?;
+        match (user, password) {
+            (Some(u), Some(p)) => {
+                c.command(&["AUTH", u, p.expose()]).await?;
+            }
+            (None, Some(p)) => {
+                c.command(&["AUTH", p.expose()]).await?;
+            }
+            _ => {}
+        }
+        let pong = c.command(&["PING"]).await?;
+        if pong != resp::Reply::Simple("PONG".into()) {
+            return Err(resp::RespError::Protocol(format!("PING answered {pong:?}")));
+        }
+        let info = c
+            .command(&["INFO", "server"])
+            .await?
+            .text()
+            .unwrap_or_default();
+        let version = info
+            .lines()
+            .find_map(|l| l.strip_prefix("redis_version:"))
+            .unwrap_or("unknown")
+            .trim()
+            .to_owned();
+        Ok(Ready { version })
+    })
+    .await
+}
+
+/// Connects and asks JetStream for the account info (`$JS.API.INFO`), parsed
+/// leniently (async-nats's typed reply does not parse NATS 2.9's); returns the
+/// server version.
+pub async fn nats(
+    ep: &Endpoint,
+    user: Option<&str>,
+    password: Option<&Secret>,
+) -> Result<Ready, ProbeError> {
+    let addr = ep.addr();
+    attempt(&addr, async {
+        let mut opts = async_nats::ConnectOptions::new().connection_timeout(ATTEMPT);
+        if let (Some(u), Some(p)) = (user, password) {
+            opts = opts.user_and_password(u.to_owned(), p.expose().to_owned());
+        }
+        let client = opts.connect(&addr).await.map_err(|e| e.to_string())?;
+        let reply = client
+            .request("$JS.API.INFO", "".into())
+            .await
+            .map_err(|e| format!("JetStream did not answer: {e}"))?;
+        let info: serde_json::Value = serde_json::from_slice(&reply.payload)
+            .map_err(|e| format!("JetStream sent a bad reply: {e}"))?;
+        if let Some(err) = info.get("error") {
+            return Err(format!("JetStream is not available: {err}"));
+        }
+        let version = client.server_info().version.clone();
+        drop(client);
+        Ok::<_, String>(Ready { version })
+    })
+    .await
+}
+
+/// Vault's `/v1/sys/health`, read by hand (vaultrs's typed reply does not parse
+/// OpenBao's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VaultHealth {
+    /// Initialised.
+    pub initialized: bool,
+    /// Sealed.
+    pub sealed: bool,
+    /// Version.
+    pub version: String,
+}
+
+/// Reads Vault's health. Any HTTP answer is a health report (501 uninitialised, 503
+/// sealed); only no answer is an error.
+pub async fn vault_health(ep: &Endpoint) -> Result<VaultHealth, ProbeError> {
+    let addr = ep.addr();
+    let url = format!("http://{addr}/v1/sys/health?standbyok=true&sealedcode=200&uninitcode=200");
+    let fail = |detail: String| ProbeError::Vault {
+        addr: addr.clone(),
+        detail,
+    };
+    let client = reqwest::Client::builder()
+        .timeout(ATTEMPT)
+        .build()
+        .map_err(|e| fail(e.to_string()))?;
+    let resp = client
+        .get(&url)
+        .send()
+        .await
+        .map_err(|e| fail(format!("no answer: {e}")))?;
+    let body: serde_json::Value = resp
+        .json()
+        .await
+        .map_err(|e| fail(format!("bad health reply: {e}")))?;
+    Ok(VaultHealth {
+        initialized: body["initialized"].as_bool().unwrap_or(false),
+        sealed: body["sealed"].as_bool().unwrap_or(true),
+        version: body["version"].as_str().unwrap_or("unknown").to_owned(),
+    })
+}
+
+/// Ready means initialised and unsealed.
+pub async fn vault(ep: &Endpoint) -> Result<Ready, ProbeError> {
+    let h = vault_health(ep).await?;
+    let fail = |detail: &str| ProbeError::Vault {
+        addr: ep.addr(),
+        detail: detail.into(),
+    };
+    if !h.initialized {
+        return Err(fail("not initialised"));
+    }
+    if h.sealed {
+        return Err(fail("sealed"));
+    }
+    Ok(Ready { version: h.version })
+}
+
+/// Repeats `f` every `poll` until it succeeds or `deadline` passes; returns the last
+/// error on timeout. `poll` is a polling interval, not a guess at readiness.
+pub async fn wait_for<T, E, F, Fut>(deadline: Instant, poll: Duration, mut f: F) -> Result<T, E>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    loop {
+        match f().await {
+            Ok(v) => return Ok(v),
+            Err(e) if Instant::now() + poll >= deadline => return Err(e),
+            Err(_) => tokio::time::sleep(poll).await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn probes_fail_fast_on_closed_ports() {
+        // Bind then drop to get a port nothing listens on.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let ep = Endpoint::local(port);
+        assert!(redis(&ep, None, None).await.is_err());
+        assert!(postgres(&ep, "x", None, "x").await.is_err());
+        assert!(nats(&ep, None, None).await.is_err());
+        assert!(vault_health(&ep).await.is_err());
+        let start = Instant::now();
+        let r: Result<(), ProbeError> = wait_for(
+            start + Duration::from_millis(200),
+            Duration::from_millis(20),
+            || redis(&ep, None, None),
+        )
+        .await
+        .map(|_| ());
+        assert!(r.is_err());
+        assert!(start.elapsed() < Duration::from_secs(2));
+    }
+}

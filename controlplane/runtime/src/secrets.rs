@@ -1,0 +1,249 @@
+//! Resolving secret references to values, at the moment a value is needed.
+//!
+//! `env://NAME` reads the process environment; `vault://path#key` reads a KV v2 secret
+//! from the Vault named by `VAULT_ADDR`/`VAULT_TOKEN`; `generate` (dev only) creates
+//! a random value once and keeps it in the state directory's `secrets.json` (0600).
+//! Values are wrapped in [`Secret`], whose Debug and Display never show them.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Mutex;
+
+use cp_core::units::SecretRef;
+use rand::Rng;
+
+use crate::state::{StateDir, StateError};
+
+/// A secret value. Printing it shows `<redacted>`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The value, for the one place that must hand it over (a connection, a child
+    /// process's environment). Never log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// Why a secret could not be resolved.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    /// `env://NAME` and NAME is not set.
+    #[error(
+        "{name} refers to env://{var}, which is not set; export {var} before running controlplane"
+    )]
+    EnvMissing {
+        /// The setting.
+        name: String,
+        /// The variable.
+        var: String,
+    },
+    /// `generate` without a state directory.
+    #[error("{name} is `generate`, which needs a state directory to keep the value in")]
+    NoState {
+        /// The setting.
+        name: String,
+    },
+    /// The state directory failed.
+    #[error("cannot keep the generated secret {name}")]
+    State {
+        /// The setting.
+        name: String,
+        /// Why.
+        #[source]
+        source: StateError,
+    },
+    /// `vault://` without `VAULT_ADDR`/`VAULT_TOKEN`.
+    #[error("{name} refers to {reference}, but VAULT_ADDR and VAULT_TOKEN are not both set")]
+    VaultNotConfigured {
+        /// The setting.
+        name: String,
+        /// The reference.
+        reference: String,
+    },
+    /// Vault answered, but without the value.
+    #[error("{name}: cannot read {reference} from Vault: {detail}")]
+    VaultRead {
+        /// The setting.
+        name: String,
+        /// The reference.
+        reference: String,
+        /// What went wrong (never the value).
+        detail: String,
+    },
+}
+
+/// Resolves references for one environment.
+#[derive(Debug)]
+pub struct SecretResolver {
+    state: Option<StateDir>,
+    generated: Mutex<Option<BTreeMap<String, String>>>,
+    http: reqwest::Client,
+}
+
+const SECRETS_FILE: &str = "secrets.json";
+
+impl SecretResolver {
+    /// A resolver keeping generated secrets in `state` (none: `generate` fails).
+    pub fn new(state: Option<StateDir>) -> Self {
+        Self {
+            state,
+            generated: Mutex::new(None),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// The value of `reference`; `name` is the setting's key path, used to store
+    /// generated values and in messages.
+    pub async fn resolve(&self, name: &str, reference: &SecretRef) -> Result<Secret, SecretError> {
+        match reference {
+            SecretRef::Plain(v) => Ok(Secret::new(v.clone())),
+            SecretRef::Env { name: var } => {
+                std::env::var(var)
+                    .map(Secret::new)
+                    .map_err(|_| SecretError::EnvMissing {
+                        name: name.into(),
+                        var: var.clone(),
+                    })
+            }
+            SecretRef::Generate => self.generated(name),
+            SecretRef::Vault { path, key } => self.read_vault(name, reference, path, key).await,
+        }
+    }
+
+    /// Generated secrets: read once from `secrets.json`, created on first use.
+    fn generated(&self, name: &str) -> Result<Secret, SecretError> {
+        let state = self
+            .state
+            .as_ref()
+            .ok_or_else(|| SecretError::NoState { name: name.into() })?;
+        let err = |source| SecretError::State {
+            name: name.into(),
+            source,
+        };
+        let mut guard = self.generated.lock().expect("not poisoned");
+        if guard.is_none() {
+            let map = match state.read(SECRETS_FILE).map_err(err)? {
+                Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                    err(StateError::Corrupt {
+                        path: state.join(SECRETS_FILE),
+                        detail: e.to_string(),
+                    })
+                })?,
+                None => BTreeMap::new(),
+            };
+            *guard = Some(map);
+        }
+        let map = guard.as_mut().expect("loaded above");
+        if let Some(v) = map.get(name) {
+            return Ok(Secret::new(v.clone()));
+        }
+        let value: String = rand::rng()
+            .sample_iter(rand::distr::Alphanumeric)
+            .take(32)
+            .map(char::from)
+            .collect();
+        map.insert(name.to_owned(), value.clone());
+        let bytes = serde_json::to_vec_pretty(map).expect("serializes");
+        state.write_private(SECRETS_FILE, &bytes).map_err(err)?;
+        Ok(Secret::new(value))
+    }
+
+    async fn read_vault(
+        &self,
+        name: &str,
+        reference: &SecretRef,
+        path: &str,
+        key: &str,
+    ) -> Result<Secret, SecretError> {
+        let (Ok(addr), Ok(token)) = (std::env::var("VAULT_ADDR"), std::env::var("VAULT_TOKEN"))
+        else {
+            return Err(SecretError::VaultNotConfigured {
+                name: name.into(),
+                reference: reference.to_string(),
+            });
+        };
+        let read_err = |detail: String| SecretError::VaultRead {
+            name: name.into(),
+            reference: reference.to_string(),
+            detail,
+        };
+        // KV v2: `<mount>/<path>` is read at `<mount>/data/<path>`.
+        let (mount, rest) = path.split_once('/').unwrap_or((path, ""));
+        let url = format!("{}/v1/{mount}/data/{rest}", addr.trim_end_matches('/'));
+        let resp = self
+            .http
+            .get(&url)
+            .header("X-Vault-Token", token)
+            .send()
+            .await
+            .map_err(|e| read_err(format!("request failed: {e}")))?;
+        let status = resp.status();
+        if !status.is_success() {
+            return Err(read_err(format!("Vault answered {status}")));
+        }
+        let body: serde_json::Value = resp
+            .json()
+            .await
+            .map_err(|e| read_err(format!("bad reply: {e}")))?;
+        body["data"]["data"][key]
+            .as_str()
+            .map(Secret::new)
+            .ok_or_else(|| read_err(format!("the secret has no string key `{key}`")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn generated_secrets_persist_and_never_print() {
+        let tmp = tempfile::tempdir().unwrap();
+        let state = StateDir::open(tmp.path(), "dev").unwrap();
+        let r = SecretResolver::new(Some(state.clone()));
+        let a = r
+            .resolve("services.postgres.admin_password", &SecretRef::Generate)
+            .await
+            .unwrap();
+        assert_eq!(a.expose().len(), 32);
+        assert_eq!(format!("{a} {a:?}"), "<redacted> <redacted>");
+        let again = SecretResolver::new(Some(state));
+        let b = again
+            .resolve("services.postgres.admin_password", &SecretRef::Generate)
+            .await
+            .unwrap();
+        assert_eq!(a, b);
+        let e = again
+            .resolve(
+                "x",
+                &SecretRef::Env {
+                    name: "CP_TEST_SURELY_UNSET_VAR".into(),
+                },
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("export CP_TEST_SURELY_UNSET_VAR"),
+            "{e}"
+        );
+    }
+}

@@ -1,0 +1,286 @@
+//! The per-environment state directory (`.controlplane/<env>/`): what the process
+//! driver runs, generated dev secrets, Vault's dev unseal key, locks.
+//!
+//! Files that hold secrets are written 0600, atomically (temp file + rename), so a
+//! crash never leaves half a file. A `state.json` records the format version: a
+//! directory written by a newer controlplane is refused rather than misread.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The state format this build reads and writes.
+pub const STATE_FORMAT: u32 = 1;
+
+/// Why the state directory cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// Filesystem trouble.
+    #[error("cannot use the state directory {path}")]
+    Io {
+        /// The path involved.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Written by a newer version.
+    #[error(
+        "the state directory {path} was written by a newer controlplane (state format {found}, this one understands up to {STATE_FORMAT}); upgrade controlplane, or use another --state-dir"
+    )]
+    TooNew {
+        /// The directory.
+        path: PathBuf,
+        /// The format found.
+        found: u32,
+    },
+    /// `state.json` does not parse.
+    #[error("{path} is corrupt ({detail}); move it aside and run again")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+    /// Someone else holds the lock.
+    #[error("another controlplane is working on {path} ({what}); wait for it to finish")]
+    Busy {
+        /// The lock file.
+        path: PathBuf,
+        /// What the lock protects.
+        what: String,
+    },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct StateFile {
+    format: u32,
+    environment: String,
+    written_by: String,
+}
+
+/// An environment's state directory, checked and ready.
+#[derive(Debug, Clone)]
+pub struct StateDir {
+    root: PathBuf,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StateError + '_ {
+    move |source| StateError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+impl StateDir {
+    /// Opens (creating if needed, mode 0700) the state directory of `env`.
+    pub fn open(root: impl Into<PathBuf>, env: &str) -> Result<Self, StateError> {
+        let root = root.into();
+        let existed = root.is_dir();
+        fs::create_dir_all(&root).map_err(io(&root))?;
+        // Private: nobody else may list or write it. Group search (x) alone may be
+        // granted to a service user (the process driver runs PostgreSQL as `postgres`
+        // when we are root, and that user must reach its own directory): keep it.
+        let mode = fs::metadata(&root).map_err(io(&root))?.permissions().mode() & 0o777;
+        let private = if existed {
+            0o700 | (mode & 0o010)
+        } else {
+            0o700
+        };
+        if mode != private {
+            fs::set_permissions(&root, fs::Permissions::from_mode(private)).map_err(io(&root))?;
+        }
+        let dir = Self { root };
+        let state_path = dir.root.join("state.json");
+        match fs::read(&state_path) {
+            Ok(bytes) => {
+                let state: StateFile =
+                    serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt {
+                        path: state_path.clone(),
+                        detail: e.to_string(),
+                    })?;
+                if state.format > STATE_FORMAT {
+                    return Err(StateError::TooNew {
+                        path: dir.root.clone(),
+                        found: state.format,
+                    });
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let state = StateFile {
+                    format: STATE_FORMAT,
+                    environment: env.to_owned(),
+                    written_by: format!("controlplane {}", env!("CARGO_PKG_VERSION")),
+                };
+                dir.write(
+                    "state.json",
+                    &serde_json::to_vec_pretty(&state).expect("serializes"),
+                    0o644,
+                )?;
+            }
+            Err(e) => return Err(io(&state_path)(e)),
+        }
+        Ok(dir)
+    }
+
+    /// Opens an existing state directory without creating anything (for read-only
+    /// commands such as `plan` and `status`). `None` when it does not exist.
+    pub fn open_existing(root: impl Into<PathBuf>) -> Result<Option<Self>, StateError> {
+        let root = root.into();
+        let state_path = root.join("state.json");
+        match fs::read(&state_path) {
+            Ok(bytes) => {
+                let state: StateFile =
+                    serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt {
+                        path: state_path.clone(),
+                        detail: e.to_string(),
+                    })?;
+                if state.format > STATE_FORMAT {
+                    return Err(StateError::TooNew {
+                        path: root,
+                        found: state.format,
+                    });
+                }
+                Ok(Some(Self { root }))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io(&state_path)(e)),
+        }
+    }
+
+    /// A handle on a directory that may not exist, for read-only commands on an
+    /// environment that was never brought up: nothing is read or created.
+    pub fn phantom(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.root
+    }
+
+    /// A path inside the directory.
+    pub fn join(&self, rel: impl AsRef<Path>) -> PathBuf {
+        self.root.join(rel)
+    }
+
+    /// Writes a file atomically with the given mode (temp file, fsync, rename).
+    pub fn write(&self, rel: impl AsRef<Path>, bytes: &[u8], mode: u32) -> Result<(), StateError> {
+        write_atomic(&self.root.join(rel), bytes, mode)
+    }
+
+    /// Writes a file that holds a secret: mode 0600.
+    pub fn write_private(&self, rel: impl AsRef<Path>, bytes: &[u8]) -> Result<(), StateError> {
+        self.write(rel, bytes, 0o600)
+    }
+
+    /// Reads a file; `None` when absent.
+    pub fn read(&self, rel: impl AsRef<Path>) -> Result<Option<Vec<u8>>, StateError> {
+        let p = self.root.join(rel);
+        match fs::read(&p) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io(&p)(e)),
+        }
+    }
+
+    /// Takes an exclusive lock named `what` (e.g. `up`, `backup`) without waiting.
+    pub fn lock(&self, what: &str) -> Result<StateLock, StateError> {
+        let path = self.root.join(format!("{what}.lock"));
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(io(&path))?;
+        match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => Ok(StateLock { _lock: lock }),
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => Err(StateError::Busy {
+                path,
+                what: what.into(),
+            }),
+            Err((_, e)) => Err(io(&path)(std::io::Error::from(e))),
+        }
+    }
+}
+
+/// Held while a run works on a state directory; released on drop (or process exit).
+#[derive(Debug)]
+pub struct StateLock {
+    _lock: nix::fcntl::Flock<File>,
+}
+
+/// Writes `bytes` to `path` atomically with `mode`: a crash leaves the old file or the
+/// new one, never a mix.
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), StateError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).map_err(io(dir))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
+        std::process::id()
+    ));
+    let mut f = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .mode(mode)
+        .open(&tmp)
+        .map_err(io(&tmp))?;
+    // The mode given to open() is masked by the umask; set it exactly.
+    f.set_permissions(fs::Permissions::from_mode(mode))
+        .map_err(io(&tmp))?;
+    f.write_all(bytes).map_err(io(&tmp))?;
+    f.sync_all().map_err(io(&tmp))?;
+    fs::rename(&tmp, path).map_err(io(path))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_files_are_0600_and_newer_state_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = StateDir::open(tmp.path().join("dev"), "dev").unwrap();
+        dir.write_private("secrets.json", b"{}").unwrap();
+        let mode = fs::metadata(dir.join("secrets.json"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(
+            fs::metadata(dir.path()).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+        fs::write(
+            dir.join("state.json"),
+            br#"{"format": 99, "environment": "dev", "written_by": "x"}"#,
+        )
+        .unwrap();
+        let e = StateDir::open(tmp.path().join("dev"), "dev").unwrap_err();
+        assert!(e.to_string().contains("newer controlplane"), "{e}");
+        assert!(
+            StateDir::open_existing(tmp.path().join("nope"))
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn locks_exclude_each_other() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = StateDir::open(tmp.path(), "dev").unwrap();
+        let held = dir.lock("up").unwrap();
+        let e = dir.lock("up").unwrap_err();
+        assert!(matches!(e, StateError::Busy { .. }), "{e}");
+        drop(held);
+        assert!(dir.lock("up").is_ok());
+    }
+}
