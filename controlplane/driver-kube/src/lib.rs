@@ -1,0 +1,1 @@
+//! controlplane's kube driver.

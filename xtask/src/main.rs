@@ -1,0 +1,132 @@
+//! `cargo xtask`: the project's automation in Rust, no shell scripts.
+//!
+//! - `up`: install the service binaries this machine lacks (saying what), build the
+//!   `controlplane` binary, bring `dev` up (which seeds it) and print how to connect.
+//! - `down [--volumes]`: stop `dev` (and delete its data).
+//! - `test` / `ci`: install what the tests need, then fmt --check, clippy -D warnings,
+//!   every test and `controlplane render --all --check`. This is what CI runs.
+//! - `bench render|up|seed`: benchmarks compared in the same run with a peer or floor.
+//! - `codegen`: regenerate the committed schema and rendered output.
+//! - `images [--force]`: build the docker driver's local images from Debian packages.
+
+mod bench;
+mod images;
+mod setup;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let root = project_root();
+    std::env::set_current_dir(&root)
+        .with_context(|| format!("cannot enter the project root {}", root.display()))?;
+    let rest = args.get(1..).unwrap_or_default();
+    match args.first().map(String::as_str) {
+        Some("up") => up(rest),
+        Some("down") => down(rest),
+        Some("test" | "ci") => test(),
+        Some("bench") => bench::bench(rest),
+        Some("codegen") => codegen(),
+        Some("images") => images::ensure(rest.iter().any(|a| a == "--force")).map(drop),
+        other => {
+            bail!("unknown xtask {other:?}: use `cargo xtask up|down|test|ci|bench|codegen|images`")
+        }
+    }
+}
+
+/// The workspace root (the parent of `xtask/`).
+fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+/// Runs a command, failing with its command line when it does not succeed.
+pub(crate) fn run(cmd: &mut Command) -> Result<()> {
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot run {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed ({status})");
+    }
+    Ok(())
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+/// Builds the `controlplane` binary (debug profile) and returns its path.
+pub(crate) fn build_controlplane() -> Result<PathBuf> {
+    run(cargo().args(["build", "--quiet", "--package", "controlplane"]))?;
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| project_root().join("target"), PathBuf::from);
+    Ok(target.join("debug/controlplane"))
+}
+
+fn up(rest: &[String]) -> Result<()> {
+    setup::ensure_services()?;
+    let bin = build_controlplane()?;
+    eprintln!("xtask: bringing `dev` up (controlplane --env dev up)");
+    run(Command::new(&bin).args(["--env", "dev", "up"]).args(rest))?;
+    run(Command::new(&bin).args(["--env", "dev", "status"]))?;
+    println!();
+    println!("connect:  target/debug/controlplane psql            (admin; --role app for RLS)");
+    println!("          target/debug/controlplane redis-cli");
+    println!("          target/debug/controlplane nats");
+    println!("          eval \"$(target/debug/controlplane vault-env)\"");
+    println!("stop:     cargo xtask down   (-- --volumes also deletes the data)");
+    Ok(())
+}
+
+fn down(rest: &[String]) -> Result<()> {
+    let bin = build_controlplane()?;
+    run(Command::new(&bin).args(["--env", "dev", "down"]).args(rest))
+}
+
+fn test() -> Result<()> {
+    setup::ensure_test_tools()?;
+    images::ensure(false).context("building the docker driver's local test images")?;
+    eprintln!("xtask: cargo fmt --check");
+    run(cargo().args(["fmt", "--all", "--check"]))?;
+    eprintln!("xtask: cargo clippy -D warnings");
+    run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--quiet",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    eprintln!("xtask: cargo test --workspace");
+    run(cargo().args(["test", "--workspace"]))?;
+    let bin = build_controlplane()?;
+    eprintln!("xtask: controlplane render --all --check");
+    run(Command::new(&bin).args(["render", "--all", "--check"]))?;
+    eprintln!("xtask: all checks passed");
+    Ok(())
+}
+
+fn codegen() -> Result<()> {
+    let bin = build_controlplane()?;
+    let schema = Command::new(&bin)
+        .arg("schema")
+        .output()
+        .context("running controlplane schema")?;
+    if !schema.status.success() {
+        bail!(
+            "controlplane schema failed: {}",
+            String::from_utf8_lossy(&schema.stderr)
+        );
+    }
+    std::fs::write("environments/schema.json", &schema.stdout)
+        .context("writing environments/schema.json")?;
+    run(Command::new(&bin).args(["render", "--all"]))?;
+    eprintln!("xtask: wrote environments/schema.json and rendered/");
+    Ok(())
+}

