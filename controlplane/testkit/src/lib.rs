@@ -1,1 +1,348 @@
-//! placeholder
+//! The shared test harness: the shipped `dev` environment brought up by the process
+//! driver with real PostgreSQL, Redis, NATS and OpenBao servers on random free loopback
+//! ports and a temporary state directory, driven through the engine like the CLI does,
+//! and torn down (data included) when dropped, even when the test fails. Tests that
+//! cannot start the servers fail loudly, naming what to install.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use cp_core::Environment;
+use cp_core::names::{CoreKind, ServiceName};
+use cp_core::plan::Plan;
+use cp_driver_process::ProcessDriver;
+use cp_drivers::DriverError;
+use cp_drivers::contract::{Context, Driver, ServiceStatus};
+use cp_drivers::engine::{self, Quiet, UpReport};
+use cp_runtime::project::Project;
+use cp_runtime::secrets::{Secret, SecretResolver};
+use cp_runtime::state::StateDir;
+
+/// The engine's deadline in these tests: generous for two busy cores; failures that
+/// should be fast are asserted to be much faster.
+pub const UP_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("the repository root exists")
+}
+
+/// `n` distinct free loopback ports (held together while chosen, so distinct).
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let held: Vec<std::net::TcpListener> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0"))
+        .collect();
+    held.iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect()
+}
+
+/// `--set` overrides moving every core service to a free port.
+pub fn port_sets() -> Vec<String> {
+    let p = free_ports(6);
+    vec![
+        format!("services.postgres.port={}", p[0]),
+        format!("services.redis.port={}", p[1]),
+        format!("services.nats.port={}", p[2]),
+        format!("services.nats.monitor_port={}", p[3]),
+        format!("services.vault.port={}", p[4]),
+        format!("services.vault.cluster_port={}", p[5]),
+    ]
+}
+
+/// Loads the shipped `dev` environment with `sets`.
+pub fn load_dev(sets: &[String]) -> Environment {
+    match Project::new(repo().join("environments")).load("dev", sets) {
+        Ok(l) => l.env,
+        Err(e) => panic!("environments/dev.yaml with {sets:?} does not load:\n{e}"),
+    }
+}
+
+/// Fails loudly, naming what to install, when a service binary is missing.
+pub fn require_binaries(driver: &ProcessDriver, env: &Environment) {
+    let missing = driver.missing_binaries(env);
+    assert!(
+        missing.is_empty(),
+        "these tests run the real servers; install what is missing:\n{}",
+        missing
+            .iter()
+            .map(|(s, e)| format!("  {s}: {e}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+/// `--set` overrides that leave only `kinds` of the core services enabled (and
+/// nothing that needs the others).
+pub fn only(kinds: &[CoreKind]) -> Vec<String> {
+    let mut sets: Vec<String> = CoreKind::ALL
+        .iter()
+        .filter(|k| !kinds.contains(k))
+        .map(|k| format!("services.{k}.enabled=false"))
+        .collect();
+    sets.extend(
+        [
+            "apps.capsule-registry.enabled=false",
+            "monitoring.enabled=false",
+            "backup.enabled=false",
+        ]
+        .map(String::from),
+    );
+    sets
+}
+
+/// One environment under test.
+pub struct TestEnv {
+    pub tmp: tempfile::TempDir,
+    pub root: PathBuf,
+    pub env: Environment,
+    pub driver: ProcessDriver,
+    pub state: StateDir,
+    pub secrets: SecretResolver,
+    pub sets: Vec<String>,
+}
+
+impl TestEnv {
+    /// The dev environment on free ports, plus `extra` overrides.
+    pub fn new(extra: &[&str]) -> Self {
+        let tmp = tempfile::Builder::new()
+            .prefix("cp-process-")
+            .tempdir()
+            .expect("temp dir");
+        let root = tmp.path().join("dev");
+        Self::at(tmp, root, extra)
+    }
+
+    /// Only `kinds` of the core services, plus `extra` overrides.
+    pub fn only(kinds: &[CoreKind], extra: &[&str]) -> Self {
+        let mut sets = only(kinds);
+        sets.extend(extra.iter().map(|s| (*s).to_owned()));
+        let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
+        Self::new(&sets)
+    }
+
+    /// Like [`TestEnv::new`], without failing when a binary is missing (to test
+    /// exactly that).
+    pub fn new_unchecked(extra: &[&str]) -> Self {
+        let tmp = tempfile::Builder::new()
+            .prefix("cp-process-")
+            .tempdir()
+            .expect("temp dir");
+        let root = tmp.path().join("dev");
+        Self::build(tmp, root, extra, false)
+    }
+
+    /// The dev environment with its state in `root` (under `tmp`).
+    pub fn at(tmp: tempfile::TempDir, root: PathBuf, extra: &[&str]) -> Self {
+        Self::build(tmp, root, extra, true)
+    }
+
+    fn build(tmp: tempfile::TempDir, root: PathBuf, extra: &[&str], check: bool) -> Self {
+        // The state directory's parent must be enterable by `postgres` when the
+        // tests run as root (tempfile makes it 0700).
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut sets = port_sets();
+        sets.extend(extra.iter().map(|s| (*s).to_owned()));
+        let env = load_dev(&sets);
+        let driver = ProcessDriver::new(&root).with_stop_grace(Duration::from_secs(10));
+        if check {
+            require_binaries(&driver, &env);
+        }
+        let state = StateDir::open(&root, "dev").expect("state dir");
+        let secrets = SecretResolver::new(Some(state.clone()));
+        Self {
+            tmp,
+            root,
+            env,
+            driver,
+            state,
+            secrets,
+            sets,
+        }
+    }
+
+    pub fn cx(&self) -> Context<'_> {
+        Context {
+            env: &self.env,
+            secrets: &self.secrets,
+            state: &self.state,
+        }
+    }
+
+    pub async fn up(&self) -> Result<UpReport, DriverError> {
+        engine::up(&self.driver, self.cx(), &[], UP_TIMEOUT, &Quiet).await
+    }
+
+    pub async fn plan(&self) -> Plan {
+        engine::plan(&self.driver, &self.env).await.expect("plan")
+    }
+
+    pub async fn status(&self) -> Vec<ServiceStatus> {
+        self.driver.status(self.cx()).await.expect("status")
+    }
+
+    pub async fn down(&self, volumes: bool) -> Vec<String> {
+        self.driver
+            .teardown(self.cx(), volumes)
+            .await
+            .expect("down")
+    }
+
+    /// The value of the secret at `setting` (e.g. `services.postgres.app_password`).
+    pub async fn secret(&self, setting: &str) -> Secret {
+        let s = &self.env.services;
+        let pg = || s.postgres.as_ref().expect("postgres enabled");
+        let redis = || s.redis.as_ref().expect("redis enabled");
+        let nats = || s.nats.as_ref().expect("nats enabled");
+        let r = match setting {
+            "services.postgres.superuser_password" => &pg().superuser_password,
+            "services.postgres.admin_password" => &pg().admin_password,
+            "services.postgres.app_password" => &pg().app_password,
+            "services.postgres.readonly_password" => &pg().readonly_password,
+            "services.postgres.backup_password" => &pg().backup_password,
+            "services.redis.admin_password" => &redis().admin_password,
+            "services.redis.app_password" => &redis().app_password,
+            "services.nats.admin_password" => &nats().admin_password,
+            "services.nats.app_password" => &nats().app_password,
+            other => panic!("no such secret in the tests: {other}"),
+        };
+        self.secrets.resolve(setting, r).await.unwrap()
+    }
+
+    /// The Vault root token kept for dev (after `up`).
+    pub async fn vault_root_token(&self) -> Secret {
+        let v = self.env.services.vault.as_ref().expect("vault enabled");
+        cp_runtime::vault::root_token(v, &self.secrets, &self.state, "vault")
+            .await
+            .expect("read the vault root token")
+            .expect("up keeps a root token for dev")
+    }
+
+    /// `http://127.0.0.1:<port>` of the Vault server.
+    pub fn vault_addr(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port(CoreKind::Vault))
+    }
+
+    pub fn port(&self, kind: CoreKind) -> u16 {
+        self.driver
+            .endpoint(&self.env, &ServiceName::core(kind))
+            .expect("enabled")
+            .port
+    }
+
+    /// The recorded pid of a service (from `process.json`, as a person would read it).
+    pub fn recorded_pid(&self, kind: CoreKind) -> Option<u32> {
+        let bytes = std::fs::read(self.root.join(kind.as_str()).join("process.json")).ok()?;
+        let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+        v["pid"].as_u64().map(|p| p as u32)
+    }
+
+    /// Processes (pid, comm) working in the state directory, or recorded and alive.
+    pub fn our_processes(&self) -> Vec<(u32, String)> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            let state = stat.rsplit_once(") ").map(|(_, r)| r.chars().next());
+            if matches!(state, Some(Some('Z' | 'X'))) {
+                continue;
+            }
+            let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap_or_default();
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            if pid != std::process::id()
+                && (cwd.starts_with(&self.root) || cmd.contains(self.root.to_str().unwrap()))
+            {
+                out.push((pid, cmd));
+            }
+        }
+        out
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        // Tear down from a fresh runtime on another thread: this may run while a
+        // test's runtime is unwinding.
+        let driver = self.driver.clone();
+        let env = self.env.clone();
+        let state = self.state.clone();
+        let r = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let secrets = SecretResolver::new(Some(state.clone()));
+            rt.block_on(driver.teardown(
+                Context {
+                    env: &env,
+                    secrets: &secrets,
+                    state: &state,
+                },
+                true,
+            ))
+        })
+        .join();
+        match r {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => eprintln!("cleanup of {} failed: {e}", self.root.display()),
+            Err(_) => eprintln!("cleanup of {} panicked", self.root.display()),
+        }
+    }
+}
+
+/// Variables that tell the test binary, started again as a child, to run `up`.
+pub const CHILD_STATE: &str = "CP_PROCESS_TEST_CHILD_STATE";
+pub const CHILD_SETS: &str = "CP_PROCESS_TEST_CHILD_SETS";
+
+/// Starts this test binary again as a child that runs `up` on `t`'s state directory
+/// and environment (see `child_up` in `crash.rs`), with extra variables.
+pub fn spawn_child_up(t: &TestEnv, test: &str, vars: &[(&str, &str)]) -> std::process::Child {
+    let exe = std::env::current_exe().unwrap();
+    let mut cmd = cp_runtime::exec::command(&exe);
+    cmd.args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD_STATE, &t.root)
+        .env(CHILD_SETS, t.sets.join("\n"))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    cmd.spawn().expect("start the test binary as a child")
+}
+
+/// The child's side: `up` like the CLI, then exit (the servers stay up). Returns
+/// false when this process is not such a child.
+pub async fn child_up_main() -> bool {
+    let (Ok(root), Ok(sets)) = (std::env::var(CHILD_STATE), std::env::var(CHILD_SETS)) else {
+        return false;
+    };
+    let sets: Vec<String> = sets.lines().map(str::to_owned).collect();
+    let env = load_dev(&sets);
+    let driver = ProcessDriver::new(&root);
+    let state = StateDir::open(&root, "dev").expect("state dir");
+    let secrets = SecretResolver::new(Some(state.clone()));
+    let cx = Context {
+        env: &env,
+        secrets: &secrets,
+        state: &state,
+    };
+    match engine::up(&driver, cx, &[], UP_TIMEOUT, &Quiet).await {
+        Ok(r) => println!("child up: ready {:?}", r.ready.keys().collect::<Vec<_>>()),
+        Err(e) => panic!("child up failed: {e}"),
+    }
+    true
+}
