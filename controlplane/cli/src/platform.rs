@@ -8,6 +8,7 @@ use cp_core::Environment;
 use cp_core::model::Platform;
 use cp_core::names::ServiceName;
 use cp_core::plan::{Observed, Resource, Step};
+use cp_driver_docker::DockerDriver;
 use cp_driver_process::ProcessDriver;
 use cp_drivers::{Context, Driver, DriverError, DriverKind, ServiceStatus};
 use cp_runtime::probe::{Endpoint, Ready};
@@ -16,6 +17,7 @@ use tokio::time::Instant;
 /// Any of the drivers, chosen at run time.
 pub(crate) enum AnyDriver {
     Process(ProcessDriver),
+    Docker(DockerDriver),
 }
 
 /// The driver for `env`, and why it was chosen.
@@ -23,32 +25,81 @@ pub(crate) async fn select(
     env: &Environment,
     state_dir: &Path,
 ) -> anyhow::Result<(AnyDriver, String)> {
+    let process = || AnyDriver::Process(ProcessDriver::new(state_dir));
     match env.platform {
-        Platform::Process => Ok((
-            AnyDriver::Process(ProcessDriver::new(state_dir)),
-            "platform: process".into(),
-        )),
-        Platform::Auto => Ok((
-            AnyDriver::Process(ProcessDriver::new(state_dir)),
-            "auto: using local processes (the docker driver is not built into this binary yet)"
-                .into(),
-        )),
-        Platform::Docker | Platform::Kubernetes => {
-            anyhow::bail!(
-                "platform `{}` is not available in this build; use --set platform=process",
-                match env.platform {
-                    Platform::Docker => "docker",
-                    _ => "kubernetes",
-                }
-            )
+        Platform::Process => Ok((process(), "platform: process".into())),
+        Platform::Docker => {
+            let d = DockerDriver::connect().await?.on_pull(pull_progress());
+            let why = format!(
+                "platform: docker (engine {} at {})",
+                d.engine_version(),
+                d.host()
+            );
+            Ok((AnyDriver::Docker(d), why))
         }
+        // Once an environment was brought up, `auto` keeps that choice: its data
+        // lives with that driver. `down --volumes` forgets it.
+        Platform::Auto if recorded(state_dir).as_deref() == Some("process") => Ok((
+            process(),
+            format!(
+                "auto: using local processes, as when {} was brought up",
+                env.name
+            ),
+        )),
+        Platform::Auto if recorded(state_dir).as_deref() == Some("docker") => {
+            let d = DockerDriver::connect().await?.on_pull(pull_progress());
+            let why = format!("auto: using docker, as when {} was brought up", env.name);
+            Ok((AnyDriver::Docker(d), why))
+        }
+        Platform::Auto => match cp_driver_docker::docker_usable(env).await {
+            Ok(()) => {
+                let d = DockerDriver::connect().await?.on_pull(pull_progress());
+                let why = format!(
+                    "auto: using docker (engine {} at {} has every image)",
+                    d.engine_version(),
+                    d.host()
+                );
+                Ok((AnyDriver::Docker(d), why))
+            }
+            Err(why_not) => Ok((
+                process(),
+                format!("auto: using local processes because {why_not}"),
+            )),
+        },
+        Platform::Kubernetes => anyhow::bail!(
+            "platform `kubernetes` is not wired into this binary yet; render the overlay \
+             (`controlplane render`) and apply it with `kubectl apply -k`, or use \
+             --set platform=process"
+        ),
     }
+}
+
+/// The file in the state directory recording which driver `auto` chose.
+pub(crate) const CHOICE_FILE: &str = "driver";
+
+fn recorded(state_dir: &Path) -> Option<String> {
+    std::fs::read_to_string(state_dir.join(CHOICE_FILE))
+        .ok()
+        .map(|s| s.trim().to_owned())
+}
+
+/// Image pulls reported as plain lines on stderr (one per image and status change).
+fn pull_progress() -> cp_driver_docker::PullObserver {
+    let last = std::sync::Mutex::new(std::collections::BTreeMap::<String, String>::new());
+    std::sync::Arc::new(move |p: &cp_driver_docker::PullProgress| {
+        let mut last = last.lock().expect("pull progress lock");
+        if last.get(&p.image) != Some(&p.status) {
+            last.insert(p.image.clone(), p.status.clone());
+            eprintln!("pull {}: {} ({} bytes)", p.image, p.status, p.current);
+        }
+    })
 }
 
 macro_rules! each {
     ($self:ident, $d:ident => $e:expr) => {
         match $self {
             AnyDriver::Process($d) => $e,
+            AnyDriver::Docker($d) => $e,
         }
     };
 }

@@ -121,6 +121,12 @@ pub(crate) async fn run(global: &Global, project: &Project, command: Command) ->
                 }
             }
             let _lock = s.state.lock("up")?;
+            let kind = match s.driver {
+                AnyDriver::Process(_) => "process",
+                AnyDriver::Docker(_) => "docker",
+            };
+            s.state
+                .write(platform::CHOICE_FILE, kind.as_bytes(), 0o644)?;
             lifecycle::up(&s.driver, s.cx(), &wanted, timeout, global).await?;
             if !no_seed {
                 super::seed::after_up(&s, global).await?;
@@ -129,7 +135,12 @@ pub(crate) async fn run(global: &Global, project: &Project, command: Command) ->
         }
         Command::Down { volumes } => {
             let _lock = s.state.lock("up")?;
-            lifecycle::down(&s.driver, s.cx(), volumes, global).await
+            let code = lifecycle::down(&s.driver, s.cx(), volumes, global).await?;
+            if volumes {
+                // With the data gone, `auto` may choose afresh next time.
+                let _ = std::fs::remove_file(s.state.join(platform::CHOICE_FILE));
+            }
+            Ok(code)
         }
         Command::Status { watch } => {
             let urls = connect_urls(&s).await;
