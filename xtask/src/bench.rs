@@ -19,6 +19,7 @@ fn ms(d: Duration) -> String {
 pub(crate) fn bench(rest: &[String]) -> Result<()> {
     match rest.first().map(String::as_str) {
         Some("render") => render(),
+        Some("up") => up(),
         other => bail!("unknown benchmark {other:?}: use `cargo xtask bench render|up|seed`"),
     }
 }
@@ -73,6 +74,151 @@ fn render() -> Result<()> {
     println!(
         "ratio controlplane/kustomize: {:.2}",
         a.as_secs_f64() / b.as_secs_f64()
+    );
+    Ok(())
+}
+
+fn free_ports(n: usize) -> Result<Vec<u16>> {
+    let held = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    Ok(held
+        .iter()
+        .map(|l| l.local_addr().map(|a| a.port()))
+        .collect::<std::io::Result<Vec<_>>>()?)
+}
+
+/// The unprivileged user PostgreSQL runs as when we are root (as the process driver
+/// picks it).
+fn pg_user() -> &'static str {
+    let has = |u: &str| {
+        Command::new("id")
+            .arg(u)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if has("postgres") {
+        "postgres"
+    } else {
+        "nobody"
+    }
+}
+
+/// Ends the floor script's servers (only those: by the pids it recorded).
+fn stop_floor(dir: &std::path::Path) {
+    let pids = std::fs::read_to_string(dir.join("pids")).unwrap_or_default();
+    for pid in pids.lines().filter(|l| !l.trim().is_empty()) {
+        let _ = Command::new("kill").args(["-TERM", pid.trim()]).status();
+    }
+    for pid in pids.lines().filter(|l| !l.trim().is_empty()) {
+        let proc = format!("/proc/{}", pid.trim());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::path::Path::new(&proc).exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if std::path::Path::new(&proc).exists() {
+            let _ = Command::new("kill").args(["-KILL", pid.trim()]).status();
+        }
+    }
+}
+
+/// Cold `up` (fresh state to all four services answering) and no-op `up`, against the
+/// floor: a shell script starting the same four binaries in parallel and polling them.
+fn up() -> Result<()> {
+    crate::setup::ensure_services()?;
+    let bin = build_controlplane()?;
+    let root = crate::project_root();
+    let script = root.join("xtask/src/floor-up.sh");
+    let user = pg_user();
+    let pgbin = "/usr/lib/postgresql/15/bin";
+    let base = std::env::temp_dir().join(format!("cp-bench-up-{}", std::process::id()));
+    std::fs::create_dir_all(&base)?;
+    // PostgreSQL (an unprivileged user) must be able to enter the state directory.
+    crate::run(Command::new("chmod").arg("755").arg(&base))?;
+    let runs = 5;
+    let noops = 10;
+
+    let cp = |state: &std::path::Path, ports: &[u16], args: &[&str]| -> Result<Duration> {
+        let mut cmd = Command::new(&bin);
+        cmd.current_dir(&root)
+            .args(["--env", "dev", "--output", "json", "--state-dir"])
+            .arg(state)
+            .args(["--set", "platform=process"]);
+        for (k, p) in [
+            "services.postgres.port",
+            "services.redis.port",
+            "services.nats.port",
+            "services.nats.monitor_port",
+            "services.vault.port",
+            "services.vault.cluster_port",
+        ]
+        .iter()
+        .zip(ports)
+        {
+            cmd.args(["--set", &format!("{k}={p}")]);
+        }
+        cmd.args(args).stdout(std::process::Stdio::null());
+        let t = Instant::now();
+        crate::run(&mut cmd)?;
+        Ok(t.elapsed())
+    };
+
+    let mut cold = Vec::new();
+    let mut noop = Vec::new();
+    for i in 0..runs {
+        let state = base.join(format!("cp-{i}"));
+        let ports = free_ports(6)?;
+        cold.push(cp(&state, &ports, &["up", "--no-seed"])?);
+        if i == 0 {
+            for _ in 0..noops {
+                noop.push(cp(&state, &ports, &["up", "--no-seed"])?);
+            }
+        }
+        cp(&state, &ports, &["down", "--volumes"])?;
+    }
+
+    let mut floor = Vec::new();
+    for i in 0..runs {
+        let dir = base.join(format!("floor-{i}"));
+        std::fs::create_dir_all(&dir)?;
+        crate::run(Command::new("chmod").arg("755").arg(&dir))?;
+        let p = free_ports(6)?;
+        let mut cmd = Command::new("bash");
+        cmd.arg(&script).arg(&dir).arg(user);
+        for port in &p {
+            cmd.arg(port.to_string());
+        }
+        cmd.arg(pgbin);
+        let t = Instant::now();
+        let status = cmd.status();
+        let took = t.elapsed();
+        stop_floor(&dir);
+        if !status.is_ok_and(|s| s.success()) {
+            bail!("the floor script failed; its logs are in {}", dir.display());
+        }
+        floor.push(took);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    let _ = std::fs::remove_dir_all(&base);
+
+    let (c, n, f) = (median(cold), median(noop), median(floor));
+    println!(
+        "cold `up` (process driver, dev, to all four answering), median of {runs}: {}",
+        ms(c)
+    );
+    println!(
+        "no-op `up` (everything already up), median of {noops}:                     {}",
+        ms(n)
+    );
+    println!(
+        "floor: shell script starting the four in parallel, median of {runs}:       {}",
+        ms(f)
+    );
+    println!(
+        "ratio cold up / floor: {:.2}",
+        c.as_secs_f64() / f.as_secs_f64()
     );
     Ok(())
 }

@@ -38,7 +38,7 @@ fn main() -> Result<()> {
 }
 
 /// The workspace root (the parent of `xtask/`).
-fn project_root() -> PathBuf {
+pub(crate) fn project_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("xtask lives in the workspace")
