@@ -53,7 +53,8 @@ const fn rule(
     }
 }
 
-/// Every built-in rule, in the order they are rendered.
+/// Every built-in rule, in the order they are rendered. Every rule holds for a while
+/// (`for` above zero) so its promtool tests can show it silent before that.
 pub const RULES: &[RuleDefault] = &[
     rule(
         "service_down",
@@ -98,8 +99,10 @@ pub const RULES: &[RuleDefault] = &[
     rule(
         "database_connection_failures",
         "DatabaseConnectionFailures",
-        0.1,
-        ThresholdUnit::PerSecond,
+        // PostgreSQL refuses connections once max_connections are in use: alert on
+        // the share in use (pg_stat_database_numbackends / max_connections).
+        0.9,
+        ThresholdUnit::Fraction,
         "2m",
         Severity::Critical,
     ),
@@ -116,7 +119,7 @@ pub const RULES: &[RuleDefault] = &[
         "PodRestartingTooOften",
         3.0,
         ThresholdUnit::Count,
-        "0s",
+        "5m",
         Severity::Warning,
     ),
     rule(
@@ -164,7 +167,8 @@ pub const RULES: &[RuleDefault] = &[
         "BackupFailed",
         0.0,
         ThresholdUnit::None,
-        "0s",
+        // Long enough for a retry to succeed before anyone is paged.
+        "5m",
         Severity::Critical,
     ),
     rule(
@@ -172,7 +176,7 @@ pub const RULES: &[RuleDefault] = &[
         "BackupTooOld",
         0.0,
         ThresholdUnit::Seconds,
-        "0s",
+        "5m",
         Severity::Critical,
     ),
 ];

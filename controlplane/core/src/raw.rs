@@ -646,9 +646,10 @@ pub struct RawAlertRules {
     pub high_memory: Option<RawRule>,
     /// Container CPU use as a fraction of its limit (0.8 = 80%).
     pub high_cpu: Option<RawRule>,
-    /// Failed database connections per second seen by the apps.
+    /// Share of PostgreSQL's `max_connections` in use (0.9 = 90%); at 1.0 new
+    /// connections fail.
     pub database_connection_failures: Option<RawRule>,
-    /// Failed Redis connections per second seen by the apps.
+    /// Connections Redis rejected per second (`maxclients` reached).
     pub redis_connection_failures: Option<RawRule>,
     /// Container restarts within the last hour.
     pub pod_restarting: Option<RawRule>,

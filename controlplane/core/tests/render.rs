@@ -51,6 +51,22 @@ fn committed_rendered_tree_is_fresh() {
     // `controlplane render --check`), so reviews always see the manifest diff.
     let out = support::render(support::ENVS);
     let root = support::repo_root().join("rendered");
+    if std::env::var_os("CP_UPDATE_RENDERED").is_some_and(|v| v == "1") {
+        // `CP_UPDATE_RENDERED=1 cargo test -p cp-core --test render` rewrites the
+        // snapshot: the directories render owns are replaced, so removed files go too.
+        let mut dirs: Vec<String> = vec!["kubernetes/base/".into()];
+        for env in support::ENVS {
+            dirs.extend(cp_core::render::owned_dirs(env));
+        }
+        for d in &dirs {
+            let p = root.join(d);
+            if p.exists() {
+                std::fs::remove_dir_all(&p).unwrap();
+            }
+        }
+        write_tree(&root, &out);
+        return;
+    }
     let mut stale = Vec::new();
     for (path, text) in &out.files {
         match std::fs::read_to_string(root.join(path)) {
@@ -61,7 +77,7 @@ fn committed_rendered_tree_is_fresh() {
     }
     assert!(
         stale.is_empty(),
-        "the committed rendered/ tree is stale; run `cargo run -p controlplane -- render --all` and commit:\n{}",
+        "the committed rendered/ tree is stale; run `cargo run -p controlplane -- render --all` (or `CP_UPDATE_RENDERED=1 cargo test -p cp-core --test render`) and commit:\n{}",
         stale.join("\n")
     );
 }

@@ -314,5 +314,7 @@ pub fn build(env: &Environment) -> Value {
             "app.kubernetes.io/part-of": env.project,
             "app.kubernetes.io/managed-by": "controlplane",
         },
+        "alerting": super::monitoring::alerting(env),
+        "boards": super::monitoring::boards(env),
     })
 }

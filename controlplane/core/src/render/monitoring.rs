@@ -1,16 +1,236 @@
-//! Monitoring objects for Kubernetes built from other rendered files: the
-//! PrometheusRule holding the environment's alert and recording rules (rendered from
-//! `alerts/`) and one ConfigMap per Grafana dashboard (rendered from `dashboards/`).
+//! Monitoring: the values the alert, test and dashboard templates need (derived once,
+//! here, so templates hold no arithmetic), and the Kubernetes objects built from other
+//! rendered files: the PrometheusRule holding the environment's alert and recording
+//! rules (rendered from `alerts/`) and one ConfigMap per Grafana dashboard (rendered
+//! from `dashboards/`).
 
-use serde_json::Value;
+use serde_json::{Map, Value, json};
 
-use super::{RenderError, Renderer};
+use super::{RenderError, Renderer, is_partial};
+use crate::catalog::{BOARDS, RULES, ThresholdUnit};
 use crate::model::Environment;
 
-/// The extra objects (none until the monitoring templates exist).
+/// Time a backup run may take and a scrape may lag, added to the schedule-derived
+/// backup age limit so a run that is merely in progress does not page anyone.
+const BACKUP_SLACK_SECS: u64 = 30 * 60;
+
+/// Rounds away binary noise (0.1 * 3 = 0.30000000000000004) so rendered numbers read
+/// as written.
+fn tidy(x: f64) -> f64 {
+    (x * 1e6).round() / 1e6
+}
+
+/// Sample values for a rule's promtool tests: `fire` crosses the threshold, `quiet`
+/// stays on the healthy side of it.
+fn samples(key: &str, unit: ThresholdUnit, t: f64) -> Value {
+    let (fire, quiet) = match unit {
+        // Free disk space alerts when it drops *below* the threshold.
+        ThresholdUnit::Fraction if key == "disk_space_low" => (t / 2.0, (1.0 + t) / 2.0),
+        ThresholdUnit::Fraction => ((1.0 + t) / 2.0, t / 2.0),
+        ThresholdUnit::Seconds | ThresholdUnit::PerSecond => (t * 2.0, t / 2.0),
+        ThresholdUnit::Count => (t + 1.0, t),
+        ThresholdUnit::None => (0.0, 0.0),
+    };
+    json!({
+        "fire": tidy(fire),
+        "quiet": tidy(quiet),
+        "fire_per_min": tidy(fire * 60.0),
+        "quiet_per_min": tidy(quiet * 60.0),
+        "half": tidy(t / 2.0),
+        "quad": tidy(t * 4.0),
+    })
+}
+
+/// The `BackupTooOld` limit in seconds. Unless set by hand (`backup.max_age` or the
+/// rule's threshold), it is the longest gap between two runs of the backup schedule
+/// (found by walking the cron schedule with croner during validation) × 1.5, plus
+/// [`BACKUP_SLACK_SECS`].
+pub(super) fn backup_age_limit(env: &Environment) -> Option<u64> {
+    let b = env.backup.as_ref()?;
+    let rule = env.alerts.rules.get("backup_too_old")?;
+    let interval = b.schedule.max_interval.as_secs();
+    let derived = interval + interval / 2;
+    let threshold = rule.threshold.max(0.0).round() as u64;
+    if threshold != b.max_age.as_secs() {
+        // Set under alerts.rules.backup_too_old.threshold: the user's number.
+        return Some(threshold);
+    }
+    if b.max_age.as_secs() != derived {
+        // Set under backup.max_age.
+        return Some(b.max_age.as_secs());
+    }
+    Some(derived + BACKUP_SLACK_SECS)
+}
+
+/// The `alerting` part of the template context: every built-in rule with its
+/// environment's settings and test samples, the scraped services, the streams'
+/// lag thresholds and the backup age limit.
+pub(super) fn alerting(env: &Environment) -> Value {
+    let mut rules = Map::new();
+    for def in RULES {
+        let Some(r) = env.alerts.rules.get(def.key) else {
+            continue;
+        };
+        let threshold = if def.key == "backup_too_old" {
+            backup_age_limit(env).unwrap_or(0) as f64
+        } else {
+            r.threshold
+        };
+        rules.insert(
+            def.key.into(),
+            json!({
+                "enabled": r.enabled,
+                "alert": r.alert,
+                "for": r.for_.to_string(),
+                "for_secs": r.for_.as_secs(),
+                "severity": r.severity,
+                "threshold": tidy(threshold),
+                "test": samples(def.key, def.unit, threshold),
+            }),
+        );
+    }
+    // Everything Prometheus scrapes under a job of its own name.
+    let mut services: Vec<String> = env
+        .services
+        .enabled()
+        .iter()
+        .map(|k| k.as_str().to_owned())
+        .collect();
+    services.extend(env.apps.keys().map(|n| n.to_string()));
+    services.extend(
+        env.extras
+            .iter()
+            .filter(|(_, e)| e.metrics_port.is_some())
+            .map(|(n, _)| n.to_string()),
+    );
+    let streams: Map<String, Value> = env
+        .streams
+        .iter()
+        .map(|(n, s)| (n.to_string(), json!(s.max_consumer_lag)))
+        .collect();
+    let backup = env.backup.as_ref().map(|b| {
+        let limit = backup_age_limit(env).unwrap_or(0);
+        json!({
+            "services": b.services.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
+            "cron": b.schedule.cron,
+            "max_interval_secs": b.schedule.max_interval.as_secs(),
+            "age_limit_secs": limit,
+            // The first whole minute at which a backup taken at time 0 is too old.
+            "too_old_at_secs": (limit / 60 + 1) * 60,
+        })
+    });
+    json!({
+        "rules": rules,
+        "services": services,
+        "apps": env.apps.keys().map(|n| n.to_string()).collect::<Vec<_>>(),
+        "streams": streams,
+        "backup": backup,
+    })
+}
+
+/// The `boards` part of the template context: for each enabled dashboard, its hidden
+/// panels and the stable Grafana panel id of each catalogue panel.
+pub(super) fn boards(env: &Environment) -> Value {
+    let mut out = Map::new();
+    for def in BOARDS {
+        let Some(board) = env.dashboards.boards.get(def.name) else {
+            continue;
+        };
+        let ids: Map<String, Value> = def
+            .panels
+            .iter()
+            .enumerate()
+            .map(|(i, p)| ((*p).to_owned(), json!(i + 1)))
+            .collect();
+        out.insert(
+            def.name.into(),
+            json!({"title": def.title, "hidden": board.hide_panels, "ids": ids}),
+        );
+    }
+    Value::Object(out)
+}
+
+fn labels(env: &Environment, name: &str) -> Value {
+    json!({
+        "app.kubernetes.io/name": name,
+        "app.kubernetes.io/component": "monitoring",
+        "app.kubernetes.io/part-of": env.project,
+        "app.kubernetes.io/managed-by": "controlplane",
+    })
+}
+
+/// The extra objects: a PrometheusRule with every rule group rendered from `alerts/`
+/// (not its tests), and a ConfigMap per dashboard rendered from `dashboards/`, both
+/// only when the environment has monitoring.
 pub(super) fn kubernetes_objects(
-    _renderer: &Renderer,
-    _env: &Environment,
+    renderer: &Renderer,
+    env: &Environment,
 ) -> Result<Vec<Value>, RenderError> {
-    Ok(Vec::new())
+    if env.monitoring.is_none() {
+        return Ok(Vec::new());
+    }
+    let ctx = Renderer::context(env, false);
+    let mut groups = Vec::new();
+    let mut boards = Vec::new();
+    for name in renderer.names.iter().filter(|n| !is_partial(n)) {
+        let rules = name.starts_with("alerts/")
+            && !name.starts_with("alerts/tests/")
+            && (name.ends_with(".yaml") || name.ends_with(".yml"));
+        let board = name.starts_with("dashboards/") && name.ends_with(".json");
+        if !rules && !board {
+            continue;
+        }
+        if board && !super::board_enabled(env, &name["dashboards/".len()..]) {
+            continue;
+        }
+        let text = renderer.render_one(name, env.name.as_str(), &ctx)?;
+        if text.trim().is_empty() {
+            continue;
+        }
+        let err = |message: String| RenderError {
+            template: name.clone(),
+            env: Some(env.name.to_string()),
+            message,
+        };
+        if rules {
+            let doc: Value = serde_saphyr::from_str(&text)
+                .map_err(|e| err(format!("produced invalid YAML: {e}")))?;
+            let Some(gs) = doc.get("groups").and_then(Value::as_array) else {
+                return Err(err(
+                    "a rules file must be a mapping with a `groups` list (Prometheus rule file format)"
+                        .into(),
+                ));
+            };
+            groups.extend(gs.iter().cloned());
+        } else {
+            let stem = name["dashboards/".len()..].trim_end_matches(".json");
+            let v: Value = serde_json::from_str(&text)
+                .map_err(|e| err(format!("produced invalid JSON: {e}")))?;
+            let mut pretty = serde_json::to_string_pretty(&v).expect("values serialize");
+            pretty.push('\n');
+            let mut l = labels(env, "grafana-dashboards");
+            l["grafana_dashboard"] = json!("1");
+            boards.push(json!({
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {
+                    "name": format!("grafana-dashboard-{}", stem.replace(['_', '/'], "-")),
+                    "labels": l,
+                    "annotations": {"grafana_folder": env.project},
+                },
+                "data": {format!("{}.json", stem.replace('/', "-")): pretty},
+            }));
+        }
+    }
+    let mut out = Vec::new();
+    if !groups.is_empty() {
+        out.push(json!({
+            "apiVersion": "monitoring.coreos.com/v1",
+            "kind": "PrometheusRule",
+            "metadata": {"name": format!("{}-rules", env.project), "labels": labels(env, "prometheus-rules")},
+            "spec": {"groups": groups},
+        }));
+    }
+    out.extend(boards);
+    Ok(out)
 }
