@@ -14,30 +14,49 @@ use crate::model::Environment;
 /// backup age limit so a run that is merely in progress does not page anyone.
 const BACKUP_SLACK_SECS: u64 = 30 * 60;
 
-/// Rounds away binary noise (0.1 * 3 = 0.30000000000000004) so rendered numbers read
-/// as written.
-fn tidy(x: f64) -> f64 {
-    (x * 1e6).round() / 1e6
+/// A number as templates should print it: binary noise rounded away
+/// (0.1 * 3 = 0.30000000000000004) and whole numbers as integers, because promtool's
+/// series notation reads `54.0x17` as `54.` followed by the hex literal `0x17`.
+fn num(x: f64) -> Value {
+    let x = (x * 1e6).round() / 1e6;
+    if x.fract() == 0.0 && x.abs() < 1e15 {
+        json!(x as i64)
+    } else {
+        json!(x)
+    }
 }
 
 /// Sample values for a rule's promtool tests: `fire` crosses the threshold, `quiet`
-/// stays on the healthy side of it.
+/// stays on the healthy side of it; scaled copies for counters per minute and for
+/// shares of 100 or 1000.
 fn samples(key: &str, unit: ThresholdUnit, t: f64) -> Value {
     let (fire, quiet) = match unit {
         // Free disk space alerts when it drops *below* the threshold.
         ThresholdUnit::Fraction if key == "disk_space_low" => (t / 2.0, (1.0 + t) / 2.0),
+        // Rates over [5m] of a counter that starts in the test ramp up over the first
+        // five minutes (at 1m a steady rate r reads r/5): ten times the threshold
+        // crosses it at the first evaluation with a rate, so `for` is measured
+        // from a known instant.
+        ThresholdUnit::Fraction if key == "high_cpu" => (t * 10.0, t / 2.0),
+        ThresholdUnit::PerSecond => (t * 10.0, t / 2.0),
         ThresholdUnit::Fraction => ((1.0 + t) / 2.0, t / 2.0),
-        ThresholdUnit::Seconds | ThresholdUnit::PerSecond => (t * 2.0, t / 2.0),
+        ThresholdUnit::Seconds => (t * 2.0, t / 2.0),
         ThresholdUnit::Count => (t + 1.0, t),
         ThresholdUnit::None => (0.0, 0.0),
     };
     json!({
-        "fire": tidy(fire),
-        "quiet": tidy(quiet),
-        "fire_per_min": tidy(fire * 60.0),
-        "quiet_per_min": tidy(quiet * 60.0),
-        "half": tidy(t / 2.0),
-        "quad": tidy(t * 4.0),
+        "fire": num(fire),
+        "quiet": num(quiet),
+        "fire_per_min": num(fire * 60.0),
+        "quiet_per_min": num(quiet * 60.0),
+        "fire_x100": num(fire * 100.0),
+        "quiet_x100": num(quiet * 100.0),
+        "fire_rest_x100": num((1.0 - fire) * 100.0),
+        "quiet_rest_x100": num((1.0 - quiet) * 100.0),
+        "fire_x1000": num(fire * 1000.0),
+        "quiet_x1000": num(quiet * 1000.0),
+        "half": num(t / 2.0),
+        "quad": num(t * 4.0),
     })
 }
 
@@ -84,7 +103,7 @@ pub(super) fn alerting(env: &Environment) -> Value {
                 "for": r.for_.to_string(),
                 "for_secs": r.for_.as_secs(),
                 "severity": r.severity,
-                "threshold": tidy(threshold),
+                "threshold": num(threshold),
                 "test": samples(def.key, def.unit, threshold),
             }),
         );
@@ -110,13 +129,17 @@ pub(super) fn alerting(env: &Environment) -> Value {
         .collect();
     let backup = env.backup.as_ref().map(|b| {
         let limit = backup_age_limit(env).unwrap_or(0);
+        let step = (limit / 120 / 60 * 60).max(60);
         json!({
             "services": b.services.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
             "cron": b.schedule.cron,
             "max_interval_secs": b.schedule.max_interval.as_secs(),
             "age_limit_secs": limit,
-            // The first whole minute at which a backup taken at time 0 is too old.
-            "too_old_at_secs": (limit / 60 + 1) * 60,
+            // For the promtool test: an evaluation step of about 1/120 of the limit
+            // (whole minutes), and the first step at which a backup taken at time 0
+            // is too old, so a weekly schedule does not take minutes to test.
+            "test_step_secs": step,
+            "too_old_at_secs": (limit / step + 1) * step,
         })
     });
     json!({
