@@ -62,7 +62,12 @@ fn promtool_accepts_rules_and_config_and_every_alert_passes_its_unit_tests() {
         promtool(&["check", "config", "prometheus.yaml"], &dir);
         let tests: Vec<String> = files_under(&out, &format!("prometheus/{env}/tests/"))
             .iter()
-            .map(|p| p.rsplit_once(&format!("prometheus/{env}/")[..]).unwrap().1.to_owned())
+            .map(|p| {
+                p.rsplit_once(&format!("prometheus/{env}/")[..])
+                    .unwrap()
+                    .1
+                    .to_owned()
+            })
             .collect();
         assert!(!tests.is_empty(), "{env}: no promtool unit tests rendered");
         let mut args = vec!["test", "rules"];
@@ -70,4 +75,207 @@ fn promtool_accepts_rules_and_config_and_every_alert_passes_its_unit_tests() {
         let report = promtool(&args, &dir);
         assert!(report.contains("SUCCESS"), "{env}: {report}");
     }
+}
+
+fn yaml(text: &str) -> Value {
+    serde_saphyr::from_str(text).unwrap_or_else(|e| panic!("{e}\n{text}"))
+}
+
+/// Alert name and expression of every alert rule in an environment's alerts.yaml.
+fn alerts(out: &cp_core::render::Output, env: &str) -> Vec<(String, String)> {
+    let doc = yaml(&out.files[&format!("prometheus/{env}/alerts.yaml")]);
+    doc["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["rules"].as_array().unwrap().iter())
+        .filter_map(|r| {
+            Some((
+                r.get("alert")?.as_str()?.to_owned(),
+                r["expr"].as_str().unwrap().to_owned(),
+            ))
+        })
+        .collect()
+}
+
+fn expr_of(out: &cp_core::render::Output, env: &str, alert: &str) -> String {
+    alerts(out, env)
+        .into_iter()
+        .find(|(a, _)| a == alert)
+        .unwrap_or_else(|| panic!("{env}: no {alert} rule"))
+        .1
+}
+
+#[test]
+fn every_catalogue_alert_is_rendered_with_a_unit_test_that_expects_it_to_fire() {
+    let out = support::render(&["staging"]);
+    let rendered = alerts(&out, "staging");
+    for def in RULES {
+        assert!(
+            rendered.iter().any(|(a, _)| a == def.alert),
+            "staging renders no {} rule",
+            def.alert
+        );
+        let test = out
+            .files
+            .get(&format!("prometheus/staging/tests/{}.yaml", def.key))
+            .unwrap_or_else(|| panic!("no promtool test for {}", def.alert));
+        let doc = yaml(test);
+        let cases = doc["tests"].as_array().unwrap();
+        let checks: Vec<&Value> = cases
+            .iter()
+            .flat_map(|c| c["alert_rule_test"].as_array().unwrap().iter())
+            .filter(|t| t["alertname"] == def.alert)
+            .collect();
+        let firing = checks
+            .iter()
+            .filter(|t| !t["exp_alerts"].as_array().unwrap().is_empty())
+            .count();
+        let silent = checks.len() - firing;
+        assert!(firing >= 1, "{}: no case where it fires", def.alert);
+        assert!(
+            silent >= 2,
+            "{}: needs a silent-below and a silent-before-for case",
+            def.alert
+        );
+    }
+}
+
+#[test]
+fn thresholds_are_per_environment_and_a_disabled_rule_disappears_with_its_tests() {
+    let out = support::render(support::ENVS);
+    // production.yaml holds the error rate and latency tighter than base.yaml.
+    assert!(expr_of(&out, "staging", "HighErrorRate").ends_with("> 0.05"));
+    assert!(expr_of(&out, "production", "HighErrorRate").ends_with("> 0.02"));
+    assert!(expr_of(&out, "staging", "HighLatencyP95").ends_with("> 1"));
+    assert!(expr_of(&out, "production", "HighLatencyP95").ends_with("> 0.5"));
+    assert!(expr_of(&out, "dev", "PodRestartingTooOften").ends_with("> 10"));
+    assert!(expr_of(&out, "production", "PodRestartingTooOften").ends_with("> 3"));
+    // The backup age limit follows each schedule: daily (0 2 * * *) in staging, every
+    // six hours in production: 1.5 x the longest gap + 30 minutes.
+    assert!(
+        expr_of(&out, "staging", "BackupTooOld").ends_with(&format!("> {}", 86_400 * 3 / 2 + 1800))
+    );
+    assert!(
+        expr_of(&out, "production", "BackupTooOld")
+            .ends_with(&format!("> {}", 21_600 * 3 / 2 + 1800))
+    );
+    // dev.yaml turns failed_auth_spike off: gone from the rules and its test too.
+    assert!(
+        alerts(&out, "dev")
+            .iter()
+            .all(|(a, _)| a != "FailedAuthSpike")
+    );
+    assert!(
+        !out.files
+            .contains_key("prometheus/dev/tests/failed_auth_spike.yaml")
+    );
+    assert!(
+        out.files
+            .contains_key("prometheus/staging/tests/failed_auth_spike.yaml")
+    );
+}
+
+#[test]
+fn a_set_override_changes_a_threshold_and_drops_a_rule_without_touching_templates() {
+    let files = support::shipped();
+    let env = cp_core::load(
+        &files,
+        "staging",
+        &[
+            "alerts.rules.high_cpu.threshold=0.5".into(),
+            "alerts.rules.vault_sealed.enabled=false".into(),
+        ],
+    )
+    .unwrap_or_else(|d| panic!("{d}"))
+    .env;
+    let renderer = cp_core::render::Renderer::new(&support::templates()).unwrap();
+    let files = renderer.env_files(&env).unwrap();
+    let out = cp_core::render::Output { files };
+    assert!(expr_of(&out, "staging", "HighCPUUsage").ends_with("> 0.5"));
+    assert!(
+        alerts(&out, "staging")
+            .iter()
+            .all(|(a, _)| a != "VaultSealed")
+    );
+    assert!(
+        !out.files
+            .contains_key("prometheus/staging/tests/vault_sealed.yaml")
+    );
+}
+
+#[test]
+fn the_prometheus_rule_and_dashboard_config_maps_carry_the_rendered_files() {
+    let renderer = cp_core::render::Renderer::new(&support::templates()).unwrap();
+    for name in support::ENVS {
+        let env = support::load(name);
+        let files = renderer.env_files(&env).unwrap();
+        let objects = renderer.kubernetes_objects(&env, false).unwrap();
+        let rule = objects
+            .iter()
+            .find(|o| o["kind"] == "PrometheusRule")
+            .unwrap_or_else(|| panic!("{name}: no PrometheusRule"));
+        let mut groups = Vec::new();
+        // In template order (alerts/alerts.yaml, then alerts/recording.yaml).
+        for f in ["alerts.yaml", "recording.yaml"] {
+            let doc = yaml(&files[&format!("prometheus/{name}/{f}")]);
+            groups.extend(doc["groups"].as_array().unwrap().iter().cloned());
+        }
+        assert_eq!(rule["spec"]["groups"], Value::Array(groups), "{name}");
+        for board in env.dashboards.boards.keys() {
+            let cm = objects
+                .iter()
+                .find(|o| {
+                    o["kind"] == "ConfigMap"
+                        && o["metadata"]["name"] == format!("grafana-dashboard-{board}")
+                })
+                .unwrap_or_else(|| panic!("{name}: no ConfigMap for dashboard {board}"));
+            assert_eq!(cm["metadata"]["labels"]["grafana_dashboard"], "1");
+            assert_eq!(
+                cm["data"][format!("{board}.json")].as_str().unwrap(),
+                files[&format!("grafana/{name}/dashboards/{board}.json")],
+                "{name}/{board}"
+            );
+        }
+    }
+}
+
+#[test]
+fn dashboards_show_every_catalogue_panel_except_the_hidden_ones() {
+    let out = support::render(support::ENVS);
+    for name in support::ENVS {
+        let env = support::load(name);
+        for def in BOARDS {
+            let board: Value = serde_json::from_str(
+                &out.files[&format!("grafana/{name}/dashboards/{}.json", def.name)],
+            )
+            .unwrap();
+            let hidden = &env.dashboards.boards[def.name].hide_panels;
+            let want: Vec<u64> = def
+                .panels
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| !hidden.iter().any(|h| h == *p))
+                .map(|(i, _)| i as u64 + 1)
+                .collect();
+            let got: Vec<u64> = board["panels"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["id"].as_u64().unwrap())
+                .collect();
+            assert_eq!(got, want, "{name}/{}", def.name);
+            assert_eq!(board["refresh"], env.dashboards.refresh.to_string());
+        }
+    }
+    // dev.yaml hides the vault board's token-creation panel (id 3).
+    let vault: Value =
+        serde_json::from_str(&out.files["grafana/dev/dashboards/vault.json"]).unwrap();
+    assert!(
+        vault["panels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["id"] != 3)
+    );
 }
