@@ -876,7 +876,9 @@ fn monitoring(cx: &mut Cx<'_>, raw: &raw::RawMonitoring) -> Option<Monitoring> {
         cx,
         "alertmanager",
         &raw.alertmanager,
-        "prom/alertmanager:v0.25.0",
+        // 0.26 or later: the rendered webhook receiver reads its URL (a secret)
+        // from a file with `url_file`.
+        "prom/alertmanager:v0.27.0",
         9093,
     );
     let grafana = component(cx, "grafana", &raw.grafana, "grafana/grafana:9.5.0", 3000);
