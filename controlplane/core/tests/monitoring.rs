@@ -138,6 +138,20 @@ fn every_catalogue_alert_is_rendered_with_a_unit_test_that_expects_it_to_fire() 
             "{}: needs a silent-below and a silent-before-for case",
             def.alert
         );
+        // The silent-before-for case is taken while the condition already holds:
+        // promtool is asked to find the alert pending then.
+        let pending = cases
+            .iter()
+            .flat_map(|c| c["promql_expr_test"].as_array().into_iter().flatten())
+            .any(|t| {
+                let e = t["expr"].as_str().unwrap_or_default();
+                e.contains(def.alert) && e.contains("alertstate=\"pending\"")
+            });
+        assert!(
+            pending,
+            "{}: no check that it is pending before for",
+            def.alert
+        );
     }
 }
 
