@@ -575,23 +575,25 @@ impl Driver for KubeDriver {
             }
         }
         if volumes {
-            removed.extend(self.delete_claims(env, &live).await?);
+            let mut workloads = live;
+            workloads.extend(self.objects(env).unwrap_or_default());
+            removed.extend(self.delete_claims(env, &workloads).await?);
         }
         Ok(removed)
     }
 }
 
 impl KubeDriver {
-    /// Deletes the environment's PersistentVolumeClaims: those its StatefulSets made
-    /// (`<template>-<statefulset>-<ordinal>`, which carry the StatefulSet's selector
-    /// labels, not ours) and any labelled ours.
+    /// Deletes the environment's PersistentVolumeClaims: those the StatefulSets in
+    /// `workloads` (live or declared) made (`<template>-<statefulset>-<ordinal>`, which
+    /// carry the StatefulSet's selector labels, not ours) and any labelled ours.
     async fn delete_claims(
         &self,
         env: &Environment,
-        live: &[Value],
+        workloads: &[Value],
     ) -> Result<Vec<String>, DriverError> {
         let mut prefixes = BTreeSet::new();
-        for sts in live.iter().filter(|o| o["kind"] == "StatefulSet") {
+        for sts in workloads.iter().filter(|o| o["kind"] == "StatefulSet") {
             let name = sts["metadata"]["name"].as_str().unwrap_or("");
             for t in sts["spec"]["volumeClaimTemplates"].as_array().into_iter().flatten() {
                 if let Some(t) = t["metadata"]["name"].as_str() {
