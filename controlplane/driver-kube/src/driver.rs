@@ -21,6 +21,7 @@
 //! apply request, and never enter a plan, a log or an error.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use cp_core::Environment;
@@ -58,6 +59,9 @@ pub struct KubeDriver {
     renderer: Renderer,
     poll: Duration,
     namespace_ready: OnceCell<()>,
+    /// The last rendering, by the serialized environment it was made from: rendering
+    /// costs milliseconds and `up` asks for the objects once per service.
+    rendered: Mutex<Option<(String, Vec<Value>)>>,
 }
 
 impl std::fmt::Debug for KubeDriver {
@@ -106,6 +110,7 @@ impl KubeDriver {
             renderer,
             poll: Duration::from_secs(1),
             namespace_ready: OnceCell::new(),
+            rendered: Mutex::new(None),
         })
     }
 
@@ -137,12 +142,20 @@ impl KubeDriver {
 
     /// The environment's objects, as `kubectl kustomize overlays/<env>` gives them.
     pub fn objects(&self, env: &Environment) -> Result<Vec<Value>, DriverError> {
-        objects::objects(&self.renderer, env).map_err(|e| {
+        let key = serde_json::to_string(env).expect("the model serializes");
+        if let Some((k, objects)) = &*self.rendered.lock().expect("not poisoned")
+            && *k == key
+        {
+            return Ok(objects.clone());
+        }
+        let objects = objects::objects(&self.renderer, env).map_err(|e| {
             DriverError::other(
                 format!("cannot render the Kubernetes objects of {}", env.name),
                 e,
             )
-        })
+        })?;
+        *self.rendered.lock().expect("not poisoned") = Some((key, objects.clone()));
+        Ok(objects)
     }
 
     fn api(&self, env: &Environment, ar: &ApiResource) -> Api<DynamicObject> {
@@ -432,7 +445,7 @@ impl Driver for KubeDriver {
             version: workloads
                 .first()
                 .map(rollout::version)
-                .unwrap_or_else(|| "applied".into()),
+                .unwrap_or_else(|| "no workload".into()),
         })
     }
 
