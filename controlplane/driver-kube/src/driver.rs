@@ -30,9 +30,7 @@ use cp_core::plan::{Action, Observed, ObservedState, Resource, ResourceId, Step}
 use cp_core::render::context::secret_bindings;
 use cp_core::render::{Renderer, Templates};
 use cp_core::units::SecretRef;
-use cp_drivers::{
-    Context, Driver, DriverError, DriverKind, Health, ServiceState, ServiceStatus,
-};
+use cp_drivers::{Context, Driver, DriverError, DriverKind, Health, ServiceState, ServiceStatus};
 use cp_runtime::probe::{Endpoint, Ready, wait_for};
 use futures::{AsyncBufReadExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Pod;
@@ -118,9 +116,10 @@ impl KubeDriver {
     /// its API server answers.
     pub async fn connect(templates: &Templates) -> Result<Self, DriverError> {
         let client = Client::try_default().await.map_err(|e| {
+            // kube's error repeats itself down its chain; its top line says it all.
             DriverError::other(
                 "no Kubernetes cluster configured: set KUBECONFIG or run inside a cluster; or use --set platform=process",
-                e,
+                e.to_string(),
             )
         })?;
         client
@@ -215,9 +214,12 @@ impl KubeDriver {
             .await
             .map_err(|e| {
                 let hint = if not_found(&e) {
-                    " (is the custom resource definition installed? ExternalSecret needs external-secrets, ServiceMonitor the Prometheus operator)"
+                    format!(
+                        " (does namespace {} exist, and is the kind's custom resource definition installed? ExternalSecret needs external-secrets, ServiceMonitor the Prometheus operator)",
+                        env.namespace
+                    )
                 } else {
-                    ""
+                    String::new()
                 };
                 api_error(format!("cannot apply {kind} {name}{hint}"), e)
             })?;
@@ -261,9 +263,8 @@ impl KubeDriver {
                     cx.env.name
                 )));
             };
-            let reference = SecretRef::parse(&b.reference).map_err(|e| {
-                DriverError::Blocked(format!("{}: {e}", b.path))
-            })?;
+            let reference = SecretRef::parse(&b.reference)
+                .map_err(|e| DriverError::Blocked(format!("{}: {e}", b.path)))?;
             if reference.is_plain() {
                 return Err(DriverError::Blocked(format!(
                     "{} is an inline value, which controlplane does not put into a cluster; use env://NAME, vault://path#key or generate",
@@ -304,14 +305,22 @@ impl KubeDriver {
     }
 
     /// The first pod of a service, by its name label.
-    async fn pod_of(&self, env: &Environment, service: &ServiceName) -> Result<Option<String>, DriverError> {
+    async fn pod_of(
+        &self,
+        env: &Environment,
+        service: &ServiceName,
+    ) -> Result<Option<String>, DriverError> {
         let lp = ListParams::default().labels(&format!("{NAME_LABEL}={service}"));
         let pods = self
             .pods(env)
             .list(&lp)
             .await
             .map_err(|e| api_error(format!("cannot list the pods of {service}"), e))?;
-        let mut names: Vec<String> = pods.items.into_iter().filter_map(|p| p.metadata.name).collect();
+        let mut names: Vec<String> = pods
+            .items
+            .into_iter()
+            .filter_map(|p| p.metadata.name)
+            .collect();
         names.sort();
         Ok(names.into_iter().next())
     }
@@ -575,7 +584,9 @@ impl Driver for KubeDriver {
         let live = self.list_ours(env, &kinds).await?;
         let mut removed = Vec::new();
         for o in &live {
-            let Some(id) = objects::id_of(o) else { continue };
+            let Some(id) = objects::id_of(o) else {
+                continue;
+            };
             let ar = objects::api_resource(o["apiVersion"].as_str().unwrap_or("v1"), &id.kind);
             match self
                 .api(env, &ar)
@@ -608,7 +619,11 @@ impl KubeDriver {
         let mut prefixes = BTreeSet::new();
         for sts in workloads.iter().filter(|o| o["kind"] == "StatefulSet") {
             let name = sts["metadata"]["name"].as_str().unwrap_or("");
-            for t in sts["spec"]["volumeClaimTemplates"].as_array().into_iter().flatten() {
+            for t in sts["spec"]["volumeClaimTemplates"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
                 if let Some(t) = t["metadata"]["name"].as_str() {
                     prefixes.insert(format!("{t}-{name}-"));
                 }
@@ -641,7 +656,10 @@ impl KubeDriver {
                 Ok(_) => removed.push(format!("PersistentVolumeClaim {name}")),
                 Err(e) if not_found(&e) => {}
                 Err(e) => {
-                    return Err(api_error(format!("cannot delete PersistentVolumeClaim {name}"), e));
+                    return Err(api_error(
+                        format!("cannot delete PersistentVolumeClaim {name}"),
+                        e,
+                    ));
                 }
             }
         }

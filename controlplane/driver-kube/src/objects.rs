@@ -23,8 +23,8 @@ use std::collections::BTreeMap;
 use cp_core::Environment;
 use cp_core::names::ServiceName;
 use cp_core::plan::{Layer, Resource, ResourceId, UpdateMode};
-use cp_core::render::{RenderError, Renderer};
 use cp_core::render::kustomize::{self, ENV_LABEL};
+use cp_core::render::{RenderError, Renderer};
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{Map, Value, json};
 
@@ -176,12 +176,9 @@ fn project(live: &Value, want: &Value) -> Value {
             }
             Value::Object(out)
         }
-        (Value::Array(l), Value::Array(w)) if l.len() == w.len() => Value::Array(
-            l.iter()
-                .zip(w)
-                .map(|(lv, wv)| project(lv, wv))
-                .collect(),
-        ),
+        (Value::Array(l), Value::Array(w)) if l.len() == w.len() => {
+            Value::Array(l.iter().zip(w).map(|(lv, wv)| project(lv, wv)).collect())
+        }
         _ => live.clone(),
     }
 }

@@ -212,8 +212,14 @@ async fn first_apply_holds_exactly_what_kubectl_kustomize_renders() {
     assert!(patches.len() >= held.len());
     for r in &patches {
         assert_eq!(r.method, "PATCH", "{r:?}");
-        assert_eq!(r.content_type.as_deref(), Some("application/apply-patch+yaml"));
-        assert_eq!(r.query.get("fieldManager").map(String::as_str), Some(FIELD_MANAGER));
+        assert_eq!(
+            r.content_type.as_deref(),
+            Some("application/apply-patch+yaml")
+        );
+        assert_eq!(
+            r.query.get("fieldManager").map(String::as_str),
+            Some(FIELD_MANAGER)
+        );
         assert_eq!(r.query.get("force").map(String::as_str), Some("true"));
     }
     // Filled Secrets hold the resolved value, not the empty rendered one.
@@ -313,8 +319,14 @@ async fn objects_no_longer_declared_are_pruned_and_others_untouched() {
             "{kind} jaeger is still held after pruning"
         );
     }
-    assert!(held.contains_key(&key_of(&foreign)), "an unlabelled object was pruned");
-    assert!(held.contains_key(&key_of(&other_env)), "another environment's object was pruned");
+    assert!(
+        held.contains_key(&key_of(&foreign)),
+        "an unlabelled object was pruned"
+    );
+    assert!(
+        held.contains_key(&key_of(&other_env)),
+        "another environment's object was pruned"
+    );
     // And the rest is as declared now.
     let expected = by_key(kubectl_kustomize(&env));
     let ours: BTreeMap<Key, Value> = by_key(held.into_values())
@@ -366,26 +378,46 @@ async fn rollout_wait_names_the_workload_and_its_conditions_at_the_deadline() {
     fx.fake.set_rollout(Rollout::AfterReads(3));
     let ready = fx
         .driver
-        .wait_ready(cx, &svc("postgres"), tokio::time::Instant::now() + Duration::from_secs(10))
+        .wait_ready(
+            cx,
+            &svc("postgres"),
+            tokio::time::Instant::now() + Duration::from_secs(10),
+        )
         .await
         .unwrap();
-    let image = fx.fake.objects()[&("apps/v1".to_owned(), "StatefulSet".to_owned(), NS.to_owned(), "postgres".to_owned())]
-        ["spec"]["template"]["spec"]["containers"][0]["image"]
+    let image = fx.fake.objects()[&(
+        "apps/v1".to_owned(),
+        "StatefulSet".to_owned(),
+        NS.to_owned(),
+        "postgres".to_owned(),
+    )]["spec"]["template"]["spec"]["containers"][0]["image"]
         .as_str()
         .unwrap()
         .to_owned();
-    assert!(image.ends_with(&format!(":{}", ready.version)), "{image} vs {}", ready.version);
+    assert!(
+        image.ends_with(&format!(":{}", ready.version)),
+        "{image} vs {}",
+        ready.version
+    );
     let report = fx.up(&env).await.unwrap();
     let with_workloads: BTreeSet<String> = fx
         .fake
         .objects()
         .values()
         .filter(|o| o["kind"] == "StatefulSet" || o["kind"] == "Deployment")
-        .map(|o| o["metadata"]["labels"]["app.kubernetes.io/name"].as_str().unwrap().to_owned())
+        .map(|o| {
+            o["metadata"]["labels"]["app.kubernetes.io/name"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
         .collect();
     for (service, version) in &report.ready {
         if with_workloads.contains(service.as_str()) {
-            assert!(!version.is_empty() && version != "no workload", "{service}: {version}");
+            assert!(
+                !version.is_empty() && version != "no workload",
+                "{service}: {version}"
+            );
         } else {
             // Secrets and config only (grafana, alertmanager: run by an operator).
             assert_eq!(version, "no workload", "{service}");
@@ -433,10 +465,16 @@ async fn teardown_deletes_only_our_labelled_objects_and_claims_only_with_volumes
     // The claims a StatefulSet made carry its selector labels, not ours: they go with
     // --volumes, found by the names the declared StatefulSets give them.
     let removed = fx.driver.teardown(fx.cx(&env), true).await.unwrap();
-    assert!(removed.contains(&"PersistentVolumeClaim data-postgres-0".to_owned()), "{removed:?}");
+    assert!(
+        removed.contains(&"PersistentVolumeClaim data-postgres-0".to_owned()),
+        "{removed:?}"
+    );
     let held = fx.fake.objects();
     assert!(!held.contains_key(&key_of(&data)));
     assert!(held.contains_key(&key_of(&unrelated_claim)));
     assert!(held.contains_key(&key_of(&foreign)));
-    assert!(held.contains_key(&namespace), "a namespace is never deleted");
+    assert!(
+        held.contains_key(&namespace),
+        "a namespace is never deleted"
+    );
 }

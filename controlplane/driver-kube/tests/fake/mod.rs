@@ -30,18 +30,53 @@ const KINDS: &[(&str, &str, &str, bool)] = &[
     ("v1", "Secret", "secrets", true),
     ("v1", "Service", "services", true),
     ("v1", "ServiceAccount", "serviceaccounts", true),
-    ("v1", "PersistentVolumeClaim", "persistentvolumeclaims", true),
+    (
+        "v1",
+        "PersistentVolumeClaim",
+        "persistentvolumeclaims",
+        true,
+    ),
     ("v1", "Pod", "pods", true),
     ("apps/v1", "Deployment", "deployments", true),
     ("apps/v1", "StatefulSet", "statefulsets", true),
-    ("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", true),
-    ("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets", true),
+    (
+        "autoscaling/v2",
+        "HorizontalPodAutoscaler",
+        "horizontalpodautoscalers",
+        true,
+    ),
+    (
+        "policy/v1",
+        "PodDisruptionBudget",
+        "poddisruptionbudgets",
+        true,
+    ),
     ("networking.k8s.io/v1", "Ingress", "ingresses", true),
-    ("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies", true),
+    (
+        "networking.k8s.io/v1",
+        "NetworkPolicy",
+        "networkpolicies",
+        true,
+    ),
     ("batch/v1", "CronJob", "cronjobs", true),
-    ("monitoring.coreos.com/v1", "ServiceMonitor", "servicemonitors", true),
-    ("monitoring.coreos.com/v1", "PrometheusRule", "prometheusrules", true),
-    ("external-secrets.io/v1beta1", "ExternalSecret", "externalsecrets", true),
+    (
+        "monitoring.coreos.com/v1",
+        "ServiceMonitor",
+        "servicemonitors",
+        true,
+    ),
+    (
+        "monitoring.coreos.com/v1",
+        "PrometheusRule",
+        "prometheusrules",
+        true,
+    ),
+    (
+        "external-secrets.io/v1beta1",
+        "ExternalSecret",
+        "externalsecrets",
+        true,
+    ),
 ];
 
 /// An object's key: apiVersion, kind, namespace ("" when cluster-scoped), name.
@@ -91,7 +126,11 @@ fn status(code: StatusCode, reason: &str, message: String) -> (StatusCode, Value
 }
 
 fn not_found(what: String) -> (StatusCode, Value) {
-    status(StatusCode::NOT_FOUND, "NotFound", format!("{what} not found"))
+    status(
+        StatusCode::NOT_FOUND,
+        "NotFound",
+        format!("{what} not found"),
+    )
 }
 
 /// What a URL names.
@@ -191,7 +230,10 @@ fn b64(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = String::new();
     for chunk in b.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, &c)| acc | (u32::from(c) << (16 - 8 * i)));
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, &c)| acc | (u32::from(c) << (16 - 8 * i)));
         for i in 0..4 {
             if i <= chunk.len() {
                 out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
@@ -287,7 +329,9 @@ impl Fake {
             );
         }
         let Some(t) = namespace_target(path).or_else(|| parse_path(path)) else {
-            return not_found(format!("the server could not find the requested resource {path}"));
+            return not_found(format!(
+                "the server could not find the requested resource {path}"
+            ));
         };
         let mut st = self.state.lock().unwrap();
         match (method.as_str(), &t.name) {
@@ -315,7 +359,12 @@ impl Fake {
                 if t.sub.is_some() {
                     return not_found(format!("subresource {path}"));
                 }
-                let key = (t.api_version.clone(), t.kind.clone(), t.namespace.clone(), name.clone());
+                let key = (
+                    t.api_version.clone(),
+                    t.kind.clone(),
+                    t.namespace.clone(),
+                    name.clone(),
+                );
                 let rollout = st.rollout;
                 let reads = {
                     let r = st.reads.entry(key.clone()).or_insert(0);
@@ -335,7 +384,12 @@ impl Fake {
                 (StatusCode::OK, obj.clone())
             }
             ("DELETE", Some(name)) => {
-                let key = (t.api_version.clone(), t.kind.clone(), t.namespace.clone(), name.clone());
+                let key = (
+                    t.api_version.clone(),
+                    t.kind.clone(),
+                    t.namespace.clone(),
+                    name.clone(),
+                );
                 match st.objects.remove(&key) {
                     Some(o) => (StatusCode::OK, o),
                     None => not_found(format!("{} {name}", t.kind)),
@@ -358,7 +412,8 @@ impl Fake {
                 };
                 let applied: Value = match serde_json::from_slice(body) {
                     Ok(v) => v,
-                    Err(_) => match serde_saphyr::from_str::<Value>(&String::from_utf8_lossy(body)) {
+                    Err(_) => match serde_saphyr::from_str::<Value>(&String::from_utf8_lossy(body))
+                    {
                         Ok(v) => v,
                         Err(e) => {
                             return status(StatusCode::BAD_REQUEST, "BadRequest", e.to_string());
@@ -372,16 +427,29 @@ impl Fake {
                     return status(
                         StatusCode::BAD_REQUEST,
                         "BadRequest",
-                        format!("the body ({} {}) does not match the URL {path}", applied["kind"], applied["metadata"]["name"]),
+                        format!(
+                            "the body ({} {}) does not match the URL {path}",
+                            applied["kind"], applied["metadata"]["name"]
+                        ),
                     );
                 }
                 if !t.namespace.is_empty() {
-                    let ns_key = ("v1".to_owned(), "Namespace".to_owned(), String::new(), t.namespace.clone());
+                    let ns_key = (
+                        "v1".to_owned(),
+                        "Namespace".to_owned(),
+                        String::new(),
+                        t.namespace.clone(),
+                    );
                     if !st.objects.contains_key(&ns_key) {
                         return not_found(format!("namespaces \"{}\"", t.namespace));
                     }
                 }
-                let key = (t.api_version.clone(), t.kind.clone(), t.namespace.clone(), name.clone());
+                let key = (
+                    t.api_version.clone(),
+                    t.kind.clone(),
+                    t.namespace.clone(),
+                    name.clone(),
+                );
                 let mut new = applied;
                 if !t.namespace.is_empty() {
                     new["metadata"]["namespace"] = json!(t.namespace);
@@ -404,18 +472,33 @@ impl Fake {
                         o["metadata"]["creationTimestamp"].clone(),
                         o.get("status").cloned(),
                     ),
-                    None => (Value::Null, 0, json!(format!("uid-{next_rv}")), json!("2026-01-01T00:00:00Z"), None),
+                    None => (
+                        Value::Null,
+                        0,
+                        json!(format!("uid-{next_rv}")),
+                        json!("2026-01-01T00:00:00Z"),
+                        None,
+                    ),
                 };
                 let changed = old.as_ref().is_none_or(|o| content(o) != new);
-                let spec_changed = old.as_ref().is_none_or(|o| o.get("spec") != new.get("spec"));
+                let spec_changed = old
+                    .as_ref()
+                    .is_none_or(|o| o.get("spec") != new.get("spec"));
                 let meta = new["metadata"].as_object_mut().unwrap();
                 meta.insert("uid".into(), uid);
                 meta.insert("creationTimestamp".into(), created);
                 meta.insert(
                     "generation".into(),
-                    json!(if spec_changed { generation + 1 } else { generation }),
+                    json!(if spec_changed {
+                        generation + 1
+                    } else {
+                        generation
+                    }),
                 );
-                meta.insert("managedFields".into(), json!([{"manager": manager, "operation": "Apply"}]));
+                meta.insert(
+                    "managedFields".into(),
+                    json!([{"manager": manager, "operation": "Apply"}]),
+                );
                 if changed {
                     st.next_rv = next_rv;
                     meta.insert("resourceVersion".into(), json!(next_rv.to_string()));
@@ -428,7 +511,11 @@ impl Fake {
                 if is_workload(&t.kind) && rollout == Rollout::Immediate {
                     new["status"] = ready_status(&new);
                 }
-                let code = if old.is_some() { StatusCode::OK } else { StatusCode::CREATED };
+                let code = if old.is_some() {
+                    StatusCode::OK
+                } else {
+                    StatusCode::CREATED
+                };
                 st.objects.insert(key, new.clone());
                 (code, new)
             }
@@ -455,7 +542,11 @@ impl Fake {
         let obj = st
             .objects
             .values_mut()
-            .find(|o| o["kind"] == kind && o["metadata"]["namespace"] == namespace && o["metadata"]["name"] == name)
+            .find(|o| {
+                o["kind"] == kind
+                    && o["metadata"]["namespace"] == namespace
+                    && o["metadata"]["name"] == name
+            })
             .unwrap_or_else(|| panic!("no {kind} {namespace}/{name} in the fake"));
         obj["status"] = status;
     }
@@ -469,7 +560,15 @@ impl Fake {
     pub fn versions(&self) -> BTreeMap<Key, String> {
         self.objects()
             .into_iter()
-            .map(|(k, o)| (k, o["metadata"]["resourceVersion"].as_str().unwrap_or("").to_owned()))
+            .map(|(k, o)| {
+                (
+                    k,
+                    o["metadata"]["resourceVersion"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_owned(),
+                )
+            })
             .collect()
     }
 
@@ -489,7 +588,10 @@ pub fn key_of(obj: &Value) -> Key {
     (
         obj["apiVersion"].as_str().unwrap_or("").to_owned(),
         obj["kind"].as_str().unwrap_or("").to_owned(),
-        obj["metadata"]["namespace"].as_str().unwrap_or("").to_owned(),
+        obj["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned(),
         obj["metadata"]["name"].as_str().unwrap_or("").to_owned(),
     )
 }
