@@ -22,7 +22,7 @@ use tokio::time::Instant;
 pub(crate) enum AnyDriver {
     Process(ProcessDriver),
     Docker(DockerDriver),
-    Kube(KubeDriver),
+    Kube(Box<KubeDriver>),
 }
 
 /// The driver for `env`, and why it was chosen.
@@ -79,7 +79,7 @@ pub(crate) async fn select(
             })?;
             let d = KubeDriver::connect(&templates).await?;
             Ok((
-                AnyDriver::Kube(d),
+                AnyDriver::Kube(Box::new(d)),
                 format!(
                     "platform: kubernetes (namespace {}, field manager {})",
                     env.namespace,
