@@ -231,6 +231,43 @@ async fn first_apply_holds_exactly_what_kubectl_kustomize_renders() {
     )];
     assert_ne!(secret["data"]["POSTGRES_PASSWORD"], json!(""));
     assert!(secret.get("stringData").is_none());
+    // ... which never reaches a plan.
+    let path = std::env::var("PATH").unwrap();
+    let plan = serde_json::to_string(&engine::plan(&fx.driver, &env).await.unwrap()).unwrap();
+    assert!(!plan.contains(&path), "a secret value is in the plan");
+}
+
+#[tokio::test]
+async fn drift_by_another_field_manager_is_planned_and_taken_back() {
+    let fx = Fixture::new(Rollout::Immediate);
+    let env = load(&[]);
+    fx.up(&env).await.unwrap();
+    let key: Key = (
+        "v1".into(),
+        "ConfigMap".into(),
+        NS.into(),
+        "redis-config".into(),
+    );
+    let mut edited = fx.fake.objects()[&key].clone();
+    let original = edited["data"].clone();
+    edited["data"] = json!({"redis.conf": "maxmemory 1mb\n"});
+    edited["metadata"]["managedFields"] =
+        json!([{"manager": "kubectl-edit", "operation": "Update"}]);
+    fx.fake.insert(edited);
+
+    let plan = engine::plan(&fx.driver, &env).await.unwrap();
+    assert_eq!(plan.steps.len(), 1, "{plan}");
+    assert_eq!(plan.steps[0].id.to_string(), "ConfigMap redis-config");
+    assert!(matches!(plan.steps[0].action, Action::Update { .. }));
+    // The fake refuses an unforced apply over another manager (409); ours is forced.
+    fx.up(&env).await.unwrap();
+    let now = &fx.fake.objects()[&key];
+    assert_eq!(now["data"], original);
+    assert_eq!(
+        now["metadata"]["managedFields"][0]["manager"],
+        json!(FIELD_MANAGER)
+    );
+    assert!(engine::plan(&fx.driver, &env).await.unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -368,6 +405,21 @@ async fn rollout_wait_names_the_workload_and_its_conditions_at_the_deadline() {
          (deadline reached)"
     );
 
+    let status = fx.driver.status(cx).await.unwrap();
+    let pg = status
+        .iter()
+        .find(|s| s.service.as_str() == "postgres")
+        .unwrap();
+    assert!(
+        matches!(&pg.state, cp_drivers::ServiceState::Stopped(why) if why.contains("readyReplicas 0/1")),
+        "{pg:?}"
+    );
+    assert_eq!(pg.id.as_deref(), Some("StatefulSet/postgres"));
+    assert_eq!(
+        pg.endpoint.as_deref(),
+        Some("postgres.anumate-staging.svc:5432")
+    );
+
     // Through `up`, the first level fails and names its workloads.
     let err = engine::up(&fx.driver, cx, &[], Duration::from_millis(300), &Quiet)
         .await
@@ -400,6 +452,12 @@ async fn rollout_wait_names_the_workload_and_its_conditions_at_the_deadline() {
         ready.version
     );
     let report = fx.up(&env).await.unwrap();
+    let status = fx.driver.status(cx).await.unwrap();
+    let pg = status
+        .iter()
+        .find(|s| s.service.as_str() == "postgres")
+        .unwrap();
+    assert_eq!(pg.state, cp_drivers::ServiceState::Running);
     let with_workloads: BTreeSet<String> = fx
         .fake
         .objects()

@@ -464,6 +464,25 @@ impl Fake {
                 let rollout = st.rollout;
                 let next_rv = st.next_rv + 1;
                 let old = st.objects.get(&key).cloned();
+                // Another manager's fields: a conflict unless forced (simplified to
+                // whole objects: the fake does not track fields individually).
+                let other_manager = old
+                    .as_ref()
+                    .and_then(|o| {
+                        o["metadata"]["managedFields"][0]["manager"]
+                            .as_str()
+                            .map(str::to_owned)
+                    })
+                    .filter(|m| *m != manager);
+                if let Some(other) = other_manager
+                    && query.get("force").map(String::as_str) != Some("true")
+                {
+                    return status(
+                        StatusCode::CONFLICT,
+                        "Conflict",
+                        format!("Apply failed with 1 conflict: conflict with \"{other}\""),
+                    );
+                }
                 let (rv, generation, uid, created, old_status) = match &old {
                     Some(o) => (
                         o["metadata"]["resourceVersion"].clone(),
@@ -527,7 +546,8 @@ impl Fake {
         }
     }
 
-    /// Adds an object as someone else made it (no field manager of ours).
+    /// Adds or replaces an object as someone else made it (no field manager of
+    /// ours; `managedFields` as given).
     pub fn insert(&self, mut obj: Value) {
         let mut st = self.state.lock().unwrap();
         st.next_rv += 1;
