@@ -115,19 +115,24 @@ impl KubeDriver {
     /// The cluster of the current kubeconfig (or the in-cluster service account), if
     /// its API server answers.
     pub async fn connect(templates: &Templates) -> Result<Self, DriverError> {
-        let client = Client::try_default().await.map_err(|e| {
-            // kube's error repeats itself down its chain; its top line says it all.
+        let no_cluster = |detail: String| {
             DriverError::other(
                 "no Kubernetes cluster configured: set KUBECONFIG or run inside a cluster; or use --set platform=process",
-                e.to_string(),
+                detail,
             )
-        })?;
+        };
+        // kube's errors repeat themselves down their chain; the top line says it all.
+        let config = kube::Config::infer()
+            .await
+            .map_err(|e| no_cluster(e.to_string()))?;
+        let url = config.cluster_url.to_string();
+        let client = Client::try_from(config).map_err(|e| no_cluster(e.to_string()))?;
         client
             .apiserver_version()
             .await
             .map_err(|e| DriverError::Unreachable {
                 what: "Kubernetes API".into(),
-                detail: e.to_string(),
+                detail: format!("{url}: {e}"),
                 hint: UNREACHABLE_HINT.into(),
             })?;
         Self::new(client, templates)
@@ -173,35 +178,41 @@ impl KubeDriver {
         self.api(env, &ar)
     }
 
-    /// Lists the environment's objects of every kind it can have, labelled ours.
+    /// Lists the environment's objects of every kind it can have, labelled ours (one
+    /// request per kind, all at once).
     async fn list_ours(
         &self,
         env: &Environment,
         kinds: &BTreeMap<String, String>,
     ) -> Result<Vec<Value>, DriverError> {
         let lp = ListParams::default().labels(&objects::selector(env));
-        let mut out = Vec::new();
-        for (kind, api_version) in kinds {
-            let ar = objects::api_resource(api_version, kind);
-            match self.api(env, &ar).list(&lp).await {
-                Ok(list) => out.extend(list.items.iter().map(|o| {
-                    let mut v = to_value(o);
-                    // Lists leave out each item's apiVersion and kind.
-                    v["apiVersion"] = Value::String(api_version.clone());
-                    v["kind"] = Value::String(kind.clone());
-                    v
-                })),
-                // A custom resource whose definition is not installed: none exist.
-                Err(e) if not_found(&e) => {}
-                Err(e) => {
-                    return Err(api_error(
+        let lists = kinds.iter().map(|(kind, api_version)| {
+            let lp = &lp;
+            async move {
+                let ar = objects::api_resource(api_version, kind);
+                match self.api(env, &ar).list(lp).await {
+                    Ok(list) => Ok(list
+                        .items
+                        .iter()
+                        .map(|o| {
+                            let mut v = to_value(o);
+                            // Lists leave out each item's apiVersion and kind.
+                            v["apiVersion"] = Value::String(api_version.clone());
+                            v["kind"] = Value::String(kind.clone());
+                            v
+                        })
+                        .collect()),
+                    // A custom resource whose definition is not installed: none exist.
+                    Err(e) if not_found(&e) => Ok(Vec::new()),
+                    Err(e) => Err(api_error(
                         format!("cannot list {kind} objects of {}", env.name),
                         e,
-                    ));
+                    )),
                 }
             }
-        }
-        Ok(out)
+        });
+        let lists: Vec<Vec<Value>> = futures::future::try_join_all(lists).await?;
+        Ok(lists.into_iter().flatten().collect())
     }
 
     /// Server-side applies one object.
