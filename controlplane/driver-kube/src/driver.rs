@@ -19,6 +19,11 @@
 //! controlplane does not manage. PersistentVolumeClaims go only with
 //! `down --volumes`. Secret values are resolved at apply time, sent only in the
 //! apply request, and never enter a plan, a log or an error.
+//!
+//! **Known limit.** Because a plan never sees secret values, a changed value behind an
+//! unchanged reference (a rotated `env://` variable) is not a planned change: it is
+//! written the next time its Secret is applied for another reason. To push one now,
+//! delete the Secret (`kubectl delete secret <name> -n <namespace>`) and run `up`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
@@ -43,6 +48,9 @@ use tokio::time::Instant;
 
 use crate::objects::{self, NAME_LABEL};
 use crate::rollout;
+
+/// How many log lines a readiness failure carries.
+const LOG_TAIL_LINES: usize = 20;
 
 /// The field manager of every apply.
 pub const FIELD_MANAGER: &str = "controlplane";
@@ -454,10 +462,16 @@ impl Driver for KubeDriver {
             })
             .await;
             if let Err(detail) = result {
+                // The log says why more often than the status does; without a pod
+                // (unschedulable, image not pulled) the conditions have said it.
+                let log_tail = self
+                    .log_tail(cx.env, service, LOG_TAIL_LINES)
+                    .await
+                    .unwrap_or_default();
                 return Err(DriverError::NotReady {
                     service: service.clone(),
                     detail: format!("{detail} (deadline reached)"),
-                    log_tail: Vec::new(),
+                    log_tail,
                 });
             }
         }

@@ -390,6 +390,13 @@ async fn rollout_wait_names_the_workload_and_its_conditions_at_the_deadline() {
                "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
                                "message": "0/3 nodes are available: insufficient memory"}]}),
     );
+    let log: String = (1..=30).map(|i| format!("line {i}\n")).collect();
+    fx.fake.add_pod(
+        NS,
+        "postgres-0",
+        "postgres",
+        &(log + "FATAL: could not open file \"/etc/postgresql/postgresql.conf\"\n"),
+    );
     let start = tokio::time::Instant::now();
     let err = fx
         .driver
@@ -397,12 +404,41 @@ async fn rollout_wait_names_the_workload_and_its_conditions_at_the_deadline() {
         .await
         .unwrap_err();
     assert!(start.elapsed() >= Duration::from_millis(250));
-    assert!(matches!(err, DriverError::NotReady { .. }), "{err:?}");
+    let DriverError::NotReady {
+        detail, log_tail, ..
+    } = &err
+    else {
+        panic!("{err:?}");
+    };
+    assert_eq!(
+        detail,
+        "StatefulSet postgres has not rolled out: readyReplicas 0/1; conditions: \
+         PodScheduled=False (Unschedulable: 0/3 nodes are available: insufficient memory) \
+         (deadline reached)"
+    );
+    assert_eq!(log_tail.len(), 20);
+    assert_eq!(log_tail[0], "line 12");
+    assert_eq!(
+        log_tail[19],
+        "FATAL: could not open file \"/etc/postgresql/postgresql.conf\""
+    );
+    let mut out = Vec::new();
+    fx.driver
+        .logs(&env, &svc("postgres"), 2, false, &mut out)
+        .await
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "line 30\nFATAL: could not open file \"/etc/postgresql/postgresql.conf\"\n"
+    );
+    let err = fx
+        .driver
+        .logs(&env, &svc("redis"), 2, false, &mut Vec::new())
+        .await
+        .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "postgres did not become ready: StatefulSet postgres has not rolled out: readyReplicas 0/1; \
-         conditions: PodScheduled=False (Unschedulable: 0/3 nodes are available: insufficient memory) \
-         (deadline reached)"
+        "redis did not become ready: it has no pod in namespace anumate-staging; run `controlplane up`"
     );
 
     let status = fx.driver.status(cx).await.unwrap();

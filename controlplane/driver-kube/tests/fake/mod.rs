@@ -109,6 +109,8 @@ struct State {
     rollout: Rollout,
     reads: BTreeMap<Key, u32>,
     next_rv: u64,
+    /// Pod logs by (namespace, pod).
+    logs: BTreeMap<(String, String), String>,
 }
 
 /// The fake API server.
@@ -265,6 +267,7 @@ impl Fake {
                 rollout,
                 reads: BTreeMap::new(),
                 next_rv: 100,
+                logs: BTreeMap::new(),
             })),
         };
         let f = fake.clone();
@@ -305,6 +308,13 @@ impl Fake {
             query: query.clone(),
             content_type: content_type.clone(),
         });
+        if let Some(text) = self.log(&method, &path, &query) {
+            return Response::builder()
+                .status(StatusCode::OK)
+                .header(http::header::CONTENT_TYPE, "text/plain")
+                .body(Full::new(Bytes::from(text)))
+                .unwrap();
+        }
         let (code, value) = self.route(&method, &path, &query, content_type.as_deref(), &body);
         Response::builder()
             .status(code)
@@ -544,6 +554,40 @@ impl Fake {
                 format!("the fake does not implement {method} {path}"),
             ),
         }
+    }
+
+    /// `GET .../namespaces/<ns>/pods/<pod>/log`: the pod's log, its last `tailLines`.
+    fn log(&self, method: &Method, path: &str, query: &BTreeMap<String, String>) -> Option<String> {
+        let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+        let ["api", "v1", "namespaces", ns, "pods", pod, "log"] = parts.as_slice() else {
+            return None;
+        };
+        if method != Method::GET {
+            return None;
+        }
+        let st = self.state.lock().unwrap();
+        let text = st.logs.get(&((*ns).to_owned(), (*pod).to_owned()))?;
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = query
+            .get("tailLines")
+            .and_then(|n| n.parse::<usize>().ok())
+            .unwrap_or(lines.len())
+            .min(lines.len());
+        let mut out = lines[lines.len() - tail..].join("\n");
+        out.push('\n');
+        Some(out)
+    }
+
+    /// Adds a pod of a service (by its name label) with a log.
+    pub fn add_pod(&self, namespace: &str, name: &str, service: &str, log: &str) {
+        self.insert(json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": namespace, "labels": {"app.kubernetes.io/name": service}},
+            "spec": {"containers": [{"name": service, "image": "x"}]}}));
+        self.state
+            .lock()
+            .unwrap()
+            .logs
+            .insert((namespace.to_owned(), name.to_owned()), log.to_owned());
     }
 
     /// Adds or replaces an object as someone else made it (no field manager of
