@@ -572,3 +572,28 @@ async fn teardown_deletes_only_our_labelled_objects_and_claims_only_with_volumes
         "a namespace is never deleted"
     );
 }
+
+#[tokio::test]
+async fn a_change_kubernetes_refuses_is_blocked_before_anything_is_touched() {
+    let fx = Fixture::new(Rollout::Immediate);
+    fx.up(&load(&[])).await.unwrap();
+    let before = fx.fake.versions();
+    fx.fake.clear_requests();
+
+    let env = load(&["services.postgres.storage=50Gi"]);
+    let plan = engine::plan(&fx.driver, &env).await.unwrap();
+    assert!(plan.is_blocked(), "{plan}");
+    let blocked = plan
+        .steps
+        .iter()
+        .find(|s| matches!(s.action, Action::Blocked { .. }))
+        .unwrap();
+    assert_eq!(blocked.id.to_string(), "StatefulSet postgres");
+    let err = fx.up(&env).await.unwrap_err();
+    assert!(
+        err.to_string().contains("/spec/volumeClaimTemplates/0/spec/resources/requests/storage cannot change once created"),
+        "{err}"
+    );
+    assert_eq!(fx.fake.versions(), before);
+    assert!(fx.fake.requests().iter().all(|r| r.method == "GET"));
+}
