@@ -138,7 +138,7 @@ pub fn resources(env: &Environment, objects: &[Value]) -> Vec<Resource> {
 }
 
 /// The kinds to observe: [`KNOWN_KINDS`] plus any other kind the environment declares
-/// (except Namespaces), by kind name.
+/// (except Namespaces), by kind name, at the apiVersion the environment uses for it.
 pub fn kinds_to_observe(objects: &[Value]) -> BTreeMap<String, String> {
     let mut kinds: BTreeMap<String, String> = KNOWN_KINDS
         .iter()
@@ -148,7 +148,7 @@ pub fn kinds_to_observe(objects: &[Value]) -> BTreeMap<String, String> {
         if let (Some(v), Some(k)) = (o["apiVersion"].as_str(), o["kind"].as_str())
             && k != "Namespace"
         {
-            kinds.entry(k.to_owned()).or_insert_with(|| v.to_owned());
+            kinds.insert(k.to_owned(), v.to_owned());
         }
     }
     kinds
@@ -249,6 +249,21 @@ mod tests {
             observed_spec(&live, &want),
             json!({"kind": "Secret", "stringData": {"A": ""}})
         );
+    }
+
+    #[test]
+    fn observes_known_and_declared_kinds_at_the_declared_version() {
+        let declared = [
+            json!({"apiVersion": "external-secrets.io/v1", "kind": "ExternalSecret"}),
+            json!({"apiVersion": "example.com/v1", "kind": "Widget"}),
+            json!({"apiVersion": "v1", "kind": "Namespace"}),
+        ];
+        let kinds = kinds_to_observe(&declared);
+        assert_eq!(kinds["ExternalSecret"], "external-secrets.io/v1");
+        assert_eq!(kinds["Widget"], "example.com/v1");
+        assert_eq!(kinds["StatefulSet"], "apps/v1");
+        assert!(!kinds.contains_key("Namespace"));
+        assert!(!kinds.contains_key("PersistentVolumeClaim"));
     }
 
     #[test]
