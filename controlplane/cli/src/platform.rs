@@ -1,6 +1,8 @@
 //! Choosing and building the driver for an environment: the environment's `platform`,
 //! or for `auto` docker when an engine answers and the images are there, else processes
-//! — saying which and why.
+//! — saying which and why. `kubernetes` uses the current kubeconfig (or the in-cluster
+//! service account) and refuses, changing nothing, when there is none or its API
+//! server does not answer.
 
 use std::path::Path;
 
@@ -9,21 +11,25 @@ use cp_core::model::Platform;
 use cp_core::names::ServiceName;
 use cp_core::plan::{Observed, Resource, Step};
 use cp_driver_docker::DockerDriver;
+use cp_driver_kube::KubeDriver;
 use cp_driver_process::ProcessDriver;
 use cp_drivers::{Context, Driver, DriverError, DriverKind, ServiceStatus};
 use cp_runtime::probe::{Endpoint, Ready};
+use cp_runtime::project::Project;
 use tokio::time::Instant;
 
 /// Any of the drivers, chosen at run time.
 pub(crate) enum AnyDriver {
     Process(ProcessDriver),
     Docker(DockerDriver),
+    Kube(Box<KubeDriver>),
 }
 
 /// The driver for `env`, and why it was chosen.
 pub(crate) async fn select(
     env: &Environment,
     state_dir: &Path,
+    project: &Project,
 ) -> anyhow::Result<(AnyDriver, String)> {
     let process = || AnyDriver::Process(ProcessDriver::new(state_dir));
     match env.platform {
@@ -66,11 +72,21 @@ pub(crate) async fn select(
                 format!("auto: using local processes because {why_not}"),
             )),
         },
-        Platform::Kubernetes => anyhow::bail!(
-            "platform `kubernetes` is not wired into this binary yet; render the overlay \
-             (`controlplane render`) and apply it with `kubectl apply -k`, or use \
-             --set platform=process"
-        ),
+        Platform::Kubernetes => {
+            use anyhow::Context as _;
+            let templates = project.templates().with_context(|| {
+                format!("cannot read the templates under {}", project.root.display())
+            })?;
+            let d = KubeDriver::connect(&templates).await?;
+            Ok((
+                AnyDriver::Kube(Box::new(d)),
+                format!(
+                    "platform: kubernetes (namespace {}, field manager {})",
+                    env.namespace,
+                    cp_driver_kube::FIELD_MANAGER
+                ),
+            ))
+        }
     }
 }
 
@@ -100,6 +116,7 @@ macro_rules! each {
         match $self {
             AnyDriver::Process($d) => $e,
             AnyDriver::Docker($d) => $e,
+            AnyDriver::Kube($d) => $e,
         }
     };
 }

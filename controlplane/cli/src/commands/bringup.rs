@@ -65,6 +65,9 @@ pub(crate) async fn session(
         Err(code) => return Ok(Err(code)),
     };
     let path = state_path(global, project);
+    // Choose the driver first: when its platform is unusable (no cluster configured),
+    // nothing, not even the state directory, has been created.
+    let (driver, why) = platform::select(&env, &path, project).await?;
     let state = if create {
         StateDir::open(&path, env.name.as_str())?
     } else {
@@ -75,7 +78,6 @@ pub(crate) async fn session(
             None => StateDir::phantom(&path),
         }
     };
-    let (driver, why) = platform::select(&env, &path).await?;
     if global.output == Output::Text {
         eprintln!("{}: {why}", env.name);
     }
@@ -124,6 +126,7 @@ pub(crate) async fn run(global: &Global, project: &Project, command: Command) ->
             let kind = match s.driver {
                 AnyDriver::Process(_) => "process",
                 AnyDriver::Docker(_) => "docker",
+                AnyDriver::Kube(_) => "kubernetes",
             };
             s.state
                 .write(platform::CHOICE_FILE, kind.as_bytes(), 0o644)?;

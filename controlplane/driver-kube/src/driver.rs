@@ -1,0 +1,693 @@
+//! [`KubeDriver`]: the [`Driver`] contract on a Kubernetes API server.
+//!
+//! `desired` is the environment's rendered overlay (see [`crate::objects`]); `apply`
+//! server-side applies one object with field manager `controlplane`; `observe` lists
+//! the objects carrying the environment label; `wait_ready` waits for the service's
+//! StatefulSets and Deployments to roll out; `teardown` deletes the labelled objects.
+//!
+//! **Force.** Every apply is forced (`force=true`): the environment files are the
+//! declared owner of these objects, so a field another manager took over (a
+//! `kubectl edit`, `kubectl scale`) is taken back rather than failing the whole `up`
+//! with a conflict. The plan shows such drift before `up` overwrites it. (A field that
+//! should belong to someone else, such as `replicas` under an autoscaler, must then
+//! be left out of the templates.)
+//!
+//! **Invariants.** `observe`, `status` and `plan` never change anything. Only objects
+//! labelled `controlplane.dev/environment=<env>` in the environment's namespace (and
+//! labelled cluster-scoped objects of declared kinds) are ever deleted. Namespaces
+//! are never deleted: that would delete everything in them, including objects
+//! controlplane does not manage. PersistentVolumeClaims go only with
+//! `down --volumes`. Secret values are resolved at apply time, sent only in the
+//! apply request, and never enter a plan, a log or an error.
+//!
+//! **Known limit.** Because a plan never sees secret values, a changed value behind an
+//! unchanged reference (a rotated `env://` variable) is not a planned change: it is
+//! written the next time its Secret is applied for another reason. To push one now,
+//! delete the Secret (`kubectl delete secret <name> -n <namespace>`) and run `up`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use cp_core::Environment;
+use cp_core::names::ServiceName;
+use cp_core::plan::{Action, Observed, ObservedState, Resource, ResourceId, Step};
+use cp_core::render::context::secret_bindings;
+use cp_core::render::{Renderer, Templates};
+use cp_core::units::SecretRef;
+use cp_drivers::{Context, Driver, DriverError, DriverKind, Health, ServiceState, ServiceStatus};
+use cp_runtime::probe::{Endpoint, Ready, wait_for};
+use futures::{AsyncBufReadExt, TryStreamExt};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, LogParams, Patch, PatchParams};
+use kube::core::ApiResource;
+use kube::{Client, Error as KubeError};
+use serde_json::Value;
+use tokio::sync::OnceCell;
+use tokio::time::Instant;
+
+use crate::objects::{self, NAME_LABEL};
+use crate::rollout;
+
+/// How many log lines a readiness failure carries.
+const LOG_TAIL_LINES: usize = 20;
+
+/// The field manager of every apply.
+pub const FIELD_MANAGER: &str = "controlplane";
+
+/// What to tell someone whose cluster does not answer.
+const UNREACHABLE_HINT: &str =
+    "check `kubectl cluster-info` and KUBECONFIG, or use --set platform=process";
+
+/// The Kubernetes driver.
+pub struct KubeDriver {
+    client: Client,
+    renderer: Renderer,
+    poll: Duration,
+    namespace_ready: OnceCell<()>,
+    /// The last rendering, by the serialized environment it was made from: rendering
+    /// costs milliseconds and `up` asks for the objects once per service.
+    rendered: Mutex<Option<(String, Vec<Value>)>>,
+}
+
+impl std::fmt::Debug for KubeDriver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KubeDriver")
+            .field("poll", &self.poll)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether an API error is "not found" (an absent object, or a kind whose CRD is not
+/// installed).
+fn not_found(e: &KubeError) -> bool {
+    matches!(e, KubeError::Api(s) if s.code == 404)
+}
+
+/// An API error with what was being done, and what to do where we know.
+fn api_error(what: String, e: KubeError) -> DriverError {
+    match &e {
+        KubeError::HyperError(_) | KubeError::Service(_) => DriverError::Unreachable {
+            what: "Kubernetes API".into(),
+            detail: format!("{what}: {e}"),
+            hint: UNREACHABLE_HINT.into(),
+        },
+        KubeError::Api(s) if s.code == 403 => DriverError::other(
+            format!(
+                "{what}: forbidden; grant this identity the RBAC permission (check with `kubectl auth can-i`)"
+            ),
+            e,
+        ),
+        _ => DriverError::other(what, e),
+    }
+}
+
+fn to_value(obj: &DynamicObject) -> Value {
+    serde_json::to_value(obj).expect("API objects serialize")
+}
+
+impl KubeDriver {
+    /// A driver talking through `client`, rendering with `templates`.
+    pub fn new(client: Client, templates: &Templates) -> Result<Self, DriverError> {
+        let renderer = Renderer::new(templates)
+            .map_err(|e| DriverError::other("cannot load the Kubernetes templates", e))?;
+        Ok(Self {
+            client,
+            renderer,
+            poll: Duration::from_secs(1),
+            namespace_ready: OnceCell::new(),
+            rendered: Mutex::new(None),
+        })
+    }
+
+    /// The cluster of the current kubeconfig (or the in-cluster service account), if
+    /// its API server answers.
+    pub async fn connect(templates: &Templates) -> Result<Self, DriverError> {
+        let no_cluster = |detail: String| {
+            DriverError::other(
+                "no Kubernetes cluster configured: set KUBECONFIG or run inside a cluster; or use --set platform=process",
+                detail,
+            )
+        };
+        // kube's errors repeat themselves down their chain; the top line says it all.
+        let config = kube::Config::infer()
+            .await
+            .map_err(|e| no_cluster(e.to_string()))?;
+        let url = config.cluster_url.to_string();
+        let client = Client::try_from(config).map_err(|e| no_cluster(e.to_string()))?;
+        client
+            .apiserver_version()
+            .await
+            .map_err(|e| DriverError::Unreachable {
+                what: "Kubernetes API".into(),
+                detail: format!("{url}: {e}"),
+                hint: UNREACHABLE_HINT.into(),
+            })?;
+        Self::new(client, templates)
+    }
+
+    /// How often rollout status is polled (default 1 s).
+    pub fn with_poll(mut self, poll: Duration) -> Self {
+        self.poll = poll;
+        self
+    }
+
+    /// The environment's objects, as `kubectl kustomize overlays/<env>` gives them.
+    pub fn objects(&self, env: &Environment) -> Result<Vec<Value>, DriverError> {
+        let key = serde_json::to_string(env).expect("the model serializes");
+        if let Some((k, objects)) = &*self.rendered.lock().expect("not poisoned")
+            && *k == key
+        {
+            return Ok(objects.clone());
+        }
+        let objects = objects::objects(&self.renderer, env).map_err(|e| {
+            DriverError::other(
+                format!("cannot render the Kubernetes objects of {}", env.name),
+                e,
+            )
+        })?;
+        *self.rendered.lock().expect("not poisoned") = Some((key, objects.clone()));
+        Ok(objects)
+    }
+
+    fn api(&self, env: &Environment, ar: &ApiResource) -> Api<DynamicObject> {
+        if objects::cluster_scoped(&ar.kind) {
+            Api::all_with(self.client.clone(), ar)
+        } else {
+            Api::namespaced_with(self.client.clone(), &env.namespace, ar)
+        }
+    }
+
+    fn api_of(&self, env: &Environment, obj: &Value) -> Api<DynamicObject> {
+        let ar = objects::api_resource(
+            obj["apiVersion"].as_str().unwrap_or("v1"),
+            obj["kind"].as_str().unwrap_or(""),
+        );
+        self.api(env, &ar)
+    }
+
+    /// Lists the environment's objects of every kind it can have, labelled ours (one
+    /// request per kind, all at once).
+    async fn list_ours(
+        &self,
+        env: &Environment,
+        kinds: &BTreeMap<String, String>,
+    ) -> Result<Vec<Value>, DriverError> {
+        let lp = ListParams::default().labels(&objects::selector(env));
+        let lists = kinds.iter().map(|(kind, api_version)| {
+            let lp = &lp;
+            async move {
+                let ar = objects::api_resource(api_version, kind);
+                match self.api(env, &ar).list(lp).await {
+                    Ok(list) => Ok(list
+                        .items
+                        .iter()
+                        .map(|o| {
+                            let mut v = to_value(o);
+                            // Lists leave out each item's apiVersion and kind.
+                            v["apiVersion"] = Value::String(api_version.clone());
+                            v["kind"] = Value::String(kind.clone());
+                            v
+                        })
+                        .collect()),
+                    // A custom resource whose definition is not installed: none exist.
+                    Err(e) if not_found(&e) => Ok(Vec::new()),
+                    Err(e) => Err(api_error(
+                        format!("cannot list {kind} objects of {}", env.name),
+                        e,
+                    )),
+                }
+            }
+        });
+        let lists: Vec<Vec<Value>> = futures::future::try_join_all(lists).await?;
+        Ok(lists.into_iter().flatten().collect())
+    }
+
+    /// Server-side applies one object.
+    async fn ssa(&self, env: &Environment, obj: &Value) -> Result<(), DriverError> {
+        let name = obj["metadata"]["name"].as_str().unwrap_or("");
+        let kind = obj["kind"].as_str().unwrap_or("");
+        let pp = PatchParams::apply(FIELD_MANAGER).force();
+        self.api_of(env, obj)
+            .patch(name, &pp, &Patch::Apply(obj))
+            .await
+            .map_err(|e| {
+                let hint = if not_found(&e) {
+                    format!(
+                        " (does namespace {} exist, and is the kind's custom resource definition installed? ExternalSecret needs external-secrets, ServiceMonitor the Prometheus operator)",
+                        env.namespace
+                    )
+                } else {
+                    String::new()
+                };
+                api_error(format!("cannot apply {kind} {name}{hint}"), e)
+            })?;
+        Ok(())
+    }
+
+    /// Applies the environment's Namespace (once per driver) so namespaced objects
+    /// can be created whatever order the plan lists them in.
+    async fn ensure_namespace(&self, env: &Environment) -> Result<(), DriverError> {
+        self.namespace_ready
+            .get_or_try_init(|| async {
+                let objects = self.objects(env)?;
+                if let Some(ns) = objects
+                    .iter()
+                    .find(|o| o["kind"] == "Namespace" && o["metadata"]["name"] == *env.namespace)
+                {
+                    self.ssa(env, ns).await?;
+                }
+                Ok::<(), DriverError>(())
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Fills a Secret's keys from the references its annotations name.
+    async fn fill_secret(&self, cx: Context<'_>, obj: &mut Value) -> Result<(), DriverError> {
+        let keys = objects::fill_keys(obj);
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let name = obj["metadata"]["name"].as_str().unwrap_or("").to_owned();
+        let bindings = secret_bindings(cx.env);
+        for key in keys {
+            let Some(b) = bindings
+                .values()
+                .flatten()
+                .find(|b| b.k8s_secret == name && b.k8s_key == key)
+            else {
+                return Err(DriverError::Blocked(format!(
+                    "Secret {name} asks for key {key}, which no setting of {} provides; render again (`controlplane render`) so templates and environment agree",
+                    cx.env.name
+                )));
+            };
+            let reference = SecretRef::parse(&b.reference)
+                .map_err(|e| DriverError::Blocked(format!("{}: {e}", b.path)))?;
+            if reference.is_plain() {
+                return Err(DriverError::Blocked(format!(
+                    "{} is an inline value, which controlplane does not put into a cluster; use env://NAME, vault://path#key or generate",
+                    b.path
+                )));
+            }
+            let value = cx.secrets.resolve(&b.path, &reference).await?;
+            obj["stringData"][key.as_str()] = Value::String(value.expose().to_owned());
+        }
+        Ok(())
+    }
+
+    /// The service's StatefulSets and Deployments, as declared.
+    fn workloads(
+        &self,
+        env: &Environment,
+        service: &ServiceName,
+    ) -> Result<Vec<Value>, DriverError> {
+        Ok(self
+            .objects(env)?
+            .into_iter()
+            .filter(|o| matches!(o["kind"].as_str(), Some("StatefulSet" | "Deployment")))
+            .filter(|o| objects::service_of(env, o).as_ref() == Some(service))
+            .collect())
+    }
+
+    async fn get(&self, env: &Environment, obj: &Value) -> Result<Option<Value>, KubeError> {
+        let name = obj["metadata"]["name"].as_str().unwrap_or("");
+        Ok(self
+            .api_of(env, obj)
+            .get_opt(name)
+            .await?
+            .map(|o| to_value(&o)))
+    }
+
+    fn pods(&self, env: &Environment) -> Api<Pod> {
+        Api::namespaced(self.client.clone(), &env.namespace)
+    }
+
+    /// The first pod of a service, by its name label.
+    async fn pod_of(
+        &self,
+        env: &Environment,
+        service: &ServiceName,
+    ) -> Result<Option<String>, DriverError> {
+        let lp = ListParams::default().labels(&format!("{NAME_LABEL}={service}"));
+        let pods = self
+            .pods(env)
+            .list(&lp)
+            .await
+            .map_err(|e| api_error(format!("cannot list the pods of {service}"), e))?;
+        let mut names: Vec<String> = pods
+            .items
+            .into_iter()
+            .filter_map(|p| p.metadata.name)
+            .collect();
+        names.sort();
+        Ok(names.into_iter().next())
+    }
+}
+
+impl Driver for KubeDriver {
+    fn kind(&self) -> DriverKind {
+        DriverKind::Kubernetes
+    }
+
+    fn desired(&self, env: &Environment) -> Result<Vec<Resource>, DriverError> {
+        Ok(objects::resources(env, &self.objects(env)?))
+    }
+
+    async fn observe(&self, env: &Environment) -> Result<Vec<Observed>, DriverError> {
+        let declared = self.objects(env)?;
+        let wanted: BTreeMap<ResourceId, &Value> = declared
+            .iter()
+            .filter_map(|o| objects::id_of(o).map(|id| (id, o)))
+            .collect();
+        let mut live = self
+            .list_ours(env, &objects::kinds_to_observe(&declared))
+            .await?;
+        // The namespace is observed only when declared (it is never pruned), and by
+        // name: it may predate us and lack our label.
+        for ns in declared.iter().filter(|o| o["kind"] == "Namespace") {
+            match self.get(env, ns).await {
+                Ok(Some(v)) => live.push(v),
+                Ok(None) => {}
+                Err(e) => {
+                    return Err(api_error(
+                        format!("cannot read namespace {}", env.namespace),
+                        e,
+                    ));
+                }
+            }
+        }
+        let mut out: Vec<Observed> = live
+            .iter()
+            .filter_map(|o| {
+                let id = objects::id_of(o)?;
+                let spec = wanted.get(&id).map(|w| objects::observed_spec(o, w));
+                Some(Observed {
+                    id,
+                    spec,
+                    state: ObservedState::Present,
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        out.dedup_by(|a, b| a.id == b.id);
+        Ok(out)
+    }
+
+    async fn apply(&self, cx: Context<'_>, step: &Step) -> Result<(), DriverError> {
+        match &step.action {
+            Action::Blocked { reason, .. } => {
+                Err(DriverError::Blocked(format!("{}: {reason}", step.id)))
+            }
+            Action::Delete => {
+                let kinds = match self.objects(cx.env) {
+                    Ok(objs) => objects::kinds_to_observe(&objs),
+                    Err(_) => objects::kinds_to_observe(&[]),
+                };
+                let Some(api_version) = kinds.get(&step.id.kind) else {
+                    return Err(DriverError::Blocked(format!(
+                        "{}: controlplane does not know the API version of kind {}; delete it with kubectl",
+                        step.id, step.id.kind
+                    )));
+                };
+                let ar = objects::api_resource(api_version, &step.id.kind);
+                match self
+                    .api(cx.env, &ar)
+                    .delete(&step.id.name, &DeleteParams::background())
+                    .await
+                {
+                    Ok(_) => Ok(()),
+                    Err(e) if not_found(&e) => Ok(()),
+                    Err(e) => Err(api_error(format!("cannot delete {}", step.id), e)),
+                }
+            }
+            Action::Create
+            | Action::Start { .. }
+            | Action::Update { .. }
+            | Action::Replace { .. } => {
+                let Some(desired) = &step.desired else {
+                    return Err(DriverError::Blocked(format!(
+                        "{}: the step carries no object to apply",
+                        step.id
+                    )));
+                };
+                let mut obj = desired.spec.clone();
+                if !objects::cluster_scoped(&step.id.kind) {
+                    self.ensure_namespace(cx.env).await?;
+                }
+                self.fill_secret(cx, &mut obj).await?;
+                self.ssa(cx.env, &obj).await
+            }
+        }
+    }
+
+    async fn wait_ready(
+        &self,
+        cx: Context<'_>,
+        service: &ServiceName,
+        deadline: Instant,
+    ) -> Result<Ready, DriverError> {
+        let workloads = self.workloads(cx.env, service)?;
+        for w in &workloads {
+            let result = wait_for(deadline, self.poll, || async {
+                match self.get(cx.env, w).await {
+                    Ok(Some(live)) => rollout::rolled_out(&live),
+                    Ok(None) => Err(format!(
+                        "{} {} does not exist",
+                        w["kind"].as_str().unwrap_or(""),
+                        w["metadata"]["name"].as_str().unwrap_or("")
+                    )),
+                    Err(e) => Err(format!("cannot read its status: {e}")),
+                }
+            })
+            .await;
+            if let Err(detail) = result {
+                // The log says why more often than the status does; without a pod
+                // (unschedulable, image not pulled) the conditions have said it.
+                let log_tail = self
+                    .log_tail(cx.env, service, LOG_TAIL_LINES)
+                    .await
+                    .unwrap_or_default();
+                return Err(DriverError::NotReady {
+                    service: service.clone(),
+                    detail: format!("{detail} (deadline reached)"),
+                    log_tail,
+                });
+            }
+        }
+        Ok(Ready {
+            version: workloads
+                .first()
+                .map(rollout::version)
+                .unwrap_or_else(|| "no workload".into()),
+        })
+    }
+
+    fn endpoint(&self, env: &Environment, service: &ServiceName) -> Option<Endpoint> {
+        let objects = self.objects(env).ok()?;
+        let svc = objects
+            .iter()
+            .find(|o| o["kind"] == "Service" && o["metadata"]["name"] == service.as_str())?;
+        let port = u16::try_from(svc["spec"]["ports"][0]["port"].as_u64()?).ok()?;
+        Some(Endpoint {
+            host: format!("{service}.{}.svc", env.namespace),
+            port,
+        })
+    }
+
+    async fn status(&self, cx: Context<'_>) -> Result<Vec<ServiceStatus>, DriverError> {
+        let mut out = Vec::new();
+        for service in cx.env.service_names() {
+            let workloads = self.workloads(cx.env, &service)?;
+            let endpoint = self.endpoint(cx.env, &service).map(|e| e.addr());
+            let Some(w) = workloads.first() else {
+                out.push(ServiceStatus {
+                    service,
+                    state: ServiceState::Skipped("no workload is rendered for it".into()),
+                    version: None,
+                    uptime_secs: None,
+                    endpoint,
+                    health: Health::Unknown,
+                    id: None,
+                });
+                continue;
+            };
+            let id = format!(
+                "{}/{}",
+                w["kind"].as_str().unwrap_or(""),
+                w["metadata"]["name"].as_str().unwrap_or("")
+            );
+            let live = self
+                .get(cx.env, w)
+                .await
+                .map_err(|e| api_error(format!("cannot read {id}"), e))?;
+            let (state, health) = match &live {
+                None => (ServiceState::Missing, Health::Unknown),
+                Some(l) => match rollout::rolled_out(l) {
+                    Ok(()) => (ServiceState::Running, Health::Healthy),
+                    Err(why) => (ServiceState::Stopped(why.clone()), Health::Unhealthy(why)),
+                },
+            };
+            out.push(ServiceStatus {
+                service,
+                state,
+                version: live.as_ref().map(rollout::version),
+                uptime_secs: None,
+                endpoint,
+                health,
+                id: Some(id),
+            });
+        }
+        Ok(out)
+    }
+
+    async fn log_tail(
+        &self,
+        env: &Environment,
+        service: &ServiceName,
+        lines: usize,
+    ) -> Result<Vec<String>, DriverError> {
+        let Some(pod) = self.pod_of(env, service).await? else {
+            return Ok(Vec::new());
+        };
+        let lp = LogParams {
+            tail_lines: i64::try_from(lines).ok(),
+            ..LogParams::default()
+        };
+        let text = self
+            .pods(env)
+            .logs(&pod, &lp)
+            .await
+            .map_err(|e| api_error(format!("cannot read the log of pod {pod}"), e))?;
+        Ok(text.lines().map(str::to_owned).collect())
+    }
+
+    async fn logs(
+        &self,
+        env: &Environment,
+        service: &ServiceName,
+        tail: usize,
+        follow: bool,
+        out: &mut (dyn std::io::Write + Send),
+    ) -> Result<(), DriverError> {
+        let Some(pod) = self.pod_of(env, service).await? else {
+            return Err(DriverError::NotReady {
+                service: service.clone(),
+                detail: format!(
+                    "it has no pod in namespace {}; run `controlplane up`",
+                    env.namespace
+                ),
+                log_tail: Vec::new(),
+            });
+        };
+        let lp = LogParams {
+            tail_lines: i64::try_from(tail).ok(),
+            follow,
+            ..LogParams::default()
+        };
+        let stream = self
+            .pods(env)
+            .log_stream(&pod, &lp)
+            .await
+            .map_err(|e| api_error(format!("cannot read the log of pod {pod}"), e))?;
+        let mut lines = stream.lines();
+        let write_err = |e: std::io::Error| DriverError::other("cannot write the log", e);
+        while let Some(line) = lines
+            .try_next()
+            .await
+            .map_err(|e| DriverError::other(format!("reading the log of pod {pod}"), e))?
+        {
+            writeln!(out, "{line}").map_err(write_err)?;
+        }
+        Ok(())
+    }
+
+    async fn teardown(&self, cx: Context<'_>, volumes: bool) -> Result<Vec<String>, DriverError> {
+        let env = cx.env;
+        // Tear down even when the templates no longer render: then by the known kinds.
+        let kinds = objects::kinds_to_observe(&self.objects(env).unwrap_or_default());
+        let live = self.list_ours(env, &kinds).await?;
+        let mut removed = Vec::new();
+        for o in &live {
+            let Some(id) = objects::id_of(o) else {
+                continue;
+            };
+            let ar = objects::api_resource(o["apiVersion"].as_str().unwrap_or("v1"), &id.kind);
+            match self
+                .api(env, &ar)
+                .delete(&id.name, &DeleteParams::background())
+                .await
+            {
+                Ok(_) => removed.push(id.to_string()),
+                Err(e) if not_found(&e) => {}
+                Err(e) => return Err(api_error(format!("cannot delete {id}"), e)),
+            }
+        }
+        if volumes {
+            let mut workloads = live;
+            workloads.extend(self.objects(env).unwrap_or_default());
+            removed.extend(self.delete_claims(env, &workloads).await?);
+        }
+        Ok(removed)
+    }
+}
+
+impl KubeDriver {
+    /// Deletes the environment's PersistentVolumeClaims: those the StatefulSets in
+    /// `workloads` (live or declared) made (`<template>-<statefulset>-<ordinal>`, which
+    /// carry the StatefulSet's selector labels, not ours) and any labelled ours.
+    async fn delete_claims(
+        &self,
+        env: &Environment,
+        workloads: &[Value],
+    ) -> Result<Vec<String>, DriverError> {
+        let mut prefixes = BTreeSet::new();
+        for sts in workloads.iter().filter(|o| o["kind"] == "StatefulSet") {
+            let name = sts["metadata"]["name"].as_str().unwrap_or("");
+            for t in sts["spec"]["volumeClaimTemplates"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                if let Some(t) = t["metadata"]["name"].as_str() {
+                    prefixes.insert(format!("{t}-{name}-"));
+                }
+            }
+        }
+        let ar = objects::api_resource("v1", "PersistentVolumeClaim");
+        let api = self.api(env, &ar);
+        let all = api
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| api_error(format!("cannot list the volume claims of {}", env.name), e))?;
+        let env_label = cp_core::render::kustomize::ENV_LABEL;
+        let mut removed = Vec::new();
+        for pvc in &all.items {
+            let name = pvc.metadata.name.clone().unwrap_or_default();
+            let made_by_ours = prefixes.iter().any(|p| {
+                name.strip_prefix(p.as_str())
+                    .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+            });
+            let labelled = pvc
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(env_label))
+                .is_some_and(|v| v == env.name.as_str());
+            if !(made_by_ours || labelled) {
+                continue;
+            }
+            match api.delete(&name, &DeleteParams::background()).await {
+                Ok(_) => removed.push(format!("PersistentVolumeClaim {name}")),
+                Err(e) if not_found(&e) => {}
+                Err(e) => {
+                    return Err(api_error(
+                        format!("cannot delete PersistentVolumeClaim {name}"),
+                        e,
+                    ));
+                }
+            }
+        }
+        Ok(removed)
+    }
+}

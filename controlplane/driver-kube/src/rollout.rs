@@ -1,0 +1,103 @@
+//! When a StatefulSet or Deployment has rolled out, judged from its live object the
+//! way `kubectl rollout status` does. Pure: no I/O.
+
+use serde_json::Value;
+
+/// Whether a workload has rolled out: `Ok` when the controller has seen its newest
+/// spec and every wanted replica is updated and ready; else what is still missing.
+pub fn rolled_out(live: &Value) -> Result<(), String> {
+    let kind = live["kind"].as_str().unwrap_or("workload");
+    let name = live["metadata"]["name"].as_str().unwrap_or("?");
+    let want = live["spec"]["replicas"].as_u64().unwrap_or(1);
+    let generation = live["metadata"]["generation"].as_u64().unwrap_or(0);
+    let status = &live["status"];
+    let observed = status["observedGeneration"].as_u64().unwrap_or(0);
+    let updated = status["updatedReplicas"].as_u64().unwrap_or(0);
+    let ready = status["readyReplicas"].as_u64().unwrap_or(0);
+    let total = status["replicas"].as_u64().unwrap_or(0);
+    let mut missing = Vec::new();
+    if observed < generation {
+        missing.push(format!(
+            "the controller has not seen generation {generation} yet (observedGeneration {observed})"
+        ));
+    }
+    if updated < want {
+        missing.push(format!("updatedReplicas {updated}/{want}"));
+    }
+    if ready < want {
+        missing.push(format!("readyReplicas {ready}/{want}"));
+    }
+    if kind == "Deployment" && total > updated {
+        missing.push(format!(
+            "{} old replicas pending termination",
+            total - updated
+        ));
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "{kind} {name} has not rolled out: {}{}",
+        missing.join(", "),
+        conditions(status)
+    ))
+}
+
+/// `; conditions: Available=False (MinimumReplicasUnavailable: ...)`, or nothing.
+fn conditions(status: &Value) -> String {
+    let Some(list) = status["conditions"].as_array().filter(|l| !l.is_empty()) else {
+        return "; no status conditions reported".to_owned();
+    };
+    let parts: Vec<String> = list
+        .iter()
+        .map(|c| {
+            let mut s = format!(
+                "{}={}",
+                c["type"].as_str().unwrap_or("?"),
+                c["status"].as_str().unwrap_or("?")
+            );
+            let reason = c["reason"].as_str().unwrap_or("");
+            let message = c["message"].as_str().unwrap_or("");
+            if !reason.is_empty() || !message.is_empty() {
+                s.push_str(&format!(" ({reason}: {message})"));
+            }
+            s
+        })
+        .collect();
+    format!("; conditions: {}", parts.join(", "))
+}
+
+/// The image tag of a workload's first container (`16.4` of `postgres:16.4`), as the
+/// version `up` reports.
+pub fn version(obj: &Value) -> String {
+    let image = obj["spec"]["template"]["spec"]["containers"][0]["image"]
+        .as_str()
+        .unwrap_or("");
+    let last = image.rsplit('/').next().unwrap_or(image);
+    match last.split_once(':') {
+        Some((_, tag)) => tag.to_owned(),
+        None if image.is_empty() => "unknown".to_owned(),
+        None => "latest".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn judges_rollout_like_kubectl() {
+        let mut d = json!({"kind": "Deployment", "metadata": {"name": "web", "generation": 2},
+            "spec": {"replicas": 2, "template": {"spec": {"containers": [{"image": "reg:5000/web:1.2"}]}}},
+            "status": {"observedGeneration": 1, "replicas": 3, "updatedReplicas": 1, "readyReplicas": 2,
+                "conditions": [{"type": "Available", "status": "False", "reason": "MinimumReplicasUnavailable", "message": "not enough"}]}});
+        assert_eq!(
+            rolled_out(&d).unwrap_err(),
+            "Deployment web has not rolled out: the controller has not seen generation 2 yet (observedGeneration 1), updatedReplicas 1/2, 2 old replicas pending termination; conditions: Available=False (MinimumReplicasUnavailable: not enough)"
+        );
+        d["status"] = json!({"observedGeneration": 2, "replicas": 2, "updatedReplicas": 2, "readyReplicas": 2});
+        assert_eq!(rolled_out(&d), Ok(()));
+        assert_eq!(version(&d), "1.2");
+    }
+}

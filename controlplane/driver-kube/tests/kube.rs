@@ -1,0 +1,599 @@
+//! The Kubernetes driver against the in-process fake API server (`fake/`), with the
+//! shipped `staging` environment and templates. No cluster is reachable here; the
+//! fake answers through a real `kube::Client`, and `kubectl kustomize` of a fresh
+//! render is the oracle for what the cluster must end up holding.
+//!
+//! Staging's generated Secrets refer to `env://ANUMATE_*`, which are not set in a test
+//! run: the fixture points those references at `env://PATH` with `--set`, so values
+//! really go through `env://` resolution at apply time.
+
+mod fake;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use cp_core::Environment;
+use cp_core::names::ServiceName;
+use cp_core::plan::Action;
+use cp_core::render::Renderer;
+use cp_core::render::context::secret_bindings;
+use cp_driver_kube::{FIELD_MANAGER, KubeDriver};
+use cp_drivers::engine::{self, Quiet};
+use cp_drivers::{Context, Driver, DriverError};
+use cp_runtime::project::Project;
+use cp_runtime::secrets::SecretResolver;
+use cp_runtime::state::StateDir;
+use fake::{Fake, Key, Rollout, key_of};
+use serde_json::{Value, json};
+
+const ENV: &str = "staging";
+const NS: &str = "anumate-staging";
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn project() -> Project {
+    Project::new(root().join("environments"))
+}
+
+fn svc(s: &str) -> ServiceName {
+    ServiceName::new(s).unwrap()
+}
+
+/// Staging with `sets`, its fill-at-apply secrets pointed at `env://PATH`.
+fn load(sets: &[&str]) -> Environment {
+    let p = project();
+    let plain = p.load(ENV, &[]).expect("staging loads").env;
+    let mut all: Vec<String> = secret_bindings(&plain)
+        .values()
+        .flatten()
+        .filter(|b| b.source == "fill")
+        .map(|b| format!("{}=env://PATH", b.path))
+        .collect();
+    all.sort();
+    all.dedup();
+    all.extend(sets.iter().map(|s| (*s).to_owned()));
+    p.load(ENV, &all)
+        .unwrap_or_else(|e| panic!("staging with {all:?} does not load: {e:?}"))
+        .env
+}
+
+struct Fixture {
+    fake: Fake,
+    driver: KubeDriver,
+    state: StateDir,
+    secrets: SecretResolver,
+    _tmp: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new(rollout: Rollout) -> Self {
+        let (fake, client) = Fake::new(rollout);
+        let templates = project().templates().expect("templates read");
+        let driver = KubeDriver::new(client, &templates)
+            .unwrap()
+            .with_poll(Duration::from_millis(20));
+        let tmp = tempfile::tempdir().unwrap();
+        let state = StateDir::open(tmp.path().join("state"), ENV).unwrap();
+        let secrets = SecretResolver::new(Some(state.clone()));
+        Self {
+            fake,
+            driver,
+            state,
+            secrets,
+            _tmp: tmp,
+        }
+    }
+
+    fn cx<'a>(&'a self, env: &'a Environment) -> Context<'a> {
+        Context {
+            env,
+            secrets: &self.secrets,
+            state: &self.state,
+        }
+    }
+
+    async fn up(&self, env: &Environment) -> Result<engine::UpReport, DriverError> {
+        engine::up(
+            &self.driver,
+            self.cx(env),
+            &[],
+            Duration::from_secs(20),
+            &Quiet,
+        )
+        .await
+    }
+}
+
+/// What `kubectl kustomize overlays/staging` gives for a fresh render of `env`.
+fn kubectl_kustomize(env: &Environment) -> Vec<Value> {
+    let p = project();
+    let files = p.env_files().unwrap();
+    let base = cp_core::load_base(&files).expect("base loads");
+    let renderer = Renderer::new(&p.templates().unwrap()).unwrap();
+    let out = renderer.render(&base, std::slice::from_ref(env)).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    for (path, text) in &out.files {
+        let dest = tmp.path().join(path);
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::write(dest, text).unwrap();
+    }
+    let overlay = tmp.path().join("kubernetes/overlays").join(ENV);
+    let run = Command::new("kubectl")
+        .arg("kustomize")
+        .arg(&overlay)
+        .output()
+        .expect("kubectl must be installed (it bundles kustomize): the oracle of this test");
+    assert!(
+        run.status.success(),
+        "kubectl kustomize failed: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let text = String::from_utf8(run.stdout).unwrap();
+    serde_saphyr::from_str_multiple::<Value, Vec<Value>>(&text)
+        .unwrap()
+        .into_iter()
+        .filter(|d| !d.is_null())
+        .collect()
+}
+
+/// An object without what the server adds; Secrets with their keys only.
+fn normalize(obj: &Value) -> Value {
+    let mut o = obj.clone();
+    let m = o["metadata"].as_object_mut().unwrap();
+    for f in [
+        "resourceVersion",
+        "uid",
+        "generation",
+        "creationTimestamp",
+        "managedFields",
+    ] {
+        m.remove(f);
+    }
+    let o2 = o.as_object_mut().unwrap();
+    o2.remove("status");
+    if obj["kind"] == "Secret" {
+        let mut keys = BTreeSet::new();
+        for f in ["data", "stringData"] {
+            if let Some(d) = o2.remove(f) {
+                keys.extend(d.as_object().unwrap().keys().cloned());
+            }
+        }
+        o2.insert("keys".into(), json!(keys));
+    }
+    o
+}
+
+fn by_key(objects: impl IntoIterator<Item = Value>) -> BTreeMap<Key, Value> {
+    objects
+        .into_iter()
+        .map(|o| (key_of(&o), normalize(&o)))
+        .collect()
+}
+
+fn deployment(name: &str) -> Key {
+    (
+        "apps/v1".into(),
+        "Deployment".into(),
+        NS.into(),
+        name.into(),
+    )
+}
+
+#[tokio::test]
+async fn first_apply_holds_exactly_what_kubectl_kustomize_renders() {
+    let fx = Fixture::new(Rollout::Immediate);
+    let env = load(&[]);
+    let report = fx.up(&env).await.expect("up succeeds against the fake");
+    assert!(report.plan.steps.iter().all(|s| s.action == Action::Create));
+
+    let held = by_key(fx.fake.objects().into_values());
+    let expected = by_key(kubectl_kustomize(&env));
+    assert_eq!(
+        held.keys().collect::<Vec<_>>(),
+        expected.keys().collect::<Vec<_>>(),
+        "the fake holds other objects than kubectl kustomize renders"
+    );
+    for (k, want) in &expected {
+        assert_eq!(&held[k], want, "{k:?} differs from kubectl kustomize");
+    }
+    assert!(held.len() > 20, "staging has {} objects", held.len());
+
+    // Every write is a server-side apply by `controlplane`, forced.
+    let patches: Vec<_> = fx
+        .fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.method != "GET")
+        .collect();
+    assert!(patches.len() >= held.len());
+    for r in &patches {
+        assert_eq!(r.method, "PATCH", "{r:?}");
+        assert_eq!(
+            r.content_type.as_deref(),
+            Some("application/apply-patch+yaml")
+        );
+        assert_eq!(
+            r.query.get("fieldManager").map(String::as_str),
+            Some(FIELD_MANAGER)
+        );
+        assert_eq!(r.query.get("force").map(String::as_str), Some("true"));
+    }
+    // Filled Secrets hold the resolved value, not the empty rendered one.
+    let secret = &fx.fake.objects()[&(
+        "v1".to_owned(),
+        "Secret".to_owned(),
+        NS.to_owned(),
+        "postgres-secrets".to_owned(),
+    )];
+    assert_ne!(secret["data"]["POSTGRES_PASSWORD"], json!(""));
+    assert!(secret.get("stringData").is_none());
+    // ... which never reaches a plan.
+    let path = std::env::var("PATH").unwrap();
+    let plan = serde_json::to_string(&engine::plan(&fx.driver, &env).await.unwrap()).unwrap();
+    assert!(!plan.contains(&path), "a secret value is in the plan");
+}
+
+#[tokio::test]
+async fn drift_by_another_field_manager_is_planned_and_taken_back() {
+    let fx = Fixture::new(Rollout::Immediate);
+    let env = load(&[]);
+    fx.up(&env).await.unwrap();
+    let key: Key = (
+        "v1".into(),
+        "ConfigMap".into(),
+        NS.into(),
+        "redis-config".into(),
+    );
+    let mut edited = fx.fake.objects()[&key].clone();
+    let original = edited["data"].clone();
+    edited["data"] = json!({"redis.conf": "maxmemory 1mb\n"});
+    edited["metadata"]["managedFields"] =
+        json!([{"manager": "kubectl-edit", "operation": "Update"}]);
+    fx.fake.insert(edited);
+
+    let plan = engine::plan(&fx.driver, &env).await.unwrap();
+    assert_eq!(plan.steps.len(), 1, "{plan}");
+    assert_eq!(plan.steps[0].id.to_string(), "ConfigMap redis-config");
+    assert!(matches!(plan.steps[0].action, Action::Update { .. }));
+    // The fake refuses an unforced apply over another manager (409); ours is forced.
+    fx.up(&env).await.unwrap();
+    let now = &fx.fake.objects()[&key];
+    assert_eq!(now["data"], original);
+    assert_eq!(
+        now["metadata"]["managedFields"][0]["manager"],
+        json!(FIELD_MANAGER)
+    );
+    assert!(engine::plan(&fx.driver, &env).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn second_up_changes_nothing() {
+    let fx = Fixture::new(Rollout::Immediate);
+    let env = load(&[]);
+    fx.up(&env).await.unwrap();
+    let before = fx.fake.versions();
+    fx.fake.clear_requests();
+
+    let plan = engine::plan(&fx.driver, &env).await.unwrap();
+    assert!(plan.is_empty(), "a re-plan wants changes:\n{plan}");
+    assert_eq!(plan.unchanged, before.len());
+    let report = fx.up(&env).await.unwrap();
+    assert!(report.plan.is_empty());
+    assert_eq!(fx.fake.versions(), before);
+    assert!(
+        fx.fake.requests().iter().all(|r| r.method == "GET"),
+        "a no-op up wrote: {:?}",
+        fx.fake.requests()
+    );
+}
+
+#[tokio::test]
+async fn a_replica_change_updates_only_that_deployment() {
+    let fx = Fixture::new(Rollout::Immediate);
+    fx.up(&load(&[])).await.unwrap();
+    let before = fx.fake.versions();
+
+    let env = load(&["apps.capsule-registry.replicas=4"]);
+    let plan = engine::plan(&fx.driver, &env).await.unwrap();
+    assert_eq!(plan.steps.len(), 1, "{plan}");
+    let step = &plan.steps[0];
+    assert_eq!(step.id.to_string(), "Deployment capsule-registry");
+    let Action::Update { changes } = &step.action else {
+        panic!("expected an update, got {:?}", step.action);
+    };
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0].path, "/spec/replicas");
+    assert_eq!(changes[0].before, Some(json!(2)));
+    assert_eq!(changes[0].after, Some(json!(4)));
+
+    fx.up(&env).await.unwrap();
+    let after = fx.fake.versions();
+    let changed: Vec<&Key> = after
+        .iter()
+        .filter(|(k, v)| before.get(*k) != Some(*v))
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(changed, vec![&deployment("capsule-registry")]);
+    assert_eq!(
+        fx.fake.objects()[&deployment("capsule-registry")]["spec"]["replicas"],
+        json!(4)
+    );
+}
+
+#[tokio::test]
+async fn objects_no_longer_declared_are_pruned_and_others_untouched() {
+    let fx = Fixture::new(Rollout::Immediate);
+    fx.up(&load(&[])).await.unwrap();
+    assert!(fx.fake.objects().contains_key(&deployment("jaeger")));
+    let foreign = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "someone-elses", "namespace": NS, "labels": {"app.kubernetes.io/name": "jaeger"}}, "data": {}});
+    let other_env = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "jaeger", "namespace": "anumate-production",
+                     "labels": {"controlplane.dev/environment": "production"}}, "spec": {}});
+    fx.fake.insert(foreign.clone());
+    fx.fake.insert(other_env.clone());
+
+    let env = load(&["extras.jaeger.enabled=false"]);
+    let plan = engine::plan(&fx.driver, &env).await.unwrap();
+    let deleted: Vec<String> = plan
+        .steps
+        .iter()
+        .filter(|s| s.action == Action::Delete)
+        .map(|s| s.id.to_string())
+        .collect();
+    assert!(deleted.contains(&"Deployment jaeger".to_owned()), "{plan}");
+    assert!(deleted.contains(&"Service jaeger".to_owned()), "{plan}");
+    fx.up(&env).await.unwrap();
+
+    let held = fx.fake.objects();
+    for (_, kind, ns, name) in held.keys() {
+        assert!(
+            !(name == "jaeger" && ns == NS),
+            "{kind} jaeger is still held after pruning"
+        );
+    }
+    assert!(
+        held.contains_key(&key_of(&foreign)),
+        "an unlabelled object was pruned"
+    );
+    assert!(
+        held.contains_key(&key_of(&other_env)),
+        "another environment's object was pruned"
+    );
+    // And the rest is as declared now.
+    let expected = by_key(kubectl_kustomize(&env));
+    let ours: BTreeMap<Key, Value> = by_key(held.into_values())
+        .into_iter()
+        .filter(|(k, _)| *k != key_of(&foreign) && *k != key_of(&other_env))
+        .collect();
+    assert_eq!(ours, expected);
+}
+
+#[tokio::test]
+async fn rollout_wait_names_the_workload_and_its_conditions_at_the_deadline() {
+    let fx = Fixture::new(Rollout::Never);
+    let env = load(&[]);
+    let cx = fx.cx(&env);
+    let plan = engine::plan(&fx.driver, &env).await.unwrap();
+    for step in &plan.steps {
+        fx.driver.apply(cx, step).await.unwrap();
+    }
+    fx.fake.set_status(
+        "StatefulSet",
+        NS,
+        "postgres",
+        json!({"observedGeneration": 1, "replicas": 1, "readyReplicas": 0, "updatedReplicas": 1,
+               "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                               "message": "0/3 nodes are available: insufficient memory"}]}),
+    );
+    let log: String = (1..=30).map(|i| format!("line {i}\n")).collect();
+    fx.fake.add_pod(
+        NS,
+        "postgres-0",
+        "postgres",
+        &(log + "FATAL: could not open file \"/etc/postgresql/postgresql.conf\"\n"),
+    );
+    let start = tokio::time::Instant::now();
+    let err = fx
+        .driver
+        .wait_ready(cx, &svc("postgres"), start + Duration::from_millis(300))
+        .await
+        .unwrap_err();
+    assert!(start.elapsed() >= Duration::from_millis(250));
+    let DriverError::NotReady {
+        detail, log_tail, ..
+    } = &err
+    else {
+        panic!("{err:?}");
+    };
+    assert_eq!(
+        detail,
+        "StatefulSet postgres has not rolled out: readyReplicas 0/1; conditions: \
+         PodScheduled=False (Unschedulable: 0/3 nodes are available: insufficient memory) \
+         (deadline reached)"
+    );
+    assert_eq!(log_tail.len(), 20);
+    assert_eq!(log_tail[0], "line 12");
+    assert_eq!(
+        log_tail[19],
+        "FATAL: could not open file \"/etc/postgresql/postgresql.conf\""
+    );
+    let mut out = Vec::new();
+    fx.driver
+        .logs(&env, &svc("postgres"), 2, false, &mut out)
+        .await
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "line 30\nFATAL: could not open file \"/etc/postgresql/postgresql.conf\"\n"
+    );
+    let err = fx
+        .driver
+        .logs(&env, &svc("redis"), 2, false, &mut Vec::new())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "redis did not become ready: it has no pod in namespace anumate-staging; run `controlplane up`"
+    );
+
+    let status = fx.driver.status(cx).await.unwrap();
+    let pg = status
+        .iter()
+        .find(|s| s.service.as_str() == "postgres")
+        .unwrap();
+    assert!(
+        matches!(&pg.state, cp_drivers::ServiceState::Stopped(why) if why.contains("readyReplicas 0/1")),
+        "{pg:?}"
+    );
+    assert_eq!(pg.id.as_deref(), Some("StatefulSet/postgres"));
+    assert_eq!(
+        pg.endpoint.as_deref(),
+        Some("postgres.anumate-staging.svc:5432")
+    );
+
+    // Through `up`, the first level fails and names its workloads.
+    let err = engine::up(&fx.driver, cx, &[], Duration::from_millis(300), &Quiet)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("has not rolled out"), "{err}");
+
+    // A controller that catches up after a few polls: ready.
+    fx.fake.set_rollout(Rollout::AfterReads(3));
+    let ready = fx
+        .driver
+        .wait_ready(
+            cx,
+            &svc("postgres"),
+            tokio::time::Instant::now() + Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    let image = fx.fake.objects()[&(
+        "apps/v1".to_owned(),
+        "StatefulSet".to_owned(),
+        NS.to_owned(),
+        "postgres".to_owned(),
+    )]["spec"]["template"]["spec"]["containers"][0]["image"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        image.ends_with(&format!(":{}", ready.version)),
+        "{image} vs {}",
+        ready.version
+    );
+    let report = fx.up(&env).await.unwrap();
+    let status = fx.driver.status(cx).await.unwrap();
+    let pg = status
+        .iter()
+        .find(|s| s.service.as_str() == "postgres")
+        .unwrap();
+    assert_eq!(pg.state, cp_drivers::ServiceState::Running);
+    let with_workloads: BTreeSet<String> = fx
+        .fake
+        .objects()
+        .values()
+        .filter(|o| o["kind"] == "StatefulSet" || o["kind"] == "Deployment")
+        .map(|o| {
+            o["metadata"]["labels"]["app.kubernetes.io/name"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    for (service, version) in &report.ready {
+        if with_workloads.contains(service.as_str()) {
+            assert!(
+                !version.is_empty() && version != "no workload",
+                "{service}: {version}"
+            );
+        } else {
+            // Secrets and config only (grafana, alertmanager: run by an operator).
+            assert_eq!(version, "no workload", "{service}");
+        }
+    }
+    let ready: BTreeSet<String> = report.ready.keys().map(|s| s.to_string()).collect();
+    assert!(with_workloads.is_subset(&ready), "{ready:?}");
+}
+
+#[tokio::test]
+async fn teardown_deletes_only_our_labelled_objects_and_claims_only_with_volumes() {
+    let fx = Fixture::new(Rollout::Immediate);
+    let env = load(&[]);
+    fx.up(&env).await.unwrap();
+    let ours: Vec<Key> = fx.fake.objects().into_keys().collect();
+    let pvc = |name: &str, ns: &str| {
+        json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+               "metadata": {"name": name, "namespace": ns, "labels": {"app.kubernetes.io/name": "postgres"}},
+               "spec": {"accessModes": ["ReadWriteOnce"]}})
+    };
+    let data = pvc("data-postgres-0", NS);
+    let unrelated_claim = pvc("data-postgres-archive", NS);
+    let foreign = json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "registry-credentials", "namespace": NS}, "data": {}});
+    for o in [&data, &unrelated_claim, &foreign] {
+        fx.fake.insert(o.clone());
+    }
+
+    let removed = fx.driver.teardown(fx.cx(&env), false).await.unwrap();
+    let held = fx.fake.objects();
+    let namespace: Key = ("v1".into(), "Namespace".into(), String::new(), NS.into());
+    assert_eq!(
+        held.keys().cloned().collect::<BTreeSet<_>>(),
+        BTreeSet::from([
+            namespace.clone(),
+            key_of(&data),
+            key_of(&unrelated_claim),
+            key_of(&foreign)
+        ]),
+        "teardown left or removed the wrong objects"
+    );
+    assert_eq!(removed.len(), ours.len() - 1, "{removed:?}");
+    assert!(removed.contains(&"StatefulSet postgres".to_owned()));
+
+    // The claims a StatefulSet made carry its selector labels, not ours: they go with
+    // --volumes, found by the names the declared StatefulSets give them.
+    let removed = fx.driver.teardown(fx.cx(&env), true).await.unwrap();
+    assert!(
+        removed.contains(&"PersistentVolumeClaim data-postgres-0".to_owned()),
+        "{removed:?}"
+    );
+    let held = fx.fake.objects();
+    assert!(!held.contains_key(&key_of(&data)));
+    assert!(held.contains_key(&key_of(&unrelated_claim)));
+    assert!(held.contains_key(&key_of(&foreign)));
+    assert!(
+        held.contains_key(&namespace),
+        "a namespace is never deleted"
+    );
+}
+
+#[tokio::test]
+async fn a_change_kubernetes_refuses_is_blocked_before_anything_is_touched() {
+    let fx = Fixture::new(Rollout::Immediate);
+    fx.up(&load(&[])).await.unwrap();
+    let before = fx.fake.versions();
+    fx.fake.clear_requests();
+
+    let env = load(&["services.postgres.storage=50Gi"]);
+    let plan = engine::plan(&fx.driver, &env).await.unwrap();
+    assert!(plan.is_blocked(), "{plan}");
+    let blocked = plan
+        .steps
+        .iter()
+        .find(|s| matches!(s.action, Action::Blocked { .. }))
+        .unwrap();
+    assert_eq!(blocked.id.to_string(), "StatefulSet postgres");
+    let err = fx.up(&env).await.unwrap_err();
+    assert!(
+        err.to_string().contains("/spec/volumeClaimTemplates/0/spec/resources/requests/storage cannot change once created"),
+        "{err}"
+    );
+    assert_eq!(fx.fake.versions(), before);
+    assert!(fx.fake.requests().iter().all(|r| r.method == "GET"));
+}
