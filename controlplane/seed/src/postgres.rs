@@ -16,7 +16,7 @@ use std::fmt;
 
 use sqlx::migrate::{Migrate, MigrateError, Migration, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool};
-use sqlx::{AssertSqlSafe, Connection, Postgres, Row, Transaction};
+use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Postgres, Row, Transaction};
 
 use crate::{PgAccess, Report, SeedError};
 
@@ -232,7 +232,9 @@ async fn connect(
     report: &mut Report,
 ) -> Result<PgConnection, SeedError> {
     report.trips(1);
-    PgConnection::connect_with(&connect_options(pg, user, password, database))
+    // The seeder's statements carry password verifiers: keep them out of the logs.
+    let options = connect_options(pg, user, password, database).disable_statement_logging();
+    PgConnection::connect_with(&options)
         .await
         .map_err(|e| db_error(&format!("connecting to database `{database}`"), user, pg, e))
 }
@@ -569,7 +571,7 @@ async fn prepare(
     conn: &mut PgConnection,
     report: &mut Report,
 ) -> Result<BTreeMap<i64, Vec<u8>>, SeedError> {
-    report.trips(3);
+    report.trips(4);
     conn.lock()
         .await
         .map_err(|e| migrate_error("locking the migrations", pg, e))?;
@@ -636,13 +638,13 @@ pub async fn migrate_up(pg: &PgAccess) -> Result<Report, SeedError> {
     let applied = prepare(pg, &mut conn, &mut report).await?;
     check_applied(&applied)?;
     for m in embedded().filter(|m| !applied.contains_key(&m.version)) {
-        report.trips(2);
+        report.trips(5);
         conn.apply(MIGRATIONS_TABLE, m)
             .await
             .map_err(|e| migrate_error("applying migrations", pg, e))?;
         report.change(format!("applied migration {} {}", m.version, m.description));
     }
-    report.trips(1);
+    report.trips(2);
     conn.unlock()
         .await
         .map_err(|e| migrate_error("unlocking the migrations", pg, e))?;
@@ -664,7 +666,7 @@ pub async fn migrate_down(pg: &PgAccess, steps: u32) -> Result<Report, SeedError
                 SeedError::new(SERVICE, format!("migration {version} has no down script"))
                     .hint("add a `.down.sql` file for it; migrations here are reversible")
             })?;
-        report.trips(1);
+        report.trips(4);
         conn.revert(MIGRATIONS_TABLE, down)
             .await
             .map_err(|e| migrate_error("reverting migrations", pg, e))?;
@@ -673,7 +675,7 @@ pub async fn migrate_down(pg: &PgAccess, steps: u32) -> Result<Report, SeedError
             down.version, down.description
         ));
     }
-    report.trips(1);
+    report.trips(2);
     conn.unlock()
         .await
         .map_err(|e| migrate_error("unlocking the migrations", pg, e))?;
@@ -753,20 +755,21 @@ pub async fn insert_tenant(
     .fetch_all(&mut conn)
     .await
     .map_err(|e| db_error("reading tenants", ADMIN_ROLE, pg, e))?;
-    for row in existing.iter().map(tenant_row) {
-        if row.id == id && row.slug == slug {
+    let existing: Vec<TenantRow> = existing.iter().map(tenant_row).collect();
+    if let Some(row) = existing.iter().find(|r| r.id == id) {
+        if row.slug == slug {
             return Ok(false);
         }
-        if row.id == id {
-            return Err(SeedError::new(
-                SERVICE,
-                format!(
-                    "tenant {id} already exists with slug `{}`, not `{slug}`",
-                    row.slug
-                ),
-            )
-            .hint("use its existing slug, or another id"));
-        }
+        return Err(SeedError::new(
+            SERVICE,
+            format!(
+                "tenant {id} already exists with slug `{}`, not `{slug}`",
+                row.slug
+            ),
+        )
+        .hint("use its existing slug, or another id"));
+    }
+    if let Some(row) = existing.first() {
         return Err(SeedError::new(
             SERVICE,
             format!("the slug `{slug}` is already taken by tenant {}", row.id),
