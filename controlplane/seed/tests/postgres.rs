@@ -1556,6 +1556,82 @@ const CASES: &[(&str, Case)] = &[
             )
         })
     }),
+    ("error_side_channel_sees_no_other_rows", |fx| {
+        Box::pin(async move {
+            // Policies filter before the query's own (non-leakproof) conditions run,
+            // so a condition that fails on B's rows never sees one. The backup role,
+            // which bypasses RLS, shows the probe would notice.
+            const PROBE: &str = "SELECT count(*) FROM anumate.users
+                                 WHERE 1 / (CASE WHEN tenant_id = $1 THEN 0 ELSE 1 END) = 1";
+            let mut tx = begin_tenant_tx(&fx.app, TenantId(fx.a.id))
+                .await
+                .ctx("begin")?;
+            scalar_i64(&mut tx, PROBE, fx.b.id).await?;
+            let mut backup = PgConnection::connect_with(&connect_options(
+                &fx.pg,
+                BACKUP_ROLE,
+                fx.pg.backup_password.expose(),
+                &fx.pg.database,
+            ))
+            .await
+            .ctx("connect as backup")?;
+            denied(
+                sqlx::query_scalar::<_, i64>(PROBE)
+                    .bind(fx.b.id)
+                    .fetch_one(&mut backup)
+                    .await,
+                "22012",
+                "the probe as the backup role",
+            )
+        })
+    }),
+    ("planner_statistics_do_not_leak_other_rows", |fx| {
+        Box::pin(async move {
+            // ANALYZE samples every tenant's rows; pg_stats must not show them to
+            // a role under row-level security.
+            let mut admin = PgConnection::connect_with(&connect_options(
+                &fx.pg,
+                ADMIN_ROLE,
+                fx.pg.admin_password.expose(),
+                &fx.pg.database,
+            ))
+            .await
+            .ctx("connect as admin")?;
+            sqlx::query("ANALYZE anumate.users")
+                .execute(&mut admin)
+                .await
+                .ctx("analyze")?;
+            let mut tx = begin_tenant_tx(&fx.app, TenantId(fx.a.id))
+                .await
+                .ctx("begin")?;
+            let vals: Vec<Option<String>> = sqlx::query_scalar(
+                "SELECT most_common_vals::text FROM pg_stats WHERE schemaname = 'anumate' AND tablename = 'users'",
+            )
+            .fetch_all(&mut *tx)
+            .await
+            .ctx("pg_stats")?;
+            let seen = vals.iter().flatten().any(|v| v.contains(&fx.b.email));
+            ensure(vals.is_empty() && !seen, || {
+                format!("pg_stats shows users' statistics to the app: {vals:?}")
+            })?;
+            // Control: the statistics exist (the backup role, bypassing RLS, sees them).
+            let mut backup = PgConnection::connect_with(&connect_options(
+                &fx.pg,
+                BACKUP_ROLE,
+                fx.pg.backup_password.expose(),
+                &fx.pg.database,
+            ))
+            .await
+            .ctx("connect as backup")?;
+            let n: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stats WHERE schemaname = 'anumate' AND tablename = 'users'",
+            )
+            .fetch_one(&mut backup)
+            .await
+            .ctx("pg_stats as backup")?;
+            ensure(n > 0, || "ANALYZE left no statistics to probe".into())
+        })
+    }),
 ];
 
 async fn isolation_as_the_app_role(pg: PgAccess) {
