@@ -199,6 +199,11 @@ fn db_error(doing: &str, who: &str, pg: &PgAccess, e: sqlx::Error) -> SeedError 
             format!("{doing}: the database does not exist on {addr}: {}", d.message()),
         )
         .hint("run `controlplane seed` to create it"),
+        sqlx::Error::Database(d) if d.code().as_deref() == Some("42P01") => SeedError::new(
+            SERVICE,
+            format!("{doing} (as `{who}`): {}", d.message()),
+        )
+        .hint("the schema is missing or behind: run `controlplane migrate up` (or `controlplane seed`)"),
         sqlx::Error::Database(d) => {
             let code = d.code().map(|c| format!(" [SQLSTATE {c}]")).unwrap_or_default();
             SeedError::new(SERVICE, format!("{doing} (as `{who}`): {}{code}", d.message()))

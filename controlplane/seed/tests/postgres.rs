@@ -27,6 +27,9 @@ use uuid::Uuid;
 type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 type Test = fn(PgAccess) -> BoxFut<'static, ()>;
 
+/// Generous for two busy cores; a healthy run of every test takes seconds.
+const TEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(180);
+
 /// Tests that change roles every database shares: run first, one at a time.
 const SERIAL: &[(&str, Test)] = &[
     ("seed_creates_everything_then_changes_nothing", |pg| {
@@ -60,6 +63,9 @@ const CONCURRENT: &[(&str, Test)] = &[
     }),
     ("readonly_and_backup_roles", |pg| {
         Box::pin(readonly_and_backup_roles(pg))
+    }),
+    ("errors_say_what_to_do_and_never_the_password", |pg| {
+        Box::pin(errors_say_what_to_do_and_never_the_password(pg))
     }),
     ("scram_verifiers_agree_with_the_server", |pg| {
         Box::pin(scram_verifiers_agree_with_the_server(pg))
@@ -115,13 +121,22 @@ fn main() {
         };
         let mut failed = Vec::new();
         // Each test runs in a task, so a panic is caught and reported as a failure.
+        // A test that hangs fails after its deadline instead of hanging the run.
+        let run = |name: &'static str, test: Test| {
+            let fut = test(with_db(name));
+            tokio::spawn(async move {
+                if tokio::time::timeout(TEST_TIMEOUT, fut).await.is_err() {
+                    panic!("{name} did not finish within {TEST_TIMEOUT:?}");
+                }
+            })
+        };
         for (name, test) in serial {
-            let r = tokio::spawn(test(with_db(name))).await;
+            let r = run(name, *test).await;
             report(name, r.is_ok(), &mut failed);
         }
         let handles: Vec<_> = concurrent
             .iter()
-            .map(|(name, test)| (*name, tokio::spawn(test(with_db(name)))))
+            .map(|(name, test)| (*name, run(name, *test)))
             .collect();
         for (name, h) in handles {
             report(name, h.await.is_ok(), &mut failed);
@@ -828,6 +843,51 @@ async fn readonly_and_backup_roles(pg: PgAccess) {
         Some("42501"),
         "backup is read-only: {e}"
     );
+}
+
+async fn errors_say_what_to_do_and_never_the_password(pg: PgAccess) {
+    seeded(&pg).await;
+    let missing = PgAccess {
+        database: "t_never_created".into(),
+        ..pg.clone()
+    };
+    let e = postgres::migrate_status(&missing)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("does not exist") && e.contains("run `controlplane seed`"),
+        "{e}"
+    );
+    let wrong = PgAccess {
+        admin_password: cp_runtime::secrets::Secret::new("wrong-Pa55word"),
+        ..pg.clone()
+    };
+    let e = postgres::list_tenants(&wrong)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("rejected the password of role `anumate_admin`")
+            && e.contains("services.postgres.admin_password")
+            && !e.contains("wrong-Pa55word"),
+        "{e}"
+    );
+    let closed = PgAccess {
+        endpoint: Endpoint::local(cp_testkit::free_ports(1)[0]),
+        ..pg.clone()
+    };
+    let e = postgres::seed(&closed).await.unwrap_err().to_string();
+    assert!(
+        e.contains("cannot reach PostgreSQL") && e.contains("controlplane up"),
+        "{e}"
+    );
+    postgres::migrate_down(&pg, 7).await.unwrap();
+    let e = postgres::insert_tenant(&pg, Uuid::new_v4(), "x", "X")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("migrate up"), "{e}");
 }
 
 async fn scram_verifiers_agree_with_the_server(pg: PgAccess) {
