@@ -9,3 +9,8 @@ CREATE SCHEMA events;
 COMMENT ON SCHEMA events IS 'Transactional outbox of events to publish to NATS JetStream';
 
 GRANT USAGE ON SCHEMA anumate, audit, events TO anumate_app, anumate_readonly;
+
+-- Functions the admin creates here later are not callable by everyone (PostgreSQL's
+-- default): each migration grants EXECUTE to the roles that need it. (A per-schema
+-- default cannot revoke what the global default grants, hence for the whole role.)
+ALTER DEFAULT PRIVILEGES REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;

@@ -14,9 +14,13 @@ CREATE TABLE anumate.teams (
     tenant_id uuid NOT NULL REFERENCES anumate.tenants (id) ON DELETE CASCADE,
     id uuid NOT NULL DEFAULT gen_random_uuid(),
     name text NOT NULL,
+    parent_id uuid,
     created_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (tenant_id, id),
-    UNIQUE (tenant_id, name)
+    UNIQUE (tenant_id, name),
+    -- Teams nest; a parent is always of the same tenant.
+    FOREIGN KEY (tenant_id, parent_id) REFERENCES anumate.teams (tenant_id, id) ON DELETE SET NULL (parent_id),
+    CHECK (parent_id IS DISTINCT FROM id)
 );
 
 CREATE TABLE anumate.team_members (

@@ -229,7 +229,9 @@ CREATE TABLE anumate.teams (
     tenant_id uuid NOT NULL,
     id uuid DEFAULT gen_random_uuid() NOT NULL,
     name text NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL
+    parent_id uuid,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT teams_check CHECK ((parent_id IS DISTINCT FROM id))
 );
 
 ALTER TABLE ONLY anumate.teams FORCE ROW LEVEL SECURITY;
@@ -623,6 +625,13 @@ ALTER TABLE ONLY anumate.teams
     ADD CONSTRAINT teams_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES anumate.tenants(id) ON DELETE CASCADE;
 
 --
+-- Name: teams teams_tenant_id_parent_id_fkey; Type: FK CONSTRAINT; Schema: anumate; Owner: anumate_admin
+--
+
+ALTER TABLE ONLY anumate.teams
+    ADD CONSTRAINT teams_tenant_id_parent_id_fkey FOREIGN KEY (tenant_id, parent_id) REFERENCES anumate.teams(tenant_id, id) ON DELETE SET NULL (parent_id);
+
+--
 -- Name: users users_tenant_id_fkey; Type: FK CONSTRAINT; Schema: anumate; Owner: anumate_admin
 --
 
@@ -935,6 +944,12 @@ GRANT SELECT ON TABLE events.outbox TO anumate_readonly;
 --
 
 GRANT UPDATE(published_at) ON TABLE events.outbox TO anumate_app;
+
+--
+-- Name: DEFAULT PRIVILEGES FOR FUNCTIONS; Type: DEFAULT ACL; Schema: -; Owner: anumate_admin
+--
+
+ALTER DEFAULT PRIVILEGES FOR ROLE anumate_admin REVOKE ALL ON FUNCTIONS  FROM PUBLIC;
 
 --
 -- PostgreSQL database dump complete

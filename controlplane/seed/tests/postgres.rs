@@ -515,6 +515,21 @@ async fn catalog_every_tenant_table_is_forced_with_full_policies(pg: PgAccess) {
         "SECURITY DEFINER without a pinned search_path: {bad_functions:?}"
     );
 
+    // A function a later migration adds is not callable by the app until granted.
+    let mut tx = c.begin().await.unwrap();
+    sqlx::query("CREATE FUNCTION anumate.probe() RETURNS int LANGUAGE sql AS 'SELECT 1'")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let callable: bool = sqlx::query_scalar(
+        "SELECT has_function_privilege('anumate_app', 'anumate.probe()', 'EXECUTE')",
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    assert!(!callable, "new functions are not executable by PUBLIC");
+    tx.rollback().await.unwrap();
+
     // The app owns nothing and holds only DML: no TRUNCATE, REFERENCES or TRIGGER.
     let owned: i64 = sqlx::query_scalar(
         "SELECT (SELECT count(*) FROM pg_class WHERE relowner = 'anumate_app'::regrole)
