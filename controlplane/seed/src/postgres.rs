@@ -307,7 +307,7 @@ pub async fn seed(pg: &PgAccess) -> Result<Report, SeedError> {
     seed_database(pg, &mut su, &mut report).await?;
     drop(su);
     let mut su = superuser(pg, &pg.database, &mut report).await?;
-    seed_public_schema(pg, &mut su, &mut report).await?;
+    seed_in_database(pg, &mut su, &mut report).await?;
     drop(su);
     let migrated = migrate_up(pg).await?;
     report.changes.extend(migrated.changes);
@@ -537,7 +537,7 @@ async fn seed_database(
     Ok(())
 }
 
-async fn seed_public_schema(
+async fn seed_in_database(
     pg: &PgAccess,
     su: &mut PgConnection,
     report: &mut Report,
@@ -558,6 +558,34 @@ async fn seed_public_schema(
             .await
             .map_err(|e| db_error("revoking CREATE on schema public", "postgres", pg, e))?;
         report.change("revoked CREATE on schema public from PUBLIC");
+    }
+    // Only the admin owns things: an object owned by another of our roles (made by
+    // hand, say) would let that role change its policies or grants.
+    report.trips(1);
+    let owners: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT r.rolname::text, count(d.objid)
+         FROM pg_roles r JOIN pg_shdepend d ON d.refobjid = r.oid AND d.deptype = 'o'
+         WHERE r.rolname = ANY($1)
+           AND d.dbid IN (0, (SELECT oid FROM pg_database WHERE datname = current_database()))
+         GROUP BY 1 ORDER BY 1",
+    )
+    .bind([APP_ROLE, READONLY_ROLE, BACKUP_ROLE])
+    .fetch_all(&mut *su)
+    .await
+    .map_err(|e| db_error("reading what our roles own", "postgres", pg, e))?;
+    for (role, n) in owners {
+        report.trips(1);
+        sqlx::raw_sql(AssertSqlSafe(format!(
+            "REASSIGN OWNED BY {} TO {}",
+            ident(&role),
+            ident(ADMIN_ROLE)
+        )))
+        .execute(&mut *su)
+        .await
+        .map_err(|e| db_error(&format!("reassigning what {role} owns"), "postgres", pg, e))?;
+        report.change(format!(
+            "reassigned {n} object(s) owned by {role} to {ADMIN_ROLE}"
+        ));
     }
     Ok(())
 }

@@ -280,6 +280,12 @@ async fn seed_repairs_drifted_roles_and_privileges(pg: PgAccess) {
         ),
     )
     .await;
+    let mut su_db = superuser(&pg, &pg.database).await;
+    exec(
+        &mut su_db,
+        "CREATE TABLE anumate.side_door (i int); ALTER TABLE anumate.side_door OWNER TO anumate_app",
+    )
+    .await;
     let r = postgres::seed(&pg).await.expect("seed repairs");
     let text = r.changes.join("\n");
     for want in [
@@ -288,6 +294,7 @@ async fn seed_repairs_drifted_roles_and_privileges(pg: PgAccess) {
         "set the password of role anumate_readonly (from services.postgres.readonly_password)",
         "set BYPASSRLS on role anumate_backup",
         "set privileges on database",
+        "reassigned 1 object(s) owned by anumate_app to anumate_admin",
     ] {
         assert!(text.contains(want), "expected `{want}` in:\n{text}");
     }
@@ -301,6 +308,13 @@ async fn seed_repairs_drifted_roles_and_privileges(pg: PgAccess) {
     .await;
     let again = postgres::seed(&pg).await.unwrap();
     assert!(again.changes.is_empty(), "{:?}", again.changes);
+    let owner: String = sqlx::query_scalar(
+        "SELECT pg_get_userbyid(relowner)::text FROM pg_class WHERE oid = 'anumate.side_door'::regclass",
+    )
+    .fetch_one(&mut su_db)
+    .await
+    .unwrap();
+    assert_eq!(owner, ADMIN_ROLE);
 }
 
 async fn migrations_go_down_and_up_again(pg: PgAccess) {
