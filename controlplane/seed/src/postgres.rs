@@ -102,7 +102,7 @@ pub struct MigrationStatus {
     pub checksum_ok: bool,
 }
 
-/// Which password of [`PgAccess`] a role uses, and what it must be.
+/// What one of our roles must be: its attributes and role memberships.
 struct RoleSpec {
     name: &'static str,
     bypassrls: bool,
@@ -244,6 +244,12 @@ async fn connect(
         .map_err(|e| db_error(&format!("connecting to database `{database}`"), user, pg, e))
 }
 
+/// Ends a session politely (the server otherwise logs an unexpected EOF). The work
+/// is done by now, so a failure to say goodbye is not worth reporting.
+async fn close(conn: PgConnection) {
+    let _ = conn.close().await;
+}
+
 async fn superuser(
     pg: &PgAccess,
     database: &str,
@@ -305,10 +311,10 @@ pub async fn seed(pg: &PgAccess) -> Result<Report, SeedError> {
     let mut su = superuser(pg, "postgres", &mut report).await?;
     seed_roles(pg, &mut su, &mut report).await?;
     seed_database(pg, &mut su, &mut report).await?;
-    drop(su);
+    close(su).await;
     let mut su = superuser(pg, &pg.database, &mut report).await?;
     seed_in_database(pg, &mut su, &mut report).await?;
-    drop(su);
+    close(su).await;
     let migrated = migrate_up(pg).await?;
     report.changes.extend(migrated.changes);
     report.trips(migrated.round_trips);
@@ -681,6 +687,7 @@ pub async fn migrate_up(pg: &PgAccess) -> Result<Report, SeedError> {
     conn.unlock()
         .await
         .map_err(|e| migrate_error("unlocking the migrations", pg, e))?;
+    close(conn).await;
     Ok(report)
 }
 
@@ -712,6 +719,7 @@ pub async fn migrate_down(pg: &PgAccess, steps: u32) -> Result<Report, SeedError
     conn.unlock()
         .await
         .map_err(|e| migrate_error("unlocking the migrations", pg, e))?;
+    close(conn).await;
     Ok(report)
 }
 
@@ -758,6 +766,7 @@ pub async fn migrate_status(pg: &PgAccess) -> Result<Vec<MigrationStatus>, SeedE
         });
     }
     out.sort_by_key(|s| s.version);
+    close(conn).await;
     Ok(out)
 }
 
@@ -826,6 +835,7 @@ pub async fn insert_tenant(
         )
         .hint("run the command again"));
     }
+    close(conn).await;
     Ok(true)
 }
 
@@ -847,6 +857,7 @@ pub async fn find_tenant(pg: &PgAccess, id_or_slug: &str) -> Result<Option<Tenan
         .fetch_optional(&mut conn)
         .await
         .map_err(|e| db_error("reading tenants", ADMIN_ROLE, pg, e))?;
+    close(conn).await;
     Ok(row.as_ref().map(tenant_row))
 }
 
@@ -860,6 +871,7 @@ pub async fn list_tenants(pg: &PgAccess) -> Result<Vec<TenantRow>, SeedError> {
     .fetch_all(&mut conn)
     .await
     .map_err(|e| db_error("listing tenants", ADMIN_ROLE, pg, e))?;
+    close(conn).await;
     Ok(rows.iter().map(tenant_row).collect())
 }
 
@@ -896,5 +908,6 @@ pub async fn delete_tenant_rows(pg: &PgAccess, id: uuid::Uuid) -> Result<u64, Se
         .map_err(fail)?
         .rows_affected();
     tx.commit().await.map_err(fail)?;
+    close(conn).await;
     Ok(removed)
 }
