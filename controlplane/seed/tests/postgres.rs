@@ -78,6 +78,11 @@ fn main() {
     let filter = args.iter().find(|a| !a.starts_with('-'));
     let all = SERIAL.iter().chain(CONCURRENT);
     if args.iter().any(|a| a == "--list") {
+        // libtest's listing format, so runners such as nextest can list and filter;
+        // nothing here is ignored.
+        if args.iter().any(|a| a == "--ignored") {
+            return;
+        }
         for (name, _) in all {
             println!("{name}: test");
         }
@@ -130,9 +135,14 @@ fn main() {
                 }
             })
         };
-        for (name, test) in serial {
+        for (name, test) in &serial {
             let r = run(name, *test).await;
             report(name, r.is_ok(), &mut failed);
+        }
+        // Roles are cluster-wide: create them once before seeding concurrently (when
+        // the serial tests were filtered out), so concurrent seeds never race on them.
+        if serial.is_empty() {
+            seeded(&with_db("bootstrap")).await;
         }
         let handles: Vec<_> = concurrent
             .iter()
