@@ -1,1 +1,913 @@
-//! (being written)
+//! PostgreSQL seeding: the platform's roles (with the attributes and memberships that
+//! make row-level security hold), the database and its privileges, the embedded sqlx
+//! migrations from `migrations/` (run as the admin role, so it owns everything), the
+//! tenant registry the control plane manages, and [`begin_tenant_tx`], the only way the
+//! application binds a transaction to a tenant.
+//!
+//! Every step observes the catalog first and writes only what differs, so a second
+//! `seed` reports no changes. Passwords never travel or get logged in clear: roles get
+//! a SCRAM-SHA-256 verifier computed here ([`scram`]), and an existing verifier is
+//! checked against the configured password locally.
+
+pub mod scram;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use sqlx::migrate::{Migrate, MigrateError, Migration, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool};
+use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Postgres, Row, Transaction};
+
+use crate::{PgAccess, Report, SeedError};
+
+/// The migrations, embedded at build time so the binary carries them.
+pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations");
+
+/// Where sqlx records applied migrations.
+pub const MIGRATIONS_TABLE: &str = "public._sqlx_migrations";
+
+/// The admin role: owns the database, schemas and tables; runs the migrations.
+pub const ADMIN_ROLE: &str = "anumate_admin";
+/// The application role: DML only, subject to row-level security, owns nothing.
+pub const APP_ROLE: &str = "anumate_app";
+/// The read-only role: SELECT only, subject to row-level security.
+pub const READONLY_ROLE: &str = "anumate_readonly";
+/// The backup role: reads everything (pg_read_all_data) and bypasses row-level
+/// security, so a dump never silently misses rows.
+pub const BACKUP_ROLE: &str = "anumate_backup";
+
+/// The setting the policies read; set per transaction by [`begin_tenant_tx`].
+pub const TENANT_SETTING: &str = "app.current_tenant_id";
+
+/// Tables holding rows of a tenant, deleted children first by
+/// [`delete_tenant_rows`]. A test checks this list against the catalog.
+pub const TENANT_TABLES: &[&str] = &[
+    "anumate.approvals",
+    "anumate.capability_tokens",
+    "anumate.runs",
+    "anumate.plans",
+    "anumate.capsules",
+    "anumate.team_members",
+    "anumate.teams",
+    "anumate.roles",
+    "anumate.users",
+    "anumate.connectors",
+    "audit.events",
+    "events.outbox",
+];
+
+const SERVICE: &str = "postgres";
+
+/// A tenant's id, as the application binds transactions to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TenantId(pub uuid::Uuid);
+
+impl fmt::Display for TenantId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl From<uuid::Uuid> for TenantId {
+    fn from(id: uuid::Uuid) -> Self {
+        Self(id)
+    }
+}
+
+/// One row of `anumate.tenants`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TenantRow {
+    /// The tenant id.
+    pub id: uuid::Uuid,
+    /// Unique, human-friendly name.
+    pub slug: String,
+    /// Display name.
+    pub name: String,
+    /// When the row was created.
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// One embedded migration and whether the database has it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct MigrationStatus {
+    /// The version (the file name's prefix).
+    pub version: i64,
+    /// The description (the file name's rest).
+    pub description: String,
+    /// Whether it is applied.
+    pub applied: bool,
+    /// False when the applied migration's checksum differs from the embedded file
+    /// (someone edited an applied migration), or when the database has a migration
+    /// this binary does not know. True for migrations not applied.
+    pub checksum_ok: bool,
+}
+
+/// What one of our roles must be: its attributes and role memberships.
+struct RoleSpec {
+    name: &'static str,
+    bypassrls: bool,
+    member_of: &'static [&'static str],
+}
+
+const ROLES: [RoleSpec; 4] = [
+    RoleSpec {
+        name: ADMIN_ROLE,
+        bypassrls: false,
+        member_of: &[],
+    },
+    RoleSpec {
+        name: APP_ROLE,
+        bypassrls: false,
+        member_of: &[],
+    },
+    RoleSpec {
+        name: READONLY_ROLE,
+        bypassrls: false,
+        member_of: &[],
+    },
+    RoleSpec {
+        name: BACKUP_ROLE,
+        bypassrls: true,
+        member_of: &["pg_read_all_data"],
+    },
+];
+
+fn password<'a>(pg: &'a PgAccess, role: &str) -> &'a str {
+    match role {
+        ADMIN_ROLE => pg.admin_password.expose(),
+        APP_ROLE => pg.app_password.expose(),
+        READONLY_ROLE => pg.readonly_password.expose(),
+        _ => pg.backup_password.expose(),
+    }
+}
+
+fn setting(role: &str) -> &'static str {
+    match role {
+        "postgres" => "services.postgres.superuser_password",
+        ADMIN_ROLE => "services.postgres.admin_password",
+        APP_ROLE => "services.postgres.app_password",
+        READONLY_ROLE => "services.postgres.readonly_password",
+        _ => "services.postgres.backup_password",
+    }
+}
+
+/// Double-quotes an identifier.
+fn ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// Single-quotes a literal (standard_conforming_strings is on since PostgreSQL 9.1).
+fn literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// Connection options for `user` on `database`. Ignores `PG*` environment variables
+/// and `.pgpass`: what is configured is what is used.
+pub fn connect_options(
+    pg: &PgAccess,
+    user: &str,
+    password: &str,
+    database: &str,
+) -> PgConnectOptions {
+    PgConnectOptions::new_without_pgpass()
+        .host(&pg.endpoint.host)
+        .port(pg.endpoint.port)
+        .username(user)
+        .password(password)
+        .database(database)
+        .application_name("controlplane")
+}
+
+/// Turns a sqlx error into a [`SeedError`] saying what was being done and what to do.
+fn db_error(doing: &str, who: &str, pg: &PgAccess, e: sqlx::Error) -> SeedError {
+    let addr = pg.endpoint.addr();
+    match &e {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut => {
+            SeedError::new(SERVICE, format!("{doing}: cannot reach PostgreSQL at {addr}: {e}"))
+                .hint("start it with `controlplane up` (or check services.postgres.port)")
+        }
+        sqlx::Error::Database(d) if d.code().as_deref() == Some("28P01") => SeedError::new(
+            SERVICE,
+            format!("{doing}: PostgreSQL at {addr} rejected the password of role `{who}`"),
+        )
+        .hint(format!(
+            "`{}` does not match the server; set it to the role's password, or run `controlplane seed` with the superuser password to reset it",
+            setting(who)
+        )),
+        sqlx::Error::Database(d) if d.code().as_deref() == Some("3D000") => SeedError::new(
+            SERVICE,
+            format!("{doing}: the database does not exist on {addr}: {}", d.message()),
+        )
+        .hint("run `controlplane seed` to create it"),
+        sqlx::Error::Database(d) if d.code().as_deref() == Some("42P01") => SeedError::new(
+            SERVICE,
+            format!("{doing} (as `{who}`): {}", d.message()),
+        )
+        .hint("the schema is missing or behind: run `controlplane migrate up` (or `controlplane seed`)"),
+        sqlx::Error::Database(d) => {
+            let code = d.code().map(|c| format!(" [SQLSTATE {c}]")).unwrap_or_default();
+            SeedError::new(SERVICE, format!("{doing} (as `{who}`): {}{code}", d.message()))
+                .hint("check the server log; `controlplane seed` repairs roles and privileges")
+        }
+        _ => SeedError::new(SERVICE, format!("{doing} (as `{who}` at {addr}): {e}"))
+            .hint("check that PostgreSQL is up and reachable (`controlplane status`)"),
+    }
+}
+
+fn migrate_error(doing: &str, pg: &PgAccess, e: MigrateError) -> SeedError {
+    match e {
+        MigrateError::Execute(inner) => db_error(doing, ADMIN_ROLE, pg, inner),
+        MigrateError::ExecuteMigration(inner, version) => {
+            let mut err = db_error(&format!("{doing}: migration {version}"), ADMIN_ROLE, pg, inner);
+            err.hint = Some(
+                "the migration ran in a transaction and was rolled back; fix the cause (roles missing? run `controlplane seed`) and run it again".into(),
+            );
+            err
+        }
+        other => SeedError::new(SERVICE, format!("{doing}: {other}"))
+            .hint("compare `controlplane migrate status` with the migrations/ folder this binary was built from"),
+    }
+}
+
+async fn connect(
+    pg: &PgAccess,
+    user: &str,
+    password: &str,
+    database: &str,
+    report: &mut Report,
+) -> Result<PgConnection, SeedError> {
+    report.trips(1);
+    // The seeder's statements carry password verifiers: keep them out of the logs.
+    let options = connect_options(pg, user, password, database).disable_statement_logging();
+    PgConnection::connect_with(&options)
+        .await
+        .map_err(|e| db_error(&format!("connecting to database `{database}`"), user, pg, e))
+}
+
+/// Ends a session politely (the server otherwise logs an unexpected EOF). The work
+/// is done by now, so a failure to say goodbye is not worth reporting.
+async fn close(conn: PgConnection) {
+    let _ = conn.close().await;
+}
+
+async fn superuser(
+    pg: &PgAccess,
+    database: &str,
+    report: &mut Report,
+) -> Result<PgConnection, SeedError> {
+    connect(
+        pg,
+        "postgres",
+        pg.superuser_password.expose(),
+        database,
+        report,
+    )
+    .await
+}
+
+async fn admin(pg: &PgAccess, report: &mut Report) -> Result<PgConnection, SeedError> {
+    connect(
+        pg,
+        ADMIN_ROLE,
+        pg.admin_password.expose(),
+        &pg.database,
+        report,
+    )
+    .await
+}
+
+/// A small pool of connections as the application role, for the server and tests.
+pub async fn app_pool(pg: &PgAccess, max_connections: u32) -> Result<PgPool, SeedError> {
+    sqlx::postgres::PgPoolOptions::new()
+        .max_connections(max_connections)
+        .connect_with(connect_options(
+            pg,
+            APP_ROLE,
+            pg.app_password.expose(),
+            &pg.database,
+        ))
+        .await
+        .map_err(|e| db_error("connecting the application pool", APP_ROLE, pg, e))
+}
+
+/// Begins a transaction bound to `tenant`: `set_config(..., true)` lasts until the
+/// transaction ends, so nothing leaks to the next user of the pooled connection.
+pub async fn begin_tenant_tx(
+    pool: &PgPool,
+    tenant: TenantId,
+) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT set_config('app.current_tenant_id', $1, true)")
+        .bind(tenant.0.to_string())
+        .execute(&mut *tx)
+        .await?;
+    Ok(tx)
+}
+
+/// Roles, database, privileges, then [`migrate_up`]. Idempotent: a second run
+/// reports no changes.
+pub async fn seed(pg: &PgAccess) -> Result<Report, SeedError> {
+    let mut report = Report::new(SERVICE);
+    let mut su = superuser(pg, "postgres", &mut report).await?;
+    seed_roles(pg, &mut su, &mut report).await?;
+    seed_database(pg, &mut su, &mut report).await?;
+    close(su).await;
+    let mut su = superuser(pg, &pg.database, &mut report).await?;
+    seed_in_database(pg, &mut su, &mut report).await?;
+    close(su).await;
+    let migrated = migrate_up(pg).await?;
+    report.changes.extend(migrated.changes);
+    report.trips(migrated.round_trips);
+    Ok(report)
+}
+
+async fn seed_roles(
+    pg: &PgAccess,
+    su: &mut PgConnection,
+    report: &mut Report,
+) -> Result<(), SeedError> {
+    let names: Vec<&str> = ROLES.iter().map(|r| r.name).collect();
+    report.trips(1);
+    let rows = sqlx::query(
+        "SELECT a.rolname, a.rolsuper, a.rolinherit, a.rolcreaterole, a.rolcreatedb, a.rolcanlogin,
+                a.rolreplication, a.rolbypassrls, a.rolpassword,
+                ARRAY(SELECT g.rolname::text FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
+                      WHERE m.member = a.oid ORDER BY 1) AS member_of
+         FROM pg_authid a WHERE a.rolname = ANY($1)",
+    )
+    .bind(&names)
+    .fetch_all(&mut *su)
+    .await
+    .map_err(|e| db_error("reading the roles", "postgres", pg, e))?;
+    let observed: BTreeMap<String, sqlx::postgres::PgRow> = rows
+        .into_iter()
+        .map(|r| (r.get::<String, _>("rolname"), r))
+        .collect();
+
+    for spec in &ROLES {
+        let name = spec.name;
+        let pw = password(pg, name);
+        let attrs = [
+            ("LOGIN", "NOLOGIN", "rolcanlogin", true),
+            ("SUPERUSER", "NOSUPERUSER", "rolsuper", false),
+            ("CREATEROLE", "NOCREATEROLE", "rolcreaterole", false),
+            ("CREATEDB", "NOCREATEDB", "rolcreatedb", false),
+            ("REPLICATION", "NOREPLICATION", "rolreplication", false),
+            ("BYPASSRLS", "NOBYPASSRLS", "rolbypassrls", spec.bypassrls),
+            ("INHERIT", "NOINHERIT", "rolinherit", true),
+        ];
+        fn keyword(a: &(&'static str, &'static str, &'static str, bool)) -> &'static str {
+            if a.3 { a.0 } else { a.1 }
+        }
+        let mut sql = Vec::new();
+        let (member_of, what): (Vec<String>, Option<String>) = match observed.get(name) {
+            None => {
+                let all: Vec<&str> = attrs.iter().map(keyword).collect();
+                sql.push(format!(
+                    "CREATE ROLE {} WITH {} PASSWORD {}",
+                    ident(name),
+                    all.join(" "),
+                    literal(&scram::verifier(pw))
+                ));
+                (Vec::new(), Some(format!("created role {name}")))
+            }
+            Some(row) => {
+                let differing: Vec<&str> = attrs
+                    .iter()
+                    .filter(|a| row.get::<bool, _>(a.2) != a.3)
+                    .map(keyword)
+                    .collect();
+                let mut what = Vec::new();
+                if !differing.is_empty() {
+                    sql.push(format!(
+                        "ALTER ROLE {} WITH {}",
+                        ident(name),
+                        differing.join(" ")
+                    ));
+                    what.push(format!("set {} on role {name}", differing.join(" ")));
+                }
+                let stored: Option<String> = row.get("rolpassword");
+                if !stored.as_deref().is_some_and(|v| scram::verify(v, pw)) {
+                    sql.push(format!(
+                        "ALTER ROLE {} WITH PASSWORD {}",
+                        ident(name),
+                        literal(&scram::verifier(pw))
+                    ));
+                    what.push(format!(
+                        "set the password of role {name} (from {})",
+                        setting(name)
+                    ));
+                }
+                (
+                    row.get("member_of"),
+                    (!what.is_empty()).then(|| what.join("; ")),
+                )
+            }
+        };
+        if let Some(what) = what {
+            for stmt in sql {
+                report.trips(1);
+                sqlx::raw_sql(AssertSqlSafe(stmt))
+                    .execute(&mut *su)
+                    .await
+                    .map_err(|e| {
+                        db_error(
+                            &format!("creating or altering role {name}"),
+                            "postgres",
+                            pg,
+                            e,
+                        )
+                    })?;
+            }
+            report.change(what);
+        }
+        let have: BTreeSet<&str> = member_of.iter().map(String::as_str).collect();
+        let want: BTreeSet<&str> = spec.member_of.iter().copied().collect();
+        for g in want.difference(&have) {
+            report.trips(1);
+            sqlx::raw_sql(AssertSqlSafe(format!(
+                "GRANT {} TO {}",
+                ident(g),
+                ident(name)
+            )))
+            .execute(&mut *su)
+            .await
+            .map_err(|e| db_error(&format!("granting {g} to {name}"), "postgres", pg, e))?;
+            report.change(format!("granted {g} to {name}"));
+        }
+        // A role the platform relies on being confined must not inherit anything else
+        // (granting it anumate_admin, say, would defeat row-level security).
+        for g in have.difference(&want) {
+            report.trips(1);
+            sqlx::raw_sql(AssertSqlSafe(format!(
+                "REVOKE {} FROM {}",
+                ident(g),
+                ident(name)
+            )))
+            .execute(&mut *su)
+            .await
+            .map_err(|e| db_error(&format!("revoking {g} from {name}"), "postgres", pg, e))?;
+            report.change(format!("revoked membership of {name} in {g}"));
+        }
+    }
+    Ok(())
+}
+
+async fn seed_database(
+    pg: &PgAccess,
+    su: &mut PgConnection,
+    report: &mut Report,
+) -> Result<(), SeedError> {
+    let db = &pg.database;
+    let ours = [APP_ROLE, READONLY_ROLE, BACKUP_ROLE];
+    report.trips(1);
+    let row = sqlx::query(
+        "SELECT pg_get_userbyid(d.datdba)::text AS owner,
+                ARRAY(SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee)::text END
+                             || ':' || a.privilege_type
+                      FROM aclexplode(COALESCE(d.datacl, acldefault('d', d.datdba))) a
+                      WHERE a.grantee <> d.datdba ORDER BY 1) AS grants
+         FROM pg_database d WHERE d.datname = $1",
+    )
+    .bind(db)
+    .fetch_optional(&mut *su)
+    .await
+    .map_err(|e| db_error("reading the database", "postgres", pg, e))?;
+    let grants: Vec<String> = match row {
+        None => {
+            report.trips(1);
+            // template0: the platform database starts from nothing a superuser may
+            // have added to template1.
+            sqlx::raw_sql(AssertSqlSafe(format!(
+                "CREATE DATABASE {} OWNER {} TEMPLATE template0",
+                ident(db),
+                ident(ADMIN_ROLE)
+            )))
+            .execute(&mut *su)
+            .await
+            .map_err(|e| db_error(&format!("creating database {db}"), "postgres", pg, e))?;
+            report.change(format!("created database {db} owned by {ADMIN_ROLE}"));
+            vec!["PUBLIC:CONNECT".into(), "PUBLIC:TEMPORARY".into()]
+        }
+        Some(row) => {
+            let owner: String = row.get("owner");
+            if owner != ADMIN_ROLE {
+                report.trips(1);
+                sqlx::raw_sql(AssertSqlSafe(format!(
+                    "ALTER DATABASE {} OWNER TO {}",
+                    ident(db),
+                    ident(ADMIN_ROLE)
+                )))
+                .execute(&mut *su)
+                .await
+                .map_err(|e| {
+                    db_error(
+                        &format!("changing the owner of database {db}"),
+                        "postgres",
+                        pg,
+                        e,
+                    )
+                })?;
+                report.change(format!(
+                    "changed the owner of database {db} from {owner} to {ADMIN_ROLE}"
+                ));
+            }
+            row.get("grants")
+        }
+    };
+    // Only PUBLIC and our roles are judged; grants to other roles are the operator's.
+    let have: BTreeSet<&str> = grants
+        .iter()
+        .map(String::as_str)
+        .filter(|g| {
+            g.starts_with("PUBLIC:") || ours.iter().any(|r| g.starts_with(&format!("{r}:")))
+        })
+        .collect();
+    let want_owned: Vec<String> = ours.iter().map(|r| format!("{r}:CONNECT")).collect();
+    let want: BTreeSet<&str> = want_owned.iter().map(String::as_str).collect();
+    if have != want {
+        let roles = ours.map(ident).join(", ");
+        report.trips(1);
+        sqlx::raw_sql(AssertSqlSafe(format!(
+            "REVOKE ALL ON DATABASE {d} FROM PUBLIC, {roles}; GRANT CONNECT ON DATABASE {d} TO {roles}",
+            d = ident(db)
+        )))
+        .execute(&mut *su)
+        .await
+        .map_err(|e| db_error(&format!("setting privileges on database {db}"), "postgres", pg, e))?;
+        report.change(format!(
+            "set privileges on database {db}: CONNECT for {}, nothing for PUBLIC",
+            ours.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+async fn seed_in_database(
+    pg: &PgAccess,
+    su: &mut PgConnection,
+    report: &mut Report,
+) -> Result<(), SeedError> {
+    report.trips(1);
+    let public_creates: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_namespace n,
+                        aclexplode(COALESCE(n.nspacl, acldefault('n', n.nspowner))) a
+                        WHERE n.nspname = 'public' AND a.grantee = 0 AND a.privilege_type = 'CREATE')",
+    )
+    .fetch_one(&mut *su)
+    .await
+    .map_err(|e| db_error("reading the privileges of schema public", "postgres", pg, e))?;
+    if public_creates {
+        report.trips(1);
+        sqlx::raw_sql("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+            .execute(&mut *su)
+            .await
+            .map_err(|e| db_error("revoking CREATE on schema public", "postgres", pg, e))?;
+        report.change("revoked CREATE on schema public from PUBLIC");
+    }
+    // Only the admin owns things: an object owned by another of our roles (made by
+    // hand, say) would let that role change its policies or grants.
+    report.trips(1);
+    let owners: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT r.rolname::text, count(d.objid)
+         FROM pg_roles r JOIN pg_shdepend d ON d.refobjid = r.oid AND d.deptype = 'o'
+         WHERE r.rolname = ANY($1)
+           AND d.dbid IN (0, (SELECT oid FROM pg_database WHERE datname = current_database()))
+         GROUP BY 1 ORDER BY 1",
+    )
+    .bind([APP_ROLE, READONLY_ROLE, BACKUP_ROLE])
+    .fetch_all(&mut *su)
+    .await
+    .map_err(|e| db_error("reading what our roles own", "postgres", pg, e))?;
+    for (role, n) in owners {
+        report.trips(1);
+        sqlx::raw_sql(AssertSqlSafe(format!(
+            "REASSIGN OWNED BY {} TO {}",
+            ident(&role),
+            ident(ADMIN_ROLE)
+        )))
+        .execute(&mut *su)
+        .await
+        .map_err(|e| db_error(&format!("reassigning what {role} owns"), "postgres", pg, e))?;
+        report.change(format!(
+            "reassigned {n} object(s) owned by {role} to {ADMIN_ROLE}"
+        ));
+    }
+    Ok(())
+}
+
+/// The up migrations embedded in this binary, in order.
+fn embedded() -> impl Iterator<Item = &'static Migration> {
+    MIGRATOR
+        .iter()
+        .filter(|m| !m.migration_type.is_down_migration())
+}
+
+/// Locks, ensures the bookkeeping table, refuses a dirty database, and returns the
+/// applied migrations (version → checksum).
+async fn prepare(
+    pg: &PgAccess,
+    conn: &mut PgConnection,
+    report: &mut Report,
+) -> Result<BTreeMap<i64, Vec<u8>>, SeedError> {
+    report.trips(4);
+    conn.lock()
+        .await
+        .map_err(|e| migrate_error("locking the migrations", pg, e))?;
+    conn.ensure_migrations_table(MIGRATIONS_TABLE)
+        .await
+        .map_err(|e| migrate_error("creating the migrations table", pg, e))?;
+    if let Some(v) = conn
+        .dirty_version(MIGRATIONS_TABLE)
+        .await
+        .map_err(|e| migrate_error("reading the migrations table", pg, e))?
+    {
+        return Err(SeedError::new(
+            SERVICE,
+            format!("migration {v} is marked as failed in {MIGRATIONS_TABLE}"),
+        )
+        .hint(format!(
+            "inspect the database, then delete that row (DELETE FROM {MIGRATIONS_TABLE} WHERE version = {v}) and run the migrations again"
+        )));
+    }
+    report.trips(1);
+    let applied = conn
+        .list_applied_migrations(MIGRATIONS_TABLE)
+        .await
+        .map_err(|e| migrate_error("reading the migrations table", pg, e))?;
+    Ok(applied
+        .into_iter()
+        .map(|m| (m.version, m.checksum.into_owned()))
+        .collect())
+}
+
+fn check_applied(applied: &BTreeMap<i64, Vec<u8>>) -> Result<(), SeedError> {
+    for (version, checksum) in applied {
+        match embedded().find(|m| m.version == *version) {
+            None => {
+                return Err(SeedError::new(
+                    SERVICE,
+                    format!(
+                        "the database has migration {version}, which this binary does not know"
+                    ),
+                )
+                .hint("use the controlplane build that applied it (a newer one?)"));
+            }
+            Some(m) if *m.checksum != **checksum => {
+                return Err(SeedError::new(
+                    SERVICE,
+                    format!(
+                        "migration {version} ({}) was changed after it was applied",
+                        m.description
+                    ),
+                )
+                .hint("restore the applied file from version control and add a new migration for the change"));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// Applies every pending migration, each in its own transaction (a crash leaves it
+/// unapplied, and the next run applies it again), as the admin role.
+pub async fn migrate_up(pg: &PgAccess) -> Result<Report, SeedError> {
+    let mut report = Report::new(SERVICE);
+    let mut conn = admin(pg, &mut report).await?;
+    let applied = prepare(pg, &mut conn, &mut report).await?;
+    check_applied(&applied)?;
+    for m in embedded().filter(|m| !applied.contains_key(&m.version)) {
+        report.trips(5);
+        conn.apply(MIGRATIONS_TABLE, m)
+            .await
+            .map_err(|e| migrate_error("applying migrations", pg, e))?;
+        report.change(format!("applied migration {} {}", m.version, m.description));
+    }
+    report.trips(2);
+    conn.unlock()
+        .await
+        .map_err(|e| migrate_error("unlocking the migrations", pg, e))?;
+    close(conn).await;
+    Ok(report)
+}
+
+/// Reverts the last `steps` applied migrations, newest first, each in its own
+/// transaction.
+pub async fn migrate_down(pg: &PgAccess, steps: u32) -> Result<Report, SeedError> {
+    let mut report = Report::new(SERVICE);
+    let mut conn = admin(pg, &mut report).await?;
+    let applied = prepare(pg, &mut conn, &mut report).await?;
+    check_applied(&applied)?;
+    for version in applied.keys().rev().take(steps as usize) {
+        let down = MIGRATOR
+            .iter()
+            .find(|m| m.version == *version && m.migration_type.is_down_migration())
+            .ok_or_else(|| {
+                SeedError::new(SERVICE, format!("migration {version} has no down script"))
+                    .hint("add a `.down.sql` file for it; migrations here are reversible")
+            })?;
+        report.trips(4);
+        conn.revert(MIGRATIONS_TABLE, down)
+            .await
+            .map_err(|e| migrate_error("reverting migrations", pg, e))?;
+        report.change(format!(
+            "reverted migration {} {}",
+            down.version, down.description
+        ));
+    }
+    report.trips(2);
+    conn.unlock()
+        .await
+        .map_err(|e| migrate_error("unlocking the migrations", pg, e))?;
+    close(conn).await;
+    Ok(report)
+}
+
+/// Every embedded migration (and any applied one this binary does not know), with
+/// whether it is applied and whether its checksum matches.
+pub async fn migrate_status(pg: &PgAccess) -> Result<Vec<MigrationStatus>, SeedError> {
+    let mut report = Report::new(SERVICE);
+    let mut conn = admin(pg, &mut report).await?;
+    let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+        .bind(MIGRATIONS_TABLE)
+        .fetch_one(&mut conn)
+        .await
+        .map_err(|e| db_error("looking for the migrations table", ADMIN_ROLE, pg, e))?;
+    let applied: BTreeMap<i64, Vec<u8>> = if exists {
+        conn.list_applied_migrations(MIGRATIONS_TABLE)
+            .await
+            .map_err(|e| migrate_error("reading the migrations table", pg, e))?
+            .into_iter()
+            .map(|m| (m.version, m.checksum.into_owned()))
+            .collect()
+    } else {
+        BTreeMap::new()
+    };
+    let mut out: Vec<MigrationStatus> = embedded()
+        .map(|m| {
+            let got = applied.get(&m.version);
+            MigrationStatus {
+                version: m.version,
+                description: m.description.to_string(),
+                applied: got.is_some(),
+                checksum_ok: got.is_none_or(|c| **c == *m.checksum),
+            }
+        })
+        .collect();
+    for version in applied
+        .keys()
+        .filter(|v| !embedded().any(|m| m.version == **v))
+    {
+        out.push(MigrationStatus {
+            version: *version,
+            description: "(not in this build)".into(),
+            applied: true,
+            checksum_ok: false,
+        });
+    }
+    out.sort_by_key(|s| s.version);
+    close(conn).await;
+    Ok(out)
+}
+
+fn tenant_row(row: &sqlx::postgres::PgRow) -> TenantRow {
+    TenantRow {
+        id: row.get("id"),
+        slug: row.get("slug"),
+        name: row.get("name"),
+        created_at: row.get("created_at"),
+    }
+}
+
+/// Adds a tenant row (as the admin role). True when created, false when a tenant with
+/// this id and slug already exists.
+pub async fn insert_tenant(
+    pg: &PgAccess,
+    id: uuid::Uuid,
+    slug: &str,
+    name: &str,
+) -> Result<bool, SeedError> {
+    let mut report = Report::new(SERVICE);
+    let mut conn = admin(pg, &mut report).await?;
+    let existing = sqlx::query(
+        "SELECT id, slug, name, created_at FROM anumate.tenants WHERE id = $1 OR slug = $2",
+    )
+    .bind(id)
+    .bind(slug)
+    .fetch_all(&mut conn)
+    .await
+    .map_err(|e| db_error("reading tenants", ADMIN_ROLE, pg, e))?;
+    let existing: Vec<TenantRow> = existing.iter().map(tenant_row).collect();
+    if let Some(row) = existing.iter().find(|r| r.id == id) {
+        if row.slug == slug {
+            return Ok(false);
+        }
+        return Err(SeedError::new(
+            SERVICE,
+            format!(
+                "tenant {id} already exists with slug `{}`, not `{slug}`",
+                row.slug
+            ),
+        )
+        .hint("use its existing slug, or another id"));
+    }
+    if let Some(row) = existing.first() {
+        return Err(SeedError::new(
+            SERVICE,
+            format!("the slug `{slug}` is already taken by tenant {}", row.id),
+        )
+        .hint("choose another slug"));
+    }
+    let inserted = sqlx::query(
+        "INSERT INTO anumate.tenants (id, slug, name) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+    )
+    .bind(id)
+    .bind(slug)
+    .bind(name)
+    .execute(&mut conn)
+    .await
+    .map_err(|e| db_error(&format!("creating tenant `{slug}`"), ADMIN_ROLE, pg, e))?;
+    if inserted.rows_affected() == 0 {
+        // Another run created it (or took the slug) between our read and our insert.
+        return Err(SeedError::new(
+            SERVICE,
+            format!("tenant {id} or slug `{slug}` was created concurrently"),
+        )
+        .hint("run the command again"));
+    }
+    close(conn).await;
+    Ok(true)
+}
+
+/// The tenant with this id (when `id_or_slug` parses as a UUID) or slug.
+pub async fn find_tenant(pg: &PgAccess, id_or_slug: &str) -> Result<Option<TenantRow>, SeedError> {
+    let mut report = Report::new(SERVICE);
+    let mut conn = admin(pg, &mut report).await?;
+    let query = match uuid::Uuid::parse_str(id_or_slug) {
+        Ok(id) => {
+            sqlx::query("SELECT id, slug, name, created_at FROM anumate.tenants WHERE id = $1")
+                .bind(id)
+        }
+        Err(_) => {
+            sqlx::query("SELECT id, slug, name, created_at FROM anumate.tenants WHERE slug = $1")
+                .bind(id_or_slug.to_owned())
+        }
+    };
+    let row = query
+        .fetch_optional(&mut conn)
+        .await
+        .map_err(|e| db_error("reading tenants", ADMIN_ROLE, pg, e))?;
+    close(conn).await;
+    Ok(row.as_ref().map(tenant_row))
+}
+
+/// Every tenant, oldest first.
+pub async fn list_tenants(pg: &PgAccess) -> Result<Vec<TenantRow>, SeedError> {
+    let mut report = Report::new(SERVICE);
+    let mut conn = admin(pg, &mut report).await?;
+    let rows = sqlx::query(
+        "SELECT id, slug, name, created_at FROM anumate.tenants ORDER BY created_at, slug",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .map_err(|e| db_error("listing tenants", ADMIN_ROLE, pg, e))?;
+    close(conn).await;
+    Ok(rows.iter().map(tenant_row).collect())
+}
+
+/// Deletes the tenant and its rows in every tenant table, in one transaction, and
+/// returns how many rows went (the tenant's own row included; 0 when it did not
+/// exist). The transaction is bound to the tenant, so even a wrong statement here
+/// could not touch another tenant's rows.
+pub async fn delete_tenant_rows(pg: &PgAccess, id: uuid::Uuid) -> Result<u64, SeedError> {
+    let mut report = Report::new(SERVICE);
+    let mut conn = admin(pg, &mut report).await?;
+    let fail = |e| db_error(&format!("deleting tenant {id}"), ADMIN_ROLE, pg, e);
+    let mut tx = conn.begin().await.map_err(fail)?;
+    sqlx::query("SELECT set_config('app.current_tenant_id', $1, true)")
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(fail)?;
+    let mut removed = 0;
+    for table in TENANT_TABLES {
+        removed += sqlx::query(AssertSqlSafe(format!(
+            "DELETE FROM {table} WHERE tenant_id = $1"
+        )))
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(fail)?
+        .rows_affected();
+    }
+    // Tables added later without joining TENANT_TABLES still go, by ON DELETE CASCADE.
+    removed += sqlx::query("DELETE FROM anumate.tenants WHERE id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(fail)?
+        .rows_affected();
+    tx.commit().await.map_err(fail)?;
+    close(conn).await;
+    Ok(removed)
+}

@@ -1,0 +1,2 @@
+DROP TABLE anumate.connectors;
+DROP TABLE anumate.capability_tokens;
