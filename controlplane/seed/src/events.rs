@@ -122,9 +122,8 @@ impl Publisher {
             .get_stream(STREAM)
             .await
             .map_err(|e| {
-                SeedError::new(SERVICE, format!("cannot read stream {STREAM}: {e}")).hint(
-                    "the streams may not exist yet: run `controlplane seed` (or `up`) first",
-                )
+                SeedError::new(SERVICE, format!("cannot read stream {STREAM}: {e}"))
+                    .hint("the streams may not exist yet: run `controlplane seed` (or `up`) first")
             })?
             .cached_info()
             .clone();
@@ -161,7 +160,10 @@ impl Publisher {
         {
             return Err(SeedError::new(
                 SERVICE,
-                format!("event type `{}` is not usable as a NATS subject", event.kind),
+                format!(
+                    "event type `{}` is not usable as a NATS subject",
+                    event.kind
+                ),
             )
             .hint("use dot-separated words such as `tenant.created`"));
         }

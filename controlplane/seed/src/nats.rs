@@ -41,10 +41,15 @@ pub(crate) async fn connect(
                     "the server refused user `{user}`: check that `{setting}` matches the password \
                      the server was started with (`controlplane up` rewrites the server config)"
                 ),
-                _ => "is NATS up? run `controlplane up` (or `controlplane status`) first".to_owned(),
+                _ => {
+                    "is NATS up? run `controlplane up` (or `controlplane status`) first".to_owned()
+                }
             };
-            SeedError::new(SERVICE, format!("cannot connect to NATS at {addr} as `{user}`: {e}"))
-                .hint(hint)
+            SeedError::new(
+                SERVICE,
+                format!("cannot connect to NATS at {addr} as `{user}`: {e}"),
+            )
+            .hint(hint)
         })?;
     let mut js = jetstream::new(client);
     js.set_timeout(TIMEOUT);
@@ -141,7 +146,8 @@ pub async fn plan(nats: &NatsAccess, env: &Environment) -> Result<Plan, SeedErro
 }
 
 fn show(v: &Option<Value>) -> String {
-    v.as_ref().map_or_else(|| "(unset)".to_owned(), Value::to_string)
+    v.as_ref()
+        .map_or_else(|| "(unset)".to_owned(), Value::to_string)
 }
 
 fn describe(changes: &[FieldChange]) -> String {
@@ -161,7 +167,7 @@ fn describe(changes: &[FieldChange]) -> String {
 
 /// The error for changes JetStream cannot make, naming every blocked stream, field,
 /// old and new value, and what to do.
-fn blocked_error(plan: &Plan) -> Option<SeedError> {
+fn blocked_error(plan: &Plan, addr: &str) -> Option<SeedError> {
     let mut lines = Vec::new();
     let mut names = Vec::new();
     for s in &plan.steps {
@@ -197,12 +203,14 @@ fn blocked_error(plan: &Plan) -> Option<SeedError> {
         .hint(format!(
             "either keep the old value in the environment, or remove the stream (its messages \
              are lost; back it up first with `controlplane backup --service nats`) and seed \
-             again: {}",
+             again, with NATS_ADMIN_PASSWORD set to `services.nats.admin_password`: {}",
             names
                 .iter()
-                .map(|n| format!("`nats stream rm {n} -f --user admin`"))
+                .map(|n| format!(
+                    "`nats --server nats://{addr} --user admin --password \"$NATS_ADMIN_PASSWORD\" stream rm {n} -f`"
+                ))
                 .collect::<Vec<_>>()
-                .join(", ")
+                .join("; ")
         )),
     )
 }
@@ -219,7 +227,7 @@ pub async fn seed(nats: &NatsAccess, env: &Environment) -> Result<Report, SeedEr
     let js = connect_admin(nats).await?;
     let observed = observe_with(&js, env, &mut report).await?;
     let plan = plan::plan(&seedspec::streams(env), &observed, false);
-    if let Some(e) = blocked_error(&plan) {
+    if let Some(e) = blocked_error(&plan, &nats.endpoint.addr()) {
         return Err(e);
     }
     for step in &plan.steps {

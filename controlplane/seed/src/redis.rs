@@ -286,12 +286,10 @@ async fn ensure_user(
     let mut args = vec!["ACL", "SETUSER", name, "reset", "on", hash.as_str()];
     args.extend(user.rules.split_whitespace());
     report.trips(1);
-    c.command(&args)
-        .await
-        .map_err(|e| {
-            failed(&format!("cannot set ACL user `{name}`"), e)
-                .hint("check the rule text in cp_core::seedspec (Redis names the bad rule above)")
-        })?;
+    c.command(&args).await.map_err(|e| {
+        failed(&format!("cannot set ACL user `{name}`"), e)
+            .hint("check the rule text in cp_core::seedspec (Redis names the bad rule above)")
+    })?;
     report.change(what);
     Ok(())
 }
@@ -341,9 +339,16 @@ mod tests {
     fn commands_compare_by_effect() {
         let cats = Categories {
             all: Some(
-                ["get", "set", "config", "config|get", "acl|setuser", "flushall"]
-                    .map(String::from)
-                    .into(),
+                [
+                    "get",
+                    "set",
+                    "config",
+                    "config|get",
+                    "acl|setuser",
+                    "flushall",
+                ]
+                .map(String::from)
+                .into(),
             ),
             members: BTreeMap::from([
                 (
