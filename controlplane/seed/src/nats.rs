@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, stream};
 use cp_core::model::Environment;
+use cp_core::names::StreamName;
 use cp_core::plan::{self, Action, FieldChange, Layer, Observed, ObservedState, Plan, ResourceId};
 use cp_core::seedspec;
 use cp_core::serverconf::NATS_ADMIN_USER;
@@ -167,13 +168,16 @@ fn describe(changes: &[FieldChange]) -> String {
 
 /// The error for changes JetStream cannot make, naming every blocked stream, field,
 /// old and new value, and what to do.
-fn blocked_error(plan: &Plan, addr: &str) -> Option<SeedError> {
+fn blocked_error(plan: &Plan, addr: &str, recreate: &[StreamName]) -> Option<SeedError> {
     let mut lines = Vec::new();
     let mut names = Vec::new();
     for s in &plan.steps {
         let Action::Blocked { changes, .. } = &s.action else {
             continue;
         };
+        if recreate.iter().any(|n| n.as_str() == s.id.name) {
+            continue;
+        }
         for c in changes.iter().filter(|c| {
             seedspec::STREAM_FIXED_FIELDS
                 .iter()
@@ -203,7 +207,7 @@ fn blocked_error(plan: &Plan, addr: &str) -> Option<SeedError> {
         .hint(format!(
             "either keep the old value in the environment, or remove the stream (its messages \
              are lost; back it up first with `controlplane backup --service nats`) and seed \
-             again, with NATS_ADMIN_PASSWORD set to `services.nats.admin_password`: {}",
+             again; with natscli, and NATS_ADMIN_PASSWORD set to `services.nats.admin_password`: {}",
             names
                 .iter()
                 .map(|n| format!(
@@ -215,11 +219,31 @@ fn blocked_error(plan: &Plan, addr: &str) -> Option<SeedError> {
     )
 }
 
+/// How [`seed_with`] may go beyond creating and updating.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Streams that may be deleted and created again when a field JetStream cannot
+    /// change (storage, retention) differs. **Their messages are lost.** Meant for a
+    /// deliberate operator flag (e.g. `--recreate-stream NAME`), never a default.
+    pub recreate: Vec<StreamName>,
+}
+
 /// Creates or updates the environment's streams to match it. Seeding twice reports no
 /// change the second time. A change to a field JetStream cannot update (storage,
 /// retention) fails with an error naming the stream, the field, both values and what
 /// to do, before any stream is touched.
 pub async fn seed(nats: &NatsAccess, env: &Environment) -> Result<Report, SeedError> {
+    seed_with(nats, env, &Options::default()).await
+}
+
+/// [`seed`], where the streams named in [`Options::recreate`] are deleted and created
+/// again when a field JetStream cannot change differs (other blocked streams still
+/// fail the whole run before anything is touched).
+pub async fn seed_with(
+    nats: &NatsAccess,
+    env: &Environment,
+    options: &Options,
+) -> Result<Report, SeedError> {
     let mut report = Report::new(SERVICE);
     if env.services.nats.is_none() || env.streams.is_empty() {
         return Ok(report);
@@ -227,7 +251,7 @@ pub async fn seed(nats: &NatsAccess, env: &Environment) -> Result<Report, SeedEr
     let js = connect_admin(nats).await?;
     let observed = observe_with(&js, env, &mut report).await?;
     let plan = plan::plan(&seedspec::streams(env), &observed, false);
-    if let Some(e) = blocked_error(&plan, &nats.endpoint.addr()) {
+    if let Some(e) = blocked_error(&plan, &nats.endpoint.addr(), &options.recreate) {
         return Err(e);
     }
     for step in &plan.steps {
@@ -257,12 +281,23 @@ pub async fn seed(nats: &NatsAccess, env: &Environment) -> Result<Report, SeedEr
                     .map_err(|e| failed("update", &e))?;
                 report.change(format!("updated stream {name}: {}", describe(changes)));
             }
-            // Streams are passive (never stopped), never pruned here, and blocked
-            // steps were refused above.
-            Action::Start { .. }
-            | Action::Replace { .. }
-            | Action::Delete
-            | Action::Blocked { .. } => {}
+            // Only streams the caller allowed to be recreated get here (the others
+            // were refused above).
+            Action::Blocked { changes, .. } => {
+                report.trips(2);
+                js.delete_stream(name)
+                    .await
+                    .map_err(|e| failed("delete (to recreate)", &e))?;
+                js.create_stream(cfg)
+                    .await
+                    .map_err(|e| failed("recreate", &e))?;
+                report.change(format!(
+                    "recreated stream {name} (its messages were deleted): {}",
+                    describe(changes)
+                ));
+            }
+            // Streams are passive (never stopped) and never pruned here.
+            Action::Start { .. } | Action::Replace { .. } | Action::Delete => {}
         }
     }
     Ok(report)

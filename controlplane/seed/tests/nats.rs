@@ -278,3 +278,48 @@ async fn the_app_user_is_held_to_its_subjects_and_the_admin_is_not() {
     assert_eq!(&m.payload[..], b"ok");
     assert!(admin_errors.try_recv().is_err(), "no errors for the admin");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_allowed_to_be_recreated_is_recreated_and_only_that_one() {
+    let (t, a) = started().await;
+    cp_seed::nats::seed(&a, &t.env).await.expect("seed");
+    let js = admin(&a).await;
+    js.publish("events.capsule.x", "old".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let recreate = cp_seed::nats::Options {
+        recreate: vec![cp_core::names::StreamName::new("CAPSULE_EVENTS").unwrap()],
+    };
+
+    // Another blocked stream still stops the whole run.
+    let both = with(
+        &t,
+        &[
+            "streams.CAPSULE_EVENTS.storage=memory",
+            "streams.PLAN_EVENTS.retention=interest",
+        ],
+    );
+    let err = cp_seed::nats::seed_with(&a, &both, &recreate)
+        .await
+        .expect_err("PLAN_EVENTS is not allowed to be recreated");
+    assert!(err.message.contains("stream PLAN_EVENTS"), "{err}");
+    assert!(!err.message.contains("CAPSULE_EVENTS"), "{err}");
+    assert_eq!(config(&js, "CAPSULE_EVENTS").await.1, 1, "untouched");
+
+    let env = with(&t, &["streams.CAPSULE_EVENTS.storage=memory"]);
+    let report = cp_seed::nats::seed_with(&a, &env, &recreate)
+        .await
+        .expect("recreate");
+    assert_eq!(
+        report.changes,
+        [
+            "recreated stream CAPSULE_EVENTS (its messages were deleted): storage \"file\" -> \"memory\""
+        ]
+    );
+    let (cfg, messages) = config(&js, "CAPSULE_EVENTS").await;
+    assert_eq!(cfg.storage, stream::StorageType::Memory);
+    assert_eq!(messages, 0);
+    assert!(!cp_seed::nats::seed(&a, &env).await.unwrap().changed());
+}
