@@ -1,1 +1,372 @@
-//! (being written)
+//! Redis ACL users: the application user (rules from `cp_core::seedspec::redis`, keys
+//! and channels under the per-tenant prefix `t:<tenant-id>:`, no administrative or
+//! dangerous commands). The admin user is the driver's (it writes `users.acl`).
+//!
+//! Observe, compare, write: `ACL GETUSER` is compared with what is wanted (commands by
+//! their effect, as the server's own categories define them, because Redis rewrites
+//! rule text: `+@all -@admin -@dangerous` reads back as `+@all -@dangerous`); only a
+//! difference leads to `ACL SETUSER <user> reset ...` and, when the server has an ACL
+//! file, `ACL SAVE`, so a restart keeps the user.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use cp_core::model::Environment;
+use cp_core::seedspec;
+use cp_core::serverconf::REDIS_ADMIN_USER;
+use cp_runtime::resp::{Connection, Reply, RespError};
+use cp_runtime::secrets::Secret;
+use sha2::Digest;
+
+use crate::{RedisAccess, Report, SeedError};
+
+const SERVICE: &str = "redis";
+
+/// An ACL user the seeder manages.
+#[derive(Debug, Clone)]
+pub struct AclUser {
+    /// The user name.
+    pub name: String,
+    /// Its rules (keys, channels, commands), as `ACL SETUSER` takes them.
+    pub rules: String,
+    /// Its password (sent as a SHA-256 hash, never in clear).
+    pub password: Secret,
+}
+
+/// The users the environment wants (today: the application user).
+pub fn wanted_users(redis: &RedisAccess, env: &Environment) -> Vec<AclUser> {
+    seedspec::redis(env)
+        .into_iter()
+        .map(|r| AclUser {
+            name: r.id.name.clone(),
+            rules: r.spec["rules"]
+                .as_str()
+                .unwrap_or(seedspec::redis_app_acl())
+                .to_owned(),
+            password: redis.app_password.clone(),
+        })
+        .collect()
+}
+
+/// Sets up the environment's ACL users, changing only what differs.
+pub async fn seed(redis: &RedisAccess, env: &Environment) -> Result<Report, SeedError> {
+    if env.services.redis.is_none() {
+        return Ok(Report::new(SERVICE));
+    }
+    ensure_users(redis, &wanted_users(redis, env)).await
+}
+
+/// Makes `users` exist exactly as given (used by [`seed`]; tenants add their own users
+/// the same way). Persists with `ACL SAVE` when something changed and the server
+/// has an ACL file.
+pub async fn ensure_users(redis: &RedisAccess, users: &[AclUser]) -> Result<Report, SeedError> {
+    let mut report = Report::new(SERVICE);
+    let mut c = connect_admin(redis, &mut report).await?;
+    let mut cats = Categories::default();
+    for u in users {
+        ensure_user(&mut c, u, &mut cats, &mut report).await?;
+    }
+    if report.changed() {
+        persist(&mut c, &mut report).await?;
+    }
+    Ok(report)
+}
+
+fn failed(what: &str, e: RespError) -> SeedError {
+    SeedError::new(SERVICE, format!("{what}: {e}"))
+}
+
+/// Connects and authenticates as the admin user.
+pub(crate) async fn connect_admin(
+    redis: &RedisAccess,
+    report: &mut Report,
+) -> Result<Connection, SeedError> {
+    let addr = redis.endpoint.addr();
+    let mut c = Connection::connect(&addr).await.map_err(|e| {
+        SeedError::new(SERVICE, format!("cannot connect to Redis at {addr}: {e}"))
+            .hint("is Redis up? run `controlplane up` (or `controlplane status`) first")
+    })?;
+    report.trips(1);
+    c.command(&["AUTH", REDIS_ADMIN_USER, redis.admin_password.expose()])
+        .await
+        .map_err(|e| {
+            failed(&format!("cannot log in as `{REDIS_ADMIN_USER}`"), e).hint(
+                "`services.redis.admin_password` does not match the server's ACL file; \
+                 `controlplane up` rewrites the admin user in users.acl",
+            )
+        })?;
+    Ok(c)
+}
+
+fn sha256_hex(s: &str) -> String {
+    hex::encode(sha2::Sha256::digest(s.as_bytes()))
+}
+
+/// `ACL GETUSER` as a map; `None` when the user does not exist.
+fn parse_getuser(reply: &Reply) -> Option<BTreeMap<String, Vec<String>>> {
+    let Reply::Array(Some(items)) = reply else {
+        return None;
+    };
+    let mut out = BTreeMap::new();
+    for pair in items.chunks(2) {
+        let [k, v] = pair else { continue };
+        let Some(key) = k.text() else { continue };
+        let values = match v {
+            Reply::Array(Some(vs)) => vs.iter().filter_map(Reply::text).collect(),
+            Reply::Array(None) | Reply::Bulk(None) => Vec::new(),
+            other => other
+                .text()
+                .map(|t| t.split_whitespace().map(str::to_owned).collect())
+                .unwrap_or_default(),
+        };
+        out.insert(key, values);
+    }
+    Some(out)
+}
+
+/// Rule tokens of one kind: keys (`~`, `%`), channels (`&`), commands (`+`, `-`,
+/// `allcommands`, `nocommands`).
+fn split_rules(rules: &[String]) -> (BTreeSet<String>, BTreeSet<String>, Vec<String>) {
+    let (mut keys, mut channels, mut commands) = (BTreeSet::new(), BTreeSet::new(), Vec::new());
+    for r in rules {
+        match r.as_str() {
+            "allkeys" => {
+                keys.insert("~*".to_owned());
+            }
+            "allchannels" => {
+                channels.insert("&*".to_owned());
+            }
+            "allcommands" => commands.push("+@all".to_owned()),
+            "nocommands" => commands.push("-@all".to_owned()),
+            t if t.starts_with('~') || t.starts_with('%') => {
+                keys.insert(t.to_owned());
+            }
+            t if t.starts_with('&') => {
+                channels.insert(t.to_owned());
+            }
+            t if t.starts_with('+') || t.starts_with('-') => commands.push(t.to_owned()),
+            _ => {}
+        }
+    }
+    (keys, channels, commands)
+}
+
+/// The server's command table, fetched once and only when rule texts differ.
+#[derive(Default)]
+struct Categories {
+    all: Option<BTreeSet<String>>,
+    members: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl Categories {
+    async fn load(
+        &mut self,
+        c: &mut Connection,
+        rules: &[&String],
+        report: &mut Report,
+    ) -> Result<(), SeedError> {
+        let list = |r: Reply| match r {
+            Reply::Array(Some(items)) => items.iter().filter_map(Reply::text).collect(),
+            _ => BTreeSet::new(),
+        };
+        if self.all.is_none() {
+            report.trips(1);
+            let r = c
+                .command(&["COMMAND", "LIST"])
+                .await
+                .map_err(|e| failed("cannot list commands", e))?;
+            self.all = Some(list(r));
+        }
+        for r in rules {
+            let Some(cat) = r[1..].strip_prefix('@') else {
+                continue;
+            };
+            if cat == "all" || self.members.contains_key(cat) {
+                continue;
+            }
+            report.trips(1);
+            let r = c
+                .command(&["ACL", "CAT", cat])
+                .await
+                .map_err(|e| failed(&format!("cannot list ACL category `{cat}`"), e))?;
+            let members: BTreeSet<String> = list(r);
+            if let Some(all) = &mut self.all {
+                all.extend(members.iter().cloned());
+            }
+            self.members.insert(cat.to_owned(), members);
+        }
+        Ok(())
+    }
+
+    /// The commands (and subcommands, `config|get`) the rules allow.
+    fn allowed(&self, rules: &[String]) -> BTreeSet<String> {
+        let all = self.all.clone().unwrap_or_default();
+        let mut set = BTreeSet::new();
+        for r in rules {
+            let (add, what) = (r.starts_with('+'), &r[1..]);
+            let affected: BTreeSet<String> = match what.strip_prefix('@') {
+                Some("all") => all.clone(),
+                Some(cat) => self.members.get(cat).cloned().unwrap_or_default(),
+                None => all
+                    .iter()
+                    .filter(|c| *c == what || c.starts_with(&format!("{what}|")))
+                    .cloned()
+                    .chain(std::iter::once(what.to_owned()))
+                    .collect(),
+            };
+            if add {
+                set.extend(affected);
+            } else {
+                set.retain(|c| !affected.contains(c));
+            }
+        }
+        set
+    }
+}
+
+/// Why the existing user differs from the wanted one (`None`: it matches).
+async fn difference(
+    c: &mut Connection,
+    have: &BTreeMap<String, Vec<String>>,
+    want: &AclUser,
+    cats: &mut Categories,
+    report: &mut Report,
+) -> Result<Option<String>, SeedError> {
+    let field = |k: &str| have.get(k).cloned().unwrap_or_default();
+    let flags = field("flags");
+    if !flags.iter().any(|f| f == "on") || flags.iter().any(|f| f == "nopass") {
+        return Ok(Some("flags".into()));
+    }
+    if field("passwords") != [sha256_hex(want.password.expose())] {
+        return Ok(Some("password".into()));
+    }
+    if !field("selectors").is_empty() {
+        return Ok(Some("selectors".into()));
+    }
+    let wanted: Vec<String> = want.rules.split_whitespace().map(str::to_owned).collect();
+    let (wk, wc, wcmd) = split_rules(&wanted);
+    let (hk, hc, _) = split_rules(&field("keys"));
+    let (_, hc2, _) = split_rules(&field("channels"));
+    if wk != hk {
+        return Ok(Some("key patterns".into()));
+    }
+    if wc != hc.union(&hc2).cloned().collect() {
+        return Ok(Some("channel patterns".into()));
+    }
+    let hcmd = field("commands");
+    if hcmd != wcmd {
+        let referenced: Vec<&String> = hcmd.iter().chain(wcmd.iter()).collect();
+        cats.load(c, &referenced, report).await?;
+        if cats.allowed(&hcmd) != cats.allowed(&wcmd) {
+            return Ok(Some("commands".into()));
+        }
+    }
+    Ok(None)
+}
+
+async fn ensure_user(
+    c: &mut Connection,
+    user: &AclUser,
+    cats: &mut Categories,
+    report: &mut Report,
+) -> Result<(), SeedError> {
+    let name = user.name.as_str();
+    report.trips(1);
+    let reply = c
+        .command(&["ACL", "GETUSER", name])
+        .await
+        .map_err(|e| failed(&format!("cannot read ACL user `{name}`"), e))?;
+    let what = match parse_getuser(&reply) {
+        None => format!("created Redis ACL user {name}"),
+        Some(have) => match difference(c, &have, user, cats, report).await? {
+            None => return Ok(()),
+            Some(field) => format!("updated Redis ACL user {name} ({field} differed)"),
+        },
+    };
+    let hash = format!("#{}", sha256_hex(user.password.expose()));
+    let mut args = vec!["ACL", "SETUSER", name, "reset", "on", hash.as_str()];
+    args.extend(user.rules.split_whitespace());
+    report.trips(1);
+    c.command(&args).await.map_err(|e| {
+        failed(&format!("cannot set ACL user `{name}`"), e)
+            .hint("check the rule text in cp_core::seedspec (Redis names the bad rule above)")
+    })?;
+    report.change(what);
+    Ok(())
+}
+
+/// `ACL SAVE` when the server keeps users in an ACL file; without one (a container
+/// configured by command-line flags), users live until the next restart and the next
+/// seed sets them again.
+async fn persist(c: &mut Connection, report: &mut Report) -> Result<(), SeedError> {
+    report.trips(1);
+    let reply = c
+        .command(&["CONFIG", "GET", "aclfile"])
+        .await
+        .map_err(|e| failed("cannot read `aclfile`", e))?;
+    let file = match reply {
+        Reply::Array(Some(items)) => items.get(1).and_then(Reply::text).unwrap_or_default(),
+        _ => String::new(),
+    };
+    if file.is_empty() {
+        return Ok(());
+    }
+    report.trips(1);
+    c.command(&["ACL", "SAVE"]).await.map_err(|e| {
+        failed(&format!("cannot save the ACL users to {file}"), e).hint(format!(
+            "check that the Redis server can write {file} (its directory and mode)"
+        ))
+    })?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn rules_split_by_kind() {
+        let (k, c, cmd) = split_rules(&v("~t:* &t:* +@all -@admin -@dangerous allkeys"));
+        assert_eq!(k, BTreeSet::from(["~t:*".to_owned(), "~*".to_owned()]));
+        assert_eq!(c, BTreeSet::from(["&t:*".to_owned()]));
+        assert_eq!(cmd, v("+@all -@admin -@dangerous"));
+    }
+
+    #[test]
+    fn commands_compare_by_effect() {
+        let cats = Categories {
+            all: Some(
+                [
+                    "get",
+                    "set",
+                    "config",
+                    "config|get",
+                    "acl|setuser",
+                    "flushall",
+                ]
+                .map(String::from)
+                .into(),
+            ),
+            members: BTreeMap::from([
+                (
+                    "admin".to_owned(),
+                    ["config|get", "acl|setuser"].map(String::from).into(),
+                ),
+                (
+                    "dangerous".to_owned(),
+                    ["config|get", "acl|setuser", "flushall"]
+                        .map(String::from)
+                        .into(),
+                ),
+            ]),
+        };
+        let a = cats.allowed(&v("+@all -@admin -@dangerous"));
+        assert_eq!(a, cats.allowed(&v("+@all -@dangerous")));
+        assert_eq!(a, ["get", "set", "config"].map(String::from).into());
+        assert_ne!(a, cats.allowed(&v("+@all -@admin")));
+        assert!(!cats.allowed(&v("+@all -config")).contains("config|get"));
+    }
+}
