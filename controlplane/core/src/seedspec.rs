@@ -119,7 +119,8 @@ pub fn vault(env: &Environment) -> Vec<Resource> {
         res(
             "audit",
             "file",
-            json!({"type": "file", "path": v.audit_log}),
+            // The path is the server configuration's (`serverconf::vault_audit_path`).
+            json!({"type": "file"}),
             UpdateMode::Replace,
         ),
         res(

@@ -220,7 +220,24 @@ pub fn vault_hcl(env: &Environment, vault: &Vault, layout: &Layout) -> Option<St
     s.push_str(
         "telemetry {\n  disable_hostname = true\n  prometheus_retention_time = \"30s\"\n}\n",
     );
+    // Declared, not enabled through the API: the device exists before the first
+    // request is answered, so nothing (tenant data included) goes unrecorded, and
+    // OpenBao refuses API-created audit devices anyway.
+    s.push_str("audit \"file\" \"file\" {\n  options {\n");
+    let _ = writeln!(s, "    file_path = \"{}\"", vault_audit_path(env, layout));
+    s.push_str("  }\n}\n");
     Some(s)
+}
+
+/// Where the file audit device writes: `vault.audit_log`, relative to the server's
+/// run directory unless absolute.
+pub fn vault_audit_path(env: &Environment, layout: &Layout) -> String {
+    let p = &env.vault.audit_log;
+    if p.starts_with('/') {
+        p.clone()
+    } else {
+        format!("{}/{p}", layout.run_dir.trim_end_matches('/'))
+    }
 }
 
 /// The stream a subject belongs to, if any (for the CloudEvents publisher).

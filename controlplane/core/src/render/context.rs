@@ -213,6 +213,9 @@ fn container_configs(env: &Environment) -> Value {
         let mut l = layout("/openbao/data");
         // In a cluster, peers reach Vault by its Service name.
         l.advertise = "vault".into();
+        // The official images' log directory, writable by the `openbao` user: the
+        // file audit device writes there.
+        l.run_dir = "/openbao/logs".into();
         c.insert("vault_hcl".into(), json!(serverconf::vault_hcl(env, v, &l)));
     }
     Value::Object(c)

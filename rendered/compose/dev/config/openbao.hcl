@@ -20,3 +20,8 @@ telemetry {
   disable_hostname = true
   prometheus_retention_time = "30s"
 }
+audit "file" "file" {
+  options {
+    file_path = "/openbao/logs/vault-audit.log"
+  }
+}
