@@ -131,6 +131,57 @@ pub(crate) enum Command {
     Nats,
     /// Print `export VAULT_ADDR=... VAULT_TOKEN=...` for a shell (`eval "$(controlplane vault-env)"`).
     VaultEnv,
+    /// Seed the running services: database roles and migrations, JetStream streams,
+    /// Redis ACL users, Vault configuration. Idempotent; `up` runs it too.
+    Seed,
+    /// Database schema migrations.
+    Migrate {
+        #[command(subcommand)]
+        action: MigrateAction,
+    },
+    /// Tenants: their row, Vault key, KV subtree and policy.
+    Tenant {
+        #[command(subcommand)]
+        action: TenantAction,
+    },
+}
+
+/// `migrate` subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum MigrateAction {
+    /// Apply every pending migration.
+    Up,
+    /// Revert the last applied migrations.
+    Down {
+        /// How many to revert.
+        #[arg(long, default_value_t = 1)]
+        steps: u32,
+    },
+    /// List migrations and whether each is applied.
+    Status,
+}
+
+/// `tenant` subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum TenantAction {
+    /// Create a tenant (or finish creating it after a crash).
+    Create {
+        /// Unique slug (`acme-corp`).
+        slug: String,
+        /// Display name (defaults to the slug).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List tenants with the state of each of their parts.
+    List,
+    /// Delete a tenant: its transit key is destroyed (crypto-shred), then its rows.
+    Delete {
+        /// The tenant's id or slug.
+        tenant: String,
+        /// Confirm: this cannot be undone.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 /// A PostgreSQL role to connect as.

@@ -257,3 +257,83 @@ impl Access {
         })
     }
 }
+
+/// What `seed` did: one report per service, and whether the bootstrap root token was
+/// revoked.
+#[derive(Debug, Clone, Serialize)]
+pub struct SeedOutcome {
+    /// One report per seeded service, in a fixed order.
+    pub reports: Vec<Report>,
+    /// Outside dev, a root token used for seeding is revoked afterwards.
+    pub revoked_root_token: bool,
+}
+
+impl SeedOutcome {
+    /// Whether anything changed.
+    pub fn changed(&self) -> bool {
+        self.reports.iter().any(Report::changed)
+    }
+}
+
+/// Seeds every enabled service: PostgreSQL (roles, migrations), NATS (streams), Redis
+/// (ACL users) and Vault (audit, mounts, keys, policies, AppRole), the four at once
+/// since none needs another. Outside dev a root token is revoked after a successful
+/// run. A `seed.completed` event is published when anything changed.
+pub async fn seed_all(access: &Access, env: &Environment) -> Result<SeedOutcome, SeedError> {
+    let (pg, nats, redis, vault) = tokio::join!(
+        async {
+            match &access.postgres {
+                Some(p) => postgres::seed(p).await.map(Some),
+                None => Ok(None),
+            }
+        },
+        async {
+            match &access.nats {
+                Some(n) => nats::seed(n, env).await.map(Some),
+                None => Ok(None),
+            }
+        },
+        async {
+            match &access.redis {
+                Some(r) => redis::seed(r, env).await.map(Some),
+                None => Ok(None),
+            }
+        },
+        async {
+            match &access.vault {
+                Some(v) => vault::seed(v, env).await.map(Some),
+                None => Ok(None),
+            }
+        },
+    );
+    let mut reports: Vec<Report> = [pg?, nats?, redis?, vault?].into_iter().flatten().collect();
+    let mut revoked_root_token = false;
+    if let Some(v) = &access.vault
+        && env.tier != cp_core::model::Tier::Dev
+    {
+        revoked_root_token = vault::revoke_root(v).await?;
+    }
+    if reports.iter().any(Report::changed)
+        && let Some(n) = &access.nats
+    {
+        let changes: Vec<String> = reports
+            .iter()
+            .flat_map(|r| r.changes.iter().map(move |c| format!("{}: {c}", r.service)))
+            .collect();
+        let publisher = events::Publisher::connect(n, env.name.as_str()).await?;
+        publisher
+            .publish(events::Event::new(
+                "seed.completed",
+                serde_json::json!({"changes": changes}),
+            ))
+            .await?;
+        let mut r = Report::new("events");
+        r.change("published seed.completed");
+        r.trips(2);
+        reports.push(r);
+    }
+    Ok(SeedOutcome {
+        reports,
+        revoked_root_token,
+    })
+}

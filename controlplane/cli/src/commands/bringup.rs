@@ -161,6 +161,9 @@ pub(crate) async fn run(global: &Global, project: &Project, command: Command) ->
         Command::RedisCli { args } => redis_cli(&s, &args).await,
         Command::Nats => nats_info(&s, global).await,
         Command::VaultEnv => vault_env(&s).await,
+        Command::Seed => super::seed::seed(&s, global).await,
+        Command::Migrate { action } => super::seed::migrate(&s, global, action).await,
+        Command::Tenant { action } => super::seed::tenant(&s, global, action).await,
         _ => unreachable!("not a bring-up command"),
     }
 }

@@ -1,0 +1,178 @@
+//! `up` seeds, and `seed`, `migrate` and `tenant` end to end through the binary, as a
+//! user runs them, against real servers on free loopback ports.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn controlplane(state: &Path, sets: &[String], args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_controlplane"));
+    cmd.current_dir(cp_testkit::repo())
+        .arg("--state-dir")
+        .arg(state)
+        .env_remove("CONTROLPLANE_ENV")
+        .env_remove("CONTROLPLANE_ENVIRONMENTS")
+        .env_remove("VAULT_TOKEN");
+    for s in sets {
+        cmd.args(["--set", s]);
+    }
+    cmd.args(args).output().expect("run controlplane")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn json(o: &Output) -> Value {
+    assert!(o.status.success(), "{}", text(o));
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("json: {e}\n{}", text(o)))
+}
+
+/// Brings the environment down (with its data) however the test ends.
+struct Down {
+    state: PathBuf,
+    sets: Vec<String>,
+}
+
+impl Drop for Down {
+    fn drop(&mut self) {
+        let o = controlplane(&self.state, &self.sets, &["down", "--volumes"]);
+        if !o.status.success() {
+            eprintln!("cleanup failed:\n{}", text(&o));
+        }
+    }
+}
+
+#[test]
+fn up_seeds_then_seed_migrate_and_tenants_converge() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let state = tmp.path().join("dev");
+    let mut sets = cp_testkit::port_sets();
+    sets.push("platform=process".into());
+    let _down = Down {
+        state: state.clone(),
+        sets: sets.clone(),
+    };
+    let run = |args: &[&str]| controlplane(&state, &sets, args);
+
+    // `up` brings everything up and seeds it.
+    let o = run(&["up"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("seed: applied"), "{}", text(&o));
+    assert!(
+        err.contains("created role anumate_app") || err.contains("anumate_app"),
+        "{}",
+        text(&o)
+    );
+
+    // A second seed changes nothing and says so.
+    let o = run(&["seed"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("seed: nothing to change"),
+        "{}",
+        text(&o)
+    );
+    let v = json(&run(&["--output", "json", "seed"]));
+    assert_eq!(v["changed"], false, "{v}");
+    let services: Vec<&str> = v["seed"]["reports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["service"].as_str().unwrap())
+        .collect();
+    assert_eq!(services, ["postgres", "nats", "redis", "vault"]);
+
+    // Migrations: all applied; down one, status shows it pending; up again.
+    let st = json(&run(&["--output", "json", "migrate", "status"]));
+    let all = st["migrations"].as_array().unwrap().len();
+    assert!(all >= 5, "{st}");
+    assert!(
+        st["migrations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["applied"] == true),
+        "{st}"
+    );
+    let o = run(&["migrate", "down", "--steps", "1"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let st = json(&run(&["--output", "json", "migrate", "status"]));
+    let pending = st["migrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["applied"] == false)
+        .count();
+    assert_eq!(pending, 1, "{st}");
+    let o = run(&["migrate", "up"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let st = json(&run(&["--output", "json", "migrate", "status"]));
+    assert!(
+        st["migrations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["applied"] == true),
+        "{st}"
+    );
+
+    // Tenants: create, create again (no change), list with every part, delete.
+    let created = json(&run(&[
+        "--output",
+        "json",
+        "tenant",
+        "create",
+        "acme",
+        "--name",
+        "Acme Corp",
+    ]));
+    assert_eq!(created["changed"], true, "{created}");
+    let id = created["tenant"]["tenant"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let again = json(&run(&["--output", "json", "tenant", "create", "acme"]));
+    assert_eq!(again["changed"], false, "{again}");
+    assert_eq!(again["tenant"]["tenant"]["id"], id.as_str());
+    let bad = run(&["tenant", "create", "Not A Slug"]);
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("not a valid tenant slug"),
+        "{}",
+        text(&bad)
+    );
+
+    let list = json(&run(&["--output", "json", "tenant", "list"]));
+    let t = &list["tenants"][0];
+    assert_eq!(t["slug"], "acme", "{list}");
+    assert_eq!(t["name"], "Acme Corp", "{list}");
+    assert_eq!(
+        t["vault"],
+        serde_json::json!({"key": true, "policy": true, "kv": true}),
+        "{list}"
+    );
+
+    let refused = run(&["tenant", "delete", "acme"]);
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
+    let o = run(&["tenant", "delete", &id, "--yes"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("destroyed transit key"),
+        "{}",
+        text(&o)
+    );
+    let list = json(&run(&["--output", "json", "tenant", "list"]));
+    assert_eq!(list["tenants"], serde_json::json!([]), "{list}");
+    let missing = run(&["tenant", "delete", "acme", "--yes"]);
+    assert_eq!(missing.status.code(), Some(3), "{}", text(&missing));
+}
