@@ -20,6 +20,7 @@ pub(crate) fn bench(rest: &[String]) -> Result<()> {
     match rest.first().map(String::as_str) {
         Some("render") => render(),
         Some("up") => up(),
+        Some("seed") => seed(),
         other => bail!("unknown benchmark {other:?}: use `cargo xtask bench render|up|seed`"),
     }
 }
@@ -220,5 +221,112 @@ fn up() -> Result<()> {
         "ratio cold up / floor: {:.2}",
         c.as_secs_f64() / f.as_secs_f64()
     );
+    Ok(())
+}
+
+/// Seeding a fresh dev environment (brought up with `--no-seed`) and creating one
+/// tenant, through the binary as a user runs them, with the round trips each service
+/// saw (from `--output json`). A no-op re-seed is timed too.
+fn seed() -> Result<()> {
+    crate::setup::ensure_services()?;
+    let bin = build_controlplane()?;
+    let root = crate::project_root();
+    let base = std::env::temp_dir().join(format!("cp-bench-seed-{}", std::process::id()));
+    std::fs::create_dir_all(&base)?;
+    crate::run(Command::new("chmod").arg("755").arg(&base))?;
+    let runs = 5;
+
+    let cp = |state: &std::path::Path,
+              ports: &[u16],
+              args: &[&str]|
+     -> Result<(Duration, serde_json::Value)> {
+        let mut cmd = Command::new(&bin);
+        cmd.current_dir(&root)
+            .args(["--env", "dev", "--output", "json", "--state-dir"])
+            .arg(state)
+            .args(["--set", "platform=process"]);
+        for (k, p) in [
+            "services.postgres.port",
+            "services.redis.port",
+            "services.nats.port",
+            "services.nats.monitor_port",
+            "services.vault.port",
+            "services.vault.cluster_port",
+        ]
+        .iter()
+        .zip(ports)
+        {
+            cmd.args(["--set", &format!("{k}={p}")]);
+        }
+        cmd.args(args).stderr(std::process::Stdio::null());
+        let t = Instant::now();
+        let out = cmd.output()?;
+        let took = t.elapsed();
+        if !out.status.success() {
+            bail!(
+                "controlplane {} failed (state in {})",
+                args.join(" "),
+                state.display()
+            );
+        }
+        Ok((
+            took,
+            serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null),
+        ))
+    };
+    let trips = |reports: &serde_json::Value| -> String {
+        reports
+            .as_array()
+            .map(|rs| {
+                rs.iter()
+                    .map(|r| {
+                        format!(
+                            "{} {}",
+                            r["service"].as_str().unwrap_or("?"),
+                            r["round_trips"]
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default()
+    };
+
+    let (mut fresh, mut noop, mut tenant) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut fresh_trips, mut noop_trips, mut tenant_trips) =
+        (String::new(), String::new(), String::new());
+    for i in 0..runs {
+        let state = base.join(format!("cp-{i}"));
+        let ports = free_ports(6)?;
+        cp(&state, &ports, &["up", "--no-seed"])?;
+        let r = (|| -> Result<()> {
+            let (t, v) = cp(&state, &ports, &["seed"])?;
+            fresh.push(t);
+            fresh_trips = trips(&v["seed"]["reports"]);
+            let (t, v) = cp(&state, &ports, &["tenant", "create", &format!("bench-{i}")])?;
+            tenant.push(t);
+            tenant_trips = trips(&v["tenant"]["reports"]);
+            let (t, v) = cp(&state, &ports, &["seed"])?;
+            noop.push(t);
+            noop_trips = trips(&v["seed"]["reports"]);
+            Ok(())
+        })();
+        cp(&state, &ports, &["down", "--volumes"])?;
+        r?;
+    }
+    let _ = std::fs::remove_dir_all(&base);
+    println!(
+        "seed of a fresh dev environment, median of {runs}: {}  (round trips: {fresh_trips})",
+        ms(median(fresh))
+    );
+    println!(
+        "tenant create, median of {runs}:                    {}  (round trips: {tenant_trips})",
+        ms(median(tenant))
+    );
+    println!(
+        "no-op re-seed, median of {runs}:                    {}  (round trips: {noop_trips})",
+        ms(median(noop))
+    );
+    println!("(each through the binary: includes process start, config load and connecting)");
     Ok(())
 }
