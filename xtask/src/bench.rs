@@ -127,6 +127,36 @@ fn stop_floor(dir: &std::path::Path) {
 
 /// Cold `up` (fresh state to all four services answering) and no-op `up`, against the
 /// floor: a shell script starting the same four binaries in parallel and polling them.
+/// `controlplane` on the dev environment with the process driver, its state in
+/// `state` and its six ports (postgres, redis, nats, nats monitor, vault, vault
+/// cluster) set to `ports`.
+fn dev_command(
+    bin: &std::path::Path,
+    root: &std::path::Path,
+    state: &std::path::Path,
+    ports: &[u16],
+) -> Command {
+    let mut cmd = Command::new(bin);
+    cmd.current_dir(root)
+        .args(["--env", "dev", "--output", "json", "--state-dir"])
+        .arg(state)
+        .args(["--set", "platform=process"]);
+    for (k, p) in [
+        "services.postgres.port",
+        "services.redis.port",
+        "services.nats.port",
+        "services.nats.monitor_port",
+        "services.vault.port",
+        "services.vault.cluster_port",
+    ]
+    .iter()
+    .zip(ports)
+    {
+        cmd.args(["--set", &format!("{k}={p}")]);
+    }
+    cmd
+}
+
 fn up() -> Result<()> {
     crate::setup::ensure_services()?;
     let bin = build_controlplane()?;
@@ -142,24 +172,7 @@ fn up() -> Result<()> {
     let noops = 10;
 
     let cp = |state: &std::path::Path, ports: &[u16], args: &[&str]| -> Result<Duration> {
-        let mut cmd = Command::new(&bin);
-        cmd.current_dir(&root)
-            .args(["--env", "dev", "--output", "json", "--state-dir"])
-            .arg(state)
-            .args(["--set", "platform=process"]);
-        for (k, p) in [
-            "services.postgres.port",
-            "services.redis.port",
-            "services.nats.port",
-            "services.nats.monitor_port",
-            "services.vault.port",
-            "services.vault.cluster_port",
-        ]
-        .iter()
-        .zip(ports)
-        {
-            cmd.args(["--set", &format!("{k}={p}")]);
-        }
+        let mut cmd = dev_command(&bin, &root, state, ports);
         cmd.args(args).stdout(std::process::Stdio::null());
         let t = Instant::now();
         crate::run(&mut cmd)?;
@@ -240,24 +253,7 @@ fn seed() -> Result<()> {
               ports: &[u16],
               args: &[&str]|
      -> Result<(Duration, serde_json::Value)> {
-        let mut cmd = Command::new(&bin);
-        cmd.current_dir(&root)
-            .args(["--env", "dev", "--output", "json", "--state-dir"])
-            .arg(state)
-            .args(["--set", "platform=process"]);
-        for (k, p) in [
-            "services.postgres.port",
-            "services.redis.port",
-            "services.nats.port",
-            "services.nats.monitor_port",
-            "services.vault.port",
-            "services.vault.cluster_port",
-        ]
-        .iter()
-        .zip(ports)
-        {
-            cmd.args(["--set", &format!("{k}={p}")]);
-        }
+        let mut cmd = dev_command(&bin, &root, state, ports);
         cmd.args(args).stderr(std::process::Stdio::null());
         let t = Instant::now();
         let out = cmd.output()?;

@@ -4,31 +4,11 @@
 //! Real servers (PostgreSQL, Redis, NATS, OpenBao) on free loopback ports.
 
 use std::path::Path;
-use std::process::{Command, Output};
+
+mod common;
+use common::{controlplane, text};
 
 use serde_json::Value;
-
-fn controlplane(state: &Path, sets: &[String], args: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_controlplane"));
-    cmd.current_dir(cp_testkit::repo())
-        .arg("--state-dir")
-        .arg(state)
-        .env_remove("CONTROLPLANE_ENV")
-        .env_remove("CONTROLPLANE_ENVIRONMENTS");
-    for s in sets {
-        cmd.args(["--set", s]);
-    }
-    cmd.args(args).output().expect("run controlplane")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 /// `status --output json`, and whether it exited 0 (every service healthy) rather
 /// than 1 (something is down).

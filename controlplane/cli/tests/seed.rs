@@ -1,33 +1,13 @@
 //! `up` seeds, and `seed`, `migrate` and `tenant` end to end through the binary, as a
 //! user runs them, against real servers on free loopback ports.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::PathBuf;
+use std::process::Output;
+
+mod common;
+use common::{controlplane, text};
 
 use serde_json::Value;
-
-fn controlplane(state: &Path, sets: &[String], args: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_controlplane"));
-    cmd.current_dir(cp_testkit::repo())
-        .arg("--state-dir")
-        .arg(state)
-        .env_remove("CONTROLPLANE_ENV")
-        .env_remove("CONTROLPLANE_ENVIRONMENTS")
-        .env_remove("VAULT_TOKEN");
-    for s in sets {
-        cmd.args(["--set", s]);
-    }
-    cmd.args(args).output().expect("run controlplane")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 fn json(o: &Output) -> Value {
     assert!(o.status.success(), "{}", text(o));

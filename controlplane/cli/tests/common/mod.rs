@@ -1,0 +1,30 @@
+//! Running the `controlplane` binary as a user does, for the end-to-end tests.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// `controlplane --state-dir STATE [--set S]... ARGS` from the repository root, with
+/// nothing inherited that would change which environment or token it uses.
+pub(crate) fn controlplane(state: &Path, sets: &[String], args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_controlplane"));
+    cmd.current_dir(cp_testkit::repo())
+        .arg("--state-dir")
+        .arg(state)
+        .env_remove("CONTROLPLANE_ENV")
+        .env_remove("CONTROLPLANE_ENVIRONMENTS")
+        .env_remove("VAULT_TOKEN");
+    for s in sets {
+        cmd.args(["--set", s]);
+    }
+    cmd.args(args).output().expect("run controlplane")
+}
+
+/// Exit code, stdout and stderr, for assertion messages.
+pub(crate) fn text(o: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
