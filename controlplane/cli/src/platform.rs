@@ -151,6 +151,10 @@ impl Driver for AnyDriver {
         each!(self, d => d.endpoint(env, service))
     }
 
+    fn vault_keys_dir(&self) -> &'static str {
+        each!(self, d => d.vault_keys_dir())
+    }
+
     async fn status(&self, cx: Context<'_>) -> Result<Vec<ServiceStatus>, DriverError> {
         each!(self, d => d.status(cx).await)
     }

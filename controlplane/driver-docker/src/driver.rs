@@ -753,6 +753,10 @@ impl Driver for DockerDriver {
         self.wait(cx, &c, deadline).await
     }
 
+    fn vault_keys_dir(&self) -> &'static str {
+        VAULT_KEYS_DIR
+    }
+
     fn endpoint(&self, env: &Environment, service: &ServiceName) -> Option<Endpoint> {
         spec::container(env, service)
             .and_then(|c| c.main_port)

@@ -342,6 +342,29 @@ async fn check_vault(f: &Fixture) {
     assert_eq!(v["data"]["data"]["greeting"], "hi");
 }
 
+/// Seeding works against the containers as it does against processes (the same
+/// code, reaching them through the driver's endpoints and its Vault keys folder), and
+/// a second run changes nothing.
+async fn check_seed(f: &Fixture) {
+    let access = cp_seed::Access::resolve(
+        &f.env,
+        |k| f.driver.endpoint(&f.env, &ServiceName::core(k)),
+        &f.secrets,
+        &f.state,
+        f.driver.vault_keys_dir(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let first = cp_seed::seed_all(&access, &f.env)
+        .await
+        .unwrap_or_else(|e| panic!("seeding the containers: {e}"));
+    assert!(first.changed());
+    let services: Vec<&str> = first.reports.iter().map(|r| r.service).collect();
+    assert_eq!(services, ["postgres", "nats", "redis", "vault", "events"]);
+    let second = cp_seed::seed_all(&access, &f.env).await.unwrap();
+    assert!(!second.changed(), "{:?}", second.reports);
+}
+
 async fn check_extra(f: &Fixture) {
     let url = format!("http://127.0.0.1:{}/healthz", f.ports["x-monitor"]);
     let r = reqwest::get(&url).await.unwrap();
@@ -397,6 +420,7 @@ async fn dev_up_serves_everything_then_restarts_is_idempotent_and_tears_down() {
     check_nats(&f).await;
     check_vault(&f).await;
     check_extra(&f).await;
+    check_seed(&f).await;
 
     // Published on loopback only, restarted unless stopped, labelled with references.
     let pg = f.container("postgres");

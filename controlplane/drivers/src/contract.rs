@@ -129,6 +129,12 @@ pub trait Driver: Send + Sync {
     /// Where a service answers, for clients (seed, `psql`, `status`).
     fn endpoint(&self, env: &Environment, service: &ServiceName) -> Option<Endpoint>;
 
+    /// The state-directory folder where this driver keeps Vault's initialisation
+    /// journal and, for dev, its keys and root token.
+    fn vault_keys_dir(&self) -> &'static str {
+        "vault"
+    }
+
     /// The status of every service of the environment. Read-only.
     fn status(
         &self,

@@ -156,12 +156,14 @@ pub struct Access {
 
 impl Access {
     /// Resolves endpoints (from the driver, through `endpoint`) and secrets (from the
-    /// environment's references; generated dev secrets come from `state`).
+    /// environment's references; generated dev secrets come from `state`, Vault's kept
+    /// root token from the driver's `vault_keys_dir` in it).
     pub async fn resolve(
         env: &Environment,
         endpoint: impl Fn(CoreKind) -> Option<Endpoint>,
         secrets: &SecretResolver,
         state: &StateDir,
+        vault_keys_dir: &str,
     ) -> Result<Self, SeedError> {
         let s = &env.services;
         let secret = |service: &'static str, setting: &'static str, r| async move {
@@ -234,7 +236,7 @@ impl Access {
             None => None,
             Some(v) => {
                 let ep = endpoint(CoreKind::Vault).ok_or_else(|| missing("vault"))?;
-                let kept = cp_runtime::vault::root_token(v, secrets, state, "vault")
+                let kept = cp_runtime::vault::root_token(v, secrets, state, vault_keys_dir)
                     .await
                     .map_err(|e| SeedError::new("vault", format!("cannot read the token: {e}")))?;
                 let token = kept.or_else(|| {

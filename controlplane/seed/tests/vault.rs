@@ -20,6 +20,7 @@ async fn started(extra: &[&str]) -> (TestEnv, VaultAccess, std::path::PathBuf) {
         |k| Some(Endpoint::local(t.port(k))),
         &t.secrets,
         &t.state,
+        "vault",
     )
     .await
     .expect("access resolves");

@@ -239,7 +239,8 @@ async fn connect_urls(s: &Session) -> std::collections::BTreeMap<String, serde_j
         let mut value = serde_json::json!({"addr": format!("http://{}", ep.addr())});
         if dev
             && let Ok(Some(t)) =
-                cp_runtime::vault::root_token(v, &s.secrets, &s.state, "vault").await
+                cp_runtime::vault::root_token(v, &s.secrets, &s.state, s.driver.vault_keys_dir())
+                    .await
         {
             value["token"] = serde_json::json!(t.expose());
         }
@@ -401,7 +402,7 @@ async fn vault_env(s: &Session) -> Result<ExitCode> {
     let ep = s.endpoint(CoreKind::Vault)?;
     println!("export VAULT_ADDR=http://{}", ep.addr());
     println!("export BAO_ADDR=http://{}", ep.addr());
-    match cp_runtime::vault::root_token(v, &s.secrets, &s.state, "vault").await {
+    match cp_runtime::vault::root_token(v, &s.secrets, &s.state, s.driver.vault_keys_dir()).await {
         Ok(Some(t)) if s.env.tier == cp_core::model::Tier::Dev => {
             println!("export VAULT_TOKEN={}", t.expose());
             println!("export BAO_TOKEN={}", t.expose());

@@ -22,6 +22,7 @@ async fn access(s: &Session) -> Result<Access> {
         |k| s.driver.endpoint(&s.env, &ServiceName::core(k)),
         &s.secrets,
         &s.state,
+        s.driver.vault_keys_dir(),
     )
     .await
     .context("cannot reach the services to seed")
