@@ -75,10 +75,16 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StateError + '_ {
     }
 }
 
+/// `p` made absolute against the working directory (paths in the state directory are
+/// handed to servers that run elsewhere).
+fn absolute(p: PathBuf) -> PathBuf {
+    std::path::absolute(&p).unwrap_or(p)
+}
+
 impl StateDir {
     /// Opens (creating if needed, mode 0700) the state directory of `env`.
     pub fn open(root: impl Into<PathBuf>, env: &str) -> Result<Self, StateError> {
-        let root = root.into();
+        let root = absolute(root.into());
         let existed = root.is_dir();
         fs::create_dir_all(&root).map_err(io(&root))?;
         // Private: nobody else may list or write it. Group search (x) alone may be
@@ -129,7 +135,7 @@ impl StateDir {
     /// Opens an existing state directory without creating anything (for read-only
     /// commands such as `plan` and `status`). `None` when it does not exist.
     pub fn open_existing(root: impl Into<PathBuf>) -> Result<Option<Self>, StateError> {
-        let root = root.into();
+        let root = absolute(root.into());
         let state_path = root.join("state.json");
         match fs::read(&state_path) {
             Ok(bytes) => {
@@ -154,7 +160,9 @@ impl StateDir {
     /// A handle on a directory that may not exist, for read-only commands on an
     /// environment that was never brought up: nothing is read or created.
     pub fn phantom(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        Self {
+            root: absolute(root.into()),
+        }
     }
 
     /// The directory.
@@ -243,6 +251,20 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), StateErr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_relative_directory_is_held_as_an_absolute_path() {
+        // Servers start in other working directories and read files by these paths
+        // (initdb's password file): a relative `./.controlplane/dev` once broke `up`.
+        let d = StateDir::phantom(".controlplane/dev");
+        assert!(d.path().is_absolute(), "{}", d.path().display());
+        assert_eq!(
+            d.join("postgres/initdb.pw"),
+            std::env::current_dir()
+                .unwrap()
+                .join(".controlplane/dev/postgres/initdb.pw")
+        );
+    }
 
     #[test]
     fn private_files_are_0600_and_newer_state_is_refused() {

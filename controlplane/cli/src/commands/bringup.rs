@@ -47,11 +47,15 @@ impl Session {
     }
 }
 
+/// The state directory, made absolute: the services are started with other working
+/// directories (initdb reads its password file by this path), and a relative
+/// `--environments` or `--state-dir` must still name the same place.
 fn state_path(global: &Global, project: &Project) -> PathBuf {
-    global
+    let p = global
         .state_dir
         .clone()
-        .unwrap_or_else(|| project.state_dir(&global.env))
+        .unwrap_or_else(|| project.state_dir(&global.env));
+    std::path::absolute(&p).unwrap_or(p)
 }
 
 /// Loads, opens state (creating it only when `create`), selects the driver.
