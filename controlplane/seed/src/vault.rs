@@ -98,6 +98,28 @@ impl VaultClient {
         path: &str,
         body: Option<&Value>,
     ) -> Result<Answer, SeedError> {
+        // A KV v2 mount upgrades its storage just after it is created and answers
+        // "Upgrading from non-versioned to versioned data" meanwhile: retry that one
+        // answer, polling, until a deadline.
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let a = self.call_once(method.clone(), path, body).await?;
+            let upgrading = a.status == StatusCode::BAD_REQUEST
+                && a.errors()
+                    .contains("Upgrading from non-versioned to versioned data");
+            if !upgrading || std::time::Instant::now() >= deadline {
+                return Ok(a);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn call_once(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Answer, SeedError> {
         self.trips.fetch_add(1, Ordering::Relaxed);
         let url = format!("{}/v1/{}", self.addr, path.trim_start_matches('/'));
         let mut req = self

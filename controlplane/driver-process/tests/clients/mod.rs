@@ -140,18 +140,27 @@ pub async fn vault_kv(t: &TestEnv) {
             r.text().await.unwrap()
         );
     }
-    let r = http
-        .post(format!("{base}/cptest/data/app"))
-        .header("X-Vault-Token", token.expose())
-        .json(&serde_json::json!({"data": {"greeting": "hello"}}))
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        r.status().is_success(),
-        "kv write: {}",
-        r.text().await.unwrap()
-    );
+    // A fresh KV v2 mount upgrades its storage for a moment and refuses writes with
+    // "Upgrading from non-versioned to versioned data": poll until it takes one.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let r = http
+            .post(format!("{base}/cptest/data/app"))
+            .header("X-Vault-Token", token.expose())
+            .json(&serde_json::json!({"data": {"greeting": "hello"}}))
+            .send()
+            .await
+            .unwrap();
+        if r.status().is_success() {
+            break;
+        }
+        let body = r.text().await.unwrap();
+        assert!(
+            body.contains("Upgrading from non-versioned") && std::time::Instant::now() < deadline,
+            "kv write: {body}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     let v: serde_json::Value = http
         .get(format!("{base}/cptest/data/app"))
         .header("X-Vault-Token", token.expose())
