@@ -87,6 +87,7 @@ impl Environment {
         for (exporter, target) in [
             ("postgres-exporter", CoreKind::Postgres),
             ("redis-exporter", CoreKind::Redis),
+            ("nats-exporter", CoreKind::Nats),
         ] {
             let exporter = ServiceName::new(exporter).expect("static name");
             if let Some(d) = deps.get_mut(&exporter)
@@ -435,6 +436,8 @@ pub struct Monitoring {
     pub postgres_exporter: Option<Component>,
     /// redis_exporter.
     pub redis_exporter: Option<Component>,
+    /// prometheus-nats-exporter (`-varz -connz -jsz=all -routez`).
+    pub nats_exporter: Option<Component>,
     /// Alertmanager webhook.
     pub webhook_url: Option<SecretRef>,
     /// Grafana admin password.
@@ -450,6 +453,7 @@ impl Monitoring {
             ("grafana", &self.grafana),
             ("postgres-exporter", &self.postgres_exporter),
             ("redis-exporter", &self.redis_exporter),
+            ("nats-exporter", &self.nats_exporter),
         ]
         .into_iter()
         .filter_map(|(n, c)| {

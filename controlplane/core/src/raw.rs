@@ -405,6 +405,9 @@ pub struct RawMonitoring {
     pub postgres_exporter: Option<RawComponent>,
     /// redis_exporter.
     pub redis_exporter: Option<RawComponent>,
+    /// prometheus-nats-exporter: turns nats-server's JSON monitoring (`/varz`, `/connz`,
+    /// `/jsz`, `/routez`) into Prometheus metrics (default port 7777).
+    pub nats_exporter: Option<RawComponent>,
     /// Where Alertmanager sends notifications: a webhook URL (secret reference allowed).
     pub webhook_url: Option<String>,
     /// Grafana admin password (secret reference).

@@ -896,6 +896,13 @@ fn monitoring(cx: &mut Cx<'_>, raw: &raw::RawMonitoring) -> Option<Monitoring> {
         "oliver006/redis_exporter:v1.58.0",
         9121,
     );
+    let nats_exporter = component(
+        cx,
+        "nats_exporter",
+        &raw.nats_exporter,
+        "natsio/prometheus-nats-exporter:0.15.0",
+        7777,
+    );
     let webhook_url = raw.webhook_url.as_deref().map(|w| {
         // A webhook URL is usually a secret (it carries a token) but may be plain in dev.
         cx.secret("monitoring.webhook_url", Some(w))
@@ -916,6 +923,7 @@ fn monitoring(cx: &mut Cx<'_>, raw: &raw::RawMonitoring) -> Option<Monitoring> {
         grafana,
         postgres_exporter,
         redis_exporter,
+        nats_exporter,
         webhook_url,
         grafana_admin_password: cx.secret(
             "monitoring.grafana_admin_password",
@@ -1530,6 +1538,7 @@ fn check_ports(cx: &mut Cx<'_>, env: &Environment) {
             ("grafana", &m.grafana),
             ("postgres_exporter", &m.postgres_exporter),
             ("redis_exporter", &m.redis_exporter),
+            ("nats_exporter", &m.nats_exporter),
         ] {
             if let Some(c) = c {
                 ports.push((c.port, format!("monitoring.{key}.port")));

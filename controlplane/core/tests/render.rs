@@ -317,3 +317,64 @@ fn compose_files_pass_docker_compose_config() {
         );
     }
 }
+
+#[test]
+fn nats_is_scraped_through_its_exporter_and_the_webhook_url_comes_from_a_file() {
+    let out = support::render(support::ENVS);
+    let file = |p: &str| {
+        out.files
+            .get(p)
+            .unwrap_or_else(|| panic!("{p} was not rendered"))
+    };
+    for env in support::ENVS {
+        let text = file(&format!("compose/{env}/docker-compose.yaml"));
+        let compose: Value =
+            serde_saphyr::from_str(text).unwrap_or_else(|e| panic!("{env}: {e}\n{text}"));
+        let exporter = &compose["services"]["nats-exporter"];
+        let cmd: Vec<&str> = exporter["command"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert_eq!(
+            cmd,
+            [
+                "-port",
+                "7777",
+                "-varz",
+                "-connz",
+                "-jsz=all",
+                "-routez",
+                "http://nats:8222"
+            ],
+            "{env}"
+        );
+        let prom = file(&format!("prometheus/{env}/prometheus.yaml"));
+        assert!(prom.contains("[\"nats-exporter:7777\"]"), "{env}: {prom}");
+        assert!(
+            !prom.contains("nats:8222"),
+            "{env}: still scrapes nats directly"
+        );
+        let volumes = compose["services"]["alertmanager"]["volumes"].to_string();
+        if *env == "dev" {
+            assert!(
+                !volumes.contains("WEBHOOK_URL"),
+                "dev has no webhook: {volumes}"
+            );
+        } else {
+            assert!(
+                volumes.contains("${CP_WEBHOOK_URL_FILE:?")
+                    && volumes.contains("/etc/alertmanager/secrets/WEBHOOK_URL"),
+                "{env}: {volumes}"
+            );
+            assert!(
+                !volumes.contains("vault://"),
+                "{env}: secret reference leaked"
+            );
+        }
+    }
+    let rules = file("prometheus/dev/recording.yaml");
+    assert!(rules.contains("jetstream_consumer_num_pending"));
+    assert!(rules.contains("gnatsd_varz_connections"));
+}

@@ -674,6 +674,21 @@ fn monitoring_container(env: &Environment, name: &ServiceName, comp: &Component)
             }
             c.probe = http("/metrics");
         }
+        "nats-exporter" => {
+            let mut cmd = vec![
+                "-port".to_owned(),
+                port.to_string(),
+                "-varz".into(),
+                "-connz".into(),
+                "-jsz=all".into(),
+                "-routez".into(),
+            ];
+            if let Some(n) = &env.services.nats {
+                cmd.push(format!("http://nats:{}", n.monitor_port));
+            }
+            c.cmd = Some(cmd);
+            c.probe = http("/metrics");
+        }
         _ => c.probe = Probe::Tcp { port },
     }
     c

@@ -9,6 +9,7 @@ use serde_json::{Map, Value, json};
 use super::{RenderError, Renderer, is_partial};
 use crate::catalog::{BOARDS, RULES, ThresholdUnit};
 use crate::model::Environment;
+use crate::names::CoreKind;
 
 /// Time a backup run may take and a scrape may lag, added to the schedule-derived
 /// backup age limit so a run that is merely in progress does not page anyone.
@@ -108,11 +109,22 @@ pub(super) fn alerting(env: &Environment) -> Value {
             }),
         );
     }
-    // Everything Prometheus scrapes under a job of its own name.
+    // Everything Prometheus scrapes under a job of its own name: PostgreSQL, Redis
+    // and NATS only through their exporters, so not when the exporter is disabled.
+    let exporter = |k: CoreKind| {
+        let m = env.monitoring.as_ref();
+        match k {
+            CoreKind::Postgres => m.is_some_and(|m| m.postgres_exporter.is_some()),
+            CoreKind::Redis => m.is_some_and(|m| m.redis_exporter.is_some()),
+            CoreKind::Nats => m.is_some_and(|m| m.nats_exporter.is_some()),
+            CoreKind::Vault => true,
+        }
+    };
     let mut services: Vec<String> = env
         .services
         .enabled()
-        .iter()
+        .into_iter()
+        .filter(|k| exporter(*k))
         .map(|k| k.as_str().to_owned())
         .collect();
     services.extend(env.apps.keys().map(|n| n.to_string()));
