@@ -27,6 +27,27 @@ pub struct Layout {
     pub client_networks: Vec<String>,
 }
 
+/// The value to put in a server's environment variable `var` for `value`.
+/// nats-server parses a `$VAR` reference's value as configuration, so a password
+/// starting with a digit would read as a number and stop the server: NATS variables
+/// carry a quoted string. Other variables carry the value as is.
+pub fn secret_env_value(var: &str, value: &str) -> String {
+    if var == NATS_APP_PASSWORD_VAR || var == NATS_ADMIN_PASSWORD_VAR {
+        let mut q = String::with_capacity(value.len() + 2);
+        q.push('"');
+        for c in value.chars() {
+            if c == '"' || c == '\\' {
+                q.push('\\');
+            }
+            q.push(c);
+        }
+        q.push('"');
+        q
+    } else {
+        value.to_owned()
+    }
+}
+
 /// Environment variable holding the NATS app user's password.
 pub const NATS_APP_PASSWORD_VAR: &str = "NATS_APP_PASSWORD";
 /// Environment variable holding the NATS admin user's password.

@@ -116,3 +116,19 @@ fn seed_specs_cover_streams_vault_and_redis() {
         "{tenant}"
     );
 }
+
+#[test]
+fn nats_password_variables_carry_a_quoted_string() {
+    use cp_core::serverconf::{NATS_ADMIN_PASSWORD_VAR, secret_env_value};
+    // Unquoted, nats-server reads `2abc` as a number and refuses to start (seen in CI
+    // with a generated password).
+    assert_eq!(
+        secret_env_value(NATS_ADMIN_PASSWORD_VAR, "2abc"),
+        "\"2abc\""
+    );
+    assert_eq!(
+        secret_env_value(NATS_ADMIN_PASSWORD_VAR, "a\"b\\c"),
+        "\"a\\\"b\\\\c\""
+    );
+    assert_eq!(secret_env_value("PGPASSWORD", "2abc"), "2abc");
+}

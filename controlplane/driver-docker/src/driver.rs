@@ -266,7 +266,8 @@ impl DockerDriver {
         let mut env_vars: Vec<String> = c.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
         for (var, s) in &c.secret_env {
             let value = cx.secrets.resolve(&s.setting, &s.reference).await?;
-            env_vars.push(format!("{var}={}", value.expose()));
+            let value = cp_core::serverconf::secret_env_value(var, value.expose());
+            env_vars.push(format!("{var}={value}"));
         }
         let network = spec::prefix(env);
         let mut labels = spec::env_labels(env);

@@ -298,9 +298,10 @@ impl ProcessDriver {
 
         let mut env = Vec::new();
         for s in &launch.secrets {
+            let value = cx.secrets.resolve(s.setting, &s.reference).await?;
             env.push((
                 s.var.to_owned(),
-                cx.secrets.resolve(s.setting, &s.reference).await?,
+                Secret::new(cp_core::serverconf::secret_env_value(s.var, value.expose())),
             ));
         }
         let intent = Intent {
