@@ -5,15 +5,18 @@
 
 pub mod catalog;
 pub mod diag;
+pub mod envplan;
 pub mod load;
 pub mod model;
 pub mod names;
 pub mod plan;
 pub mod raw;
 pub mod render;
+pub mod roles;
 pub mod schema;
 pub mod seedspec;
 pub mod serverconf;
+pub mod settings;
 pub mod tree;
 pub mod units;
 mod validate;

@@ -10,13 +10,16 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::Serialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::names::ServiceName;
 
 /// Which part of the platform a resource belongs to (groups the plan's output).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Layer {
     /// Processes, containers, networks, volumes, Kubernetes objects.
@@ -29,11 +32,45 @@ pub enum Layer {
     Vault,
     /// Redis ACL users.
     Cache,
+    /// Each tenant's parts outside its rows (Vault key, policy, KV subtree).
+    Tenants,
+}
+
+impl Layer {
+    /// Every layer, in the order `up` applies them.
+    pub const ALL: [Layer; 6] = [
+        Layer::Platform,
+        Layer::Database,
+        Layer::Streams,
+        Layer::Cache,
+        Layer::Vault,
+        Layer::Tenants,
+    ];
+
+    /// Its name as the plan prints it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Layer::Platform => "platform",
+            Layer::Database => "database",
+            Layer::Streams => "streams",
+            Layer::Vault => "vault",
+            Layer::Cache => "cache",
+            Layer::Tenants => "tenants",
+        }
+    }
+}
+
+impl fmt::Display for Layer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Identifies a resource: its layer, its kind (`container`, `Deployment`, `stream`)
 /// and its name.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 pub struct ResourceId {
     /// Layer.
     pub layer: Layer,
@@ -61,7 +98,7 @@ impl fmt::Display for ResourceId {
 }
 
 /// How a resource takes a change of spec.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case", tag = "mode", content = "fields")]
 pub enum UpdateMode {
     /// Changed in place (a Kubernetes apply, a stream update).
@@ -74,7 +111,7 @@ pub enum UpdateMode {
 }
 
 /// Something a layer needs to exist.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Resource {
     /// Its id.
     pub id: ResourceId,
@@ -87,7 +124,7 @@ pub struct Resource {
 }
 
 /// What an observer found.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Observed {
     /// Its id.
     pub id: ResourceId,
@@ -99,7 +136,7 @@ pub struct Observed {
 }
 
 /// The state of an observed resource.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case", tag = "state", content = "detail")]
 pub enum ObservedState {
     /// Running (processes, containers, workloads).
@@ -111,7 +148,7 @@ pub enum ObservedState {
 }
 
 /// One field that differs between what exists and what is wanted.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct FieldChange {
     /// JSON pointer of the field (`/image`, `/spec/replicas`).
     pub path: String,
@@ -122,7 +159,7 @@ pub struct FieldChange {
 }
 
 /// What `up` would do to one resource.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case", tag = "action")]
 pub enum Action {
     /// Create it.
@@ -154,7 +191,7 @@ pub enum Action {
 }
 
 /// One step of a plan.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Step {
     /// What it acts on.
     pub id: ResourceId,
@@ -164,11 +201,12 @@ pub struct Step {
     pub action: Action,
     /// The desired resource (absent for deletions).
     #[serde(skip)]
+    #[schemars(skip)]
     pub desired: Option<Resource>,
 }
 
 /// The steps `up` would take, in a stable order (layer, kind, name).
-#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 pub struct Plan {
     /// The steps.
     pub steps: Vec<Step>,

@@ -315,30 +315,24 @@ async fn check_vault(f: &Fixture) {
         .await
         .unwrap()
         .expect("dev keeps the root token");
-    let base = format!("http://127.0.0.1:{}/v1", f.ports["vault"]);
-    let http = reqwest::Client::new();
-    let send = |req: reqwest::RequestBuilder| {
-        let token = token.expose().to_owned();
-        async move {
-            let r = req.header("X-Vault-Token", token).send().await.unwrap();
-            let status = r.status();
-            let body = r.text().await.unwrap();
-            assert!(status.is_success(), "{status}: {body}");
-            body
-        }
-    };
-    send(
-        http.post(format!("{base}/sys/mounts/kvtest"))
-            .json(&serde_json::json!({"type": "kv", "options": {"version": "2"}})),
+    // The shared client retries the moment a fresh KV v2 mount upgrades its storage.
+    let c = cp_runtime::vault::Client::with_token(
+        &format!("http://127.0.0.1:{}", f.ports["vault"]),
+        token,
+    );
+    c.write(
+        "sys/mounts/kvtest",
+        &serde_json::json!({"type": "kv", "options": {"version": "2"}}),
     )
-    .await;
-    send(
-        http.post(format!("{base}/kvtest/data/hello"))
-            .json(&serde_json::json!({"data": {"greeting": "hi"}})),
+    .await
+    .unwrap();
+    c.write(
+        "kvtest/data/hello",
+        &serde_json::json!({"data": {"greeting": "hi"}}),
     )
-    .await;
-    let body = send(http.get(format!("{base}/kvtest/data/hello"))).await;
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    .await
+    .unwrap();
+    let v = c.read("kvtest/data/hello").await.unwrap().unwrap();
     assert_eq!(v["data"]["data"]["greeting"], "hi");
 }
 

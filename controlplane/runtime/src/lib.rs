@@ -1,7 +1,10 @@
 //! controlplane's runtime: the project on disk, state directories, secrets, and the
 //! clients and readiness probes every driver, the seeder and the server share.
 
+pub mod access;
+pub mod events;
 pub mod exec;
+pub mod nats;
 pub mod probe;
 pub mod project;
 pub mod resp;

@@ -225,45 +225,25 @@ pub async fn nats(
     .await
 }
 
-/// Vault's `/v1/sys/health`, read by hand (vaultrs's typed reply does not parse
-/// OpenBao's).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VaultHealth {
-    /// Initialised.
-    pub initialized: bool,
-    /// Sealed.
-    pub sealed: bool,
-    /// Version.
-    pub version: String,
-}
+/// Vault's health, as [`crate::vault::Client::health`] reads it.
+pub type VaultHealth = crate::vault::Health;
 
 /// Reads Vault's health. Any HTTP answer is a health report (501 uninitialised, 503
 /// sealed); only no answer is an error.
 pub async fn vault_health(ep: &Endpoint) -> Result<VaultHealth, ProbeError> {
-    let addr = ep.addr();
-    let url = format!("http://{addr}/v1/sys/health?standbyok=true&sealedcode=200&uninitcode=200");
-    let fail = |detail: String| ProbeError::Vault {
-        addr: addr.clone(),
-        detail,
-    };
-    let client = reqwest::Client::builder()
+    crate::vault::Client::at(ep)
         .timeout(ATTEMPT)
-        .build()
-        .map_err(|e| fail(e.to_string()))?;
-    let resp = client
-        .get(&url)
-        .send()
+        .health()
         .await
-        .map_err(|e| fail(format!("no answer: {e}")))?;
-    let body: serde_json::Value = resp
-        .json()
-        .await
-        .map_err(|e| fail(format!("bad health reply: {e}")))?;
-    Ok(VaultHealth {
-        initialized: body["initialized"].as_bool().unwrap_or(false),
-        sealed: body["sealed"].as_bool().unwrap_or(true),
-        version: body["version"].as_str().unwrap_or("unknown").to_owned(),
-    })
+        .map_err(|e| ProbeError::Vault {
+            addr: ep.addr(),
+            detail: match &e {
+                crate::vault::RequestError::Unreachable { source, .. } => {
+                    format!("no answer: {source}")
+                }
+                other => other.to_string(),
+            },
+        })
 }
 
 /// Ready means initialised and unsealed.

@@ -71,6 +71,15 @@ pub enum SecretError {
         #[source]
         source: StateError,
     },
+    /// `generate`, the value was never generated, and this resolver may not write
+    /// (read-only commands create nothing).
+    #[error(
+        "{name} is `generate` and has not been generated yet (nothing was brought up here); `controlplane up` creates it"
+    )]
+    NotGenerated {
+        /// The setting.
+        name: String,
+    },
     /// `vault://` without `VAULT_ADDR`/`VAULT_TOKEN`.
     #[error("{name} refers to {reference}, but VAULT_ADDR and VAULT_TOKEN are not both set")]
     VaultNotConfigured {
@@ -95,8 +104,8 @@ pub enum SecretError {
 #[derive(Debug)]
 pub struct SecretResolver {
     state: Option<StateDir>,
+    read_only: bool,
     generated: Mutex<Option<BTreeMap<String, String>>>,
-    http: reqwest::Client,
 }
 
 const SECRETS_FILE: &str = "secrets.json";
@@ -106,9 +115,25 @@ impl SecretResolver {
     pub fn new(state: Option<StateDir>) -> Self {
         Self {
             state,
+            read_only: false,
             generated: Mutex::new(None),
-            http: reqwest::Client::new(),
         }
+    }
+
+    /// A resolver that reads generated secrets but never creates one: a `generate`
+    /// setting with no kept value is [`SecretError::NotGenerated`]. For read-only
+    /// commands (`status`, `plan`), which must leave the state directory as they found
+    /// it.
+    pub fn read_only(state: Option<StateDir>) -> Self {
+        Self {
+            read_only: true,
+            ..Self::new(state)
+        }
+    }
+
+    /// Whether this resolver may create generated secrets.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
     }
 
     /// The value of `reference`; `name` is the setting's key path, used to store
@@ -156,6 +181,9 @@ impl SecretResolver {
         if let Some(v) = map.get(name) {
             return Ok(Secret::new(v.clone()));
         }
+        if self.read_only {
+            return Err(SecretError::NotGenerated { name: name.into() });
+        }
         let value: String = rand::rng()
             .sample_iter(rand::distr::Alphanumeric)
             .take(32)
@@ -188,22 +216,12 @@ impl SecretResolver {
         };
         // KV v2: `<mount>/<path>` is read at `<mount>/data/<path>`.
         let (mount, rest) = path.split_once('/').unwrap_or((path, ""));
-        let url = format!("{}/v1/{mount}/data/{rest}", addr.trim_end_matches('/'));
-        let resp = self
-            .http
-            .get(&url)
-            .header("X-Vault-Token", token)
-            .send()
+        let client = crate::vault::Client::with_token(&addr, Secret::new(token));
+        let body = client
+            .read(&format!("{mount}/data/{rest}"))
             .await
-            .map_err(|e| read_err(format!("request failed: {e}")))?;
-        let status = resp.status();
-        if !status.is_success() {
-            return Err(read_err(format!("Vault answered {status}")));
-        }
-        let body: serde_json::Value = resp
-            .json()
-            .await
-            .map_err(|e| read_err(format!("bad reply: {e}")))?;
+            .map_err(|e| read_err(e.to_string()))?
+            .ok_or_else(|| read_err("no such secret".into()))?;
         body["data"]["data"][key]
             .as_str()
             .map(Secret::new)

@@ -22,6 +22,10 @@ use cp_core::model::{UnsealKeys, Vault, VaultMode};
 use cp_core::units::SecretRef;
 use serde::{Deserialize, Serialize};
 
+mod client;
+
+pub use client::{Answer, Client, Health, REQUEST_TIMEOUT, RequestError};
+
 use crate::probe::Endpoint;
 use crate::secrets::{Secret, SecretError, SecretResolver};
 use crate::state::{StateDir, StateError};
@@ -467,87 +471,78 @@ const REQUEST: Duration = Duration::from_secs(3);
 // `performance_multiplier = 1`, 5-10 s at the default).
 const INIT_REQUEST: Duration = Duration::from_secs(30);
 
-/// Vault's system API at one endpoint.
-#[derive(Debug, Clone)]
+/// Vault's system API at one endpoint: initialisation, unsealing, seal status.
+#[derive(Debug)]
 pub struct VaultApi {
-    http: reqwest::Client,
-    addr: String,
-    base: String,
+    client: Client,
+    init_client: Client,
 }
 
 impl VaultApi {
     /// The API at `ep` (plain HTTP: loopback or a private network).
     pub fn new(ep: &Endpoint) -> Self {
         Self {
-            http: reqwest::Client::builder()
-                .timeout(REQUEST)
-                .build()
-                .expect("a plain HTTP client builds"),
-            addr: ep.addr(),
-            base: format!("http://{}/v1", ep.addr()),
+            client: Client::at(ep).timeout(REQUEST),
+            init_client: Client::at(ep).timeout(INIT_REQUEST),
         }
     }
 
-    fn fail(&self, detail: impl Into<String>) -> VaultError {
-        VaultError::Api {
-            addr: self.addr.clone(),
-            detail: detail.into(),
+    fn addr(&self) -> String {
+        self.client.addr().trim_start_matches("http://").to_owned()
+    }
+
+    fn error(&self, what: &str, e: RequestError) -> VaultError {
+        match e {
+            RequestError::Refused { status, errors, .. } if (400..500).contains(&status) => {
+                VaultError::Refused {
+                    addr: self.addr(),
+                    detail: format!("{what} (HTTP {status}): {errors}"),
+                }
+            }
+            RequestError::Refused { status, errors, .. } => VaultError::Api {
+                addr: self.addr(),
+                detail: format!("{what} (HTTP {status}): {errors}"),
+            },
+            RequestError::Unreachable { source, .. } => VaultError::Api {
+                addr: self.addr(),
+                detail: format!("{what}: no answer ({source})"),
+            },
+            RequestError::NoToken { hint } => VaultError::Api {
+                addr: self.addr(),
+                detail: format!("{what}: {hint}"),
+            },
         }
     }
 
-    async fn json<T: for<'de> Deserialize<'de>>(
+    fn parse<T: for<'de> Deserialize<'de>>(
         &self,
         what: &str,
-        req: reqwest::RequestBuilder,
+        v: serde_json::Value,
     ) -> Result<T, VaultError> {
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| self.fail(format!("{what}: no answer ({e})")))?;
-        let status = resp.status();
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| self.fail(format!("{what}: {e}")))?;
-        if !status.is_success() {
-            // Vault's errors are `{"errors": [...]}`; they never echo a key.
-            let errors = serde_json::from_slice::<serde_json::Value>(&body)
-                .ok()
-                .and_then(|v| v.get("errors").cloned())
-                .map(|e| e.to_string())
-                .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
-            let detail = format!("{what} ({status}): {errors}");
-            return Err(if status.is_client_error() {
-                VaultError::Refused {
-                    addr: self.addr.clone(),
-                    detail,
-                }
-            } else {
-                self.fail(detail)
-            });
-        }
-        serde_json::from_slice(&body).map_err(|e| self.fail(format!("{what}: bad reply ({e})")))
+        serde_json::from_value(v).map_err(|e| VaultError::Api {
+            addr: self.addr(),
+            detail: format!("{what}: bad reply ({e})"),
+        })
     }
 
     /// `GET /v1/sys/seal-status`: one attempt.
     pub async fn seal_status(&self) -> Result<SealStatus, VaultError> {
-        self.json(
-            "seal-status",
-            self.http.get(format!("{}/sys/seal-status", self.base)),
-        )
-        .await
+        let v = self
+            .client
+            .read("sys/seal-status")
+            .await
+            .map_err(|e| self.error("seal-status", e))?
+            .unwrap_or_default();
+        self.parse("seal-status", v)
     }
 
     /// True when this node is initialised, unsealed and active (not a standby that
     /// cannot serve writes yet): `GET /v1/sys/health` answers 200.
     pub async fn is_active(&self) -> Result<bool, VaultError> {
-        let resp = self
-            .http
-            .get(format!("{}/sys/health", self.base))
-            .send()
+        self.client
+            .is_active()
             .await
-            .map_err(|e| self.fail(format!("health: no answer ({e})")))?;
-        Ok(resp.status() == reqwest::StatusCode::OK)
+            .map_err(|e| self.error("health", e))
     }
 
     /// `PUT /v1/sys/init`.
@@ -557,18 +552,15 @@ impl VaultApi {
             keys_base64: Vec<String>,
             root_token: String,
         }
-        let r: Reply = self
-            .json(
-                "init",
-                self.http
-                    .put(format!("{}/sys/init", self.base))
-                    .timeout(INIT_REQUEST)
-                    .json(&serde_json::json!({
-                        "secret_shares": shares,
-                        "secret_threshold": threshold,
-                    })),
+        let v = self
+            .init_client
+            .put(
+                "sys/init",
+                &serde_json::json!({"secret_shares": shares, "secret_threshold": threshold}),
             )
-            .await?;
+            .await
+            .map_err(|e| self.error("init", e))?;
+        let r: Reply = self.parse("init", v)?;
         Ok(InitKeys {
             keys: r.keys_base64.into_iter().map(Secret::new).collect(),
             threshold,
@@ -579,28 +571,21 @@ impl VaultApi {
     /// Gives keys (`PUT /v1/sys/unseal`) until unsealed, starting from a clean
     /// progress. Fails when the keys run out first or one is wrong.
     pub async fn unseal(&self, keys: &[Secret]) -> Result<SealStatus, VaultError> {
-        let url = format!("{}/sys/unseal", self.base);
-        let mut status: SealStatus = self
-            .json(
-                "unseal reset",
-                self.http
-                    .put(&url)
-                    .json(&serde_json::json!({"reset": true})),
-            )
-            .await?;
+        let reset = self
+            .client
+            .put("sys/unseal", &serde_json::json!({"reset": true}))
+            .await
+            .map_err(|e| self.error("unseal reset", e))?;
+        let mut status: SealStatus = self.parse("unseal reset", reset)?;
         for (i, key) in keys.iter().enumerate() {
             if !status.sealed {
                 break;
             }
-            status = self
-                .json(
-                    "unseal",
-                    self.http
-                        .put(&url)
-                        .json(&serde_json::json!({"key": key.expose()})),
-                )
+            let v = self
+                .client
+                .put("sys/unseal", &serde_json::json!({"key": key.expose()}))
                 .await
-                .map_err(|e| match e {
+                .map_err(|e| match self.error("unseal", e) {
                     VaultError::Refused { detail, .. } => VaultError::Sealed {
                         detail: format!(
                             "unseal key {} of {} was refused ({detail}); check the keys given",
@@ -610,6 +595,7 @@ impl VaultApi {
                     },
                     e => e,
                 })?;
+            status = self.parse("unseal", v)?;
         }
         if status.sealed {
             return Err(VaultError::Sealed {
@@ -639,9 +625,7 @@ impl VaultApi {
         let keys = store.unseal_keys()?;
         if store.init_pending() {
             if keys.is_none() {
-                return Err(VaultError::InitInterrupted {
-                    addr: self.addr.clone(),
-                });
+                return Err(VaultError::InitInterrupted { addr: self.addr() });
             }
             // The keys were kept after all (the run stopped just after).
             store.end_init()?;

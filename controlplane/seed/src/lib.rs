@@ -8,18 +8,17 @@
 //! Every step observes before it writes, so seeding twice changes nothing the second
 //! time (and says so), and a run cut off midway is finished by the next one.
 
-pub mod events;
 pub mod nats;
 pub mod postgres;
 pub mod redis;
 pub mod tenants;
 pub mod vault;
 
+pub use cp_runtime::access::{Access, NatsAccess, PgAccess, RedisAccess, VaultAccess};
+pub use cp_runtime::events;
+pub use cp_runtime::secrets::Secret;
+
 use cp_core::model::Environment;
-use cp_core::names::CoreKind;
-use cp_runtime::probe::Endpoint;
-use cp_runtime::secrets::{Secret, SecretResolver};
-use cp_runtime::state::StateDir;
 use serde::Serialize;
 
 /// What one seeding step did to one service.
@@ -88,176 +87,55 @@ impl SeedError {
     }
 }
 
-/// Where PostgreSQL answers and the passwords of the roles the seeder manages.
-#[derive(Debug, Clone)]
-pub struct PgAccess {
-    /// Server endpoint.
-    pub endpoint: Endpoint,
-    /// The platform database.
-    pub database: String,
-    /// Bootstrap superuser password (user `postgres`).
-    pub superuser_password: Secret,
-    /// Password of the admin role (owner of schemas and tables).
-    pub admin_password: Secret,
-    /// Password of the application role.
-    pub app_password: Secret,
-    /// Password of the read-only role.
-    pub readonly_password: Secret,
-    /// Password of the backup role.
-    pub backup_password: Secret,
-}
-
-/// Where Redis answers and its users' passwords.
-#[derive(Debug, Clone)]
-pub struct RedisAccess {
-    /// Server endpoint.
-    pub endpoint: Endpoint,
-    /// The admin ACL user's password (user `admin`, written by the driver).
-    pub admin_password: Secret,
-    /// The app ACL user's password.
-    pub app_password: Secret,
-}
-
-/// Where NATS answers and its users' passwords.
-#[derive(Debug, Clone)]
-pub struct NatsAccess {
-    /// Client endpoint.
-    pub endpoint: Endpoint,
-    /// The admin user's password (user `admin`).
-    pub admin_password: Secret,
-    /// The app user's password.
-    pub app_password: Secret,
-}
-
-/// Where Vault answers and the token the seeder uses.
-#[derive(Debug, Clone)]
-pub struct VaultAccess {
-    /// `http://host:port`.
-    pub addr: String,
-    /// The token: the dev root token, the kept bootstrap root token, or `VAULT_TOKEN`.
-    /// `None` when none is available (outside dev after the root token was revoked
-    /// and no `VAULT_TOKEN` is set).
-    pub token: Option<Secret>,
-}
-
-/// Everything the seeder needs to reach the services, resolved once by the caller.
-/// A service that is not enabled in the environment is `None`.
-#[derive(Debug, Clone)]
-pub struct Access {
-    /// PostgreSQL.
-    pub postgres: Option<PgAccess>,
-    /// Redis.
-    pub redis: Option<RedisAccess>,
-    /// NATS.
-    pub nats: Option<NatsAccess>,
-    /// Vault.
-    pub vault: Option<VaultAccess>,
-}
-
-impl Access {
-    /// Resolves endpoints (from the driver, through `endpoint`) and secrets (from the
-    /// environment's references; generated dev secrets come from `state`, Vault's kept
-    /// root token from the driver's `vault_keys_dir` in it).
-    pub async fn resolve(
-        env: &Environment,
-        endpoint: impl Fn(CoreKind) -> Option<Endpoint>,
-        secrets: &SecretResolver,
-        state: &StateDir,
-        vault_keys_dir: &str,
-    ) -> Result<Self, SeedError> {
-        let s = &env.services;
-        let secret = |service: &'static str, setting: &'static str, r| async move {
-            secrets
-                .resolve(setting, r)
-                .await
-                .map_err(|e| SeedError::new(service, format!("cannot resolve `{setting}`: {e}")))
+impl From<cp_runtime::access::AccessError> for SeedError {
+    fn from(e: cp_runtime::access::AccessError) -> Self {
+        use cp_runtime::access::AccessError;
+        let service = match &e {
+            AccessError::Secret { setting, .. } => setting.service().as_str(),
+            AccessError::NoEndpoint { service } => service.as_str(),
+            AccessError::RootToken(_) => "vault",
         };
-        let missing = |service: &'static str| {
-            SeedError::new(service, "the driver reports no endpoint for this service")
-                .hint("run `controlplane up` first")
-        };
-        let postgres = match &s.postgres {
-            None => None,
-            Some(pg) => Some(PgAccess {
-                endpoint: endpoint(CoreKind::Postgres).ok_or_else(|| missing("postgres"))?,
-                database: pg.database.clone(),
-                superuser_password: secret(
-                    "postgres",
-                    "services.postgres.superuser_password",
-                    &pg.superuser_password,
-                )
-                .await?,
-                admin_password: secret(
-                    "postgres",
-                    "services.postgres.admin_password",
-                    &pg.admin_password,
-                )
-                .await?,
-                app_password: secret(
-                    "postgres",
-                    "services.postgres.app_password",
-                    &pg.app_password,
-                )
-                .await?,
-                readonly_password: secret(
-                    "postgres",
-                    "services.postgres.readonly_password",
-                    &pg.readonly_password,
-                )
-                .await?,
-                backup_password: secret(
-                    "postgres",
-                    "services.postgres.backup_password",
-                    &pg.backup_password,
-                )
-                .await?,
-            }),
-        };
-        let redis = match &s.redis {
-            None => None,
-            Some(r) => Some(RedisAccess {
-                endpoint: endpoint(CoreKind::Redis).ok_or_else(|| missing("redis"))?,
-                admin_password: secret("redis", "services.redis.admin_password", &r.admin_password)
-                    .await?,
-                app_password: secret("redis", "services.redis.app_password", &r.app_password)
-                    .await?,
-            }),
-        };
-        let nats = match &s.nats {
-            None => None,
-            Some(n) => Some(NatsAccess {
-                endpoint: endpoint(CoreKind::Nats).ok_or_else(|| missing("nats"))?,
-                admin_password: secret("nats", "services.nats.admin_password", &n.admin_password)
-                    .await?,
-                app_password: secret("nats", "services.nats.app_password", &n.app_password).await?,
-            }),
-        };
-        let vault = match &s.vault {
-            None => None,
-            Some(v) => {
-                let ep = endpoint(CoreKind::Vault).ok_or_else(|| missing("vault"))?;
-                let kept = cp_runtime::vault::root_token(v, secrets, state, vault_keys_dir)
-                    .await
-                    .map_err(|e| SeedError::new("vault", format!("cannot read the token: {e}")))?;
-                let token = kept.or_else(|| {
-                    std::env::var("VAULT_TOKEN")
-                        .ok()
-                        .filter(|t| !t.is_empty())
-                        .map(Secret::new)
-                });
-                Some(VaultAccess {
-                    addr: format!("http://{}", ep.addr()),
-                    token,
-                })
-            }
-        };
-        Ok(Self {
-            postgres,
-            redis,
-            nats,
-            vault,
-        })
+        SeedError::new(service, error_chain(&e))
     }
+}
+
+impl From<cp_runtime::events::EventError> for SeedError {
+    fn from(e: cp_runtime::events::EventError) -> Self {
+        SeedError::new("nats", error_chain(&e))
+    }
+}
+
+impl From<cp_runtime::nats::ConnectError> for SeedError {
+    fn from(e: cp_runtime::nats::ConnectError) -> Self {
+        let hint = e.hint();
+        SeedError::new("nats", error_chain(&e)).hint(hint)
+    }
+}
+
+impl From<cp_runtime::vault::RequestError> for SeedError {
+    fn from(e: cp_runtime::vault::RequestError) -> Self {
+        let hint = e.hint();
+        let err = SeedError::new("vault", error_chain(&e));
+        match hint {
+            Some(h) => err.hint(h),
+            None => err,
+        }
+    }
+}
+
+/// An error and its sources, joined with `: ` (for messages that end up as text).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        cur = c.source();
+    }
+    s
 }
 
 /// What `seed` did: one report per service, and whether the bootstrap root token was

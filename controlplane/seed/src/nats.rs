@@ -11,7 +11,6 @@ use cp_core::model::Environment;
 use cp_core::names::StreamName;
 use cp_core::plan::{self, Action, FieldChange, Layer, Observed, ObservedState, Plan, ResourceId};
 use cp_core::seedspec;
-use cp_core::serverconf::NATS_ADMIN_USER;
 use futures::TryStreamExt;
 use serde_json::{Value, json};
 
@@ -19,52 +18,8 @@ use crate::{NatsAccess, Report, SeedError};
 
 const SERVICE: &str = "nats";
 
-/// How long one connection attempt or JetStream request may take.
-const TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Connects as `user` with `password` and returns the JetStream context. Shared with
-/// the CloudEvents publisher.
-pub(crate) async fn connect(
-    nats: &NatsAccess,
-    user: &str,
-    password: &str,
-    setting: &str,
-) -> Result<jetstream::Context, SeedError> {
-    let addr = nats.endpoint.addr();
-    let client = async_nats::ConnectOptions::new()
-        .user_and_password(user.to_owned(), password.to_owned())
-        .connection_timeout(TIMEOUT)
-        .connect(&addr)
-        .await
-        .map_err(|e| {
-            let hint = match e.kind() {
-                async_nats::ConnectErrorKind::AuthorizationViolation => format!(
-                    "the server refused user `{user}`: check that `{setting}` matches the password \
-                     the server was started with (`controlplane up` rewrites the server config)"
-                ),
-                _ => {
-                    "is NATS up? run `controlplane up` (or `controlplane status`) first".to_owned()
-                }
-            };
-            SeedError::new(
-                SERVICE,
-                format!("cannot connect to NATS at {addr} as `{user}`: {e}"),
-            )
-            .hint(hint)
-        })?;
-    let mut js = jetstream::new(client);
-    js.set_timeout(TIMEOUT);
-    Ok(js)
-}
-
 async fn connect_admin(nats: &NatsAccess) -> Result<jetstream::Context, SeedError> {
-    connect(
-        nats,
-        NATS_ADMIN_USER,
-        nats.admin_password.expose(),
-        "services.nats.admin_password",
-    )
-    .await
+    Ok(cp_runtime::nats::jetstream_admin(nats).await?)
 }
 
 /// The canonical spec of an existing stream, in the shape of

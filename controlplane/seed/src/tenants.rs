@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::events::{Event, Publisher};
 use crate::postgres::{self, TenantRow};
-use crate::vault::{self, TenantParts, VaultClient};
+use crate::vault::{self, TenantParts};
 use crate::{Access, PgAccess, Report, SeedError};
 use cp_core::model::Environment;
 
@@ -179,7 +179,7 @@ pub async fn list(access: &Access, env: &Environment) -> Result<Vec<TenantState>
     let pg = pg(access)?;
     let rows = postgres::list_tenants(pg).await?;
     let client = match &access.vault {
-        Some(v) => Some(VaultClient::new(v)?),
+        Some(v) => Some(vault::client(v)?),
         None => None,
     };
     let mut out = Vec::with_capacity(rows.len());

@@ -9,225 +9,24 @@
 //! applies the steps. A change Vault cannot make (a mount's type, a key made
 //! exportable) is a blocked step and an error, never silently skipped.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use cp_core::model::Environment;
 use cp_core::plan::{self, Action, Observed, ObservedState, Resource};
 use cp_core::seedspec::{self, tenant_names, tenant_policy_hcl};
-use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::{Report, SeedError, VaultAccess};
 
 const SERVICE: &str = "vault";
 
-/// A Vault HTTP client holding one token, counting its requests.
-#[derive(Debug)]
-pub struct VaultClient {
-    http: reqwest::Client,
-    addr: String,
-    token: crate::Secret,
-    trips: AtomicU64,
-}
+/// The Vault client (the one in `cp_runtime`, shared with backups, probes and the
+/// server).
+pub type VaultClient = cp_runtime::vault::Client;
 
-/// What a request answered: the status and the JSON body (`Null` when empty).
-#[derive(Debug)]
-struct Answer {
-    status: StatusCode,
-    body: Value,
-}
-
-impl Answer {
-    fn ok(&self) -> bool {
-        self.status.is_success()
-    }
-
-    fn missing(&self) -> bool {
-        self.status == StatusCode::NOT_FOUND
-    }
-
-    /// Vault's own error lines (`{"errors": [...]}`), joined.
-    fn errors(&self) -> String {
-        match self.body.get("errors").and_then(Value::as_array) {
-            Some(e) if !e.is_empty() => e
-                .iter()
-                .map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_owned))
-                .collect::<Vec<_>>()
-                .join("; "),
-            _ => format!("HTTP {}", self.status),
-        }
-    }
-}
-
-impl VaultClient {
-    /// A client for `access`; fails when no token is available.
-    pub fn new(access: &VaultAccess) -> Result<Self, SeedError> {
-        let token = access.token.clone().ok_or_else(|| {
-            SeedError::new(SERVICE, "no token to configure Vault with").hint(
-                "outside dev the bootstrap root token is revoked after the first seed: export \
-                 VAULT_TOKEN with a token holding the `controlplane-seeder` policy (or a root \
-                 token from `bao operator generate-root`)",
-            )
-        })?;
-        Self::with_token(&access.addr, token)
-    }
-
-    /// A client at `addr` using `token` (the app's or a tenant's, in tests).
-    pub fn with_token(addr: &str, token: crate::Secret) -> Result<Self, SeedError> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .map_err(|e| SeedError::new(SERVICE, format!("cannot build an HTTP client: {e}")))?;
-        Ok(Self {
-            http,
-            addr: addr.trim_end_matches('/').to_owned(),
-            token,
-            trips: AtomicU64::new(0),
-        })
-    }
-
-    /// Requests sent so far.
-    pub fn round_trips(&self) -> u64 {
-        self.trips.load(Ordering::Relaxed)
-    }
-
-    async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<&Value>,
-    ) -> Result<Answer, SeedError> {
-        // A KV v2 mount upgrades its storage just after it is created and answers
-        // "Upgrading from non-versioned to versioned data" meanwhile: retry that one
-        // answer, polling, until a deadline.
-        let deadline = std::time::Instant::now() + Duration::from_secs(15);
-        loop {
-            let a = self.call_once(method.clone(), path, body).await?;
-            let upgrading = a.status == StatusCode::BAD_REQUEST
-                && a.errors()
-                    .contains("Upgrading from non-versioned to versioned data");
-            if !upgrading || std::time::Instant::now() >= deadline {
-                return Ok(a);
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    async fn call_once(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<&Value>,
-    ) -> Result<Answer, SeedError> {
-        self.trips.fetch_add(1, Ordering::Relaxed);
-        let url = format!("{}/v1/{}", self.addr, path.trim_start_matches('/'));
-        let mut req = self
-            .http
-            .request(method.clone(), &url)
-            .header("X-Vault-Token", self.token.expose());
-        if let Some(b) = body {
-            req = req.json(b);
-        }
-        let resp = req.send().await.map_err(|e| {
-            SeedError::new(
-                SERVICE,
-                format!("{method} /v1/{path}: cannot reach {}: {e}", self.addr),
-            )
-            .hint("check that vault is up (`controlplane status`)")
-        })?;
-        let status = resp.status();
-        let text = resp.text().await.unwrap_or_default();
-        let body = if text.trim().is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::Null)
-        };
-        Ok(Answer { status, body })
-    }
-
-    /// GETs `path`: `None` when it does not exist.
-    pub async fn read(&self, path: &str) -> Result<Option<Value>, SeedError> {
-        let a = self.call(Method::GET, path, None).await?;
-        if a.missing() {
-            return Ok(None);
-        }
-        self.check("read", path, &a)?;
-        Ok(Some(a.body))
-    }
-
-    /// LISTs `path`: the keys, empty when there is nothing.
-    pub async fn list(&self, path: &str) -> Result<Vec<String>, SeedError> {
-        let m = Method::from_bytes(b"LIST").expect("LIST is a valid method");
-        let a = self.call(m, path, None).await?;
-        if a.missing() {
-            return Ok(Vec::new());
-        }
-        self.check("list", path, &a)?;
-        Ok(a.body["data"]["keys"]
-            .as_array()
-            .map(|k| {
-                k.iter()
-                    .filter_map(|x| x.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default())
-    }
-
-    /// POSTs `body` to `path`.
-    pub async fn write(&self, path: &str, body: &Value) -> Result<Value, SeedError> {
-        let a = self.call(Method::POST, path, Some(body)).await?;
-        self.check("write", path, &a)?;
-        Ok(a.body)
-    }
-
-    /// DELETEs `path` (absent is fine).
-    pub async fn delete(&self, path: &str) -> Result<(), SeedError> {
-        let a = self.call(Method::DELETE, path, None).await?;
-        if a.missing() {
-            return Ok(());
-        }
-        self.check("delete", path, &a)
-    }
-
-    /// POSTs without failing on a refusal: the status and Vault's errors (tests use it
-    /// to show what a token may not do).
-    pub async fn try_write(
-        &self,
-        path: &str,
-        body: &Value,
-    ) -> Result<Result<Value, String>, SeedError> {
-        let a = self.call(Method::POST, path, Some(body)).await?;
-        Ok(if a.ok() {
-            Ok(a.body)
-        } else {
-            Err(format!("{}: {}", a.status.as_u16(), a.errors()))
-        })
-    }
-
-    /// GETs without failing on a refusal.
-    pub async fn try_read(&self, path: &str) -> Result<Result<Value, String>, SeedError> {
-        let a = self.call(Method::GET, path, None).await?;
-        Ok(if a.ok() {
-            Ok(a.body)
-        } else {
-            Err(format!("{}: {}", a.status.as_u16(), a.errors()))
-        })
-    }
-
-    fn check(&self, what: &str, path: &str, a: &Answer) -> Result<(), SeedError> {
-        if a.ok() {
-            return Ok(());
-        }
-        let e = SeedError::new(SERVICE, format!("cannot {what} {path}: {}", a.errors()));
-        Err(match a.status {
-            StatusCode::FORBIDDEN => e.hint(
-                "the token lacks a capability: use a token with the `controlplane-seeder` policy or a root token",
-            ),
-            StatusCode::SERVICE_UNAVAILABLE => e.hint("vault is sealed or not initialised: run `controlplane up`"),
-            _ => e,
-        })
-    }
+/// A client holding the access's token; fails with what to do when there is none.
+pub fn client(access: &VaultAccess) -> Result<VaultClient, SeedError> {
+    Ok(access.client()?)
 }
 
 /// The policy a non-root token needs to run `seed` and manage tenants.
@@ -420,7 +219,7 @@ async fn apply(
 
 /// Observes what `seed` would change, without changing anything.
 pub async fn plan(access: &VaultAccess, env: &Environment) -> Result<plan::Plan, SeedError> {
-    let c = VaultClient::new(access)?;
+    let c = client(access)?;
     let want = wanted(env);
     let seen = observe(&c, &want).await?;
     Ok(plan::plan(&want, &seen, false))
@@ -431,7 +230,7 @@ pub async fn plan(access: &VaultAccess, env: &Environment) -> Result<plan::Plan,
 /// unrecorded.
 pub async fn seed(access: &VaultAccess, env: &Environment) -> Result<Report, SeedError> {
     let mut report = Report::new(SERVICE);
-    let c = VaultClient::new(access)?;
+    let c = client(access)?;
     let want = wanted(env);
     let seen = observe(&c, &want).await?;
     let plan = plan::plan(&want, &seen, false);
@@ -472,7 +271,7 @@ pub async fn seed(access: &VaultAccess, env: &Environment) -> Result<Report, See
 
 /// True when the token is a root token (its policies include `root`).
 pub async fn token_is_root(access: &VaultAccess) -> Result<bool, SeedError> {
-    let c = VaultClient::new(access)?;
+    let c = client(access)?;
     let me = c
         .read("auth/token/lookup-self")
         .await?
@@ -488,7 +287,7 @@ pub async fn revoke_root(access: &VaultAccess) -> Result<bool, SeedError> {
     if !token_is_root(access).await? {
         return Ok(false);
     }
-    let c = VaultClient::new(access)?;
+    let c = client(access)?;
     c.write("auth/token/revoke-self", &json!({})).await?;
     Ok(true)
 }
@@ -541,7 +340,7 @@ pub async fn create_tenant(
     slug: &str,
 ) -> Result<Report, SeedError> {
     let mut report = Report::new(SERVICE);
-    let c = VaultClient::new(access)?;
+    let c = client(access)?;
     let n = tenant_names(id);
     let v = &env.vault;
     let key_path = format!("{}/keys/{}", v.transit_mount, n.transit_key);
@@ -581,7 +380,7 @@ pub async fn delete_tenant(
     id: &str,
 ) -> Result<Report, SeedError> {
     let mut report = Report::new(SERVICE);
-    let c = VaultClient::new(access)?;
+    let c = client(access)?;
     let n = tenant_names(id);
     let v = &env.vault;
     let key_path = format!("{}/keys/{}", v.transit_mount, n.transit_key);
@@ -623,7 +422,7 @@ pub async fn tenant_token(
     id: &str,
     ttl: Duration,
 ) -> Result<crate::Secret, SeedError> {
-    let c = VaultClient::new(access)?;
+    let c = client(access)?;
     let answer = c
         .write(
             "auth/token/create",
@@ -642,7 +441,7 @@ pub async fn app_login(
     access: &VaultAccess,
     env: &Environment,
 ) -> Result<(crate::Secret, u64), SeedError> {
-    let c = VaultClient::new(access)?;
+    let c = client(access)?;
     let role = &env.vault.app_role.name;
     let role_id = c
         .read(&format!("auth/approle/role/{role}/role-id"))

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, stream};
 use cp_core::names::CoreKind;
-use cp_runtime::probe::Endpoint;
 use cp_seed::NatsAccess;
 use cp_testkit::{TestEnv, load_dev};
 use futures::{StreamExt, TryStreamExt};
@@ -20,11 +19,7 @@ const WAIT: Duration = Duration::from_secs(10);
 async fn started() -> (TestEnv, NatsAccess) {
     let t = TestEnv::only(&[CoreKind::Nats], &[]);
     t.up().await.expect("NATS comes up");
-    let access = NatsAccess {
-        endpoint: Endpoint::local(t.port(CoreKind::Nats)),
-        admin_password: t.secret("services.nats.admin_password").await,
-        app_password: t.secret("services.nats.app_password").await,
-    };
+    let access = t.access().await.nats.expect("nats enabled");
     (t, access)
 }
 

@@ -66,7 +66,7 @@ async fn seeding_twice_changes_nothing_the_second_time_and_audits_from_the_start
     );
 
     // Global keys: not exportable, no plaintext backup, not deletable.
-    let c = VaultClient::new(&v).unwrap();
+    let c = vault::client(&v).unwrap();
     let k = c
         .read("transit/keys/anumate-tokens")
         .await
@@ -90,7 +90,7 @@ async fn a_changed_setting_is_planned_and_applied_in_place() {
     assert!(!plan.is_blocked());
     let r = vault::seed(&v, &changed).await.unwrap();
     assert_eq!(r.changes, vec!["updated approle anumate-app".to_owned()]);
-    let c = VaultClient::new(&v).unwrap();
+    let c = vault::client(&v).unwrap();
     let role = c
         .read("auth/approle/role/anumate-app")
         .await
@@ -108,7 +108,7 @@ async fn the_app_token_is_short_lived_and_cannot_export_or_administer() {
         ttl > 0 && ttl <= 3600,
         "finite TTL of at most token_ttl, got {ttl}s"
     );
-    let app = VaultClient::with_token(&v.addr, token).unwrap();
+    let app = VaultClient::with_token(&v.addr, token);
 
     // What it needs works.
     let ct = app
@@ -190,15 +190,13 @@ async fn tenant_1_cannot_reach_tenant_10_and_delete_crypto_shreds() {
         vault::tenant_token(&v, "1", Duration::from_secs(300))
             .await
             .unwrap(),
-    )
-    .unwrap();
+    );
     let ten = VaultClient::with_token(
         &v.addr,
         vault::tenant_token(&v, "10", Duration::from_secs(300))
             .await
             .unwrap(),
-    )
-    .unwrap();
+    );
 
     let plain = json!({"plaintext": "c2VjcmV0"});
     assert!(
@@ -262,7 +260,7 @@ async fn tenant_1_cannot_reach_tenant_10_and_delete_crypto_shreds() {
         "{:?}",
         r.changes
     );
-    let root = VaultClient::new(&v).unwrap();
+    let root = vault::client(&v).unwrap();
     let after = root
         .try_write("transit/decrypt/tenant-10", &json!({"ciphertext": ten_ct}))
         .await
@@ -301,7 +299,7 @@ async fn tenant_1_cannot_reach_tenant_10_and_delete_crypto_shreds() {
 #[tokio::test]
 async fn a_root_token_is_revoked_and_other_tokens_are_left_alone() {
     let (_t, v, _audit) = started(&[]).await;
-    let root = VaultClient::new(&v).unwrap();
+    let root = vault::client(&v).unwrap();
     let child = root
         .write(
             "auth/token/create",

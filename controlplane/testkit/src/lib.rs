@@ -213,6 +213,19 @@ impl TestEnv {
         self.secrets.resolve(setting, r).await.unwrap()
     }
 
+    /// Endpoints and credentials of every enabled service, resolved as the CLI does.
+    pub async fn access(&self) -> cp_runtime::access::Access {
+        cp_runtime::access::Access::resolve(
+            &self.env,
+            |k| self.driver.endpoint(&self.env, &ServiceName::core(k)),
+            &self.secrets,
+            &self.state,
+            "vault",
+        )
+        .await
+        .expect("resolve access")
+    }
+
     /// The Vault root token kept for dev (after `up`).
     pub async fn vault_root_token(&self) -> Secret {
         let v = self.env.services.vault.as_ref().expect("vault enabled");

@@ -115,60 +115,26 @@ pub async fn vault_root(t: &TestEnv) -> Secret {
 /// Mounts KV v2 (once) and writes and reads a secret with the root token.
 pub async fn vault_kv(t: &TestEnv) {
     let token = vault_root(t).await;
-    let base = format!("http://127.0.0.1:{}/v1", t.port(CoreKind::Vault));
-    let http = reqwest::Client::new();
-    let mounts: serde_json::Value = http
-        .get(format!("{base}/sys/mounts"))
-        .header("X-Vault-Token", token.expose())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let c = cp_runtime::vault::Client::with_token(
+        &format!("http://127.0.0.1:{}", t.port(CoreKind::Vault)),
+        token,
+    );
+    let mounts = c.read("sys/mounts").await.unwrap().unwrap_or_default();
     if mounts.get("cptest/").is_none() {
-        let r = http
-            .post(format!("{base}/sys/mounts/cptest"))
-            .header("X-Vault-Token", token.expose())
-            .json(&serde_json::json!({"type": "kv", "options": {"version": "2"}}))
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            r.status().is_success(),
-            "mount kv: {}",
-            r.text().await.unwrap()
-        );
-    }
-    // A fresh KV v2 mount upgrades its storage for a moment and refuses writes with
-    // "Upgrading from non-versioned to versioned data": poll until it takes one.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    loop {
-        let r = http
-            .post(format!("{base}/cptest/data/app"))
-            .header("X-Vault-Token", token.expose())
-            .json(&serde_json::json!({"data": {"greeting": "hello"}}))
-            .send()
-            .await
-            .unwrap();
-        if r.status().is_success() {
-            break;
-        }
-        let body = r.text().await.unwrap();
-        assert!(
-            body.contains("Upgrading from non-versioned") && std::time::Instant::now() < deadline,
-            "kv write: {body}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    let v: serde_json::Value = http
-        .get(format!("{base}/cptest/data/app"))
-        .header("X-Vault-Token", token.expose())
-        .send()
-        .await
-        .unwrap()
-        .json()
+        c.write(
+            "sys/mounts/cptest",
+            &serde_json::json!({"type": "kv", "options": {"version": "2"}}),
+        )
         .await
         .unwrap();
+    }
+    // The shared client retries the moment a fresh KV v2 mount upgrades its storage.
+    c.write(
+        "cptest/data/app",
+        &serde_json::json!({"data": {"greeting": "hello"}}),
+    )
+    .await
+    .unwrap();
+    let v = c.read("cptest/data/app").await.unwrap().unwrap();
     assert_eq!(v["data"]["data"]["greeting"], "hello");
 }

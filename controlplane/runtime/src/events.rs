@@ -4,22 +4,63 @@
 //! ack awaited, and `Nats-Msg-Id` set to the event id so a retried publish is stored
 //! once (within the stream's duplicate window).
 //!
-//! The publisher connects as the NATS admin user (the control plane's own identity;
-//! [`NatsAccess`] carries no application user name, and the app must not be able to
-//! forge control-plane events if its subjects are ever narrowed). The subject comes
-//! from the `SYSTEM_EVENTS` stream as the server has it, so a publisher fails at
-//! `connect`, with a hint, when the streams were not seeded.
+//! The publisher connects as the NATS admin user (the control plane's own identity:
+//! the app must not be able to forge control-plane events if its subjects are ever
+//! narrowed). The subject comes from the `SYSTEM_EVENTS` stream as the server has it,
+//! so a publisher fails at `connect`, with a hint, when the streams were not seeded.
+//! Seeding, tenants, backups and the server all publish through it.
 
 use async_nats::jetstream::{self, message::PublishMessage};
 use chrono::{DateTime, SecondsFormat, Utc};
-use cp_core::serverconf::NATS_ADMIN_USER;
 use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::{NatsAccess, SeedError};
+use crate::access::NatsAccess;
+use crate::nats::ConnectError;
 
-const SERVICE: &str = "nats";
+/// Why an event could not be published.
+#[derive(Debug, thiserror::Error)]
+pub enum EventError {
+    /// NATS did not let us in.
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    /// The stream is missing (not seeded yet).
+    #[error("cannot read stream {STREAM}; the streams may not exist yet: run `controlplane seed` (or `up`) first")]
+    NoStream(#[source] jetstream::context::GetStreamError),
+    /// The stream has no subject to publish under.
+    #[error(
+        "stream {STREAM} has no subject of the form `prefix.>` to publish events under (it has {subjects:?}); give `streams.{STREAM}.subjects` a subject such as `events.system.>`"
+    )]
+    NoSubject {
+        /// The stream's subjects.
+        subjects: Vec<String>,
+    },
+    /// The event type cannot be a subject.
+    #[error("event type `{kind}` is not usable as a NATS subject; use dot-separated words such as `tenant.created`")]
+    BadKind {
+        /// The type.
+        kind: String,
+    },
+    /// Publishing failed.
+    #[error("cannot publish {kind} to {subject}: {detail}; check that stream {STREAM} exists (`controlplane seed`) and NATS is up")]
+    Publish {
+        /// The type.
+        kind: String,
+        /// The subject.
+        subject: String,
+        /// What the client said.
+        detail: String,
+    },
+    /// The ack came from another stream.
+    #[error("{subject} was stored in stream {stream} instead of {STREAM}: two streams' subjects overlap; check `streams` in the environment")]
+    WrongStream {
+        /// The subject.
+        subject: String,
+        /// Where it went.
+        stream: String,
+    },
+}
 
 /// The stream the control plane's events go to.
 pub const STREAM: &str = "SYSTEM_EVENTS";
@@ -110,33 +151,18 @@ fn subject_prefix(subjects: &[String]) -> Option<String> {
 
 impl Publisher {
     /// Connects and finds where `SYSTEM_EVENTS` takes events.
-    pub async fn connect(nats: &NatsAccess, env_name: &str) -> Result<Publisher, SeedError> {
-        let js = crate::nats::connect(
-            nats,
-            NATS_ADMIN_USER,
-            nats.admin_password.expose(),
-            "services.nats.admin_password",
-        )
-        .await?;
+    pub async fn connect(nats: &NatsAccess, env_name: &str) -> Result<Publisher, EventError> {
+        let js = crate::nats::jetstream_admin(nats).await?;
         let info = js
             .get_stream(STREAM)
             .await
-            .map_err(|e| {
-                SeedError::new(SERVICE, format!("cannot read stream {STREAM}: {e}"))
-                    .hint("the streams may not exist yet: run `controlplane seed` (or `up`) first")
-            })?
+            .map_err(EventError::NoStream)?
             .cached_info()
             .clone();
-        let prefix = subject_prefix(&info.config.subjects).ok_or_else(|| {
-            SeedError::new(
-                SERVICE,
-                format!(
-                    "stream {STREAM} has no subject of the form `prefix.>` to publish events under (it has {:?})",
-                    info.config.subjects
-                ),
-            )
-            .hint(format!("give `streams.{STREAM}.subjects` a subject such as `events.system.>`"))
-        })?;
+        let prefix =
+            subject_prefix(&info.config.subjects).ok_or_else(|| EventError::NoSubject {
+                subjects: info.config.subjects.clone(),
+            })?;
         Ok(Publisher {
             js,
             source: format!("/controlplane/{env_name}"),
@@ -151,40 +177,28 @@ impl Publisher {
 
     /// Publishes `event` and waits for JetStream to store it. Publishing the same
     /// event (same id) again stores nothing new.
-    pub async fn publish(&self, mut event: Event) -> Result<(), SeedError> {
+    pub async fn publish(&self, mut event: Event) -> Result<(), EventError> {
         let kind = event.short_kind();
         if kind.is_empty()
             || kind
                 .split('.')
                 .any(|t| t.is_empty() || t == "*" || t == ">" || t.contains(char::is_whitespace))
         {
-            return Err(SeedError::new(
-                SERVICE,
-                format!(
-                    "event type `{}` is not usable as a NATS subject",
-                    event.kind
-                ),
-            )
-            .hint("use dot-separated words such as `tenant.created`"));
+            return Err(EventError::BadKind { kind: event.kind });
         }
         if event.source.is_empty() {
             event.source.clone_from(&self.source);
         }
         let subject = self.subject(&event);
-        let payload = serde_json::to_vec(&event)
-            .map_err(|e| SeedError::new(SERVICE, format!("cannot encode event: {e}")))?;
+        let payload = serde_json::to_vec(&event).expect("an event serializes");
         let msg = PublishMessage::build()
             .payload(payload.into())
             .message_id(event.id.to_string())
             .header("Content-Type", "application/cloudevents+json");
-        let failed = |e: &dyn std::fmt::Display| {
-            SeedError::new(
-                SERVICE,
-                format!("cannot publish {} to {subject}: {e}", event.kind),
-            )
-            .hint(format!(
-                "check that stream {STREAM} exists (`controlplane seed`) and NATS is up"
-            ))
+        let failed = |e: &dyn std::fmt::Display| EventError::Publish {
+            kind: event.kind.clone(),
+            subject: subject.clone(),
+            detail: e.to_string(),
         };
         let ack = self
             .js
@@ -194,14 +208,10 @@ impl Publisher {
             .await
             .map_err(|e| failed(&e))?;
         if ack.stream != STREAM {
-            return Err(SeedError::new(
-                SERVICE,
-                format!(
-                    "{subject} was stored in stream {} instead of {STREAM}",
-                    ack.stream
-                ),
-            )
-            .hint("two streams' subjects overlap: check `streams` in the environment"));
+            return Err(EventError::WrongStream {
+                subject,
+                stream: ack.stream,
+            });
         }
         tracing::debug!(
             event = %event.kind, id = %event.id, seq = ack.sequence, duplicate = ack.duplicate,

@@ -1,0 +1,233 @@
+//! Where the core services answer and with which credentials, resolved once per run:
+//! what seeding, backups, the server and the CLI's connect helpers all need, so none
+//! of them depends on another to reach a service.
+
+use cp_core::model::Environment;
+use cp_core::names::CoreKind;
+use cp_core::settings::SecretSetting;
+
+use crate::probe::Endpoint;
+use crate::secrets::{Secret, SecretError, SecretResolver};
+use crate::state::StateDir;
+use crate::vault::{Client, RequestError, RootTokenError};
+
+/// Why access to a service could not be resolved.
+#[derive(Debug, thiserror::Error)]
+pub enum AccessError {
+    /// A credential could not be resolved.
+    #[error("cannot resolve `{setting}`")]
+    Secret {
+        /// The setting.
+        setting: SecretSetting,
+        /// Why.
+        #[source]
+        source: SecretError,
+    },
+    /// The driver knows no endpoint for an enabled service.
+    #[error("{service}: the driver reports no endpoint for this service; run `controlplane up` first")]
+    NoEndpoint {
+        /// The service.
+        service: CoreKind,
+    },
+    /// Vault's kept root token could not be read.
+    #[error("vault: cannot read the kept root token")]
+    RootToken(#[source] RootTokenError),
+}
+
+/// Resolves the credential `setting` of `env`.
+pub async fn credential(
+    env: &Environment,
+    secrets: &SecretResolver,
+    setting: SecretSetting,
+) -> Result<Secret, AccessError> {
+    let reference = setting
+        .reference(env)
+        .unwrap_or(cp_core::units::SecretRef::Generate);
+    secrets
+        .resolve(setting.path(), &reference)
+        .await
+        .map_err(|source| AccessError::Secret { setting, source })
+}
+
+/// Where PostgreSQL answers and the passwords of the roles the seeder manages.
+#[derive(Debug, Clone)]
+pub struct PgAccess {
+    /// Server endpoint.
+    pub endpoint: Endpoint,
+    /// The platform database.
+    pub database: String,
+    /// Bootstrap superuser password (user `postgres`).
+    pub superuser_password: Secret,
+    /// Password of the admin role (owner of schemas and tables).
+    pub admin_password: Secret,
+    /// Password of the application role.
+    pub app_password: Secret,
+    /// Password of the read-only role.
+    pub readonly_password: Secret,
+    /// Password of the backup role.
+    pub backup_password: Secret,
+}
+
+impl PgAccess {
+    /// The password of one of the platform's roles (or the superuser).
+    pub fn password(&self, role: &str) -> &Secret {
+        match role {
+            cp_core::roles::SUPERUSER => &self.superuser_password,
+            cp_core::roles::ADMIN => &self.admin_password,
+            cp_core::roles::APP => &self.app_password,
+            cp_core::roles::READONLY => &self.readonly_password,
+            _ => &self.backup_password,
+        }
+    }
+
+    /// The setting a role's password comes from.
+    pub fn setting(role: &str) -> SecretSetting {
+        match role {
+            cp_core::roles::SUPERUSER => SecretSetting::PostgresSuperuser,
+            cp_core::roles::ADMIN => SecretSetting::PostgresAdmin,
+            cp_core::roles::APP => SecretSetting::PostgresApp,
+            cp_core::roles::READONLY => SecretSetting::PostgresReadonly,
+            _ => SecretSetting::PostgresBackup,
+        }
+    }
+}
+
+/// Where Redis answers and its users' passwords.
+#[derive(Debug, Clone)]
+pub struct RedisAccess {
+    /// Server endpoint.
+    pub endpoint: Endpoint,
+    /// The admin ACL user's password (user `admin`, written by the driver).
+    pub admin_password: Secret,
+    /// The app ACL user's password.
+    pub app_password: Secret,
+}
+
+/// Where NATS answers and its users' passwords.
+#[derive(Debug, Clone)]
+pub struct NatsAccess {
+    /// Client endpoint.
+    pub endpoint: Endpoint,
+    /// The monitoring endpoint (`/varz`, `/jsz`).
+    pub monitor: Endpoint,
+    /// The admin user's password (user `admin`).
+    pub admin_password: Secret,
+    /// The app user's password.
+    pub app_password: Secret,
+}
+
+/// Where Vault answers and the token controlplane uses.
+#[derive(Debug, Clone)]
+pub struct VaultAccess {
+    /// `http://host:port`.
+    pub addr: String,
+    /// The token: the dev root token, the kept bootstrap root token, or `VAULT_TOKEN`.
+    /// `None` when none is available (outside dev after the root token was revoked
+    /// and no `VAULT_TOKEN` is set).
+    pub token: Option<Secret>,
+}
+
+impl VaultAccess {
+    /// A client with the token; [`RequestError::NoToken`] when there is none.
+    pub fn client(&self) -> Result<Client, RequestError> {
+        match &self.token {
+            Some(t) => Ok(Client::with_token(&self.addr, t.clone())),
+            None => Err(RequestError::NoToken {
+                hint: "outside dev the bootstrap root token is revoked after the first seed: export \
+                       VAULT_TOKEN with a token holding the `controlplane-seeder` policy (or a root \
+                       token from `bao operator generate-root`)",
+            }),
+        }
+    }
+}
+
+/// Everything needed to reach the core services, resolved once by the caller. A
+/// service that is not enabled in the environment is `None`.
+#[derive(Debug, Clone)]
+pub struct Access {
+    /// PostgreSQL.
+    pub postgres: Option<PgAccess>,
+    /// Redis.
+    pub redis: Option<RedisAccess>,
+    /// NATS.
+    pub nats: Option<NatsAccess>,
+    /// Vault.
+    pub vault: Option<VaultAccess>,
+}
+
+impl Access {
+    /// Resolves endpoints (from the driver, through `endpoint`) and secrets (from the
+    /// environment's references; generated dev secrets come from `state`, Vault's kept
+    /// root token from the driver's `vault_keys_dir` in it, else `VAULT_TOKEN`).
+    pub async fn resolve(
+        env: &Environment,
+        endpoint: impl Fn(CoreKind) -> Option<Endpoint>,
+        secrets: &SecretResolver,
+        state: &StateDir,
+        vault_keys_dir: &str,
+    ) -> Result<Self, AccessError> {
+        let s = &env.services;
+        let ep = |service: CoreKind| endpoint(service).ok_or(AccessError::NoEndpoint { service });
+        let cred = |setting| credential(env, secrets, setting);
+        let postgres = match &s.postgres {
+            None => None,
+            Some(pg) => Some(PgAccess {
+                endpoint: ep(CoreKind::Postgres)?,
+                database: pg.database.clone(),
+                superuser_password: cred(SecretSetting::PostgresSuperuser).await?,
+                admin_password: cred(SecretSetting::PostgresAdmin).await?,
+                app_password: cred(SecretSetting::PostgresApp).await?,
+                readonly_password: cred(SecretSetting::PostgresReadonly).await?,
+                backup_password: cred(SecretSetting::PostgresBackup).await?,
+            }),
+        };
+        let redis = match &s.redis {
+            None => None,
+            Some(_) => Some(RedisAccess {
+                endpoint: ep(CoreKind::Redis)?,
+                admin_password: cred(SecretSetting::RedisAdmin).await?,
+                app_password: cred(SecretSetting::RedisApp).await?,
+            }),
+        };
+        let nats = match &s.nats {
+            None => None,
+            Some(n) => {
+                let client = ep(CoreKind::Nats)?;
+                Some(NatsAccess {
+                    monitor: Endpoint {
+                        host: client.host.clone(),
+                        port: n.monitor_port,
+                    },
+                    endpoint: client,
+                    admin_password: cred(SecretSetting::NatsAdmin).await?,
+                    app_password: cred(SecretSetting::NatsApp).await?,
+                })
+            }
+        };
+        let vault = match &s.vault {
+            None => None,
+            Some(v) => {
+                let ep = ep(CoreKind::Vault)?;
+                let kept = crate::vault::root_token(v, secrets, state, vault_keys_dir)
+                    .await
+                    .map_err(AccessError::RootToken)?;
+                let token = kept.or_else(|| {
+                    std::env::var("VAULT_TOKEN")
+                        .ok()
+                        .filter(|t| !t.is_empty())
+                        .map(Secret::new)
+                });
+                Some(VaultAccess {
+                    addr: format!("http://{}", ep.addr()),
+                    token,
+                })
+            }
+        };
+        Ok(Self {
+            postgres,
+            redis,
+            nats,
+            vault,
+        })
+    }
+}
