@@ -188,11 +188,18 @@ fn write_step(f: &mut fmt::Formatter<'_>, s: &Step) -> fmt::Result {
         Action::Blocked { reason, .. } => ("!", format!(" (blocked: {reason})")),
     };
     writeln!(f, "  {sign:>3} {}{note}", s.id)?;
-    if let Action::Update { changes } | Action::Replace { changes } | Action::Blocked { changes, .. } =
-        &s.action
+    if let Action::Update { changes }
+    | Action::Replace { changes }
+    | Action::Blocked { changes, .. } = &s.action
     {
         for c in changes {
-            writeln!(f, "        {}: {} -> {}", c.path, show(&c.before), show(&c.after))?;
+            writeln!(
+                f,
+                "        {}: {} -> {}",
+                c.path,
+                show(&c.before),
+                show(&c.after)
+            )?;
         }
     }
     Ok(())
@@ -202,7 +209,11 @@ impl fmt::Display for EnvPlan {
     /// Like terraform's plan: a heading per layer, one line per step, one indented
     /// line per changed field, one summary line.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "{} ({}): {}", self.environment, self.driver, self.driver_reason)?;
+        writeln!(
+            f,
+            "{} ({}): {}",
+            self.environment, self.driver, self.driver_reason
+        )?;
         for l in &self.layers {
             match &l.observation {
                 LayerState::Absent => writeln!(f, "{}: not used by this environment", l.layer)?,
@@ -210,7 +221,11 @@ impl fmt::Display for EnvPlan {
                     writeln!(f, "{}: not observed ({reason}); {then}", l.layer)?;
                 }
                 LayerState::Observed if l.plan.is_empty() => {
-                    writeln!(f, "{}: up to date ({} resources)", l.layer, l.plan.unchanged)?;
+                    writeln!(
+                        f,
+                        "{}: up to date ({} resources)",
+                        l.layer, l.plan.unchanged
+                    )?;
                 }
                 LayerState::Observed => {
                     writeln!(f, "{}:", l.layer)?;
@@ -265,7 +280,12 @@ pub struct Basis(pub BTreeMap<Layer, LayerBasis>);
 
 impl Basis {
     /// Records a layer.
-    pub fn insert(&mut self, layer: Layer, desired: Vec<Resource>, observed: Option<Vec<Observed>>) {
+    pub fn insert(
+        &mut self,
+        layer: Layer,
+        desired: Vec<Resource>,
+        observed: Option<Vec<Observed>>,
+    ) {
         self.0.insert(layer, LayerBasis { desired, observed });
     }
 
@@ -410,7 +430,9 @@ fn observed_moves(layer: Layer, then: &[Observed], now: &[Observed], out: &mut V
                             ));
                         }
                     }
-                    (x, y) if x != y => out.push(format!("{layer}: {id} changed since the plan was made")),
+                    (x, y) if x != y => {
+                        out.push(format!("{layer}: {id} changed since the plan was made"))
+                    }
                     _ => {}
                 }
             }
@@ -446,10 +468,30 @@ mod tests {
     }
 
     fn sample() -> (Vec<LayerPlan>, Basis) {
-        let streams_d = vec![res(Layer::Streams, "stream", "CAPSULE_EVENTS", json!({"max_age_secs": 1_209_600}))];
-        let streams_o = vec![obs(Layer::Streams, "stream", "CAPSULE_EVENTS", json!({"max_age_secs": 604_800}))];
-        let cache_d = vec![res(Layer::Cache, "acl-user", "anumate_app", json!({"rules": "x"}))];
-        let cache_o = vec![obs(Layer::Cache, "acl-user", "anumate_app", json!({"rules": "x"}))];
+        let streams_d = vec![res(
+            Layer::Streams,
+            "stream",
+            "CAPSULE_EVENTS",
+            json!({"max_age_secs": 1_209_600}),
+        )];
+        let streams_o = vec![obs(
+            Layer::Streams,
+            "stream",
+            "CAPSULE_EVENTS",
+            json!({"max_age_secs": 604_800}),
+        )];
+        let cache_d = vec![res(
+            Layer::Cache,
+            "acl-user",
+            "anumate_app",
+            json!({"rules": "x"}),
+        )];
+        let cache_o = vec![obs(
+            Layer::Cache,
+            "acl-user",
+            "anumate_app",
+            json!({"rules": "x"}),
+        )];
         let mut basis = Basis::default();
         basis.insert(Layer::Streams, streams_d.clone(), Some(streams_o.clone()));
         basis.insert(Layer::Cache, cache_d.clone(), Some(cache_o.clone()));
@@ -518,8 +560,13 @@ mod tests {
             basis: basis.clone(),
         };
         let mut now = basis.clone();
-        now.0.get_mut(&Layer::Streams).unwrap().observed.as_mut().unwrap()[0].spec =
-            Some(json!({"max_age_secs": 3600}));
+        now.0
+            .get_mut(&Layer::Streams)
+            .unwrap()
+            .observed
+            .as_mut()
+            .unwrap()[0]
+            .spec = Some(json!({"max_age_secs": 3600}));
         now.0.get_mut(&Layer::Database).unwrap().observed = Some(Vec::new());
         now.0.get_mut(&Layer::Cache).unwrap().desired[0].spec = json!({"rules": "y"});
         assert_eq!(

@@ -108,6 +108,8 @@ pub enum UpdateMode {
     /// In place, except that these fields (JSON pointers) can never change: a change
     /// to one is reported as blocked, not silently ignored.
     InPlaceExcept(Vec<String>),
+    /// Never changed: any difference is blocked, for the reason given (what to do).
+    Immutable(String),
 }
 
 /// Something a layer needs to exist.
@@ -340,6 +342,10 @@ pub fn plan(desired: &[Resource], observed: &[Observed], prune: bool) -> Plan {
             let action = match &r.update {
                 UpdateMode::InPlace => Action::Update { changes },
                 UpdateMode::Replace => Action::Replace { changes },
+                UpdateMode::Immutable(reason) => Action::Blocked {
+                    changes,
+                    reason: reason.clone(),
+                },
                 UpdateMode::InPlaceExcept(fixed) => {
                     let frozen: Vec<&str> = changes
                         .iter()

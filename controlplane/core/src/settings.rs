@@ -84,10 +84,14 @@ impl SecretSetting {
     pub fn reference(self, env: &Environment) -> Option<SecretRef> {
         let s = &env.services;
         match self {
-            SecretSetting::PostgresSuperuser => s.postgres.as_ref().map(|p| p.superuser_password.clone()),
+            SecretSetting::PostgresSuperuser => {
+                s.postgres.as_ref().map(|p| p.superuser_password.clone())
+            }
             SecretSetting::PostgresAdmin => s.postgres.as_ref().map(|p| p.admin_password.clone()),
             SecretSetting::PostgresApp => s.postgres.as_ref().map(|p| p.app_password.clone()),
-            SecretSetting::PostgresReadonly => s.postgres.as_ref().map(|p| p.readonly_password.clone()),
+            SecretSetting::PostgresReadonly => {
+                s.postgres.as_ref().map(|p| p.readonly_password.clone())
+            }
             SecretSetting::PostgresBackup => s.postgres.as_ref().map(|p| p.backup_password.clone()),
             SecretSetting::RedisAdmin => s.redis.as_ref().map(|r| r.admin_password.clone()),
             SecretSetting::RedisApp => s.redis.as_ref().map(|r| r.app_password.clone()),

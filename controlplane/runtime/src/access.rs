@@ -24,7 +24,9 @@ pub enum AccessError {
         source: SecretError,
     },
     /// The driver knows no endpoint for an enabled service.
-    #[error("{service}: the driver reports no endpoint for this service; run `controlplane up` first")]
+    #[error(
+        "{service}: the driver reports no endpoint for this service; run `controlplane up` first"
+    )]
     NoEndpoint {
         /// The service.
         service: CoreKind,

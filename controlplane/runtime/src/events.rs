@@ -26,7 +26,9 @@ pub enum EventError {
     #[error(transparent)]
     Connect(#[from] ConnectError),
     /// The stream is missing (not seeded yet).
-    #[error("cannot read stream {STREAM}; the streams may not exist yet: run `controlplane seed` (or `up`) first")]
+    #[error(
+        "cannot read stream {STREAM}; the streams may not exist yet: run `controlplane seed` (or `up`) first"
+    )]
     NoStream(#[source] jetstream::context::GetStreamError),
     /// The stream has no subject to publish under.
     #[error(
@@ -37,13 +39,17 @@ pub enum EventError {
         subjects: Vec<String>,
     },
     /// The event type cannot be a subject.
-    #[error("event type `{kind}` is not usable as a NATS subject; use dot-separated words such as `tenant.created`")]
+    #[error(
+        "event type `{kind}` is not usable as a NATS subject; use dot-separated words such as `tenant.created`"
+    )]
     BadKind {
         /// The type.
         kind: String,
     },
     /// Publishing failed.
-    #[error("cannot publish {kind} to {subject}: {detail}; check that stream {STREAM} exists (`controlplane seed`) and NATS is up")]
+    #[error(
+        "cannot publish {kind} to {subject}: {detail}; check that stream {STREAM} exists (`controlplane seed`) and NATS is up"
+    )]
     Publish {
         /// The type.
         kind: String,
@@ -53,7 +59,9 @@ pub enum EventError {
         detail: String,
     },
     /// The ack came from another stream.
-    #[error("{subject} was stored in stream {stream} instead of {STREAM}: two streams' subjects overlap; check `streams` in the environment")]
+    #[error(
+        "{subject} was stored in stream {stream} instead of {STREAM}: two streams' subjects overlap; check `streams` in the environment"
+    )]
     WrongStream {
         /// The subject.
         subject: String,

@@ -67,6 +67,9 @@ pub struct SeedError {
     pub message: String,
     /// What the user can do about it.
     pub hint: Option<String>,
+    /// The service did not answer at all (not running, or not reachable from here):
+    /// a plan defers the layer instead of failing.
+    pub unreachable: bool,
 }
 
 impl SeedError {
@@ -76,7 +79,15 @@ impl SeedError {
             service,
             message: message.into(),
             hint: None,
+            unreachable: false,
         }
+    }
+
+    /// Marks the error as "the service did not answer".
+    #[must_use]
+    pub fn unreachable(mut self) -> Self {
+        self.unreachable = true;
+        self
     }
 
     /// Adds what to do about it.
@@ -108,14 +119,17 @@ impl From<cp_runtime::events::EventError> for SeedError {
 impl From<cp_runtime::nats::ConnectError> for SeedError {
     fn from(e: cp_runtime::nats::ConnectError) -> Self {
         let hint = e.hint();
-        SeedError::new("nats", error_chain(&e)).hint(hint)
+        let refused = e.source.kind() == async_nats::ConnectErrorKind::AuthorizationViolation;
+        let err = SeedError::new("nats", error_chain(&e)).hint(hint);
+        if refused { err } else { err.unreachable() }
     }
 }
 
 impl From<cp_runtime::vault::RequestError> for SeedError {
     fn from(e: cp_runtime::vault::RequestError) -> Self {
         let hint = e.hint();
-        let err = SeedError::new("vault", error_chain(&e));
+        let mut err = SeedError::new("vault", error_chain(&e));
+        err.unreachable = matches!(e, cp_runtime::vault::RequestError::Unreachable { .. });
         match hint {
             Some(h) => err.hint(h),
             None => err,

@@ -9,9 +9,10 @@
 //! a SCRAM-SHA-256 verifier computed here ([`scram`]), and an existing verifier is
 //! checked against the configured password locally.
 
+pub mod layer;
 pub mod scram;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt;
 
 use sqlx::migrate::{Migrate, MigrateError, Migration, Migrator};
@@ -26,15 +27,9 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations");
 /// Where sqlx records applied migrations.
 pub const MIGRATIONS_TABLE: &str = "public._sqlx_migrations";
 
-/// The admin role: owns the database, schemas and tables; runs the migrations.
-pub const ADMIN_ROLE: &str = "anumate_admin";
-/// The application role: DML only, subject to row-level security, owns nothing.
-pub const APP_ROLE: &str = "anumate_app";
-/// The read-only role: SELECT only, subject to row-level security.
-pub const READONLY_ROLE: &str = "anumate_readonly";
-/// The backup role: reads everything (pg_read_all_data) and bypasses row-level
-/// security, so a dump never silently misses rows.
-pub const BACKUP_ROLE: &str = "anumate_backup";
+pub use cp_core::roles::{
+    ADMIN as ADMIN_ROLE, APP as APP_ROLE, BACKUP as BACKUP_ROLE, READONLY as READONLY_ROLE,
+};
 
 /// The setting the policies read; set per transaction by [`begin_tenant_tx`].
 pub const TENANT_SETTING: &str = "app.current_tenant_id";
@@ -102,53 +97,8 @@ pub struct MigrationStatus {
     pub checksum_ok: bool,
 }
 
-/// What one of our roles must be: its attributes and role memberships.
-struct RoleSpec {
-    name: &'static str,
-    bypassrls: bool,
-    member_of: &'static [&'static str],
-}
-
-const ROLES: [RoleSpec; 4] = [
-    RoleSpec {
-        name: ADMIN_ROLE,
-        bypassrls: false,
-        member_of: &[],
-    },
-    RoleSpec {
-        name: APP_ROLE,
-        bypassrls: false,
-        member_of: &[],
-    },
-    RoleSpec {
-        name: READONLY_ROLE,
-        bypassrls: false,
-        member_of: &[],
-    },
-    RoleSpec {
-        name: BACKUP_ROLE,
-        bypassrls: true,
-        member_of: &["pg_read_all_data"],
-    },
-];
-
-fn password<'a>(pg: &'a PgAccess, role: &str) -> &'a str {
-    match role {
-        ADMIN_ROLE => pg.admin_password.expose(),
-        APP_ROLE => pg.app_password.expose(),
-        READONLY_ROLE => pg.readonly_password.expose(),
-        _ => pg.backup_password.expose(),
-    }
-}
-
 fn setting(role: &str) -> &'static str {
-    match role {
-        "postgres" => "services.postgres.superuser_password",
-        ADMIN_ROLE => "services.postgres.admin_password",
-        APP_ROLE => "services.postgres.app_password",
-        READONLY_ROLE => "services.postgres.readonly_password",
-        _ => "services.postgres.backup_password",
-    }
+    PgAccess::setting(role).path()
 }
 
 /// Double-quotes an identifier.
@@ -185,6 +135,7 @@ fn db_error(doing: &str, who: &str, pg: &PgAccess, e: sqlx::Error) -> SeedError 
         sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut => {
             SeedError::new(SERVICE, format!("{doing}: cannot reach PostgreSQL at {addr}: {e}"))
                 .hint("start it with `controlplane up` (or check services.postgres.port)")
+                .unreachable()
         }
         sqlx::Error::Database(d) if d.code().as_deref() == Some("28P01") => SeedError::new(
             SERVICE,
@@ -304,296 +255,15 @@ pub async fn begin_tenant_tx(
     Ok(tx)
 }
 
-/// Roles, database, privileges, then [`migrate_up`]. Idempotent: a second run
-/// reports no changes.
+/// Observes the database layer and applies what differs: roles, database,
+/// privileges, migrations, grants. Idempotent: a second run reports no changes.
 pub async fn seed(pg: &PgAccess) -> Result<Report, SeedError> {
-    let mut report = Report::new(SERVICE);
-    let mut su = superuser(pg, "postgres", &mut report).await?;
-    seed_roles(pg, &mut su, &mut report).await?;
-    seed_database(pg, &mut su, &mut report).await?;
-    close(su).await;
-    let mut su = superuser(pg, &pg.database, &mut report).await?;
-    seed_in_database(pg, &mut su, &mut report).await?;
-    close(su).await;
-    let migrated = migrate_up(pg).await?;
-    report.changes.extend(migrated.changes);
-    report.trips(migrated.round_trips);
+    let mut observing = Report::new(SERVICE);
+    let cat = layer::observe(pg, &mut observing).await?;
+    let plan = layer::plan(&pg.database, &cat);
+    let mut report = layer::apply(pg, &plan).await?;
+    report.trips(observing.round_trips);
     Ok(report)
-}
-
-async fn seed_roles(
-    pg: &PgAccess,
-    su: &mut PgConnection,
-    report: &mut Report,
-) -> Result<(), SeedError> {
-    let names: Vec<&str> = ROLES.iter().map(|r| r.name).collect();
-    report.trips(1);
-    let rows = sqlx::query(
-        "SELECT a.rolname, a.rolsuper, a.rolinherit, a.rolcreaterole, a.rolcreatedb, a.rolcanlogin,
-                a.rolreplication, a.rolbypassrls, a.rolpassword,
-                ARRAY(SELECT g.rolname::text FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
-                      WHERE m.member = a.oid ORDER BY 1) AS member_of
-         FROM pg_authid a WHERE a.rolname = ANY($1)",
-    )
-    .bind(&names)
-    .fetch_all(&mut *su)
-    .await
-    .map_err(|e| db_error("reading the roles", "postgres", pg, e))?;
-    let observed: BTreeMap<String, sqlx::postgres::PgRow> = rows
-        .into_iter()
-        .map(|r| (r.get::<String, _>("rolname"), r))
-        .collect();
-
-    for spec in &ROLES {
-        let name = spec.name;
-        let pw = password(pg, name);
-        let attrs = [
-            ("LOGIN", "NOLOGIN", "rolcanlogin", true),
-            ("SUPERUSER", "NOSUPERUSER", "rolsuper", false),
-            ("CREATEROLE", "NOCREATEROLE", "rolcreaterole", false),
-            ("CREATEDB", "NOCREATEDB", "rolcreatedb", false),
-            ("REPLICATION", "NOREPLICATION", "rolreplication", false),
-            ("BYPASSRLS", "NOBYPASSRLS", "rolbypassrls", spec.bypassrls),
-            ("INHERIT", "NOINHERIT", "rolinherit", true),
-        ];
-        fn keyword(a: &(&'static str, &'static str, &'static str, bool)) -> &'static str {
-            if a.3 { a.0 } else { a.1 }
-        }
-        let mut sql = Vec::new();
-        let (member_of, what): (Vec<String>, Option<String>) = match observed.get(name) {
-            None => {
-                let all: Vec<&str> = attrs.iter().map(keyword).collect();
-                sql.push(format!(
-                    "CREATE ROLE {} WITH {} PASSWORD {}",
-                    ident(name),
-                    all.join(" "),
-                    literal(&scram::verifier(pw))
-                ));
-                (Vec::new(), Some(format!("created role {name}")))
-            }
-            Some(row) => {
-                let differing: Vec<&str> = attrs
-                    .iter()
-                    .filter(|a| row.get::<bool, _>(a.2) != a.3)
-                    .map(keyword)
-                    .collect();
-                let mut what = Vec::new();
-                if !differing.is_empty() {
-                    sql.push(format!(
-                        "ALTER ROLE {} WITH {}",
-                        ident(name),
-                        differing.join(" ")
-                    ));
-                    what.push(format!("set {} on role {name}", differing.join(" ")));
-                }
-                let stored: Option<String> = row.get("rolpassword");
-                if !stored.as_deref().is_some_and(|v| scram::verify(v, pw)) {
-                    sql.push(format!(
-                        "ALTER ROLE {} WITH PASSWORD {}",
-                        ident(name),
-                        literal(&scram::verifier(pw))
-                    ));
-                    what.push(format!(
-                        "set the password of role {name} (from {})",
-                        setting(name)
-                    ));
-                }
-                (
-                    row.get("member_of"),
-                    (!what.is_empty()).then(|| what.join("; ")),
-                )
-            }
-        };
-        if let Some(what) = what {
-            for stmt in sql {
-                report.trips(1);
-                sqlx::raw_sql(AssertSqlSafe(stmt))
-                    .execute(&mut *su)
-                    .await
-                    .map_err(|e| {
-                        db_error(
-                            &format!("creating or altering role {name}"),
-                            "postgres",
-                            pg,
-                            e,
-                        )
-                    })?;
-            }
-            report.change(what);
-        }
-        let have: BTreeSet<&str> = member_of.iter().map(String::as_str).collect();
-        let want: BTreeSet<&str> = spec.member_of.iter().copied().collect();
-        for g in want.difference(&have) {
-            report.trips(1);
-            sqlx::raw_sql(AssertSqlSafe(format!(
-                "GRANT {} TO {}",
-                ident(g),
-                ident(name)
-            )))
-            .execute(&mut *su)
-            .await
-            .map_err(|e| db_error(&format!("granting {g} to {name}"), "postgres", pg, e))?;
-            report.change(format!("granted {g} to {name}"));
-        }
-        // A role the platform relies on being confined must not inherit anything else
-        // (granting it anumate_admin, say, would defeat row-level security).
-        for g in have.difference(&want) {
-            report.trips(1);
-            sqlx::raw_sql(AssertSqlSafe(format!(
-                "REVOKE {} FROM {}",
-                ident(g),
-                ident(name)
-            )))
-            .execute(&mut *su)
-            .await
-            .map_err(|e| db_error(&format!("revoking {g} from {name}"), "postgres", pg, e))?;
-            report.change(format!("revoked membership of {name} in {g}"));
-        }
-    }
-    Ok(())
-}
-
-async fn seed_database(
-    pg: &PgAccess,
-    su: &mut PgConnection,
-    report: &mut Report,
-) -> Result<(), SeedError> {
-    let db = &pg.database;
-    let ours = [APP_ROLE, READONLY_ROLE, BACKUP_ROLE];
-    report.trips(1);
-    let row = sqlx::query(
-        "SELECT pg_get_userbyid(d.datdba)::text AS owner,
-                ARRAY(SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee)::text END
-                             || ':' || a.privilege_type
-                      FROM aclexplode(COALESCE(d.datacl, acldefault('d', d.datdba))) a
-                      WHERE a.grantee <> d.datdba ORDER BY 1) AS grants
-         FROM pg_database d WHERE d.datname = $1",
-    )
-    .bind(db)
-    .fetch_optional(&mut *su)
-    .await
-    .map_err(|e| db_error("reading the database", "postgres", pg, e))?;
-    let grants: Vec<String> = match row {
-        None => {
-            report.trips(1);
-            // template0: the platform database starts from nothing a superuser may
-            // have added to template1.
-            sqlx::raw_sql(AssertSqlSafe(format!(
-                "CREATE DATABASE {} OWNER {} TEMPLATE template0",
-                ident(db),
-                ident(ADMIN_ROLE)
-            )))
-            .execute(&mut *su)
-            .await
-            .map_err(|e| db_error(&format!("creating database {db}"), "postgres", pg, e))?;
-            report.change(format!("created database {db} owned by {ADMIN_ROLE}"));
-            vec!["PUBLIC:CONNECT".into(), "PUBLIC:TEMPORARY".into()]
-        }
-        Some(row) => {
-            let owner: String = row.get("owner");
-            if owner != ADMIN_ROLE {
-                report.trips(1);
-                sqlx::raw_sql(AssertSqlSafe(format!(
-                    "ALTER DATABASE {} OWNER TO {}",
-                    ident(db),
-                    ident(ADMIN_ROLE)
-                )))
-                .execute(&mut *su)
-                .await
-                .map_err(|e| {
-                    db_error(
-                        &format!("changing the owner of database {db}"),
-                        "postgres",
-                        pg,
-                        e,
-                    )
-                })?;
-                report.change(format!(
-                    "changed the owner of database {db} from {owner} to {ADMIN_ROLE}"
-                ));
-            }
-            row.get("grants")
-        }
-    };
-    // Only PUBLIC and our roles are judged; grants to other roles are the operator's.
-    let have: BTreeSet<&str> = grants
-        .iter()
-        .map(String::as_str)
-        .filter(|g| {
-            g.starts_with("PUBLIC:") || ours.iter().any(|r| g.starts_with(&format!("{r}:")))
-        })
-        .collect();
-    let want_owned: Vec<String> = ours.iter().map(|r| format!("{r}:CONNECT")).collect();
-    let want: BTreeSet<&str> = want_owned.iter().map(String::as_str).collect();
-    if have != want {
-        let roles = ours.map(ident).join(", ");
-        report.trips(1);
-        sqlx::raw_sql(AssertSqlSafe(format!(
-            "REVOKE ALL ON DATABASE {d} FROM PUBLIC, {roles}; GRANT CONNECT ON DATABASE {d} TO {roles}",
-            d = ident(db)
-        )))
-        .execute(&mut *su)
-        .await
-        .map_err(|e| db_error(&format!("setting privileges on database {db}"), "postgres", pg, e))?;
-        report.change(format!(
-            "set privileges on database {db}: CONNECT for {}, nothing for PUBLIC",
-            ours.join(", ")
-        ));
-    }
-    Ok(())
-}
-
-async fn seed_in_database(
-    pg: &PgAccess,
-    su: &mut PgConnection,
-    report: &mut Report,
-) -> Result<(), SeedError> {
-    report.trips(1);
-    let public_creates: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM pg_namespace n,
-                        aclexplode(COALESCE(n.nspacl, acldefault('n', n.nspowner))) a
-                        WHERE n.nspname = 'public' AND a.grantee = 0 AND a.privilege_type = 'CREATE')",
-    )
-    .fetch_one(&mut *su)
-    .await
-    .map_err(|e| db_error("reading the privileges of schema public", "postgres", pg, e))?;
-    if public_creates {
-        report.trips(1);
-        sqlx::raw_sql("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
-            .execute(&mut *su)
-            .await
-            .map_err(|e| db_error("revoking CREATE on schema public", "postgres", pg, e))?;
-        report.change("revoked CREATE on schema public from PUBLIC");
-    }
-    // Only the admin owns things: an object owned by another of our roles (made by
-    // hand, say) would let that role change its policies or grants.
-    report.trips(1);
-    let owners: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT r.rolname::text, count(d.objid)
-         FROM pg_roles r JOIN pg_shdepend d ON d.refobjid = r.oid AND d.deptype = 'o'
-         WHERE r.rolname = ANY($1)
-           AND d.dbid IN (0, (SELECT oid FROM pg_database WHERE datname = current_database()))
-         GROUP BY 1 ORDER BY 1",
-    )
-    .bind([APP_ROLE, READONLY_ROLE, BACKUP_ROLE])
-    .fetch_all(&mut *su)
-    .await
-    .map_err(|e| db_error("reading what our roles own", "postgres", pg, e))?;
-    for (role, n) in owners {
-        report.trips(1);
-        sqlx::raw_sql(AssertSqlSafe(format!(
-            "REASSIGN OWNED BY {} TO {}",
-            ident(&role),
-            ident(ADMIN_ROLE)
-        )))
-        .execute(&mut *su)
-        .await
-        .map_err(|e| db_error(&format!("reassigning what {role} owns"), "postgres", pg, e))?;
-        report.change(format!(
-            "reassigned {n} object(s) owned by {role} to {ADMIN_ROLE}"
-        ));
-    }
-    Ok(())
 }
 
 /// The up migrations embedded in this binary, in order.

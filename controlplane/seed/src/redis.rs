@@ -84,6 +84,7 @@ pub(crate) async fn connect_admin(
     let mut c = Connection::connect(&addr).await.map_err(|e| {
         SeedError::new(SERVICE, format!("cannot connect to Redis at {addr}: {e}"))
             .hint("is Redis up? run `controlplane up` (or `controlplane status`) first")
+            .unreachable()
     })?;
     report.trips(1);
     c.command(&["AUTH", REDIS_ADMIN_USER, redis.admin_password.expose()])

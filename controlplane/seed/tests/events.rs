@@ -5,7 +5,6 @@
 
 use async_nats::jetstream;
 use cp_core::names::CoreKind;
-use cp_runtime::probe::Endpoint;
 use cp_seed::NatsAccess;
 use cp_seed::events::{Event, Publisher};
 use cp_testkit::TestEnv;

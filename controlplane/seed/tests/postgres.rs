@@ -51,6 +51,9 @@ const CONCURRENT: &[(&str, Test)] = &[
     ("schema_matches_the_committed_snapshot", |pg| {
         Box::pin(schema_matches_the_committed_snapshot(pg))
     }),
+    ("privileges_match_the_committed_snapshot", |pg| {
+        Box::pin(privileges_match_the_committed_snapshot(pg))
+    }),
     (
         "catalog_every_tenant_table_is_forced_with_full_policies",
         |pg| Box::pin(catalog_every_tenant_table_is_forced_with_full_policies(pg)),
@@ -296,9 +299,33 @@ async fn seed_repairs_drifted_roles_and_privileges(pg: PgAccess) {
         "CREATE TABLE anumate.side_door (i int); ALTER TABLE anumate.side_door OWNER TO anumate_app",
     )
     .await;
+    exec(
+        &mut su_db,
+        "REVOKE SELECT ON anumate.tenants FROM anumate_app; GRANT DELETE ON audit.events TO anumate_app",
+    )
+    .await;
+    // The plan shows every drift before anything is repaired.
+    let mut r = cp_seed::Report::new("postgres");
+    let cat = postgres::layer::observe(&pg, &mut r).await.unwrap();
+    let plan = postgres::layer::plan(&pg.database, &cat).to_string();
+    for want in [
+        "~ role anumate_app",
+        "/bypassrls: true -> false",
+        "/password: \"differs from services.postgres.readonly_password\" -> \"matches services.postgres.readonly_password\"",
+        "+ grant anumate_app on table anumate.tenants",
+        "~ grant anumate_app on table audit.events",
+        "~ ownership objects owned by the app, read-only and backup roles",
+    ] {
+        assert!(
+            plan.contains(want),
+            "expected `{want}` in the plan:\n{plan}"
+        );
+    }
     let r = postgres::seed(&pg).await.expect("seed repairs");
     let text = r.changes.join("\n");
     for want in [
+        "granted SELECT on table anumate.tenants to anumate_app",
+        "revoked DELETE on table audit.events from anumate_app",
         "set NOCREATEDB NOBYPASSRLS on role anumate_app",
         "revoked membership of anumate_app in anumate_admin",
         "set the password of role anumate_readonly (from services.postgres.readonly_password)",
@@ -464,6 +491,45 @@ async fn schema_matches_the_committed_snapshot(pg: PgAccess) {
             path.display()
         );
     }
+}
+
+/// `migrations/privileges.json`, what the database layer expects, is what the
+/// migrations alone grant on a fresh database (no repair by the seeder involved).
+async fn privileges_match_the_committed_snapshot(pg: PgAccess) {
+    let mut r = cp_seed::Report::new("postgres");
+    let cat = postgres::layer::observe(&pg, &mut r).await.unwrap();
+    let mut plan = postgres::layer::plan(&pg.database, &cat);
+    plan.steps
+        .retain(|s| s.id.kind == "role" || s.id.kind == "database");
+    postgres::layer::apply(&pg, &plan).await.unwrap();
+    postgres::migrate_up(&pg).await.unwrap();
+    let mut su = superuser(&pg, &pg.database).await;
+    let grants = postgres::layer::read_grants(&pg, &mut su, &mut r)
+        .await
+        .unwrap();
+    let fresh = serde_json::to_string_pretty(&grants).unwrap() + "\n";
+    let path = cp_testkit::repo().join("migrations/privileges.json");
+    if std::env::var_os("CP_UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(&path, &fresh).unwrap();
+        return;
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    if committed != fresh {
+        let diff = similar::TextDiff::from_lines(&committed, &fresh)
+            .unified_diff()
+            .header("committed", "migrated")
+            .to_string();
+        panic!(
+            "{} is stale (the seeder repairs privileges towards it); rerun with CP_UPDATE_SNAPSHOTS=1 and review:\n{diff}",
+            path.display()
+        );
+    }
+    assert!(
+        grants
+            .iter()
+            .any(|g| g.grantee == APP_ROLE && g.object == "table anumate.tenants"),
+        "{grants:?}"
+    );
 }
 
 async fn catalog_every_tenant_table_is_forced_with_full_policies(pg: PgAccess) {

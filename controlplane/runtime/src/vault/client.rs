@@ -226,12 +226,15 @@ impl Client {
         if let Some(b) = body {
             req = req.json(b);
         }
-        let resp = req.send().await.map_err(|source| RequestError::Unreachable {
-            method: method.clone(),
-            path: path.trim_start_matches('/').to_owned(),
-            addr: self.addr.clone(),
-            source,
-        })?;
+        let resp = req
+            .send()
+            .await
+            .map_err(|source| RequestError::Unreachable {
+                method: method.clone(),
+                path: path.trim_start_matches('/').to_owned(),
+                addr: self.addr.clone(),
+                source,
+            })?;
         let status = resp.status();
         let text = resp.text().await.unwrap_or_default();
         let body = if text.trim().is_empty() {
