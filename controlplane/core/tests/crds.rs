@@ -1,7 +1,8 @@
 //! Every custom resource a fresh render emits is one the operator versions we support
 //! would accept: its apiVersion is served by their published CRDs (vendored under
 //! `tests/crds/`, see the README there) and it passes the CRD's schema with strict field
-//! validation. ExternalSecrets name a secret store rendered alongside them.
+//! validation. ExternalSecrets name a secret store rendered alongside them, and the
+//! environment settings that store is built from are validated.
 
 mod crd_schema;
 mod support;
@@ -171,4 +172,71 @@ fn a_typo_in_a_rendered_service_monitor_is_an_unknown_field() {
         crds().validate(&sm).unwrap_err(),
         vec!["unknown field \"spec.endpoints[0].scrapeInterval\""]
     );
+}
+
+fn load_errors(env: &str, sets: &[&str]) -> Vec<String> {
+    let sets: Vec<String> = sets.iter().map(|s| (*s).to_owned()).collect();
+    match cp_core::load(&support::shipped(), env, &sets) {
+        Ok(_) => Vec::new(),
+        Err(d) => {
+            d.0.iter()
+                .map(|d| format!("{} | {}", d.path.clone().unwrap_or_default(), d.message))
+                .collect()
+        }
+    }
+}
+
+#[test]
+fn the_secret_store_settings_are_validated() {
+    // The SecretStore reads one KV mount of the environment's own Vault: a reference
+    // elsewhere, or no Vault on Kubernetes, would render a secret never created.
+    assert_eq!(
+        load_errors(
+            "staging",
+            &["apps.capsule-registry.secrets.DATABASE_URL=vault://kv/anumate/db#url"]
+        ),
+        vec![
+            "apps.capsule-registry.secrets.DATABASE_URL | `vault://kv/anumate/db` is outside the KV mount `secret`"
+        ]
+    );
+    let e = load_errors("production", &["services.vault.enabled=false"]);
+    assert!(
+        e.contains(&"apps.capsule-registry.secrets.DATABASE_URL | a `vault://` reference, but services.vault is disabled".to_owned()),
+        "{e:#?}"
+    );
+    assert_eq!(
+        load_errors(
+            "staging",
+            &[
+                "vault.kubernetes_auth.mount_path=/kubernetes",
+                "vault.kubernetes_auth.role=external secrets"
+            ]
+        ),
+        vec![
+            "vault.kubernetes_auth.mount_path | `/kubernetes` is not an auth mount path",
+            "vault.kubernetes_auth.role | `external secrets` is not a Vault role name",
+        ]
+    );
+    // Both are rendered as set.
+    let env = cp_core::load(
+        &support::shipped(),
+        "staging",
+        &[
+            "vault.kubernetes_auth.mount_path=k8s/staging".to_owned(),
+            "vault.kubernetes_auth.role=eso".to_owned(),
+        ],
+    )
+    .unwrap()
+    .env;
+    let renderer = cp_core::render::Renderer::new(&support::templates()).unwrap();
+    let objects = renderer.kubernetes_objects(&env, false).unwrap();
+    let store = objects
+        .iter()
+        .find(|o| o["kind"] == "SecretStore")
+        .expect("staging renders its SecretStore");
+    assert_eq!(
+        store["spec"]["provider"]["vault"]["auth"]["kubernetes"],
+        json!({"mountPath": "k8s/staging", "role": "eso", "serviceAccountRef": {"name": "external-secrets-vault"}})
+    );
+    assert!(crds().validate(store).is_ok());
 }
