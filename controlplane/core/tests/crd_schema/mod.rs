@@ -369,7 +369,7 @@ fn check(s: &Value, v: &Value, path: &str, strict: bool, errors: &mut Vec<String
 
 fn is_base64(text: &str) -> bool {
     let body = text.trim_end_matches('=');
-    text.len() % 4 == 0
+    text.len().is_multiple_of(4)
         && text.len() - body.len() <= 2
         && body
             .bytes()
