@@ -515,6 +515,17 @@ pub struct VaultConfig {
     pub app_role: AppRole,
     /// File audit device log path.
     pub audit_log: String,
+    /// How the rendered SecretStore signs in (Kubernetes auth).
+    pub kubernetes_auth: KubernetesAuth,
+}
+
+/// Vault's Kubernetes auth method, as the rendered SecretStore uses it.
+#[derive(Debug, Clone, Serialize)]
+pub struct KubernetesAuth {
+    /// Mount path of the auth method (`kubernetes`).
+    pub mount_path: String,
+    /// Vault role bound to the SecretStore's ServiceAccount.
+    pub role: String,
 }
 
 /// One policy rule.

@@ -502,6 +502,24 @@ pub struct RawVaultConfig {
     pub app_role: Option<RawAppRole>,
     /// Path of the file audit device's log (relative paths are under the state dir).
     pub audit_log: Option<String>,
+    /// How External Secrets Operator signs in to this Vault on Kubernetes. `vault://`
+    /// references render as ExternalSecrets read through the SecretStore `vault`:
+    /// the environment's Vault, the KV mount `kv_mount`, Vault's Kubernetes auth
+    /// method as the namespace's ServiceAccount `external-secrets-vault`. The auth
+    /// method and its role must exist in Vault (`seed` does not create them).
+    pub kubernetes_auth: Option<RawKubernetesAuth>,
+}
+
+/// Vault's Kubernetes auth method, as the rendered SecretStore uses it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawKubernetesAuth {
+    /// Mount path of the Kubernetes auth method. Default `kubernetes`.
+    pub mount_path: Option<String>,
+    /// Vault role bound to the ServiceAccount `external-secrets-vault` of the
+    /// environment's namespace, with a policy that reads the KV mount. Default
+    /// `external-secrets`.
+    pub role: Option<String>,
 }
 
 /// One rule of a Vault policy.

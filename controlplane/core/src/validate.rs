@@ -2,7 +2,8 @@
 //!
 //! Structural problems (unknown keys, wrong types) were caught by the schema check;
 //! here are the rules that need the whole picture: defaults, secrets policy per tier,
-//! port clashes, cron syntax, retention, disruption budgets, dependencies.
+//! port clashes, cron syntax, retention, disruption budgets, dependencies, `vault://`
+//! references under the KV mount the rendered SecretStore reads.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -21,6 +22,9 @@ pub(crate) struct Cx<'a> {
     /// Where to point when a missing key has no better place: the environment file.
     fallback: Loc,
     tier: Tier,
+    /// Every `vault://` reference seen, by key path (checked against the KV mount once
+    /// it is known).
+    vault_refs: Vec<(String, String)>,
     pub(crate) errors: Vec<Diagnostic>,
 }
 
@@ -31,6 +35,7 @@ impl<'a> Cx<'a> {
             sources,
             fallback,
             tier: Tier::Dev,
+            vault_refs: Vec::new(),
             errors: Vec::new(),
         }
     }
@@ -171,6 +176,9 @@ impl<'a> Cx<'a> {
                 SecretRef::Generate
             }
             Ok(r) => {
+                if let SecretRef::Vault { path: kv_path, .. } = &r {
+                    self.vault_refs.push((path.to_owned(), kv_path.clone()));
+                }
                 if self.tier != Tier::Dev {
                     let tier = tier_name(self.tier);
                     if r.is_plain() {
@@ -387,7 +395,38 @@ pub(crate) fn validate(name: &EnvName, raw: RawEnvironment, cx: &mut Cx<'_>) -> 
     };
     check_ports(cx, &env);
     check_dependencies(cx, &env);
+    check_vault_refs(cx, &env);
     env
+}
+
+/// `vault://` references render as ExternalSecrets read through one SecretStore: the
+/// environment's Vault at the KV mount. A reference outside that mount, or (on
+/// Kubernetes) without a Vault to read from, would render a secret that is never
+/// created.
+fn check_vault_refs(cx: &mut Cx<'_>, env: &Environment) {
+    let refs = std::mem::take(&mut cx.vault_refs);
+    let mount = env.vault.kv_mount.clone();
+    for (path, kv_path) in &refs {
+        if !kv_path.starts_with(&format!("{mount}/")) {
+            let d = cx.err(
+                path,
+                format!("`vault://{kv_path}` is outside the KV mount `{mount}`"),
+            );
+            d.expected = Some(format!("a path under `{mount}/` (vault.kv_mount)"));
+            d.help = Some("Kubernetes output reads vault:// references through one SecretStore on the KV mount; move the secret under it, or change vault.kv_mount".into());
+        }
+    }
+    if let Some((path, _)) = refs.first()
+        && env.platform == Platform::Kubernetes
+        && env.services.vault.is_none()
+    {
+        let d = cx.err(
+            path,
+            "a `vault://` reference, but services.vault is disabled",
+        );
+        d.expected = Some("services.vault enabled, or `env://NAME` references".into());
+        d.help = Some("on Kubernetes, ExternalSecrets read vault:// references from the environment's own Vault".into());
+    }
 }
 
 fn core_services(cx: &mut Cx<'_>, raw: &raw::RawServices, tier: Tier) -> CoreServices {
@@ -1146,7 +1185,36 @@ fn vault_config(cx: &mut Cx<'_>, raw: &raw::RawVaultConfig) -> VaultConfig {
             .audit_log
             .clone()
             .unwrap_or_else(|| "vault-audit.log".into()),
+        kubernetes_auth: kubernetes_auth(cx, raw.kubernetes_auth.as_ref()),
     }
+}
+
+fn kubernetes_auth(cx: &mut Cx<'_>, raw: Option<&raw::RawKubernetesAuth>) -> KubernetesAuth {
+    let raw = raw.cloned().unwrap_or_default();
+    let mount_path = raw.mount_path.unwrap_or_else(|| "kubernetes".into());
+    let segment = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    };
+    if !mount_path.split('/').all(segment) {
+        cx.err(
+            "vault.kubernetes_auth.mount_path",
+            format!("`{mount_path}` is not an auth mount path"),
+        )
+        .expected = Some(
+            "a path like `kubernetes` or `k8s/staging`, without leading or trailing `/`".into(),
+        );
+    }
+    let role = raw.role.unwrap_or_else(|| "external-secrets".into());
+    if !segment(&role) {
+        cx.err(
+            "vault.kubernetes_auth.role",
+            format!("`{role}` is not a Vault role name"),
+        )
+        .expected = Some("letters, digits, `-`, `_` and `.`".into());
+    }
+    KubernetesAuth { mount_path, role }
 }
 
 fn backup(cx: &mut Cx<'_>, raw: &raw::RawBackup, services: &CoreServices) -> Option<Backup> {

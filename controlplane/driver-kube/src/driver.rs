@@ -234,7 +234,7 @@ impl KubeDriver {
             .map_err(|e| {
                 let hint = if not_found(&e) {
                     format!(
-                        " (does namespace {} exist, and is the kind's custom resource definition installed? ExternalSecret needs external-secrets, ServiceMonitor the Prometheus operator)",
+                        " (does namespace {} exist, and is the kind's custom resource definition installed? ExternalSecret and SecretStore need External Secrets Operator v0.17 or later, ServiceMonitor the Prometheus operator)",
                         env.namespace
                     )
                 } else {

@@ -51,7 +51,8 @@ pub const KNOWN_KINDS: &[(&str, &str)] = &[
     ("batch/v1", "CronJob"),
     ("monitoring.coreos.com/v1", "ServiceMonitor"),
     ("monitoring.coreos.com/v1", "PrometheusRule"),
-    ("external-secrets.io/v1beta1", "ExternalSecret"),
+    ("external-secrets.io/v1", "ExternalSecret"),
+    ("external-secrets.io/v1", "SecretStore"),
 ];
 
 /// The API resource (group, version, plural) of an `apiVersion` and kind.
@@ -289,6 +290,7 @@ mod tests {
                 "servicemonitors",
                 "prometheusrules",
                 "externalsecrets",
+                "secretstores",
             ]
         );
     }

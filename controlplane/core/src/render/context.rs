@@ -26,8 +26,11 @@ pub struct SecretBinding {
     /// `vault` (an ExternalSecret syncs it) or `fill` (a Secret controlplane fills at
     /// apply time from `env://`, `generate` or a dev value).
     pub source: &'static str,
-    /// For `vault`: the KV path and key.
+    /// For `vault`: the KV path, including the mount.
     pub vault_path: Option<String>,
+    /// For `vault`: the KV path below the mount, as the SecretStore (whose `path` is
+    /// the mount) reads it.
+    pub vault_remote_key: Option<String>,
     /// For `vault`: the key.
     pub vault_key: Option<String>,
     /// The Kubernetes Secret holding it (`<workload>-vault` or `<workload>-secrets`).
@@ -56,7 +59,7 @@ pub fn compose_var(path: &str, r: &SecretRef) -> String {
     }
 }
 
-fn binding(workload: &str, var: &str, path: &str, r: &SecretRef) -> SecretBinding {
+fn binding(workload: &str, var: &str, path: &str, r: &SecretRef, kv_mount: &str) -> SecretBinding {
     let (source, vault_path, vault_key, k8s_secret) = match r {
         SecretRef::Vault { path, key } => (
             "vault",
@@ -66,12 +69,20 @@ fn binding(workload: &str, var: &str, path: &str, r: &SecretRef) -> SecretBindin
         ),
         _ => ("fill", None, None, format!("{workload}-secrets")),
     };
+    // Validation keeps every vault:// reference under the KV mount.
+    let vault_remote_key = vault_path.as_deref().map(|p| {
+        p.strip_prefix(kv_mount)
+            .and_then(|rest| rest.strip_prefix('/'))
+            .unwrap_or(p)
+            .to_owned()
+    });
     SecretBinding {
         var: var.to_owned(),
         path: path.to_owned(),
         reference: r.to_string(),
         source,
         vault_path,
+        vault_remote_key,
         vault_key,
         k8s_secret,
         k8s_key: var.to_owned(),
@@ -85,7 +96,7 @@ pub fn secret_bindings(env: &Environment) -> BTreeMap<String, Vec<SecretBinding>
     let mut add = |w: &str, var: &str, path: &str, r: &SecretRef| {
         out.entry(w.to_owned())
             .or_default()
-            .push(binding(w, var, path, r));
+            .push(binding(w, var, path, r, &env.vault.kv_mount));
     };
     let s = &env.services;
     if let Some(pg) = &s.postgres {
@@ -173,6 +184,26 @@ pub fn secret_bindings(env: &Environment) -> BTreeMap<String, Vec<SecretBinding>
         }
     }
     out
+}
+
+/// The namespace's SecretStore that ExternalSecrets read through, when a workload has
+/// a `vault://` binding and the environment runs Vault (validation requires it on
+/// Kubernetes): the environment's Vault by its Service, the KV v2 mount, Vault's
+/// Kubernetes auth method as the ServiceAccount `external-secrets-vault`. Namespaced
+/// rather than a ClusterSecretStore, so environments sharing a cluster never overwrite
+/// each other's store and the kube driver prunes it with the rest of the namespace.
+fn secret_store(env: &Environment, bindings: &BTreeMap<String, Vec<SecretBinding>>) -> Value {
+    let any_vault = bindings.values().flatten().any(|b| b.source == "vault");
+    match &env.services.vault {
+        Some(v) if any_vault => json!({
+            "service_account": "external-secrets-vault",
+            "server": format!("http://vault.{}.svc:{}", env.namespace, v.common.port),
+            "path": env.vault.kv_mount,
+            "auth_mount": env.vault.kubernetes_auth.mount_path,
+            "role": env.vault.kubernetes_auth.role,
+        }),
+        _ => Value::Null,
+    }
 }
 
 /// Server configuration files as containers see them (bind `0.0.0.0`, `/data`).
@@ -308,6 +339,7 @@ pub fn build(env: &Environment) -> Value {
         "project": env.project,
         "namespace": env.namespace,
         "dev": env.tier == Tier::Dev,
+        "secret_store": secret_store(env, &bindings),
         "secrets": bindings,
         "configs": container_configs(env),
         "ports": core_ports(env),

@@ -72,9 +72,15 @@ const KINDS: &[(&str, &str, &str, bool)] = &[
         true,
     ),
     (
-        "external-secrets.io/v1beta1",
+        "external-secrets.io/v1",
         "ExternalSecret",
         "externalsecrets",
+        true,
+    ),
+    (
+        "external-secrets.io/v1",
+        "SecretStore",
+        "secretstores",
         true,
     ),
 ];

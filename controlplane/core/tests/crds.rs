@@ -1,0 +1,242 @@
+//! Every custom resource a fresh render emits is one the operator versions we support
+//! would accept: its apiVersion is served by their published CRDs (vendored under
+//! `tests/crds/`, see the README there) and it passes the CRD's schema with strict field
+//! validation. ExternalSecrets name a secret store rendered alongside them, and the
+//! environment settings that store is built from are validated.
+
+mod crd_schema;
+mod support;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use cp_core::render::kustomize;
+use crd_schema::Crds;
+use serde_json::{Value, json};
+
+fn crds() -> Crds {
+    Crds::load(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/crds"))
+}
+
+/// API groups Kubernetes itself serves (among them every group the templates use):
+/// objects in these are not custom resources. Anything else needs a vendored CRD.
+const BUILT_IN_GROUPS: &[&str] = &[
+    "",
+    "apps",
+    "autoscaling",
+    "batch",
+    "policy",
+    "networking.k8s.io",
+    "rbac.authorization.k8s.io",
+    "storage.k8s.io",
+    "scheduling.k8s.io",
+    "coordination.k8s.io",
+    "discovery.k8s.io",
+];
+
+fn group(obj: &Value) -> &str {
+    let v = obj["apiVersion"].as_str().unwrap_or_default();
+    v.split_once('/').map_or("", |(g, _)| g)
+}
+
+/// The custom resources of every shipped environment, as `kubectl kustomize
+/// overlays/<env>` prints them, from an in-process render.
+fn rendered_custom_resources() -> Vec<(String, Vec<Value>)> {
+    let renderer = cp_core::render::Renderer::new(&support::templates()).unwrap();
+    support::ENVS
+        .iter()
+        .map(|name| {
+            let env = support::load(name);
+            let wanted = kustomize::index(&renderer.kubernetes_objects(&env, false).unwrap());
+            let objects = kustomize::expected_overlay_output(name, &env.namespace, &wanted)
+                .into_iter()
+                .filter(|o| !BUILT_IN_GROUPS.contains(&group(o)))
+                .collect();
+            ((*name).to_owned(), objects)
+        })
+        .collect()
+}
+
+fn label(obj: &Value) -> String {
+    format!(
+        "{} {}/{}",
+        obj["apiVersion"].as_str().unwrap_or("?"),
+        obj["kind"].as_str().unwrap_or("?"),
+        obj["metadata"]["name"].as_str().unwrap_or("?")
+    )
+}
+
+#[test]
+fn rendered_custom_resources_validate_against_the_vendored_crds() {
+    let crds = crds();
+    let mut problems = Vec::new();
+    let mut kinds = BTreeSet::new();
+    for (env, objects) in rendered_custom_resources() {
+        for obj in &objects {
+            kinds.insert(obj["kind"].as_str().unwrap_or_default().to_owned());
+            match crds.validate(obj) {
+                Err(errors) => {
+                    for e in errors {
+                        problems.push(format!("{env}: {}: {e}", label(obj)));
+                    }
+                }
+                // The overlay's namespace must agree with the CRD's scope: the API
+                // server refuses a namespace on a cluster-scoped object.
+                Ok(crd) if crd.namespaced != obj["metadata"]["namespace"].is_string() => {
+                    problems.push(format!(
+                        "{env}: {}: the CRD's scope is {}, the rendered object {} a namespace (see kustomize::cluster_scoped)",
+                        label(obj),
+                        if crd.namespaced { "Namespaced" } else { "Cluster" },
+                        if crd.namespaced { "lacks" } else { "has" },
+                    ));
+                }
+                Ok(_) => {}
+            }
+        }
+        // An ExternalSecret whose store is not rendered creates nothing.
+        for es in objects.iter().filter(|o| o["kind"] == "ExternalSecret") {
+            let store = &es["spec"]["secretStoreRef"];
+            let kind = store["kind"].as_str().unwrap_or("SecretStore");
+            if !objects
+                .iter()
+                .any(|o| o["kind"] == kind && o["metadata"]["name"] == store["name"])
+            {
+                problems.push(format!(
+                    "{env}: {}: references the {kind} {}, which is not rendered",
+                    label(es),
+                    store["name"]
+                ));
+            }
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "rendered custom resources the vendored CRDs reject:\n{}",
+        problems.join("\n")
+    );
+    // The render must actually have exercised the operators' CRDs.
+    for kind in [
+        "ExternalSecret",
+        "SecretStore",
+        "ServiceMonitor",
+        "PrometheusRule",
+    ] {
+        assert!(
+            kinds.contains(kind),
+            "no {kind} rendered in any environment (rendered kinds: {kinds:?})"
+        );
+    }
+}
+
+#[test]
+fn a_v1beta1_external_secret_is_refused_naming_the_version() {
+    // What the templates rendered before External Secrets Operator v0.17 stopped
+    // serving v1beta1.
+    let es = json!({
+        "apiVersion": "external-secrets.io/v1beta1",
+        "kind": "ExternalSecret",
+        "metadata": {"name": "app-vault", "namespace": "anumate-staging"},
+        "spec": {
+            "refreshInterval": "1h",
+            "secretStoreRef": {"kind": "SecretStore", "name": "vault"},
+            "target": {"name": "app-vault", "creationPolicy": "Owner"},
+            "data": [{"secretKey": "A", "remoteRef": {"key": "anumate/a", "property": "a"}}]
+        }
+    });
+    let errors = crds().validate(&es).unwrap_err();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].contains("version v1beta1 is not served")
+            && errors[0].contains("external-secrets-v2.9.0")
+            && errors[0].ends_with("it serves v1"),
+        "{errors:?}"
+    );
+    // The same object at v1 passes, so the refusal is about the version alone.
+    let mut v1 = es;
+    v1["apiVersion"] = json!("external-secrets.io/v1");
+    assert!(crds().validate(&v1).is_ok());
+}
+
+#[test]
+fn a_typo_in_a_rendered_service_monitor_is_an_unknown_field() {
+    // The vendored schemas are strict where the operators' are: a misspelt field in a
+    // real rendered object is reported, not silently pruned by the API server.
+    let (_, objects) = rendered_custom_resources().remove(0);
+    let mut sm = objects
+        .into_iter()
+        .find(|o| o["kind"] == "ServiceMonitor")
+        .expect("dev renders ServiceMonitors");
+    assert!(crds().validate(&sm).is_ok());
+    sm["spec"]["endpoints"][0]["scrapeInterval"] = json!("15s");
+    assert_eq!(
+        crds().validate(&sm).unwrap_err(),
+        vec!["unknown field \"spec.endpoints[0].scrapeInterval\""]
+    );
+}
+
+fn load_errors(env: &str, sets: &[&str]) -> Vec<String> {
+    let sets: Vec<String> = sets.iter().map(|s| (*s).to_owned()).collect();
+    match cp_core::load(&support::shipped(), env, &sets) {
+        Ok(_) => Vec::new(),
+        Err(d) => {
+            d.0.iter()
+                .map(|d| format!("{} | {}", d.path.clone().unwrap_or_default(), d.message))
+                .collect()
+        }
+    }
+}
+
+#[test]
+fn the_secret_store_settings_are_validated() {
+    // The SecretStore reads one KV mount of the environment's own Vault: a reference
+    // elsewhere, or no Vault on Kubernetes, would render a secret never created.
+    assert_eq!(
+        load_errors(
+            "staging",
+            &["apps.capsule-registry.secrets.DATABASE_URL=vault://kv/anumate/db#url"]
+        ),
+        vec![
+            "apps.capsule-registry.secrets.DATABASE_URL | `vault://kv/anumate/db` is outside the KV mount `secret`"
+        ]
+    );
+    let e = load_errors("production", &["services.vault.enabled=false"]);
+    assert!(
+        e.contains(&"apps.capsule-registry.secrets.DATABASE_URL | a `vault://` reference, but services.vault is disabled".to_owned()),
+        "{e:#?}"
+    );
+    assert_eq!(
+        load_errors(
+            "staging",
+            &[
+                "vault.kubernetes_auth.mount_path=/kubernetes",
+                "vault.kubernetes_auth.role=external secrets"
+            ]
+        ),
+        vec![
+            "vault.kubernetes_auth.mount_path | `/kubernetes` is not an auth mount path",
+            "vault.kubernetes_auth.role | `external secrets` is not a Vault role name",
+        ]
+    );
+    // Both are rendered as set.
+    let env = cp_core::load(
+        &support::shipped(),
+        "staging",
+        &[
+            "vault.kubernetes_auth.mount_path=k8s/staging".to_owned(),
+            "vault.kubernetes_auth.role=eso".to_owned(),
+        ],
+    )
+    .unwrap()
+    .env;
+    let renderer = cp_core::render::Renderer::new(&support::templates()).unwrap();
+    let objects = renderer.kubernetes_objects(&env, false).unwrap();
+    let store = objects
+        .iter()
+        .find(|o| o["kind"] == "SecretStore")
+        .expect("staging renders its SecretStore");
+    assert_eq!(
+        store["spec"]["provider"]["vault"]["auth"]["kubernetes"],
+        json!({"mountPath": "k8s/staging", "role": "eso", "serviceAccountRef": {"name": "external-secrets-vault"}})
+    );
+    assert!(crds().validate(store).is_ok());
+}
