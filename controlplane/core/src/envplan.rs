@@ -47,6 +47,9 @@ pub struct LayerPlan {
     /// Its steps and unchanged count (empty when deferred).
     #[serde(flatten)]
     pub plan: Plan,
+    /// What the steps do not show (e.g. grants checked once pending migrations ran).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 impl LayerPlan {
@@ -56,7 +59,15 @@ impl LayerPlan {
             layer,
             observation: LayerState::Observed,
             plan,
+            notes: Vec::new(),
         }
+    }
+
+    /// Adds a note.
+    #[must_use]
+    pub fn note(mut self, note: impl Into<String>) -> Self {
+        self.notes.push(note.into());
+        self
     }
 
     /// A layer that could not be observed.
@@ -68,6 +79,7 @@ impl LayerPlan {
                 then: then.into(),
             },
             plan: Plan::default(),
+            notes: Vec::new(),
         }
     }
 
@@ -77,6 +89,7 @@ impl LayerPlan {
             layer,
             observation: LayerState::Absent,
             plan: Plan::default(),
+            notes: Vec::new(),
         }
     }
 
@@ -233,6 +246,9 @@ impl fmt::Display for EnvPlan {
                         write_step(f, s)?;
                     }
                 }
+            }
+            for n in &l.notes {
+                writeln!(f, "  note: {n}")?;
             }
         }
         let s = &self.summary;

@@ -8,6 +8,7 @@
 //! Every step observes before it writes, so seeding twice changes nothing the second
 //! time (and says so), and a run cut off midway is finished by the next one.
 
+pub mod layers;
 pub mod nats;
 pub mod postgres;
 pub mod redis;
@@ -169,38 +170,65 @@ impl SeedOutcome {
     }
 }
 
-/// Seeds every enabled service: PostgreSQL (roles, migrations), NATS (streams), Redis
-/// (ACL users) and Vault (audit, mounts, keys, policies, AppRole), the four at once
-/// since none needs another. Outside dev a root token is revoked after a successful
-/// run. A `seed.completed` event is published when anything changed.
+/// Observes one layer and applies its plan: the report of what changed (`None` when
+/// the environment does not use the layer).
+pub async fn seed_layer(
+    layer: cp_core::plan::Layer,
+    access: &Access,
+    env: &Environment,
+    options: &nats::Options,
+) -> Result<Option<Report>, SeedError> {
+    if !layers::used(layer, env) {
+        return Ok(None);
+    }
+    let mut observing = Report::new(layer_service(layer));
+    let o = layers::observe(layer, access, env, &mut observing).await?;
+    let mut report = layers::apply(layer, access, env, &o.plan, options).await?;
+    report.service = layer_service(layer);
+    report.trips(observing.round_trips);
+    Ok(Some(report))
+}
+
+/// The name a layer's report carries (`postgres`, `nats`, `redis`, `vault`, `tenants`).
+pub fn layer_service(layer: cp_core::plan::Layer) -> &'static str {
+    use cp_core::plan::Layer;
+    match layer {
+        Layer::Database => "postgres",
+        Layer::Streams => "nats",
+        Layer::Cache => "redis",
+        Layer::Vault => "vault",
+        Layer::Tenants => "tenants",
+        Layer::Platform => "platform",
+    }
+}
+
+/// Seeds every enabled service: PostgreSQL (roles, privileges, migrations, grants),
+/// NATS (streams), Redis (ACL users) and Vault (audit, mounts, keys, policies, AppRole)
+/// at once, since none needs another, then every tenant's parts. Each layer is
+/// observed, planned and applied step by step. Outside dev a root token is revoked
+/// after a successful run. A `seed.completed` event is published when anything
+/// changed.
 pub async fn seed_all(access: &Access, env: &Environment) -> Result<SeedOutcome, SeedError> {
+    use cp_core::plan::Layer;
+    let o = nats::Options::default();
     let (pg, nats, redis, vault) = tokio::join!(
-        async {
-            match &access.postgres {
-                Some(p) => postgres::seed(p).await.map(Some),
-                None => Ok(None),
-            }
-        },
-        async {
-            match &access.nats {
-                Some(n) => nats::seed(n, env).await.map(Some),
-                None => Ok(None),
-            }
-        },
-        async {
-            match &access.redis {
-                Some(r) => redis::seed(r, env).await.map(Some),
-                None => Ok(None),
-            }
-        },
-        async {
-            match &access.vault {
-                Some(v) => vault::seed(v, env).await.map(Some),
-                None => Ok(None),
-            }
-        },
+        seed_layer(Layer::Database, access, env, &o),
+        seed_layer(Layer::Streams, access, env, &o),
+        seed_layer(Layer::Cache, access, env, &o),
+        seed_layer(Layer::Vault, access, env, &o),
     );
     let mut reports: Vec<Report> = [pg?, nats?, redis?, vault?].into_iter().flatten().collect();
+    reports.extend(seed_layer(Layer::Tenants, access, env, &o).await?);
+    finish(access, env, reports).await
+}
+
+/// What every seeding run ends with: outside dev the bootstrap root token is revoked;
+/// a `seed.completed` event is published when anything changed.
+pub async fn finish(
+    access: &Access,
+    env: &Environment,
+    mut reports: Vec<Report>,
+) -> Result<SeedOutcome, SeedError> {
     let mut revoked_root_token = false;
     if let Some(v) = &access.vault
         && env.tier != cp_core::model::Tier::Dev

@@ -96,9 +96,22 @@ async fn observe_with(
 
 /// What seeding would change on the streams, without changing anything.
 pub async fn plan(nats: &NatsAccess, env: &Environment) -> Result<Plan, SeedError> {
-    let js = connect_admin(nats).await?;
-    let observed = observe_with(&js, env, &mut Report::new(SERVICE)).await?;
+    let observed = observe(nats, env, &mut Report::new(SERVICE)).await?;
     Ok(plan::plan(&seedspec::streams(env), &observed, false))
+}
+
+/// The declared streams that exist, with their configuration (one listing; never
+/// writes).
+pub async fn observe(
+    nats: &NatsAccess,
+    env: &Environment,
+    report: &mut Report,
+) -> Result<Vec<Observed>, SeedError> {
+    if env.services.nats.is_none() || env.streams.is_empty() {
+        return Ok(Vec::new());
+    }
+    let js = connect_admin(nats).await?;
+    observe_with(&js, env, report).await
 }
 
 fn show(v: &Option<Value>) -> String {
@@ -206,7 +219,36 @@ pub async fn seed_with(
     let js = connect_admin(nats).await?;
     let observed = observe_with(&js, env, &mut report).await?;
     let plan = plan::plan(&seedspec::streams(env), &observed, false);
-    if let Some(e) = blocked_error(&plan, &nats.endpoint.addr(), &options.recreate) {
+    let applied = apply_with(&js, nats, env, &plan, options).await?;
+    report.changes.extend(applied.changes);
+    report.trips(applied.round_trips);
+    Ok(report)
+}
+
+/// Applies a streams plan: refuses blocked changes (unless the stream is named in
+/// [`Options::recreate`]) before touching any stream, then creates and updates.
+pub async fn apply(
+    nats: &NatsAccess,
+    env: &Environment,
+    plan: &Plan,
+    options: &Options,
+) -> Result<Report, SeedError> {
+    if plan.is_empty() {
+        return Ok(Report::new(SERVICE));
+    }
+    let js = connect_admin(nats).await?;
+    apply_with(&js, nats, env, plan, options).await
+}
+
+async fn apply_with(
+    js: &jetstream::Context,
+    nats: &NatsAccess,
+    env: &Environment,
+    plan: &Plan,
+    options: &Options,
+) -> Result<Report, SeedError> {
+    let mut report = Report::new(SERVICE);
+    if let Some(e) = blocked_error(plan, &nats.endpoint.addr(), &options.recreate) {
         return Err(e);
     }
     for step in &plan.steps {

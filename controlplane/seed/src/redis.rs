@@ -11,7 +11,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use cp_core::model::Environment;
+use cp_core::plan::{self, Action, Layer, Observed, ObservedState, Plan, Resource, ResourceId};
 use cp_core::seedspec;
+use cp_core::settings::SecretSetting;
+use serde_json::{Value, json};
 use cp_core::serverconf::REDIS_ADMIN_USER;
 use cp_runtime::resp::{Connection, Reply, RespError};
 use cp_runtime::secrets::Secret;
@@ -52,12 +55,151 @@ pub async fn seed(redis: &RedisAccess, env: &Environment) -> Result<Report, Seed
     if env.services.redis.is_none() {
         return Ok(Report::new(SERVICE));
     }
-    ensure_users(redis, &wanted_users(redis, env)).await
+    let mut report = Report::new(SERVICE);
+    let observed = observe(redis, env, &mut report).await?;
+    let plan = plan::plan(&desired(env), &observed, false);
+    let mut applied = apply(redis, env, &plan).await?;
+    applied.trips(report.round_trips);
+    Ok(applied)
 }
 
-/// Makes `users` exist exactly as given (used by [`seed`]; tenants add their own users
-/// the same way). Persists with `ACL SAVE` when something changed and the server
-/// has an ACL file.
+/// The spec of a user as the plan compares it: enabled, password (whether it matches
+/// the setting, never its value), key and channel patterns, the command rules.
+fn user_spec(password: &str, rules: &[String]) -> Value {
+    let (keys, channels, commands) = split_rules(rules);
+    json!({
+        "enabled": true,
+        "password": password,
+        "keys": keys,
+        "channels": channels,
+        "commands": commands.join(" "),
+        "selectors": [],
+    })
+}
+
+fn password_matches() -> String {
+    format!("matches {}", SecretSetting::RedisApp.path())
+}
+
+/// The users the environment wants, as plan resources (pure).
+pub fn desired(env: &Environment) -> Vec<Resource> {
+    seedspec::redis(env)
+        .into_iter()
+        .map(|mut r| {
+            let rules: Vec<String> = r.spec["rules"]
+                .as_str()
+                .unwrap_or(seedspec::redis_app_acl())
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect();
+            r.spec = user_spec(&password_matches(), &rules);
+            r
+        })
+        .collect()
+}
+
+/// Reads the wanted users with `ACL GETUSER` (never writes). Commands are judged by
+/// their effect: a user whose rule text differs but allows exactly the same commands
+/// is reported with the wanted text.
+pub async fn observe(
+    redis: &RedisAccess,
+    env: &Environment,
+    report: &mut Report,
+) -> Result<Vec<Observed>, SeedError> {
+    let mut c = connect_admin(redis, report).await?;
+    let mut cats = Categories::default();
+    let mut out = Vec::new();
+    for want in wanted_users(redis, env) {
+        let name = want.name.as_str();
+        report.trips(1);
+        let reply = c
+            .command(&["ACL", "GETUSER", name])
+            .await
+            .map_err(|e| failed(&format!("cannot read ACL user `{name}`"), e))?;
+        let Some(have) = parse_getuser(&reply) else {
+            continue;
+        };
+        let field = |k: &str| have.get(k).cloned().unwrap_or_default();
+        let flags = field("flags");
+        let password = if field("passwords") == [sha256_hex(want.password.expose())] {
+            password_matches()
+        } else if flags.iter().any(|f| f == "nopass") {
+            "none (nopass)".to_owned()
+        } else {
+            format!("differs from {}", SecretSetting::RedisApp.path())
+        };
+        let (hk, hc, _) = split_rules(&field("keys"));
+        let (_, hc2, _) = split_rules(&field("channels"));
+        let wanted: Vec<String> = want.rules.split_whitespace().map(str::to_owned).collect();
+        let (_, _, wcmd) = split_rules(&wanted);
+        let hcmd = field("commands");
+        let commands = if hcmd == wcmd {
+            wcmd.join(" ")
+        } else {
+            let referenced: Vec<&String> = hcmd.iter().chain(wcmd.iter()).collect();
+            cats.load(&mut c, &referenced, report).await?;
+            if cats.allowed(&hcmd) == cats.allowed(&wcmd) {
+                wcmd.join(" ")
+            } else {
+                hcmd.join(" ")
+            }
+        };
+        let channels: BTreeSet<String> = hc.union(&hc2).cloned().collect();
+        out.push(Observed {
+            id: ResourceId::new(Layer::Cache, "acl-user", name),
+            spec: Some(json!({
+                "enabled": flags.iter().any(|f| f == "on"),
+                "password": password,
+                "keys": hk,
+                "channels": channels,
+                "commands": commands,
+                "selectors": field("selectors"),
+            })),
+            state: ObservedState::Present,
+        });
+    }
+    Ok(out)
+}
+
+/// Applies the plan's steps (`ACL SETUSER <user> reset ...`), then persists with `ACL
+/// SAVE` when the server has an ACL file, so a restart keeps the users.
+pub async fn apply(redis: &RedisAccess, env: &Environment, plan: &Plan) -> Result<Report, SeedError> {
+    let mut report = Report::new(SERVICE);
+    if plan.is_empty() {
+        return Ok(report);
+    }
+    let users = wanted_users(redis, env);
+    let mut c = connect_admin(redis, &mut report).await?;
+    for step in &plan.steps {
+        let Some(user) = users.iter().find(|u| u.name == step.id.name) else {
+            continue;
+        };
+        let what = match &step.action {
+            Action::Create => format!("created Redis ACL user {}", user.name),
+            Action::Update { changes } => {
+                let fields: BTreeSet<&str> = changes
+                    .iter()
+                    .map(|c| c.path.trim_start_matches('/').split('/').next().unwrap_or(""))
+                    .collect();
+                format!(
+                    "updated Redis ACL user {} ({} differed)",
+                    user.name,
+                    fields.into_iter().collect::<Vec<_>>().join(", ")
+                )
+            }
+            _ => continue,
+        };
+        set_user(&mut c, user, &mut report).await?;
+        report.change(what);
+    }
+    if report.changed() {
+        persist(&mut c, &mut report).await?;
+    }
+    Ok(report)
+}
+
+/// Makes `users` exist exactly as given (tenants' users go the same way). Persists
+/// with `ACL SAVE` when something changed and the server has an ACL file.
 pub async fn ensure_users(redis: &RedisAccess, users: &[AclUser]) -> Result<Report, SeedError> {
     let mut report = Report::new(SERVICE);
     let mut c = connect_admin(redis, &mut report).await?;
@@ -283,6 +425,13 @@ async fn ensure_user(
             Some(field) => format!("updated Redis ACL user {name} ({field} differed)"),
         },
     };
+    set_user(c, user, report).await?;
+    report.change(what);
+    Ok(())
+}
+
+async fn set_user(c: &mut Connection, user: &AclUser, report: &mut Report) -> Result<(), SeedError> {
+    let name = user.name.as_str();
     let hash = format!("#{}", sha256_hex(user.password.expose()));
     let mut args = vec!["ACL", "SETUSER", name, "reset", "on", hash.as_str()];
     args.extend(user.rules.split_whitespace());
@@ -291,7 +440,6 @@ async fn ensure_user(
         failed(&format!("cannot set ACL user `{name}`"), e)
             .hint("check the rule text in cp_core::seedspec (Redis names the bad rule above)")
     })?;
-    report.change(what);
     Ok(())
 }
 

@@ -192,3 +192,121 @@ pub async fn list(access: &Access, env: &Environment) -> Result<Vec<TenantState>
     }
     Ok(out)
 }
+
+/// The tenants layer as the planner sees it: for every tenant row, its transit key,
+/// policy and KV entry in Vault. What is wanted follows the rows, so the desired
+/// resources come back with what was observed.
+pub mod layer {
+    use cp_core::model::Environment;
+    use cp_core::names::{CoreKind, ServiceName};
+    use cp_core::plan::{Action, Layer, Observed, ObservedState, Plan, Resource, ResourceId, UpdateMode};
+    use cp_core::seedspec::{tenant_names, tenant_policy_hcl};
+    use serde_json::{Value, json};
+
+    use crate::vault::{self, VaultClient};
+    use crate::{Access, Report, SeedError};
+
+    fn key_spec() -> Value {
+        json!({"type": "aes256-gcm96", "exportable": false, "allow_plaintext_backup": false})
+    }
+
+    fn kv_path(env: &Environment, id: &str) -> String {
+        format!("{}/data/{}meta", env.vault.kv_mount, tenant_names(id).kv_prefix)
+    }
+
+    fn resource(kind: &str, name: String, spec: Value) -> Resource {
+        Resource {
+            id: ResourceId::new(Layer::Tenants, kind, name),
+            service: Some(ServiceName::core(CoreKind::Vault)),
+            spec,
+            update: UpdateMode::InPlace,
+        }
+    }
+
+    /// Wanted and observed parts of every tenant (reads only). Empty when the
+    /// environment runs no PostgreSQL or no Vault.
+    pub async fn observe(
+        access: &Access,
+        env: &Environment,
+        report: &mut Report,
+    ) -> Result<(Vec<Resource>, Vec<Observed>), SeedError> {
+        let (Some(pg), Some(v)) = (&access.postgres, &access.vault) else {
+            return Ok((Vec::new(), Vec::new()));
+        };
+        report.trips(1);
+        let rows = crate::postgres::list_tenants(pg).await?;
+        let c = vault::client(v)?;
+        let mut desired = Vec::new();
+        let mut observed = Vec::new();
+        for row in rows {
+            let id = row.id.to_string();
+            let n = tenant_names(&id);
+            let t = &env.vault;
+            let want = [
+                resource("transit-key", n.transit_key.clone(), key_spec()),
+                resource("policy", n.policy.clone(), json!({"policy": tenant_policy_hcl(env, &id)})),
+                resource("kv", format!("{}/{}meta", t.kv_mount, n.kv_prefix), json!({"tenant_id": id, "slug": row.slug})),
+            ];
+            let key = c.read(&format!("{}/keys/{}", t.transit_mount, n.transit_key)).await?;
+            let policy = c.read(&format!("sys/policies/acl/{}", n.policy)).await?;
+            let kv = c.read(&kv_path(env, &id)).await?;
+            let found = [
+                key.map(|k| {
+                    let d = &k["data"];
+                    json!({"type": d["type"], "exportable": d["exportable"], "allow_plaintext_backup": d["allow_plaintext_backup"]})
+                }),
+                policy.map(|p| json!({"policy": p["data"]["policy"]})),
+                kv.map(|m| json!({"tenant_id": m["data"]["data"]["tenant_id"], "slug": m["data"]["data"]["slug"]})),
+            ];
+            for (r, f) in want.iter().zip(found) {
+                if let Some(spec) = f {
+                    observed.push(Observed { id: r.id.clone(), spec: Some(spec), state: ObservedState::Present });
+                }
+            }
+            desired.extend(want);
+        }
+        report.trips(c.round_trips());
+        Ok((desired, observed))
+    }
+
+    /// Applies the layer's steps: a missing key is created (a destroyed key cannot
+    /// come back: what it encrypted stays unreadable), a policy rewritten, a KV entry
+    /// written. Blocked steps (a key's flags) are refused first.
+    pub async fn apply(access: &Access, env: &Environment, plan: &Plan) -> Result<Report, SeedError> {
+        let mut report = Report::new("tenants");
+        let Some(v) = &access.vault else { return Ok(report) };
+        if plan.is_empty() {
+            return Ok(report);
+        }
+        let c: VaultClient = vault::client(v)?;
+        for s in &plan.steps {
+            let Some(r) = &s.desired else { continue };
+            let t = &env.vault;
+            match (&s.action, r.id.kind.as_str()) {
+                (Action::Create, "transit-key") => {
+                    c.write(&format!("{}/keys/{}", t.transit_mount, r.id.name), &r.spec).await?;
+                    report.change(format!("created transit key {}", r.id.name));
+                }
+                (Action::Update { .. }, "transit-key") => {
+                    return Err(SeedError::new(
+                        "tenants",
+                        format!("transit key {} has flags that cannot be taken back (exportable or plaintext backup)", r.id.name),
+                    )
+                    .hint("a key once exportable stays exportable: rotate the tenant's data to a new tenant and delete this one"));
+                }
+                (Action::Create | Action::Update { .. }, "policy") => {
+                    c.write(&format!("sys/policies/acl/{}", r.id.name), &r.spec).await?;
+                    report.change(format!("wrote policy {}", r.id.name));
+                }
+                (Action::Create | Action::Update { .. }, "kv") => {
+                    let id = r.spec["tenant_id"].as_str().unwrap_or_default();
+                    c.write(&kv_path(env, id), &json!({"data": r.spec})).await?;
+                    report.change(format!("wrote {}", r.id.name));
+                }
+                _ => {}
+            }
+        }
+        report.trips(c.round_trips());
+        Ok(report)
+    }
+}

@@ -219,26 +219,54 @@ async fn apply(
 
 /// Observes what `seed` would change, without changing anything.
 pub async fn plan(access: &VaultAccess, env: &Environment) -> Result<plan::Plan, SeedError> {
-    let c = client(access)?;
-    let want = wanted(env);
-    let seen = observe(&c, &want).await?;
-    Ok(plan::plan(&want, &seen, false))
+    let observed = observe_layer(access, env, &mut Report::new(SERVICE)).await?;
+    Ok(plan::plan(&desired(env), &observed, false))
 }
 
-/// Brings Vault's configuration to what the environment declares. The audit device
-/// is checked first (the server configuration declares it), so nothing after it goes
-/// unrecorded.
+/// What the Vault layer wants (pure): `seedspec::vault` plus the seeder's own policy.
+pub fn desired(env: &Environment) -> Vec<Resource> {
+    wanted(env)
+}
+
+/// Observes every wanted resource over Vault's API (reads only).
+pub async fn observe_layer(
+    access: &VaultAccess,
+    env: &Environment,
+    report: &mut Report,
+) -> Result<Vec<Observed>, SeedError> {
+    let c = client(access)?;
+    let seen = observe(&c, &wanted(env)).await;
+    report.trips(c.round_trips());
+    seen
+}
+
+/// Creates or changes what the environment declares. Seeding twice changes nothing.
 pub async fn seed(access: &VaultAccess, env: &Environment) -> Result<Report, SeedError> {
+    let mut observing = Report::new(SERVICE);
+    let seen = observe_layer(access, env, &mut observing).await?;
+    let plan = plan::plan(&wanted(env), &seen, false);
+    let mut report = apply_plan(access, env, &plan).await?;
+    report.trips(observing.round_trips);
+    Ok(report)
+}
+
+/// Applies a Vault plan: refuses a blocked step before anything is touched, then the
+/// audit device, mounts, keys, policies and the AppRole, in that order.
+pub async fn apply_plan(
+    access: &VaultAccess,
+    env: &Environment,
+    plan: &plan::Plan,
+) -> Result<Report, SeedError> {
     let mut report = Report::new(SERVICE);
+    if plan.is_empty() {
+        return Ok(report);
+    }
     let c = client(access)?;
     let want = wanted(env);
-    let seen = observe(&c, &want).await?;
-    let plan = plan::plan(&want, &seen, false);
     if let Some(b) = plan.steps.iter().find_map(|s| match &s.action {
-        Action::Blocked { reason, .. } => Some(reason.clone()),
+        Action::Blocked { reason, .. } => Some(format!("{}: {reason}", s.id)),
         _ => None,
     }) {
-        report.trips(c.round_trips());
         return Err(SeedError::new(
             SERVICE,
             format!("cannot apply the Vault configuration: {b}"),

@@ -122,7 +122,7 @@ async fn an_out_of_band_change_is_put_back() {
     assert_eq!(
         r.changes,
         [format!(
-            "updated Redis ACL user {user} (key patterns differed)"
+            "updated Redis ACL user {user} (keys differed)"
         )]
     );
     let mut app = login(&a, &user, a.app_password.expose()).await;
