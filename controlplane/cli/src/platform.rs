@@ -58,19 +58,14 @@ pub(crate) async fn select(
             Ok((AnyDriver::Docker(d), why))
         }
         Platform::Auto => match cp_driver_docker::docker_usable(env).await {
-            Ok(()) => {
-                let d = DockerDriver::connect().await?.on_pull(pull_progress());
+            Ok(d) => {
                 let why = format!(
-                    "auto: using docker (engine {} at {} has every image)",
-                    d.engine_version(),
-                    d.host()
+                    "auto: using docker (engine {}, every image present)",
+                    d.engine_version()
                 );
-                Ok((AnyDriver::Docker(d), why))
+                Ok((AnyDriver::Docker(d.on_pull(pull_progress())), why))
             }
-            Err(why_not) => Ok((
-                process(),
-                format!("auto: using local processes because {why_not}"),
-            )),
+            Err(why_not) => Ok((process(), format!("auto: using local processes: {why_not}"))),
         },
         Platform::Kubernetes => {
             use anyhow::Context as _;

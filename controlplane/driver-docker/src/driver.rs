@@ -85,10 +85,15 @@ impl DockerDriver {
     /// Connects to the engine at `host`: `unix:///var/run/docker.sock`, a bare socket
     /// path, or `tcp://127.0.0.1:2375`.
     pub async fn connect_to(host: &str) -> Result<Self, DriverError> {
-        Ok(Self {
-            engine: Engine::connect(host).await?,
+        Ok(Self::on(Engine::connect(host).await?))
+    }
+
+    /// The driver on an engine already connected.
+    pub(crate) fn on(engine: Engine) -> Self {
+        Self {
+            engine,
             pull_observer: None,
-        })
+        }
     }
 
     /// Reports image pull progress to `observer` instead of the log.
