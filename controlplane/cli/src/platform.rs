@@ -13,7 +13,7 @@ use cp_core::plan::{Observed, Resource, Step};
 use cp_driver_docker::DockerDriver;
 use cp_driver_kube::KubeDriver;
 use cp_driver_process::ProcessDriver;
-use cp_drivers::{Context, Driver, DriverError, DriverKind, ServiceStatus};
+use cp_drivers::{Context, Driver, DriverError, DriverKind, Removal, ServiceStatus};
 use cp_runtime::probe::{Endpoint, Ready};
 use cp_runtime::project::Project;
 use tokio::time::Instant;
@@ -172,6 +172,14 @@ impl Driver for AnyDriver {
         out: &mut (dyn std::io::Write + Send),
     ) -> Result<(), DriverError> {
         each!(self, d => d.logs(env, service, tail, follow, out).await)
+    }
+
+    async fn teardown_preview(
+        &self,
+        cx: Context<'_>,
+        volumes: bool,
+    ) -> Result<Vec<Removal>, DriverError> {
+        each!(self, d => d.teardown_preview(cx, volumes).await)
     }
 
     async fn teardown(&self, cx: Context<'_>, volumes: bool) -> Result<Vec<String>, DriverError> {

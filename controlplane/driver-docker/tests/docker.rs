@@ -487,9 +487,24 @@ async fn dev_up_serves_everything_then_restarts_is_idempotent_and_tears_down() {
         "{tail:?}"
     );
 
-    // Down frees every port and leaves no container or network; data stays.
+    // The preview of down lists the containers and the network, holding no data,
+    // and changes nothing.
+    let running = f.labelled(&["ps"]);
+    let preview = f.driver.teardown_preview(f.cx(), false).await.unwrap();
+    let mut expected: Vec<String> = ["nats", "postgres", "redis", "vault", "x"]
+        .iter()
+        .map(|s| format!("container {}", f.container(s)))
+        .collect();
+    expected.push(format!("network {}-dev", f.project));
+    assert_eq!(whats(&preview), expected);
+    assert!(preview.iter().all(|r| !r.holds_data), "{preview:?}");
+    assert_eq!(f.labelled(&["ps"]), running);
+    assert_eq!(running.len(), 5);
+
+    // Down removes exactly that, frees every port and leaves no container or
+    // network; data stays.
     let removed = f.driver.teardown(f.cx(), false).await.unwrap();
-    assert_eq!(removed.len(), 6, "{removed:?}");
+    assert_eq!(removed, whats(&preview));
     assert_ports_free(&f);
     assert!(f.labelled(&["ps", "-a"]).is_empty());
     assert!(f.labelled(&["network", "ls"]).is_empty());
@@ -499,14 +514,45 @@ async fn dev_up_serves_everything_then_restarts_is_idempotent_and_tears_down() {
     f.up(&[]).await.unwrap();
     check_postgres(&f, false).await;
 
-    // Down with volumes leaves nothing.
-    f.driver.teardown(f.cx(), true).await.unwrap();
+    // The preview of down --volumes adds the five volumes and Vault's kept keys,
+    // which hold data; down --volumes removes exactly that and leaves nothing.
+    let preview = f.driver.teardown_preview(f.cx(), true).await.unwrap();
+    let data: Vec<String> = preview
+        .iter()
+        .filter(|r| r.holds_data)
+        .map(|r| r.what.clone())
+        .collect();
+    let mut volumes: Vec<String> = f
+        .labelled(&["volume", "ls"])
+        .into_iter()
+        .map(|v| format!("volume {v}"))
+        .collect();
+    volumes.sort();
+    let listed_volumes: Vec<&String> = data.iter().filter(|d| d.starts_with("volume ")).collect();
+    assert_eq!(listed_volumes, volumes.iter().collect::<Vec<_>>());
+    assert!(
+        data.contains(&format!(
+            "file {}",
+            f.state.join(VAULT_KEYS_DIR).join("init.json").display()
+        )),
+        "{data:?}"
+    );
+    assert_eq!(preview.len() - data.len(), 6, "{preview:?}");
+    assert_eq!(f.labelled(&["volume", "ls"]).len(), 5);
+    assert!(f.state.join(VAULT_KEYS_DIR).join("init.json").exists());
+    let removed = f.driver.teardown(f.cx(), true).await.unwrap();
+    assert_eq!(removed, whats(&preview));
     assert_ports_free(&f);
     assert!(f.labelled(&["ps", "-a"]).is_empty());
     assert!(f.labelled(&["network", "ls"]).is_empty());
     assert!(f.labelled(&["volume", "ls"]).is_empty());
     assert!(!f.state.join(VAULT_KEYS_DIR).join("init.json").exists());
     eprintln!("docker driver: cold up {cold:.2?}, no-op up {noop:.2?}");
+}
+
+/// The `what` of each removal, in order.
+fn whats(preview: &[cp_drivers::Removal]) -> Vec<String> {
+    preview.iter().map(|r| r.what.clone()).collect()
 }
 
 #[tokio::test]
