@@ -1,4 +1,12 @@
 //! Benchmarks, each compared in the same run with the peer tool or the physical floor.
+//!
+//! - `render`: `render --all` vs `kubectl kustomize` of the same overlays.
+//! - `up`: cold and no-op `up` on the process driver vs a shell script starting the
+//!   same four servers.
+//! - `seed`: seeding and creating a tenant, with round trips.
+//! - `status`: `status` with `platform: auto` while Docker answers but images are
+//!   absent (the decision `plan`, `status` and `up` all make first) vs the Docker CLI
+//!   asking the same engine the same questions.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -12,6 +20,12 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
+/// The 90th percentile (nearest rank).
+fn p90(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[(v.len() * 9).div_ceil(10) - 1]
+}
+
 fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
@@ -21,7 +35,10 @@ pub(crate) fn bench(rest: &[String]) -> Result<()> {
         Some("render") => render(),
         Some("up") => up(),
         Some("seed") => seed(),
-        other => bail!("unknown benchmark {other:?}: use `cargo xtask bench render|up|seed`"),
+        Some("status") => status(),
+        other => {
+            bail!("unknown benchmark {other:?}: use `cargo xtask bench render|up|seed|status`")
+        }
     }
 }
 
@@ -325,4 +342,107 @@ fn seed() -> Result<()> {
     );
     println!("(each through the binary: includes process start, config load and connecting)");
     Ok(())
+}
+
+/// `status` of dev with `platform: auto`, Docker answering and an image absent (so
+/// `auto` decides for processes, from the local images only), against the floor: the
+/// Docker CLI asking the engine its version, and inspecting the same images.
+fn status() -> Result<()> {
+    let bin = build_controlplane()?;
+    let root = crate::project_root();
+    let state = std::env::temp_dir().join(format!("cp-bench-status-{}", std::process::id()));
+    let runs = 25;
+    let sets = [
+        "platform=auto",
+        "services.postgres.image=controlplane-local/bench-absent:1",
+    ];
+    let cp = |args: &[&str]| {
+        let mut cmd = Command::new(&bin);
+        cmd.current_dir(&root)
+            .args(["--env", "dev", "--state-dir"])
+            .arg(&state);
+        for s in sets {
+            cmd.args(["--set", s]);
+        }
+        cmd.args(args);
+        cmd
+    };
+    if Command::new("docker").arg("version").output().is_err() {
+        bail!("the docker CLI is needed for the floor of this benchmark");
+    }
+
+    // What it decided, once (status exits 1 while services are missing: not an error).
+    let out = cp(&["status"]).output()?;
+    let notice = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .find(|l| l.contains("auto:"))
+        .map(str::to_owned)
+        .unwrap_or_default();
+    if !notice.contains("using local processes") {
+        bail!("auto did not choose processes with an absent image: {notice:?}");
+    }
+    // The images it checked, from the resolved environment.
+    let config = cp(&["--output", "json", "config"]).output()?;
+    let config: serde_json::Value = serde_json::from_slice(&config.stdout)?;
+    let mut images = Vec::new();
+    collect_images(&config, &mut images);
+    images.sort();
+    images.dedup();
+
+    let time = |cmd: &mut Command| -> Result<Duration> {
+        cmd.stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let t = Instant::now();
+        cmd.status()?;
+        Ok(t.elapsed())
+    };
+    let (mut ours, mut version, mut inspect) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..runs {
+        ours.push(time(&mut cp(&["status"]))?);
+        version.push(time(Command::new("docker").args([
+            "version",
+            "--format",
+            "{{.Server.Version}}",
+        ]))?);
+        inspect.push(time(
+            Command::new("docker")
+                .args(["image", "inspect", "--format", "{{.Id}}"])
+                .args(&images),
+        )?);
+    }
+    let _ = std::fs::remove_dir_all(&state);
+    println!("notice: {notice}");
+    println!(
+        "`status` (dev, platform: auto, Docker answering, {} of its images checked), {runs} runs: median {}, p90 {}",
+        images.len(),
+        ms(median(ours.clone())),
+        ms(p90(ours.clone()))
+    );
+    println!(
+        "floor: `docker version`, median {}; `docker image inspect` of the same {} images, median {}",
+        ms(median(version)),
+        images.len(),
+        ms(median(inspect.clone()))
+    );
+    println!(
+        "ratio status / docker image inspect: {:.2}",
+        median(ours).as_secs_f64() / median(inspect).as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Every `image` string in a resolved environment.
+fn collect_images(v: &serde_json::Value, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, v) in m {
+                match v {
+                    serde_json::Value::String(s) if k == "image" => out.push(s.clone()),
+                    other => collect_images(other, out),
+                }
+            }
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|v| collect_images(v, out)),
+        _ => {}
+    }
 }

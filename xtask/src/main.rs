@@ -5,7 +5,8 @@
 //! - `down [--volumes]`: stop `dev` (and delete its data).
 //! - `test` / `ci`: install what the tests need, then fmt --check, clippy -D warnings,
 //!   every test and `controlplane render --all --check`. This is what CI runs.
-//! - `bench render|up|seed`: benchmarks compared in the same run with a peer or floor.
+//! - `bench render|up|seed|status`: benchmarks compared in the same run with a peer or
+//!   floor.
 //! - `codegen`: regenerate the committed schema and rendered output.
 //! - `images [--force]`: build the docker driver's local images from Debian packages.
 

@@ -13,7 +13,7 @@ use cp_core::plan::{Observed, Resource, Step};
 use cp_driver_docker::DockerDriver;
 use cp_driver_kube::KubeDriver;
 use cp_driver_process::ProcessDriver;
-use cp_drivers::{Context, Driver, DriverError, DriverKind, ServiceStatus};
+use cp_drivers::{Context, Driver, DriverError, DriverKind, Removal, ServiceStatus};
 use cp_runtime::probe::{Endpoint, Ready};
 use cp_runtime::project::Project;
 use tokio::time::Instant;
@@ -58,19 +58,14 @@ pub(crate) async fn select(
             Ok((AnyDriver::Docker(d), why))
         }
         Platform::Auto => match cp_driver_docker::docker_usable(env).await {
-            Ok(()) => {
-                let d = DockerDriver::connect().await?.on_pull(pull_progress());
+            Ok(d) => {
                 let why = format!(
-                    "auto: using docker (engine {} at {} has every image)",
-                    d.engine_version(),
-                    d.host()
+                    "auto: using docker (engine {}, every image present)",
+                    d.engine_version()
                 );
-                Ok((AnyDriver::Docker(d), why))
+                Ok((AnyDriver::Docker(d.on_pull(pull_progress())), why))
             }
-            Err(why_not) => Ok((
-                process(),
-                format!("auto: using local processes because {why_not}"),
-            )),
+            Err(why_not) => Ok((process(), format!("auto: using local processes: {why_not}"))),
         },
         Platform::Kubernetes => {
             use anyhow::Context as _;
@@ -177,6 +172,14 @@ impl Driver for AnyDriver {
         out: &mut (dyn std::io::Write + Send),
     ) -> Result<(), DriverError> {
         each!(self, d => d.logs(env, service, tail, follow, out).await)
+    }
+
+    async fn teardown_preview(
+        &self,
+        cx: Context<'_>,
+        volumes: bool,
+    ) -> Result<Vec<Removal>, DriverError> {
+        each!(self, d => d.teardown_preview(cx, volumes).await)
     }
 
     async fn teardown(&self, cx: Context<'_>, volumes: bool) -> Result<Vec<String>, DriverError> {

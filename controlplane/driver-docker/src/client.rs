@@ -111,27 +111,86 @@ pub(crate) fn message_of(e: &BollardError) -> String {
     }
 }
 
+/// Why connecting to an engine failed.
+#[derive(Debug)]
+pub(crate) enum ConnectError {
+    /// The client could not be made, or the engine refused or broke the connection.
+    Client(BollardError),
+    /// The engine did not answer in time.
+    Timeout(Duration),
+}
+
+impl std::fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConnectError::Client(e) => write!(f, "{e}"),
+            ConnectError::Timeout(d) => write!(f, "no answer within {d:?}"),
+        }
+    }
+}
+
+impl ConnectError {
+    /// A few words for a one-line notice: "no socket there", "connection refused".
+    pub(crate) fn short(&self) -> String {
+        let ConnectError::Client(e) = self else {
+            return self.to_string();
+        };
+        if matches!(e, BollardError::SocketNotFoundError(_)) {
+            return "no socket there".into();
+        }
+        let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+        while let Some(c) = cur {
+            if let Some(io) = c.downcast_ref::<std::io::Error>() {
+                return match io.kind() {
+                    std::io::ErrorKind::NotFound => "no socket there".into(),
+                    std::io::ErrorKind::ConnectionRefused => "connection refused".into(),
+                    std::io::ErrorKind::PermissionDenied => {
+                        "permission denied: are you in the `docker` group?".into()
+                    }
+                    _ => io.to_string(),
+                };
+            }
+            cur = c.source();
+        }
+        e.to_string().lines().next().unwrap_or_default().to_owned()
+    }
+}
+
+/// `unix:///path` for a bare socket path; other addresses as given.
+pub(crate) fn normalize_host(host: &str) -> String {
+    if host.starts_with('/') {
+        format!("unix://{host}")
+    } else {
+        host.to_owned()
+    }
+}
+
 impl Engine {
     /// Connects to `host` (`unix:///path`, a bare socket path, `tcp://host:port`) and
     /// negotiates the API version.
     pub(crate) async fn connect(host: &str) -> Result<Self, DriverError> {
-        let host = if host.starts_with('/') {
-            format!("unix://{host}")
-        } else {
-            host.to_owned()
+        Self::connect_within(host, CONNECT_TIMEOUT)
+            .await
+            .map_err(|e| unreachable(&normalize_host(host), e))
+    }
+
+    /// [`Engine::connect`] with every request of it bounded by `timeout` together: a
+    /// missing socket fails at once, a socket nobody answers on within `timeout`.
+    pub(crate) async fn connect_within(
+        host: &str,
+        timeout: Duration,
+    ) -> Result<Self, ConnectError> {
+        let host = normalize_host(host);
+        let docker = Docker::connect_with_host(&host).map_err(ConnectError::Client)?;
+        let answer = async {
+            let docker = docker.negotiate_version().await?;
+            let v = docker.version().await?;
+            Ok::<_, BollardError>((docker, v))
         };
-        let docker = Docker::connect_with_host(&host).map_err(|e| unreachable(&host, e))?;
-        let docker = match tokio::time::timeout(CONNECT_TIMEOUT, docker.negotiate_version()).await {
-            Ok(Ok(d)) => d,
-            Ok(Err(e)) => return Err(unreachable(&host, e)),
-            Err(_) => {
-                return Err(unreachable(
-                    &host,
-                    format!("no answer within {CONNECT_TIMEOUT:?}"),
-                ));
-            }
-        };
-        let v = docker.version().await.map_err(|e| unreachable(&host, e))?;
+        let (docker, v) = tokio::time::timeout(timeout, answer)
+            .await
+            .map_err(|_| ConnectError::Timeout(timeout))?
+            .map_err(ConnectError::Client)?;
         let api_version = docker.client_version().to_string();
         Ok(Self {
             docker,

@@ -31,7 +31,9 @@ use cp_core::Environment;
 use cp_core::names::{CoreKind, ServiceName};
 use cp_core::plan::{Action, Layer, Observed, ObservedState, Resource, ResourceId, Step};
 use cp_core::serverconf;
-use cp_drivers::{Context, Driver, DriverError, DriverKind, Health, ServiceState, ServiceStatus};
+use cp_drivers::{
+    Context, Driver, DriverError, DriverKind, Health, Removal, ServiceState, ServiceStatus,
+};
 use cp_runtime::probe::{Endpoint, Ready};
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
@@ -85,10 +87,15 @@ impl DockerDriver {
     /// Connects to the engine at `host`: `unix:///var/run/docker.sock`, a bare socket
     /// path, or `tcp://127.0.0.1:2375`.
     pub async fn connect_to(host: &str) -> Result<Self, DriverError> {
-        Ok(Self {
-            engine: Engine::connect(host).await?,
+        Ok(Self::on(Engine::connect(host).await?))
+    }
+
+    /// The driver on an engine already connected.
+    pub(crate) fn on(engine: Engine) -> Self {
+        Self {
+            engine,
             pull_observer: None,
-        })
+        }
     }
 
     /// Reports image pull progress to `observer` instead of the log.
@@ -857,42 +864,125 @@ impl Driver for DockerDriver {
         Ok(())
     }
 
+    async fn teardown_preview(
+        &self,
+        cx: Context<'_>,
+        volumes: bool,
+    ) -> Result<Vec<Removal>, DriverError> {
+        Ok(self
+            .doomed(cx, volumes)
+            .await?
+            .iter()
+            .map(Doomed::removal)
+            .collect())
+    }
+
     async fn teardown(&self, cx: Context<'_>, volumes: bool) -> Result<Vec<String>, DriverError> {
+        let doomed = self.doomed(cx, volumes).await?;
+        let (containers, rest): (Vec<&Doomed>, Vec<&Doomed>) = doomed
+            .iter()
+            .partition(|d| matches!(d, Doomed::Container(_)));
+        // Containers together (each may take its stop timeout), then the rest in order.
+        let stopped =
+            futures::future::join_all(containers.iter().map(|d| self.remove_doomed(d))).await;
+        let mut removed = Vec::new();
+        for (d, r) in containers.iter().zip(stopped) {
+            if r? {
+                removed.push(d.removal().what);
+            }
+        }
+        for d in rest {
+            if self.remove_doomed(d).await? {
+                removed.push(d.removal().what);
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// One thing a teardown of the docker driver removes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Doomed {
+    Container(String),
+    Network(String),
+    Volume(String),
+    /// A file of Vault's kept keys or initialisation journal.
+    KeyFile(std::path::PathBuf),
+}
+
+impl Doomed {
+    fn removal(&self) -> Removal {
+        match self {
+            Doomed::Container(n) => Removal::runtime(format!("container {n}")),
+            Doomed::Network(n) => Removal::runtime(format!("network {n}")),
+            Doomed::Volume(n) => Removal::data(format!("volume {n}")),
+            Doomed::KeyFile(p) => Removal::data(format!("file {}", p.display())),
+        }
+    }
+}
+
+impl DockerDriver {
+    /// What a teardown removes, read-only: the environment's labelled containers
+    /// and networks; with `volumes` also its labelled volumes and the files Vault's
+    /// key store keeps.
+    async fn doomed(&self, cx: Context<'_>, volumes: bool) -> Result<Vec<Doomed>, DriverError> {
         let env = cx.env;
-        let names: Vec<String> = self
+        let containers: Vec<String> = self
             .list_env_containers(env)
             .await?
             .into_iter()
             .filter_map(|c| c.names.and_then(|n| n.into_iter().next()))
             .map(|n| n.trim_start_matches('/').to_owned())
             .collect();
-        let results =
-            futures::future::join_all(names.iter().map(|n| self.remove_container(n))).await;
-        let mut removed = Vec::new();
-        for (n, r) in names.iter().zip(results) {
-            if r? {
-                removed.push(format!("container {n}"));
-            }
-        }
-        for n in self.list_env_networks(env).await? {
-            if self.remove_network(&n).await? {
-                removed.push(format!("network {n}"));
-            }
-        }
-        if volumes {
-            for v in self.list_env_volumes(env).await? {
-                if self.remove_volume(&v).await? {
-                    removed.push(format!("volume {v}"));
-                }
-            }
-            removed.extend(
-                ready::forget_vault_keys(cx)?
-                    .into_iter()
-                    .map(|p| format!("file {}", p.display())),
-            );
-        }
-        Ok(removed)
+        let networks = self.list_env_networks(env).await?;
+        let (vols, keys) = if volumes {
+            (
+                self.list_env_volumes(env).await?,
+                ready::vault_key_files(cx),
+            )
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        Ok(listed(containers, networks, vols, keys))
     }
+
+    /// Removes one listed thing; false when it was already gone.
+    async fn remove_doomed(&self, d: &Doomed) -> Result<bool, DriverError> {
+        match d {
+            Doomed::Container(n) => self.remove_container(n).await,
+            Doomed::Network(n) => self.remove_network(n).await,
+            Doomed::Volume(n) => self.remove_volume(n).await,
+            Doomed::KeyFile(p) => match std::fs::remove_file(p) {
+                Ok(()) => Ok(true),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+                Err(e) => Err(DriverError::other(
+                    format!("cannot remove {}", p.display()),
+                    e,
+                )),
+            },
+        }
+    }
+}
+
+/// The teardown list in the order teardown acts: containers (which use the rest),
+/// networks, volumes, key files; each kind by name (the engine lists in no stable
+/// order, and a preview and its teardown must read alike).
+fn listed(
+    mut containers: Vec<String>,
+    mut networks: Vec<String>,
+    mut volumes: Vec<String>,
+    key_files: Vec<std::path::PathBuf>,
+) -> Vec<Doomed> {
+    containers.sort();
+    networks.sort();
+    volumes.sort();
+    containers
+        .into_iter()
+        .map(Doomed::Container)
+        .chain(networks.into_iter().map(Doomed::Network))
+        .chain(volumes.into_iter().map(Doomed::Volume))
+        .chain(key_files.into_iter().map(Doomed::KeyFile))
+        .collect()
 }
 
 #[cfg(test)]
@@ -909,6 +999,33 @@ mod tests {
         assert_eq!(
             redis_acl("", "user admin on #h ~* &* +@all"),
             "user default off\nuser admin on #h ~* &* +@all\n"
+        );
+    }
+
+    #[test]
+    fn teardown_lists_containers_first_and_marks_what_holds_data() {
+        let list = listed(
+            vec!["p-dev-redis".into(), "p-dev-nats".into()],
+            vec!["p-dev".into()],
+            vec!["p-dev-redis-data".into()],
+            vec!["/s/docker/vault/init.json".into()],
+        );
+        let removals: Vec<(String, bool)> = list
+            .iter()
+            .map(|d| {
+                let r = d.removal();
+                (r.what, r.holds_data)
+            })
+            .collect();
+        assert_eq!(
+            removals,
+            [
+                ("container p-dev-nats".to_owned(), false),
+                ("container p-dev-redis".to_owned(), false),
+                ("network p-dev".to_owned(), false),
+                ("volume p-dev-redis-data".to_owned(), true),
+                ("file /s/docker/vault/init.json".to_owned(), true),
+            ]
         );
     }
 

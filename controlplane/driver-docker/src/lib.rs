@@ -6,7 +6,7 @@
 //!   services, apps, extras and monitoring components alike), ports published on
 //!   127.0.0.1 only.
 //! - [`docker_usable`] tells the `auto` platform whether Docker can run an
-//!   environment, and why not.
+//!   environment (the engine answers and has every image locally), and why not.
 //!
 //! Modules: `spec` (pure: what the environment needs, labels, specs), `client`
 //! (connection, errors, pulls), `driver` (the contract), `ready` (readiness probes),
@@ -22,4 +22,4 @@ mod usable;
 pub use client::{DEFAULT_HOST, PullObserver, PullProgress};
 pub use driver::{DockerDriver, VAULT_KEYS_DIR};
 pub use spec::{LABEL_ENVIRONMENT, LABEL_PROJECT, LABEL_SERVICE, LABEL_SPEC};
-pub use usable::{docker_usable, docker_usable_at};
+pub use usable::{Unusable, docker_usable, docker_usable_at};

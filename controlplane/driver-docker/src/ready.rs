@@ -165,6 +165,13 @@ async fn unseal(cx: Context<'_>, c: &ContainerSpec) -> Option<Attempt> {
     }
 }
 
+/// The files [`forget_vault_keys`] would remove now. Read-only.
+pub(crate) fn vault_key_files(cx: Context<'_>) -> Vec<PathBuf> {
+    cx.env.services.vault.as_ref().map_or_else(Vec::new, |v| {
+        vault::key_store(v, cx.state, VAULT_KEYS_DIR).kept()
+    })
+}
+
 /// Forgets the docker Vault's kept keys (its data is gone).
 pub(crate) fn forget_vault_keys(cx: Context<'_>) -> Result<Vec<PathBuf>, DriverError> {
     let Some(v) = cx.env.services.vault.as_ref() else {

@@ -481,9 +481,24 @@ async fn dev_up_serves_everything_then_restarts_is_idempotent_and_tears_down() {
         "{tail:?}"
     );
 
-    // Down frees every port and leaves no container or network; data stays.
+    // The preview of down lists the containers and the network, holding no data,
+    // and changes nothing.
+    let running = f.labelled(&["ps"]);
+    let preview = f.driver.teardown_preview(f.cx(), false).await.unwrap();
+    let mut expected: Vec<String> = ["nats", "postgres", "redis", "vault", "x"]
+        .iter()
+        .map(|s| format!("container {}", f.container(s)))
+        .collect();
+    expected.push(format!("network {}-dev", f.project));
+    assert_eq!(whats(&preview), expected);
+    assert!(preview.iter().all(|r| !r.holds_data), "{preview:?}");
+    assert_eq!(f.labelled(&["ps"]), running);
+    assert_eq!(running.len(), 5);
+
+    // Down removes exactly that, frees every port and leaves no container or
+    // network; data stays.
     let removed = f.driver.teardown(f.cx(), false).await.unwrap();
-    assert_eq!(removed.len(), 6, "{removed:?}");
+    assert_eq!(removed, whats(&preview));
     assert_ports_free(&f);
     assert!(f.labelled(&["ps", "-a"]).is_empty());
     assert!(f.labelled(&["network", "ls"]).is_empty());
@@ -493,14 +508,45 @@ async fn dev_up_serves_everything_then_restarts_is_idempotent_and_tears_down() {
     f.up(&[]).await.unwrap();
     check_postgres(&f, false).await;
 
-    // Down with volumes leaves nothing.
-    f.driver.teardown(f.cx(), true).await.unwrap();
+    // The preview of down --volumes adds the five volumes and Vault's kept keys,
+    // which hold data; down --volumes removes exactly that and leaves nothing.
+    let preview = f.driver.teardown_preview(f.cx(), true).await.unwrap();
+    let data: Vec<String> = preview
+        .iter()
+        .filter(|r| r.holds_data)
+        .map(|r| r.what.clone())
+        .collect();
+    let mut volumes: Vec<String> = f
+        .labelled(&["volume", "ls"])
+        .into_iter()
+        .map(|v| format!("volume {v}"))
+        .collect();
+    volumes.sort();
+    let listed_volumes: Vec<&String> = data.iter().filter(|d| d.starts_with("volume ")).collect();
+    assert_eq!(listed_volumes, volumes.iter().collect::<Vec<_>>());
+    assert!(
+        data.contains(&format!(
+            "file {}",
+            f.state.join(VAULT_KEYS_DIR).join("init.json").display()
+        )),
+        "{data:?}"
+    );
+    assert_eq!(preview.len() - data.len(), 6, "{preview:?}");
+    assert_eq!(f.labelled(&["volume", "ls"]).len(), 5);
+    assert!(f.state.join(VAULT_KEYS_DIR).join("init.json").exists());
+    let removed = f.driver.teardown(f.cx(), true).await.unwrap();
+    assert_eq!(removed, whats(&preview));
     assert_ports_free(&f);
     assert!(f.labelled(&["ps", "-a"]).is_empty());
     assert!(f.labelled(&["network", "ls"]).is_empty());
     assert!(f.labelled(&["volume", "ls"]).is_empty());
     assert!(!f.state.join(VAULT_KEYS_DIR).join("init.json").exists());
     eprintln!("docker driver: cold up {cold:.2?}, no-op up {noop:.2?}");
+}
+
+/// The `what` of each removal, in order.
+fn whats(preview: &[cp_drivers::Removal]) -> Vec<String> {
+    preview.iter().map(|r| r.what.clone()).collect()
 }
 
 #[tokio::test]
@@ -561,20 +607,69 @@ async fn a_missing_image_is_neither_present_nor_pullable() {
             && text.contains("services.redis.image"),
         "{text}"
     );
+
+    // `auto` decides from the local images alone, fast, in one short line.
+    let t = Instant::now();
     let why = docker_usable_at(cp_driver_docker::DEFAULT_HOST, &f.env)
         .await
         .unwrap_err();
-    assert!(why.contains("controlplane-local/surely-missing:1"), "{why}");
-    assert!(why.contains("services.redis.image"), "{why}");
+    let took = t.elapsed();
+    let why = why.to_string();
+    assert!(
+        why.contains(
+            "but 1 of 4 images are not present locally (controlplane-local/surely-missing:1)"
+        ) && why.contains("cargo xtask images"),
+        "{why}"
+    );
+    assert!(!why.contains('\n') && why.len() < 300, "{why}");
+    assert!(took < Duration::from_secs(2), "{took:?}");
 
     let ok = Fixture::new("usable", |_| Vec::new()).await;
-    docker_usable_at(cp_driver_docker::DEFAULT_HOST, &ok.env)
+    let d = docker_usable_at(cp_driver_docker::DEFAULT_HOST, &ok.env)
         .await
         .unwrap();
+    assert_eq!(d.engine_version(), ok.driver.engine_version());
+    let t = Instant::now();
     let why = docker_usable_at("unix:///nonexistent/docker.sock", &ok.env)
         .await
-        .unwrap_err();
-    assert!(why.contains("no Docker engine answers"), "{why}");
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        why,
+        "no Docker engine answers at unix:///nonexistent/docker.sock (no socket there)"
+    );
+    assert!(
+        t.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        t.elapsed()
+    );
+}
+
+/// A socket that accepts connections and never answers (a hung engine): `auto` gives
+/// up on it within a second. Needs no engine.
+#[tokio::test]
+async fn auto_gives_up_on_a_silent_engine_within_a_second() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sock = tmp.path().join("docker.sock");
+    let listener = tokio::net::UnixListener::bind(&sock).unwrap();
+    let silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((conn, _)) = listener.accept().await {
+            held.push(conn);
+        }
+    });
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../environments");
+    let env = Project::new(root).load("dev", &[]).unwrap().env;
+    let host = format!("unix://{}", sock.display());
+    let t = Instant::now();
+    let why = docker_usable_at(&host, &env).await.unwrap_err().to_string();
+    let took = t.elapsed();
+    silent.abort();
+    assert_eq!(
+        why,
+        format!("no Docker engine answers at {host} (no answer within 1s)")
+    );
+    assert!(took < Duration::from_secs(3), "{took:?}");
 }
 
 #[tokio::test]

@@ -3,7 +3,8 @@
 //! `desired` is the environment's rendered overlay (see [`crate::objects`]); `apply`
 //! server-side applies one object with field manager `controlplane`; `observe` lists
 //! the objects carrying the environment label; `wait_ready` waits for the service's
-//! StatefulSets and Deployments to roll out; `teardown` deletes the labelled objects.
+//! StatefulSets and Deployments to roll out; `teardown` deletes the labelled objects
+//! that `teardown_preview` lists.
 //!
 //! **Force.** Every apply is forced (`force=true`): the environment files are the
 //! declared owner of these objects, so a field another manager took over (a
@@ -17,7 +18,7 @@
 //! labelled cluster-scoped objects of declared kinds) are ever deleted. Namespaces
 //! are never deleted: that would delete everything in them, including objects
 //! controlplane does not manage. PersistentVolumeClaims go only with
-//! `down --volumes`. Secret values are resolved at apply time, sent only in the
+//! `down --volumes`, and only those labelled with the environment (never by name). Secret values are resolved at apply time, sent only in the
 //! apply request, and never enter a plan, a log or an error.
 //!
 //! **Known limit.** Because a plan never sees secret values, a changed value behind an
@@ -25,7 +26,7 @@
 //! written the next time its Secret is applied for another reason. To push one now,
 //! delete the Secret (`kubectl delete secret <name> -n <namespace>`) and run `up`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -35,7 +36,9 @@ use cp_core::plan::{Action, Observed, ObservedState, Resource, ResourceId, Step}
 use cp_core::render::context::secret_bindings;
 use cp_core::render::{Renderer, Templates};
 use cp_core::units::SecretRef;
-use cp_drivers::{Context, Driver, DriverError, DriverKind, Health, ServiceState, ServiceStatus};
+use cp_drivers::{
+    Context, Driver, DriverError, DriverKind, Health, Removal, ServiceState, ServiceStatus,
+};
 use cp_runtime::probe::{Endpoint, Ready, wait_for};
 use futures::{AsyncBufReadExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Pod;
@@ -602,92 +605,83 @@ impl Driver for KubeDriver {
         Ok(())
     }
 
+    async fn teardown_preview(
+        &self,
+        cx: Context<'_>,
+        volumes: bool,
+    ) -> Result<Vec<Removal>, DriverError> {
+        Ok(self
+            .doomed(cx.env, volumes)
+            .await?
+            .iter()
+            .map(Doomed::removal)
+            .collect())
+    }
+
     async fn teardown(&self, cx: Context<'_>, volumes: bool) -> Result<Vec<String>, DriverError> {
         let env = cx.env;
-        // Tear down even when the templates no longer render: then by the known kinds.
-        let kinds = objects::kinds_to_observe(&self.objects(env).unwrap_or_default());
-        let live = self.list_ours(env, &kinds).await?;
         let mut removed = Vec::new();
-        for o in &live {
-            let Some(id) = objects::id_of(o) else {
-                continue;
-            };
-            let ar = objects::api_resource(o["apiVersion"].as_str().unwrap_or("v1"), &id.kind);
+        for d in self.doomed(env, volumes).await? {
+            let ar = objects::api_resource(&d.api_version, &d.id.kind);
             match self
                 .api(env, &ar)
-                .delete(&id.name, &DeleteParams::background())
+                .delete(&d.id.name, &DeleteParams::background())
                 .await
             {
-                Ok(_) => removed.push(id.to_string()),
+                Ok(_) => removed.push(d.removal().what),
                 Err(e) if not_found(&e) => {}
-                Err(e) => return Err(api_error(format!("cannot delete {id}"), e)),
+                Err(e) => return Err(api_error(format!("cannot delete {}", d.id), e)),
             }
-        }
-        if volumes {
-            let mut workloads = live;
-            workloads.extend(self.objects(env).unwrap_or_default());
-            removed.extend(self.delete_claims(env, &workloads).await?);
         }
         Ok(removed)
     }
 }
 
+/// An object a teardown deletes.
+struct Doomed {
+    id: ResourceId,
+    api_version: String,
+}
+
+impl Doomed {
+    fn removal(&self) -> Removal {
+        if self.id.kind == CLAIM {
+            Removal::data(self.id.to_string())
+        } else {
+            Removal::runtime(self.id.to_string())
+        }
+    }
+}
+
+/// The kind that holds a StatefulSet's data.
+const CLAIM: &str = "PersistentVolumeClaim";
+
 impl KubeDriver {
-    /// Deletes the environment's PersistentVolumeClaims: those the StatefulSets in
-    /// `workloads` (live or declared) made (`<template>-<statefulset>-<ordinal>`, which
-    /// carry the StatefulSet's selector labels, not ours) and any labelled ours.
-    async fn delete_claims(
-        &self,
-        env: &Environment,
-        workloads: &[Value],
-    ) -> Result<Vec<String>, DriverError> {
-        let mut prefixes = BTreeSet::new();
-        for sts in workloads.iter().filter(|o| o["kind"] == "StatefulSet") {
-            let name = sts["metadata"]["name"].as_str().unwrap_or("");
-            for t in sts["spec"]["volumeClaimTemplates"]
-                .as_array()
-                .into_iter()
-                .flatten()
-            {
-                if let Some(t) = t["metadata"]["name"].as_str() {
-                    prefixes.insert(format!("{t}-{name}-"));
-                }
-            }
+    /// What a teardown deletes, read-only: every object labelled with the environment
+    /// in its namespace, of the kinds it can have; with `volumes` also its
+    /// PersistentVolumeClaims, by the same label only. (A StatefulSet's claims carry
+    /// its `volumeClaimTemplates` labels, which the overlays give the environment
+    /// label; a claim someone else made with a look-alike name is not ours.)
+    async fn doomed(&self, env: &Environment, volumes: bool) -> Result<Vec<Doomed>, DriverError> {
+        // Tear down even when the templates no longer render: then by the known kinds.
+        let mut kinds = objects::kinds_to_observe(&self.objects(env).unwrap_or_default());
+        // Claims hold data: never without `volumes`, even if a template declared one.
+        kinds.remove(CLAIM);
+        if volumes {
+            kinds.insert(CLAIM.to_owned(), "v1".to_owned());
         }
-        let ar = objects::api_resource("v1", "PersistentVolumeClaim");
-        let api = self.api(env, &ar);
-        let all = api
-            .list(&ListParams::default())
-            .await
-            .map_err(|e| api_error(format!("cannot list the volume claims of {}", env.name), e))?;
-        let env_label = cp_core::render::kustomize::ENV_LABEL;
-        let mut removed = Vec::new();
-        for pvc in &all.items {
-            let name = pvc.metadata.name.clone().unwrap_or_default();
-            let made_by_ours = prefixes.iter().any(|p| {
-                name.strip_prefix(p.as_str())
-                    .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
-            });
-            let labelled = pvc
-                .metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(env_label))
-                .is_some_and(|v| v == env.name.as_str());
-            if !(made_by_ours || labelled) {
-                continue;
-            }
-            match api.delete(&name, &DeleteParams::background()).await {
-                Ok(_) => removed.push(format!("PersistentVolumeClaim {name}")),
-                Err(e) if not_found(&e) => {}
-                Err(e) => {
-                    return Err(api_error(
-                        format!("cannot delete PersistentVolumeClaim {name}"),
-                        e,
-                    ));
-                }
-            }
-        }
-        Ok(removed)
+        let live = self.list_ours(env, &kinds).await?;
+        let mut doomed: Vec<Doomed> = live
+            .iter()
+            .filter_map(|o| {
+                Some(Doomed {
+                    id: objects::id_of(o)?,
+                    api_version: o["apiVersion"].as_str().unwrap_or("v1").to_owned(),
+                })
+            })
+            .collect();
+        // Claims last: their pods go first, so the claims are not held open.
+        doomed.sort_by_key(|d| d.id.kind == CLAIM);
+        Ok(doomed)
     }
 }

@@ -521,55 +521,129 @@ async fn rollout_wait_names_the_workload_and_its_conditions_at_the_deadline() {
     assert!(with_workloads.is_subset(&ready), "{ready:?}");
 }
 
+/// The `what` of each removal, in order.
+fn whats(preview: &[cp_drivers::Removal]) -> Vec<String> {
+    preview.iter().map(|r| r.what.clone()).collect()
+}
+
 #[tokio::test]
-async fn teardown_deletes_only_our_labelled_objects_and_claims_only_with_volumes() {
+async fn teardown_deletes_only_our_labelled_objects_and_claims_by_label_only_with_volumes() {
     let fx = Fixture::new(Rollout::Immediate);
     let env = load(&[]);
     fx.up(&env).await.unwrap();
-    let ours: Vec<Key> = fx.fake.objects().into_keys().collect();
-    let pvc = |name: &str, ns: &str| {
+    let ours: BTreeSet<Key> = fx.fake.objects().into_keys().collect();
+    let pvc = |name: &str, labels: Value| {
         json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
-               "metadata": {"name": name, "namespace": ns, "labels": {"app.kubernetes.io/name": "postgres"}},
+               "metadata": {"name": name, "namespace": NS, "labels": labels},
                "spec": {"accessModes": ["ReadWriteOnce"]}})
     };
-    let data = pvc("data-postgres-0", NS);
-    let unrelated_claim = pvc("data-postgres-archive", NS);
+    // Someone else's claim under the name postgres's first claim gets (the
+    // controller then uses it as it is), and another environment's labelled claim.
+    let squatter = pvc(
+        "data-postgres-0",
+        json!({"app.kubernetes.io/name": "postgres"}),
+    );
+    let other_env = pvc(
+        "data-postgres-archive",
+        json!({"controlplane.dev/environment": "production"}),
+    );
     let foreign = json!({"apiVersion": "v1", "kind": "Secret",
         "metadata": {"name": "registry-credentials", "namespace": NS}, "data": {}});
-    for o in [&data, &unrelated_claim, &foreign] {
+    for o in [&squatter, &other_env, &foreign] {
         fx.fake.insert(o.clone());
     }
-
-    let removed = fx.driver.teardown(fx.cx(&env), false).await.unwrap();
+    // The claims the StatefulSets make carry the environment label of their
+    // templates.
+    let made = fx.fake.run_statefulset_controller();
     let held = fx.fake.objects();
+    let names: Vec<&str> = made.iter().map(|k| k.3.as_str()).collect();
+    assert_eq!(names, ["data-nats-0", "data-redis-0", "data-vault-0"]);
+    for k in &made {
+        assert_eq!(
+            held[k]["metadata"]["labels"]["controlplane.dev/environment"],
+            json!(ENV),
+            "{k:?}"
+        );
+    }
+    let claims: BTreeSet<Key> = made.iter().cloned().collect();
     let namespace: Key = ("v1".into(), "Namespace".into(), String::new(), NS.into());
+
+    // The preview changes nothing and lists exactly what the teardown then removes:
+    // without volumes, no claim.
+    let before = fx.fake.versions();
+    fx.fake.clear_requests();
+    let preview = fx
+        .driver
+        .teardown_preview(fx.cx(&env), false)
+        .await
+        .unwrap();
+    assert_eq!(fx.fake.versions(), before);
+    assert!(fx.fake.requests().iter().all(|r| r.method == "GET"));
+    assert_eq!(preview.len(), ours.len() - 1, "{preview:?}");
+    assert!(preview.iter().all(|r| !r.holds_data), "{preview:?}");
+    assert!(
+        preview
+            .iter()
+            .all(|r| !r.what.starts_with("PersistentVolumeClaim")),
+        "{preview:?}"
+    );
+    let removed = fx.driver.teardown(fx.cx(&env), false).await.unwrap();
+    assert_eq!(removed, whats(&preview));
+    assert!(removed.contains(&"StatefulSet postgres".to_owned()));
+    let mut left: BTreeSet<Key> = claims.clone();
+    left.extend([
+        namespace.clone(),
+        key_of(&squatter),
+        key_of(&other_env),
+        key_of(&foreign),
+    ]);
     assert_eq!(
-        held.keys().cloned().collect::<BTreeSet<_>>(),
-        BTreeSet::from([
-            namespace.clone(),
-            key_of(&data),
-            key_of(&unrelated_claim),
-            key_of(&foreign)
-        ]),
+        fx.fake.objects().into_keys().collect::<BTreeSet<_>>(),
+        left,
         "teardown left or removed the wrong objects"
     );
-    assert_eq!(removed.len(), ours.len() - 1, "{removed:?}");
-    assert!(removed.contains(&"StatefulSet postgres".to_owned()));
 
-    // The claims a StatefulSet made carry its selector labels, not ours: they go with
-    // --volumes, found by the names the declared StatefulSets give them.
+    // With volumes: the environment's labelled claims, asked for by label only, in
+    // the environment's namespace.
+    let before = fx.fake.versions();
+    fx.fake.clear_requests();
+    let preview = fx.driver.teardown_preview(fx.cx(&env), true).await.unwrap();
+    assert_eq!(fx.fake.versions(), before);
+    let claim_lists: Vec<_> = fx
+        .fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/persistentvolumeclaims"))
+        .collect();
+    assert!(!claim_lists.is_empty());
+    for r in &claim_lists {
+        assert_eq!(r.method, "GET");
+        assert_eq!(
+            r.path,
+            format!("/api/v1/namespaces/{NS}/persistentvolumeclaims")
+        );
+        assert_eq!(
+            r.query.get("labelSelector").map(String::as_str),
+            Some("controlplane.dev/environment=staging")
+        );
+    }
+    let expected: Vec<String> = claims
+        .iter()
+        .map(|k| format!("PersistentVolumeClaim {}", k.3))
+        .collect();
+    assert_eq!(whats(&preview), expected);
+    assert!(preview.iter().all(|r| r.holds_data), "{preview:?}");
     let removed = fx.driver.teardown(fx.cx(&env), true).await.unwrap();
-    assert!(
-        removed.contains(&"PersistentVolumeClaim data-postgres-0".to_owned()),
-        "{removed:?}"
-    );
-    let held = fx.fake.objects();
-    assert!(!held.contains_key(&key_of(&data)));
-    assert!(held.contains_key(&key_of(&unrelated_claim)));
-    assert!(held.contains_key(&key_of(&foreign)));
-    assert!(
-        held.contains_key(&namespace),
-        "a namespace is never deleted"
+    assert_eq!(removed, expected);
+    assert_eq!(
+        fx.fake.objects().into_keys().collect::<BTreeSet<_>>(),
+        BTreeSet::from([
+            namespace,
+            key_of(&squatter),
+            key_of(&other_env),
+            key_of(&foreign)
+        ]),
+        "a namespace, an unlabelled claim and another environment's are never deleted"
     );
 }
 

@@ -43,7 +43,9 @@ use cp_core::plan::{
 };
 use cp_core::serverconf::{NATS_ADMIN_USER, POSTGRES_SUPERUSER, REDIS_ADMIN_USER};
 use cp_drivers::DriverError;
-use cp_drivers::contract::{Context, Driver, DriverKind, Health, ServiceState, ServiceStatus};
+use cp_drivers::contract::{
+    Context, Driver, DriverKind, Health, Removal, ServiceState, ServiceStatus,
+};
 use cp_runtime::exec::MissingBinary;
 use cp_runtime::probe::{self, Endpoint, Ready};
 use cp_runtime::secrets::Secret;
@@ -570,25 +572,66 @@ impl ProcessDriver {
         format!("{how}, see {}", self.log_path(kind).display())
     }
 
+    /// What tearing `kind` down removes, read-only: its server while it runs (the
+    /// one an interrupted run started, too), and with `volumes` its data directory
+    /// and, for Vault, its kept keys.
+    fn doomed(&self, state: &StateDir, kind: CoreKind, volumes: bool) -> Vec<Doomed> {
+        let dir = service_dir(&self.root, kind);
+        let mut out = Vec::new();
+        // As `remove` sees it after `recover`: an adoptable intent wins.
+        let rec = Intent::read(&self.root, kind.as_str())
+            .and_then(|i| record::adopt(&i, &dir))
+            .or_else(|| Record::read(&self.root, kind.as_str()));
+        if let Some(rec) = rec.filter(Record::is_alive) {
+            out.push(Doomed::Process { kind, pid: rec.pid });
+        }
+        if volumes {
+            for (k, d) in service::DATA_DIRS {
+                let data = dir.join(d);
+                if k == kind && std::fs::symlink_metadata(&data).is_ok() {
+                    out.push(Doomed::Data {
+                        bytes: tree_size(&data),
+                        dir: data,
+                    });
+                }
+            }
+            if kind == CoreKind::Vault {
+                out.extend(
+                    StateKeys::new(state, "vault")
+                        .kept()
+                        .into_iter()
+                        .map(Doomed::Keys),
+                );
+            }
+        }
+        out
+    }
+
+    /// Tears `kind` down: what [`Self::doomed`] lists, in its order (the server
+    /// first, so its data is not in use), reported as listed.
     async fn teardown_one(
         &self,
         cx: Context<'_>,
         kind: CoreKind,
         volumes: bool,
     ) -> Result<Vec<String>, DriverError> {
+        let doomed = self.doomed(cx.state, kind, volumes);
         let mut removed = Vec::new();
+        // Always, listed or not: a dead server's record and a stale intent go too.
         if let Some(pid) = self.remove(cx, kind).await? {
-            removed.push(format!("process {kind} (pid {pid})"));
+            removed.push(Doomed::Process { kind, pid }.removal().what);
+        }
+        for d in &doomed {
+            if let Doomed::Data { dir, .. } = d
+                && remove_dir(dir)?
+            {
+                removed.push(d.removal().what);
+            }
         }
         if volumes {
-            let dir = service_dir(&self.root, kind);
-            for (k, d) in service::DATA_DIRS {
-                if k == kind && remove_dir(&dir.join(d))? {
-                    removed.push(format!("{kind} data {}", dir.join(d).display()));
-                }
-            }
             match kind {
                 CoreKind::Postgres => {
+                    // A half-finished initdb's scratch files: part of the data.
                     for f in postgres::scratch_files(&self.root) {
                         let _ = std::fs::remove_file(f);
                     }
@@ -597,12 +640,84 @@ impl ProcessDriver {
                     let gone = StateKeys::new(cx.state, "vault")
                         .forget()
                         .map_err(|e| DriverError::other("removing vault's keys", e))?;
-                    removed.extend(gone.iter().map(|p| format!("vault keys {}", p.display())));
+                    removed.extend(gone.into_iter().map(|p| Doomed::Keys(p).removal().what));
                 }
                 _ => {}
             }
         }
         Ok(removed)
+    }
+}
+
+/// One thing a teardown of the process driver removes.
+#[derive(Debug)]
+enum Doomed {
+    /// A running server.
+    Process { kind: CoreKind, pid: u32 },
+    /// A data directory, with its size when it could be measured.
+    Data { dir: PathBuf, bytes: Option<u64> },
+    /// A file of Vault's kept keys or initialisation journal.
+    Keys(PathBuf),
+}
+
+impl Doomed {
+    fn removal(&self) -> Removal {
+        match self {
+            Doomed::Process { kind, pid } => {
+                Removal::runtime(format!("process {kind} (pid {pid})"))
+            }
+            Doomed::Data { dir, bytes } => Removal::data(format!(
+                "data directory {}{}",
+                shown(dir),
+                bytes.map_or_else(String::new, |b| format!(" ({})", human_bytes(b)))
+            )),
+            Doomed::Keys(p) => Removal::data(format!("vault keys {}", shown(p))),
+        }
+    }
+}
+
+/// A path relative to the working directory when it lies under it (as people type
+/// it), else whole.
+fn shown(p: &Path) -> String {
+    std::env::current_dir()
+        .ok()
+        .and_then(|cwd| p.strip_prefix(cwd).ok().map(Path::to_path_buf))
+        .filter(|r| !r.as_os_str().is_empty())
+        .unwrap_or_else(|| p.to_path_buf())
+        .display()
+        .to_string()
+}
+
+/// The bytes of the files under `dir` (symlinks not followed); `None` when some part
+/// cannot be read.
+fn tree_size(dir: &Path) -> Option<u64> {
+    let meta = std::fs::symlink_metadata(dir).ok()?;
+    if !meta.is_dir() {
+        return Some(meta.len());
+    }
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir).ok()? {
+        total += tree_size(&entry.ok()?.path())?;
+    }
+    Some(total)
+}
+
+/// `412 MB`, `3.1 GB`, `870 B` (decimal units, as `du --si`).
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["kB", "MB", "GB", "TB", "PB"];
+    if n < 1000 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64 / 1000.0;
+    let mut unit = 0;
+    while v >= 1000.0 && unit + 1 < UNITS.len() {
+        v /= 1000.0;
+        unit += 1;
+    }
+    if v < 10.0 {
+        format!("{v:.1} {}", UNITS[unit])
+    } else {
+        format!("{v:.0} {}", UNITS[unit])
     }
 }
 
@@ -945,6 +1060,19 @@ impl Driver for ProcessDriver {
         }
     }
 
+    async fn teardown_preview(
+        &self,
+        cx: Context<'_>,
+        volumes: bool,
+    ) -> Result<Vec<Removal>, DriverError> {
+        self.check_cx(&cx)?;
+        Ok(CoreKind::ALL
+            .into_iter()
+            .flat_map(|k| self.doomed(cx.state, k, volumes))
+            .map(|d| d.removal())
+            .collect())
+    }
+
     async fn teardown(&self, cx: Context<'_>, volumes: bool) -> Result<Vec<String>, DriverError> {
         self.check_cx(&cx)?;
         let results = futures_join(
@@ -973,4 +1101,27 @@ impl Driver for ProcessDriver {
 /// Runs futures concurrently on this task, results in order.
 async fn futures_join<F: std::future::Future>(futs: impl IntoIterator<Item = F>) -> Vec<F::Output> {
     futures::future::join_all(futs).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_like_du_si() {
+        assert_eq!(human_bytes(870), "870 B");
+        assert_eq!(human_bytes(12_345), "12 kB");
+        assert_eq!(human_bytes(412_300_000), "412 MB");
+        assert_eq!(human_bytes(3_140_000_000), "3.1 GB");
+    }
+
+    #[test]
+    fn a_tree_size_counts_every_file_below() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(tmp.path().join("a/b")).unwrap();
+        std::fs::write(tmp.path().join("a/one"), [0u8; 10]).unwrap();
+        std::fs::write(tmp.path().join("a/b/two"), [0u8; 32]).unwrap();
+        assert_eq!(tree_size(tmp.path()), Some(42));
+        assert_eq!(tree_size(&tmp.path().join("absent")), None);
+    }
 }

@@ -115,15 +115,26 @@ async fn dev_up_serves_real_clients_survives_a_kill_and_comes_down_clean() {
         "{tail:#?}"
     );
 
-    // Down: every process gone, every port free, data kept.
+    // The preview of `down` names the four servers by pid and changes nothing; down
+    // then removes exactly those.
     let pids: Vec<u32> = CoreKind::ALL
         .iter()
         .filter_map(|k| t.recorded_pid(*k))
         .collect();
+    let preview = t.driver.teardown_preview(t.cx(), false).await.unwrap();
+    let expected: Vec<String> = CoreKind::ALL
+        .iter()
+        .map(|k| format!("process {k} (pid {})", t.recorded_pid(*k).unwrap()))
+        .collect();
+    assert_eq!(whats(&preview), expected);
+    assert!(preview.iter().all(|r| !r.holds_data), "{preview:?}");
+    assert_still_up(&t, &pids).await;
+
+    // Down: every process gone, every port free, data kept.
     let started = Instant::now();
     let removed = t.down(false).await;
     eprintln!("timing: down: {:?}", started.elapsed());
-    assert_eq!(removed.len(), 4, "{removed:?}");
+    assert_eq!(removed, expected);
     for pid in pids {
         assert!(
             !std::path::Path::new(&format!("/proc/{pid}")).exists()
@@ -148,12 +159,73 @@ async fn dev_up_serves_real_clients_survives_a_kill_and_comes_down_clean() {
     assert_eq!(clients::pg_rows(&t).await, vec!["before-kill"]);
     clients::vault_kv(&t).await;
 
-    // Down with volumes removes the data and the dev keys.
-    let removed = t.down(true).await;
+    // The preview of `down --volumes` adds every data directory and the dev keys,
+    // which hold data, and changes nothing either.
+    let pids: Vec<u32> = CoreKind::ALL
+        .iter()
+        .filter_map(|k| t.recorded_pid(*k))
+        .collect();
+    let preview = t.driver.teardown_preview(t.cx(), true).await.unwrap();
+    let data: Vec<&str> = preview
+        .iter()
+        .filter(|r| r.holds_data)
+        .map(|r| r.what.as_str())
+        .collect();
+    assert_eq!(preview.len() - data.len(), 4, "{preview:?}");
+    for dir in [
+        "postgres/data",
+        "redis/data",
+        "nats/jetstream",
+        "vault/data",
+    ] {
+        let path = t.root.join(dir);
+        assert!(
+            data.iter()
+                .any(|d| d.starts_with(&format!("data directory {} (", path.display()))),
+            "{dir} is not listed: {data:?}"
+        );
+    }
     assert!(
-        removed.iter().any(|r| r.starts_with("vault keys")),
-        "{removed:?}"
+        data.contains(&format!("vault keys {}", t.root.join("vault/init.json").display()).as_str()),
+        "{data:?}"
     );
+    assert_still_up(&t, &pids).await;
+
+    // Down with volumes removes exactly that, compared once the servers have stopped
+    // (a running server writes, so a data directory's size can change until then).
+    t.down(false).await;
+    let preview = t.driver.teardown_preview(t.cx(), true).await.unwrap();
+    assert!(preview.iter().all(|r| r.holds_data), "{preview:?}");
+    assert_eq!(preview.len(), 5, "{preview:?}");
+    let removed = t.down(true).await;
+    assert_eq!(removed, whats(&preview));
     assert!(!t.root.join("postgres/data").exists());
     assert!(!t.root.join("vault/init.json").exists());
+    assert!(
+        t.driver
+            .teardown_preview(t.cx(), true)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// The `what` of each removal, in order.
+fn whats(preview: &[cp_drivers::Removal]) -> Vec<String> {
+    preview.iter().map(|r| r.what.clone()).collect()
+}
+
+/// The servers still run as recorded, with their data.
+async fn assert_still_up(t: &TestEnv, pids: &[u32]) {
+    let now: Vec<u32> = CoreKind::ALL
+        .iter()
+        .filter_map(|k| t.recorded_pid(*k))
+        .collect();
+    assert_eq!(now, pids, "the preview changed the recorded servers");
+    for s in t.status().await {
+        if CoreKind::from_name(s.service.as_str()).is_some() {
+            assert_eq!(s.health, Health::Healthy, "{s:?}");
+        }
+    }
+    assert_eq!(clients::pg_rows(t).await, vec!["before-kill"]);
 }

@@ -1,6 +1,6 @@
 //! The one contract every platform driver implements: say what it needs (pure),
 //! observe what exists (read-only), apply one step, wait until a service answers,
-//! report status and logs, and tear down.
+//! report status and logs, preview a teardown, and tear down.
 //!
 //! The engine ([`crate::engine`]) does the rest the same way for every driver:
 //! planning, ordering, parallelism, deadlines, progress.
@@ -96,6 +96,34 @@ pub struct ServiceStatus {
     pub id: Option<String>,
 }
 
+/// One thing a teardown stops or removes, as `down` lists it before asking.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Removal {
+    /// What, for a person: `process postgres (pid 812)`, `container anumate-dev-redis`,
+    /// `volume anumate-dev-postgres-data`, `PersistentVolumeClaim data-postgres-0`.
+    pub what: String,
+    /// True when removing it deletes data (volumes, data directories, claims, keys).
+    pub holds_data: bool,
+}
+
+impl Removal {
+    /// Something that holds no data (a process, a container, a network).
+    pub fn runtime(what: impl Into<String>) -> Self {
+        Self {
+            what: what.into(),
+            holds_data: false,
+        }
+    }
+
+    /// Something whose removal deletes data.
+    pub fn data(what: impl Into<String>) -> Self {
+        Self {
+            what: what.into(),
+            holds_data: true,
+        }
+    }
+}
+
 /// A platform driver. Implementations live in one folder each.
 pub trait Driver: Send + Sync {
     /// Which driver this is.
@@ -160,8 +188,18 @@ pub trait Driver: Send + Sync {
         out: &mut (dyn std::io::Write + Send),
     ) -> impl Future<Output = Result<(), DriverError>> + Send;
 
+    /// What `teardown(cx, volumes)` would stop and remove, without changing anything.
+    /// Drivers compute this list in teardown too and then act on it, so the preview
+    /// cannot drift from what teardown really removes.
+    fn teardown_preview(
+        &self,
+        cx: Context<'_>,
+        volumes: bool,
+    ) -> impl Future<Output = Result<Vec<Removal>, DriverError>> + Send;
+
     /// Stops and removes everything of this environment; its data too when `volumes`.
-    /// Returns what was removed, for the report.
+    /// Returns what was removed (each a [`Removal::what`] of the preview), for the
+    /// report.
     fn teardown(
         &self,
         cx: Context<'_>,

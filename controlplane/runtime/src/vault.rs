@@ -117,8 +117,19 @@ pub trait KeyStore: Send + Sync {
     fn end_init(&self) -> Result<(), VaultError>;
     /// True when an initialisation was requested and its answer never kept.
     fn init_pending(&self) -> bool;
-    /// Forgets everything kept (`down --volumes`); returns what was removed.
-    fn forget(&self) -> Result<Vec<PathBuf>, VaultError>;
+    /// The files [`KeyStore::forget`] would remove now (those that exist). Read-only.
+    fn kept(&self) -> Vec<PathBuf>;
+    /// Forgets everything kept (`down --volumes`): removes [`KeyStore::kept`];
+    /// returns what was removed.
+    fn forget(&self) -> Result<Vec<PathBuf>, VaultError> {
+        let mut removed = Vec::new();
+        for p in self.kept() {
+            if remove_file(&p).map_err(VaultError::State)? {
+                removed.push(p);
+            }
+        }
+        Ok(removed)
+    }
 }
 
 const INIT_FILE: &str = "init.json";
@@ -257,14 +268,11 @@ impl KeyStore for StateKeys {
         self.journal.is_pending()
     }
 
-    fn forget(&self) -> Result<Vec<PathBuf>, VaultError> {
-        let mut removed = Vec::new();
-        for p in [self.path(), self.journal.state.join(self.journal.pending())] {
-            if remove_file(&p).map_err(VaultError::State)? {
-                removed.push(p);
-            }
-        }
-        Ok(removed)
+    fn kept(&self) -> Vec<PathBuf> {
+        [self.path(), self.journal.state.join(self.journal.pending())]
+            .into_iter()
+            .filter(|p| p.exists())
+            .collect()
     }
 }
 
@@ -379,13 +387,9 @@ impl KeyStore for EnvKeys {
         self.journal.is_pending()
     }
 
-    fn forget(&self) -> Result<Vec<PathBuf>, VaultError> {
+    fn kept(&self) -> Vec<PathBuf> {
         let p = self.journal.state.join(self.journal.pending());
-        Ok(if remove_file(&p).map_err(VaultError::State)? {
-            vec![p]
-        } else {
-            Vec::new()
-        })
+        if p.exists() { vec![p] } else { Vec::new() }
     }
 }
 
@@ -674,8 +678,11 @@ mod tests {
         assert_eq!(mode, 0o600);
         assert_eq!(store.unseal_keys().unwrap().unwrap()[0].expose(), "k1");
         assert_eq!(store.root_token().unwrap().unwrap().expose(), "root");
-        assert_eq!(store.forget().unwrap().len(), 1);
+        assert_eq!(store.kept(), vec![store.path()]);
+        assert!(store.path().exists(), "kept() changed something");
+        assert_eq!(store.forget().unwrap(), vec![store.path()]);
         assert!(store.unseal_keys().unwrap().is_none());
+        assert!(store.kept().is_empty());
     }
 
     #[test]

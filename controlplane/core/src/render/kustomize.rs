@@ -47,8 +47,13 @@ impl ObjectKey {
     }
 }
 
-/// The label the overlays add to every object.
+/// The label the overlays add to every object, and to every StatefulSet's
+/// `volumeClaimTemplates` (so the claims made from them carry it too).
 pub const ENV_LABEL: &str = "controlplane.dev/environment";
+
+/// Where the overlays put [`ENV_LABEL`] besides `metadata/labels`, in Kustomize's
+/// field-spec notation.
+const CLAIM_TEMPLATE_LABELS: &str = "spec/volumeClaimTemplates[]/metadata/labels";
 
 /// Objects by key, in a stable order.
 pub fn index(objects: &[Value]) -> BTreeMap<ObjectKey, Value> {
@@ -134,7 +139,13 @@ pub fn overlay_files(
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
         "kind": "Kustomization",
         "namespace": namespace,
-        "labels": [{"pairs": {ENV_LABEL: env}, "includeSelectors": false}],
+        "labels": [{
+            "pairs": {ENV_LABEL: env},
+            "includeSelectors": false,
+            // The claims a StatefulSet makes carry its templates' labels: with this,
+            // they carry the environment's, and teardown finds them by label alone.
+            "fields": [{"path": CLAIM_TEMPLATE_LABELS, "kind": "StatefulSet", "create": true}],
+        }],
         "resources": resources,
     });
     if !patches.is_empty() {
@@ -159,7 +170,7 @@ pub fn cluster_scoped(kind: &str) -> bool {
 }
 
 /// What `kubectl kustomize overlays/<env>` must produce: the environment's objects in
-/// its namespace with the environment label.
+/// its namespace with the environment label (on StatefulSets' claim templates too).
 pub fn expected_overlay_output(
     env: &str,
     namespace: &str,
@@ -173,6 +184,13 @@ pub fn expected_overlay_output(
                 o["metadata"]["namespace"] = json!(namespace);
             }
             o["metadata"]["labels"][ENV_LABEL] = json!(env);
+            if o["kind"] == "StatefulSet"
+                && let Some(templates) = o["spec"]["volumeClaimTemplates"].as_array_mut()
+            {
+                for t in templates {
+                    t["metadata"]["labels"][ENV_LABEL] = json!(env);
+                }
+            }
             o
         })
         .collect()

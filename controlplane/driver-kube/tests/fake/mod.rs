@@ -606,6 +606,54 @@ impl Fake {
         st.objects.insert(key_of(&obj), obj);
     }
 
+    /// Does what the StatefulSet controller does for every StatefulSet held: makes
+    /// the claims of its `volumeClaimTemplates` (`<template>-<set>-<ordinal>`, one per
+    /// replica), labelled with the template's labels and the set's selector labels,
+    /// and keeps a claim that already exists under such a name as it is. Returns the
+    /// keys of the claims it made.
+    pub fn run_statefulset_controller(&self) -> Vec<Key> {
+        let sets: Vec<Value> = self
+            .objects()
+            .into_values()
+            .filter(|o| o["kind"] == "StatefulSet")
+            .collect();
+        let mut made = Vec::new();
+        for set in sets {
+            let name = set["metadata"]["name"].as_str().unwrap_or_default();
+            let ns = set["metadata"]["namespace"].as_str().unwrap_or_default();
+            let replicas = set["spec"]["replicas"].as_u64().unwrap_or(1);
+            for t in set["spec"]["volumeClaimTemplates"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                let mut labels = t["metadata"]["labels"].clone();
+                if labels.is_null() {
+                    labels = json!({});
+                }
+                for (k, v) in set["spec"]["selector"]["matchLabels"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                {
+                    labels[k] = v.clone();
+                }
+                for ordinal in 0..replicas {
+                    let claim = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                        "metadata": {"name": format!("{}-{name}-{ordinal}", t["metadata"]["name"].as_str().unwrap_or_default()),
+                                     "namespace": ns, "labels": labels},
+                        "spec": t["spec"]});
+                    let key = key_of(&claim);
+                    if !self.objects().contains_key(&key) {
+                        self.insert(claim);
+                        made.push(key);
+                    }
+                }
+            }
+        }
+        made
+    }
+
     /// Sets a workload's status.
     pub fn set_status(&self, kind: &str, namespace: &str, name: &str, status: Value) {
         let mut st = self.state.lock().unwrap();
