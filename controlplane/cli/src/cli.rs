@@ -1,4 +1,5 @@
-//! The command line: global flags every command shares, and the commands.
+//! The command line: global flags every command shares, and the commands, each with
+//! examples in its help. The exit-code table is in the top-level help.
 
 use std::path::PathBuf;
 
@@ -6,7 +7,13 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Renders, validates, brings up, seeds, backs up and serves a platform's environments.
 #[derive(Debug, Parser)]
-#[command(name = "controlplane", version, about, long_about = None)]
+#[command(
+    name = "controlplane",
+    version,
+    about,
+    long_about = None,
+    after_help = cp_app::exit::TABLE,
+)]
 pub(crate) struct Cli {
     #[command(flatten)]
     pub(crate) global: Global,
@@ -15,10 +22,16 @@ pub(crate) struct Cli {
 }
 
 /// Flags every command takes.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub(crate) struct Global {
     /// The environment to act on (a file `environments/<NAME>.yaml`).
-    #[arg(long, global = true, env = "CONTROLPLANE_ENV", default_value = "dev")]
+    #[arg(
+        short = 'e',
+        long,
+        global = true,
+        env = "CONTROLPLANE_ENV",
+        default_value = "dev"
+    )]
     pub(crate) env: String,
     /// The directory holding `base.yaml` and one file per environment.
     #[arg(
@@ -33,7 +46,7 @@ pub(crate) struct Global {
     #[arg(long = "set", global = true, value_name = "PATH=VALUE")]
     pub(crate) sets: Vec<String>,
     /// Output format.
-    #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
+    #[arg(short = 'o', long, global = true, value_enum, default_value_t = Output::Text)]
     pub(crate) output: Output,
     /// Where the environment's local state lives (default `.controlplane/<env>` in the
     /// project root).
@@ -41,24 +54,44 @@ pub(crate) struct Global {
     pub(crate) state_dir: Option<PathBuf>,
 }
 
+impl Global {
+    /// The application layer's view of these flags.
+    pub(crate) fn target(&self) -> cp_app::Target {
+        cp_app::Target {
+            env: self.env.clone(),
+            environments: self.environments.clone(),
+            sets: self.sets.clone(),
+            state_dir: self.state_dir.clone(),
+        }
+    }
+}
+
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Output {
     /// For people.
     Text,
-    /// For machines.
+    /// For machines (the shapes are documented in docs/views/).
     Json,
 }
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Check environment files: every error, with file:line:col. Exit 2 when invalid.
+    /// Check environment files: every error, with file:line:col. Exit 3 when invalid.
+    #[command(after_help = "Examples:
+  controlplane validate                 # the environment given by --env (default dev)
+  controlplane validate --all           # every environment; an error in base.yaml once
+  controlplane -e production validate --set services.postgres.port=6543")]
     Validate {
         /// Check every environment, not just --env.
         #[arg(long)]
         all: bool,
     },
     /// Render compose, Kustomize, Prometheus and Grafana files.
+    #[command(after_help = "Examples:
+  controlplane render --all              # write rendered/ for every environment
+  controlplane render --all --check      # CI: exit 2 with a diff when rendered/ drifted
+  controlplane -e staging render --out /tmp/out")]
     Render {
         /// Render every environment.
         #[arg(long)]
@@ -66,18 +99,42 @@ pub(crate) enum Command {
         /// Output directory (default: `rendered/` in the project root).
         #[arg(long)]
         out: Option<PathBuf>,
-        /// Compare with DIR instead of writing; exit 1 with a diff on drift.
+        /// Compare with the output directory instead of writing; exit 2 with a diff on
+        /// drift.
         #[arg(long)]
         check: bool,
     },
-    /// Print the resolved environment (secrets redacted).
+    /// Print the resolved environment (secrets redacted); valid as an environment file.
+    #[command(after_help = "Examples:
+  controlplane -e production config
+  controlplane -e dev config -o json | jq .services.postgres")]
     Config,
-    /// Print the JSON Schema of an environment file.
-    Schema,
-    /// Show what `up` would create, change or remove; never changes anything. Exit 2
-    /// when changes are pending.
-    Plan,
-    /// Start what is missing and wait until every service answers a real request.
+    /// Print the JSON Schema of an environment file, or of a command's JSON output.
+    #[command(after_help = "Examples:
+  controlplane schema > environments/schema.json
+  controlplane schema --view plan        # the shape of `plan -o json`")]
+    Schema {
+        /// The JSON output of this view instead (`plan`, `status`, `up`, ...).
+        #[arg(long)]
+        view: Option<String>,
+    },
+    /// Show what `up` would change across every layer (platform, database, streams,
+    /// Redis ACLs, Vault, tenants); never changes anything. Exit 2 when changes are
+    /// pending.
+    #[command(after_help = "Examples:
+  controlplane plan                      # dev
+  controlplane -e staging plan -o json   # the documented plan document
+  controlplane plan --out dev.plan && controlplane up --plan dev.plan")]
+    Plan {
+        /// Also save the plan, with a fingerprint of what it observed, for `up --plan`.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Apply the plan: start what is missing, wait until every service answers, seed.
+    #[command(after_help = "Examples:
+  controlplane up                        # dev: everything
+  controlplane up --service postgres     # postgres and what it needs
+  controlplane up --plan dev.plan        # exactly a saved plan, or refuse if the world moved")]
     Up {
         /// Only this service and what it depends on (repeatable).
         #[arg(long = "service", value_name = "SERVICE")]
@@ -88,20 +145,42 @@ pub(crate) enum Command {
         /// Do not seed after bring-up.
         #[arg(long)]
         no_seed: bool,
+        /// Apply exactly this saved plan (`plan --out FILE`); refused, touching nothing,
+        /// when what it observed has changed.
+        #[arg(long, value_name = "FILE")]
+        plan: Option<PathBuf>,
     },
-    /// Stop everything of the environment.
+    /// Stop everything of the environment (outside dev, or with --volumes, after a
+    /// confirmation).
+    #[command(after_help = "Examples:
+  controlplane down                      # dev: stop, keep the data
+  controlplane down --volumes            # asks, then deletes the data too
+  controlplane -e staging down --yes     # no terminal: --yes confirms")]
     Down {
         /// Also delete its data.
         #[arg(long)]
         volumes: bool,
+        /// Confirm without asking (needed without a terminal).
+        #[arg(long, short = 'y')]
+        yes: bool,
     },
     /// State, version, uptime, endpoint and health of every service.
+    #[command(after_help = "Examples:
+  controlplane status
+  controlplane status --watch
+  controlplane status -o json --show-secrets   # dev only: URLs with passwords")]
     Status {
         /// Refresh every two seconds.
         #[arg(long)]
         watch: bool,
+        /// Put dev passwords in the connection URLs (never outside dev).
+        #[arg(long)]
+        show_secrets: bool,
     },
     /// A service's log.
+    #[command(after_help = "Examples:
+  controlplane logs postgres
+  controlplane logs nats --follow --tail 20")]
     Logs {
         /// The service (`postgres`, `redis`, `nats`, `vault`, ...).
         service: String,
@@ -113,6 +192,9 @@ pub(crate) enum Command {
         tail: usize,
     },
     /// Open psql on the environment's database.
+    #[command(after_help = "Examples:
+  controlplane psql
+  controlplane psql --role app -- -c 'select 1'")]
     Psql {
         /// Which role to connect as.
         #[arg(long, value_enum, default_value_t = PgRole::Admin)]
@@ -122,27 +204,56 @@ pub(crate) enum Command {
         args: Vec<String>,
     },
     /// Open redis-cli as the admin user.
+    #[command(after_help = "Examples:
+  controlplane redis-cli
+  controlplane redis-cli -- PING")]
     RedisCli {
         /// Arguments passed to redis-cli (after `--`).
         #[arg(last = true)]
         args: Vec<String>,
     },
     /// NATS server and JetStream information.
+    #[command(after_help = "Examples:
+  controlplane nats
+  controlplane nats -o json")]
     Nats,
-    /// Print `export VAULT_ADDR=... VAULT_TOKEN=...` for a shell (`eval "$(controlplane vault-env)"`).
+    /// Print `export VAULT_ADDR=... VAULT_TOKEN=...` for a shell.
+    #[command(after_help = "Examples:
+  eval \"$(controlplane vault-env)\"")]
     VaultEnv,
-    /// Seed the running services: database roles and migrations, JetStream streams,
-    /// Redis ACL users, Vault configuration. Idempotent; `up` runs it too.
+    /// Seed the running services: database roles, privileges and migrations, JetStream
+    /// streams, Redis ACL users, Vault configuration, tenants' parts. Idempotent; `up`
+    /// runs it too.
+    #[command(after_help = "Examples:
+  controlplane seed
+  VAULT_TOKEN=... controlplane -e staging seed")]
     Seed,
     /// Database schema migrations.
+    #[command(after_help = "Examples:
+  controlplane migrate status
+  controlplane migrate up
+  controlplane migrate down --steps 1")]
     Migrate {
         #[command(subcommand)]
         action: MigrateAction,
     },
     /// Tenants: their row, Vault key, KV subtree and policy.
+    #[command(after_help = "Examples:
+  controlplane tenant create acme --name 'Acme Corp'
+  controlplane tenant list
+  controlplane tenant delete acme --yes")]
     Tenant {
         #[command(subcommand)]
         action: TenantAction,
+    },
+    /// Print a shell completion script.
+    #[command(after_help = "Examples:
+  source <(controlplane completions bash)
+  controlplane completions zsh > ~/.zfunc/_controlplane
+  controlplane completions fish > ~/.config/fish/completions/controlplane.fish")]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
     },
 }
 
@@ -178,8 +289,8 @@ pub(crate) enum TenantAction {
     Delete {
         /// The tenant's id or slug.
         tenant: String,
-        /// Confirm: this cannot be undone.
-        #[arg(long)]
+        /// Confirm without asking (needed without a terminal): this cannot be undone.
+        #[arg(long, short = 'y')]
         yes: bool,
     },
 }

@@ -6,13 +6,28 @@ use std::io::IsTerminal;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use cp_app::up::UpProgress;
+use cp_core::plan::Layer;
 use cp_drivers::engine::{Event, Progress};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use crate::cli::Output;
 
-/// Chooses the display for the terminal and output format.
-pub(crate) fn for_output(output: Output) -> Box<dyn Progress> {
+/// Image pulls reported as plain lines on stderr (one per image and status change).
+pub(crate) fn pull_observer() -> cp_app::driver::PullObserver {
+    let last = Mutex::new(BTreeMap::<String, String>::new());
+    std::sync::Arc::new(move |p: &cp_driver_docker::PullProgress| {
+        let mut last = last.lock().expect("pull progress lock");
+        if last.get(&p.image) != Some(&p.status) {
+            last.insert(p.image.clone(), p.status.clone());
+            eprintln!("pull {}: {} ({} bytes)", p.image, p.status, p.current);
+        }
+    })
+}
+
+/// Chooses the display for the terminal and output format. JSON progress lines go
+/// to stderr, so stdout holds only the final view.
+pub(crate) fn for_output(output: Output) -> Box<dyn UpProgress> {
     match output {
         Output::Json => Box::new(JsonLines),
         Output::Text if std::io::stderr().is_terminal() => Box::new(Bars::default()),
@@ -24,10 +39,31 @@ struct JsonLines;
 
 impl Progress for JsonLines {
     fn event(&self, event: Event) {
-        println!(
+        eprintln!(
             "{}",
             serde_json::to_string(&event).expect("events serialize")
         );
+    }
+}
+
+impl UpProgress for JsonLines {
+    fn layer(&self, layer: Layer, line: &str) {
+        eprintln!(
+            "{}",
+            serde_json::json!({"event": "seeded", "layer": layer, "change": line})
+        );
+    }
+}
+
+impl UpProgress for Lines {
+    fn layer(&self, layer: Layer, line: &str) {
+        eprintln!("{layer}: {line}");
+    }
+}
+
+impl UpProgress for Bars {
+    fn layer(&self, layer: Layer, line: &str) {
+        let _ = self.multi.println(format!("{layer}: {line}"));
     }
 }
 

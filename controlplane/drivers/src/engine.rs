@@ -92,7 +92,8 @@ pub async fn plan<D: Driver>(driver: &D, env: &Environment) -> Result<Plan, Driv
     Ok(plan::plan(&desired, &observed, true))
 }
 
-/// Brings the environment (or `services` and what they need) up and waits for it.
+/// Brings the environment (or `services` and what they need) up and waits for it:
+/// [`plan`], then [`apply`].
 pub async fn up<D: Driver>(
     driver: &D,
     cx: Context<'_>,
@@ -100,19 +101,29 @@ pub async fn up<D: Driver>(
     timeout: Duration,
     progress: &dyn Progress,
 ) -> Result<UpReport, DriverError> {
+    let desired = driver.desired(cx.env)?;
+    let observed = driver.observe(cx.env).await?;
+    let full = plan::plan(&desired, &observed, services.is_empty());
+    apply(driver, cx, &full, services, timeout, progress).await
+}
+
+/// Applies `plan` (made by [`plan`], possibly saved and loaded again) and waits until
+/// every service answers. With `services`, only their steps (and what they need) are
+/// applied and nothing is removed; the rest of the plan is left for a later run.
+pub async fn apply<D: Driver>(
+    driver: &D,
+    cx: Context<'_>,
+    full: &Plan,
+    services: &[ServiceName],
+    timeout: Duration,
+    progress: &dyn Progress,
+) -> Result<UpReport, DriverError> {
     let start = Instant::now();
     let deadline = start + timeout;
     let desired = driver.desired(cx.env)?;
-    let observed = driver.observe(cx.env).await?;
     let mut running: Vec<ServiceName> = desired.iter().filter_map(|r| r.service.clone()).collect();
     running.sort();
     running.dedup();
-    // `up --service S` also brings up what S needs; and never prunes other services.
-    let (full, prune) = if services.is_empty() {
-        (plan::plan(&desired, &observed, true), true)
-    } else {
-        (plan::plan(&desired, &observed, false), false)
-    };
     let selected: Vec<ServiceName> = if services.is_empty() {
         running.clone()
     } else {
@@ -122,10 +133,12 @@ pub async fn up<D: Driver>(
             .filter(|s| running.contains(s))
             .collect()
     };
-    let plan = if prune {
-        full
+    let plan = if services.is_empty() {
+        full.clone()
     } else {
-        full.for_services(&selected)
+        let mut p = full.for_services(&selected);
+        p.steps.retain(|s| !matches!(s.action, Action::Delete));
+        p
     };
     if let Some(Step {
         action: Action::Blocked { reason, .. },

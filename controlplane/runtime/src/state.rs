@@ -46,12 +46,16 @@ pub enum StateError {
         detail: String,
     },
     /// Someone else holds the lock.
-    #[error("another controlplane is working on {path} ({what}); wait for it to finish")]
+    #[error(
+        "another controlplane is working on this environment ({what} lock held by {holder}); wait for it to finish (lock file {path})"
+    )]
     Busy {
         /// The lock file.
         path: PathBuf,
         /// What the lock protects.
         what: String,
+        /// Who holds it and since when, as the holder wrote it.
+        holder: String,
     },
 }
 
@@ -195,25 +199,61 @@ impl StateDir {
         }
     }
 
-    /// Takes an exclusive lock named `what` (e.g. `up`, `backup`) without waiting.
-    pub fn lock(&self, what: &str) -> Result<StateLock, StateError> {
+    /// Takes an exclusive lock named `what` (e.g. `environment`, `backup`) without
+    /// waiting, for `command` (what the holder is doing, shown to a second run). The
+    /// lock is an flock: it is released when the process ends, however it ends, so a
+    /// crashed run never leaves it behind. The holder's pid, command and start time
+    /// are written into the lock file for whoever finds it taken.
+    pub fn lock(&self, what: &str, command: &str) -> Result<StateLock, StateError> {
         let path = self.root.join(format!("{what}.lock"));
         let file = OpenOptions::new()
             .create(true)
             .truncate(false)
+            .read(true)
             .write(true)
             .mode(0o600)
             .open(&path)
             .map_err(io(&path))?;
         match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
-            Ok(lock) => Ok(StateLock { _lock: lock }),
-            Err((_, nix::errno::Errno::EWOULDBLOCK)) => Err(StateError::Busy {
-                path,
-                what: what.into(),
-            }),
+            Ok(mut lock) => {
+                let holder = Holder {
+                    pid: std::process::id(),
+                    command: command.to_owned(),
+                    since: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                };
+                let text = serde_json::to_vec(&holder).expect("serializes");
+                use std::io::Seek;
+                let f: &mut File = &mut lock;
+                f.set_len(0).map_err(io(&path))?;
+                f.seek(std::io::SeekFrom::Start(0)).map_err(io(&path))?;
+                f.write_all(&text).map_err(io(&path))?;
+                Ok(StateLock { _lock: lock })
+            }
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
+                let holder = fs::read(&path)
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<Holder>(&b).ok())
+                    .map_or_else(
+                        || "another process".to_owned(),
+                        |h| format!("pid {} (`{}`) since {}", h.pid, h.command, h.since),
+                    );
+                Err(StateError::Busy {
+                    path,
+                    what: what.into(),
+                    holder,
+                })
+            }
             Err((_, e)) => Err(io(&path)(std::io::Error::from(e))),
         }
     }
+}
+
+/// Who holds a lock, as written into its file.
+#[derive(Debug, Serialize, Deserialize)]
+struct Holder {
+    pid: u32,
+    command: String,
+    since: String,
 }
 
 /// Held while a run works on a state directory; released on drop (or process exit).
@@ -299,10 +339,16 @@ mod tests {
     fn locks_exclude_each_other() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = StateDir::open(tmp.path(), "dev").unwrap();
-        let held = dir.lock("up").unwrap();
-        let e = dir.lock("up").unwrap_err();
+        let held = dir.lock("environment", "up").unwrap();
+        let e = dir.lock("environment", "seed").unwrap_err();
         assert!(matches!(e, StateError::Busy { .. }), "{e}");
+        // The second run is told who holds it and since when.
+        let text = e.to_string();
+        assert!(
+            text.contains(&format!("pid {} (`up`) since ", std::process::id())),
+            "{text}"
+        );
         drop(held);
-        assert!(dir.lock("up").is_ok());
+        assert!(dir.lock("environment", "seed").is_ok());
     }
 }

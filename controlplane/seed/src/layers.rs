@@ -70,7 +70,10 @@ pub async fn observe(
     };
     Ok(match layer {
         Layer::Database => {
-            let pg = access.postgres.as_ref().ok_or_else(|| missing("postgres"))?;
+            let pg = access
+                .postgres
+                .as_ref()
+                .ok_or_else(|| missing("postgres"))?;
             let cat = postgres::layer::observe(pg, report).await?;
             let mut notes = Vec::new();
             if !cat.migrations_complete {
@@ -130,7 +133,10 @@ pub async fn observe(
             }
         }
         Layer::Platform => {
-            return Err(SeedError::new("seed", "the platform layer belongs to the drivers"));
+            return Err(SeedError::new(
+                "seed",
+                "the platform layer belongs to the drivers",
+            ));
         }
     })
 }
@@ -149,7 +155,10 @@ pub async fn apply(
     };
     match layer {
         Layer::Database => {
-            let pg = access.postgres.as_ref().ok_or_else(|| missing("postgres"))?;
+            let pg = access
+                .postgres
+                .as_ref()
+                .ok_or_else(|| missing("postgres"))?;
             postgres::layer::apply(pg, plan).await
         }
         Layer::Streams => {
@@ -165,6 +174,9 @@ pub async fn apply(
             vault::apply_plan(v, env, plan).await
         }
         Layer::Tenants => tenants::layer::apply(access, env, plan).await,
-        Layer::Platform => Err(SeedError::new("seed", "the platform layer belongs to the drivers")),
+        Layer::Platform => Err(SeedError::new(
+            "seed",
+            "the platform layer belongs to the drivers",
+        )),
     }
 }

@@ -13,11 +13,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use cp_core::model::Environment;
 use cp_core::plan::{self, Action, Layer, Observed, ObservedState, Plan, Resource, ResourceId};
 use cp_core::seedspec;
-use cp_core::settings::SecretSetting;
-use serde_json::{Value, json};
 use cp_core::serverconf::REDIS_ADMIN_USER;
+use cp_core::settings::SecretSetting;
 use cp_runtime::resp::{Connection, Reply, RespError};
 use cp_runtime::secrets::Secret;
+use serde_json::{Value, json};
 use sha2::Digest;
 
 use crate::{RedisAccess, Report, SeedError};
@@ -163,7 +163,11 @@ pub async fn observe(
 
 /// Applies the plan's steps (`ACL SETUSER <user> reset ...`), then persists with `ACL
 /// SAVE` when the server has an ACL file, so a restart keeps the users.
-pub async fn apply(redis: &RedisAccess, env: &Environment, plan: &Plan) -> Result<Report, SeedError> {
+pub async fn apply(
+    redis: &RedisAccess,
+    env: &Environment,
+    plan: &Plan,
+) -> Result<Report, SeedError> {
     let mut report = Report::new(SERVICE);
     if plan.is_empty() {
         return Ok(report);
@@ -179,7 +183,13 @@ pub async fn apply(redis: &RedisAccess, env: &Environment, plan: &Plan) -> Resul
             Action::Update { changes } => {
                 let fields: BTreeSet<&str> = changes
                     .iter()
-                    .map(|c| c.path.trim_start_matches('/').split('/').next().unwrap_or(""))
+                    .map(|c| {
+                        c.path
+                            .trim_start_matches('/')
+                            .split('/')
+                            .next()
+                            .unwrap_or("")
+                    })
                     .collect();
                 format!(
                     "updated Redis ACL user {} ({} differed)",
@@ -430,7 +440,11 @@ async fn ensure_user(
     Ok(())
 }
 
-async fn set_user(c: &mut Connection, user: &AclUser, report: &mut Report) -> Result<(), SeedError> {
+async fn set_user(
+    c: &mut Connection,
+    user: &AclUser,
+    report: &mut Report,
+) -> Result<(), SeedError> {
     let name = user.name.as_str();
     let hash = format!("#{}", sha256_hex(user.password.expose()));
     let mut args = vec!["ACL", "SETUSER", name, "reset", "on", hash.as_str()];

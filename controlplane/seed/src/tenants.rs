@@ -199,7 +199,9 @@ pub async fn list(access: &Access, env: &Environment) -> Result<Vec<TenantState>
 pub mod layer {
     use cp_core::model::Environment;
     use cp_core::names::{CoreKind, ServiceName};
-    use cp_core::plan::{Action, Layer, Observed, ObservedState, Plan, Resource, ResourceId, UpdateMode};
+    use cp_core::plan::{
+        Action, Layer, Observed, ObservedState, Plan, Resource, ResourceId, UpdateMode,
+    };
     use cp_core::seedspec::{tenant_names, tenant_policy_hcl};
     use serde_json::{Value, json};
 
@@ -211,7 +213,11 @@ pub mod layer {
     }
 
     fn kv_path(env: &Environment, id: &str) -> String {
-        format!("{}/data/{}meta", env.vault.kv_mount, tenant_names(id).kv_prefix)
+        format!(
+            "{}/data/{}meta",
+            env.vault.kv_mount,
+            tenant_names(id).kv_prefix
+        )
     }
 
     fn resource(kind: &str, name: String, spec: Value) -> Resource {
@@ -244,10 +250,20 @@ pub mod layer {
             let t = &env.vault;
             let want = [
                 resource("transit-key", n.transit_key.clone(), key_spec()),
-                resource("policy", n.policy.clone(), json!({"policy": tenant_policy_hcl(env, &id)})),
-                resource("kv", format!("{}/{}meta", t.kv_mount, n.kv_prefix), json!({"tenant_id": id, "slug": row.slug})),
+                resource(
+                    "policy",
+                    n.policy.clone(),
+                    json!({"policy": tenant_policy_hcl(env, &id)}),
+                ),
+                resource(
+                    "kv",
+                    format!("{}/{}meta", t.kv_mount, n.kv_prefix),
+                    json!({"tenant_id": id, "slug": row.slug}),
+                ),
             ];
-            let key = c.read(&format!("{}/keys/{}", t.transit_mount, n.transit_key)).await?;
+            let key = c
+                .read(&format!("{}/keys/{}", t.transit_mount, n.transit_key))
+                .await?;
             let policy = c.read(&format!("sys/policies/acl/{}", n.policy)).await?;
             let kv = c.read(&kv_path(env, &id)).await?;
             let found = [
@@ -260,7 +276,11 @@ pub mod layer {
             ];
             for (r, f) in want.iter().zip(found) {
                 if let Some(spec) = f {
-                    observed.push(Observed { id: r.id.clone(), spec: Some(spec), state: ObservedState::Present });
+                    observed.push(Observed {
+                        id: r.id.clone(),
+                        spec: Some(spec),
+                        state: ObservedState::Present,
+                    });
                 }
             }
             desired.extend(want);
@@ -272,9 +292,15 @@ pub mod layer {
     /// Applies the layer's steps: a missing key is created (a destroyed key cannot
     /// come back: what it encrypted stays unreadable), a policy rewritten, a KV entry
     /// written. Blocked steps (a key's flags) are refused first.
-    pub async fn apply(access: &Access, env: &Environment, plan: &Plan) -> Result<Report, SeedError> {
+    pub async fn apply(
+        access: &Access,
+        env: &Environment,
+        plan: &Plan,
+    ) -> Result<Report, SeedError> {
         let mut report = Report::new("tenants");
-        let Some(v) = &access.vault else { return Ok(report) };
+        let Some(v) = &access.vault else {
+            return Ok(report);
+        };
         if plan.is_empty() {
             return Ok(report);
         }
@@ -284,7 +310,8 @@ pub mod layer {
             let t = &env.vault;
             match (&s.action, r.id.kind.as_str()) {
                 (Action::Create, "transit-key") => {
-                    c.write(&format!("{}/keys/{}", t.transit_mount, r.id.name), &r.spec).await?;
+                    c.write(&format!("{}/keys/{}", t.transit_mount, r.id.name), &r.spec)
+                        .await?;
                     report.change(format!("created transit key {}", r.id.name));
                 }
                 (Action::Update { .. }, "transit-key") => {
@@ -295,7 +322,8 @@ pub mod layer {
                     .hint("a key once exportable stays exportable: rotate the tenant's data to a new tenant and delete this one"));
                 }
                 (Action::Create | Action::Update { .. }, "policy") => {
-                    c.write(&format!("sys/policies/acl/{}", r.id.name), &r.spec).await?;
+                    c.write(&format!("sys/policies/acl/{}", r.id.name), &r.spec)
+                        .await?;
                     report.change(format!("wrote policy {}", r.id.name));
                 }
                 (Action::Create | Action::Update { .. }, "kv") => {

@@ -121,9 +121,7 @@ async fn an_out_of_band_change_is_put_back() {
     let r = cp_seed::redis::seed(&a, &t.env).await.expect("repair");
     assert_eq!(
         r.changes,
-        [format!(
-            "updated Redis ACL user {user} (keys differed)"
-        )]
+        [format!("updated Redis ACL user {user} (keys differed)")]
     );
     let mut app = login(&a, &user, a.app_password.expose()).await;
     refused(&mut app, &["SET", "other:k", "v"]).await;

@@ -1,20 +1,21 @@
 //! `controlplane config`: the resolved environment, secrets redacted.
 
-use std::process::ExitCode;
+use anyhow::Context as _;
+use cp_app::Exit;
 
-use anyhow::Result;
-use cp_runtime::project::Project;
-
+use super::Outcome;
 use crate::cli::{Global, Output};
+use crate::output;
 
-pub(crate) fn run(global: &Global, project: &Project) -> Result<ExitCode> {
-    let env = match super::load(global, project, &global.env)? {
-        Ok(env) => env,
-        Err(code) => return Ok(code),
-    };
+pub(crate) fn run(global: &Global) -> Outcome {
+    let env = cp_app::session::load(&global.target())?;
     match global.output {
-        Output::Text => print!("{}", serde_saphyr::to_string(&env)?),
-        Output::Json => println!("{}", serde_json::to_string_pretty(&env)?),
+        Output::Text => {
+            output::out(
+                &serde_saphyr::to_string(&env).context("cannot write the environment as YAML")?,
+            )?;
+        }
+        Output::Json => output::json(&env)?,
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Success)
 }

@@ -1,64 +1,103 @@
-//! One module per command; `run` dispatches and turns outcomes into exit codes.
+//! One module per command (or family); `run` dispatches and turns the outcome into one
+//! exit code from `cp_app::exit::Exit`. Each command asks the application layer for a
+//! view and prints it; nothing here decides anything the server would need too.
 
-mod bringup;
 mod config;
-mod lifecycle;
+mod connect;
+mod env;
 mod render;
 mod schema;
-mod seed;
 mod validate;
 
-use std::process::ExitCode;
+use cp_app::{AppError, Exit};
 
-use anyhow::Result;
-use cp_runtime::project::{LoadError, Project};
+use crate::cli::{Cli, Command, Output};
+use crate::output::{self, ClosedPipe};
 
-use crate::cli::{Cli, Command, Global, Output};
+/// Why a command stopped early.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// The application layer said no (its error knows its exit code).
+    App(AppError),
+    /// stdout was closed by the reader: not an error.
+    Pipe,
+    /// Anything else (an unexpected I/O failure), with context.
+    Other(anyhow::Error),
+}
 
-/// Exit code for invalid input (bad environment files, bad flags).
-pub(crate) const INVALID: u8 = 2;
-
-pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
-    let project = Project::new(&cli.global.environments);
-    match cli.command {
-        Command::Validate { all } => validate::run(&cli.global, &project, all),
-        Command::Render { all, out, check } => render::run(&cli.global, &project, all, out, check),
-        Command::Config => config::run(&cli.global, &project),
-        Command::Schema => schema::run(),
-        other => runtime()?.block_on(bringup::run(&cli.global, &project, other)),
+impl From<AppError> for Failure {
+    fn from(e: AppError) -> Self {
+        Failure::App(e)
     }
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+impl From<ClosedPipe> for Failure {
+    fn from(_: ClosedPipe) -> Self {
+        Failure::Pipe
+    }
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Failure::Other(e)
+    }
+}
+
+macro_rules! app_error_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Failure {
+            fn from(e: $t) -> Self {
+                Failure::App(AppError::from(e))
+            }
+        }
+    )*};
+}
+app_error_from!(
+    cp_runtime::state::StateError,
+    cp_drivers::DriverError,
+    cp_seed::SeedError,
+    cp_runtime::access::AccessError
+);
+
+pub(crate) type Outcome = Result<Exit, Failure>;
+
+pub(crate) fn run(cli: Cli) -> Exit {
+    let format = cli.global.output;
+    let result = match cli.command {
+        Command::Validate { all } => validate::run(&cli.global, all),
+        Command::Render { all, out, check } => render::run(&cli.global, all, out, check),
+        Command::Config => config::run(&cli.global),
+        Command::Schema { view } => schema::run(view.as_deref()),
+        Command::Completions { shell } => schema::completions(shell),
+        other => match runtime() {
+            Ok(rt) => rt.block_on(env::run(&cli.global, other)),
+            Err(e) => Err(Failure::Other(e)),
+        },
+    };
+    finish(format, result)
+}
+
+/// Prints a failure and returns its exit code.
+pub(crate) fn finish(format: Output, result: Outcome) -> Exit {
+    match result {
+        Ok(code) => code,
+        Err(Failure::Pipe) => Exit::Success,
+        Err(Failure::App(e)) => {
+            output::error(format, &e);
+            e.exit()
+        }
+        Err(Failure::Other(e)) => {
+            if e.chain().any(|c| c.downcast_ref::<ClosedPipe>().is_some()) {
+                return Exit::Success;
+            }
+            eprintln!("error: {e:#}");
+            Exit::Failure
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?)
-}
-
-/// Loads the selected environment, or prints why not and returns the exit code.
-pub(crate) fn load(
-    global: &Global,
-    project: &Project,
-    env: &str,
-) -> Result<Result<cp_core::Environment, ExitCode>> {
-    match project.load(env, &global.sets) {
-        Ok(loaded) => Ok(Ok(loaded.env)),
-        Err(LoadError::Invalid(diags)) => {
-            report(global, &diags);
-            Ok(Err(ExitCode::from(INVALID)))
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// Prints diagnostics: text on stderr, or JSON on stdout.
-pub(crate) fn report(global: &Global, diags: &cp_core::Diagnostics) {
-    match global.output {
-        Output::Text => eprintln!("{diags}"),
-        Output::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({"ok": false, "errors": diags}))
-                .expect("diagnostics serialize")
-        ),
-    }
 }

@@ -7,21 +7,17 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use anyhow::{Context, Result};
+use cp_app::{AppError, Exit};
 use cp_core::render::{self, Output, Renderer, check::Drift};
-use cp_runtime::project::Project;
 
+use super::Outcome;
 use crate::cli::{Global, Output as Format};
+use crate::output;
 
-pub(crate) fn run(
-    global: &Global,
-    project: &Project,
-    all: bool,
-    out: Option<PathBuf>,
-    check: bool,
-) -> Result<ExitCode> {
+pub(crate) fn run(global: &Global, all: bool, out: Option<PathBuf>, check: bool) -> Outcome {
+    let project = global.target().project();
     let files = project
         .env_files()
         .with_context(|| format!("cannot read {}", project.environments.display()))?;
@@ -46,19 +42,14 @@ pub(crate) fn run(
         }
     };
     if !errors.is_empty() {
-        super::report(global, &cp_core::Diagnostics(errors));
-        return Ok(ExitCode::from(super::INVALID));
+        return Err(AppError::Invalid(cp_core::Diagnostics(errors)).into());
     }
     let base = base.expect("no errors");
     let templates = project.templates().context("cannot read the templates")?;
-    let rendered = match Renderer::new(&templates).and_then(|r| r.render(&base, &envs)) {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("error: {e}\n\nnothing was written.");
-            return Ok(ExitCode::from(super::INVALID));
-        }
-    };
-    let out_dir = out.unwrap_or_else(|| project.rendered_dir());
+    let rendered = Renderer::new(&templates)
+        .and_then(|r| r.render(&base, &envs))
+        .map_err(|e| AppError::Usage(format!("{e}\n\nnothing was written.")))?;
+    let out_dir = out.clone().unwrap_or_else(|| project.rendered_dir());
     let mut owned: Vec<String> = vec!["kubernetes/base/".into()];
     for e in &envs {
         owned.extend(render::owned_dirs(e.name.as_str()));
@@ -66,42 +57,71 @@ pub(crate) fn run(
     let on_disk = read_owned(&out_dir, &owned)?;
     let drift = render::check::check(&rendered, &on_disk);
     if check {
-        return Ok(report_check(global, &out_dir, &drift));
+        return report_check(global, all, out.as_deref(), &out_dir, &drift);
     }
     write(&out_dir, &rendered, &drift)?;
     let changed = drift.len();
     match global.output {
-        Format::Text => println!(
-            "rendered {} files for {} into {} ({changed} changed)",
+        Format::Text => output::out(&format!(
+            "rendered {} files for {} into {} ({changed} changed)\n",
             rendered.files.len(),
             names.join(", "),
             out_dir.display()
-        ),
-        Format::Json => println!(
-            "{}",
-            serde_json::json!({"ok": true, "dir": out_dir, "files": rendered.files.len(), "changed": changed})
-        ),
+        ))?,
+        Format::Json => output::json(
+            &serde_json::json!({"ok": true, "dir": out_dir, "files": rendered.files.len(), "changed": changed}),
+        )?,
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Success)
 }
 
-fn report_check(global: &Global, out_dir: &Path, drift: &[Drift]) -> ExitCode {
+/// The `render` command that brings the output up to date, repeating the flags the
+/// user gave (`--environments`, `--env`, `--set`, `--all`, `--out`).
+fn fix_command(global: &Global, all: bool, out: Option<&Path>) -> String {
+    let mut c = vec!["controlplane".to_owned()];
+    if global.environments != Path::new("environments") {
+        c.push(format!("--environments {}", global.environments.display()));
+    }
+    if !all && global.env != "dev" {
+        c.push(format!("--env {}", global.env));
+    }
+    for s in &global.sets {
+        c.push(format!("--set {s}"));
+    }
+    c.push("render".into());
+    if all {
+        c.push("--all".into());
+    }
+    if let Some(o) = out {
+        c.push(format!("--out {}", o.display()));
+    }
+    c.join(" ")
+}
+
+fn report_check(
+    global: &Global,
+    all: bool,
+    out: Option<&Path>,
+    out_dir: &Path,
+    drift: &[Drift],
+) -> Outcome {
     if drift.is_empty() {
         match global.output {
-            Format::Text => println!("ok: {} is up to date", out_dir.display()),
-            Format::Json => println!("{}", serde_json::json!({"ok": true, "drift": []})),
+            Format::Text => output::out(&format!("ok: {} is up to date\n", out_dir.display()))?,
+            Format::Json => output::json(&serde_json::json!({"ok": true, "drift": []}))?,
         }
-        return ExitCode::SUCCESS;
+        return Ok(Exit::Success);
     }
     match global.output {
         Format::Text => {
             for d in drift {
-                println!("{d}");
+                output::out(&format!("{d}\n"))?;
             }
             eprintln!(
-                "error: {} file(s) in {} differ from what the environments render; run `controlplane render` and commit the result",
+                "drift: {} file(s) in {} differ from what the environments render; run `{}` and commit the result",
                 drift.len(),
-                out_dir.display()
+                out_dir.display(),
+                fix_command(global, all, out)
             );
         }
         Format::Json => {
@@ -115,10 +135,12 @@ fn report_check(global: &Global, out_dir: &Path, drift: &[Drift]) -> ExitCode {
                     Drift::Stale { path } => serde_json::json!({"path": path, "kind": "stale"}),
                 })
                 .collect();
-            println!("{}", serde_json::json!({"ok": false, "drift": items}));
+            output::json(
+                &serde_json::json!({"ok": false, "drift": items, "fix": fix_command(global, all, out)}),
+            )?;
         }
     }
-    ExitCode::from(1)
+    Ok(Exit::Pending)
 }
 
 /// Every file under the owned directories, by path relative to `out_dir`.

@@ -1,13 +1,15 @@
-//! `controlplane validate [--all]`: load and check, report every error.
+//! `controlplane validate [--all]`: load and check, report every error at once.
 
-use std::process::ExitCode;
+use anyhow::Context as _;
+use cp_app::views::ValidateView;
+use cp_app::{AppError, Exit};
 
-use anyhow::{Context, Result};
-use cp_runtime::project::Project;
+use super::Outcome;
+use crate::cli::Global;
+use crate::output;
 
-use crate::cli::{Global, Output};
-
-pub(crate) fn run(global: &Global, project: &Project, all: bool) -> Result<ExitCode> {
+pub(crate) fn run(global: &Global, all: bool) -> Outcome {
+    let project = global.target().project();
     let envs = if all {
         project
             .env_files()
@@ -16,22 +18,24 @@ pub(crate) fn run(global: &Global, project: &Project, all: bool) -> Result<ExitC
     } else {
         vec![global.env.clone()]
     };
-    let mut all_errors = Vec::new();
+    let mut errors = Vec::new();
     let mut ok = Vec::new();
     for env in &envs {
         match project.load(env, &global.sets) {
             Ok(_) => ok.push(env.clone()),
-            Err(cp_runtime::project::LoadError::Invalid(d)) => all_errors.extend(d.0),
-            Err(e) => return Err(e.into()),
+            Err(cp_runtime::project::LoadError::Invalid(d)) => errors.extend(d.0),
+            Err(e) => return Err(anyhow::Error::new(e).into()),
         }
     }
-    if !all_errors.is_empty() {
-        super::report(global, &cp_core::Diagnostics(all_errors));
-        return Ok(ExitCode::from(super::INVALID));
+    if !errors.is_empty() {
+        return Err(AppError::Invalid(cp_core::Diagnostics(errors)).into());
     }
-    match global.output {
-        Output::Text => println!("ok: {} valid", ok.join(", ")),
-        Output::Json => println!("{}", serde_json::json!({"ok": true, "environments": ok})),
-    }
-    Ok(ExitCode::SUCCESS)
+    output::view(
+        global.output,
+        &ValidateView {
+            ok: true,
+            environments: ok,
+        },
+    )?;
+    Ok(Exit::Success)
 }

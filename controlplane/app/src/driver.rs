@@ -1,8 +1,8 @@
 //! Choosing and building the driver for an environment: the environment's `platform`,
-//! or for `auto` docker when an engine answers and the images are there, else processes
-//! — saying which and why. `kubernetes` uses the current kubeconfig (or the in-cluster
-//! service account) and refuses, changing nothing, when there is none or its API
-//! server does not answer.
+//! or for `auto` docker when an engine answers and has every image locally, else
+//! processes, saying which and why. `kubernetes` uses the current kubeconfig (or the
+//! in-cluster service account) and refuses, changing nothing, when there is none or
+//! its API server does not answer.
 
 use std::path::Path;
 
@@ -18,24 +18,46 @@ use cp_runtime::probe::{Endpoint, Ready};
 use cp_runtime::project::Project;
 use tokio::time::Instant;
 
+use crate::error::AppError;
+
 /// Any of the drivers, chosen at run time.
-pub(crate) enum AnyDriver {
+pub enum AnyDriver {
+    /// Local processes.
     Process(ProcessDriver),
+    /// Docker Engine.
     Docker(DockerDriver),
+    /// Kubernetes.
     Kube(Box<KubeDriver>),
 }
 
+impl std::fmt::Debug for AnyDriver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AnyDriver({})", self.kind())
+    }
+}
+
+/// Where image pull progress goes (docker).
+pub type PullObserver = cp_driver_docker::PullObserver;
+
 /// The driver for `env`, and why it was chosen.
-pub(crate) async fn select(
+pub async fn select(
     env: &Environment,
     state_dir: &Path,
     project: &Project,
-) -> anyhow::Result<(AnyDriver, String)> {
+    pulls: Option<PullObserver>,
+) -> Result<(AnyDriver, String), AppError> {
     let process = || AnyDriver::Process(ProcessDriver::new(state_dir));
+    let docker = || async {
+        let d = DockerDriver::connect().await?;
+        Ok::<_, DriverError>(match &pulls {
+            Some(p) => d.on_pull(p.clone()),
+            None => d,
+        })
+    };
     match env.platform {
         Platform::Process => Ok((process(), "platform: process".into())),
         Platform::Docker => {
-            let d = DockerDriver::connect().await?.on_pull(pull_progress());
+            let d = docker().await?;
             let why = format!(
                 "platform: docker (engine {} at {})",
                 d.engine_version(),
@@ -53,7 +75,7 @@ pub(crate) async fn select(
             ),
         )),
         Platform::Auto if recorded(state_dir).as_deref() == Some("docker") => {
-            let d = DockerDriver::connect().await?.on_pull(pull_progress());
+            let d = docker().await?;
             let why = format!("auto: using docker, as when {} was brought up", env.name);
             Ok((AnyDriver::Docker(d), why))
         }
@@ -63,14 +85,18 @@ pub(crate) async fn select(
                     "auto: using docker (engine {}, every image present)",
                     d.engine_version()
                 );
-                Ok((AnyDriver::Docker(d.on_pull(pull_progress())), why))
+                let d = match &pulls {
+                    Some(p) => d.on_pull(p.clone()),
+                    None => d,
+                };
+                Ok((AnyDriver::Docker(d), why))
             }
             Err(why_not) => Ok((process(), format!("auto: using local processes: {why_not}"))),
         },
         Platform::Kubernetes => {
-            use anyhow::Context as _;
-            let templates = project.templates().with_context(|| {
-                format!("cannot read the templates under {}", project.root.display())
+            let templates = project.templates().map_err(|source| AppError::Project {
+                what: format!("cannot read the templates under {}", project.root.display()),
+                source,
             })?;
             let d = KubeDriver::connect(&templates).await?;
             Ok((
@@ -86,7 +112,7 @@ pub(crate) async fn select(
 }
 
 /// The file in the state directory recording which driver `auto` chose.
-pub(crate) const CHOICE_FILE: &str = "driver";
+pub const CHOICE_FILE: &str = "driver";
 
 fn recorded(state_dir: &Path) -> Option<String> {
     std::fs::read_to_string(state_dir.join(CHOICE_FILE))
@@ -94,16 +120,15 @@ fn recorded(state_dir: &Path) -> Option<String> {
         .map(|s| s.trim().to_owned())
 }
 
-/// Image pulls reported as plain lines on stderr (one per image and status change).
-fn pull_progress() -> cp_driver_docker::PullObserver {
-    let last = std::sync::Mutex::new(std::collections::BTreeMap::<String, String>::new());
-    std::sync::Arc::new(move |p: &cp_driver_docker::PullProgress| {
-        let mut last = last.lock().expect("pull progress lock");
-        if last.get(&p.image) != Some(&p.status) {
-            last.insert(p.image.clone(), p.status.clone());
-            eprintln!("pull {}: {} ({} bytes)", p.image, p.status, p.current);
+impl AnyDriver {
+    /// The name recorded for `auto` (`process`, `docker`, `kubernetes`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            AnyDriver::Process(_) => "process",
+            AnyDriver::Docker(_) => "docker",
+            AnyDriver::Kube(_) => "kubernetes",
         }
-    })
+    }
 }
 
 macro_rules! each {

@@ -1,0 +1,85 @@
+//! The application layer's one error type: what went wrong, with its cause, mapped to
+//! one exit code ([`crate::exit::Exit`]) and, for the server, one HTTP status. Display
+//! says what failed and what to do; it never includes a secret value.
+
+use cp_core::Diagnostics;
+
+use crate::exit::Exit;
+
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The environment files are invalid (every error, with its place).
+    #[error("{0}")]
+    Invalid(Diagnostics),
+    /// A flag or argument is wrong.
+    #[error("{0}")]
+    Usage(String),
+    /// A destructive command needs a confirmation it did not get.
+    #[error(
+        "{action} would delete:\n{}\nnothing was changed; run it again with --yes to confirm",
+        what.iter().map(|w| format!("  - {w}")).collect::<Vec<_>>().join("\n")
+    )]
+    NeedsConfirmation {
+        /// What the command does (`down --volumes on staging`).
+        action: String,
+        /// What it would delete.
+        what: Vec<String>,
+    },
+    /// Something named does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The project's files could not be read.
+    #[error("{what}")]
+    Project {
+        /// What was being read.
+        what: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The state directory (including a lock held by another run).
+    #[error(transparent)]
+    State(#[from] cp_runtime::state::StateError),
+    /// A driver failed.
+    #[error(transparent)]
+    Driver(#[from] cp_drivers::DriverError),
+    /// Seeding (a layer's observe or apply) failed.
+    #[error(transparent)]
+    Seed(#[from] cp_seed::SeedError),
+    /// Endpoints or credentials could not be resolved.
+    #[error(transparent)]
+    Access(#[from] cp_runtime::access::AccessError),
+    /// A saved plan no longer matches the world.
+    #[error(
+        "the saved plan {file} no longer matches what exists, so nothing was applied:\n{}\nrun `controlplane plan --out {file}` again and review it",
+        moved.iter().map(|m| format!("  - {m}")).collect::<Vec<_>>().join("\n")
+    )]
+    StalePlan {
+        /// The file.
+        file: String,
+        /// What moved since it was made.
+        moved: Vec<String>,
+    },
+    /// The plan has steps that cannot be applied.
+    #[error(
+        "the plan has changes that cannot be applied, so nothing was changed:\n{}",
+        steps.iter().map(|m| format!("  ! {m}")).collect::<Vec<_>>().join("\n")
+    )]
+    Blocked {
+        /// Each blocked step and why.
+        steps: Vec<String>,
+    },
+}
+
+impl AppError {
+    /// The exit code this failure means.
+    pub fn exit(&self) -> Exit {
+        match self {
+            AppError::Invalid(_) | AppError::Usage(_) | AppError::NeedsConfirmation { .. } => {
+                Exit::Invalid
+            }
+            _ => Exit::Failure,
+        }
+    }
+}

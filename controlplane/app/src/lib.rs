@@ -1,0 +1,19 @@
+//! controlplane's application layer: what every front end (the CLI, the server) needs
+//! and nothing front-end specific. Opening an environment ([`session`]: load,
+//! state directory, driver selection with its reason, the environment lock), the
+//! driver enum ([`driver`]), the whole-environment plan ([`plan`]) and its executor
+//! ([`up`]), the other commands ([`ops`]), the typed views they return ([`views`]),
+//! one error type ([`error`]) and one exit-code table ([`exit`]).
+
+pub mod driver;
+pub mod error;
+pub mod exit;
+pub mod ops;
+pub mod plan;
+pub mod session;
+pub mod up;
+pub mod views;
+
+pub use error::AppError;
+pub use exit::Exit;
+pub use session::{Mode, Session, Target};

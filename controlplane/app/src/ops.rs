@@ -1,0 +1,290 @@
+//! The commands over an open session, each returning its typed view: status (with
+//! connection URLs, passwords only when asked for, in dev), seed, migrations and
+//! tenants. The CLI prints these views; the server returns them.
+
+use std::collections::BTreeMap;
+
+use cp_core::model::Tier;
+use cp_core::names::CoreKind;
+use cp_core::serverconf::NATS_ADMIN_USER;
+use cp_drivers::Driver;
+use cp_seed::{Access, postgres, tenants};
+
+use crate::error::AppError;
+use crate::session::Session;
+use crate::views::{
+    ChangesView, MigrateView, MigrationView, MigrationsView, SeedView, ServiceView, StatusView,
+    TenantChangeView, TenantView, TenantsView,
+};
+
+/// Whether connection URLs carry passwords. Only ever in dev, and only when asked
+/// (`--show-secrets`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Secrets {
+    /// No password anywhere in the output (the default).
+    Hidden,
+    /// Dev passwords in the URLs.
+    Shown,
+}
+
+/// `status`: every service's state, version, uptime, endpoint, health, and how to
+/// connect. Read-only.
+pub async fn status(s: &Session, secrets: Secrets) -> Result<StatusView, AppError> {
+    let statuses = s.driver.status(s.cx()).await?;
+    let show = secrets == Secrets::Shown && s.env.tier == Tier::Dev;
+    let access = if show { s.access().await.ok() } else { None };
+    let mut services: Vec<ServiceView> = statuses.into_iter().map(ServiceView::from).collect();
+    for v in &mut services {
+        if let Some(kind) = CoreKind::from_name(&v.service) {
+            v.connect = connect_urls(s, kind, access.as_ref());
+        }
+    }
+    let healthy = services.iter().all(ServiceView::ok);
+    Ok(StatusView {
+        environment: s.env.name.to_string(),
+        driver: s.driver.name().to_owned(),
+        driver_reason: s.driver_reason.clone(),
+        services,
+        healthy,
+    })
+}
+
+/// Connection URLs of a core service; `user:password@` only when `access` is given.
+fn connect_urls(s: &Session, kind: CoreKind, access: Option<&Access>) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let Some(ep) = s.endpoint(kind) else {
+        return out;
+    };
+    let cred = |user: &str, pw: Option<&cp_seed::Secret>| match pw {
+        Some(p) => format!("{user}:{}@", p.expose()),
+        None => format!("{user}@"),
+    };
+    match kind {
+        CoreKind::Postgres => {
+            let Some(pg) = &s.env.services.postgres else {
+                return out;
+            };
+            let a = access.and_then(|a| a.postgres.as_ref());
+            out.insert(
+                "app".into(),
+                format!(
+                    "postgres://{}{}/{}",
+                    cred(cp_core::roles::APP, a.map(|a| &a.app_password)),
+                    ep.addr(),
+                    pg.database
+                ),
+            );
+            out.insert(
+                "admin".into(),
+                format!(
+                    "postgres://{}{}/{}",
+                    cred(cp_core::roles::ADMIN, a.map(|a| &a.admin_password)),
+                    ep.addr(),
+                    pg.database
+                ),
+            );
+        }
+        CoreKind::Redis => {
+            let a = access.and_then(|a| a.redis.as_ref());
+            out.insert(
+                "app".into(),
+                format!(
+                    "redis://{}{}",
+                    cred(cp_core::roles::APP, a.map(|a| &a.app_password)),
+                    ep.addr()
+                ),
+            );
+        }
+        CoreKind::Nats => {
+            let Some(n) = &s.env.services.nats else {
+                return out;
+            };
+            let a = access.and_then(|a| a.nats.as_ref());
+            out.insert(
+                "app".into(),
+                format!(
+                    "nats://{}{}",
+                    cred(&n.app_user, a.map(|a| &a.app_password)),
+                    ep.addr()
+                ),
+            );
+            out.insert(
+                "admin".into(),
+                format!(
+                    "nats://{}{}",
+                    cred(NATS_ADMIN_USER, a.map(|a| &a.admin_password)),
+                    ep.addr()
+                ),
+            );
+            out.insert(
+                "monitor".into(),
+                format!("http://{}:{}", ep.host, n.monitor_port),
+            );
+        }
+        CoreKind::Vault => {
+            out.insert("addr".into(), format!("http://{}", ep.addr()));
+        }
+    }
+    out
+}
+
+/// `seed`: plans and applies every seeded layer.
+pub async fn seed(s: &Session) -> Result<SeedView, AppError> {
+    let access = s.access().await?;
+    let outcome = cp_seed::seed_all(&access, &s.env).await?;
+    Ok(SeedView {
+        environment: s.env.name.to_string(),
+        changed: outcome.changed(),
+        reports: outcome.reports.into_iter().map(ChangesView::from).collect(),
+        revoked_root_token: outcome.revoked_root_token,
+    })
+}
+
+fn pg(a: &Access) -> Result<&cp_seed::PgAccess, AppError> {
+    a.postgres.as_ref().ok_or_else(|| {
+        AppError::Usage("this environment runs no PostgreSQL (services.postgres is not set)".into())
+    })
+}
+
+/// `migrate status`.
+pub async fn migrate_status(s: &Session) -> Result<MigrationsView, AppError> {
+    let a = s.access().await?;
+    let st = postgres::migrate_status(pg(&a)?).await?;
+    Ok(MigrationsView {
+        migrations: st
+            .into_iter()
+            .map(|m| MigrationView {
+                version: m.version,
+                state: match (m.applied, m.checksum_ok) {
+                    (true, true) => "applied",
+                    (true, false) if m.description == "(not in this build)" => "unknown",
+                    (true, false) => "changed",
+                    (false, _) => "pending",
+                }
+                .into(),
+                description: m.description,
+            })
+            .collect(),
+    })
+}
+
+/// `migrate up` (`steps: None`) or `migrate down --steps N`.
+pub async fn migrate(s: &Session, down: Option<u32>) -> Result<MigrateView, AppError> {
+    let a = s.access().await?;
+    let p = pg(&a)?;
+    let r = match down {
+        None => postgres::migrate_up(p).await?,
+        Some(n) => postgres::migrate_down(p, n).await?,
+    };
+    Ok(MigrateView {
+        changed: r.changed(),
+        report: r.into(),
+    })
+}
+
+fn tenant_view(
+    row: &postgres::TenantRow,
+    parts: Option<cp_seed::vault::TenantParts>,
+) -> TenantView {
+    TenantView {
+        id: row.id.to_string(),
+        slug: row.slug.clone(),
+        name: row.name.clone(),
+        created_at: row
+            .created_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        key: parts.map(|p| p.key),
+        policy: parts.map(|p| p.policy),
+        kv: parts.map(|p| p.kv),
+        complete: parts.is_none_or(|p| p.key && p.policy && p.kv),
+    }
+}
+
+/// `tenant list`.
+pub async fn tenants(s: &Session) -> Result<TenantsView, AppError> {
+    let a = s.access().await?;
+    let all = tenants::list(&a, &s.env).await?;
+    Ok(TenantsView {
+        tenants: all.iter().map(|t| tenant_view(&t.row, t.vault)).collect(),
+    })
+}
+
+/// `tenant create SLUG [--name NAME]`.
+pub async fn tenant_create(
+    s: &Session,
+    slug: &str,
+    name: Option<&str>,
+) -> Result<TenantChangeView, AppError> {
+    tenants::check_slug(slug).map_err(|e| AppError::Usage(e.to_string()))?;
+    let a = s.access().await?;
+    let o = tenants::create(&a, &s.env, slug, name).await?;
+    Ok(TenantChangeView {
+        changed: o.changed(),
+        tenant: tenant_view(&o.tenant, None),
+        reports: o.reports.into_iter().map(ChangesView::from).collect(),
+    })
+}
+
+/// What deleting a tenant destroys, for the confirmation.
+pub fn tenant_delete_warning(tenant: &str) -> Vec<String> {
+    vec![
+        format!(
+            "tenant `{tenant}`: its transit key (everything encrypted with it becomes unreadable, for good)"
+        ),
+        format!("tenant `{tenant}`: its KV subtree and policy"),
+        format!("tenant `{tenant}`: every row it owns in every table"),
+    ]
+}
+
+/// `tenant delete ID|SLUG`: the caller has confirmed.
+pub async fn tenant_delete(s: &Session, tenant: &str) -> Result<TenantChangeView, AppError> {
+    let a = s.access().await?;
+    match tenants::delete(&a, &s.env, tenant).await? {
+        None => Err(AppError::NotFound(format!(
+            "no tenant `{tenant}` in {}; `controlplane tenant list` shows them",
+            s.env.name
+        ))),
+        Some(o) => Ok(TenantChangeView {
+            changed: o.changed(),
+            tenant: tenant_view(&o.tenant, None),
+            reports: o.reports.into_iter().map(ChangesView::from).collect(),
+        }),
+    }
+}
+
+/// Whether `down` must be confirmed: outside dev always, and with `--volumes` anywhere
+/// (data is deleted).
+pub fn down_needs_confirmation(s: &Session, volumes: bool) -> bool {
+    volumes || s.env.tier != Tier::Dev
+}
+
+/// What `down` would stop and delete, one line each, from the driver's own teardown
+/// list (so it cannot differ from what `down` does). Read-only.
+pub async fn down_preview(s: &Session, volumes: bool) -> Result<Vec<String>, AppError> {
+    Ok(s.driver
+        .teardown_preview(s.cx(), volumes)
+        .await?
+        .into_iter()
+        .map(|r| {
+            if r.holds_data {
+                format!("{} (its data is deleted)", r.what)
+            } else {
+                r.what
+            }
+        })
+        .collect())
+}
+
+/// `down [--volumes]`: the caller has confirmed where needed.
+pub async fn down(s: &Session, volumes: bool) -> Result<crate::views::DownView, AppError> {
+    let removed = s.driver.teardown(s.cx(), volumes).await?;
+    if volumes {
+        // With the data gone, `auto` may choose afresh next time.
+        let _ = std::fs::remove_file(s.state.join(crate::driver::CHOICE_FILE));
+    }
+    Ok(crate::views::DownView {
+        environment: s.env.name.to_string(),
+        removed,
+        volumes,
+    })
+}

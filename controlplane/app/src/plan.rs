@@ -1,0 +1,193 @@
+//! The whole-environment plan: the platform layer from the driver, then every seeded
+//! layer (database, streams, cache, Vault, tenants) from the seeder, each observed
+//! when its services answer and deferred, with the reason and what `up` will do,
+//! when they do not. Never writes anything, anywhere: the session is read-only, the
+//! observers only read.
+
+use std::collections::BTreeMap;
+
+use cp_core::envplan::{Basis, EnvPlan, LayerPlan, SavedPlan};
+use cp_core::names::{CoreKind, ServiceName};
+use cp_core::plan::{self, Layer, ObservedState};
+use cp_drivers::Driver;
+use cp_seed::layers;
+
+use crate::driver::AnyDriver;
+use crate::error::AppError;
+use crate::session::Session;
+
+/// The platform layer's desired and observed resources, and which core services run.
+struct Platform {
+    plan: plan::Plan,
+    desired: Vec<plan::Resource>,
+    observed: Vec<plan::Observed>,
+    running: BTreeMap<CoreKind, bool>,
+}
+
+async fn platform(s: &Session) -> Result<Platform, AppError> {
+    let desired = s.driver.desired(&s.env)?;
+    let observed = s.driver.observe(&s.env).await?;
+    let state: BTreeMap<&plan::ResourceId, &ObservedState> =
+        observed.iter().map(|o| (&o.id, &o.state)).collect();
+    let mut running = BTreeMap::new();
+    for kind in CoreKind::ALL {
+        let svc = ServiceName::core(kind);
+        let mine: Vec<&plan::Resource> = desired
+            .iter()
+            .filter(|r| r.service.as_ref() == Some(&svc))
+            .collect();
+        if mine.is_empty() {
+            continue;
+        }
+        // Running when every resource of the service exists and none is stopped.
+        let up = mine.iter().all(|r| {
+            matches!(
+                state.get(&r.id),
+                Some(ObservedState::Running | ObservedState::Present)
+            )
+        });
+        running.insert(kind, up);
+    }
+    Ok(Platform {
+        plan: plan::plan(&desired, &observed, true),
+        desired,
+        observed,
+        running,
+    })
+}
+
+/// What `up` does about a layer whose services do not run yet.
+fn then(layer: Layer) -> String {
+    let what = match layer {
+        Layer::Database => "roles, database privileges, migrations and grants",
+        Layer::Streams => "the JetStream streams",
+        Layer::Cache => "the Redis ACL users",
+        Layer::Vault => "the audit device, mounts, keys, policies and AppRole",
+        Layer::Tenants => "each tenant's key, policy and KV entry",
+        Layer::Platform => "the platform",
+    };
+    format!("`up` starts its services, then plans and applies {what}")
+}
+
+/// A layer that cannot be observed now: recorded as such in the basis, so a saved
+/// plan notices when it becomes observable.
+fn defer(basis: &mut Basis, layer: Layer, reason: String, then: String) -> LayerPlan {
+    basis.0.insert(
+        layer,
+        cp_core::envplan::LayerBasis {
+            desired: Vec::new(),
+            observed: None,
+        },
+    );
+    LayerPlan::deferred(layer, reason, then)
+}
+
+/// Plans every layer of the session's environment. The result carries what it was
+/// computed from, so it can be saved (`plan --out`) and checked again (`up --plan`).
+pub async fn plan(s: &Session) -> Result<SavedPlan, AppError> {
+    let p = platform(s).await?;
+    let mut basis = Basis::default();
+    basis.insert(Layer::Platform, p.desired.clone(), Some(p.observed.clone()));
+    let mut out = vec![LayerPlan::observed(Layer::Platform, p.plan.clone())];
+
+    let kube = matches!(s.driver, AnyDriver::Kube(_));
+    // Access (endpoints and credentials) only when some seeded service runs, resolved
+    // read-only: a secret that was never generated means nothing was brought up.
+    let any_running = p.running.values().any(|up| *up);
+    let access = if any_running && !kube {
+        match s.access().await {
+            Ok(a) => Ok(a),
+            Err(e) => Err(cp_seed::error_chain(&e)),
+        }
+    } else {
+        Err(String::new())
+    };
+    let mut database_complete = false;
+    for layer in layers::SEEDED {
+        if !layers::used(layer, &s.env) {
+            out.push(LayerPlan::absent(layer));
+            continue;
+        }
+        let stopped: Vec<&str> = layers::services(layer)
+            .iter()
+            .filter(|k| !p.running.get(k).copied().unwrap_or(false))
+            .map(|k| k.as_str())
+            .collect();
+        if kube {
+            out.push(defer(
+                &mut basis,
+                layer,
+                "its services answer only inside the cluster".into(),
+                "`up` does not seed on Kubernetes: run `controlplane seed` with port-forwards, or from inside the cluster".into(),
+            ));
+            continue;
+        }
+        if !stopped.is_empty() {
+            out.push(defer(
+                &mut basis,
+                layer,
+                format!(
+                    "{} {} not running",
+                    stopped.join(" and "),
+                    if stopped.len() == 1 { "is" } else { "are" }
+                ),
+                then(layer),
+            ));
+            continue;
+        }
+        if layer == Layer::Tenants && !database_complete {
+            out.push(defer(
+                &mut basis,
+                layer,
+                "the tenants table is created by pending migrations".into(),
+                "`up` applies them, then plans each tenant's parts".into(),
+            ));
+            continue;
+        }
+        let access = match &access {
+            Ok(a) => a,
+            Err(why) => {
+                out.push(defer(
+                    &mut basis,
+                    layer,
+                    format!("its credentials cannot be resolved yet ({why})"),
+                    then(layer),
+                ));
+                continue;
+            }
+        };
+        let mut report = cp_seed::Report::new(cp_seed::layer_service(layer));
+        match layers::observe(layer, access, &s.env, &mut report).await {
+            Ok(o) => {
+                if layer == Layer::Database {
+                    database_complete = !o
+                        .plan
+                        .steps
+                        .iter()
+                        .any(|st| st.id.kind == "migration" || st.id.kind == "database");
+                }
+                basis.insert(layer, o.desired, Some(o.observed));
+                let mut lp = LayerPlan::observed(layer, o.plan);
+                lp.notes = o.notes;
+                out.push(lp);
+            }
+            // Running but not answering yet (still starting): `up` waits for it.
+            Err(e) if e.unreachable => {
+                out.push(defer(&mut basis, layer, e.message.clone(), then(layer)));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let doc = EnvPlan::new(
+        s.env.name.as_str(),
+        s.driver.name(),
+        &s.driver_reason,
+        out,
+        &basis,
+    );
+    Ok(SavedPlan {
+        controlplane_version: env!("CARGO_PKG_VERSION").to_owned(),
+        plan: doc,
+        basis,
+    })
+}

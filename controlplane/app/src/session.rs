@@ -1,0 +1,171 @@
+//! Opening an environment for one command: load and validate it, find its state
+//! directory, choose the driver (saying why), and, for commands that change anything,
+//! take the environment's lock first. Read-only commands create nothing: the state
+//! directory is opened only if it exists, and generated secrets are read, never made.
+
+use std::path::{Path, PathBuf};
+
+use cp_core::Environment;
+use cp_core::names::{CoreKind, ServiceName};
+use cp_drivers::{Context, Driver};
+use cp_runtime::access::Access;
+use cp_runtime::probe::Endpoint;
+use cp_runtime::project::{LoadError, Project};
+use cp_runtime::secrets::SecretResolver;
+use cp_runtime::state::{StateDir, StateLock};
+
+use crate::driver::{self, AnyDriver, PullObserver};
+use crate::error::AppError;
+
+/// The lock every command that changes an environment takes (`up`, `down`, `seed`,
+/// `migrate`, `tenant`, `restore`).
+pub const ENV_LOCK: &str = "environment";
+
+/// Where to find the environment, as the global flags say.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The environment's name.
+    pub env: String,
+    /// The directory holding `base.yaml` and the environment files.
+    pub environments: PathBuf,
+    /// `--set PATH=VALUE` overrides.
+    pub sets: Vec<String>,
+    /// `--state-dir`, when given.
+    pub state_dir: Option<PathBuf>,
+}
+
+impl Target {
+    /// The project these files belong to.
+    pub fn project(&self) -> Project {
+        Project::new(&self.environments)
+    }
+
+    /// The state directory, made absolute: the services are started with other working
+    /// directories (initdb reads its password file by this path), and a relative
+    /// `--environments` or `--state-dir` must still name the same place.
+    pub fn state_path(&self) -> PathBuf {
+        let p = self
+            .state_dir
+            .clone()
+            .unwrap_or_else(|| self.project().state_dir(&self.env));
+        std::path::absolute(&p).unwrap_or(p)
+    }
+}
+
+/// Whether a command may change anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `status`, `plan`, `logs`, connect helpers: nothing is created or written.
+    ReadOnly,
+    /// A command that changes the environment, named for whoever finds the lock taken.
+    Mutating(&'static str),
+}
+
+/// Loads and validates one environment.
+pub fn load(target: &Target) -> Result<Environment, AppError> {
+    match target.project().load(&target.env, &target.sets) {
+        Ok(l) => Ok(l.env),
+        Err(LoadError::Invalid(d)) => Err(AppError::Invalid(d)),
+        Err(LoadError::Dir { dir, source }) => Err(AppError::Project {
+            what: format!(
+                "cannot read the environments directory {}; pass --environments DIR or run from the project root",
+                dir.display()
+            ),
+            source,
+        }),
+    }
+}
+
+/// Everything a command on one environment needs.
+#[derive(Debug)]
+pub struct Session {
+    /// The project.
+    pub project: Project,
+    /// The validated environment.
+    pub env: Environment,
+    /// Its state directory (a phantom one for read-only commands on an environment
+    /// that was never brought up).
+    pub state: StateDir,
+    /// Resolves secret references (read-only for read-only commands).
+    pub secrets: SecretResolver,
+    /// The driver.
+    pub driver: AnyDriver,
+    /// Why this driver (`auto: using local processes because ...`).
+    pub driver_reason: String,
+    /// The mode it was opened in.
+    pub mode: Mode,
+    _lock: Option<StateLock>,
+}
+
+impl Session {
+    /// Opens `target` in `mode`. Invalid files fail before anything is touched; the
+    /// driver is chosen before the state directory is created, so an unusable platform
+    /// (no cluster configured) leaves nothing behind; a mutating session holds the
+    /// environment's lock from here on.
+    pub async fn open(
+        target: &Target,
+        mode: Mode,
+        pulls: Option<PullObserver>,
+    ) -> Result<Session, AppError> {
+        let env = load(target)?;
+        let project = target.project();
+        let path = target.state_path();
+        let (driver, driver_reason) = driver::select(&env, &path, &project, pulls).await?;
+        let (state, lock) = match mode {
+            Mode::Mutating(command) => {
+                let state = StateDir::open(&path, env.name.as_str())?;
+                let lock = state.lock(ENV_LOCK, command)?;
+                (state, Some(lock))
+            }
+            Mode::ReadOnly => (
+                StateDir::open_existing(&path)?.unwrap_or_else(|| StateDir::phantom(&path)),
+                None,
+            ),
+        };
+        let secrets = match mode {
+            Mode::Mutating(_) => SecretResolver::new(Some(state.clone())),
+            Mode::ReadOnly => SecretResolver::read_only(Some(state.clone())),
+        };
+        Ok(Session {
+            project,
+            env,
+            state,
+            secrets,
+            driver,
+            driver_reason,
+            mode,
+            _lock: lock,
+        })
+    }
+
+    /// The driver context.
+    pub fn cx(&self) -> Context<'_> {
+        Context {
+            env: &self.env,
+            secrets: &self.secrets,
+            state: &self.state,
+        }
+    }
+
+    /// The state directory's path.
+    pub fn state_path(&self) -> &Path {
+        self.state.path()
+    }
+
+    /// Where a core service answers, if the environment runs it.
+    pub fn endpoint(&self, kind: CoreKind) -> Option<Endpoint> {
+        self.driver.endpoint(&self.env, &ServiceName::core(kind))
+    }
+
+    /// Endpoints and credentials of every enabled core service.
+    pub async fn access(&self) -> Result<Access, AppError> {
+        Ok(Access::resolve(
+            &self.env,
+            |k| self.endpoint(k),
+            &self.secrets,
+            &self.state,
+            self.driver.vault_keys_dir(),
+        )
+        .await?)
+    }
+}

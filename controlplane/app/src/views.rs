@@ -1,0 +1,531 @@
+//! The typed views every front end prints: `--output json` serialises them, the text
+//! output is their `Display`, and the server returns the same structs. Each derives
+//! `JsonSchema`; the schemas are committed under `docs/views/` and a test keeps them
+//! fresh, so the JSON shapes are documented and stable (fields are only ever added).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use cp_drivers::{Health, ServiceState, ServiceStatus};
+use schemars::JsonSchema;
+use serde::Serialize;
+
+pub use cp_core::envplan::EnvPlan as PlanView;
+
+/// A service's state as `status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case", tag = "state", content = "detail")]
+pub enum StateView {
+    /// Running.
+    Running,
+    /// Exists but is not running, and why.
+    Stopped(String),
+    /// Not created.
+    Missing,
+    /// This platform does not run it, and why.
+    Skipped(String),
+}
+
+/// Health as the last probe saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case", tag = "health", content = "detail")]
+pub enum HealthView {
+    /// Answered a real request.
+    Healthy,
+    /// Did not, and why.
+    Unhealthy(String),
+    /// Not probed.
+    Unknown,
+}
+
+/// One service in `status`.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ServiceView {
+    /// The service (`postgres`, `capsule-registry`, ...).
+    pub service: String,
+    /// Running or not.
+    pub state: StateView,
+    /// The version it reports.
+    pub version: Option<String>,
+    /// Seconds since it started.
+    pub uptime_secs: Option<u64>,
+    /// Where it answers (`127.0.0.1:5432`).
+    pub endpoint: Option<String>,
+    /// Health.
+    pub health: HealthView,
+    /// Process id or container id.
+    pub id: Option<String>,
+    /// How to connect (URLs per role); passwords only with `--show-secrets` in dev.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub connect: BTreeMap<String, String>,
+}
+
+impl From<ServiceStatus> for ServiceView {
+    fn from(s: ServiceStatus) -> Self {
+        Self {
+            service: s.service.to_string(),
+            state: match s.state {
+                ServiceState::Running => StateView::Running,
+                ServiceState::Stopped(w) => StateView::Stopped(w),
+                ServiceState::Missing => StateView::Missing,
+                ServiceState::Skipped(w) => StateView::Skipped(w),
+            },
+            version: s.version,
+            uptime_secs: s.uptime_secs,
+            endpoint: s.endpoint,
+            health: match s.health {
+                Health::Healthy => HealthView::Healthy,
+                Health::Unhealthy(w) => HealthView::Unhealthy(w),
+                Health::Unknown => HealthView::Unknown,
+            },
+            id: s.id,
+            connect: BTreeMap::new(),
+        }
+    }
+}
+
+impl ServiceView {
+    /// Running (or deliberately not run here) and not unhealthy.
+    pub fn ok(&self) -> bool {
+        matches!(self.state, StateView::Running | StateView::Skipped(_))
+            && !matches!(self.health, HealthView::Unhealthy(_))
+    }
+}
+
+/// `status`: every service of an environment.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct StatusView {
+    /// The environment.
+    pub environment: String,
+    /// The driver (`process`, `docker`, `kubernetes`).
+    pub driver: String,
+    /// Why that driver.
+    pub driver_reason: String,
+    /// Every service.
+    pub services: Vec<ServiceView>,
+    /// True when every service is running (or skipped here) and none is unhealthy.
+    pub healthy: bool,
+}
+
+fn uptime(secs: Option<u64>) -> String {
+    match secs {
+        None => "-".into(),
+        Some(s) if s < 120 => format!("{s}s"),
+        Some(s) if s < 7200 => format!("{}m", s / 60),
+        Some(s) if s < 172_800 => format!("{}h", s / 3600),
+        Some(s) => format!("{}d", s / 86_400),
+    }
+}
+
+/// Left-aligned columns, two spaces apart, trailing blanks trimmed.
+pub fn table(rows: &[Vec<String>]) -> String {
+    let n = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..n)
+        .map(|i| {
+            rows.iter()
+                .map(|r| r.get(i).map_or(0, |c| c.chars().count()))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for r in rows {
+        let line: Vec<String> = r
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+impl fmt::Display for StatusView {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut rows = vec![
+            [
+                "SERVICE", "STATE", "VERSION", "UPTIME", "ENDPOINT", "HEALTH",
+            ]
+            .map(String::from)
+            .to_vec(),
+        ];
+        for s in &self.services {
+            let state = match &s.state {
+                StateView::Running => "running".to_owned(),
+                StateView::Stopped(why) => format!("stopped ({why})"),
+                StateView::Missing => "missing".to_owned(),
+                StateView::Skipped(why) => format!("skipped ({why})"),
+            };
+            let health = match &s.health {
+                HealthView::Healthy => "healthy".to_owned(),
+                HealthView::Unhealthy(why) => format!("unhealthy: {why}"),
+                HealthView::Unknown => "-".to_owned(),
+            };
+            rows.push(vec![
+                s.service.clone(),
+                state,
+                s.version.clone().unwrap_or_else(|| "-".into()),
+                uptime(s.uptime_secs),
+                s.endpoint.clone().unwrap_or_else(|| "-".into()),
+                health,
+            ]);
+        }
+        f.write_str(&table(&rows))
+    }
+}
+
+/// What one layer's seeding did.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ChangesView {
+    /// The service or layer (`postgres`, `nats`, `redis`, `vault`, `tenants`).
+    pub service: String,
+    /// One line per change made; empty when nothing changed.
+    pub changes: Vec<String>,
+    /// Requests or statements sent.
+    pub round_trips: u64,
+}
+
+impl From<cp_seed::Report> for ChangesView {
+    fn from(r: cp_seed::Report) -> Self {
+        Self {
+            service: r.service.to_owned(),
+            changes: r.changes,
+            round_trips: r.round_trips,
+        }
+    }
+}
+
+fn write_changes(f: &mut fmt::Formatter<'_>, reports: &[ChangesView]) -> fmt::Result {
+    for r in reports {
+        if r.changes.is_empty() {
+            writeln!(
+                f,
+                "  {:<9} up to date ({} round trips)",
+                r.service, r.round_trips
+            )?;
+        }
+        for c in &r.changes {
+            writeln!(f, "  {:<9} {c}", r.service)?;
+        }
+    }
+    Ok(())
+}
+
+/// `seed`: what each layer changed.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct SeedView {
+    /// The environment.
+    pub environment: String,
+    /// Whether anything changed.
+    pub changed: bool,
+    /// One entry per layer.
+    pub reports: Vec<ChangesView>,
+    /// Outside dev, the bootstrap root token was revoked after seeding.
+    pub revoked_root_token: bool,
+}
+
+impl fmt::Display for SeedView {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "seed: {}",
+            if self.changed {
+                "applied"
+            } else {
+                "nothing to change"
+            }
+        )?;
+        write_changes(f, &self.reports)?;
+        if self.revoked_root_token {
+            writeln!(
+                f,
+                "  vault     revoked the bootstrap root token; later seeds need VAULT_TOKEN \
+                 (a token with the `controlplane-seeder` policy)"
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// One migration in `migrate status`.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct MigrationView {
+    /// The version.
+    pub version: i64,
+    /// The description.
+    pub description: String,
+    /// `applied`, `pending`, `changed` (the applied file was edited) or `unknown` (the
+    /// database has it, this build does not).
+    pub state: String,
+}
+
+/// `migrate status`.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct MigrationsView {
+    /// Every migration, oldest first.
+    pub migrations: Vec<MigrationView>,
+}
+
+impl fmt::Display for MigrationsView {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut rows = vec![vec!["VERSION".into(), "STATE".into(), "DESCRIPTION".into()]];
+        for m in &self.migrations {
+            rows.push(vec![
+                m.version.to_string(),
+                m.state.clone(),
+                m.description.clone(),
+            ]);
+        }
+        f.write_str(&table(&rows))
+    }
+}
+
+/// `migrate up|down`: what changed.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct MigrateView {
+    /// Whether anything changed.
+    pub changed: bool,
+    /// What changed.
+    pub report: ChangesView,
+}
+
+impl fmt::Display for MigrateView {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "migrate: {}",
+            if self.changed {
+                "applied"
+            } else {
+                "nothing to change"
+            }
+        )?;
+        write_changes(f, std::slice::from_ref(&self.report))
+    }
+}
+
+/// One tenant and the state of its parts.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct TenantView {
+    /// The tenant id.
+    pub id: String,
+    /// Unique slug.
+    pub slug: String,
+    /// Display name.
+    pub name: String,
+    /// When it was created (RFC 3339).
+    pub created_at: String,
+    /// Its transit key exists (`None`: the environment runs no Vault).
+    pub key: Option<bool>,
+    /// Its policy exists.
+    pub policy: Option<bool>,
+    /// Its KV subtree exists.
+    pub kv: Option<bool>,
+    /// Every part exists.
+    pub complete: bool,
+}
+
+/// `tenant list`.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct TenantsView {
+    /// Every tenant, oldest first.
+    pub tenants: Vec<TenantView>,
+}
+
+impl fmt::Display for TenantsView {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut rows = vec![
+            ["ID", "SLUG", "KEY", "POLICY", "KV", "CREATED"]
+                .map(String::from)
+                .to_vec(),
+        ];
+        let yes = |b: Option<bool>| match b {
+            None => "-",
+            Some(true) => "ok",
+            Some(false) => "MISSING",
+        };
+        for t in &self.tenants {
+            rows.push(vec![
+                t.id.clone(),
+                t.slug.clone(),
+                yes(t.key).into(),
+                yes(t.policy).into(),
+                yes(t.kv).into(),
+                t.created_at.clone(),
+            ]);
+        }
+        f.write_str(&table(&rows))
+    }
+}
+
+/// `tenant create|delete`: the tenant and what changed.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct TenantChangeView {
+    /// The tenant.
+    pub tenant: TenantView,
+    /// Whether anything changed.
+    pub changed: bool,
+    /// One entry per service touched.
+    pub reports: Vec<ChangesView>,
+}
+
+impl fmt::Display for TenantChangeView {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{} ({})", self.tenant.slug, self.tenant.id)?;
+        write_changes(f, &self.reports)
+    }
+}
+
+/// `down`: what was stopped and removed.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct DownView {
+    /// The environment.
+    pub environment: String,
+    /// What was removed.
+    pub removed: Vec<String>,
+    /// Whether data was deleted too.
+    pub volumes: bool,
+}
+
+impl fmt::Display for DownView {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.removed.is_empty() {
+            writeln!(f, "{}: nothing was running", self.environment)?;
+        }
+        for r in &self.removed {
+            writeln!(f, "removed {r}")?;
+        }
+        if !self.volumes {
+            writeln!(f, "data kept; `down --volumes` deletes it")?;
+        }
+        Ok(())
+    }
+}
+
+/// What `up` did to one seeded layer.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct LayerOutcome {
+    /// The layer.
+    pub layer: cp_core::plan::Layer,
+    /// `plan` when its steps were observed before `up` started; `up` when it was
+    /// deferred (its service was not running) and planned once it answered;
+    /// `skipped` when `up` does not seed it here.
+    pub planned: String,
+    /// Why it was skipped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
+    /// What changed.
+    pub changes: Vec<String>,
+}
+
+/// `up`: what was applied, what answers.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct UpView {
+    /// The environment.
+    pub environment: String,
+    /// The driver.
+    pub driver: String,
+    /// Platform steps applied.
+    pub platform_steps: usize,
+    /// Every service that answered, with its version.
+    pub ready: BTreeMap<String, String>,
+    /// Milliseconds until every service answered.
+    pub elapsed_ms: u64,
+    /// What each seeded layer did.
+    pub layers: Vec<LayerOutcome>,
+    /// Outside dev, the bootstrap root token was revoked after seeding.
+    pub revoked_root_token: bool,
+}
+
+impl UpView {
+    /// Whether anything changed.
+    pub fn changed(&self) -> bool {
+        self.platform_steps > 0 || self.layers.iter().any(|l| !l.changes.is_empty())
+    }
+}
+
+impl fmt::Display for UpView {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for l in &self.layers {
+            if let Some(why) = &l.skipped {
+                writeln!(f, "  {:<9} skipped: {why}", l.layer.as_str())?;
+            }
+            for c in &l.changes {
+                writeln!(f, "  {:<9} {c}", l.layer.as_str())?;
+            }
+        }
+        let seeded: usize = self.layers.iter().map(|l| l.changes.len()).sum();
+        if self.changed() {
+            write!(
+                f,
+                "{}: {} platform change(s) and {seeded} seed change(s) applied; {} service(s) answering after {} ms",
+                self.environment,
+                self.platform_steps,
+                self.ready.len(),
+                self.elapsed_ms
+            )
+        } else {
+            write!(
+                f,
+                "{}: nothing to change; {} service(s) answering ({} ms)",
+                self.environment,
+                self.ready.len(),
+                self.elapsed_ms
+            )
+        }
+    }
+}
+
+/// `validate`: which environments are valid.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ValidateView {
+    /// Always true (invalid files are reported as diagnostics instead).
+    pub ok: bool,
+    /// The environments checked.
+    pub environments: Vec<String>,
+}
+
+impl fmt::Display for ValidateView {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ok: {} valid", self.environments.join(", "))
+    }
+}
+
+/// An error, as `--output json` prints it (on stdout, so a pipeline sees it).
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ErrorView {
+    /// Always false.
+    pub ok: bool,
+    /// What failed and what to do (the whole error chain).
+    pub error: String,
+    /// The exit code.
+    pub exit_code: u8,
+}
+
+/// The JSON Schema of every view, by name (`docs/views/<name>.schema.json`).
+pub fn schemas() -> BTreeMap<&'static str, serde_json::Value> {
+    let mut m = BTreeMap::new();
+    m.insert("plan", schemars::schema_for!(PlanView).to_value());
+    m.insert(
+        "saved-plan",
+        schemars::schema_for!(cp_core::envplan::SavedPlan).to_value(),
+    );
+    m.insert("status", schemars::schema_for!(StatusView).to_value());
+    m.insert("up", schemars::schema_for!(UpView).to_value());
+    m.insert("down", schemars::schema_for!(DownView).to_value());
+    m.insert("seed", schemars::schema_for!(SeedView).to_value());
+    m.insert("migrate", schemars::schema_for!(MigrateView).to_value());
+    m.insert(
+        "migrations",
+        schemars::schema_for!(MigrationsView).to_value(),
+    );
+    m.insert("tenants", schemars::schema_for!(TenantsView).to_value());
+    m.insert(
+        "tenant-change",
+        schemars::schema_for!(TenantChangeView).to_value(),
+    );
+    m.insert("validate", schemars::schema_for!(ValidateView).to_value());
+    m.insert("error", schemars::schema_for!(ErrorView).to_value());
+    m
+}

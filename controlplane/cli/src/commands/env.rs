@@ -1,0 +1,307 @@
+//! The commands on one environment: open a session (read-only, or holding the
+//! environment's lock), ask the application layer, print its view.
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use cp_app::ops::{self, Secrets};
+use cp_app::up::{UpOptions, check_saved};
+use cp_app::{AppError, Exit, Mode, Session};
+use cp_core::envplan::SavedPlan;
+use cp_core::names::ServiceName;
+use cp_drivers::Driver as _;
+
+use super::{Failure, Outcome, connect};
+use crate::cli::{Command, Global, MigrateAction, Output, TenantAction};
+use crate::output;
+
+/// The mode a command opens its session in: read-only commands create nothing.
+fn mode(command: &Command) -> Mode {
+    match command {
+        Command::Up { .. } => Mode::Mutating("up"),
+        Command::Down { .. } => Mode::Mutating("down"),
+        Command::Seed => Mode::Mutating("seed"),
+        Command::Migrate {
+            action: MigrateAction::Up | MigrateAction::Down { .. },
+        } => Mode::Mutating("migrate"),
+        Command::Tenant {
+            action: TenantAction::Create { .. } | TenantAction::Delete { .. },
+        } => Mode::Mutating("tenant"),
+        _ => Mode::ReadOnly,
+    }
+}
+
+async fn open(global: &Global, mode: Mode) -> Result<Session, Failure> {
+    let s = Session::open(
+        &global.target(),
+        mode,
+        Some(crate::progress::pull_observer()),
+    )
+    .await?;
+    if global.output == Output::Text {
+        eprintln!("{}: {}", s.env.name, s.driver_reason);
+    }
+    Ok(s)
+}
+
+fn service_names(s: &Session, names: &[String]) -> Result<Vec<ServiceName>, AppError> {
+    let known = s.env.service_names();
+    names
+        .iter()
+        .map(|name| {
+            known
+                .iter()
+                .find(|k| k.as_str() == name)
+                .cloned()
+                .ok_or_else(|| {
+                    let all: Vec<&str> = known.iter().map(ServiceName::as_str).collect();
+                    AppError::Usage(format!(
+                        "no service `{name}` in {}; known: {}",
+                        s.env.name,
+                        all.join(", ")
+                    ))
+                })
+        })
+        .collect()
+}
+
+fn read_plan(file: &Path) -> Result<SavedPlan, AppError> {
+    let text = std::fs::read(file).map_err(|source| AppError::Project {
+        what: format!("cannot read the saved plan {}", file.display()),
+        source,
+    })?;
+    serde_json::from_slice(&text).map_err(|e| {
+        AppError::Usage(format!(
+            "{} is not a plan saved by `controlplane plan --out` ({e})",
+            file.display()
+        ))
+    })
+}
+
+pub(crate) async fn run(global: &Global, command: Command) -> Outcome {
+    let s = open(global, mode(&command)).await?;
+    match command {
+        Command::Plan { out } => {
+            let saved = cp_app::plan::plan(&s).await?;
+            output::view(global.output, &saved.plan)?;
+            if let Some(file) = out {
+                let bytes = serde_json::to_vec_pretty(&saved).expect("a plan serializes");
+                cp_runtime::state::write_atomic(&file, &bytes, 0o644)
+                    .with_context(|| format!("cannot write the plan to {}", file.display()))?;
+                if global.output == Output::Text {
+                    eprintln!(
+                        "saved to {}: `controlplane up --plan {}` applies exactly this plan",
+                        file.display(),
+                        file.display()
+                    );
+                }
+            }
+            Ok(if saved.plan.changes_pending {
+                Exit::Pending
+            } else {
+                Exit::Success
+            })
+        }
+        Command::Up {
+            services,
+            timeout,
+            no_seed,
+            plan,
+        } => {
+            let timeout = cp_core::units::Duration::parse(&timeout)
+                .map(|d| Duration::from_secs(d.as_secs()))
+                .map_err(|e| AppError::Usage(format!("--timeout: {e}; write e.g. 90s or 5m")))?;
+            let services = service_names(&s, &services)?;
+            let saved = match &plan {
+                Some(file) => {
+                    let saved = read_plan(file)?;
+                    check_saved(&s, &saved, &file.display().to_string()).await?;
+                    saved
+                }
+                None => {
+                    let saved = cp_app::plan::plan(&s).await?;
+                    if saved.plan.changes_pending && global.output == Output::Text {
+                        eprintln!("{}", saved.plan);
+                    }
+                    saved
+                }
+            };
+            let progress = crate::progress::for_output(global.output);
+            let opts = UpOptions {
+                services,
+                timeout,
+                seed: !no_seed,
+            };
+            let view = cp_app::up::up(&s, &saved, &opts, progress.as_ref()).await?;
+            match global.output {
+                Output::Text => eprintln!("{view}"),
+                Output::Json => output::json(&view)?,
+            }
+            Ok(Exit::Success)
+        }
+        Command::Down { volumes, yes } => {
+            if ops::down_needs_confirmation(&s, volumes) {
+                let what = ops::down_preview(&s, volumes).await?;
+                let action = if volumes {
+                    format!("`down --volumes` on {}", s.env.name)
+                } else {
+                    format!("`down` on {}", s.env.name)
+                };
+                output::confirm(&action, s.env.name.as_str(), what, yes)?;
+            }
+            let view = ops::down(&s, volumes).await?;
+            output::view(global.output, &view)?;
+            Ok(Exit::Success)
+        }
+        Command::Status {
+            watch,
+            show_secrets,
+        } => {
+            let secrets = if show_secrets {
+                Secrets::Shown
+            } else {
+                Secrets::Hidden
+            };
+            // Clearing the screen only makes sense on a terminal.
+            let clear = watch && std::io::stdout().is_terminal();
+            loop {
+                let view = ops::status(&s, secrets).await?;
+                if clear {
+                    output::out("\x1b[2J\x1b[H")?;
+                }
+                output::view(global.output, &view)?;
+                if !watch {
+                    return Ok(if view.healthy {
+                        Exit::Success
+                    } else {
+                        Exit::Failure
+                    });
+                }
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        }
+        Command::Logs {
+            service,
+            follow,
+            tail,
+        } => {
+            let svc = service_names(&s, std::slice::from_ref(&service))?.remove(0);
+            let mut out = PipeAware(std::io::stdout());
+            match s.driver.logs(&s.env, &svc, tail, follow, &mut out).await {
+                Ok(()) => Ok(Exit::Success),
+                Err(_) if out.closed() => Err(Failure::Pipe),
+                Err(e) => Err(e.into()),
+            }
+        }
+        Command::Seed => {
+            let view = ops::seed(&s).await?;
+            show_changes(global.output, &view)?;
+            Ok(Exit::Success)
+        }
+        Command::Migrate { action } => {
+            match action {
+                MigrateAction::Status => {
+                    let view = ops::migrate_status(&s).await?;
+                    output::view(global.output, &view)?;
+                    if view.migrations.iter().any(|m| m.state == "changed") {
+                        eprintln!(
+                            "warning: an applied migration differs from the file shipped now; \
+                             never edit an applied migration, add a new one"
+                        );
+                    }
+                }
+                MigrateAction::Up => show_changes(global.output, &ops::migrate(&s, None).await?)?,
+                MigrateAction::Down { steps } => {
+                    show_changes(global.output, &ops::migrate(&s, Some(steps)).await?)?;
+                }
+            }
+            Ok(Exit::Success)
+        }
+        Command::Tenant { action } => {
+            match action {
+                TenantAction::Create { slug, name } => {
+                    let view = ops::tenant_create(&s, &slug, name.as_deref()).await?;
+                    match global.output {
+                        Output::Json => output::json(&view)?,
+                        Output::Text => {
+                            output::out(&format!("{}\n", view.tenant.id))?;
+                            eprintln!(
+                                "tenant {}: {}",
+                                view.tenant.slug,
+                                if view.changed {
+                                    "created"
+                                } else {
+                                    "already exists, nothing to change"
+                                }
+                            );
+                            eprint!("{view}");
+                        }
+                    }
+                }
+                TenantAction::List => {
+                    let view = ops::tenants(&s).await?;
+                    output::view(global.output, &view)?;
+                    if view.tenants.iter().any(|t| !t.complete) {
+                        eprintln!(
+                            "a tenant with a MISSING part: run `controlplane tenant create <slug>` again to finish it"
+                        );
+                    }
+                }
+                TenantAction::Delete { tenant, yes } => {
+                    output::confirm(
+                        &format!("`tenant delete {tenant}` on {}", s.env.name),
+                        s.env.name.as_str(),
+                        ops::tenant_delete_warning(&tenant),
+                        yes,
+                    )?;
+                    let view = ops::tenant_delete(&s, &tenant).await?;
+                    show_changes(global.output, &view)?;
+                }
+            }
+            Ok(Exit::Success)
+        }
+        Command::Psql { role, args } => connect::psql(&s, role, &args).await,
+        Command::RedisCli { args } => connect::redis_cli(&s, &args).await,
+        Command::Nats => connect::nats_info(&s, global).await,
+        Command::VaultEnv => connect::vault_env(&s).await,
+        Command::Validate { .. }
+        | Command::Render { .. }
+        | Command::Config
+        | Command::Schema { .. }
+        | Command::Completions { .. } => unreachable!("not an environment command"),
+    }
+}
+
+/// A change report: on stderr for people (stdout stays for data), JSON on stdout.
+fn show_changes<T: serde::Serialize + std::fmt::Display>(
+    format: Output,
+    v: &T,
+) -> Result<(), Failure> {
+    match format {
+        Output::Json => output::json(v)?,
+        Output::Text => eprint!("{v}"),
+    }
+    Ok(())
+}
+
+/// stdout for `logs`, noting when the reader went away.
+struct PipeAware(std::io::Stdout);
+
+impl PipeAware {
+    fn closed(&self) -> bool {
+        use std::io::Write;
+        self.0.lock().flush().is_err()
+    }
+}
+
+impl std::io::Write for PipeAware {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
