@@ -299,3 +299,30 @@ fn render_check_names_a_hand_edited_file_and_shows_the_diff() {
     assert_eq!(p.run(&["render", "--all", "--out", "out"]).0, 0);
     assert_eq!(p.run(&["render", "--all", "--out", "out", "--check"]).0, 0);
 }
+
+#[test]
+fn depends_on_errors_point_at_the_list_item() {
+    let p = Project::new();
+    p.edit(
+        "environments/dev.yaml",
+        "    log_level: debug\n",
+        "    log_level: debug\n    depends_on:\n      - postgres\n      - jaeger\n      - redis-cache\n",
+    );
+    p.edit(
+        "environments/dev.yaml",
+        "streams:\n",
+        "extras:\n  jaeger:\n    depends_on: [nats, capsule-registry]\n\nstreams:\n",
+    );
+    insta::assert_snapshot!(p.rejects(&[]));
+}
+
+#[test]
+fn overlapping_subjects_point_at_the_subject() {
+    let p = Project::new();
+    p.edit(
+        "environments/dev.yaml",
+        "streams:\n",
+        "streams:\n  REPLAY_EVENTS:\n    subjects:\n      - replay.>\n      - events.plan.created\n",
+    );
+    insta::assert_snapshot!(p.rejects(&[]));
+}

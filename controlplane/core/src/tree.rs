@@ -183,6 +183,30 @@ impl Path {
         Self(s.split('.').map(|k| PathSeg::Key(k.to_owned())).collect())
     }
 
+    /// Parses a path as [`Path`] prints it: `streams.X.subjects[0]`, `a.b[1][2].c`.
+    /// A key that itself ends in `[n]` cannot be told from an index; no setting has one.
+    pub fn parse(s: &str) -> Self {
+        let mut segs = Vec::new();
+        for part in s.split('.') {
+            let mut key = part;
+            let mut indices = Vec::new();
+            while let Some(open) = key.rfind('[')
+                && let Some(inner) = key[open..]
+                    .strip_prefix('[')
+                    .and_then(|r| r.strip_suffix(']'))
+                && let Ok(i) = inner.parse::<usize>()
+            {
+                indices.push(i);
+                key = &key[..open];
+            }
+            if !key.is_empty() || indices.is_empty() {
+                segs.push(PathSeg::Key(key.to_owned()));
+            }
+            segs.extend(indices.into_iter().rev().map(PathSeg::Index));
+        }
+        Self(segs)
+    }
+
     /// This path with a key appended.
     pub fn key(&self, k: &str) -> Self {
         let mut p = self.clone();

@@ -36,7 +36,7 @@ impl<'a> Cx<'a> {
     }
 
     fn path(p: &str) -> Path {
-        Path::keys(p)
+        Path::parse(p)
     }
 
     /// The location of a key path: a scalar value if present, else the key of the
@@ -450,11 +450,24 @@ fn core_services(cx: &mut Cx<'_>, raw: &raw::RawServices, tier: Tier) -> CoreSer
                     Some("lowercase letters, digits and `_`, starting with a letter".into());
             }
         }
-        let roles = [&p.admin_role, &p.app_role, &p.readonly_role, &p.backup_role];
-        let unique: BTreeSet<_> = roles.iter().collect();
-        if unique.len() != roles.len() {
-            cx.err("services.postgres", "two roles have the same name")
-                .help = Some("admin_role, app_role, readonly_role and backup_role must differ: the app role must not own what it reads".into());
+        let roles = [
+            ("admin_role", &p.admin_role),
+            ("app_role", &p.app_role),
+            ("readonly_role", &p.readonly_role),
+            ("backup_role", &p.backup_role),
+        ];
+        for (i, (key, role)) in roles.iter().enumerate() {
+            let Some((first, _)) = roles[..i].iter().find(|(_, r)| r == role) else {
+                continue;
+            };
+            let first_path = format!("services.postgres.{first}");
+            let note = format!("{first_path} is set at {}", cx.loc(&first_path));
+            let d = cx.err(
+                &format!("services.postgres.{key}"),
+                format!("`{role}` is also the {first}"),
+            );
+            d.notes.push(note);
+            d.help = Some("admin_role, app_role, readonly_role and backup_role must differ: the app role must not own what it reads".into());
         }
     }
     let r = &raw.redis;
@@ -934,7 +947,7 @@ fn monitoring(cx: &mut Cx<'_>, raw: &raw::RawMonitoring) -> Option<Monitoring> {
 
 fn streams(cx: &mut Cx<'_>, raw: &RawEnvironment) -> BTreeMap<StreamName, Stream> {
     let mut out = BTreeMap::new();
-    let mut subjects_seen: Vec<(String, String)> = Vec::new();
+    let mut subjects_seen: Vec<(String, String, String)> = Vec::new();
     for (name, s) in &raw.streams {
         let Some(s) = s else { continue };
         let path = format!("streams.{name}");
@@ -964,12 +977,14 @@ fn streams(cx: &mut Cx<'_>, raw: &RawEnvironment) -> BTreeMap<StreamName, Stream
                 );
                 continue;
             }
-            for (other_stream, other) in &subjects_seen {
+            for (other_stream, other_path, other) in &subjects_seen {
                 if subjects_overlap(subj, other) {
+                    let note = format!("{other_path} is set at {}", cx.loc(other_path));
                     let d = cx.err(
                         &format!("{path}.subjects[{i}]"),
                         format!("`{subj}` overlaps `{other}` of stream {other_stream}"),
                     );
+                    d.notes.push(note);
                     d.help = Some(
                         "JetStream refuses streams with overlapping subjects; make them disjoint"
                             .into(),
@@ -977,8 +992,8 @@ fn streams(cx: &mut Cx<'_>, raw: &RawEnvironment) -> BTreeMap<StreamName, Stream
                 }
             }
         }
-        for subj in &subjects {
-            subjects_seen.push((name.clone(), subj.clone()));
+        for (i, subj) in subjects.iter().enumerate() {
+            subjects_seen.push((name.clone(), format!("{path}.subjects[{i}]"), subj.clone()));
         }
         let replicas = s.replicas.unwrap_or(1);
         if !(1..=5).contains(&replicas) {
@@ -1073,8 +1088,8 @@ fn vault_config(cx: &mut Cx<'_>, raw: &raw::RawVaultConfig) -> VaultConfig {
                 cx.err(&format!("{rp}.capabilities"), "no capabilities")
                     .expected = Some("a list such as `[read, list]`".into());
             }
-            if caps.contains(&VaultCapability::Sudo) {
-                cx.err(&format!("{rp}.capabilities"), "`sudo` in a policy").help =
+            if let Some(j) = caps.iter().position(|c| *c == VaultCapability::Sudo) {
+                cx.err(&format!("{rp}.capabilities[{j}]"), "`sudo` in a policy").help =
                     Some("controlplane's policies are least-privilege; give sudo by hand if you really need it".into());
             }
             out.push(PolicyRule {
@@ -1109,8 +1124,16 @@ fn vault_config(cx: &mut Cx<'_>, raw: &raw::RawVaultConfig) -> VaultConfig {
         "4h",
     );
     if token_ttl.as_secs() == 0 || token_max_ttl.as_secs() == 0 {
-        cx.err("vault.app_role", "an unlimited token TTL").expected =
-            Some("finite TTLs, e.g. `1h` and `4h`".into());
+        let key = if token_ttl.as_secs() == 0 {
+            "token_ttl"
+        } else {
+            "token_max_ttl"
+        };
+        cx.err(
+            &format!("vault.app_role.{key}"),
+            "an unlimited token TTL (0 means no limit to Vault)",
+        )
+        .expected = Some("finite TTLs, e.g. `1h` and `4h`".into());
     } else if token_max_ttl < token_ttl {
         cx.err(
             "vault.app_role.token_max_ttl",
@@ -1594,9 +1617,11 @@ fn check_dependencies(cx: &mut Cx<'_>, env: &Environment) {
                 );
             } else if !known.contains(d) {
                 let names: Vec<&str> = known.iter().map(ServiceName::as_str).collect();
+                // The environment is not named: a mistake in base.yaml is the same
+                // mistake in every environment, and should read the same.
                 let dd = cx.err(
                     &format!("{path}.depends_on[{i}]"),
-                    format!("no service named `{d}` in {}", env.name),
+                    format!("no service named `{d}`"),
                 );
                 dd.expected = Some(format!("one of {}", names.join(", ")));
                 if let Some(c) = closest(d.as_str(), names) {
@@ -1633,14 +1658,30 @@ fn check_dependencies(cx: &mut Cx<'_>, env: &Environment) {
         None
     }
     let mut done = BTreeSet::new();
-    for (path, name, _) in &entries {
+    for (_, name, _) in &entries {
         if let Some(cycle) = visit(name, &graph, &mut Vec::new(), &mut done) {
-            cx.err(
-                &format!("{path}.depends_on"),
-                format!("a dependency cycle: {}", cycle.join(" -> ")),
-            )
-            .help = Some(
-                "services start in dependency order, so a cycle can never start; break it".into(),
+            // Point at the list item of each edge: the first one carries the error, the
+            // others are notes, so every place to break the cycle is named.
+            let edge = |from: &str, to: &str| -> Option<String> {
+                let (path, _, deps) = entries.iter().find(|(_, n, _)| n.as_str() == from)?;
+                let i = deps.iter().position(|d| d.as_str() == to)?;
+                Some(format!("{path}.depends_on[{i}]"))
+            };
+            let edges: Vec<String> = cycle
+                .windows(2)
+                .filter_map(|w| edge(&w[0], &w[1]))
+                .collect();
+            let Some((first, rest)) = edges.split_first() else {
+                return;
+            };
+            let notes: Vec<String> = rest
+                .iter()
+                .map(|p| format!("{p} is set at {}", cx.loc(p)))
+                .collect();
+            let d = cx.err(first, format!("a dependency cycle: {}", cycle.join(" -> ")));
+            d.notes = notes;
+            d.help = Some(
+                "services start in dependency order, so a cycle can never start; remove one of these dependencies".into(),
             );
             return;
         }
@@ -1658,6 +1699,67 @@ mod tests {
         assert!(!subjects_overlap("events.capsule.>", "events.plan.>"));
         assert!(!subjects_overlap("a.b", "a.b.c"));
         assert!(subjects_overlap("a.>", "a.b.c"));
+    }
+
+    /// `path line:col` of every error of a dev environment written as one file.
+    fn places(text: &str) -> Vec<String> {
+        let mut files = crate::load::EnvFiles::default();
+        files.files.insert(
+            "dev".into(),
+            crate::load::EnvFile {
+                display: "dev.yaml".into(),
+                text: Ok(text.into()),
+            },
+        );
+        let errors = crate::load::load(&files, "dev", &[]).unwrap_err().0;
+        errors
+            .iter()
+            .map(|d| {
+                let l = d.location.as_ref().expect("a location");
+                format!(
+                    "{} {}:{}",
+                    d.path.as_deref().unwrap_or(""),
+                    l.line,
+                    l.column
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn errors_in_lists_point_at_the_item() {
+        let found = places(
+            "services:
+  postgres:
+    admin_role: anumate_admin
+    app_role: anumate_admin
+vault:
+  keys: [anumate-config, tenant-x]
+  policies:
+    anumate-app:
+      - path: secret/*
+        capabilities: [read, sudo]
+  app_role:
+    token_ttl: 0s
+backup:
+  services: [postgres, mysql]
+  destinations: {local: {path: backups/dev}}
+dashboards:
+  boards:
+    vault: {hide_panels: [no-such-panel]}
+",
+        );
+        assert_eq!(
+            found,
+            [
+                "services.postgres.app_role 4:15",
+                "vault.policies.anumate-app[0].capabilities[1] 10:30",
+                "vault.app_role.token_ttl 12:16",
+                "vault.keys[1] 6:26",
+                "backup.services[1] 14:24",
+                "dashboards.boards.vault.hide_panels[0] 18:27",
+            ]
+        );
     }
 
     #[test]
