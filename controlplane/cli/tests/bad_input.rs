@@ -301,6 +301,28 @@ fn render_check_names_a_hand_edited_file_and_shows_the_diff() {
 }
 
 #[test]
+fn stateful_services_refuse_more_than_one_replica() {
+    let p = Project::new();
+    p.edit(
+        "environments/production.yaml",
+        "    replicas: 1\n    storage: 100Gi",
+        "    replicas: 3\n    storage: 100Gi",
+    );
+    p.edit(
+        "environments/production.yaml",
+        "    storage: 50Gi\n",
+        "    storage: 50Gi\n    replicas: 3\n",
+    );
+    // Apps scale as they like.
+    p.edit(
+        "environments/production.yaml",
+        "      max_replicas: 10",
+        "      max_replicas: 12",
+    );
+    insta::assert_snapshot!(p.rejects(&["--env", "production"]));
+}
+
+#[test]
 fn depends_on_errors_point_at_the_list_item() {
     let p = Project::new();
     p.edit(

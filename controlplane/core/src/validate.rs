@@ -310,6 +310,8 @@ fn common(cx: &mut Cx<'_>, kind: CoreKind, c: CommonIn<'_>) -> Option<ServiceCom
     if replicas == 0 {
         cx.err(&format!("{path}.replicas"), "0 replicas").expected =
             Some("at least 1 (set `enabled: false` to turn the service off)".into());
+    } else if replicas > 1 {
+        split_brain(cx, kind, replicas);
     }
     Some(ServiceCommon {
         image: c
@@ -322,6 +324,41 @@ fn common(cx: &mut Cx<'_>, kind: CoreKind, c: CommonIn<'_>) -> Option<ServiceCom
         storage: cx.memory(&format!("{path}.storage"), c.storage.as_deref(), "1Gi"),
         resources: cx.resources(&format!("{path}.resources"), c.resources.as_ref()),
     })
+}
+
+/// Refuses more than one replica of a stateful core service. The StatefulSets run every
+/// replica as its own server (no replication, no raft peers), so clients behind the one
+/// Service would read and write different data. Until clusters are rendered for real,
+/// one replica is the only correct setting.
+fn split_brain(cx: &mut Cx<'_>, kind: CoreKind, replicas: u32) {
+    let (product, plan) = match kind {
+        CoreKind::Postgres => (
+            "PostgreSQL",
+            "clustered PostgreSQL (CloudNativePG), NATS and OpenBao raft are planned",
+        ),
+        CoreKind::Nats => (
+            "NATS",
+            "clustered PostgreSQL (CloudNativePG), NATS and OpenBao raft are planned",
+        ),
+        CoreKind::Vault => (
+            "OpenBao",
+            "clustered PostgreSQL (CloudNativePG), NATS and OpenBao raft are planned",
+        ),
+        CoreKind::Redis => (
+            "Redis",
+            "replicated Redis needs Sentinel or Redis Cluster, which controlplane does not render",
+        ),
+    };
+    let d = cx.err(
+        &format!("services.{kind}.replicas"),
+        format!(
+            "replicas is {replicas}, but controlplane cannot yet run {product} as a cluster: \
+             {replicas} replicas would be {replicas} independent servers behind one Service \
+             (split brain)"
+        ),
+    );
+    d.expected = Some("1".into());
+    d.help = Some(format!("set replicas: 1; {plan}"));
 }
 
 /// Validates a raw environment: always builds the model (with defaults where a value
