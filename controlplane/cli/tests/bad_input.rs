@@ -348,3 +348,10 @@ fn overlapping_subjects_point_at_the_subject() {
     );
     insta::assert_snapshot!(p.rejects(&[]));
 }
+
+#[test]
+fn cron_errors_name_the_field_and_its_range() {
+    let p = Project::new();
+    let err = p.rejects(&["--set", "backup.schedule=30 2 * JUNE MON-FRI"]);
+    insta::assert_snapshot!(err);
+}

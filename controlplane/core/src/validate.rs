@@ -1217,10 +1217,7 @@ fn backup(cx: &mut Cx<'_>, raw: &raw::RawBackup, services: &CoreServices) -> Opt
     let max_interval = match cron_max_interval(&cron) {
         Ok(d) => d,
         Err(e) => {
-            let d = cx.err(
-                "backup.schedule",
-                format!("`{cron}` is not a valid cron schedule: {e}"),
-            );
+            let d = cx.err("backup.schedule", format!("`{cron}`: {e}"));
             d.expected = Some(
                 "five fields: minute hour day-of-month month day-of-week, e.g. `0 2 * * *`".into(),
             );
@@ -1363,19 +1360,137 @@ fn backup(cx: &mut Cx<'_>, raw: &raw::RawBackup, services: &CoreServices) -> Opt
     })
 }
 
+/// One field of a five-field cron expression: its name, how its values are called,
+/// their range and the names it accepts instead of numbers.
+struct CronField {
+    name: &'static str,
+    values: &'static str,
+    min: u32,
+    max: u32,
+    names: &'static [&'static str],
+    range: &'static str,
+}
+
+const CRON_FIELDS: [CronField; 5] = [
+    CronField {
+        name: "minute",
+        values: "minutes",
+        min: 0,
+        max: 59,
+        names: &[],
+        range: "0-59",
+    },
+    CronField {
+        name: "hour",
+        values: "hours",
+        min: 0,
+        max: 23,
+        names: &[],
+        range: "0-23",
+    },
+    CronField {
+        name: "day-of-month",
+        values: "days of the month",
+        min: 1,
+        max: 31,
+        names: &[],
+        range: "1-31",
+    },
+    CronField {
+        name: "month",
+        values: "months",
+        min: 1,
+        max: 12,
+        names: &[
+            "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
+        ],
+        range: "1-12 or JAN-DEC",
+    },
+    CronField {
+        name: "day-of-week",
+        values: "days of the week",
+        min: 0,
+        max: 7,
+        names: &["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"],
+        range: "0-7 or SUN-SAT",
+    },
+];
+
+/// Checks each field's values against its range, to say which field is wrong and what
+/// it takes (croner only says "out of bounds"). What this does not understand (croner's
+/// `L`, `W` and `#` extensions) is left to croner.
+fn check_cron_fields(expr: &str) -> Result<(), String> {
+    for (text, field) in expr.split_whitespace().zip(&CRON_FIELDS) {
+        let is = |bad: &str| {
+            if bad == text {
+                format!("the {} field is {bad}", field.name)
+            } else {
+                format!("the {} field `{text}` has {bad}", field.name)
+            }
+        };
+        for item in text.split(',') {
+            let (base, step) = match item.split_once('/') {
+                Some((b, s)) => (b, Some(s)),
+                None => (item, None),
+            };
+            if step.and_then(|s| s.parse::<u32>().ok()) == Some(0) {
+                return Err(format!(
+                    "the {} field `{text}` steps by 0, but a step must be at least 1",
+                    field.name
+                ));
+            }
+            if base == "*" || base == "?" {
+                continue;
+            }
+            for value in base.split('-') {
+                let known = match value.parse::<u32>() {
+                    Ok(n) => (field.min..=field.max).contains(&n),
+                    Err(_) if value.chars().all(|c| c.is_ascii_alphabetic()) => {
+                        if value.is_empty() || field.names.is_empty() {
+                            // Not a number nor a name this field takes: croner's `L` or
+                            // a typo, either way croner has the last word.
+                            true
+                        } else {
+                            field.names.iter().any(|n| n.eq_ignore_ascii_case(value))
+                        }
+                    }
+                    Err(_) => true,
+                };
+                if !known {
+                    return Err(format!(
+                        "{}, but {} run {}",
+                        is(value),
+                        field.values,
+                        field.range
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The longest gap between consecutive runs of a five-field cron schedule, measured
-/// over a year of runs from a fixed instant (pure: no clock).
+/// over a year of runs from a fixed instant (pure: no clock). The error says what is
+/// wrong without repeating the expression.
 pub(crate) fn cron_max_interval(expr: &str) -> Result<Duration, String> {
     use chrono::TimeZone;
-    if !expr.starts_with('@') && expr.split_whitespace().count() != 5 {
-        return Err(format!(
-            "it has {} fields, not 5",
-            expr.split_whitespace().count()
-        ));
+    if !expr.starts_with('@') {
+        let fields = expr.split_whitespace().count();
+        if fields != 5 {
+            return Err(format!(
+                "it has {fields} field{}, not 5",
+                if fields == 1 { "" } else { "s" }
+            ));
+        }
+        check_cron_fields(expr)?;
     }
-    let cron: croner::Cron = expr
-        .parse()
-        .map_err(|e: croner::errors::CronError| e.to_string())?;
+    let cron: croner::Cron = expr.parse().map_err(|e: croner::errors::CronError| {
+        format!(
+            "not a valid cron schedule ({})",
+            e.to_string().trim_end_matches('.')
+        )
+    })?;
     let start = chrono::Utc
         .with_ymd_and_hms(2025, 1, 1, 0, 0, 0)
         .single()
@@ -1804,8 +1919,54 @@ dashboards:
         assert_eq!(cron_max_interval("0 2 * * *").unwrap().as_secs(), 86_400);
         assert_eq!(cron_max_interval("*/15 * * * *").unwrap().as_secs(), 900);
         assert_eq!(cron_max_interval("0 3 * * 0").unwrap().as_secs(), 604_800);
-        assert!(cron_max_interval("0 25 * * *").is_err());
         assert!(cron_max_interval("0 2 * *").is_err());
         assert!(cron_max_interval("every day").is_err());
+        assert_eq!(cron_max_interval("@daily").unwrap().as_secs(), 86_400);
+        assert_eq!(cron_max_interval("0 0 * * 7").unwrap().as_secs(), 604_800);
+        assert_eq!(
+            cron_max_interval("0 0 * JAN,jul MON-fri")
+                .unwrap()
+                .as_secs(),
+            // From the last Friday of July to the first weekday of January.
+            cron_max_interval("0 0 * 1,7 1-5").unwrap().as_secs()
+        );
+    }
+
+    #[test]
+    fn cron_errors_name_the_field_and_its_range() {
+        for (expr, why) in [
+            ("0 25 * * *", "the hour field is 25, but hours run 0-23"),
+            ("60 * * * *", "the minute field is 60, but minutes run 0-59"),
+            (
+                "0 0 0 * *",
+                "the day-of-month field is 0, but days of the month run 1-31",
+            ),
+            (
+                "0 0 1-32 * *",
+                "the day-of-month field `1-32` has 32, but days of the month run 1-31",
+            ),
+            (
+                "0 0 * 13 *",
+                "the month field is 13, but months run 1-12 or JAN-DEC",
+            ),
+            (
+                "0 0 * FOO *",
+                "the month field is FOO, but months run 1-12 or JAN-DEC",
+            ),
+            (
+                "0 0 * * 1,8",
+                "the day-of-week field `1,8` has 8, but days of the week run 0-7 or SUN-SAT",
+            ),
+            (
+                "*/0 * * * *",
+                "the minute field `*/0` steps by 0, but a step must be at least 1",
+            ),
+        ] {
+            assert_eq!(cron_max_interval(expr).unwrap_err(), why, "{expr}");
+        }
+        assert_eq!(
+            cron_max_interval("0 2 * *").unwrap_err(),
+            "it has 4 fields, not 5"
+        );
     }
 }
