@@ -643,6 +643,21 @@ mod tests {
     }
 
     #[test]
+    fn paths_parse_as_they_print() {
+        for text in ["a", "a.b[0]", "a.b[1][2].c", "streams.X.subjects[3]"] {
+            assert_eq!(Path::parse(text).to_string(), text);
+        }
+        assert_eq!(
+            Path::parse("a[2].b").0,
+            [
+                PathSeg::Key("a".into()),
+                PathSeg::Index(2),
+                PathSeg::Key("b".into())
+            ]
+        );
+    }
+
+    #[test]
     fn merge_layers_maps_and_null_removes() {
         let mut s = SourceMap::default();
         let base = tree(&mut s, "base.yaml", "a: {x: 1, y: 2}\nl: [1, 2]\nk: 1\n");
