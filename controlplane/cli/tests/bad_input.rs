@@ -350,6 +350,22 @@ fn overlapping_subjects_point_at_the_subject() {
 }
 
 #[test]
+fn duplicate_keys_name_the_first_occurrence() {
+    let p = Project::new();
+    p.edit(
+        "environments/dev.yaml",
+        "    tag: dev\n",
+        "    tag: dev\n    replicas: 2\n",
+    );
+    p.edit(
+        "environments/dev.yaml",
+        "backup:\n",
+        "tier: staging\n\nbackup:\n",
+    );
+    insta::assert_snapshot!(p.rejects(&[]));
+}
+
+#[test]
 fn cron_errors_name_the_field_and_its_range() {
     let p = Project::new();
     let err = p.rejects(&["--set", "backup.schedule=30 2 * JUNE MON-FRI"]);

@@ -104,7 +104,7 @@ pub fn load(files: &EnvFiles, env: &str, sets: &[String]) -> Result<Loaded, Diag
                             layers.push((id, node));
                         }
                     }
-                    Err(d) => errors.push(d),
+                    Err(d) => errors.extend(d),
                 }
             }
         }
@@ -178,7 +178,7 @@ pub fn load_base(files: &EnvFiles) -> Result<Environment, Diagnostics> {
     })?;
     let mut sources = SourceMap::default();
     let id = sources.add(file.display.clone(), text.clone());
-    let mut tree = tree::parse(&sources, id).map_err(Diagnostics::one)?;
+    let mut tree = tree::parse(&sources, id).map_err(Diagnostics)?;
     tree::strip_nulls(&mut tree);
     let errors = schema::check(&mut tree, &schema::environment_schema(), &sources);
     if !errors.is_empty() {
