@@ -323,6 +323,47 @@ fn stateful_services_refuse_more_than_one_replica() {
 }
 
 #[test]
+fn validate_all_reports_a_base_error_once_with_the_environments_it_affects() {
+    let p = Project::new();
+    p.edit(
+        "environments/base.yaml",
+        "depends_on: [postgres, nats, vault]",
+        "depends_on: [postgres, nats, vault, cache]",
+    );
+    p.edit("environments/dev.yaml", "tag: dev", "tag: dev\n    port: 0");
+    let (code, _, err) = p.run(&["validate", "--all"]);
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(err.matches("no service named `cache`").count(), 1, "{err}");
+    insta::assert_snapshot!(err);
+    let (code, _, rerr) = p.run(&["render", "--all", "--out", "out"]);
+    assert_eq!(code, 2, "{rerr}");
+    assert_eq!(rerr, err, "render --all reports what validate --all does");
+    let (_, out, _) = p.run(&["--output", "json", "validate", "--all"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let affects: Vec<_> = v["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["path"].as_str().unwrap(), e["affects"].clone()))
+        .collect();
+    assert_eq!(
+        affects,
+        [
+            ("apps.capsule-registry.port", serde_json::json!(["dev"])),
+            (
+                "apps.capsule-registry.depends_on[3]",
+                serde_json::json!(["dev", "production", "staging"])
+            ),
+        ],
+        "{out}"
+    );
+    // One environment at a time, nothing to tell apart.
+    let (_, out, _) = p.run(&["--output", "json", "validate"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(v["errors"][0].get("affects").is_none(), "{out}");
+}
+
+#[test]
 fn depends_on_errors_point_at_the_list_item() {
     let p = Project::new();
     p.edit(

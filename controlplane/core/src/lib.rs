@@ -19,5 +19,5 @@ pub mod units;
 mod validate;
 
 pub use diag::{Diagnostic, Diagnostics};
-pub use load::{EnvFile, EnvFiles, Loaded, load, load_base};
+pub use load::{EnvFile, EnvFiles, Loaded, load, load_base, load_each};
 pub use model::Environment;
