@@ -412,3 +412,22 @@ fn cron_errors_name_the_field_and_its_range() {
     let err = p.rejects(&["--set", "backup.schedule=30 2 * JUNE MON-FRI"]);
     insta::assert_snapshot!(err);
 }
+
+/// Not bad input: the way back. What `config` prints is an environment file that, put
+/// next to the others (over base.yaml), validates and prints the same again.
+#[test]
+fn config_output_is_accepted_back_as_an_environment_file() {
+    let p = Project::new();
+    for env in ["dev", "staging", "production"] {
+        let (code, out, err) = p.run(&["--env", env, "config"]);
+        assert_eq!(code, 0, "{err}");
+        p.write("environments/copy.yaml", &out);
+        let (code, _, err) = p.run(&["--env", "copy", "validate"]);
+        assert_eq!(
+            code, 0,
+            "config of {env} is not a valid environment file:\n{err}\n{out}"
+        );
+        let (_, again, _) = p.run(&["--env", "copy", "config"]);
+        assert_eq!(again, out, "{env}");
+    }
+}

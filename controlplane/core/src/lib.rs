@@ -11,6 +11,7 @@ pub mod names;
 pub mod plan;
 pub mod raw;
 pub mod render;
+pub mod resolved;
 pub mod schema;
 pub mod seedspec;
 pub mod serverconf;
