@@ -299,3 +299,135 @@ fn render_check_names_a_hand_edited_file_and_shows_the_diff() {
     assert_eq!(p.run(&["render", "--all", "--out", "out"]).0, 0);
     assert_eq!(p.run(&["render", "--all", "--out", "out", "--check"]).0, 0);
 }
+
+#[test]
+fn stateful_services_refuse_more_than_one_replica() {
+    let p = Project::new();
+    p.edit(
+        "environments/production.yaml",
+        "    replicas: 1\n    storage: 100Gi",
+        "    replicas: 3\n    storage: 100Gi",
+    );
+    p.edit(
+        "environments/production.yaml",
+        "    storage: 50Gi\n",
+        "    storage: 50Gi\n    replicas: 3\n",
+    );
+    // Apps scale as they like.
+    p.edit(
+        "environments/production.yaml",
+        "      max_replicas: 10",
+        "      max_replicas: 12",
+    );
+    insta::assert_snapshot!(p.rejects(&["--env", "production"]));
+}
+
+#[test]
+fn validate_all_reports_a_base_error_once_with_the_environments_it_affects() {
+    let p = Project::new();
+    p.edit(
+        "environments/base.yaml",
+        "depends_on: [postgres, nats, vault]",
+        "depends_on: [postgres, nats, vault, cache]",
+    );
+    p.edit("environments/dev.yaml", "tag: dev", "tag: dev\n    port: 0");
+    let (code, _, err) = p.run(&["validate", "--all"]);
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(err.matches("no service named `cache`").count(), 1, "{err}");
+    insta::assert_snapshot!(err);
+    let (code, _, rerr) = p.run(&["render", "--all", "--out", "out"]);
+    assert_eq!(code, 2, "{rerr}");
+    assert_eq!(rerr, err, "render --all reports what validate --all does");
+    let (_, out, _) = p.run(&["--output", "json", "validate", "--all"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let affects: Vec<_> = v["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["path"].as_str().unwrap(), e["affects"].clone()))
+        .collect();
+    assert_eq!(
+        affects,
+        [
+            ("apps.capsule-registry.port", serde_json::json!(["dev"])),
+            (
+                "apps.capsule-registry.depends_on[3]",
+                serde_json::json!(["dev", "production", "staging"])
+            ),
+        ],
+        "{out}"
+    );
+    // One environment at a time, nothing to tell apart.
+    let (_, out, _) = p.run(&["--output", "json", "validate"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(v["errors"][0].get("affects").is_none(), "{out}");
+}
+
+#[test]
+fn depends_on_errors_point_at_the_list_item() {
+    let p = Project::new();
+    p.edit(
+        "environments/dev.yaml",
+        "    log_level: debug\n",
+        "    log_level: debug\n    depends_on:\n      - postgres\n      - jaeger\n      - redis-cache\n",
+    );
+    p.edit(
+        "environments/dev.yaml",
+        "streams:\n",
+        "extras:\n  jaeger:\n    depends_on: [nats, capsule-registry]\n\nstreams:\n",
+    );
+    insta::assert_snapshot!(p.rejects(&[]));
+}
+
+#[test]
+fn overlapping_subjects_point_at_the_subject() {
+    let p = Project::new();
+    p.edit(
+        "environments/dev.yaml",
+        "streams:\n",
+        "streams:\n  REPLAY_EVENTS:\n    subjects:\n      - replay.>\n      - events.plan.created\n",
+    );
+    insta::assert_snapshot!(p.rejects(&[]));
+}
+
+#[test]
+fn duplicate_keys_name_the_first_occurrence() {
+    let p = Project::new();
+    p.edit(
+        "environments/dev.yaml",
+        "    tag: dev\n",
+        "    tag: dev\n    replicas: 2\n",
+    );
+    p.edit(
+        "environments/dev.yaml",
+        "backup:\n",
+        "tier: staging\n\nbackup:\n",
+    );
+    insta::assert_snapshot!(p.rejects(&[]));
+}
+
+#[test]
+fn cron_errors_name_the_field_and_its_range() {
+    let p = Project::new();
+    let err = p.rejects(&["--set", "backup.schedule=30 2 * JUNE MON-FRI"]);
+    insta::assert_snapshot!(err);
+}
+
+/// Not bad input: the way back. What `config` prints is an environment file that, put
+/// next to the others (over base.yaml), validates and prints the same again.
+#[test]
+fn config_output_is_accepted_back_as_an_environment_file() {
+    let p = Project::new();
+    for env in ["dev", "staging", "production"] {
+        let (code, out, err) = p.run(&["--env", env, "config"]);
+        assert_eq!(code, 0, "{err}");
+        p.write("environments/copy.yaml", &out);
+        let (code, _, err) = p.run(&["--env", "copy", "validate"]);
+        assert_eq!(
+            code, 0,
+            "config of {env} is not a valid environment file:\n{err}\n{out}"
+        );
+        let (_, again, _) = p.run(&["--env", "copy", "config"]);
+        assert_eq!(again, out, "{env}");
+    }
+}

@@ -8,6 +8,8 @@ use std::fmt;
 
 use serde::Serialize;
 
+use crate::names::EnvName;
+
 /// Index of a source in a [`SourceMap`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SourceId(pub(crate) u32);
@@ -109,6 +111,10 @@ pub struct Diagnostic {
     pub help: Option<String>,
     /// Other places that take part (the other side of a clash).
     pub notes: Vec<String>,
+    /// The environments this problem breaks, when several were loaded at once
+    /// ([`crate::load::load_each`]): a mistake in `base.yaml` is reported once, naming them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub affects: Vec<EnvName>,
 }
 
 impl Diagnostic {
@@ -121,6 +127,7 @@ impl Diagnostic {
             expected: None,
             help: None,
             notes: Vec::new(),
+            affects: Vec::new(),
         }
     }
 
@@ -198,6 +205,10 @@ impl fmt::Display for Diagnostic {
         }
         for note in &self.notes {
             write!(f, "\n  = note: {note}")?;
+        }
+        if !self.affects.is_empty() {
+            let names: Vec<&str> = self.affects.iter().map(EnvName::as_str).collect();
+            write!(f, "\n  = affects: {}", names.join(", "))?;
         }
         if let Some(help) = &self.help {
             write!(f, "\n  = help: {help}")?;

@@ -12,6 +12,7 @@ pub mod names;
 pub mod plan;
 pub mod raw;
 pub mod render;
+pub mod resolved;
 pub mod roles;
 pub mod schema;
 pub mod seedspec;
@@ -22,5 +23,5 @@ pub mod units;
 mod validate;
 
 pub use diag::{Diagnostic, Diagnostics};
-pub use load::{EnvFile, EnvFiles, Loaded, load, load_base};
+pub use load::{EnvFile, EnvFiles, Loaded, load, load_base, load_each};
 pub use model::Environment;

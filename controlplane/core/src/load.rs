@@ -104,7 +104,7 @@ pub fn load(files: &EnvFiles, env: &str, sets: &[String]) -> Result<Loaded, Diag
                             layers.push((id, node));
                         }
                     }
-                    Err(d) => errors.push(d),
+                    Err(d) => errors.extend(d),
                 }
             }
         }
@@ -163,6 +163,52 @@ pub fn load(files: &EnvFiles, env: &str, sets: &[String]) -> Result<Loaded, Diag
     }
 }
 
+/// Loads several environments (`validate --all`, `render --all`): every model, or every
+/// problem once. A problem found identically in several environments (a mistake in
+/// `base.yaml`, a bad `--set`) is one diagnostic whose `affects` names them all; when
+/// more than one environment is loaded, every diagnostic names the ones it affects.
+pub fn load_each(
+    files: &EnvFiles,
+    envs: &[String],
+    sets: &[String],
+) -> Result<Vec<Loaded>, Diagnostics> {
+    let mut loaded = Vec::new();
+    let mut merged: Vec<Diagnostic> = Vec::new();
+    for env in envs {
+        match load(files, env, sets) {
+            Ok(l) => loaded.push(l),
+            Err(Diagnostics(found)) => {
+                for d in found {
+                    let affected = EnvName::new(env).ok().filter(|_| envs.len() > 1);
+                    match merged.iter_mut().find(|m| same_problem(m, &d)) {
+                        Some(m) => m.affects.extend(affected),
+                        None => merged.push(Diagnostic {
+                            affects: affected.into_iter().collect(),
+                            ..d
+                        }),
+                    }
+                }
+            }
+        }
+    }
+    if merged.is_empty() {
+        Ok(loaded)
+    } else {
+        Err(Diagnostics(merged))
+    }
+}
+
+/// Whether two diagnostics report the same thing at the same place (ignoring which
+/// environments they affect).
+fn same_problem(a: &Diagnostic, b: &Diagnostic) -> bool {
+    a.location == b.location
+        && a.path == b.path
+        && a.message == b.message
+        && a.expected == b.expected
+        && a.help == b.help
+        && a.notes == b.notes
+}
+
 /// Loads `base.yaml` alone, as the shared layer the Kustomize base is rendered from.
 /// Structural errors fail; semantic ones are the environments' business (the base
 /// alone may, say, lack a backup destination every environment adds).
@@ -178,7 +224,7 @@ pub fn load_base(files: &EnvFiles) -> Result<Environment, Diagnostics> {
     })?;
     let mut sources = SourceMap::default();
     let id = sources.add(file.display.clone(), text.clone());
-    let mut tree = tree::parse(&sources, id).map_err(Diagnostics::one)?;
+    let mut tree = tree::parse(&sources, id).map_err(Diagnostics)?;
     tree::strip_nulls(&mut tree);
     let errors = schema::check(&mut tree, &schema::environment_schema(), &sources);
     if !errors.is_empty() {
@@ -215,4 +261,66 @@ fn empty_base() -> Environment {
         },
     );
     validate::validate(&EnvName::base(), RawEnvironment::default(), &mut cx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files(texts: &[(&str, &str)]) -> EnvFiles {
+        let mut f = EnvFiles {
+            dir: "environments".into(),
+            ..EnvFiles::default()
+        };
+        for (stem, text) in texts {
+            f.files.insert(
+                (*stem).to_owned(),
+                EnvFile {
+                    display: format!("environments/{stem}.yaml"),
+                    text: Ok((*text).to_owned()),
+                },
+            );
+        }
+        f
+    }
+
+    #[test]
+    fn load_each_reports_a_shared_problem_once_naming_the_environments() {
+        let f = files(&[
+            (
+                "base",
+                "backup: {enabled: false}\nproject: Not_A_Label\n\
+                 vault: {policies: {anumate-app: [{path: x/*, capabilities: [read]}]}}\n",
+            ),
+            ("a", "namespace: a\n"),
+            ("b", "namespace: b\nservices: {redis: {port: 0}}\n"),
+        ]);
+        let envs = f.environments();
+        let found: Vec<(String, Vec<String>)> = load_each(&f, &envs, &[])
+            .unwrap_err()
+            .0
+            .into_iter()
+            .map(|d| {
+                let affects = d.affects.iter().map(|e| e.to_string()).collect();
+                (d.path.unwrap_or_default(), affects)
+            })
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("project".to_owned(), vec!["a".to_owned(), "b".to_owned()]),
+                ("services.redis.port".to_owned(), vec!["b".to_owned()]),
+            ]
+        );
+        // One environment: nothing to tell apart.
+        let one = load_each(&f, &["a".to_owned()], &[]).unwrap_err();
+        assert!(one.0.iter().all(|d| d.affects.is_empty()), "{one}");
+        let valid = "backup: {enabled: false}\n\
+                     vault: {policies: {anumate-app: [{path: x/*, capabilities: [read]}]}}\n";
+        let both = files(&[("a", valid), ("b", valid)]);
+        assert_eq!(
+            load_each(&both, &both.environments(), &[]).unwrap().len(),
+            2
+        );
+    }
 }

@@ -3,7 +3,8 @@
 //! Built only by [`crate::load`] after every check has passed, so its invariants hold:
 //! names are valid, ports do not clash, quantities and durations are parsed, secrets
 //! are references (inline values only in dev), dependencies exist and have no cycle.
-//! It serializes (secrets redacted) for `controlplane config` and as the template context.
+//! It serializes (secrets redacted) for `controlplane config --output json` and as the
+//! template context; `resolved` turns it back into an environment file.
 
 use std::collections::BTreeMap;
 

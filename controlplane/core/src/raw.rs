@@ -107,7 +107,8 @@ macro_rules! core_service {
             pub image: Option<String>,
             /// Port the service listens on (published on the host for process and docker).
             pub port: Option<u16>,
-            /// Replicas on Kubernetes (StatefulSet).
+            /// Replicas on Kubernetes (StatefulSet). Only 1 for now: more would run as
+            /// independent servers behind one Service, not as a cluster.
             pub replicas: Option<u32>,
             /// Persistent volume size on Kubernetes, e.g. `10Gi`.
             pub storage: Option<String>,

@@ -183,6 +183,30 @@ impl Path {
         Self(s.split('.').map(|k| PathSeg::Key(k.to_owned())).collect())
     }
 
+    /// Parses a path as [`Path`] prints it: `streams.X.subjects[0]`, `a.b[1][2].c`.
+    /// A key that itself ends in `[n]` cannot be told from an index; no setting has one.
+    pub fn parse(s: &str) -> Self {
+        let mut segs = Vec::new();
+        for part in s.split('.') {
+            let mut key = part;
+            let mut indices = Vec::new();
+            while let Some(open) = key.rfind('[')
+                && let Some(inner) = key[open..]
+                    .strip_prefix('[')
+                    .and_then(|r| r.strip_suffix(']'))
+                && let Ok(i) = inner.parse::<usize>()
+            {
+                indices.push(i);
+                key = &key[..open];
+            }
+            if !key.is_empty() || indices.is_empty() {
+                segs.push(PathSeg::Key(key.to_owned()));
+            }
+            segs.extend(indices.into_iter().rev().map(PathSeg::Index));
+        }
+        Self(segs)
+    }
+
     /// This path with a key appended.
     pub fn key(&self, k: &str) -> Self {
         let mut p = self.clone();
@@ -335,18 +359,57 @@ fn convert(source: SourceId, text: &str, p: Spanned<Parsed>) -> Node {
     }
 }
 
-/// YAML 1.2 core-schema options: `yes`/`on` stay strings, `010` stays a string,
-/// duplicate keys are errors.
+/// YAML 1.2 core-schema options: `yes`/`on` stay strings, `010` stays a string.
+/// Duplicate keys reach our visitor (see [`duplicate_keys`]): serde-saphyr's own error
+/// names only the second occurrence and adds advice of its own.
 fn options() -> serde_saphyr::Options {
     serde_saphyr::options! {
         strict_booleans: true,
         leading_zero_numbers_as_strings: true,
         with_snippet: false,
+        duplicate_keys: serde_saphyr::DuplicateKeyPolicy::PassThrough,
     }
 }
 
-/// Parses one YAML text into a tree. An empty document is an empty mapping.
-pub fn parse(sources: &SourceMap, source: SourceId) -> Result<Node, Diagnostic> {
+/// Every key written twice in one mapping, each pointing at the repetition and naming
+/// the first occurrence. YAML forbids them, and tools disagree on which one wins.
+fn duplicate_keys(node: &Node, path: &Path, sources: &SourceMap, out: &mut Vec<Diagnostic>) {
+    match &node.value {
+        Value::Map(entries) => {
+            for (i, (k, v)) in entries.iter().enumerate() {
+                let here = path.key(&k.name);
+                if let Some((first, _)) = entries[..i].iter().find(|(f, _)| f.name == k.name) {
+                    let first_at = sources.locate(first.loc);
+                    out.push(
+                        Diagnostic::new(format!(
+                            "duplicate key `{}`: first set at {first_at}",
+                            k.name
+                        ))
+                        .at(Some(sources.locate(k.loc)))
+                        .path(here.to_string())
+                        .expected("each key once per mapping")
+                        .help(format!(
+                            "remove one of the two `{}`: tools disagree on which one wins",
+                            k.name
+                        )),
+                    );
+                } else {
+                    duplicate_keys(v, &here, sources, out);
+                }
+            }
+        }
+        Value::Seq(items) => {
+            for (i, item) in items.iter().enumerate() {
+                duplicate_keys(item, &path.index(i), sources, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Parses one YAML text into a tree. An empty document is an empty mapping. Every
+/// duplicate key is reported, or else the first syntax error.
+pub fn parse(sources: &SourceMap, source: SourceId) -> Result<Node, Vec<Diagnostic>> {
     let text = &sources.get(source).text;
     let parsed: Spanned<Parsed> =
         serde_saphyr::from_str_with_options(text, options()).map_err(|e| {
@@ -366,13 +429,20 @@ pub fn parse(sources: &SourceMap, source: SourceId) -> Result<Node, Diagnostic> 
                 Some(i) => message[..i].to_owned(),
                 None => message,
             };
-            Diagnostic::new(format!("invalid YAML: {message}"))
-                .at(loc)
-                .help(
-                    "fix the YAML syntax at this place (indentation, a missing `]` or `:`, a tab)",
-                )
+            vec![
+                Diagnostic::new(format!("invalid YAML: {message}"))
+                    .at(loc)
+                    .help(
+                        "fix the YAML syntax at this place (indentation, a missing `]` or `:`, a tab)",
+                    ),
+            ]
         })?;
     let node = convert(source, text, parsed);
+    let mut duplicates = Vec::new();
+    duplicate_keys(&node, &Path::default(), sources, &mut duplicates);
+    if !duplicates.is_empty() {
+        return Err(duplicates);
+    }
     Ok(match node.value {
         Value::Null => Node::new(Value::Map(Vec::new()), node.loc),
         _ => node,
@@ -488,6 +558,16 @@ pub fn parse_set(sources: &SourceMap, source: SourceId) -> Result<SetOverride, D
             .help("quote strings that contain YAML punctuation, e.g. --set 'a.b=\"x: y\"'"));
         }
     };
+    let mut duplicates = Vec::new();
+    duplicate_keys(&node, &Path::default(), &scratch, &mut duplicates);
+    if let Some(d) = duplicates.into_iter().next() {
+        let key = d.path.unwrap_or_default();
+        return Err(
+            Diagnostic::new(format!("the value `{value}` sets `{key}` twice"))
+                .at(at(value_col))
+                .expected("each key once per mapping"),
+        );
+    }
     relocate(
         &mut node,
         Loc {
@@ -608,14 +688,52 @@ mod tests {
     #[test]
     fn duplicate_keys_and_syntax_errors_have_locations() {
         let mut s = SourceMap::default();
-        let id = s.add("dup.yaml", "a: 1\na: 2\n");
+        let id = s.add("dup.yaml", "a: 1\nb:\n  - {x: 1, x: 2}\na: 2\n");
         let e = parse(&s, id).unwrap_err();
-        assert!(e.message.contains("duplicate"), "{e}");
-        assert_eq!(e.location.as_ref().unwrap().line, 2);
+        let found: Vec<_> = e
+            .iter()
+            .map(|d| {
+                (
+                    d.path.clone().unwrap(),
+                    d.message.clone(),
+                    d.location.as_ref().unwrap().line,
+                )
+            })
+            .collect();
+        assert_eq!(
+            found,
+            [
+                (
+                    "b[0].x".to_owned(),
+                    "duplicate key `x`: first set at dup.yaml:3:6".to_owned(),
+                    3
+                ),
+                (
+                    "a".to_owned(),
+                    "duplicate key `a`: first set at dup.yaml:1:1".to_owned(),
+                    4
+                ),
+            ]
+        );
         let id = s.add("bad.yaml", "a: [1, 2\nb: 3\n");
-        let e = parse(&s, id).unwrap_err();
+        let e = parse(&s, id).unwrap_err().remove(0);
         assert!(e.message.starts_with("invalid YAML"), "{e}");
         assert_eq!(e.location.as_ref().unwrap().file, "bad.yaml");
+    }
+
+    #[test]
+    fn paths_parse_as_they_print() {
+        for text in ["a", "a.b[0]", "a.b[1][2].c", "streams.X.subjects[3]"] {
+            assert_eq!(Path::parse(text).to_string(), text);
+        }
+        assert_eq!(
+            Path::parse("a[2].b").0,
+            [
+                PathSeg::Key("a".into()),
+                PathSeg::Index(2),
+                PathSeg::Key("b".into())
+            ]
+        );
     }
 
     #[test]

@@ -1,27 +1,39 @@
 //! Value types with a syntax: durations, CPU and memory quantities, secret references.
 //!
 //! Each parses once during validation and keeps the text the user wrote, so rendering
-//! reproduces it exactly while checks compare numbers.
+//! and `controlplane config` reproduce it exactly while checks compare numbers.
 
 use std::fmt;
 
 use serde::{Serialize, Serializer};
 
 /// A duration written like Prometheus and Go do: `30s`, `5m`, `1h30m`, `7d`, `2w`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+///
+/// Keeps the text it was parsed from, so `7d` prints as `7d` (in `config` output and
+/// in rendered files), while comparisons go by length: `7d` equals `1w`.
+#[derive(Debug, Clone)]
 pub struct Duration {
     secs: u64,
+    text: String,
 }
 
 impl Duration {
-    /// A duration of seconds.
-    pub const fn from_secs(secs: u64) -> Self {
-        Self { secs }
+    /// A duration of seconds, spelled in the shortest exact way (`90` is `1m30s`).
+    pub fn from_secs(secs: u64) -> Self {
+        Self {
+            secs,
+            text: canonical(secs),
+        }
     }
 
     /// Whole seconds.
-    pub const fn as_secs(self) -> u64 {
+    pub fn as_secs(&self) -> u64 {
         self.secs
+    }
+
+    /// As written (or, when computed, in the shortest exact spelling).
+    pub fn as_str(&self) -> &str {
+        &self.text
     }
 
     /// Parses `1h30m`-style text. Units: `s`, `m`, `h`, `d`, `w`.
@@ -55,36 +67,71 @@ impl Duration {
         if !digits.is_empty() {
             return Err(err());
         }
-        Ok(Self { secs: total })
+        Ok(Self {
+            secs: total,
+            text: s.to_owned(),
+        })
+    }
+}
+
+/// The shortest exact spelling in Prometheus units: `90s` is `1m30s`, `86400s` is `1d`.
+fn canonical(secs: u64) -> String {
+    if secs == 0 {
+        return "0s".to_owned();
+    }
+    let mut out = String::new();
+    let mut rest = secs;
+    for (unit, n) in [
+        ("w", 604_800),
+        ("d", 86_400),
+        ("h", 3600),
+        ("m", 60),
+        ("s", 1),
+    ] {
+        if rest >= n {
+            out.push_str(&format!("{}{unit}", rest / n));
+            rest %= n;
+        }
+    }
+    out
+}
+
+impl PartialEq for Duration {
+    fn eq(&self, other: &Self) -> bool {
+        self.secs == other.secs
+    }
+}
+
+impl Eq for Duration {}
+
+impl PartialOrd for Duration {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Duration {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.secs.cmp(&other.secs)
+    }
+}
+
+impl std::hash::Hash for Duration {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.secs.hash(state);
     }
 }
 
 impl fmt::Display for Duration {
-    /// The shortest exact spelling in Prometheus units: `90s` is `1m30s`, `86400s` is `1d`.
+    /// As written.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.secs == 0 {
-            return f.write_str("0s");
-        }
-        let mut rest = self.secs;
-        for (unit, n) in [
-            ("w", 604_800),
-            ("d", 86_400),
-            ("h", 3600),
-            ("m", 60),
-            ("s", 1),
-        ] {
-            if rest >= n {
-                write!(f, "{}{unit}", rest / n)?;
-                rest %= n;
-            }
-        }
-        Ok(())
+        f.write_str(&self.text)
     }
 }
 
 impl Serialize for Duration {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        s.serialize_str(&self.text)
     }
 }
 
@@ -297,10 +344,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn durations_parse_and_print_canonically() {
+    fn durations_keep_their_text_and_compare_by_length() {
         assert_eq!(Duration::parse("1h30m").unwrap().as_secs(), 5400);
-        assert_eq!(Duration::parse("7d").unwrap().to_string(), "1w");
-        assert_eq!(Duration::parse("90s").unwrap().to_string(), "1m30s");
+        assert_eq!(Duration::parse("7d").unwrap().to_string(), "7d");
+        assert_eq!(Duration::parse("90s").unwrap().to_string(), "90s");
+        assert_eq!(
+            serde_json::to_string(&Duration::parse("365d").unwrap()).unwrap(),
+            "\"365d\""
+        );
+        assert_eq!(
+            Duration::parse("7d").unwrap(),
+            Duration::parse("1w").unwrap()
+        );
+        assert!(Duration::parse("59m").unwrap() < Duration::parse("1h").unwrap());
+        assert_eq!(Duration::from_secs(90).to_string(), "1m30s");
+        assert_eq!(Duration::from_secs(86_400 * 8).to_string(), "1w1d");
         assert!(Duration::parse("5").is_err());
         assert!(Duration::parse("m").is_err());
         assert!(Duration::parse("5y").is_err());

@@ -41,7 +41,7 @@ impl<'a> Cx<'a> {
     }
 
     fn path(p: &str) -> Path {
-        Path::keys(p)
+        Path::parse(p)
     }
 
     /// The location of a key path: a scalar value if present, else the key of the
@@ -318,6 +318,8 @@ fn common(cx: &mut Cx<'_>, kind: CoreKind, c: CommonIn<'_>) -> Option<ServiceCom
     if replicas == 0 {
         cx.err(&format!("{path}.replicas"), "0 replicas").expected =
             Some("at least 1 (set `enabled: false` to turn the service off)".into());
+    } else if replicas > 1 {
+        split_brain(cx, kind, replicas);
     }
     Some(ServiceCommon {
         image: c
@@ -330,6 +332,41 @@ fn common(cx: &mut Cx<'_>, kind: CoreKind, c: CommonIn<'_>) -> Option<ServiceCom
         storage: cx.memory(&format!("{path}.storage"), c.storage.as_deref(), "1Gi"),
         resources: cx.resources(&format!("{path}.resources"), c.resources.as_ref()),
     })
+}
+
+/// Refuses more than one replica of a stateful core service. The StatefulSets run every
+/// replica as its own server (no replication, no raft peers), so clients behind the one
+/// Service would read and write different data. Until clusters are rendered for real,
+/// one replica is the only correct setting.
+fn split_brain(cx: &mut Cx<'_>, kind: CoreKind, replicas: u32) {
+    let (product, plan) = match kind {
+        CoreKind::Postgres => (
+            "PostgreSQL",
+            "clustered PostgreSQL (CloudNativePG), NATS and OpenBao raft are planned",
+        ),
+        CoreKind::Nats => (
+            "NATS",
+            "clustered PostgreSQL (CloudNativePG), NATS and OpenBao raft are planned",
+        ),
+        CoreKind::Vault => (
+            "OpenBao",
+            "clustered PostgreSQL (CloudNativePG), NATS and OpenBao raft are planned",
+        ),
+        CoreKind::Redis => (
+            "Redis",
+            "replicated Redis needs Sentinel or Redis Cluster, which controlplane does not render",
+        ),
+    };
+    let d = cx.err(
+        &format!("services.{kind}.replicas"),
+        format!(
+            "replicas is {replicas}, but controlplane cannot yet run {product} as a cluster: \
+             {replicas} replicas would be {replicas} independent servers behind one Service \
+             (split brain)"
+        ),
+    );
+    d.expected = Some("1".into());
+    d.help = Some(format!("set replicas: 1; {plan}"));
 }
 
 /// Validates a raw environment: always builds the model (with defaults where a value
@@ -489,11 +526,24 @@ fn core_services(cx: &mut Cx<'_>, raw: &raw::RawServices, tier: Tier) -> CoreSer
                     Some("lowercase letters, digits and `_`, starting with a letter".into());
             }
         }
-        let roles = [&p.admin_role, &p.app_role, &p.readonly_role, &p.backup_role];
-        let unique: BTreeSet<_> = roles.iter().collect();
-        if unique.len() != roles.len() {
-            cx.err("services.postgres", "two roles have the same name")
-                .help = Some("admin_role, app_role, readonly_role and backup_role must differ: the app role must not own what it reads".into());
+        let roles = [
+            ("admin_role", &p.admin_role),
+            ("app_role", &p.app_role),
+            ("readonly_role", &p.readonly_role),
+            ("backup_role", &p.backup_role),
+        ];
+        for (i, (key, role)) in roles.iter().enumerate() {
+            let Some((first, _)) = roles[..i].iter().find(|(_, r)| r == role) else {
+                continue;
+            };
+            let first_path = format!("services.postgres.{first}");
+            let note = format!("{first_path} is set at {}", cx.loc(&first_path));
+            let d = cx.err(
+                &format!("services.postgres.{key}"),
+                format!("`{role}` is also the {first}"),
+            );
+            d.notes.push(note);
+            d.help = Some("admin_role, app_role, readonly_role and backup_role must differ: the app role must not own what it reads".into());
         }
     }
     let r = &raw.redis;
@@ -973,7 +1023,7 @@ fn monitoring(cx: &mut Cx<'_>, raw: &raw::RawMonitoring) -> Option<Monitoring> {
 
 fn streams(cx: &mut Cx<'_>, raw: &RawEnvironment) -> BTreeMap<StreamName, Stream> {
     let mut out = BTreeMap::new();
-    let mut subjects_seen: Vec<(String, String)> = Vec::new();
+    let mut subjects_seen: Vec<(String, String, String)> = Vec::new();
     for (name, s) in &raw.streams {
         let Some(s) = s else { continue };
         let path = format!("streams.{name}");
@@ -1003,12 +1053,14 @@ fn streams(cx: &mut Cx<'_>, raw: &RawEnvironment) -> BTreeMap<StreamName, Stream
                 );
                 continue;
             }
-            for (other_stream, other) in &subjects_seen {
+            for (other_stream, other_path, other) in &subjects_seen {
                 if subjects_overlap(subj, other) {
+                    let note = format!("{other_path} is set at {}", cx.loc(other_path));
                     let d = cx.err(
                         &format!("{path}.subjects[{i}]"),
                         format!("`{subj}` overlaps `{other}` of stream {other_stream}"),
                     );
+                    d.notes.push(note);
                     d.help = Some(
                         "JetStream refuses streams with overlapping subjects; make them disjoint"
                             .into(),
@@ -1016,8 +1068,8 @@ fn streams(cx: &mut Cx<'_>, raw: &RawEnvironment) -> BTreeMap<StreamName, Stream
                 }
             }
         }
-        for subj in &subjects {
-            subjects_seen.push((name.clone(), subj.clone()));
+        for (i, subj) in subjects.iter().enumerate() {
+            subjects_seen.push((name.clone(), format!("{path}.subjects[{i}]"), subj.clone()));
         }
         let replicas = s.replicas.unwrap_or(1);
         if !(1..=5).contains(&replicas) {
@@ -1112,8 +1164,8 @@ fn vault_config(cx: &mut Cx<'_>, raw: &raw::RawVaultConfig) -> VaultConfig {
                 cx.err(&format!("{rp}.capabilities"), "no capabilities")
                     .expected = Some("a list such as `[read, list]`".into());
             }
-            if caps.contains(&VaultCapability::Sudo) {
-                cx.err(&format!("{rp}.capabilities"), "`sudo` in a policy").help =
+            if let Some(j) = caps.iter().position(|c| *c == VaultCapability::Sudo) {
+                cx.err(&format!("{rp}.capabilities[{j}]"), "`sudo` in a policy").help =
                     Some("controlplane's policies are least-privilege; give sudo by hand if you really need it".into());
             }
             out.push(PolicyRule {
@@ -1148,8 +1200,16 @@ fn vault_config(cx: &mut Cx<'_>, raw: &raw::RawVaultConfig) -> VaultConfig {
         "4h",
     );
     if token_ttl.as_secs() == 0 || token_max_ttl.as_secs() == 0 {
-        cx.err("vault.app_role", "an unlimited token TTL").expected =
-            Some("finite TTLs, e.g. `1h` and `4h`".into());
+        let key = if token_ttl.as_secs() == 0 {
+            "token_ttl"
+        } else {
+            "token_max_ttl"
+        };
+        cx.err(
+            &format!("vault.app_role.{key}"),
+            "an unlimited token TTL (0 means no limit to Vault)",
+        )
+        .expected = Some("finite TTLs, e.g. `1h` and `4h`".into());
     } else if token_max_ttl < token_ttl {
         cx.err(
             "vault.app_role.token_max_ttl",
@@ -1225,10 +1285,7 @@ fn backup(cx: &mut Cx<'_>, raw: &raw::RawBackup, services: &CoreServices) -> Opt
     let max_interval = match cron_max_interval(&cron) {
         Ok(d) => d,
         Err(e) => {
-            let d = cx.err(
-                "backup.schedule",
-                format!("`{cron}` is not a valid cron schedule: {e}"),
-            );
+            let d = cx.err("backup.schedule", format!("`{cron}`: {e}"));
             d.expected = Some(
                 "five fields: minute hour day-of-month month day-of-week, e.g. `0 2 * * *`".into(),
             );
@@ -1371,19 +1428,137 @@ fn backup(cx: &mut Cx<'_>, raw: &raw::RawBackup, services: &CoreServices) -> Opt
     })
 }
 
+/// One field of a five-field cron expression: its name, how its values are called,
+/// their range and the names it accepts instead of numbers.
+struct CronField {
+    name: &'static str,
+    values: &'static str,
+    min: u32,
+    max: u32,
+    names: &'static [&'static str],
+    range: &'static str,
+}
+
+const CRON_FIELDS: [CronField; 5] = [
+    CronField {
+        name: "minute",
+        values: "minutes",
+        min: 0,
+        max: 59,
+        names: &[],
+        range: "0-59",
+    },
+    CronField {
+        name: "hour",
+        values: "hours",
+        min: 0,
+        max: 23,
+        names: &[],
+        range: "0-23",
+    },
+    CronField {
+        name: "day-of-month",
+        values: "days of the month",
+        min: 1,
+        max: 31,
+        names: &[],
+        range: "1-31",
+    },
+    CronField {
+        name: "month",
+        values: "months",
+        min: 1,
+        max: 12,
+        names: &[
+            "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
+        ],
+        range: "1-12 or JAN-DEC",
+    },
+    CronField {
+        name: "day-of-week",
+        values: "days of the week",
+        min: 0,
+        max: 7,
+        names: &["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"],
+        range: "0-7 or SUN-SAT",
+    },
+];
+
+/// Checks each field's values against its range, to say which field is wrong and what
+/// it takes (croner only says "out of bounds"). What this does not understand (croner's
+/// `L`, `W` and `#` extensions) is left to croner.
+fn check_cron_fields(expr: &str) -> Result<(), String> {
+    for (text, field) in expr.split_whitespace().zip(&CRON_FIELDS) {
+        let is = |bad: &str| {
+            if bad == text {
+                format!("the {} field is {bad}", field.name)
+            } else {
+                format!("the {} field `{text}` has {bad}", field.name)
+            }
+        };
+        for item in text.split(',') {
+            let (base, step) = match item.split_once('/') {
+                Some((b, s)) => (b, Some(s)),
+                None => (item, None),
+            };
+            if step.and_then(|s| s.parse::<u32>().ok()) == Some(0) {
+                return Err(format!(
+                    "the {} field `{text}` steps by 0, but a step must be at least 1",
+                    field.name
+                ));
+            }
+            if base == "*" || base == "?" {
+                continue;
+            }
+            for value in base.split('-') {
+                let known = match value.parse::<u32>() {
+                    Ok(n) => (field.min..=field.max).contains(&n),
+                    Err(_) if value.chars().all(|c| c.is_ascii_alphabetic()) => {
+                        if value.is_empty() || field.names.is_empty() {
+                            // Not a number nor a name this field takes: croner's `L` or
+                            // a typo, either way croner has the last word.
+                            true
+                        } else {
+                            field.names.iter().any(|n| n.eq_ignore_ascii_case(value))
+                        }
+                    }
+                    Err(_) => true,
+                };
+                if !known {
+                    return Err(format!(
+                        "{}, but {} run {}",
+                        is(value),
+                        field.values,
+                        field.range
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The longest gap between consecutive runs of a five-field cron schedule, measured
-/// over a year of runs from a fixed instant (pure: no clock).
+/// over a year of runs from a fixed instant (pure: no clock). The error says what is
+/// wrong without repeating the expression.
 pub(crate) fn cron_max_interval(expr: &str) -> Result<Duration, String> {
     use chrono::TimeZone;
-    if !expr.starts_with('@') && expr.split_whitespace().count() != 5 {
-        return Err(format!(
-            "it has {} fields, not 5",
-            expr.split_whitespace().count()
-        ));
+    if !expr.starts_with('@') {
+        let fields = expr.split_whitespace().count();
+        if fields != 5 {
+            return Err(format!(
+                "it has {fields} field{}, not 5",
+                if fields == 1 { "" } else { "s" }
+            ));
+        }
+        check_cron_fields(expr)?;
     }
-    let cron: croner::Cron = expr
-        .parse()
-        .map_err(|e: croner::errors::CronError| e.to_string())?;
+    let cron: croner::Cron = expr.parse().map_err(|e: croner::errors::CronError| {
+        format!(
+            "not a valid cron schedule ({})",
+            e.to_string().trim_end_matches('.')
+        )
+    })?;
     let start = chrono::Utc
         .with_ymd_and_hms(2025, 1, 1, 0, 0, 0)
         .single()
@@ -1662,9 +1837,11 @@ fn check_dependencies(cx: &mut Cx<'_>, env: &Environment) {
                 );
             } else if !known.contains(d) {
                 let names: Vec<&str> = known.iter().map(ServiceName::as_str).collect();
+                // The environment is not named: a mistake in base.yaml is the same
+                // mistake in every environment, and should read the same.
                 let dd = cx.err(
                     &format!("{path}.depends_on[{i}]"),
-                    format!("no service named `{d}` in {}", env.name),
+                    format!("no service named `{d}`"),
                 );
                 dd.expected = Some(format!("one of {}", names.join(", ")));
                 if let Some(c) = closest(d.as_str(), names) {
@@ -1701,14 +1878,30 @@ fn check_dependencies(cx: &mut Cx<'_>, env: &Environment) {
         None
     }
     let mut done = BTreeSet::new();
-    for (path, name, _) in &entries {
+    for (_, name, _) in &entries {
         if let Some(cycle) = visit(name, &graph, &mut Vec::new(), &mut done) {
-            cx.err(
-                &format!("{path}.depends_on"),
-                format!("a dependency cycle: {}", cycle.join(" -> ")),
-            )
-            .help = Some(
-                "services start in dependency order, so a cycle can never start; break it".into(),
+            // Point at the list item of each edge: the first one carries the error, the
+            // others are notes, so every place to break the cycle is named.
+            let edge = |from: &str, to: &str| -> Option<String> {
+                let (path, _, deps) = entries.iter().find(|(_, n, _)| n.as_str() == from)?;
+                let i = deps.iter().position(|d| d.as_str() == to)?;
+                Some(format!("{path}.depends_on[{i}]"))
+            };
+            let edges: Vec<String> = cycle
+                .windows(2)
+                .filter_map(|w| edge(&w[0], &w[1]))
+                .collect();
+            let Some((first, rest)) = edges.split_first() else {
+                return;
+            };
+            let notes: Vec<String> = rest
+                .iter()
+                .map(|p| format!("{p} is set at {}", cx.loc(p)))
+                .collect();
+            let d = cx.err(first, format!("a dependency cycle: {}", cycle.join(" -> ")));
+            d.notes = notes;
+            d.help = Some(
+                "services start in dependency order, so a cycle can never start; remove one of these dependencies".into(),
             );
             return;
         }
@@ -1728,13 +1921,120 @@ mod tests {
         assert!(subjects_overlap("a.>", "a.b.c"));
     }
 
+    /// `path line:col` of every error of a dev environment written as one file.
+    fn places(text: &str) -> Vec<String> {
+        let mut files = crate::load::EnvFiles::default();
+        files.files.insert(
+            "dev".into(),
+            crate::load::EnvFile {
+                display: "dev.yaml".into(),
+                text: Ok(text.into()),
+            },
+        );
+        let errors = crate::load::load(&files, "dev", &[]).unwrap_err().0;
+        errors
+            .iter()
+            .map(|d| {
+                let l = d.location.as_ref().expect("a location");
+                format!(
+                    "{} {}:{}",
+                    d.path.as_deref().unwrap_or(""),
+                    l.line,
+                    l.column
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn errors_in_lists_point_at_the_item() {
+        let found = places(
+            "services:
+  postgres:
+    admin_role: anumate_admin
+    app_role: anumate_admin
+vault:
+  keys: [anumate-config, tenant-x]
+  policies:
+    anumate-app:
+      - path: secret/*
+        capabilities: [read, sudo]
+  app_role:
+    token_ttl: 0s
+backup:
+  services: [postgres, mysql]
+  destinations: {local: {path: backups/dev}}
+dashboards:
+  boards:
+    vault: {hide_panels: [no-such-panel]}
+",
+        );
+        assert_eq!(
+            found,
+            [
+                "services.postgres.app_role 4:15",
+                "vault.policies.anumate-app[0].capabilities[1] 10:30",
+                "vault.app_role.token_ttl 12:16",
+                "vault.keys[1] 6:26",
+                "backup.services[1] 14:24",
+                "dashboards.boards.vault.hide_panels[0] 18:27",
+            ]
+        );
+    }
+
     #[test]
     fn cron_intervals() {
         assert_eq!(cron_max_interval("0 2 * * *").unwrap().as_secs(), 86_400);
         assert_eq!(cron_max_interval("*/15 * * * *").unwrap().as_secs(), 900);
         assert_eq!(cron_max_interval("0 3 * * 0").unwrap().as_secs(), 604_800);
-        assert!(cron_max_interval("0 25 * * *").is_err());
         assert!(cron_max_interval("0 2 * *").is_err());
         assert!(cron_max_interval("every day").is_err());
+        assert_eq!(cron_max_interval("@daily").unwrap().as_secs(), 86_400);
+        assert_eq!(cron_max_interval("0 0 * * 7").unwrap().as_secs(), 604_800);
+        assert_eq!(
+            cron_max_interval("0 0 * JAN,jul MON-fri")
+                .unwrap()
+                .as_secs(),
+            // From the last Friday of July to the first weekday of January.
+            cron_max_interval("0 0 * 1,7 1-5").unwrap().as_secs()
+        );
+    }
+
+    #[test]
+    fn cron_errors_name_the_field_and_its_range() {
+        for (expr, why) in [
+            ("0 25 * * *", "the hour field is 25, but hours run 0-23"),
+            ("60 * * * *", "the minute field is 60, but minutes run 0-59"),
+            (
+                "0 0 0 * *",
+                "the day-of-month field is 0, but days of the month run 1-31",
+            ),
+            (
+                "0 0 1-32 * *",
+                "the day-of-month field `1-32` has 32, but days of the month run 1-31",
+            ),
+            (
+                "0 0 * 13 *",
+                "the month field is 13, but months run 1-12 or JAN-DEC",
+            ),
+            (
+                "0 0 * FOO *",
+                "the month field is FOO, but months run 1-12 or JAN-DEC",
+            ),
+            (
+                "0 0 * * 1,8",
+                "the day-of-week field `1,8` has 8, but days of the week run 0-7 or SUN-SAT",
+            ),
+            (
+                "*/0 * * * *",
+                "the minute field `*/0` steps by 0, but a step must be at least 1",
+            ),
+        ] {
+            assert_eq!(cron_max_interval(expr).unwrap_err(), why, "{expr}");
+        }
+        assert_eq!(
+            cron_max_interval("0 2 * *").unwrap_err(),
+            "it has 4 fields, not 5"
+        );
     }
 }

@@ -28,18 +28,19 @@ pub(crate) fn run(global: &Global, all: bool, out: Option<PathBuf>, check: bool)
     };
     let mut envs = Vec::new();
     let mut errors = Vec::new();
-    for name in &names {
-        match cp_core::load(&files, name, &global.sets) {
-            Ok(l) => envs.push(l.env),
-            Err(d) => errors.extend(d.0),
-        }
+    match cp_core::load_each(&files, &names, &global.sets) {
+        Ok(loaded) => envs.extend(loaded.into_iter().map(|l| l.env)),
+        Err(d) => errors.extend(d.0),
     }
     let base = match cp_core::load_base(&files) {
         Ok(b) => Some(b),
-        Err(d) => {
+        // The environments already reported what is wrong in base.yaml; only a problem
+        // every environment overrides is left for the base alone to report.
+        Err(d) if errors.is_empty() => {
             errors.extend(d.0);
             None
         }
+        Err(_) => None,
     };
     if !errors.is_empty() {
         return Err(AppError::Invalid(cp_core::Diagnostics(errors)).into());

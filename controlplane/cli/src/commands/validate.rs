@@ -1,6 +1,6 @@
-//! `controlplane validate [--all]`: load and check, report every error at once.
+//! `controlplane validate [--all]`: load and check, report every error at once (an
+//! error in `base.yaml` once, with the environments it affects).
 
-use anyhow::Context as _;
 use cp_app::views::ValidateView;
 use cp_app::{AppError, Exit};
 
@@ -10,31 +10,24 @@ use crate::output;
 
 pub(crate) fn run(global: &Global, all: bool) -> Outcome {
     let project = global.target().project();
+    let files = project.env_files().map_err(|source| AppError::Project {
+        what: format!(
+            "cannot read the environments directory {}; pass --environments DIR or run from the project root",
+            project.environments.display()
+        ),
+        source,
+    })?;
     let envs = if all {
-        project
-            .env_files()
-            .with_context(|| format!("cannot read {}", project.environments.display()))?
-            .environments()
+        files.environments()
     } else {
         vec![global.env.clone()]
     };
-    let mut errors = Vec::new();
-    let mut ok = Vec::new();
-    for env in &envs {
-        match project.load(env, &global.sets) {
-            Ok(_) => ok.push(env.clone()),
-            Err(cp_runtime::project::LoadError::Invalid(d)) => errors.extend(d.0),
-            Err(e) => return Err(anyhow::Error::new(e).into()),
-        }
-    }
-    if !errors.is_empty() {
-        return Err(AppError::Invalid(cp_core::Diagnostics(errors)).into());
-    }
+    cp_core::load_each(&files, &envs, &global.sets).map_err(AppError::Invalid)?;
     output::view(
         global.output,
         &ValidateView {
             ok: true,
-            environments: ok,
+            environments: envs,
         },
     )?;
     Ok(Exit::Success)
