@@ -13,7 +13,7 @@ use cp_seed::{Access, postgres, tenants};
 use crate::error::AppError;
 use crate::session::Session;
 use crate::views::{
-    ChangesView, MigrateView, MigrationView, MigrationsView, SeedView, ServiceView, StatusView,
+    AlertRuleView, AlertRulesView, ChangesView, MigrateView, NatsView, StreamView, MigrationView, MigrationsView, SeedView, ServiceView, StatusView,
     TenantChangeView, TenantView, TenantsView,
 };
 
@@ -287,4 +287,102 @@ pub async fn down(s: &Session, volumes: bool) -> Result<crate::views::DownView, 
         removed,
         volumes,
     })
+}
+
+/// `nats`: the server's identity and every declared stream with what the server holds
+/// of it (a stream the server lacks is `missing`). Read-only.
+pub async fn nats(s: &Session) -> Result<NatsView, AppError> {
+    let Some(n) = &s.env.services.nats else {
+        return Err(AppError::Usage(format!("nats is disabled in {}", s.env.name)));
+    };
+    let access = s.access().await?;
+    let a = access.nats.as_ref().ok_or_else(|| {
+        AppError::Usage(format!("nats is disabled in {}", s.env.name))
+    })?;
+    let client = cp_runtime::nats::connect_admin(a)
+        .await
+        .map_err(cp_seed::SeedError::from)?;
+    let info = client.server_info();
+    let js = async_nats::jetstream::new(client.clone());
+    let mut streams = Vec::new();
+    for name in s.env.streams.keys() {
+        let missing = StreamView {
+            stream: name.to_string(),
+            missing: true,
+            messages: 0,
+            bytes: 0,
+            consumers: 0,
+        };
+        match js.get_stream(name.as_str()).await {
+            Ok(mut st) => {
+                let i = st.info().await.map_err(|e| {
+                    cp_seed::SeedError::new(
+                        "nats",
+                        format!("cannot read the info of stream {name}: {e}"),
+                    )
+                })?;
+                streams.push(StreamView {
+                    missing: false,
+                    messages: i.state.messages,
+                    bytes: i.state.bytes,
+                    consumers: i.state.consumer_count,
+                    ..missing
+                });
+            }
+            Err(_) => streams.push(missing),
+        }
+    }
+    Ok(NatsView {
+        server: info.server_name.clone(),
+        version: info.version.clone(),
+        jetstream: info.jetstream,
+        client_url: format!("nats://{}@{}", n.app_user, a.endpoint.addr()),
+        monitor_url: format!("http://{}", a.monitor.addr()),
+        streams,
+    })
+}
+
+/// The alert rules the environment renders, with its own thresholds (pure: from the
+/// model and the built-in catalogue).
+pub fn alert_rules(env: &cp_core::Environment) -> AlertRulesView {
+    use cp_core::catalog::{RULES, ThresholdUnit};
+    let mut rules = Vec::new();
+    for d in RULES {
+        let Some(r) = env.alerts.rules.get(d.key) else {
+            continue;
+        };
+        let unit = match d.unit {
+            ThresholdUnit::Fraction => "fraction",
+            ThresholdUnit::Seconds => "seconds",
+            ThresholdUnit::Count => "count",
+            ThresholdUnit::PerSecond => "per_second",
+            ThresholdUnit::None => "none",
+        };
+        rules.push(AlertRuleView {
+            key: d.key.to_owned(),
+            alert: r.alert.clone(),
+            enabled: r.enabled,
+            threshold: (d.unit != ThresholdUnit::None).then_some(r.threshold),
+            unit: unit.to_owned(),
+            for_: r.for_.to_string(),
+            severity: r.severity,
+            expr: None,
+        });
+    }
+    for c in &env.alerts.custom {
+        rules.push(AlertRuleView {
+            key: "custom".to_owned(),
+            alert: c.alert.clone(),
+            enabled: true,
+            threshold: None,
+            unit: "none".to_owned(),
+            for_: c.for_.to_string(),
+            severity: c.severity,
+            expr: Some(c.expr.clone()),
+        });
+    }
+    AlertRulesView {
+        environment: env.name.to_string(),
+        rules,
+    }
 }

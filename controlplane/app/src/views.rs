@@ -503,6 +503,119 @@ pub struct ErrorView {
     pub exit_code: u8,
 }
 
+/// `nats`: the server and the declared streams.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct NatsView {
+    /// The server's name.
+    pub server: String,
+    /// The version it reports.
+    pub version: String,
+    /// Whether JetStream is on.
+    pub jetstream: bool,
+    /// Where clients connect (no password).
+    pub client_url: String,
+    /// The monitoring endpoint.
+    pub monitor_url: String,
+    /// Every stream the environment declares.
+    pub streams: Vec<StreamView>,
+}
+
+/// One declared stream and what the server holds of it.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct StreamView {
+    /// The stream.
+    pub stream: String,
+    /// Declared but absent on the server (`seed` creates it).
+    pub missing: bool,
+    /// Messages held.
+    pub messages: u64,
+    /// Bytes held.
+    pub bytes: u64,
+    /// Consumers.
+    pub consumers: usize,
+}
+
+impl fmt::Display for NatsView {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "server {} (NATS {}), JetStream {}",
+            self.server,
+            self.version,
+            if self.jetstream { "on" } else { "off" }
+        )?;
+        writeln!(
+            f,
+            "client URL: {} (monitoring: {})",
+            self.client_url, self.monitor_url
+        )?;
+        for st in &self.streams {
+            if st.missing {
+                writeln!(f, "  {:<18} missing (run `controlplane seed`)", st.stream)?;
+            } else {
+                writeln!(
+                    f,
+                    "  {:<18} {:>8} msgs {:>10} bytes {:>3} consumers",
+                    st.stream, st.messages, st.bytes, st.consumers
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One built-in alert rule with this environment's settings.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct AlertRuleView {
+    /// The key under `alerts.rules` (`high_error_rate`), or `custom` for your own.
+    pub key: String,
+    /// The alert's name (`HighErrorRate`).
+    pub alert: String,
+    /// Rendered at all.
+    pub enabled: bool,
+    /// The threshold (its meaning is in `unit`); `None` for custom rules.
+    pub threshold: Option<f64>,
+    /// What the threshold counts: `fraction`, `seconds`, `count`, `per_second`, `none`.
+    pub unit: String,
+    /// How long the condition must hold (as written, `5m`).
+    #[serde(rename = "for")]
+    pub for_: String,
+    /// `info`, `warning` or `critical`.
+    pub severity: cp_core::raw::Severity,
+    /// The PromQL of a custom rule.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expr: Option<String>,
+}
+
+/// The alert rules an environment renders, with its thresholds.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct AlertRulesView {
+    /// The environment.
+    pub environment: String,
+    /// Built-in rules (in render order), then custom ones.
+    pub rules: Vec<AlertRuleView>,
+}
+
+impl fmt::Display for AlertRulesView {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut rows = vec![
+            ["ALERT", "ENABLED", "THRESHOLD", "FOR", "SEVERITY"]
+                .map(String::from)
+                .to_vec(),
+        ];
+        for r in &self.rules {
+            rows.push(vec![
+                r.alert.clone(),
+                if r.enabled { "yes" } else { "no" }.into(),
+                r.threshold.map_or_else(|| "-".into(), |t| t.to_string()),
+                r.for_.clone(),
+                format!("{:?}", r.severity).to_lowercase(),
+            ]);
+        }
+        f.write_str(&table(&rows))
+    }
+}
+
 /// The JSON Schema of every view, by name (`docs/views/<name>.schema.json`).
 pub fn schemas() -> BTreeMap<&'static str, serde_json::Value> {
     let mut m = BTreeMap::new();
@@ -526,6 +639,8 @@ pub fn schemas() -> BTreeMap<&'static str, serde_json::Value> {
         schemars::schema_for!(TenantChangeView).to_value(),
     );
     m.insert("validate", schemars::schema_for!(ValidateView).to_value());
+    m.insert("nats", schemars::schema_for!(NatsView).to_value());
+    m.insert("alert-rules", schemars::schema_for!(AlertRulesView).to_value());
     m.insert("error", schemars::schema_for!(ErrorView).to_value());
     m
 }

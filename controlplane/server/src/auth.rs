@@ -1,0 +1,396 @@
+//! Authentication and authorization, in one middleware over every route: find the
+//! route in the access table (`crate::routes`), refuse addresses over the
+//! failed-authentication limit, identify the principal (API: a bearer token or an
+//! OIDC JWT; console: the session cookie), check the role and the tenant scope, check
+//! the CSRF token of console forms, and audit every mutation: denied, or allowed
+//! (written before the handler runs; if it cannot be written the mutation is refused)
+//! and then its result.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use chrono::Utc;
+use http::{HeaderValue, StatusCode, header};
+use schemars::JsonSchema;
+use serde::Serialize;
+
+use crate::audit::{AuditEntry, Outcome};
+use crate::error::{ApiError, ErrorCode};
+use crate::layers::RequestId;
+use crate::routes::{self, Access, Role, Route, Surface, TenantScope};
+use crate::state::AppState;
+
+/// The largest request body read (JSON bodies and console forms).
+pub const BODY_LIMIT: usize = 16 * 1024;
+
+/// How a principal authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Via {
+    /// An API token.
+    Token,
+    /// An OIDC JWT.
+    Oidc,
+    /// A console session (started with a token or JWT).
+    Session,
+}
+
+/// Who is calling.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct Principal {
+    /// `token:<name>` or `oidc:<subject>`.
+    pub actor: String,
+    /// The role.
+    pub role: Role,
+    /// The tenant it is scoped to, if any.
+    pub tenant: Option<String>,
+    /// How it authenticated.
+    pub via: Via,
+}
+
+impl Principal {
+    /// Whether this principal may see tenant `id`/`slug`.
+    pub fn may_see_tenant(&self, id: &str, slug: &str) -> bool {
+        self.tenant.as_deref().is_none_or(|t| t == id || t == slug)
+    }
+}
+
+/// Why credentials were refused (for the log and the audit detail; the client hears
+/// only "invalid credentials").
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// A token that is not (or no longer) in the store.
+    #[error("unknown, revoked or expired token")]
+    UnknownToken,
+    /// A JWT, but no OIDC is configured.
+    #[error("a JWT was presented but no OIDC issuer is configured")]
+    NoOidc,
+    /// The JWT was refused.
+    #[error(transparent)]
+    Jwt(#[from] crate::oidc::JwtError),
+    /// The token store failed.
+    #[error(transparent)]
+    Store(#[from] crate::tokens::TokenError),
+}
+
+/// Identifies the bearer of `credential` (an API token or a JWT).
+pub async fn identify(state: &AppState, credential: &str) -> Result<Principal, AuthError> {
+    if credential.starts_with(crate::tokens::PREFIX) {
+        let t = state
+            .tokens
+            .verify(credential)?
+            .ok_or(AuthError::UnknownToken)?;
+        return Ok(Principal {
+            actor: format!("token:{}", t.name),
+            role: t.role,
+            tenant: t.tenant,
+            via: Via::Token,
+        });
+    }
+    let oidc = state.oidc.as_ref().ok_or(AuthError::NoOidc)?;
+    let id = oidc.validate(credential).await?;
+    Ok(Principal {
+        actor: format!("oidc:{}", id.subject),
+        role: id.role,
+        tenant: id.tenant,
+        via: Via::Oidc,
+    })
+}
+
+/// The client's address (the peer of the connection).
+pub fn client_ip(req: &Request) -> IpAddr {
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip())
+}
+
+/// The bearer credential of a request.
+fn bearer(req: &Request) -> Option<&str> {
+    let v = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, rest) = v.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+}
+
+/// A cookie's value.
+pub fn cookie<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// The route a response came from, for the access log and the metrics.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteTemplate(pub &'static str);
+
+/// The actor of a response, for the access log.
+#[derive(Debug, Clone)]
+pub struct Actor(pub String);
+
+struct Denial {
+    error: ApiError,
+    detail: String,
+    principal: Option<Principal>,
+}
+
+fn deny(error: ApiError, detail: impl Into<String>, principal: Option<Principal>) -> Denial {
+    Denial {
+        error,
+        detail: detail.into(),
+        principal,
+    }
+}
+
+fn entry(
+    req_id: &str,
+    p: Option<&Principal>,
+    route: &Route,
+    target: &str,
+    outcome: Outcome,
+    status: u16,
+    detail: Option<String>,
+    ip: IpAddr,
+) -> AuditEntry {
+    AuditEntry {
+        time: Utc::now(),
+        request_id: req_id.to_owned(),
+        actor: p.map_or_else(|| "anonymous".to_owned(), |p| p.actor.clone()),
+        role: p.map(|p| p.role),
+        tenant: p.and_then(|p| p.tenant.clone()),
+        action: route.action.to_owned(),
+        target: target.to_owned(),
+        outcome,
+        status,
+        detail,
+        client: ip.to_string(),
+    }
+}
+
+/// The middleware (a `route_layer`, so it sees the matched route).
+pub async fn authorize(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let Some(matched) = req.extensions().get::<MatchedPath>().cloned() else {
+        return next.run(req).await;
+    };
+    let Some(route) = routes::lookup(req.method(), matched.as_str()) else {
+        let mut res = ApiError::internal(format!(
+            "{} {} is routed but missing from the access table",
+            req.method(),
+            matched.as_str()
+        ))
+        .into_response();
+        res.extensions_mut().insert(RouteTemplate("unlisted"));
+        return res;
+    };
+    let mut res = authorize_route(&state, route, req, next).await;
+    res.extensions_mut().insert(RouteTemplate(route.path));
+    res
+}
+
+async fn authorize_route(state: &AppState, route: &'static Route, req: Request, next: Next) -> Response {
+    let ip = client_ip(&req);
+    let req_id = req
+        .extensions()
+        .get::<RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_default();
+    let target = req.uri().path().to_owned();
+    let (req, principal) = match check(state, route, req, ip).await {
+        Ok(x) => x,
+        Err(d) => {
+            let status = d.error.status;
+            if route.mutates() {
+                let e = entry(
+                    &req_id,
+                    d.principal.as_ref(),
+                    route,
+                    &target,
+                    Outcome::Denied,
+                    status.as_u16(),
+                    Some(d.detail.clone()),
+                    ip,
+                );
+                if let Err(err) = state.audit.append(e).await {
+                    tracing::error!(error = %crate::state::cp_seed_chain(&err), "a denial could not be audited");
+                }
+            }
+            tracing::info!(action = route.action, status = status.as_u16(), reason = %d.detail, "denied");
+            return denial_response(route, d, status);
+        }
+    };
+    let actor = principal.as_ref().map(|p| p.actor.clone());
+    if !route.mutates() {
+        let mut res = next.run(req).await;
+        if let Some(a) = actor {
+            res.extensions_mut().insert(Actor(a));
+        }
+        return res;
+    }
+    let allowed = entry(&req_id, principal.as_ref(), route, &target, Outcome::Allowed, 0, None, ip);
+    if let Err(err) = state.audit.append(allowed).await {
+        let why = crate::state::cp_seed_chain(&err);
+        if route.access == Access::Public {
+            // Logging in changes nothing but the server's memory: it stays possible
+            // (and is logged) while the audit log cannot be written.
+            tracing::error!(error = %why, "a login attempt could not be audited");
+        } else {
+            return ApiError::audit_unavailable(why).into_response();
+        }
+    }
+    let mut res = next.run(req).await;
+    // Logging in names its principal only in the response.
+    let principal = principal.or_else(|| res.extensions().get::<Principal>().cloned());
+    let status = res.status();
+    let ok = (status.is_success() || status.is_redirection())
+        && res.extensions().get::<crate::console::Failed>().is_none();
+    let detail = res.extensions().get::<ErrorCode>().map(|c| c.0.to_owned());
+    let done = entry(
+        &req_id,
+        principal.as_ref(),
+        route,
+        &target,
+        if ok { Outcome::Succeeded } else { Outcome::Failed },
+        status.as_u16(),
+        if ok { None } else { detail.or_else(|| Some(status.to_string())) },
+        ip,
+    );
+    if let Err(err) = state.audit.append(done).await {
+        // The change is made and its `allowed` line is durable; say the result is
+        // missing rather than pretending.
+        tracing::error!(error = %crate::state::cp_seed_chain(&err), "the result of an audited mutation could not be written");
+    }
+    if let Some(a) = actor {
+        res.extensions_mut().insert(Actor(a));
+    }
+    res
+}
+
+fn denial_response(route: &Route, d: Denial, status: StatusCode) -> Response {
+    if route.surface == Surface::Console {
+        if status == StatusCode::UNAUTHORIZED {
+            return Redirect::to("/console/login").into_response();
+        }
+        return crate::console::error_page(status, &d.error.external);
+    }
+    let mut res = d.error.into_response();
+    if status == StatusCode::UNAUTHORIZED {
+        res.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"controlplane\""),
+        );
+    }
+    res
+}
+
+async fn check(
+    state: &AppState,
+    route: &'static Route,
+    req: Request,
+    ip: IpAddr,
+) -> Result<(Request, Option<Principal>), Denial> {
+    let least = match route.access {
+        Access::Public => return Ok((req, None)),
+        Access::Role(r) => r,
+    };
+    if let Some(secs) = state.failed_auth.blocked(ip) {
+        return Err(deny(
+            ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!("too many failed authentications from this address; try again in {secs}s"),
+            ),
+            "rate-limited after failed authentications",
+            None,
+        ));
+    }
+    let (principal, csrf) = match route.surface {
+        Surface::Api => match bearer(&req) {
+            None => {
+                return Err(deny(
+                    ApiError::unauthorized("this needs a bearer token: `Authorization: Bearer <token>` (`controlplane token create`)"),
+                    "no credentials",
+                    None,
+                ));
+            }
+            Some(cred) => match identify(state, cred).await {
+                Ok(p) => (p, None),
+                Err(e) => {
+                    state.failed_auth.failed(ip);
+                    return Err(deny(
+                        ApiError::unauthorized("invalid credentials"),
+                        e.to_string(),
+                        None,
+                    ));
+                }
+            },
+        },
+        Surface::Console => match cookie(req.headers(), crate::console::SESSION_COOKIE)
+            .and_then(|sid| state.sessions.get(sid))
+        {
+            Some(s) => (s.principal, Some(s.csrf)),
+            None => {
+                return Err(deny(
+                    ApiError::unauthorized("log in first"),
+                    "no console session",
+                    None,
+                ));
+            }
+        },
+    };
+    if principal.role < least {
+        return Err(deny(
+            ApiError::forbidden(format!(
+                "this needs the {least} role; you are {}",
+                principal.role
+            )),
+            format!("role {} below {least}", principal.role),
+            Some(principal),
+        ));
+    }
+    if principal.tenant.is_some() && route.tenant == TenantScope::Denied {
+        return Err(deny(
+            ApiError::forbidden("a tenant-scoped principal may use only its tenant's routes"),
+            "tenant-scoped principal on a route across tenants",
+            Some(principal),
+        ));
+    }
+    let mut req = req;
+    if let Some(expected) = csrf
+        && route.mutates()
+    {
+        let (parts, body) = req.into_parts();
+        let bytes = match axum::body::to_bytes(body, BODY_LIMIT).await {
+            Ok(b) => b,
+            Err(_) => {
+                return Err(deny(
+                    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", "the form is too large"),
+                    "form too large",
+                    Some(principal),
+                ));
+            }
+        };
+        let given = form_field(&bytes, "csrf");
+        if given.as_deref().is_none_or(|g| !crate::console::same(g, &expected)) {
+            return Err(deny(
+                ApiError::forbidden("the form's CSRF token is missing or stale; reload the page and try again"),
+                "missing or wrong CSRF token",
+                Some(principal),
+            ));
+        }
+        req = Request::from_parts(parts, Body::from(bytes));
+    }
+    req.extensions_mut().insert(principal.clone());
+    Ok((req, Some(principal)))
+}
+
+/// One field of an `application/x-www-form-urlencoded` body.
+pub fn form_field(body: &[u8], name: &str) -> Option<String> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body).unwrap_or_default();
+    pairs.into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
+}

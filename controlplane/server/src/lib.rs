@@ -1,0 +1,127 @@
+//! `controlplane serve`: the second front end over the application layer (`cp_app`).
+//! A REST API (v1) and a server-rendered web console over the same typed views the
+//! CLI prints; bearer tokens stored hashed ([`tokens`]) and optional OIDC JWTs
+//! ([`oidc`]); roles viewer < editor < admin and tenant scopes enforced per route in
+//! one table ([`routes`]) by one middleware ([`auth`]); every mutation audited,
+//! allowed or denied ([`audit`]); a status cache refreshed by a background prober
+//! ([`probe`]); `/metrics` ([`metrics`]); an OpenAPI 3.1 document generated from the
+//! code ([`openapi`]); request ids, JSON access logs and security headers
+//! ([`layers`]). Backups plug in at [`backup`].
+
+pub mod api;
+pub mod audit;
+pub mod auth;
+pub mod backup;
+pub mod config;
+pub mod console;
+pub mod error;
+pub mod layers;
+pub mod metrics;
+pub mod oidc;
+pub mod openapi;
+pub mod probe;
+pub mod ratelimit;
+pub mod routes;
+pub mod state;
+pub mod tokens;
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+
+pub use config::{Config, OidcConfig};
+pub use routes::Role;
+pub use state::AppState;
+
+/// Why the server could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}; is another server using it? pass --listen ADDR")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Serving failed.
+    #[error("the server stopped")]
+    Serve(#[source] std::io::Error),
+}
+
+/// The whole application: API, console, operational endpoints; authorization on every
+/// route, the observing layer around everything.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(api::router())
+        .merge(console::router())
+        .merge(backup::router())
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::authorize,
+        ))
+        .fallback(|| async { error::ApiError::not_found("no such route; GET /openapi.json lists the API") })
+        .layer(DefaultBodyLimit::max(auth::BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            layers::observe,
+        ))
+        .with_state(state)
+}
+
+/// JSON logs on stderr, one object per line, filtered by `RUST_LOG` (default `info`).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_current_span(true)
+        .with_span_list(false)
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter)
+        .try_init();
+}
+
+/// Serves on `listener` until SIGINT or SIGTERM, with the background prober.
+pub async fn serve_on(listener: tokio::net::TcpListener, state: AppState) -> Result<(), ServeError> {
+    let addr = listener.local_addr().map_err(ServeError::Serve)?;
+    tracing::info!(addr = %addr, url = %format!("http://{addr}/console"), environments = ?state.targets.keys().collect::<Vec<_>>(), "listening");
+    let prober = tokio::spawn(probe::run(state.clone()));
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let r = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown())
+        .await
+        .map_err(ServeError::Serve);
+    prober.abort();
+    tracing::info!("stopped");
+    r
+}
+
+/// Binds `config.listen` and serves.
+pub async fn serve(config: Config) -> Result<(), ServeError> {
+    let addr = config.listen;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })?;
+    serve_on(listener, AppState::new(config)).await
+}
+
+async fn shutdown() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
