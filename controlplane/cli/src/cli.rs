@@ -246,6 +246,21 @@ pub(crate) enum Command {
         #[command(subcommand)]
         action: TenantAction,
     },
+    /// Serve the REST API and the web console for the environments (default: every
+    /// environment in --environments).
+    #[command(after_help = "Examples:
+  controlplane serve                                   # http://127.0.0.1:7700/console
+  controlplane serve --listen 0.0.0.0:7700 --public-url https://cp.example.com
+  controlplane serve --only dev --prometheus dev=http://127.0.0.1:9091
+  controlplane serve --oidc-issuer https://id.example.com --oidc-audience controlplane")]
+    Serve(crate::commands::serve::ServeArgs),
+    /// API tokens for `serve`: create (printed once), list, revoke.
+    #[command(after_help = "Examples:
+  controlplane token create --role admin --name alice
+  controlplane token create --role viewer --name acme-dash --tenant acme --ttl 30d
+  controlplane token list
+  controlplane token revoke alice")]
+    Token(crate::commands::token::TokenArgs),
     /// Print a shell completion script.
     #[command(after_help = "Examples:
   source <(controlplane completions bash)

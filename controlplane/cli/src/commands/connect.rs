@@ -8,7 +8,6 @@ use cp_core::names::CoreKind;
 use cp_core::serverconf::REDIS_ADMIN_USER;
 use cp_core::settings::SecretSetting;
 use cp_drivers::Driver as _;
-use serde::Serialize;
 
 use super::Outcome;
 use crate::cli::{Global, Output, PgRole};

@@ -7,6 +7,8 @@ mod connect;
 mod env;
 mod render;
 mod schema;
+pub(crate) mod serve;
+pub(crate) mod token;
 mod validate;
 
 use cp_app::{AppError, Exit};
@@ -69,6 +71,11 @@ pub(crate) fn run(cli: Cli) -> Exit {
         Command::Config => config::run(&cli.global),
         Command::Schema { view } => schema::run(view.as_deref()),
         Command::Completions { shell } => schema::completions(shell),
+        Command::Token(args) => token::run(&cli.global, args),
+        Command::Serve(args) => match runtime() {
+            Ok(rt) => rt.block_on(serve::run(&cli.global, args)),
+            Err(e) => Err(Failure::Other(e)),
+        },
         other => match runtime() {
             Ok(rt) => rt.block_on(env::run(&cli.global, other)),
             Err(e) => Err(Failure::Other(e)),

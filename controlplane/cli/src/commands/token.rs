@@ -1,0 +1,145 @@
+//! `controlplane token create|list|revoke`: the server's API tokens, kept hashed in
+//! its state directory (`tokens.json`, 0600). `create` prints the token once, on
+//! stdout; nothing can show it again.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use cp_app::{AppError, Exit};
+use cp_server::Role;
+use cp_server::tokens::{TokenError, TokenStore};
+
+use super::{Failure, Outcome};
+use crate::cli::{Global, Output};
+use crate::output;
+
+/// `token` flags.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct TokenArgs {
+    /// The server's state directory (default `.controlplane/server` in the project root).
+    #[arg(long, global = true, env = "CONTROLPLANE_SERVER_DIR")]
+    pub(crate) server_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub(crate) action: TokenAction,
+}
+
+/// The role flag.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum RoleArg {
+    /// Reads everything but the audit log.
+    Viewer,
+    /// Also creates tenants.
+    Editor,
+    /// Also deletes tenants and reads the audit log.
+    Admin,
+}
+
+/// `token` subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub(crate) enum TokenAction {
+    /// Create a token and print it (once).
+    Create {
+        /// Its role.
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        /// A unique name (the audit log's actor is `token:<name>`).
+        #[arg(long)]
+        name: String,
+        /// Scope it to one tenant (id or slug): it sees only that tenant's routes.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Expire after this long (`12h`, `30d`); default: never.
+        #[arg(long)]
+        ttl: Option<String>,
+    },
+    /// List tokens (never the tokens themselves).
+    List,
+    /// Revoke a token by name.
+    Revoke {
+        /// Its name.
+        name: String,
+    },
+}
+
+fn failure(e: TokenError) -> Failure {
+    match e {
+        TokenError::Exists(_) | TokenError::BadName(_) => {
+            Failure::App(AppError::Usage(e.to_string()))
+        }
+        TokenError::NoSuchToken(_) => Failure::App(AppError::NotFound(e.to_string())),
+        other => Failure::Other(anyhow::Error::new(other)),
+    }
+}
+
+pub(crate) fn run(global: &Global, args: TokenArgs) -> Outcome {
+    let dir = super::serve::server_dir(global, args.server_dir.as_ref());
+    let store = TokenStore::new(&dir);
+    match args.action {
+        TokenAction::Create {
+            role,
+            name,
+            tenant,
+            ttl,
+        } => {
+            let ttl = ttl
+                .map(|t| {
+                    cp_core::units::Duration::parse(&t)
+                        .map(|d| chrono::Duration::seconds(d.as_secs() as i64))
+                        .map_err(|e| AppError::Usage(format!("--ttl: {e}; write e.g. 12h or 30d")))
+                })
+                .transpose()?;
+            let role = match role {
+                RoleArg::Viewer => Role::Viewer,
+                RoleArg::Editor => Role::Editor,
+                RoleArg::Admin => Role::Admin,
+            };
+            let token = store
+                .create(&name, role, tenant.clone(), ttl)
+                .map_err(failure)?;
+            match global.output {
+                Output::Json => output::json(&serde_json::json!({
+                    "name": name, "role": role, "tenant": tenant, "token": token
+                }))?,
+                Output::Text => {
+                    output::out(&format!("{token}\n"))?;
+                    eprintln!(
+                        "token `{name}` ({role}{}) created; it is shown only now, keep it safe",
+                        tenant.map(|t| format!(", tenant {t}")).unwrap_or_default()
+                    );
+                }
+            }
+        }
+        TokenAction::List => {
+            let list = store.list().map_err(failure)?;
+            match global.output {
+                Output::Json => output::json(&list)?,
+                Output::Text => {
+                    let mut rows = vec![
+                        ["NAME", "ROLE", "TENANT", "CREATED", "EXPIRES"]
+                            .map(String::from)
+                            .to_vec(),
+                    ];
+                    for t in &list {
+                        rows.push(vec![
+                            t.name.clone(),
+                            t.role.to_string(),
+                            t.tenant.clone().unwrap_or_else(|| "-".into()),
+                            t.created_at.clone(),
+                            match (&t.expires_at, t.expired) {
+                                (None, _) => "never".into(),
+                                (Some(e), true) => format!("{e} (expired)"),
+                                (Some(e), false) => e.clone(),
+                            },
+                        ]);
+                    }
+                    output::out(&cp_app::views::table(&rows))?;
+                }
+            }
+        }
+        TokenAction::Revoke { name } => {
+            store.revoke(&name).map_err(failure)?;
+            eprintln!("token `{name}` revoked");
+        }
+    }
+    Ok(Exit::Success)
+}
