@@ -179,6 +179,24 @@ pub async fn authorize(State(state): State<AppState>, req: Request, next: Next) 
         return next.run(req).await;
     };
     let Some(route) = routes::lookup(req.method(), matched.as_str()) else {
+        // The path is routed for other methods: 405, naming them.
+        let allowed: Vec<&str> = routes::all()
+            .filter(|r| r.path == matched.as_str())
+            .map(|r| r.method.as_str())
+            .collect();
+        if !allowed.is_empty() {
+            let mut res = ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                format!("{} is not allowed here; use {}", req.method(), allowed.join(", ")),
+            )
+            .into_response();
+            if let Ok(v) = HeaderValue::from_str(&allowed.join(", ")) {
+                res.headers_mut().insert(header::ALLOW, v);
+            }
+            res.extensions_mut().insert(RouteTemplate("unmatched"));
+            return res;
+        }
         let mut res = ApiError::internal(format!(
             "{} {} is routed but missing from the access table",
             req.method(),

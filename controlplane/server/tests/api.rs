@@ -77,6 +77,12 @@ async fn every_response_has_a_request_id_and_the_security_headers() {
     assert_eq!(a.headers["x-request-id"], "abc-123");
     let a = req(Method::GET, "/healthz").header("x-request-id", "a b\"<").send(&f.state).await;
     assert_ne!(a.headers["x-request-id"], "a b\"<");
+    // A routed path with another method: 405 naming the allowed ones.
+    let t = req(Method::TRACE, "/api/v1/environments").bearer(&f.viewer).send(&f.state).await;
+    assert_eq!(t.status, StatusCode::METHOD_NOT_ALLOWED, "{}", t.text());
+    assert_eq!(t.headers["allow"], "GET");
+    let d = req(Method::PUT, "/api/v1/environments/dev/tenants/acme").send(&f.state).await;
+    assert_eq!(d.headers["allow"], "GET, DELETE");
     // An unknown route is a JSON 404.
     let n = req(Method::GET, "/nope").send(&f.state).await;
     assert_eq!((n.status, n.json()["error"].clone()), (StatusCode::NOT_FOUND, json!("not_found")));

@@ -1,0 +1,129 @@
+//! The served binary for the end-to-end tests: `dev` brought up and seeded on free
+//! ports by `controlplane up`, then `controlplane serve` on 127.0.0.1:0 (the port read
+//! from its first log line), an admin token from `controlplane token create`. Both
+//! are stopped (and the data deleted) when dropped.
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::common::{controlplane, text};
+
+pub struct Served {
+    pub tmp: tempfile::TempDir,
+    pub state: PathBuf,
+    pub server_dir: PathBuf,
+    pub sets: Vec<String>,
+    pub addr: String,
+    pub admin: String,
+    pub log: Arc<Mutex<Vec<String>>>,
+    child: Option<Child>,
+}
+
+impl Served {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// The recorded pid of a service (`<state>/<service>/process.json`).
+    pub fn pid(&self, service: &str) -> u32 {
+        let bytes = std::fs::read(self.state.join(service).join("process.json")).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        v["pid"].as_u64().unwrap() as u32
+    }
+
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(c.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let _ = c.wait();
+        }
+        let o = controlplane(&self.state, &self.sets, &["down", "--volumes", "--yes"]);
+        if !o.status.success() {
+            eprintln!("cleanup failed:\n{}", text(&o));
+        }
+    }
+}
+
+/// `dev` up and seeded, served.
+pub fn served() -> Served {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let state = tmp.path().join("dev");
+    let server_dir = tmp.path().join("server");
+    let mut sets = cp_testkit::port_sets();
+    sets.push("platform=process".into());
+    let mut s = Served {
+        state: state.clone(),
+        server_dir: server_dir.clone(),
+        sets: sets.clone(),
+        addr: String::new(),
+        admin: String::new(),
+        log: Arc::new(Mutex::new(Vec::new())),
+        child: None,
+        tmp,
+    };
+    let o = controlplane(&state, &sets, &["up"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let dir = server_dir.to_str().unwrap();
+    let o = controlplane(&state, &sets, &["token", "create", "--role", "admin", "--name", "admin", "--server-dir", dir]);
+    assert!(o.status.success(), "{}", text(&o));
+    s.admin = String::from_utf8(o.stdout).unwrap().trim().to_owned();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_controlplane"));
+    cmd.current_dir(cp_testkit::repo())
+        .arg("--state-dir")
+        .arg(&state)
+        .env_remove("CONTROLPLANE_ENV")
+        .env_remove("CONTROLPLANE_ENVIRONMENTS")
+        .env_remove("VAULT_TOKEN");
+    for set in &sets {
+        cmd.args(["--set", set]);
+    }
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--only", "dev", "--probe-interval", "1s", "--server-dir", dir])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("start controlplane serve");
+    let stderr = child.stderr.take().unwrap();
+    s.child = Some(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let log = s.log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("\"listening\"") {
+                let _ = tx.send(line.clone());
+            }
+            log.lock().unwrap().push(line);
+        }
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(60))
+        .unwrap_or_else(|_| panic!("serve did not say where it listens:\n{}", s.log_text()));
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    s.addr = v["fields"]["addr"].as_str().unwrap().to_owned();
+    s
+}
+
+/// Polls `f` every 100 ms until it is `Some`, for at most `secs`.
+pub fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
