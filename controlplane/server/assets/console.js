@@ -25,6 +25,36 @@
       el.classList.add(cls);
     }
   }
+  // The rows of an environment's services table, from the event (the set of services
+  // may have changed since the page was rendered).
+  function rebuild(body, env) {
+    var withEndpoint = body.hasAttribute("data-with-endpoint");
+    var rows = env.services.map(function (s) {
+      var key = env.name + "/" + s.service;
+      var tr = document.createElement("tr");
+      var th = document.createElement("th");
+      th.scope = "row";
+      th.textContent = s.service;
+      tr.appendChild(th);
+      var cells = [["data-health", s.health, s.class], ["data-version", s.version], ["data-uptime", s.uptime]];
+      if (withEndpoint) {
+        cells.push([null, s.endpoint]);
+      }
+      cells.forEach(function (c) {
+        var td = document.createElement("td");
+        if (c[0]) {
+          td.setAttribute(c[0], key);
+        }
+        td.textContent = c[1];
+        if (c[2]) {
+          td.className = c[2];
+        }
+        tr.appendChild(td);
+      });
+      return tr;
+    });
+    body.replaceChildren.apply(body, rows);
+  }
   var source = new EventSource("/console/events");
   source.addEventListener("status", function (ev) {
     var cards;
@@ -39,7 +69,14 @@
     var summary = byAttr("data-env-summary");
     var drift = byAttr("data-env-drift");
     var probed = byAttr("data-env-probed");
+    var tbodies = byAttr("data-env-services");
+    var tiers = byAttr("data-env-tier");
     cards.forEach(function (env) {
+      var body = tbodies[env.name];
+      if (body) {
+        rebuild(body, env);
+      }
+      set(tiers[env.name], env.tier);
       set(summary[env.name], env.summary, env.class);
       set(drift[env.name], env.drift);
       set(probed[env.name], env.probed_at);

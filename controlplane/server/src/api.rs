@@ -56,8 +56,10 @@ pub struct EnvironmentView {
     pub healthy: bool,
     /// Services healthy at the last probe.
     pub services_up: usize,
-    /// Services probed.
+    /// Services this platform runs (skipped ones not counted).
     pub services_total: usize,
+    /// Services this platform does not run (apps and extras need containers).
+    pub services_skipped: usize,
     /// When it was last probed (RFC 3339).
     pub probed_at: Option<String>,
     /// Why the last probe failed.
@@ -308,7 +310,18 @@ pub(crate) fn environment_view(name: &str, e: &probe::Entry) -> EnvironmentView 
                 .filter(|v| matches!(v.health, cp_app::views::HealthView::Healthy))
                 .count()
         }),
-        services_total: st.map_or(0, |s| s.services.len()),
+        services_total: st.map_or(0, |s| {
+            s.services
+                .iter()
+                .filter(|v| !matches!(v.state, cp_app::views::StateView::Skipped(_)))
+                .count()
+        }),
+        services_skipped: st.map_or(0, |s| {
+            s.services
+                .iter()
+                .filter(|v| matches!(v.state, cp_app::views::StateView::Skipped(_)))
+                .count()
+        }),
         probed_at: e
             .probed_at
             .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),

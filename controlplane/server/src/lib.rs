@@ -89,15 +89,37 @@ pub async fn serve_on(listener: tokio::net::TcpListener, state: AppState) -> Res
     let addr = listener.local_addr().map_err(ServeError::Serve)?;
     tracing::info!(addr = %addr, url = %format!("http://{addr}/console"), environments = ?state.targets.keys().collect::<Vec<_>>(), "listening");
     let prober = tokio::spawn(probe::run(state.clone()));
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let r = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown())
-        .await
-        .map_err(ServeError::Serve);
+    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let stopping = state.shutdown.subscribe();
+    let signalled = {
+        let state = state.clone();
+        async move {
+            shutdown().await;
+            tracing::info!("stopping: finishing the requests in flight");
+            state.shutdown.send_replace(true);
+        }
+    };
+    let served = axum::serve(listener, app).with_graceful_shutdown(signalled);
+    // Requests in flight get a few seconds to finish, then the process goes anyway.
+    let deadline = async move {
+        let mut stopping = stopping;
+        let _ = stopping.wait_for(|s| *s).await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    let r = tokio::select! {
+        r = served => r.map_err(ServeError::Serve),
+        () = deadline => {
+            tracing::warn!("requests still in flight after the grace period; stopping anyway");
+            Ok(())
+        }
+    };
     prober.abort();
     tracing::info!("stopped");
     r
 }
+
+/// How long requests in flight may take to finish once a shutdown is asked for.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Binds `config.listen` and serves.
 pub async fn serve(config: Config) -> Result<(), ServeError> {

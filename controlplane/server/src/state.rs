@@ -44,6 +44,9 @@ pub struct Inner {
     pub templates: tera::Tera,
     /// An HTTP client (Prometheus queries).
     pub http: reqwest::Client,
+    /// Set when the server begins to shut down: long-lived responses (the console's
+    /// event streams) end, so the graceful shutdown does not wait on them.
+    pub shutdown: tokio::sync::watch::Sender<bool>,
 }
 
 impl std::ops::Deref for AppState {
@@ -92,6 +95,7 @@ impl AppState {
                 .timeout(std::time::Duration::from_secs(5))
                 .build()
                 .expect("an HTTP client"),
+            shutdown: tokio::sync::watch::channel(false).0,
             targets,
             config,
         };

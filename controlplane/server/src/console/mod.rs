@@ -108,6 +108,7 @@ const TEMPLATES: &[(&str, &str)] = &[
 ];
 const CSS: &str = include_str!("../../assets/console.css");
 const JS: &str = include_str!("../../assets/console.js");
+const ICON: &str = include_str!("../../assets/favicon.svg");
 
 /// The compiled templates (a template error is a bug caught by every test).
 pub fn templates() -> tera::Tera {
@@ -137,6 +138,7 @@ async fn asset(Path(file): Path<String>) -> Response {
     let (body, ct) = match file.as_str() {
         "console.css" => (CSS, "text/css; charset=utf-8"),
         "console.js" => (JS, "text/javascript; charset=utf-8"),
+        "favicon.svg" => (ICON, "image/svg+xml"),
         _ => return error_page(StatusCode::NOT_FOUND, "no such file"),
     };
     let mut res = body.into_response();
@@ -358,8 +360,10 @@ pub struct EnvCard {
     pub class: &'static str,
     /// `4/4 healthy`, or why it cannot be probed.
     pub summary: String,
-    /// The services.
+    /// The services this platform runs.
     pub services: Vec<ServiceRow>,
+    /// The services it does not run here, and why (`needs a container platform`).
+    pub skipped: String,
     /// The drift, in words.
     pub drift: String,
     /// When last probed.
@@ -372,11 +376,27 @@ pub async fn cards(state: &AppState) -> Vec<EnvCard> {
     all.iter()
         .map(|(name, e)| {
             let v = crate::api::environment_view(name, e);
-            let services: Vec<ServiceRow> = e
+            let all: Vec<&ServiceView> = e
                 .status
                 .as_ref()
-                .map(|s| s.services.iter().map(row).collect())
+                .map(|s| s.services.iter().collect())
                 .unwrap_or_default();
+            let services: Vec<ServiceRow> = all
+                .iter()
+                .filter(|s| !matches!(s.state, StateView::Skipped(_)))
+                .map(|s| row(s))
+                .collect();
+            let mut why: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+            for s in &all {
+                if let StateView::Skipped(w) = &s.state {
+                    why.entry(w.clone()).or_default().push(s.service.clone());
+                }
+            }
+            let skipped = why
+                .iter()
+                .map(|(w, names)| format!("{} ({w})", names.join(", ")))
+                .collect::<Vec<_>>()
+                .join("; ");
             let summary = match (&v.error, v.probed_at.is_some()) {
                 (Some(err), _) => format!("cannot probe: {err}"),
                 (None, false) => "not probed yet".to_owned(),
@@ -405,6 +425,7 @@ pub async fn cards(state: &AppState) -> Vec<EnvCard> {
                 class: if v.healthy { "ok" } else { "bad" },
                 summary,
                 services,
+                skipped,
                 drift,
                 probed_at: v.probed_at.unwrap_or_else(|| "-".into()),
             }
@@ -427,12 +448,20 @@ async fn overview(
 
 async fn events(State(state): State<AppState>) -> Sse<impl futures::Stream<Item = Result<Event, Infallible>>> {
     let rx = state.cache.subscribe();
-    let stream = futures::stream::unfold((state, rx, true), |(state, mut rx, first)| async move {
-        if !first && rx.changed().await.is_err() {
+    let stop = state.shutdown.subscribe();
+    let stream = futures::stream::unfold((state, rx, stop, true), |(state, mut rx, mut stop, first)| async move {
+        if *stop.borrow() {
             return None;
         }
+        if !first {
+            tokio::select! {
+                changed = rx.changed() => changed.ok()?,
+                // The server is stopping: end the stream (the browser reconnects).
+                _ = stop.wait_for(|s| *s) => return None,
+            }
+        }
         let data = serde_json::to_string(&cards(&state).await).expect("cards serialize");
-        Some((Ok(Event::default().event("status").data(data)), (state, rx, false)))
+        Some((Ok(Event::default().event("status").data(data)), (state, rx, stop, false)))
     });
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }

@@ -1,0 +1,230 @@
+//! The console in a real browser: Debian's Chromium, headless, through chromedriver
+//! (fantoccini over rustls). Log in with a token, see the four services healthy,
+//! create and delete a tenant, read the audit entries those made, have a form
+//! without its CSRF token refused, then kill one service's process and watch the
+//! overview show it down without a reload. Phone width, keyboard focus and the
+//! browser console are checked on the way. Screenshots go to `target/tmp/console/`.
+
+mod common;
+mod serve;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn chromedriver() -> (Driver, String) {
+    let port = cp_testkit::free_ports(1)[0];
+    let child = Command::new("chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver is installed (`apt-get install chromium chromium-driver`; `cargo xtask test` does it)");
+    let url = format!("http://127.0.0.1:{port}");
+    // Ready when it accepts a connection.
+    serve::eventually(30, "chromedriver to listen", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+    });
+    (Driver(child), url)
+}
+
+/// The browser's console log since the last call (chromedriver's `se/log`).
+#[derive(Debug)]
+struct BrowserLog;
+
+impl fantoccini::wd::WebDriverCompatibleCommand for BrowserLog {
+    fn endpoint(&self, base: &url::Url, session: Option<&str>) -> Result<url::Url, url::ParseError> {
+        base.join(&format!("session/{}/se/log", session.unwrap_or_default()))
+    }
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        (http::Method::POST, Some(r#"{"type":"browser"}"#.into()))
+    }
+}
+
+async fn console_errors(c: &Client) -> Vec<String> {
+    let v = c.issue_cmd(BrowserLog).await.expect("read the browser's console");
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["level"] == "SEVERE" || e["level"] == "WARNING")
+        .map(|e| e["message"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+async fn text(c: &Client, css: &str) -> String {
+    match c.find(Locator::Css(css)).await {
+        Ok(e) => e.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}
+
+async fn until(c: &Client, secs: u64, what: &str, css: &str, ok: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let t = text(c, css).await;
+        if ok(&t) {
+            return t;
+        }
+        if Instant::now() > deadline {
+            let _ = shot(c, "timeout").await;
+            panic!("timed out waiting for {what} ({css} shows {t:?})");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn shot(c: &Client, name: &str) -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("console");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}.png"));
+    std::fs::write(&path, c.screenshot().await.unwrap()).unwrap();
+    path
+}
+
+async fn js(c: &Client, script: &str) -> Value {
+    c.execute(script, vec![]).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_in_chromium() {
+    let s = tokio::task::spawn_blocking(serve::served).await.unwrap();
+    let (_driver, wd) = chromedriver();
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({"args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,900"]}),
+    );
+    caps.insert("goog:loggingPrefs".into(), json!({"browser": "ALL"}));
+    let c = ClientBuilder::rustls()
+        .unwrap()
+        .capabilities(caps)
+        .connect(&wd)
+        .await
+        .expect("a Chromium session");
+    // Close the browser however the journey ends (a panic included), so no Chromium
+    // is left behind holding the server's event stream open.
+    let result = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(journey(&c, &s))).await;
+    let _ = c.close().await;
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+async fn journey(c: &Client, s: &serve::Served) {
+    // Log in.
+    c.goto(&s.url("/console")).await.unwrap();
+    assert!(c.current_url().await.unwrap().path().ends_with("/console/login"));
+    // The keyboard reaches the token field first (it has focus) and submits with Enter.
+    let active = js(c, "return document.activeElement && document.activeElement.id").await;
+    assert_eq!(active, json!("token"));
+    c.find(Locator::Css("#token")).await.unwrap().send_keys(&format!("{}\u{E007}", s.admin)).await.unwrap();
+    serve_eventually(c, "the overview after login", |u| u.ends_with("/console")).await;
+
+    // The four services healthy (the prober probes every second; the page updates).
+    for svc in ["postgres", "redis", "nats", "vault"] {
+        until(c, 30, &format!("{svc} healthy"), &format!("[data-health=\"dev/{svc}\"]"), |t| t == "healthy").await;
+    }
+    until(c, 30, "4/4 healthy", "[data-env-summary=\"dev\"]", |t| t.contains("4/4 healthy")).await;
+    let overview = shot(c, "overview").await;
+    let docs = cp_testkit::repo().join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    if std::env::var_os("CP_UPDATE_SCREENSHOT").is_some() {
+        std::fs::copy(&overview, docs.join("console.png")).unwrap();
+    }
+    // Keyboard: the first Tab lands on the skip link.
+    c.find(Locator::Css("body")).await.unwrap().send_keys("\u{E004}").await.unwrap();
+    assert_eq!(js(c, "return document.activeElement.className").await, json!("skip"));
+
+    // Phone width: nothing wider than the screen.
+    c.set_window_size(390, 844).await.unwrap();
+    let overflow = js(c, "return document.documentElement.scrollWidth - window.innerWidth").await;
+    assert!(overflow.as_i64().unwrap() <= 0, "the overview scrolls sideways at phone width by {overflow}px");
+    shot(c, "overview-phone").await;
+    c.set_window_size(1280, 900).await.unwrap();
+
+    // Create a tenant on the environment's page.
+    c.goto(&s.url("/console/env/dev")).await.unwrap();
+    c.find(Locator::Css("#slug")).await.unwrap().send_keys("browser-co").await.unwrap();
+    c.find(Locator::Css("#name")).await.unwrap().send_keys("Browser Co").await.unwrap();
+    c.find(Locator::Css("#create-tenant")).await.unwrap().click().await.unwrap();
+    until(c, 30, "the created notice", ".notice", |t| t.contains("tenant browser-co created")).await;
+    assert!(text(c, "[data-tenant=\"browser-co\"]").await.contains("Browser Co"));
+    shot(c, "tenant-created").await;
+
+    // A form without its CSRF token is refused.
+    js(c, "document.querySelector('form.stack input[name=csrf]').remove(); return 1").await;
+    c.find(Locator::Css("#slug")).await.unwrap().send_keys("no-csrf").await.unwrap();
+    c.find(Locator::Css("#create-tenant")).await.unwrap().click().await.unwrap();
+    until(c, 10, "the CSRF refusal", "h1", |t| t.starts_with("403")).await;
+    assert!(text(c, ".error").await.contains("CSRF"));
+
+    // Delete it, confirming with its slug.
+    c.goto(&s.url("/console/env/dev")).await.unwrap();
+    c.find(Locator::Css("#confirm-browser-co")).await.unwrap().send_keys("browser-co").await.unwrap();
+    c.find(Locator::Css("[data-delete=\"browser-co\"]")).await.unwrap().click().await.unwrap();
+    until(c, 30, "the deleted notice", ".notice", |t| t.contains("tenant browser-co deleted")).await;
+    assert!(c.find(Locator::Css("[data-tenant=\"browser-co\"]")).await.is_err());
+
+    // The audit page shows what those did.
+    c.goto(&s.url("/console/audit")).await.unwrap();
+    for (action, outcome) in [
+        ("console.tenant_create", "succeeded"),
+        ("console.tenant_delete", "succeeded"),
+        ("console.tenant_create", "denied"),
+        ("console.login", "succeeded"),
+    ] {
+        let css = format!("tr[data-action=\"{action}\"][data-outcome=\"{outcome}\"]");
+        assert!(c.find(Locator::Css(&css)).await.is_ok(), "no audit row {action} {outcome}");
+    }
+    assert!(text(c, "tr[data-action=\"console.tenant_create\"][data-outcome=\"denied\"]").await.contains("CSRF"));
+    shot(c, "audit").await;
+
+    // The alerts page lists the rules with this environment's thresholds.
+    c.goto(&s.url("/console/alerts")).await.unwrap();
+    assert!(text(c, "main").await.contains("PodRestarting"));
+
+    // Kill one service; the overview shows it down without a reload.
+    c.goto(&s.url("/console")).await.unwrap();
+    until(c, 30, "redis healthy", "[data-health=\"dev/redis\"]", |t| t == "healthy").await;
+    js(c, "window.__notReloaded = true; return 1").await;
+    let pid = s.pid("redis");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    until(c, 30, "redis down", "[data-health=\"dev/redis\"]", |t| t.starts_with("down")).await;
+    assert_eq!(js(c, "return window.__notReloaded === true").await, json!(true), "the page was reloaded");
+    let cls = js(c, "return document.querySelector('[data-health=\"dev/redis\"]').className").await;
+    assert_eq!(cls, json!("bad"));
+    assert!(text(c, "[data-env-summary=\"dev\"]").await.contains("3/4 healthy"));
+    shot(c, "redis-down").await;
+
+    // Nothing went wrong in the browser (CSP violations and script errors are SEVERE).
+    // The one 403 is the refused form above, on purpose.
+    let errors: Vec<String> = console_errors(c)
+        .await
+        .into_iter()
+        .filter(|e| !(e.contains("/console/env/dev/tenants ") && e.contains("status of 403")))
+        .collect();
+    assert!(errors.is_empty(), "the browser console has errors: {errors:#?}");
+}
+
+async fn serve_eventually(c: &Client, what: &str, ok: impl Fn(&str) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let u = c.current_url().await.unwrap();
+        if ok(u.path()) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what} (at {u})");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
