@@ -44,7 +44,11 @@ fn chromedriver() -> (Driver, String) {
 struct BrowserLog;
 
 impl fantoccini::wd::WebDriverCompatibleCommand for BrowserLog {
-    fn endpoint(&self, base: &url::Url, session: Option<&str>) -> Result<url::Url, url::ParseError> {
+    fn endpoint(
+        &self,
+        base: &url::Url,
+        session: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
         base.join(&format!("session/{}/se/log", session.unwrap_or_default()))
     }
     fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
@@ -53,7 +57,10 @@ impl fantoccini::wd::WebDriverCompatibleCommand for BrowserLog {
 }
 
 async fn console_errors(c: &Client) -> Vec<String> {
-    let v = c.issue_cmd(BrowserLog).await.expect("read the browser's console");
+    let v = c
+        .issue_cmd(BrowserLog)
+        .await
+        .expect("read the browser's console");
     v.as_array()
         .into_iter()
         .flatten()
@@ -114,7 +121,8 @@ async fn the_console_in_chromium() {
         .expect("a Chromium session");
     // Close the browser however the journey ends (a panic included), so no Chromium
     // is left behind holding the server's event stream open.
-    let result = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(journey(&c, &s))).await;
+    let result =
+        futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(journey(&c, &s))).await;
     let _ = c.close().await;
     if let Err(panic) = result {
         std::panic::resume_unwind(panic);
@@ -124,18 +132,43 @@ async fn the_console_in_chromium() {
 async fn journey(c: &Client, s: &serve::Served) {
     // Log in.
     c.goto(&s.url("/console")).await.unwrap();
-    assert!(c.current_url().await.unwrap().path().ends_with("/console/login"));
+    assert!(
+        c.current_url()
+            .await
+            .unwrap()
+            .path()
+            .ends_with("/console/login")
+    );
     // The keyboard reaches the token field first (it has focus) and submits with Enter.
-    let active = js(c, "return document.activeElement && document.activeElement.id").await;
+    let active = js(
+        c,
+        "return document.activeElement && document.activeElement.id",
+    )
+    .await;
     assert_eq!(active, json!("token"));
-    c.find(Locator::Css("#token")).await.unwrap().send_keys(&format!("{}\u{E007}", s.admin)).await.unwrap();
+    c.find(Locator::Css("#token"))
+        .await
+        .unwrap()
+        .send_keys(&format!("{}\u{E007}", s.admin))
+        .await
+        .unwrap();
     serve_eventually(c, "the overview after login", |u| u.ends_with("/console")).await;
 
     // The four services healthy (the prober probes every second; the page updates).
     for svc in ["postgres", "redis", "nats", "vault"] {
-        until(c, 30, &format!("{svc} healthy"), &format!("[data-health=\"dev/{svc}\"]"), |t| t == "healthy").await;
+        until(
+            c,
+            30,
+            &format!("{svc} healthy"),
+            &format!("[data-health=\"dev/{svc}\"]"),
+            |t| t == "healthy",
+        )
+        .await;
     }
-    until(c, 30, "4/4 healthy", "[data-env-summary=\"dev\"]", |t| t.contains("4/4 healthy")).await;
+    until(c, 30, "4/4 healthy", "[data-env-summary=\"dev\"]", |t| {
+        t.contains("4/4 healthy")
+    })
+    .await;
     let overview = shot(c, "overview").await;
     let docs = cp_testkit::repo().join("docs");
     std::fs::create_dir_all(&docs).unwrap();
@@ -143,38 +176,106 @@ async fn journey(c: &Client, s: &serve::Served) {
         std::fs::copy(&overview, docs.join("console.png")).unwrap();
     }
     // Keyboard: the first Tab lands on the skip link.
-    c.find(Locator::Css("body")).await.unwrap().send_keys("\u{E004}").await.unwrap();
-    assert_eq!(js(c, "return document.activeElement.className").await, json!("skip"));
+    c.find(Locator::Css("body"))
+        .await
+        .unwrap()
+        .send_keys("\u{E004}")
+        .await
+        .unwrap();
+    assert_eq!(
+        js(c, "return document.activeElement.className").await,
+        json!("skip")
+    );
 
     // Phone width: nothing wider than the screen.
     c.set_window_size(390, 844).await.unwrap();
-    let overflow = js(c, "return document.documentElement.scrollWidth - window.innerWidth").await;
-    assert!(overflow.as_i64().unwrap() <= 0, "the overview scrolls sideways at phone width by {overflow}px");
+    let overflow = js(
+        c,
+        "return document.documentElement.scrollWidth - window.innerWidth",
+    )
+    .await;
+    assert!(
+        overflow.as_i64().unwrap() <= 0,
+        "the overview scrolls sideways at phone width by {overflow}px"
+    );
     shot(c, "overview-phone").await;
     c.set_window_size(1280, 900).await.unwrap();
 
     // Create a tenant on the environment's page.
     c.goto(&s.url("/console/env/dev")).await.unwrap();
-    c.find(Locator::Css("#slug")).await.unwrap().send_keys("browser-co").await.unwrap();
-    c.find(Locator::Css("#name")).await.unwrap().send_keys("Browser Co").await.unwrap();
-    c.find(Locator::Css("#create-tenant")).await.unwrap().click().await.unwrap();
-    until(c, 30, "the created notice", ".notice", |t| t.contains("tenant browser-co created")).await;
-    assert!(text(c, "[data-tenant=\"browser-co\"]").await.contains("Browser Co"));
+    c.find(Locator::Css("#slug"))
+        .await
+        .unwrap()
+        .send_keys("browser-co")
+        .await
+        .unwrap();
+    c.find(Locator::Css("#name"))
+        .await
+        .unwrap()
+        .send_keys("Browser Co")
+        .await
+        .unwrap();
+    c.find(Locator::Css("#create-tenant"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(c, 30, "the created notice", ".notice", |t| {
+        t.contains("tenant browser-co created")
+    })
+    .await;
+    assert!(
+        text(c, "[data-tenant=\"browser-co\"]")
+            .await
+            .contains("Browser Co")
+    );
     shot(c, "tenant-created").await;
 
     // A form without its CSRF token is refused.
-    js(c, "document.querySelector('form.stack input[name=csrf]').remove(); return 1").await;
-    c.find(Locator::Css("#slug")).await.unwrap().send_keys("no-csrf").await.unwrap();
-    c.find(Locator::Css("#create-tenant")).await.unwrap().click().await.unwrap();
+    js(
+        c,
+        "document.querySelector('form.stack input[name=csrf]').remove(); return 1",
+    )
+    .await;
+    c.find(Locator::Css("#slug"))
+        .await
+        .unwrap()
+        .send_keys("no-csrf")
+        .await
+        .unwrap();
+    c.find(Locator::Css("#create-tenant"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     until(c, 10, "the CSRF refusal", "h1", |t| t.starts_with("403")).await;
     assert!(text(c, ".error").await.contains("CSRF"));
 
     // Delete it, confirming with its slug.
     c.goto(&s.url("/console/env/dev")).await.unwrap();
-    c.find(Locator::Css("#confirm-browser-co")).await.unwrap().send_keys("browser-co").await.unwrap();
-    c.find(Locator::Css("[data-delete=\"browser-co\"]")).await.unwrap().click().await.unwrap();
-    until(c, 30, "the deleted notice", ".notice", |t| t.contains("tenant browser-co deleted")).await;
-    assert!(c.find(Locator::Css("[data-tenant=\"browser-co\"]")).await.is_err());
+    c.find(Locator::Css("#confirm-browser-co"))
+        .await
+        .unwrap()
+        .send_keys("browser-co")
+        .await
+        .unwrap();
+    c.find(Locator::Css("[data-delete=\"browser-co\"]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(c, 30, "the deleted notice", ".notice", |t| {
+        t.contains("tenant browser-co deleted")
+    })
+    .await;
+    assert!(
+        c.find(Locator::Css("[data-tenant=\"browser-co\"]"))
+            .await
+            .is_err()
+    );
 
     // The audit page shows what those did.
     c.goto(&s.url("/console/audit")).await.unwrap();
@@ -185,9 +286,19 @@ async fn journey(c: &Client, s: &serve::Served) {
         ("console.login", "succeeded"),
     ] {
         let css = format!("tr[data-action=\"{action}\"][data-outcome=\"{outcome}\"]");
-        assert!(c.find(Locator::Css(&css)).await.is_ok(), "no audit row {action} {outcome}");
+        assert!(
+            c.find(Locator::Css(&css)).await.is_ok(),
+            "no audit row {action} {outcome}"
+        );
     }
-    assert!(text(c, "tr[data-action=\"console.tenant_create\"][data-outcome=\"denied\"]").await.contains("CSRF"));
+    assert!(
+        text(
+            c,
+            "tr[data-action=\"console.tenant_create\"][data-outcome=\"denied\"]"
+        )
+        .await
+        .contains("CSRF")
+    );
     shot(c, "audit").await;
 
     // The alerts page lists the rules with this environment's thresholds.
@@ -196,15 +307,37 @@ async fn journey(c: &Client, s: &serve::Served) {
 
     // Kill one service; the overview shows it down without a reload.
     c.goto(&s.url("/console")).await.unwrap();
-    until(c, 30, "redis healthy", "[data-health=\"dev/redis\"]", |t| t == "healthy").await;
+    until(c, 30, "redis healthy", "[data-health=\"dev/redis\"]", |t| {
+        t == "healthy"
+    })
+    .await;
     js(c, "window.__notReloaded = true; return 1").await;
     let pid = s.pid("redis");
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
-    until(c, 30, "redis down", "[data-health=\"dev/redis\"]", |t| t.starts_with("down")).await;
-    assert_eq!(js(c, "return window.__notReloaded === true").await, json!(true), "the page was reloaded");
-    let cls = js(c, "return document.querySelector('[data-health=\"dev/redis\"]').className").await;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    until(c, 30, "redis down", "[data-health=\"dev/redis\"]", |t| {
+        t.starts_with("down")
+    })
+    .await;
+    assert_eq!(
+        js(c, "return window.__notReloaded === true").await,
+        json!(true),
+        "the page was reloaded"
+    );
+    let cls = js(
+        c,
+        "return document.querySelector('[data-health=\"dev/redis\"]').className",
+    )
+    .await;
     assert_eq!(cls, json!("bad"));
-    assert!(text(c, "[data-env-summary=\"dev\"]").await.contains("3/4 healthy"));
+    assert!(
+        text(c, "[data-env-summary=\"dev\"]")
+            .await
+            .contains("3/4 healthy")
+    );
     shot(c, "redis-down").await;
 
     // Nothing went wrong in the browser (CSP violations and script errors are SEVERE).
@@ -214,7 +347,10 @@ async fn journey(c: &Client, s: &serve::Served) {
         .into_iter()
         .filter(|e| !(e.contains("/console/env/dev/tenants ") && e.contains("status of 403")))
         .collect();
-    assert!(errors.is_empty(), "the browser console has errors: {errors:#?}");
+    assert!(
+        errors.is_empty(),
+        "the browser console has errors: {errors:#?}"
+    );
 }
 
 async fn serve_eventually(c: &Client, what: &str, ok: impl Fn(&str) -> bool) {
@@ -224,7 +360,10 @@ async fn serve_eventually(c: &Client, what: &str, ok: impl Fn(&str) -> bool) {
         if ok(u.path()) {
             return;
         }
-        assert!(Instant::now() < deadline, "timed out waiting for {what} (at {u})");
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what} (at {u})"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

@@ -15,7 +15,9 @@ fn st(args: &[&str]) -> std::process::Output {
         // Its cache of examples stays out of the source tree.
         .current_dir(env!("CARGO_TARGET_TMPDIR"))
         .output()
-        .expect("schemathesis is installed (`pip install schemathesis`; `cargo xtask test` does it)")
+        .expect(
+            "schemathesis is installed (`pip install schemathesis`; `cargo xtask test` does it)",
+        )
 }
 
 fn out(o: &std::process::Output) -> String {
@@ -58,7 +60,11 @@ fn schemathesis_finds_no_server_error_and_no_schema_violation() {
         "--report-dir",
         report.to_str().unwrap(),
     ]);
-    assert!(o.status.success(), "schemathesis with an admin token:\n{}", out(&o));
+    assert!(
+        o.status.success(),
+        "schemathesis with an admin token:\n{}",
+        out(&o)
+    );
     // Every operation was exercised.
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(!text.contains("No operations"), "{text}");
@@ -83,17 +89,25 @@ fn schemathesis_finds_no_server_error_and_no_schema_violation() {
     std::fs::write(hooks.path().join("cp_hooks.py"), HOOKS).unwrap();
     let o = Command::new("st")
         .args([
-            "run", &schema,
-            "--checks", "not_a_server_error,protected_needs_a_token",
-            "--phases", "examples,coverage,fuzzing",
-            "--max-examples", "10",
-            "--max-time", "30",
+            "run",
+            &schema,
+            "--checks",
+            "not_a_server_error,protected_needs_a_token",
+            "--phases",
+            "examples,coverage,fuzzing",
+            "--max-examples",
+            "10",
+            "--max-time",
+            "30",
             // No made-up credentials: a wrong token is a failed authentication, and
             // enough of those rate-limit the address (429), which is right but not
             // what this run checks.
-            "--generation-with-security-parameters", "false",
-            "--workers", "1",
-            "--seed", "7",
+            "--generation-with-security-parameters",
+            "false",
+            "--workers",
+            "1",
+            "--seed",
+            "7",
             "--no-color",
         ])
         .env("SCHEMATHESIS_TELEMETRY", "false")
@@ -104,11 +118,19 @@ fn schemathesis_finds_no_server_error_and_no_schema_violation() {
         .env("CP_CHECKED", hooks.path().join("checked"))
         .output()
         .unwrap();
-    assert!(o.status.success(), "schemathesis without a token:\n{}", out(&o));
+    assert!(
+        o.status.success(),
+        "schemathesis without a token:\n{}",
+        out(&o)
+    );
     // The check ran on every protected operation (it notes each one it judged).
     let checked = std::fs::read_to_string(hooks.path().join("checked")).unwrap_or_default();
     for op in &protected {
-        assert!(checked.lines().any(|l| l == op), "the check never judged {op}:\n{}", out(&o));
+        assert!(
+            checked.lines().any(|l| l == op),
+            "the check never judged {op}:\n{}",
+            out(&o)
+        );
     }
 }
 

@@ -499,6 +499,8 @@ async fn rollout_wait_names_the_workload_and_its_conditions_at_the_deadline() {
         .objects()
         .values()
         .filter(|o| o["kind"] == "StatefulSet" || o["kind"] == "Deployment")
+        // The control plane's own Deployment is not one of the environment's services.
+        .filter(|o| o["metadata"]["name"] != "controlplane")
         .map(|o| {
             o["metadata"]["labels"]["app.kubernetes.io/name"]
                 .as_str()
@@ -565,7 +567,18 @@ async fn teardown_deletes_only_our_labelled_objects_and_claims_by_label_only_wit
             "{k:?}"
         );
     }
-    let claims: BTreeSet<Key> = made.iter().cloned().collect();
+    // Claims the environment declares itself (the control plane's state) are claims
+    // too: kept without volumes, removed with them.
+    let declared_claims: BTreeSet<Key> = ours
+        .iter()
+        .filter(|k| k.1 == "PersistentVolumeClaim")
+        .cloned()
+        .collect();
+    let claims: BTreeSet<Key> = made
+        .iter()
+        .cloned()
+        .chain(declared_claims.iter().cloned())
+        .collect();
     let namespace: Key = ("v1".into(), "Namespace".into(), String::new(), NS.into());
 
     // The preview changes nothing and lists exactly what the teardown then removes:
@@ -579,7 +592,11 @@ async fn teardown_deletes_only_our_labelled_objects_and_claims_by_label_only_wit
         .unwrap();
     assert_eq!(fx.fake.versions(), before);
     assert!(fx.fake.requests().iter().all(|r| r.method == "GET"));
-    assert_eq!(preview.len(), ours.len() - 1, "{preview:?}");
+    assert_eq!(
+        preview.len(),
+        ours.len() - 1 - declared_claims.len(),
+        "{preview:?}"
+    );
     assert!(preview.iter().all(|r| !r.holds_data), "{preview:?}");
     assert!(
         preview

@@ -10,7 +10,9 @@ use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
-use cp_app::views::{AlertRulesView, NatsView, PlanView, StatusView, TenantChangeView, TenantView, TenantsView};
+use cp_app::views::{
+    AlertRulesView, NatsView, PlanView, StatusView, TenantChangeView, TenantView, TenantsView,
+};
 use cp_app::{Mode, Session};
 use http::{HeaderValue, StatusCode, header};
 use schemars::JsonSchema;
@@ -188,7 +190,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for J<T> {
                 "invalid",
                 e.body_text(),
             )),
-            Err(JsonRejection::BytesRejection(e)) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            Err(JsonRejection::BytesRejection(e))
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE =>
+            {
                 Err(ApiError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "too_large",
@@ -278,8 +282,10 @@ async fn metrics(State(state): State<AppState>) -> Response {
 
 async fn openapi() -> Response {
     let mut res = crate::openapi::document_json().into_response();
-    res.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     res
 }
 
@@ -362,7 +368,9 @@ pub(crate) async fn cached_status(
     match (e.status, e.error) {
         (Some(st), None) => Ok((st, e.probed_at)),
         (_, Some(err)) => Err(ApiError::new(StatusCode::BAD_GATEWAY, "probe_failed", err)),
-        (None, None) => Err(ApiError::internal("the probe recorded neither a status nor an error")),
+        (None, None) => Err(ApiError::internal(
+            "the probe recorded neither a status nor an error",
+        )),
     }
 }
 
@@ -421,10 +429,7 @@ struct PromAlert {
 }
 
 /// What the environment's Prometheus reports as pending or firing.
-pub(crate) async fn firing(
-    state: &AppState,
-    url: &str,
-) -> Result<Vec<FiringAlertView>, String> {
+pub(crate) async fn firing(state: &AppState, url: &str) -> Result<Vec<FiringAlertView>, String> {
     let u = format!("{}/api/v1/alerts", url.trim_end_matches('/'));
     let r: PromAlerts = state
         .http
@@ -436,8 +441,7 @@ pub(crate) async fn firing(
         .json()
         .await
         .map_err(|e| format!("Prometheus at {u} answered something else: {e}"))?;
-    Ok(r
-        .data
+    Ok(r.data
         .alerts
         .into_iter()
         .map(|a| FiringAlertView {

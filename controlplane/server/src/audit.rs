@@ -283,7 +283,8 @@ mod tests {
             log.append_blocking(&entry(&format!("a{i}"), Outcome::Denied))
                 .unwrap();
         }
-        log.append_blocking(&entry("b", Outcome::Succeeded)).unwrap();
+        log.append_blocking(&entry("b", Outcome::Succeeded))
+            .unwrap();
         let p = log.page_blocking(&Filter::default(), 4, 0).unwrap();
         let actors: Vec<&str> = p.entries.iter().map(|e| e.actor.as_str()).collect();
         assert_eq!(actors, ["b", "a4", "a3", "a2"]);

@@ -188,7 +188,11 @@ pub async fn authorize(State(state): State<AppState>, req: Request, next: Next) 
             let mut res = ApiError::new(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method_not_allowed",
-                format!("{} is not allowed here; use {}", req.method(), allowed.join(", ")),
+                format!(
+                    "{} is not allowed here; use {}",
+                    req.method(),
+                    allowed.join(", ")
+                ),
             )
             .into_response();
             if let Ok(v) = HeaderValue::from_str(&allowed.join(", ")) {
@@ -211,7 +215,12 @@ pub async fn authorize(State(state): State<AppState>, req: Request, next: Next) 
     res
 }
 
-async fn authorize_route(state: &AppState, route: &'static Route, req: Request, next: Next) -> Response {
+async fn authorize_route(
+    state: &AppState,
+    route: &'static Route,
+    req: Request,
+    next: Next,
+) -> Response {
     let ip = client_ip(&req);
     let req_id = req
         .extensions()
@@ -250,7 +259,16 @@ async fn authorize_route(state: &AppState, route: &'static Route, req: Request, 
         }
         return res;
     }
-    let allowed = entry(&req_id, principal.as_ref(), route, &target, Outcome::Allowed, 0, None, ip);
+    let allowed = entry(
+        &req_id,
+        principal.as_ref(),
+        route,
+        &target,
+        Outcome::Allowed,
+        0,
+        None,
+        ip,
+    );
     if let Err(err) = state.audit.append(allowed).await {
         let why = crate::state::cp_seed_chain(&err);
         if route.access == Access::Public {
@@ -273,9 +291,17 @@ async fn authorize_route(state: &AppState, route: &'static Route, req: Request, 
         principal.as_ref(),
         route,
         &target,
-        if ok { Outcome::Succeeded } else { Outcome::Failed },
+        if ok {
+            Outcome::Succeeded
+        } else {
+            Outcome::Failed
+        },
         status.as_u16(),
-        if ok { None } else { detail.or_else(|| Some(status.to_string())) },
+        if ok {
+            None
+        } else {
+            detail.or_else(|| Some(status.to_string()))
+        },
         ip,
     );
     if let Err(err) = state.audit.append(done).await {
@@ -331,7 +357,9 @@ async fn check(
         Surface::Api => match bearer(&req) {
             None => {
                 return Err(deny(
-                    ApiError::unauthorized("this needs a bearer token: `Authorization: Bearer <token>` (`controlplane token create`)"),
+                    ApiError::unauthorized(
+                        "this needs a bearer token: `Authorization: Bearer <token>` (`controlplane token create`)",
+                    ),
                     "no credentials",
                     None,
                 ));
@@ -387,16 +415,25 @@ async fn check(
             Ok(b) => b,
             Err(_) => {
                 return Err(deny(
-                    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", "the form is too large"),
+                    ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "too_large",
+                        "the form is too large",
+                    ),
                     "form too large",
                     Some(principal),
                 ));
             }
         };
         let given = form_field(&bytes, "csrf");
-        if given.as_deref().is_none_or(|g| !crate::console::same(g, &expected)) {
+        if given
+            .as_deref()
+            .is_none_or(|g| !crate::console::same(g, &expected))
+        {
             return Err(deny(
-                ApiError::forbidden("the form's CSRF token is missing or stale; reload the page and try again"),
+                ApiError::forbidden(
+                    "the form's CSRF token is missing or stale; reload the page and try again",
+                ),
                 "missing or wrong CSRF token",
                 Some(principal),
             ));

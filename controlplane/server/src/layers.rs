@@ -88,9 +88,18 @@ pub async fn observe(State(state): State<AppState>, mut req: Request, next: Next
     let h = res.headers_mut();
     h.insert(REQUEST_ID, HeaderValue::from_str(&id).expect("a sane id"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
     if !path.starts_with("/static/") {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }

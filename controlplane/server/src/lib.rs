@@ -62,7 +62,9 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             auth::authorize,
         ))
-        .fallback(|| async { error::ApiError::not_found("no such route; GET /openapi.json lists the API") })
+        .fallback(|| async {
+            error::ApiError::not_found("no such route; GET /openapi.json lists the API")
+        })
         .layer(DefaultBodyLimit::max(auth::BODY_LIMIT))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -85,7 +87,10 @@ pub fn init_logging() {
 }
 
 /// Serves on `listener` until SIGINT or SIGTERM, with the background prober.
-pub async fn serve_on(listener: tokio::net::TcpListener, state: AppState) -> Result<(), ServeError> {
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+) -> Result<(), ServeError> {
     let addr = listener.local_addr().map_err(ServeError::Serve)?;
     tracing::info!(addr = %addr, url = %format!("http://{addr}/console"), environments = ?state.targets.keys().collect::<Vec<_>>(), "listening");
     let prober = tokio::spawn(probe::run(state.clone()));

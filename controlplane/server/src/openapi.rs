@@ -13,9 +13,7 @@
 
 use std::sync::OnceLock;
 
-use cp_app::views::{
-    NatsView, PlanView, StatusView, TenantChangeView, TenantView, TenantsView,
-};
+use cp_app::views::{NatsView, PlanView, StatusView, TenantChangeView, TenantView, TenantsView};
 use schemars::generate::{Contract, SchemaSettings};
 use schemars::{JsonSchema, SchemaGenerator};
 use serde_json::{Map, Value, json};
@@ -184,7 +182,10 @@ fn ops(out: &mut SchemaGenerator, inp: &mut SchemaGenerator, action: &str) -> Op
             description: "201 when created, 200 when it existed and nothing changed. Needs editor.",
             query: vec![],
             body: Some(inline::<TenantCreateRequest>(inp)),
-            ok: Ok::Json(&[200, 201], out.subschema_for::<TenantChangeView>().to_value()),
+            ok: Ok::Json(
+                &[200, 201],
+                out.subschema_for::<TenantChangeView>().to_value(),
+            ),
             errors: &[400, 401, 403, 404, 409, 413, 415, 422, 429, 502, 503],
         },
         "tenant.get" => Op {
@@ -207,13 +208,37 @@ fn ops(out: &mut SchemaGenerator, inp: &mut SchemaGenerator, action: &str) -> Op
             summary: "The audit log, newest first",
             description: "Every mutation, denied or allowed and its result. Needs admin.",
             query: vec![
-                param("actor", inp.subschema_for::<String>().to_value(), "Exact actor (`token:ci`)."),
-                param("action", inp.subschema_for::<String>().to_value(), "Exact action (`tenant.create`)."),
+                param(
+                    "actor",
+                    inp.subschema_for::<String>().to_value(),
+                    "Exact actor (`token:ci`).",
+                ),
+                param(
+                    "action",
+                    inp.subschema_for::<String>().to_value(),
+                    "Exact action (`tenant.create`).",
+                ),
                 param("outcome", inline::<Outcome>(inp), "The outcome."),
-                param("since", json!({"type": "string", "format": "date-time"}), "At or after (RFC 3339)."),
-                param("until", json!({"type": "string", "format": "date-time"}), "Before (RFC 3339)."),
-                param("limit", json!({"type": "integer", "minimum": 1, "maximum": crate::audit::MAX_PAGE}), "Page size (default 50)."),
-                param("cursor", json!({"type": "integer", "minimum": 0}), "A previous page's `next_cursor`."),
+                param(
+                    "since",
+                    json!({"type": "string", "format": "date-time"}),
+                    "At or after (RFC 3339).",
+                ),
+                param(
+                    "until",
+                    json!({"type": "string", "format": "date-time"}),
+                    "Before (RFC 3339).",
+                ),
+                param(
+                    "limit",
+                    json!({"type": "integer", "minimum": 1, "maximum": crate::audit::MAX_PAGE}),
+                    "Page size (default 50).",
+                ),
+                param(
+                    "cursor",
+                    json!({"type": "integer", "minimum": 0}),
+                    "A previous page's `next_cursor`.",
+                ),
             ],
             body: None,
             ok: Ok::Json(&[200], out.subschema_for::<AuditPage>().to_value()),
@@ -262,8 +287,16 @@ pub fn document() -> Value {
         match &op.ok {
             Ok::Json(codes, schema) => {
                 for c in *codes {
-                    let s = if *c >= 300 { err.clone() } else { schema.clone() };
-                    let s = if r.action == "readyz" { schema.clone() } else { s };
+                    let s = if *c >= 300 {
+                        err.clone()
+                    } else {
+                        schema.clone()
+                    };
+                    let s = if r.action == "readyz" {
+                        schema.clone()
+                    } else {
+                        s
+                    };
                     responses.insert(
                         c.to_string(),
                         json!({"description": reason(*c), "content": {"application/json": {"schema": s}}}),
@@ -305,11 +338,10 @@ pub fn document() -> Value {
             }
         }
         if let Some(b) = op.body {
-            o["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": b}}});
+            o["requestBody"] =
+                json!({"required": true, "content": {"application/json": {"schema": b}}});
         }
-        let item = paths
-            .entry(r.path.to_owned())
-            .or_insert_with(|| json!({}));
+        let item = paths.entry(r.path.to_owned()).or_insert_with(|| json!({}));
         item[r.method.as_str().to_lowercase()] = o;
     }
     let schemas = out.take_definitions(true);

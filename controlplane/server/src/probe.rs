@@ -225,7 +225,8 @@ pub fn now_rfc3339() -> String {
 /// The background prober: every environment concurrently, every interval, until the
 /// process ends.
 pub async fn run(state: AppState) {
-    let mut tick = tokio::time::interval(state.config.probe_interval.max(Duration::from_millis(100)));
+    let mut tick =
+        tokio::time::interval(state.config.probe_interval.max(Duration::from_millis(100)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut n: u64 = 0;
     loop {

@@ -154,8 +154,8 @@ impl TokenStore {
     }
 
     fn write(&self, tokens: Vec<StoredToken>) -> Result<(), TokenError> {
-        let bytes = serde_json::to_vec_pretty(&TokenFile { format: 1, tokens })
-            .expect("tokens serialize");
+        let bytes =
+            serde_json::to_vec_pretty(&TokenFile { format: 1, tokens }).expect("tokens serialize");
         crate::state::ensure_private_dir(self.path.parent().expect("a file in a directory"))
             .map_err(TokenError::Write)?;
         cp_runtime::state::write_atomic(&self.path, &bytes, 0o600).map_err(TokenError::Write)
@@ -287,7 +287,10 @@ mod tests {
         ));
         store.revoke("ci").unwrap();
         assert!(store.verify(&token).unwrap().is_none());
-        assert!(matches!(store.revoke("ci"), Err(TokenError::NoSuchToken(_))));
+        assert!(matches!(
+            store.revoke("ci"),
+            Err(TokenError::NoSuchToken(_))
+        ));
     }
 
     #[test]
@@ -295,7 +298,12 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let store = TokenStore::new(tmp.path());
         let token = store
-            .create("old", Role::Admin, None, Some(chrono::Duration::seconds(-1)))
+            .create(
+                "old",
+                Role::Admin,
+                None,
+                Some(chrono::Duration::seconds(-1)),
+            )
             .unwrap();
         assert!(store.verify(&token).unwrap().is_none());
         assert!(store.list().unwrap()[0].expired);

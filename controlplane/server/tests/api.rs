@@ -15,7 +15,10 @@ use serde_json::json;
 async fn operational_endpoints_answer_without_credentials() {
     let f = fixture();
     let h = req(Method::GET, "/healthz").send(&f.state).await;
-    assert_eq!((h.status, h.json()), (StatusCode::OK, json!({"status": "ok"})));
+    assert_eq!(
+        (h.status, h.json()),
+        (StatusCode::OK, json!({"status": "ok"}))
+    );
     let r = req(Method::GET, "/readyz").send(&f.state).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert_eq!(r.json()["ready"], true);
@@ -27,13 +30,23 @@ async fn operational_endpoints_answer_without_credentials() {
         .await;
     let m = req(Method::GET, "/metrics").send(&f.state).await;
     assert_eq!(m.status, StatusCode::OK);
-    assert!(m.headers["content-type"].to_str().unwrap().starts_with("application/openmetrics-text"));
+    assert!(
+        m.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text")
+    );
     let text = m.text();
     assert!(
-        text.contains(r#"http_requests_total{route="/api/v1/environments",method="GET",status="200"} 1"#),
+        text.contains(
+            r#"http_requests_total{route="/api/v1/environments",method="GET",status="200"} 1"#
+        ),
         "{text}"
     );
-    assert!(text.contains("http_request_duration_seconds_bucket"), "{text}");
+    assert!(
+        text.contains("http_request_duration_seconds_bucket"),
+        "{text}"
+    );
     let o = req(Method::GET, "/openapi.json").send(&f.state).await;
     assert_eq!(o.status, StatusCode::OK);
     assert_eq!(o.json()["openapi"], "3.1.0");
@@ -42,15 +55,20 @@ async fn operational_endpoints_answer_without_credentials() {
 #[tokio::test]
 async fn service_up_is_exported_per_environment_and_service() {
     let f = fixture();
-    let s = req(Method::GET, "/api/v1/environments/dev/services?refresh=true")
-        .bearer(&f.viewer)
-        .send(&f.state)
-        .await;
+    let s = req(
+        Method::GET,
+        "/api/v1/environments/dev/services?refresh=true",
+    )
+    .bearer(&f.viewer)
+    .send(&f.state)
+    .await;
     assert_eq!(s.status, StatusCode::OK, "{}", s.text());
     let text = req(Method::GET, "/metrics").send(&f.state).await.text();
     for svc in ["postgres", "redis", "nats", "vault"] {
         assert!(
-            text.contains(&format!(r#"controlplane_service_up{{env="dev",service="{svc}"}} 0"#)),
+            text.contains(&format!(
+                r#"controlplane_service_up{{env="dev",service="{svc}"}} 0"#
+            )),
             "{text}"
         );
     }
@@ -59,7 +77,12 @@ async fn service_up_is_exported_per_environment_and_service() {
 #[tokio::test]
 async fn every_response_has_a_request_id_and_the_security_headers() {
     let f = fixture();
-    for uri in ["/healthz", "/api/v1/environments", "/console/login", "/nope"] {
+    for uri in [
+        "/healthz",
+        "/api/v1/environments",
+        "/console/login",
+        "/nope",
+    ] {
         let a = req(Method::GET, uri).send(&f.state).await;
         let h = &a.headers;
         assert_eq!(h["x-request-id"].len(), 32, "{uri}");
@@ -67,25 +90,42 @@ async fn every_response_has_a_request_id_and_the_security_headers() {
         assert_eq!(h["x-content-type-options"], "nosniff", "{uri}");
         assert_eq!(h["referrer-policy"], "no-referrer", "{uri}");
         let csp = h["content-security-policy"].to_str().unwrap();
-        assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{csp}");
+        assert!(
+            csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+            "{csp}"
+        );
         assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
         // No TLS configured: no HSTS.
         assert!(h.get("strict-transport-security").is_none(), "{uri}");
     }
     // A sane client id is echoed; an unsafe one is replaced.
-    let a = req(Method::GET, "/healthz").header("x-request-id", "abc-123").send(&f.state).await;
+    let a = req(Method::GET, "/healthz")
+        .header("x-request-id", "abc-123")
+        .send(&f.state)
+        .await;
     assert_eq!(a.headers["x-request-id"], "abc-123");
-    let a = req(Method::GET, "/healthz").header("x-request-id", "a b\"<").send(&f.state).await;
+    let a = req(Method::GET, "/healthz")
+        .header("x-request-id", "a b\"<")
+        .send(&f.state)
+        .await;
     assert_ne!(a.headers["x-request-id"], "a b\"<");
     // A routed path with another method: 405 naming the allowed ones.
-    let t = req(Method::TRACE, "/api/v1/environments").bearer(&f.viewer).send(&f.state).await;
+    let t = req(Method::TRACE, "/api/v1/environments")
+        .bearer(&f.viewer)
+        .send(&f.state)
+        .await;
     assert_eq!(t.status, StatusCode::METHOD_NOT_ALLOWED, "{}", t.text());
     assert_eq!(t.headers["allow"], "GET");
-    let d = req(Method::PUT, "/api/v1/environments/dev/tenants/acme").send(&f.state).await;
+    let d = req(Method::PUT, "/api/v1/environments/dev/tenants/acme")
+        .send(&f.state)
+        .await;
     assert_eq!(d.headers["allow"], "GET, DELETE");
     // An unknown route is a JSON 404.
     let n = req(Method::GET, "/nope").send(&f.state).await;
-    assert_eq!((n.status, n.json()["error"].clone()), (StatusCode::NOT_FOUND, json!("not_found")));
+    assert_eq!(
+        (n.status, n.json()["error"].clone()),
+        (StatusCode::NOT_FOUND, json!("not_found"))
+    );
 }
 
 #[tokio::test]
@@ -104,14 +144,25 @@ async fn hsts_and_secure_cookies_when_served_over_tls() {
         "max-age=31536000; includeSubDomains"
     );
     let cookie = a.headers["set-cookie"].to_str().unwrap();
-    assert!(cookie.contains("Secure") && cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    assert!(
+        cookie.contains("Secure")
+            && cookie.contains("HttpOnly")
+            && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
 }
 
 #[tokio::test]
 async fn environments_services_and_plan_answer_with_the_cli_views() {
     let f = fixture();
-    let who = req(Method::GET, "/api/v1/whoami").bearer(&f.editor).send(&f.state).await;
-    assert_eq!(who.json(), json!({"actor": "token:editor", "role": "editor", "tenant": null, "via": "token"}));
+    let who = req(Method::GET, "/api/v1/whoami")
+        .bearer(&f.editor)
+        .send(&f.state)
+        .await;
+    assert_eq!(
+        who.json(),
+        json!({"actor": "token:editor", "role": "editor", "tenant": null, "via": "token"})
+    );
 
     let s = req(Method::GET, "/api/v1/environments/dev/services")
         .bearer(&f.viewer)
@@ -122,34 +173,66 @@ async fn environments_services_and_plan_answer_with_the_cli_views() {
     assert_eq!(v["environment"], "dev");
     assert_eq!(v["driver"], "process");
     assert_eq!(v["healthy"], false);
-    let names: Vec<&str> = v["services"].as_array().unwrap().iter().map(|s| s["service"].as_str().unwrap()).collect();
-    assert!(names.starts_with(&["postgres", "redis", "nats", "vault"]), "{names:?}");
+    let names: Vec<&str> = v["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["service"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.starts_with(&["postgres", "redis", "nats", "vault"]),
+        "{names:?}"
+    );
     assert!(s.headers.contains_key("age"));
 
-    let l = req(Method::GET, "/api/v1/environments").bearer(&f.viewer).send(&f.state).await;
+    let l = req(Method::GET, "/api/v1/environments")
+        .bearer(&f.viewer)
+        .send(&f.state)
+        .await;
     let e = &l.json()["environments"][0];
     assert_eq!(e["name"], "dev");
     assert_eq!(e["tier"], "dev");
     assert_eq!(e["healthy"], false);
     assert!(e["services_total"].as_u64().unwrap() >= 4, "{e}");
-    let one = req(Method::GET, "/api/v1/environments/dev").bearer(&f.viewer).send(&f.state).await;
+    let one = req(Method::GET, "/api/v1/environments/dev")
+        .bearer(&f.viewer)
+        .send(&f.state)
+        .await;
     assert_eq!(one.json()["name"], "dev");
-    let missing = req(Method::GET, "/api/v1/environments/nope").bearer(&f.viewer).send(&f.state).await;
+    let missing = req(Method::GET, "/api/v1/environments/nope")
+        .bearer(&f.viewer)
+        .send(&f.state)
+        .await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
-    let missing = req(Method::GET, "/api/v1/environments/nope/services").bearer(&f.viewer).send(&f.state).await;
+    let missing = req(Method::GET, "/api/v1/environments/nope/services")
+        .bearer(&f.viewer)
+        .send(&f.state)
+        .await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
 
-    let p = req(Method::GET, "/api/v1/environments/dev/plan").bearer(&f.viewer).send(&f.state).await;
+    let p = req(Method::GET, "/api/v1/environments/dev/plan")
+        .bearer(&f.viewer)
+        .send(&f.state)
+        .await;
     assert_eq!(p.status, StatusCode::OK, "{}", p.text());
     let plan = p.json();
     assert_eq!(plan["environment"], "dev");
     assert_eq!(plan["changes_pending"], true);
-    assert!(plan["summary"]["deferred"].as_array().unwrap().contains(&json!("database")), "{plan}");
+    assert!(
+        plan["summary"]["deferred"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("database")),
+        "{plan}"
+    );
 
-    let bad = req(Method::GET, "/api/v1/environments/dev/services?refresh=maybe")
-        .bearer(&f.viewer)
-        .send(&f.state)
-        .await;
+    let bad = req(
+        Method::GET,
+        "/api/v1/environments/dev/services?refresh=maybe",
+    )
+    .bearer(&f.viewer)
+    .send(&f.state)
+    .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.text());
     assert_eq!(bad.json()["error"], "bad_request");
 }
@@ -157,7 +240,11 @@ async fn environments_services_and_plan_answer_with_the_cli_views() {
 #[tokio::test]
 async fn service_backed_routes_say_which_service_failed_with_a_502() {
     let f = fixture();
-    for uri in ["/api/v1/environments/dev/streams", "/api/v1/environments/dev/tenants", "/api/v1/environments/dev/tenants/acme"] {
+    for uri in [
+        "/api/v1/environments/dev/streams",
+        "/api/v1/environments/dev/tenants",
+        "/api/v1/environments/dev/tenants/acme",
+    ] {
         let a = req(Method::GET, uri).bearer(&f.viewer).send(&f.state).await;
         assert_eq!(a.status, StatusCode::BAD_GATEWAY, "{uri}: {}", a.text());
         assert_eq!(a.json()["error"], "service_failed", "{uri}");
@@ -173,14 +260,23 @@ async fn service_backed_routes_say_which_service_failed_with_a_502() {
 #[tokio::test]
 async fn alert_rules_carry_the_environments_thresholds() {
     let f = fixture();
-    let a = req(Method::GET, "/api/v1/environments/dev/alerts").bearer(&f.viewer).send(&f.state).await;
+    let a = req(Method::GET, "/api/v1/environments/dev/alerts")
+        .bearer(&f.viewer)
+        .send(&f.state)
+        .await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.text());
     let v = a.json();
     let rules = v["rules"]["rules"].as_array().unwrap();
-    let restart = rules.iter().find(|r| r["key"] == "pod_restarting").expect("pod_restarting");
+    let restart = rules
+        .iter()
+        .find(|r| r["key"] == "pod_restarting")
+        .expect("pod_restarting");
     // dev.yaml sets it to 10 (the default is lower).
     assert_eq!(restart["threshold"], json!(10.0), "{restart}");
-    let auth = rules.iter().find(|r| r["key"] == "failed_auth_spike").unwrap();
+    let auth = rules
+        .iter()
+        .find(|r| r["key"] == "failed_auth_spike")
+        .unwrap();
     assert_eq!(auth["enabled"], false);
     assert_eq!(v["prometheus"], json!(null));
     assert_eq!(v["firing"], json!(null));
@@ -190,19 +286,51 @@ async fn alert_rules_carry_the_environments_thresholds() {
 async fn bodies_are_validated_and_capped() {
     let f = fixture();
     let post = |body: Vec<u8>, ct: &str| {
-        let mut r = req(Method::POST, "/api/v1/environments/dev/tenants").bearer(&f.editor).header("content-type", ct);
+        let mut r = req(Method::POST, "/api/v1/environments/dev/tenants")
+            .bearer(&f.editor)
+            .header("content-type", ct);
         r.body = body;
         r
     };
-    let big = post(vec![b'a'; 20 * 1024], "application/json").send(&f.state).await;
+    let big = post(vec![b'a'; 20 * 1024], "application/json")
+        .send(&f.state)
+        .await;
     assert_eq!(big.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", big.text());
-    let not_json = post(b"slug=acme".to_vec(), "text/plain").send(&f.state).await;
-    assert_eq!(not_json.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{}", not_json.text());
-    let unknown = post(br#"{"slug":"a","extra":1}"#.to_vec(), "application/json").send(&f.state).await;
-    assert_eq!(unknown.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", unknown.text());
-    let bad_slug = post(br#"{"slug":"Not A Slug"}"#.to_vec(), "application/json").send(&f.state).await;
-    assert_eq!(bad_slug.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad_slug.text());
-    assert!(bad_slug.json()["message"].as_str().unwrap().contains("slug"), "{}", bad_slug.text());
+    let not_json = post(b"slug=acme".to_vec(), "text/plain")
+        .send(&f.state)
+        .await;
+    assert_eq!(
+        not_json.status,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "{}",
+        not_json.text()
+    );
+    let unknown = post(br#"{"slug":"a","extra":1}"#.to_vec(), "application/json")
+        .send(&f.state)
+        .await;
+    assert_eq!(
+        unknown.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        unknown.text()
+    );
+    let bad_slug = post(br#"{"slug":"Not A Slug"}"#.to_vec(), "application/json")
+        .send(&f.state)
+        .await;
+    assert_eq!(
+        bad_slug.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        bad_slug.text()
+    );
+    assert!(
+        bad_slug.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("slug"),
+        "{}",
+        bad_slug.text()
+    );
     // Deleting needs the confirmation, before anything is touched.
     let d = req(Method::DELETE, "/api/v1/environments/dev/tenants/acme")
         .bearer(&f.admin)
@@ -234,7 +362,13 @@ async fn every_mutation_is_audited_denied_or_allowed_with_its_result() {
     let e = audit(&f.state, &f.admin, "").await;
     let summary: Vec<(String, String, u64)> = e
         .iter()
-        .map(|e| (e["actor"].as_str().unwrap().to_owned(), e["outcome"].as_str().unwrap().to_owned(), e["status"].as_u64().unwrap()))
+        .map(|e| {
+            (
+                e["actor"].as_str().unwrap().to_owned(),
+                e["outcome"].as_str().unwrap().to_owned(),
+                e["status"].as_u64().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(
         summary,
@@ -252,27 +386,67 @@ async fn every_mutation_is_audited_denied_or_allowed_with_its_result() {
     assert_eq!(viewer["role"], "viewer");
     assert_eq!(viewer["client"], "127.0.0.1");
     // Reads are not audited.
-    let _ = req(Method::GET, "/api/v1/environments").bearer(&f.viewer).send(&f.state).await;
+    let _ = req(Method::GET, "/api/v1/environments")
+        .bearer(&f.viewer)
+        .send(&f.state)
+        .await;
     assert_eq!(audit(&f.state, &f.admin, "").await.len(), 4);
     // Filters and pages.
     assert_eq!(audit(&f.state, &f.admin, "outcome=denied").await.len(), 2);
-    assert_eq!(audit(&f.state, &f.admin, "actor=token:viewer").await.len(), 1);
-    assert_eq!(audit(&f.state, &f.admin, "action=tenant.delete").await.len(), 0);
-    assert_eq!(audit(&f.state, &f.admin, "since=2000-01-01T00:00:00Z&until=2000-01-02T00:00:00Z").await.len(), 0);
-    let p = req(Method::GET, "/api/v1/audit?limit=3").bearer(&f.admin).send(&f.state).await.json();
+    assert_eq!(
+        audit(&f.state, &f.admin, "actor=token:viewer").await.len(),
+        1
+    );
+    assert_eq!(
+        audit(&f.state, &f.admin, "action=tenant.delete")
+            .await
+            .len(),
+        0
+    );
+    assert_eq!(
+        audit(
+            &f.state,
+            &f.admin,
+            "since=2000-01-01T00:00:00Z&until=2000-01-02T00:00:00Z"
+        )
+        .await
+        .len(),
+        0
+    );
+    let p = req(Method::GET, "/api/v1/audit?limit=3")
+        .bearer(&f.admin)
+        .send(&f.state)
+        .await
+        .json();
     assert_eq!(p["entries"].as_array().unwrap().len(), 3);
     assert_eq!(p["next_cursor"], 3);
-    let p2 = req(Method::GET, "/api/v1/audit?limit=3&cursor=3").bearer(&f.admin).send(&f.state).await.json();
+    let p2 = req(Method::GET, "/api/v1/audit?limit=3&cursor=3")
+        .bearer(&f.admin)
+        .send(&f.state)
+        .await
+        .json();
     assert_eq!(p2["entries"].as_array().unwrap().len(), 1);
     assert_eq!(p2["next_cursor"], json!(null));
-    for q in ["limit=0", "limit=201", "since=yesterday", "outcome=maybe", "bogus=1"] {
-        let a = req(Method::GET, &format!("/api/v1/audit?{q}")).bearer(&f.admin).send(&f.state).await;
+    for q in [
+        "limit=0",
+        "limit=201",
+        "since=yesterday",
+        "outcome=maybe",
+        "bogus=1",
+    ] {
+        let a = req(Method::GET, &format!("/api/v1/audit?{q}"))
+            .bearer(&f.admin)
+            .send(&f.state)
+            .await;
         assert_eq!(a.status, StatusCode::BAD_REQUEST, "{q}: {}", a.text());
     }
     // The file is 0600 and every line is JSON.
     let path = f.tmp.path().join("server/audit.jsonl");
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     let text = std::fs::read_to_string(&path).unwrap();
     assert_eq!(text.lines().count(), 4);
     assert!(!text.contains("cpt_"), "no token in the audit log");
@@ -296,11 +470,19 @@ async fn a_hundred_failed_logins_from_one_address_are_rate_limited_while_another
     }
     assert_eq!(limited, 90, "10 failures per minute, then refused");
     // Refused even with good credentials now, so guessing stops.
-    let good = req(Method::GET, "/api/v1/environments").bearer(&f.admin).from("127.0.0.7").send(&f.state).await;
+    let good = req(Method::GET, "/api/v1/environments")
+        .bearer(&f.admin)
+        .from("127.0.0.7")
+        .send(&f.state)
+        .await;
     assert_eq!(good.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(good.json()["error"], "rate_limited");
     // Another address is unaffected, on the API and the console.
-    let other = req(Method::GET, "/api/v1/environments").bearer(&f.admin).from("127.0.0.8").send(&f.state).await;
+    let other = req(Method::GET, "/api/v1/environments")
+        .bearer(&f.admin)
+        .from("127.0.0.8")
+        .send(&f.state)
+        .await;
     assert_eq!(other.status, StatusCode::OK);
     // The console login counts too.
     let form = req(Method::GET, "/console/login").send(&f.state).await;
@@ -325,20 +507,39 @@ async fn with_the_state_directory_read_only_mutations_fail_clearly_and_reads_wor
     let f = fixture();
     let dir = f.tmp.path().join("server");
     // Root ignores permission bits: make the directory and its files immutable.
-    let _ = req(Method::POST, "/api/v1/environments/dev/tenants").json(json!({})).send(&f.state).await;
+    let _ = req(Method::POST, "/api/v1/environments/dev/tenants")
+        .json(json!({}))
+        .send(&f.state)
+        .await;
     struct Immutable(Vec<std::path::PathBuf>);
     impl Drop for Immutable {
         fn drop(&mut self) {
             for p in &self.0 {
-                let _ = std::process::Command::new("chattr").arg("-i").arg(p).status();
+                let _ = std::process::Command::new("chattr")
+                    .arg("-i")
+                    .arg(p)
+                    .status();
             }
         }
     }
-    let paths = vec![dir.join("audit.jsonl"), dir.join("tokens.json"), dir.clone()];
+    let paths = vec![
+        dir.join("audit.jsonl"),
+        dir.join("tokens.json"),
+        dir.clone(),
+    ];
     let _guard = Immutable(paths.clone());
     for p in &paths {
-        let ok = std::process::Command::new("chattr").arg("+i").arg(p).status().unwrap().success();
-        assert!(ok, "chattr +i {} (the tests need an ext4-like filesystem and root)", p.display());
+        let ok = std::process::Command::new("chattr")
+            .arg("+i")
+            .arg(p)
+            .status()
+            .unwrap()
+            .success();
+        assert!(
+            ok,
+            "chattr +i {} (the tests need an ext4-like filesystem and root)",
+            p.display()
+        );
     }
     let c = req(Method::POST, "/api/v1/environments/dev/tenants")
         .bearer(&f.editor)
@@ -347,9 +548,16 @@ async fn with_the_state_directory_read_only_mutations_fail_clearly_and_reads_wor
         .await;
     assert_eq!(c.status, StatusCode::SERVICE_UNAVAILABLE, "{}", c.text());
     assert_eq!(c.json()["error"], "audit_unavailable");
-    assert!(c.json()["message"].as_str().unwrap().contains("read-only"), "{}", c.text());
+    assert!(
+        c.json()["message"].as_str().unwrap().contains("read-only"),
+        "{}",
+        c.text()
+    );
     // Reads, authentication and the audit log still work.
-    let r = req(Method::GET, "/api/v1/environments/dev/services").bearer(&f.viewer).send(&f.state).await;
+    let r = req(Method::GET, "/api/v1/environments/dev/services")
+        .bearer(&f.viewer)
+        .send(&f.state)
+        .await;
     assert_eq!(r.status, StatusCode::OK);
     // The denial from before; the refused mutation left nothing (it could not).
     assert_eq!(audit(&f.state, &f.admin, "").await.len(), 1);
@@ -357,7 +565,11 @@ async fn with_the_state_directory_read_only_mutations_fail_clearly_and_reads_wor
     assert_eq!(ready.status, StatusCode::OK);
     assert_eq!(ready.json()["audit_writable"], false);
     // Token creation says why it cannot.
-    let e = f.state.tokens.create("new", Role::Viewer, None, None).unwrap_err();
+    let e = f
+        .state
+        .tokens
+        .create("new", Role::Viewer, None, None)
+        .unwrap_err();
     assert!(cp_server::state::ensure_private_dir(&dir).is_ok());
     assert!(e.to_string().contains("cannot write the token file"), "{e}");
 }
@@ -372,7 +584,10 @@ async fn the_console_logs_in_with_a_token_and_checks_csrf_on_every_form() {
     let root = req(Method::GET, "/").send(&f.state).await;
     assert_eq!(root.headers["location"], "/console");
     // The login form's own CSRF check.
-    let bad = req(Method::POST, "/console/login").form(&[("token", &f.admin), ("csrf", "x")]).send(&f.state).await;
+    let bad = req(Method::POST, "/console/login")
+        .form(&[("token", &f.admin), ("csrf", "x")])
+        .send(&f.state)
+        .await;
     assert_eq!(bad.status, StatusCode::FORBIDDEN);
     let wrong = {
         let form = req(Method::GET, "/console/login").send(&f.state).await;
@@ -387,22 +602,56 @@ async fn the_console_logs_in_with_a_token_and_checks_csrf_on_every_form() {
     assert!(wrong.text().contains("invalid token"));
 
     let (cookie, csrf) = console_login(&f.state, &f.admin).await;
-    for uri in ["/console", "/console/env/dev", "/console/alerts", "/console/audit", "/console/audit?outcome=denied&actor=x"] {
-        let p = req(Method::GET, uri).header("cookie", &cookie).send(&f.state).await;
+    for uri in [
+        "/console",
+        "/console/env/dev",
+        "/console/alerts",
+        "/console/audit",
+        "/console/audit?outcome=denied&actor=x",
+    ] {
+        let p = req(Method::GET, uri)
+            .header("cookie", &cookie)
+            .send(&f.state)
+            .await;
         assert_eq!(p.status, StatusCode::OK, "{uri}: {}", p.text());
         let html = p.text();
-        assert!(html.contains("<script src=\"/static/console.js\" defer></script>"), "{uri}");
-        assert!(!html.contains("<script>") && !html.contains("style="), "{uri}: nothing inline");
+        assert!(
+            html.contains("<script src=\"/static/console.js\" defer></script>"),
+            "{uri}"
+        );
+        assert!(
+            !html.contains("<script>") && !html.contains("style="),
+            "{uri}: nothing inline"
+        );
         // Every form carries the CSRF token.
-        assert_eq!(html.matches("<form").count(), html.matches(&format!("name=\"csrf\" value=\"{csrf}\"")).count(), "{uri}");
+        assert_eq!(
+            html.matches("<form").count(),
+            html.matches(&format!("name=\"csrf\" value=\"{csrf}\""))
+                .count(),
+            "{uri}"
+        );
     }
-    let env = req(Method::GET, "/console/env/dev").header("cookie", &cookie).send(&f.state).await.text();
-    assert!(env.contains("postgres") && env.contains("Create tenant"), "{env}");
-    let nope = req(Method::GET, "/console/env/nope").header("cookie", &cookie).send(&f.state).await;
+    let env = req(Method::GET, "/console/env/dev")
+        .header("cookie", &cookie)
+        .send(&f.state)
+        .await
+        .text();
+    assert!(
+        env.contains("postgres") && env.contains("Create tenant"),
+        "{env}"
+    );
+    let nope = req(Method::GET, "/console/env/nope")
+        .header("cookie", &cookie)
+        .send(&f.state)
+        .await;
     assert_eq!(nope.status, StatusCode::NOT_FOUND);
 
     // A form without its CSRF token is refused and audited.
-    let no = req(Method::POST, "/console/env/dev/tenants").header("cookie", &cookie).form(&[("slug", "acme")]).send(&f.state).await;
+    let no = req(Method::POST, "/console/env/dev/tenants")
+        .header("cookie", &cookie)
+        .form(&[("slug", "acme")])
+        .send(&f.state)
+        .await;
     assert_eq!(no.status, StatusCode::FORBIDDEN, "{}", no.text());
     let wrong = req(Method::POST, "/console/env/dev/tenants")
         .header("cookie", &cookie)
@@ -410,7 +659,12 @@ async fn the_console_logs_in_with_a_token_and_checks_csrf_on_every_form() {
         .send(&f.state)
         .await;
     assert_eq!(wrong.status, StatusCode::FORBIDDEN);
-    let denied = audit(&f.state, &f.admin, "outcome=denied&action=console.tenant_create").await;
+    let denied = audit(
+        &f.state,
+        &f.admin,
+        "outcome=denied&action=console.tenant_create",
+    )
+    .await;
     assert_eq!(denied.len(), 2);
     assert_eq!(denied[0]["detail"], "missing or wrong CSRF token");
     // With it, the action runs (and fails here: nothing runs) and says why on the page.
@@ -420,27 +674,60 @@ async fn the_console_logs_in_with_a_token_and_checks_csrf_on_every_form() {
         .send(&f.state)
         .await;
     assert_eq!(ok.status, StatusCode::SEE_OTHER);
-    assert!(ok.headers["location"].to_str().unwrap().starts_with("/console/env/dev?error="), "{:?}", ok.headers);
-    let failed = audit(&f.state, &f.admin, "action=console.tenant_create&outcome=failed").await;
-    assert_eq!(failed.len(), 1, "a redirect after a failure is audited as failed");
+    assert!(
+        ok.headers["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("/console/env/dev?error="),
+        "{:?}",
+        ok.headers
+    );
+    let failed = audit(
+        &f.state,
+        &f.admin,
+        "action=console.tenant_create&outcome=failed",
+    )
+    .await;
+    assert_eq!(
+        failed.len(),
+        1,
+        "a redirect after a failure is audited as failed"
+    );
     let del = req(Method::POST, "/console/env/dev/tenants/acme/delete")
         .header("cookie", &cookie)
         .form(&[("confirm", "nope"), ("csrf", &csrf)])
         .send(&f.state)
         .await;
-    assert!(del.headers["location"].to_str().unwrap().contains("error="), "{:?}", del.headers);
+    assert!(
+        del.headers["location"].to_str().unwrap().contains("error="),
+        "{:?}",
+        del.headers
+    );
 
     // Static assets.
     let css = req(Method::GET, "/static/console.css").send(&f.state).await;
     assert_eq!(css.headers["content-type"], "text/css; charset=utf-8");
     let js = req(Method::GET, "/static/console.js").send(&f.state).await;
     assert_eq!(js.headers["content-type"], "text/javascript; charset=utf-8");
-    assert_eq!(req(Method::GET, "/static/other.js").send(&f.state).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        req(Method::GET, "/static/other.js")
+            .send(&f.state)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
 
     // Logging out ends the session.
-    let out = req(Method::POST, "/console/logout").header("cookie", &cookie).form(&[("csrf", &csrf)]).send(&f.state).await;
+    let out = req(Method::POST, "/console/logout")
+        .header("cookie", &cookie)
+        .form(&[("csrf", &csrf)])
+        .send(&f.state)
+        .await;
     assert_eq!(out.status, StatusCode::SEE_OTHER);
-    let after = req(Method::GET, "/console").header("cookie", &cookie).send(&f.state).await;
+    let after = req(Method::GET, "/console")
+        .header("cookie", &cookie)
+        .send(&f.state)
+        .await;
     assert_eq!(after.headers["location"], "/console/login");
 }
 
@@ -448,11 +735,22 @@ async fn the_console_logs_in_with_a_token_and_checks_csrf_on_every_form() {
 async fn console_roles_hide_and_refuse_what_they_may_not_do() {
     let f = fixture();
     let (cookie, csrf) = console_login(&f.state, &f.viewer).await;
-    let env = req(Method::GET, "/console/env/dev").header("cookie", &cookie).send(&f.state).await.text();
+    let env = req(Method::GET, "/console/env/dev")
+        .header("cookie", &cookie)
+        .send(&f.state)
+        .await
+        .text();
     assert!(!env.contains("Create tenant"));
-    let audit_page = req(Method::GET, "/console/audit").header("cookie", &cookie).send(&f.state).await;
+    let audit_page = req(Method::GET, "/console/audit")
+        .header("cookie", &cookie)
+        .send(&f.state)
+        .await;
     assert_eq!(audit_page.status, StatusCode::FORBIDDEN);
-    let c = req(Method::POST, "/console/env/dev/tenants").header("cookie", &cookie).form(&[("slug", "a"), ("csrf", &csrf)]).send(&f.state).await;
+    let c = req(Method::POST, "/console/env/dev/tenants")
+        .header("cookie", &cookie)
+        .form(&[("slug", "a"), ("csrf", &csrf)])
+        .send(&f.state)
+        .await;
     assert_eq!(c.status, StatusCode::FORBIDDEN);
 }
 
@@ -467,7 +765,11 @@ async fn the_event_stream_sends_the_status_of_every_environment() {
         .header("cookie", &cookie)
         .body(axum::body::Body::empty())
         .unwrap();
-    r.extensions_mut().insert(axum::extract::ConnectInfo(std::net::SocketAddr::from(([127, 0, 0, 1], 1))));
+    r.extensions_mut()
+        .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+            [127, 0, 0, 1],
+            1,
+        ))));
     let res = cp_server::router(f.state.clone()).oneshot(r).await.unwrap();
     assert_eq!(res.headers()["content-type"], "text/event-stream");
     let mut body = res.into_body();
@@ -478,7 +780,8 @@ async fn the_event_stream_sends_the_status_of_every_environment() {
         .unwrap();
     let text = String::from_utf8(frame.into_data().unwrap().to_vec()).unwrap();
     assert!(text.starts_with("event: status\ndata: "), "{text}");
-    let data: serde_json::Value = serde_json::from_str(text.trim_start_matches("event: status\ndata: ").trim()).unwrap();
+    let data: serde_json::Value =
+        serde_json::from_str(text.trim_start_matches("event: status\ndata: ").trim()).unwrap();
     assert_eq!(data[0]["name"], "dev");
     // A probe changes the cache: the stream sends again.
     cp_server::probe::probe(&f.state, "dev", false).await;
@@ -494,25 +797,51 @@ fn the_router_and_the_access_table_agree() {
     for r in cp_server::routes::all() {
         if r.surface == cp_server::routes::Surface::Api {
             let m = r.method.as_str().to_lowercase();
-            assert!(doc["paths"][r.path][&m].is_object(), "{} {} missing from /openapi.json", r.method, r.path);
+            assert!(
+                doc["paths"][r.path][&m].is_object(),
+                "{} {} missing from /openapi.json",
+                r.method,
+                r.path
+            );
             assert_eq!(doc["paths"][r.path][&m]["operationId"], r.action);
         }
     }
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let f = fixture();
     rt.block_on(async {
         for r in cp_server::routes::all() {
-            let uri = r.path.replace("{env}", "dev").replace("{tenant}", "acme").replace("{file}", "console.css");
+            let uri = r
+                .path
+                .replace("{env}", "dev")
+                .replace("{tenant}", "acme")
+                .replace("{file}", "console.css");
             let a = req(r.method.clone(), &uri).send(&f.state).await;
             let fallback = a.status == StatusCode::NOT_FOUND && a.text().contains("no such route");
-            assert!(!fallback, "{} {} is in the access table but not routed", r.method, r.path);
-            assert_ne!(a.status, StatusCode::INTERNAL_SERVER_ERROR, "{} {}: {}", r.method, r.path, a.text());
+            assert!(
+                !fallback,
+                "{} {} is in the access table but not routed",
+                r.method, r.path
+            );
+            assert_ne!(
+                a.status,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "{} {}: {}",
+                r.method,
+                r.path,
+                a.text()
+            );
         }
     });
     // Every schema the document references exists.
     let text = serde_json::to_string(&doc).unwrap();
     for part in text.split("\"$ref\":\"#/components/schemas/").skip(1) {
         let name = part.split('"').next().unwrap();
-        assert!(doc["components"]["schemas"][name].is_object(), "missing schema {name}");
+        assert!(
+            doc["components"]["schemas"][name].is_object(),
+            "missing schema {name}"
+        );
     }
 }

@@ -61,7 +61,13 @@ async fn against_the_real_services() {
 }
 
 async fn tenants_end_to_end(l: &Live) {
-    let st = req(Method::GET, "/api/v1/environments/dev/services?refresh=true").bearer(&l.viewer).send(&l.state).await;
+    let st = req(
+        Method::GET,
+        "/api/v1/environments/dev/services?refresh=true",
+    )
+    .bearer(&l.viewer)
+    .send(&l.state)
+    .await;
     assert_eq!(st.json()["healthy"], true, "{}", st.text());
 
     let v = create(l, "acme").await;
@@ -76,37 +82,104 @@ async fn tenants_end_to_end(l: &Live) {
     assert_eq!(again.status, StatusCode::OK, "{}", again.text());
     assert_eq!(again.json()["changed"], false);
 
-    let list = req(Method::GET, "/api/v1/environments/dev/tenants").bearer(&l.viewer).send(&l.state).await.json();
+    let list = req(Method::GET, "/api/v1/environments/dev/tenants")
+        .bearer(&l.viewer)
+        .send(&l.state)
+        .await
+        .json();
     let t = &list["tenants"][0];
-    assert_eq!((t["slug"].clone(), t["name"].clone(), t["complete"].clone()), (json!("acme"), json!("acme corp"), json!(true)), "{list}");
+    assert_eq!(
+        (t["slug"].clone(), t["name"].clone(), t["complete"].clone()),
+        (json!("acme"), json!("acme corp"), json!(true)),
+        "{list}"
+    );
     for key in ["acme", id.as_str()] {
-        let g = req(Method::GET, &format!("/api/v1/environments/dev/tenants/{key}")).bearer(&l.viewer).send(&l.state).await;
+        let g = req(
+            Method::GET,
+            &format!("/api/v1/environments/dev/tenants/{key}"),
+        )
+        .bearer(&l.viewer)
+        .send(&l.state)
+        .await;
         assert_eq!(g.status, StatusCode::OK, "{}", g.text());
         assert_eq!(g.json()["id"], id.as_str());
     }
-    let streams = req(Method::GET, "/api/v1/environments/dev/streams").bearer(&l.viewer).send(&l.state).await;
+    let streams = req(Method::GET, "/api/v1/environments/dev/streams")
+        .bearer(&l.viewer)
+        .send(&l.state)
+        .await;
     assert_eq!(streams.status, StatusCode::OK, "{}", streams.text());
-    assert!(streams.json()["streams"].as_array().unwrap().iter().any(|s| s["stream"] == "AUDIT_EVENTS" && s["missing"] == false));
-    let plan = req(Method::GET, "/api/v1/environments/dev/plan").bearer(&l.viewer).send(&l.state).await;
+    assert!(
+        streams.json()["streams"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["stream"] == "AUDIT_EVENTS" && s["missing"] == false)
+    );
+    let plan = req(Method::GET, "/api/v1/environments/dev/plan")
+        .bearer(&l.viewer)
+        .send(&l.state)
+        .await;
     assert_eq!(plan.status, StatusCode::OK, "{}", plan.text());
-    assert_eq!(plan.json()["changes_pending"], false, "after up and seed: {}", plan.text());
+    assert_eq!(
+        plan.json()["changes_pending"],
+        false,
+        "after up and seed: {}",
+        plan.text()
+    );
 
     // A delete needs admin and the confirmation.
-    let ed = req(Method::DELETE, "/api/v1/environments/dev/tenants/acme").bearer(&l.editor).json(json!({"confirm": "acme"})).send(&l.state).await;
+    let ed = req(Method::DELETE, "/api/v1/environments/dev/tenants/acme")
+        .bearer(&l.editor)
+        .json(json!({"confirm": "acme"}))
+        .send(&l.state)
+        .await;
     assert_eq!(ed.status, StatusCode::FORBIDDEN);
-    let d = req(Method::DELETE, "/api/v1/environments/dev/tenants/acme").bearer(&l.admin).json(json!({"confirm": "acme"})).send(&l.state).await;
+    let d = req(Method::DELETE, "/api/v1/environments/dev/tenants/acme")
+        .bearer(&l.admin)
+        .json(json!({"confirm": "acme"}))
+        .send(&l.state)
+        .await;
     assert_eq!(d.status, StatusCode::OK, "{}", d.text());
-    assert!(d.json()["reports"].to_string().contains("destroyed transit key"), "{}", d.text());
-    let gone = req(Method::GET, "/api/v1/environments/dev/tenants/acme").bearer(&l.viewer).send(&l.state).await;
+    assert!(
+        d.json()["reports"]
+            .to_string()
+            .contains("destroyed transit key"),
+        "{}",
+        d.text()
+    );
+    let gone = req(Method::GET, "/api/v1/environments/dev/tenants/acme")
+        .bearer(&l.viewer)
+        .send(&l.state)
+        .await;
     assert_eq!(gone.status, StatusCode::NOT_FOUND);
-    let again = req(Method::DELETE, "/api/v1/environments/dev/tenants/acme").bearer(&l.admin).json(json!({"confirm": "acme"})).send(&l.state).await;
+    let again = req(Method::DELETE, "/api/v1/environments/dev/tenants/acme")
+        .bearer(&l.admin)
+        .json(json!({"confirm": "acme"}))
+        .send(&l.state)
+        .await;
     assert_eq!(again.status, StatusCode::NOT_FOUND, "{}", again.text());
 
-    let actions: Vec<(String, String)> = audit(&l.state, &l.admin, "").await.iter()
-        .map(|e| (e["action"].as_str().unwrap().to_owned(), e["outcome"].as_str().unwrap().to_owned()))
+    let actions: Vec<(String, String)> = audit(&l.state, &l.admin, "")
+        .await
+        .iter()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap().to_owned(),
+                e["outcome"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
-    for want in [("tenant.create", "succeeded"), ("tenant.delete", "succeeded"), ("tenant.delete", "denied"), ("tenant.delete", "failed")] {
-        assert!(actions.contains(&(want.0.to_owned(), want.1.to_owned())), "{want:?} in {actions:?}");
+    for want in [
+        ("tenant.create", "succeeded"),
+        ("tenant.delete", "succeeded"),
+        ("tenant.delete", "denied"),
+        ("tenant.delete", "failed"),
+    ] {
+        assert!(
+            actions.contains(&(want.0.to_owned(), want.1.to_owned())),
+            "{want:?} in {actions:?}"
+        );
     }
 }
 
@@ -122,7 +195,13 @@ fn body(op: &str, tenant: &str, n: usize) -> Option<Value> {
     }
 }
 
-async fn call(l: &Live, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> StatusCode {
+async fn call(
+    l: &Live,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> StatusCode {
     let mut r = req(method.to_uppercase().parse().unwrap(), path);
     if let Some(t) = token {
         r = r.bearer(t);
@@ -134,12 +213,19 @@ async fn call(l: &Live, method: &str, path: &str, token: Option<&str>, body: Opt
 }
 
 async fn rbac_matrix_from_the_openapi_document(l: &Live) {
-    let doc = req(Method::GET, "/openapi.json").send(&l.state).await.json();
+    let doc = req(Method::GET, "/openapi.json")
+        .send(&l.state)
+        .await
+        .json();
     create(l, "mine").await;
     create(l, "theirs").await;
     let scoped_admin = token(&l.state, "scoped-admin", Role::Admin, Some("mine"));
     let scoped_viewer = token(&l.state, "scoped-viewer", Role::Viewer, Some("mine"));
-    let tokens = [(Role::Viewer, &l.viewer), (Role::Editor, &l.editor), (Role::Admin, &l.admin)];
+    let tokens = [
+        (Role::Viewer, &l.viewer),
+        (Role::Editor, &l.editor),
+        (Role::Admin, &l.admin),
+    ];
     let mut checked = 0;
     let mut n = 0;
     for (path, item) in doc["paths"].as_object().unwrap() {
@@ -153,7 +239,14 @@ async fn rbac_matrix_from_the_openapi_document(l: &Live) {
             let what = format!("{method} {path} ({action})");
             // Anonymous: 401 everywhere protected.
             n += 1;
-            let s = call(l, method, &fill(path, "theirs"), None, body(action, "theirs", n)).await;
+            let s = call(
+                l,
+                method,
+                &fill(path, "theirs"),
+                None,
+                body(action, "theirs", n),
+            )
+            .await;
             assert_eq!(s, StatusCode::UNAUTHORIZED, "anonymous {what}");
             // Each role: refused below the least role, allowed (not 401/403) from it.
             for (role, tok) in tokens {
@@ -166,37 +259,74 @@ async fn rbac_matrix_from_the_openapi_document(l: &Live) {
                 } else {
                     "theirs".to_owned()
                 };
-                let s = call(l, method, &fill(path, &tenant), Some(tok), body(action, &tenant, n)).await;
+                let s = call(
+                    l,
+                    method,
+                    &fill(path, &tenant),
+                    Some(tok),
+                    body(action, &tenant, n),
+                )
+                .await;
                 if role < least {
                     assert_eq!(s, StatusCode::FORBIDDEN, "{role} on {what}");
                 } else {
-                    assert!(s != StatusCode::UNAUTHORIZED && s != StatusCode::FORBIDDEN && s.as_u16() < 500, "{role} on {what}: {s}");
+                    assert!(
+                        s != StatusCode::UNAUTHORIZED
+                            && s != StatusCode::FORBIDDEN
+                            && s.as_u16() < 500,
+                        "{role} on {what}: {s}"
+                    );
                 }
                 checked += 1;
             }
             // Tenant-scoped principals: never another tenant.
             for (tok, role) in [(&scoped_admin, Role::Admin), (&scoped_viewer, Role::Viewer)] {
                 n += 1;
-                let s = call(l, method, &fill(path, "theirs"), Some(tok), body(action, "theirs", n)).await;
+                let s = call(
+                    l,
+                    method,
+                    &fill(path, "theirs"),
+                    Some(tok),
+                    body(action, "theirs", n),
+                )
+                .await;
                 if role < least || scope == "denied" {
                     assert_eq!(s, StatusCode::FORBIDDEN, "scoped {role} on {what}");
                 } else if scope == "own" {
-                    assert!(s == StatusCode::NOT_FOUND || s == StatusCode::FORBIDDEN, "scoped {role} on another tenant: {what}: {s}");
+                    assert!(
+                        s == StatusCode::NOT_FOUND || s == StatusCode::FORBIDDEN,
+                        "scoped {role} on another tenant: {what}: {s}"
+                    );
                 } else {
                     assert_eq!(s, StatusCode::OK, "scoped {role} on {what}");
                 }
             }
             if mutates {
-                assert!(least >= Role::Editor, "{what}: a mutation a viewer may call");
+                assert!(
+                    least >= Role::Editor,
+                    "{what}: a mutation a viewer may call"
+                );
             }
         }
     }
     assert!(checked >= 30, "{checked}");
     // Filtered: a scoped principal lists only its own tenant, and reads it.
-    let list = req(Method::GET, "/api/v1/environments/dev/tenants").bearer(&scoped_viewer).send(&l.state).await.json();
-    let slugs: Vec<&str> = list["tenants"].as_array().unwrap().iter().map(|t| t["slug"].as_str().unwrap()).collect();
+    let list = req(Method::GET, "/api/v1/environments/dev/tenants")
+        .bearer(&scoped_viewer)
+        .send(&l.state)
+        .await
+        .json();
+    let slugs: Vec<&str> = list["tenants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["slug"].as_str().unwrap())
+        .collect();
     assert_eq!(slugs, ["mine"]);
-    let own = req(Method::GET, "/api/v1/environments/dev/tenants/mine").bearer(&scoped_viewer).send(&l.state).await;
+    let own = req(Method::GET, "/api/v1/environments/dev/tenants/mine")
+        .bearer(&scoped_viewer)
+        .send(&l.state)
+        .await;
     assert_eq!(own.status, StatusCode::OK);
 }
 
@@ -206,32 +336,70 @@ fn kill(pid: u32, sig: nix::sys::signal::Signal) {
 
 async fn each_service_down_in_turn(l: &Live) {
     for kind in CoreKind::ALL {
-        let pid = l.t.recorded_pid(kind).unwrap_or_else(|| panic!("{kind} runs"));
+        let pid =
+            l.t.recorded_pid(kind)
+                .unwrap_or_else(|| panic!("{kind} runs"));
         // SIGINT: PostgreSQL's fast shutdown; the others stop on it too.
         kill(pid, nix::sys::signal::Signal::SIGINT);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         let svc = loop {
-            let a = req(Method::GET, "/api/v1/environments/dev/services?refresh=true").bearer(&l.viewer).send(&l.state).await;
-            assert_eq!(a.status, StatusCode::OK, "{kind} down: the API answers: {}", a.text());
+            let a = req(
+                Method::GET,
+                "/api/v1/environments/dev/services?refresh=true",
+            )
+            .bearer(&l.viewer)
+            .send(&l.state)
+            .await;
+            assert_eq!(
+                a.status,
+                StatusCode::OK,
+                "{kind} down: the API answers: {}",
+                a.text()
+            );
             let v = a.json();
-            let s = v["services"].as_array().unwrap().iter().find(|s| s["service"] == kind.as_str()).unwrap().clone();
+            let s = v["services"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["service"] == kind.as_str())
+                .unwrap()
+                .clone();
             if s["health"]["health"] != "healthy" {
                 assert_eq!(v["healthy"], false);
                 break s;
             }
-            assert!(std::time::Instant::now() < deadline, "{kind} still healthy after it was stopped");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{kind} still healthy after it was stopped"
+            );
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         };
         assert_ne!(svc["state"]["state"], "running_and_healthy", "{svc}");
         // Authentication and the audit log do not depend on it.
-        let who = req(Method::GET, "/api/v1/whoami").bearer(&l.viewer).send(&l.state).await;
+        let who = req(Method::GET, "/api/v1/whoami")
+            .bearer(&l.viewer)
+            .send(&l.state)
+            .await;
         assert_eq!(who.status, StatusCode::OK);
-        let denied = req(Method::POST, "/api/v1/environments/dev/tenants").bearer(&l.viewer).json(json!({"slug": "x"})).send(&l.state).await;
+        let denied = req(Method::POST, "/api/v1/environments/dev/tenants")
+            .bearer(&l.viewer)
+            .json(json!({"slug": "x"}))
+            .send(&l.state)
+            .await;
         assert_eq!(denied.status, StatusCode::FORBIDDEN);
         let e = audit(&l.state, &l.admin, "limit=1").await;
-        assert_eq!((e[0]["actor"].clone(), e[0]["outcome"].clone()), (json!("token:viewer"), json!("denied")), "{kind}");
+        assert_eq!(
+            (e[0]["actor"].clone(), e[0]["outcome"].clone()),
+            (json!("token:viewer"), json!("denied")),
+            "{kind}"
+        );
         let metrics = req(Method::GET, "/metrics").send(&l.state).await.text();
-        assert!(metrics.contains(&format!(r#"controlplane_service_up{{env="dev",service="{kind}"}} 0"#)), "{kind}: {metrics}");
+        assert!(
+            metrics.contains(&format!(
+                r#"controlplane_service_up{{env="dev",service="{kind}"}} 0"#
+            )),
+            "{kind}: {metrics}"
+        );
         // Back up for the next one, once the old process has gone (OpenBao takes a
         // moment to seal).
         let gone = std::time::Instant::now() + std::time::Duration::from_secs(30);
@@ -241,9 +409,14 @@ async fn each_service_down_in_turn(l: &Live) {
             if zombie {
                 break;
             }
-            assert!(std::time::Instant::now() < gone, "{kind} (pid {pid}) did not exit");
+            assert!(
+                std::time::Instant::now() < gone,
+                "{kind} (pid {pid}) did not exit"
+            );
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
-        l.t.up().await.unwrap_or_else(|e| panic!("{kind} comes back: {e}"));
+        l.t.up()
+            .await
+            .unwrap_or_else(|e| panic!("{kind} comes back: {e}"));
     }
 }

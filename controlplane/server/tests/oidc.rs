@@ -22,15 +22,28 @@ struct Issuer {
 
 async fn issuer() -> Issuer {
     let rng = aws_lc_rs::rand::SystemRandom::new();
-    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).unwrap().as_ref().to_vec();
-    let public = Ed25519KeyPair::from_pkcs8(&pkcs8).unwrap().public_key().as_ref().to_vec();
+    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng)
+        .unwrap()
+        .as_ref()
+        .to_vec();
+    let public = Ed25519KeyPair::from_pkcs8(&pkcs8)
+        .unwrap()
+        .public_key()
+        .as_ref()
+        .to_vec();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let jwks = json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "kid": "k1", "alg": "EdDSA", "use": "sig", "x": B64.encode(&public)}]});
     let disc = json!({"issuer": url, "jwks_uri": format!("{url}/jwks.json")});
     let app = axum::Router::new()
-        .route("/.well-known/openid-configuration", axum::routing::get(move || async move { axum::Json(disc) }))
-        .route("/jwks.json", axum::routing::get(move || async move { axum::Json(jwks) }));
+        .route(
+            "/.well-known/openid-configuration",
+            axum::routing::get(move || async move { axum::Json(disc) }),
+        )
+        .route(
+            "/jwks.json",
+            axum::routing::get(move || async move { axum::Json(jwks) }),
+        );
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     Issuer { url, pkcs8, public }
 }
@@ -62,24 +75,39 @@ fn unsigned(header: &Value, claims: &Value, sig: &[u8]) -> String {
 async fn jwts_from_the_issuer_are_accepted_and_forgeries_refused() {
     let i = issuer().await;
     let tmp = tempfile::tempdir().unwrap();
-    let mut c = common::config(vec!["platform=process".into()], &tmp.path().join("dev"), &tmp.path().join("server"));
+    let mut c = common::config(
+        vec!["platform=process".into()],
+        &tmp.path().join("dev"),
+        &tmp.path().join("server"),
+    );
     c.oidc = Some(OidcConfig::new(&i.url, "controlplane"));
     c.auth_failures_per_minute = 1000;
     let state = AppState::new(c);
     let who = |t: String| {
         let state = state.clone();
-        async move { req(Method::GET, "/api/v1/whoami").bearer(&t).send(&state).await }
+        async move {
+            req(Method::GET, "/api/v1/whoami")
+                .bearer(&t)
+                .send(&state)
+                .await
+        }
     };
 
     let good = who(sign(&i, "k1", &claims(&i))).await;
     assert_eq!(good.status, StatusCode::OK, "{}", good.text());
-    assert_eq!(good.json(), json!({"actor": "oidc:alice", "role": "editor", "tenant": null, "via": "oidc"}));
+    assert_eq!(
+        good.json(),
+        json!({"actor": "oidc:alice", "role": "editor", "tenant": null, "via": "oidc"})
+    );
     // A list of roles: the highest counts; a tenant claim scopes.
     let mut c2 = claims(&i);
     c2["controlplane_role"] = json!(["viewer", "admin"]);
     c2["controlplane_tenant"] = json!("acme");
     let scoped = who(sign(&i, "k1", &c2)).await.json();
-    assert_eq!((scoped["role"].clone(), scoped["tenant"].clone()), (json!("admin"), json!("acme")));
+    assert_eq!(
+        (scoped["role"].clone(), scoped["tenant"].clone()),
+        (json!("admin"), json!("acme"))
+    );
     // Within the leeway, an expired token still passes; beyond it, not.
     let mut skew = claims(&i);
     skew["exp"] = json!(now() - 30);
@@ -94,7 +122,11 @@ async fn jwts_from_the_issuer_are_accepted_and_forgeries_refused() {
         }
     };
     let c = claims(&i);
-    refused("alg none", unsigned(&json!({"alg": "none", "typ": "JWT", "kid": "k1"}), &c, b"")).await;
+    refused(
+        "alg none",
+        unsigned(&json!({"alg": "none", "typ": "JWT", "kid": "k1"}), &c, b""),
+    )
+    .await;
     refused("alg none, no signature part", {
         let t = unsigned(&json!({"alg": "none", "kid": "k1"}), &c, b"");
         t.trim_end_matches('.').to_owned()
@@ -109,13 +141,22 @@ async fn jwts_from_the_issuer_are_accepted_and_forgeries_refused() {
     let hs_x = {
         let mut h = Header::new(Algorithm::HS256);
         h.kid = Some("k1".into());
-        jsonwebtoken::encode(&h, &c, &EncodingKey::from_secret(B64.encode(&i.public).as_bytes())).unwrap()
+        jsonwebtoken::encode(
+            &h,
+            &c,
+            &EncodingKey::from_secret(B64.encode(&i.public).as_bytes()),
+        )
+        .unwrap()
     };
     refused("HS256 signed with the JWK's x", hs_x).await;
     refused("unknown kid", sign(&i, "k2", &c)).await;
     let mut h = Header::new(Algorithm::EdDSA);
     h.kid = None;
-    refused("no kid", jsonwebtoken::encode(&h, &c, &EncodingKey::from_ed_der(&i.pkcs8)).unwrap()).await;
+    refused(
+        "no kid",
+        jsonwebtoken::encode(&h, &c, &EncodingKey::from_ed_der(&i.pkcs8)).unwrap(),
+    )
+    .await;
     let mut other = claims(&i);
     other["iss"] = json!("http://127.0.0.1:1");
     refused("another issuer", sign(&i, "k1", &other)).await;
@@ -133,9 +174,16 @@ async fn jwts_from_the_issuer_are_accepted_and_forgeries_refused() {
     refused("no exp", sign(&i, "k1", &exp)).await;
     // A signature from another key under the right kid.
     let rng = aws_lc_rs::rand::SystemRandom::new();
-    let stranger = Ed25519KeyPair::generate_pkcs8(&rng).unwrap().as_ref().to_vec();
+    let stranger = Ed25519KeyPair::generate_pkcs8(&rng)
+        .unwrap()
+        .as_ref()
+        .to_vec();
     let mut h = Header::new(Algorithm::EdDSA);
     h.kid = Some("k1".into());
-    refused("another key", jsonwebtoken::encode(&h, &c, &EncodingKey::from_ed_der(&stranger)).unwrap()).await;
+    refused(
+        "another key",
+        jsonwebtoken::encode(&h, &c, &EncodingKey::from_ed_der(&stranger)).unwrap(),
+    )
+    .await;
     refused("garbage", "a.b.c".into()).await;
 }

@@ -115,9 +115,9 @@ pub(crate) async fn run(global: &Global, args: ServeArgs) -> Outcome {
         .map(|d| Duration::from_secs(d.as_secs().max(1)))
         .map_err(|e| AppError::Usage(format!("--probe-interval: {e}; write e.g. 5s")))?;
     for p in &args.prometheus {
-        let (env, url) = p.split_once('=').ok_or_else(|| {
-            AppError::Usage(format!("--prometheus {p}: write ENV=URL"))
-        })?;
+        let (env, url) = p
+            .split_once('=')
+            .ok_or_else(|| AppError::Usage(format!("--prometheus {p}: write ENV=URL")))?;
         config.prometheus.insert(env.to_owned(), url.to_owned());
     }
     if let (Some(issuer), Some(aud)) = (args.oidc_issuer, args.oidc_audience) {

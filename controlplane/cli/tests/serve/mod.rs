@@ -78,7 +78,20 @@ pub fn served() -> Served {
     let o = controlplane(&state, &sets, &["up"]);
     assert!(o.status.success(), "{}", text(&o));
     let dir = server_dir.to_str().unwrap();
-    let o = controlplane(&state, &sets, &["token", "create", "--role", "admin", "--name", "admin", "--server-dir", dir]);
+    let o = controlplane(
+        &state,
+        &sets,
+        &[
+            "token",
+            "create",
+            "--role",
+            "admin",
+            "--name",
+            "admin",
+            "--server-dir",
+            dir,
+        ],
+    );
     assert!(o.status.success(), "{}", text(&o));
     s.admin = String::from_utf8(o.stdout).unwrap().trim().to_owned();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_controlplane"));
@@ -91,10 +104,20 @@ pub fn served() -> Served {
     for set in &sets {
         cmd.args(["--set", set]);
     }
-    cmd.args(["serve", "--listen", "127.0.0.1:0", "--only", "dev", "--probe-interval", "1s", "--server-dir", dir])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+    cmd.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--only",
+        "dev",
+        "--probe-interval",
+        "1s",
+        "--server-dir",
+        dir,
+    ])
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("start controlplane serve");
     let stderr = child.stderr.take().unwrap();
     s.child = Some(child);

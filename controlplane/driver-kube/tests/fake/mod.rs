@@ -30,6 +30,13 @@ const KINDS: &[(&str, &str, &str, bool)] = &[
     ("v1", "Secret", "secrets", true),
     ("v1", "Service", "services", true),
     ("v1", "ServiceAccount", "serviceaccounts", true),
+    ("rbac.authorization.k8s.io/v1", "Role", "roles", true),
+    (
+        "rbac.authorization.k8s.io/v1",
+        "RoleBinding",
+        "rolebindings",
+        true,
+    ),
     (
         "v1",
         "PersistentVolumeClaim",

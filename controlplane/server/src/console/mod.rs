@@ -90,8 +90,7 @@ fn random() -> String {
 /// Constant-time string equality (CSRF tokens).
 pub fn same(a: &str, b: &str) -> bool {
     a.len() == b.len()
-        && a
-            .bytes()
+        && a.bytes()
             .zip(b.bytes())
             .fold(0u8, |acc, (x, y)| acc | (x ^ y))
             == 0
@@ -101,7 +100,10 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("base.html", include_str!("../../assets/base.html")),
     ("login.html", include_str!("../../assets/login.html")),
     ("overview.html", include_str!("../../assets/overview.html")),
-    ("environment.html", include_str!("../../assets/environment.html")),
+    (
+        "environment.html",
+        include_str!("../../assets/environment.html"),
+    ),
     ("alerts.html", include_str!("../../assets/alerts.html")),
     ("audit.html", include_str!("../../assets/audit.html")),
     ("error.html", include_str!("../../assets/error.html")),
@@ -129,7 +131,10 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/console/events", get(events))
         .route("/console/env/{env}", get(environment))
         .route("/console/env/{env}/tenants", post(tenant_create))
-        .route("/console/env/{env}/tenants/{tenant}/delete", post(tenant_delete))
+        .route(
+            "/console/env/{env}/tenants/{tenant}/delete",
+            post(tenant_delete),
+        )
         .route("/console/alerts", get(alerts))
         .route("/console/audit", get(audit))
 }
@@ -144,8 +149,10 @@ async fn asset(Path(file): Path<String>) -> Response {
     let mut res = body.into_response();
     res.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
-    res.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+    res.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
     res
 }
 
@@ -171,7 +178,9 @@ fn user(p: &Principal) -> User {
 fn render(state: &AppState, name: &str, ctx: &tera::Context) -> Response {
     match state.templates.render(name, ctx) {
         Ok(html) => Html(html).into_response(),
-        Err(e) => crate::error::ApiError::internal(format!("template {name}: {e:?}")).into_response(),
+        Err(e) => {
+            crate::error::ApiError::internal(format!("template {name}: {e:?}")).into_response()
+        }
     }
 }
 
@@ -247,8 +256,15 @@ struct LoginForm {
 async fn login(State(state): State<AppState>, req: Request) -> Response {
     let ip = auth::client_ip(&req);
     let headers = req.headers().clone();
-    let Ok(Form(f)) = <Form<LoginForm> as axum::extract::FromRequest<()>>::from_request(req, &()).await else {
-        return login_page(&state, &headers, Some("send the login form"), StatusCode::BAD_REQUEST);
+    let Ok(Form(f)) =
+        <Form<LoginForm> as axum::extract::FromRequest<()>>::from_request(req, &()).await
+    else {
+        return login_page(
+            &state,
+            &headers,
+            Some("send the login form"),
+            StatusCode::BAD_REQUEST,
+        );
     };
     let expected = auth::cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or("");
     if expected.is_empty() || !same(&f.csrf, expected) {
@@ -285,8 +301,14 @@ async fn login(State(state): State<AppState>, req: Request) -> Response {
         Err(e) => {
             state.failed_auth.failed(ip);
             tracing::info!(reason = %e, "console login refused");
-            let mut res = login_page(&state, &headers, Some("invalid token"), StatusCode::UNAUTHORIZED);
-            res.extensions_mut().insert(crate::error::ErrorCode("invalid_credentials"));
+            let mut res = login_page(
+                &state,
+                &headers,
+                Some("invalid token"),
+                StatusCode::UNAUTHORIZED,
+            );
+            res.extensions_mut()
+                .insert(crate::error::ErrorCode("invalid_credentials"));
             res
         }
     }
@@ -297,8 +319,10 @@ async fn logout(State(state): State<AppState>, headers: http::HeaderMap) -> Resp
         state.sessions.end(sid);
     }
     let mut res = Redirect::to("/console/login").into_response();
-    res.headers_mut()
-        .append(header::SET_COOKIE, cookie_header(&state, SESSION_COOKIE, "", 0));
+    res.headers_mut().append(
+        header::SET_COOKIE,
+        cookie_header(&state, SESSION_COOKIE, "", 0),
+    );
     res
 }
 
@@ -446,23 +470,31 @@ async fn overview(
     render(&state, "overview.html", &ctx)
 }
 
-async fn events(State(state): State<AppState>) -> Sse<impl futures::Stream<Item = Result<Event, Infallible>>> {
+async fn events(
+    State(state): State<AppState>,
+) -> Sse<impl futures::Stream<Item = Result<Event, Infallible>>> {
     let rx = state.cache.subscribe();
     let stop = state.shutdown.subscribe();
-    let stream = futures::stream::unfold((state, rx, stop, true), |(state, mut rx, mut stop, first)| async move {
-        if *stop.borrow() {
-            return None;
-        }
-        if !first {
-            tokio::select! {
-                changed = rx.changed() => changed.ok()?,
-                // The server is stopping: end the stream (the browser reconnects).
-                _ = stop.wait_for(|s| *s) => return None,
+    let stream = futures::stream::unfold(
+        (state, rx, stop, true),
+        |(state, mut rx, mut stop, first)| async move {
+            if *stop.borrow() {
+                return None;
             }
-        }
-        let data = serde_json::to_string(&cards(&state).await).expect("cards serialize");
-        Some((Ok(Event::default().event("status").data(data)), (state, rx, stop, false)))
-    });
+            if !first {
+                tokio::select! {
+                    changed = rx.changed() => changed.ok()?,
+                    // The server is stopping: end the stream (the browser reconnects).
+                    _ = stop.wait_for(|s| *s) => return None,
+                }
+            }
+            let data = serde_json::to_string(&cards(&state).await).expect("cards serialize");
+            Some((
+                Ok(Event::default().event("status").data(data)),
+                (state, rx, stop, false),
+            ))
+        },
+    );
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }
 
@@ -483,7 +515,10 @@ async fn environment(
         return Redirect::to("/console/login").into_response();
     };
     let Ok(t) = crate::api::target(&state, &env) else {
-        return error_page(StatusCode::NOT_FOUND, &format!("no environment `{env}` is served here"));
+        return error_page(
+            StatusCode::NOT_FOUND,
+            &format!("no environment `{env}` is served here"),
+        );
     };
     let card = cards(&state).await.into_iter().find(|c| c.name == env);
     let mut ctx = page_ctx(&p, &s.csrf, &env);
@@ -500,7 +535,8 @@ async fn environment(
                 cp_app::ops::tenants(sess)
             );
             (
-                plan.map(|p| p.plan.to_string()).map_err(|e| crate::state::cp_seed_chain(&e)),
+                plan.map(|p| p.plan.to_string())
+                    .map_err(|e| crate::state::cp_seed_chain(&e)),
                 streams.map_err(|e| crate::state::cp_seed_chain(&e)),
                 tenants.map_err(|e| crate::state::cp_seed_chain(&e)),
             )
@@ -546,7 +582,11 @@ async fn tenant_create(
     let name = Some(f.name.trim()).filter(|n| !n.is_empty());
     match crate::api::create_tenant(&state, &env, f.slug.trim(), name).await {
         Ok(v) if v.changed => back(&env, "msg", &format!("tenant {} created", v.tenant.slug)),
-        Ok(v) => back(&env, "msg", &format!("tenant {} already exists", v.tenant.slug)),
+        Ok(v) => back(
+            &env,
+            "msg",
+            &format!("tenant {} already exists", v.tenant.slug),
+        ),
         Err(e) => failed(&env, e),
     }
 }

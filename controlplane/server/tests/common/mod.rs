@@ -34,7 +34,10 @@ pub fn target(sets: Vec<String>, state_dir: PathBuf) -> cp_app::Target {
 
 /// A server for `dev` with its state in `env_state`, its own in `server_dir`.
 pub fn config(sets: Vec<String>, env_state: &Path, server_dir: &Path) -> Config {
-    let mut c = Config::new(vec![target(sets, env_state.to_path_buf())], server_dir.to_path_buf());
+    let mut c = Config::new(
+        vec![target(sets, env_state.to_path_buf())],
+        server_dir.to_path_buf(),
+    );
     c.probe_interval = std::time::Duration::from_millis(300);
     c
 }
@@ -51,7 +54,11 @@ pub fn fixture() -> Fixture {
     let tmp = tempfile::tempdir().unwrap();
     let mut sets = cp_testkit::port_sets();
     sets.push("platform=process".into());
-    let state = AppState::new(config(sets, &tmp.path().join("dev"), &tmp.path().join("server")));
+    let state = AppState::new(config(
+        sets,
+        &tmp.path().join("dev"),
+        &tmp.path().join("server"),
+    ));
     Fixture {
         admin: token(&state, "admin", Role::Admin, None),
         editor: token(&state, "editor", Role::Editor, None),
@@ -100,7 +107,8 @@ pub fn req(method: Method, uri: &str) -> Req {
 
 impl Req {
     pub fn bearer(mut self, t: &str) -> Self {
-        self.headers.push(("authorization".into(), format!("Bearer {t}")));
+        self.headers
+            .push(("authorization".into(), format!("Bearer {t}")));
         self
     }
     pub fn header(mut self, k: &str, v: &str) -> Self {
@@ -108,7 +116,8 @@ impl Req {
         self
     }
     pub fn json(mut self, v: serde_json::Value) -> Self {
-        self.headers.push(("content-type".into(), "application/json".into()));
+        self.headers
+            .push(("content-type".into(), "application/json".into()));
         self.body = serde_json::to_vec(&v).unwrap();
         self
     }
@@ -157,7 +166,10 @@ pub async fn console_login(state: &AppState, token: &str) -> (String, String) {
     assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.text());
     let sid = set_cookie(&res.headers, "cp_session").unwrap();
     let cookie = format!("cp_session={sid}");
-    let page = req(Method::GET, "/console").header("cookie", &cookie).send(state).await;
+    let page = req(Method::GET, "/console")
+        .header("cookie", &cookie)
+        .send(state)
+        .await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.text());
     let html = page.text();
     let csrf = html
