@@ -7,6 +7,8 @@
 //! - `status`: `status` with `platform: auto` while Docker answers but images are
 //!   absent (the decision `plan`, `status` and `up` all make first) vs the Docker CLI
 //!   asking the same engine the same questions.
+//! - `serve`: the status endpoint under loopback load vs a bare axum hello-world
+//!   (`bench_serve.rs`).
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -36,8 +38,11 @@ pub(crate) fn bench(rest: &[String]) -> Result<()> {
         Some("up") => up(),
         Some("seed") => seed(),
         Some("status") => status(),
+        Some("serve") => crate::bench_serve::run(),
         other => {
-            bail!("unknown benchmark {other:?}: use `cargo xtask bench render|up|seed|status`")
+            bail!(
+                "unknown benchmark {other:?}: use `cargo xtask bench render|up|seed|status|serve`"
+            )
         }
     }
 }

@@ -2,16 +2,20 @@
 //!
 //! - `up`: install the service binaries this machine lacks (saying what), build the
 //!   `controlplane` binary, bring `dev` up (which seeds it) and print how to connect.
-//! - `down [--volumes]`: stop `dev` (and delete its data).
+//!   It ends by serving the console in the background (`controlplane serve`, pid in
+//!   `.controlplane/server/serve.pid`) and prints its URL and an admin token.
+//! - `down [--volumes]`: stop the console and `dev` (and delete its data).
 //! - `test` / `ci`: install what the tests need, then fmt --check, clippy -D warnings,
 //!   every test and `controlplane render --all --check`. This is what CI runs.
-//! - `bench render|up|seed|status`: benchmarks compared in the same run with a peer or
+//! - `bench render|up|seed|status|serve`: benchmarks compared in the same run with a peer or
 //!   floor.
 //! - `codegen`: regenerate the committed schema and rendered output.
 //! - `images [--force]`: build the docker driver's local images from Debian packages.
 
 mod bench;
+mod bench_serve;
 mod images;
+mod serve;
 mod setup;
 
 use std::path::{Path, PathBuf};
@@ -32,6 +36,10 @@ fn main() -> Result<()> {
         Some("bench") => bench::bench(rest),
         Some("codegen") => codegen(),
         Some("images") => images::ensure(rest.iter().any(|a| a == "--force")).map(drop),
+        // The bare floor of `bench serve`, run as its own process.
+        Some("bench-hello") => {
+            bench_serve::hello(rest.first().map_or("127.0.0.1:0", String::as_str))
+        }
         other => {
             bail!("unknown xtask {other:?}: use `cargo xtask up|down|test|ci|bench|codegen|images`")
         }
@@ -76,15 +84,19 @@ fn up(rest: &[String]) -> Result<()> {
     run(Command::new(&bin).args(["--env", "dev", "up"]).args(rest))?;
     run(Command::new(&bin).args(["--env", "dev", "status"]))?;
     println!();
+    serve::start(&bin, &project_root())?;
     println!("connect:  target/debug/controlplane psql            (admin; --role app for RLS)");
     println!("          target/debug/controlplane redis-cli");
     println!("          target/debug/controlplane nats");
     println!("          eval \"$(target/debug/controlplane vault-env)\"");
-    println!("stop:     cargo xtask down   (-- --volumes also deletes the data)");
+    println!(
+        "stop:     cargo xtask down   (stops the console too; -- --volumes also deletes the data)"
+    );
     Ok(())
 }
 
 fn down(rest: &[String]) -> Result<()> {
+    serve::stop(&project_root())?;
     let bin = build_controlplane()?;
     run(Command::new(&bin).args(["--env", "dev", "down"]).args(rest))
 }

@@ -96,8 +96,26 @@ pub(crate) fn ensure_services() -> Result<()> {
     ensure_bao()
 }
 
+/// schemathesis (the API fuzzer the server's tests run) through pip when missing.
+fn ensure_schemathesis() -> Result<()> {
+    if have("st") {
+        return Ok(());
+    }
+    eprintln!("xtask: installing schemathesis (`pip install schemathesis`)");
+    let python = if have("python3") { "python3" } else { "python" };
+    crate::run(Command::new(python).args(["-m", "pip", "install", "--quiet", "schemathesis"]))
+        .context("installing schemathesis with pip")?;
+    if !have("st") {
+        bail!(
+            "pip installed schemathesis but `st` is not in PATH; add pip's scripts directory (e.g. ~/.local/bin) to PATH"
+        );
+    }
+    Ok(())
+}
+
 /// Everything the test suite uses: the services, promtool, kubectl, docker-compose,
-/// debootstrap for the docker driver's local images.
+/// debootstrap for the docker driver's local images, Chromium and chromedriver for the
+/// console's browser tests, schemathesis for the API's.
 pub(crate) fn ensure_test_tools() -> Result<()> {
     ensure_services()?;
     let mut missing = Vec::new();
@@ -107,7 +125,14 @@ pub(crate) fn ensure_test_tools() -> Result<()> {
     if !have("debootstrap") {
         missing.push("debootstrap");
     }
+    if !have("chromium") {
+        missing.push("chromium");
+    }
+    if !have("chromedriver") {
+        missing.push("chromium-driver");
+    }
     apt_install(&missing)?;
+    ensure_schemathesis()?;
     for tool in ["kubectl", "docker"] {
         if !have(tool) {
             bail!("`{tool}` is required by the tests and is not installed");

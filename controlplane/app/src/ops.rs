@@ -13,8 +13,9 @@ use cp_seed::{Access, postgres, tenants};
 use crate::error::AppError;
 use crate::session::Session;
 use crate::views::{
-    AlertRuleView, AlertRulesView, ChangesView, MigrateView, NatsView, StreamView, MigrationView, MigrationsView, SeedView, ServiceView, StatusView,
-    TenantChangeView, TenantView, TenantsView,
+    AlertRuleView, AlertRulesView, ChangesView, MigrateView, MigrationView, MigrationsView,
+    NatsView, SeedView, ServiceView, StatusView, StreamView, TenantChangeView, TenantView,
+    TenantsView,
 };
 
 /// Whether connection URLs carry passwords. Only ever in dev, and only when asked
@@ -293,12 +294,16 @@ pub async fn down(s: &Session, volumes: bool) -> Result<crate::views::DownView, 
 /// of it (a stream the server lacks is `missing`). Read-only.
 pub async fn nats(s: &Session) -> Result<NatsView, AppError> {
     let Some(n) = &s.env.services.nats else {
-        return Err(AppError::Usage(format!("nats is disabled in {}", s.env.name)));
+        return Err(AppError::Usage(format!(
+            "nats is disabled in {}",
+            s.env.name
+        )));
     };
     let access = s.access().await?;
-    let a = access.nats.as_ref().ok_or_else(|| {
-        AppError::Usage(format!("nats is disabled in {}", s.env.name))
-    })?;
+    let a = access
+        .nats
+        .as_ref()
+        .ok_or_else(|| AppError::Usage(format!("nats is disabled in {}", s.env.name)))?;
     let client = cp_runtime::nats::connect_admin(a)
         .await
         .map_err(cp_seed::SeedError::from)?;

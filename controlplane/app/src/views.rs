@@ -640,7 +640,10 @@ pub fn schemas() -> BTreeMap<&'static str, serde_json::Value> {
     );
     m.insert("validate", schemars::schema_for!(ValidateView).to_value());
     m.insert("nats", schemars::schema_for!(NatsView).to_value());
-    m.insert("alert-rules", schemars::schema_for!(AlertRulesView).to_value());
+    m.insert(
+        "alert-rules",
+        schemars::schema_for!(AlertRulesView).to_value(),
+    );
     m.insert("error", schemars::schema_for!(ErrorView).to_value());
     m
 }
