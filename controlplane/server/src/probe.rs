@@ -188,7 +188,13 @@ pub async fn probe(state: &AppState, env: &str, with_plan: bool) {
 }
 
 fn record_up(state: &AppState, env: &str, st: &StatusView) {
-    for s in &st.services {
+    // A service this platform does not run (apps and extras on the process driver)
+    // is neither up nor down: it has no series.
+    for s in st
+        .services
+        .iter()
+        .filter(|s| !matches!(s.state, cp_app::views::StateView::Skipped(_)))
+    {
         let up = matches!(s.health, HealthView::Healthy) && s.ok();
         state
             .metrics
@@ -204,7 +210,11 @@ fn record_up(state: &AppState, env: &str, st: &StatusView) {
 /// A failed probe: every service of the environment last seen is reported down.
 async fn clear_up(state: &AppState, env: &str) {
     if let Some(Some(st)) = state.cache.get(env).await.map(|e| e.status) {
-        for s in &st.services {
+        for s in st
+            .services
+            .iter()
+            .filter(|s| !matches!(s.state, cp_app::views::StateView::Skipped(_)))
+        {
             state
                 .metrics
                 .service_up
