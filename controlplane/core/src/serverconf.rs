@@ -25,6 +25,12 @@ pub struct Layout {
     pub run_dir: String,
     /// Networks allowed to connect with a password (pg_hba), e.g. `127.0.0.1/32`.
     pub client_networks: Vec<String>,
+    /// The server's working directory is `run_dir` (local processes): a relative
+    /// Vault audit path is then written relative, the same text in every environment.
+    /// OpenBao refuses to activate when a configured audit device's path differs from
+    /// the one in its (restored) audit table, so this is what lets a raft snapshot of
+    /// one environment restore into another.
+    pub runs_in_run_dir: bool,
 }
 
 /// The value to put in a server's environment variable `var` for `value`.
@@ -254,7 +260,7 @@ pub fn vault_hcl(env: &Environment, vault: &Vault, layout: &Layout) -> Option<St
 /// run directory unless absolute.
 pub fn vault_audit_path(env: &Environment, layout: &Layout) -> String {
     let p = &env.vault.audit_log;
-    if p.starts_with('/') {
+    if p.starts_with('/') || layout.runs_in_run_dir {
         p.clone()
     } else {
         format!("{}/{p}", layout.run_dir.trim_end_matches('/'))

@@ -112,6 +112,8 @@ fn layout(root: &Path, kind: CoreKind, run: &str) -> Layout {
         data_dir: path_str(&dir.join(data_dir_of(kind))),
         run_dir: path_str(&if run.is_empty() { dir } else { dir.join(run) }),
         client_networks: vec!["127.0.0.1/32".into()],
+        // Servers are started in their service directory (see `lib.rs`).
+        runs_in_run_dir: run.is_empty(),
     }
 }
 

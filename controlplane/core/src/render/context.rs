@@ -214,6 +214,7 @@ fn container_configs(env: &Environment) -> Value {
         data_dir: data.into(),
         run_dir: "/run/controlplane".into(),
         client_networks: vec!["0.0.0.0/0".into(), "::/0".into()],
+        runs_in_run_dir: false,
     };
     let s = &env.services;
     let mut c = serde_json::Map::new();
