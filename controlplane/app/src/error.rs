@@ -50,6 +50,9 @@ pub enum AppError {
     /// Endpoints or credentials could not be resolved.
     #[error(transparent)]
     Access(#[from] cp_runtime::access::AccessError),
+    /// A backup command failed.
+    #[error(transparent)]
+    Backup(#[from] cp_backup::run::BackupError),
     /// A saved plan no longer matches the world.
     #[error(
         "the saved plan {file} no longer matches what exists, so nothing was applied:\n{}\nrun `controlplane plan --out {file}` again and review it",

@@ -246,6 +246,50 @@ pub(crate) enum Command {
         #[command(subcommand)]
         action: TenantAction,
     },
+    /// Back up the environment's stateful services into one set (then prune), or
+    /// manage sets: `list`, `verify`, `prune`.
+    #[command(
+        args_conflicts_with_subcommands = true,
+        after_help = "Examples:
+  controlplane backup                          # every service in backup.services
+  controlplane -e production backup --service postgres --destination offsite
+  controlplane backup list -o json
+  controlplane backup verify 20261201T021500Z-3fa9c1
+  controlplane backup prune --dry-run          # what retention would delete, and why"
+    )]
+    Backup {
+        #[command(subcommand)]
+        action: Option<BackupAction>,
+        /// Only this service (repeatable): postgres, redis, nats, vault.
+        #[arg(long = "service", value_name = "SERVICE")]
+        services: Vec<String>,
+        /// The destination (default: the first of backup.destinations).
+        #[arg(long, value_name = "NAME")]
+        destination: Option<String>,
+    },
+    /// Restore a backup set over the environment's services (after a confirmation that
+    /// lists what it replaces).
+    #[command(after_help = "Examples:
+  controlplane restore 20261201T021500Z-3fa9c1             # asks on a terminal
+  controlplane restore 20261201T021500Z-3fa9c1 --service postgres --yes
+  controlplane -e production restore ID --into-env staging --yes")]
+    Restore {
+        /// The set's id (`backup list` shows them).
+        id: String,
+        /// Only this service (repeatable).
+        #[arg(long = "service", value_name = "SERVICE")]
+        services: Vec<String>,
+        /// Restore into this environment instead (the set is read from --env's
+        /// destination).
+        #[arg(long, value_name = "ENV")]
+        into_env: Option<String>,
+        /// The destination to read from (default: the first).
+        #[arg(long, value_name = "NAME")]
+        destination: Option<String>,
+        /// Confirm without asking (needed without a terminal).
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
     /// Print a shell completion script.
     #[command(after_help = "Examples:
   source <(controlplane completions bash)
@@ -270,6 +314,34 @@ pub(crate) enum MigrateAction {
     },
     /// List migrations and whether each is applied.
     Status,
+}
+
+/// `backup` subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum BackupAction {
+    /// Every set at the destination with its state, age and size.
+    List {
+        /// The destination (default: the first).
+        #[arg(long, value_name = "NAME")]
+        destination: Option<String>,
+    },
+    /// Re-read every artifact of a set: SHA-256, decryption, decompression.
+    Verify {
+        /// The set's id.
+        id: String,
+        /// The destination (default: the first).
+        #[arg(long, value_name = "NAME")]
+        destination: Option<String>,
+    },
+    /// Apply retention (daily/weekly/monthly) and remove debris of dead runs.
+    Prune {
+        /// Only show what would be deleted and which rule keeps each kept set.
+        #[arg(long)]
+        dry_run: bool,
+        /// The destination (default: the first).
+        #[arg(long, value_name = "NAME")]
+        destination: Option<String>,
+    },
 }
 
 /// `tenant` subcommands.
