@@ -202,17 +202,17 @@ mod tests {
     #[test]
     fn objects_group_by_set_and_strangers_are_ignored() {
         let g = group([
-            ("20261201T021500Z-000001/manifest.json".to_owned(), 10),
-            ("20261201T021500Z-000001/redis/dump.rdb".to_owned(), 90),
+            ("20261201T021500000Z-000001/manifest.json".to_owned(), 10),
+            ("20261201T021500000Z-000001/redis/dump.rdb".to_owned(), 90),
             (
-                "20261202T021500Z-000002/postgres/pre-data.sql".to_owned(),
+                "20261202T021500000Z-000002/postgres/pre-data.sql".to_owned(),
                 5,
             ),
             ("README.md".to_owned(), 1),
             ("notes/x".to_owned(), 1),
         ]);
         assert_eq!(g.len(), 2);
-        let first = &g[&BackupId::parse("20261201T021500Z-000001").unwrap()];
+        let first = &g[&BackupId::parse("20261201T021500000Z-000001").unwrap()];
         assert_eq!(first.objects.values().sum::<u64>(), 100);
     }
 

@@ -7,7 +7,7 @@ use std::str::FromStr;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// A backup set's id: `20261201T021500Z-3fa9c1`. The time is when the run started
+/// A backup set's id: `20261201T021500000Z-3fa9c1`. The time is when the run started
 /// (UTC); the suffix keeps two runs started in the same second apart.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct BackupId(String);
@@ -16,14 +16,16 @@ pub struct BackupId(String);
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NameError {
     /// Not `YYYYMMDDTHHMMSSZ-xxxxxx`.
-    #[error("`{0}` is not a backup id (expected e.g. `20261201T021500Z-3fa9c1`)")]
+    #[error("`{0}` is not a backup id (expected e.g. `20261201T021500000Z-3fa9c1`)")]
     Id(String),
     /// Not a relative path of safe segments.
     #[error("`{0}` is not an artifact name (relative path of letters, digits, `.`, `_`, `-`, `/`)")]
     Artifact(String),
 }
 
-const TIME_FORMAT: &str = "%Y%m%dT%H%M%SZ";
+// Milliseconds too: a run that died and the next one may start in the same second,
+// and ids must still sort in the order the runs started.
+const TIME_FORMAT: &str = "%Y%m%dT%H%M%S%3fZ";
 
 impl BackupId {
     /// A new id for a run starting at `at`, with a random suffix.
@@ -98,7 +100,7 @@ impl schemars::JsonSchema for BackupId {
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         schemars::json_schema!({
             "type": "string",
-            "pattern": "^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}$",
+            "pattern": "^[0-9]{8}T[0-9]{9}Z-[0-9a-f]{6}$",
             "description": "A backup set's id: its start time (UTC) and a random suffix."
         })
     }
@@ -175,10 +177,10 @@ mod tests {
     fn ids_sort_by_time_and_round_trip() {
         let t = Utc.with_ymd_and_hms(2026, 12, 1, 2, 15, 0).unwrap();
         let a = BackupId::with_suffix(t, 0xabc);
-        assert_eq!(a.as_str(), "20261201T021500Z-000abc");
+        assert_eq!(a.as_str(), "20261201T021500000Z-000abc");
         assert_eq!(a.started(), t);
         assert_eq!(BackupId::parse(a.as_str()).unwrap(), a);
-        let b = BackupId::with_suffix(t + chrono::Duration::seconds(1), 0);
+        let b = BackupId::with_suffix(t + chrono::Duration::milliseconds(1), 0);
         assert!(a < b);
         for bad in [
             "",

@@ -418,7 +418,7 @@ mod tests {
         let text = serde_json::to_vec(&m).unwrap();
         let e = parse(&text, &other).unwrap_err().to_string();
         for want in [
-            "stored as 20260102T030405Z-000002",
+            "stored as 20260102T030405000Z-000002",
             "before it started",
             "artifact redis/dump.rdb is listed twice",
             "sha256 `nope` is not a SHA-256 digest",

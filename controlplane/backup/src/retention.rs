@@ -294,13 +294,13 @@ mod tests {
         let p = plan_retention(&sets, r, at(2026, 12, 2, 10));
         assert_eq!(
             p.to_string(),
-            "  keep   20261202T090000Z-000000  (newer than the newest complete set)
-  keep   20261202T020000Z-000000  (daily 2026-12-02, weekly 2026-W49, monthly 2026-12, newest complete)
-  keep   20261201T020000Z-000000  (daily 2026-12-01)
-  keep   20261101T020000Z-000000  (newest verified)
-- delete 20261201T080000Z-000000  (partial and older than the newest complete set)
-- delete 20261130T020000Z-000000  (incomplete (no manifest: a run that died) and older than the newest complete set)
-- delete 20261120T020000Z-000000  (no retention rule keeps it)
+            "  keep   20261202T090000000Z-000000  (newer than the newest complete set)
+  keep   20261202T020000000Z-000000  (daily 2026-12-02, weekly 2026-W49, monthly 2026-12, newest complete)
+  keep   20261201T020000000Z-000000  (daily 2026-12-01)
+  keep   20261101T020000000Z-000000  (newest verified)
+- delete 20261201T080000000Z-000000  (partial and older than the newest complete set)
+- delete 20261130T020000000Z-000000  (incomplete (no manifest: a run that died) and older than the newest complete set)
+- delete 20261120T020000000Z-000000  (no retention rule keeps it)
 4 kept, 3 to delete"
         );
         assert_eq!(p.plan.counts().2, 3);

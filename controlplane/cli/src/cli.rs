@@ -254,7 +254,7 @@ pub(crate) enum Command {
   controlplane backup                          # every service in backup.services
   controlplane -e production backup --service postgres --destination offsite
   controlplane backup list -o json
-  controlplane backup verify 20261201T021500Z-3fa9c1
+  controlplane backup verify 20261201T021500000Z-3fa9c1
   controlplane backup prune --dry-run          # what retention would delete, and why"
     )]
     Backup {
@@ -270,8 +270,8 @@ pub(crate) enum Command {
     /// Restore a backup set over the environment's services (after a confirmation that
     /// lists what it replaces).
     #[command(after_help = "Examples:
-  controlplane restore 20261201T021500Z-3fa9c1             # asks on a terminal
-  controlplane restore 20261201T021500Z-3fa9c1 --service postgres --yes
+  controlplane restore 20261201T021500000Z-3fa9c1             # asks on a terminal
+  controlplane restore 20261201T021500000Z-3fa9c1 --service postgres --yes
   controlplane -e production restore ID --into-env staging --yes")]
     Restore {
         /// The set's id (`backup list` shows them).
