@@ -145,6 +145,15 @@ fn quote_list(items: &[String]) -> String {
         .join(", ")
 }
 
+/// The inbox prefix the app user's connections must use (`ConnectOptions::
+/// custom_inbox_prefix`, `nats.CustomInboxPrefix`): its subscribe permission covers
+/// this prefix only, never `_INBOX.>`, so it cannot read replies meant for anyone
+/// else: not controlplane's (`_INBOX_CP`, which carries stream snapshots, every
+/// tenant's audit events among them), not another client's.
+pub fn app_inbox_prefix(nats: &Nats) -> String {
+    format!("_INBOX_{}", nats.app_user)
+}
+
 /// `nats-server.conf`: one account with JetStream, an admin user (manages streams)
 /// and the app user, who may publish and subscribe only on the streams' subjects and
 /// use existing streams and consumers, never create or delete them.
@@ -166,7 +175,7 @@ pub fn nats_conf(env: &Environment, nats: &Nats, layout: &Layout) -> String {
         .map(String::from),
     );
     let mut subscribe = subjects;
-    subscribe.push("_INBOX.>".into());
+    subscribe.push(format!("{}.>", app_inbox_prefix(nats)));
     let mut s = header(env, "#");
     let _ = writeln!(s, "server_name: \"{}-{}-nats\"", env.project, env.name);
     let _ = writeln!(s, "listen: \"{}:{}\"", layout.bind, nats.common.port);

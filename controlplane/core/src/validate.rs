@@ -1452,8 +1452,11 @@ fn destination(cx: &mut Cx<'_>, path: &str, d: &raw::RawDestination) -> Option<D
     let dest = match kind {
         DestinationKind::Local => {
             let Some(p) = d.path.clone() else {
-                cx.err(&format!("{path}.path"), "a local destination without a path")
-                    .expected = Some("a directory, e.g. `backups/dev`".into());
+                cx.err(
+                    &format!("{path}.path"),
+                    "a local destination without a path",
+                )
+                .expected = Some("a directory, e.g. `backups/dev`".into());
                 return None;
             };
             Destination::Local { path: p }
