@@ -91,24 +91,56 @@ pub async fn list(s: &Session, destination: Option<&str>) -> Result<BackupListVi
     })
 }
 
-/// `backup verify ID`: re-reads every artifact and records the result at the
-/// destination.
+/// `backup verify ID [--restore-drill]`: re-reads every artifact; with a drill, also
+/// restores the set into scratch targets and checks it; records the result at the
+/// destination ("last verified", "last drilled").
 pub async fn verify(
     s: &Session,
     id: &BackupId,
     destination: Option<&str>,
+    drill: bool,
 ) -> Result<VerifyView, AppError> {
     let _lock = run::lock(&s.state, "backup verify")?;
     let b = run::settings(&s.env)?;
     let store = store(s, destination).await?;
     let identity = run::identity(b, &s.secrets).await?;
-    let (m, report) = run::verify(&store, id, identity.as_ref(), None).await?;
+    let (m, mut report) = run::verify(&store, id, identity.as_ref(), None).await?;
     if m.encryption.is_some() && identity.is_none() {
         return Err(AppError::Usage(
             "the set is encrypted: set backup.identity to the age identity that decrypts it".into(),
         ));
     }
-    run::record_verification(&store, id, &report, false, Utc::now()).await?;
+    if drill && report.problems.is_empty() {
+        let access = s.access().await?;
+        let unseal_keys = match &s.env.services.vault {
+            Some(v) => cp_runtime::vault::key_store(v, &s.state, s.driver.vault_keys_dir())
+                .unseal_keys()
+                .ok()
+                .flatten()
+                .unwrap_or_default(),
+            None => Vec::new(),
+        };
+        let vault_token = match b.vault_token.as_ref() {
+            Some(r) => s.secrets.resolve("backup.vault_token", r).await.ok(),
+            None => access.vault.as_ref().and_then(|v| v.token.clone()),
+        };
+        let reader = SetReader {
+            store: store.clone(),
+            id: id.clone(),
+            identity: identity.clone(),
+        };
+        let source = cp_backup::drill::Source {
+            env: &s.env,
+            postgres: access.postgres.as_ref(),
+            unseal_keys,
+            vault_token,
+        };
+        match cp_backup::drill::drill(&reader, &m, &source).await {
+            Ok(lines) => report.drill = lines,
+            Err(e) => report.problems.push(cp_backup::error_chain(&e)),
+        }
+    }
+    run::record_verification(&store, id, &report, drill, Utc::now()).await?;
     Ok(VerifyView {
         ok: report.problems.is_empty(),
         report,

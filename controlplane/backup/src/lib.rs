@@ -6,6 +6,7 @@
 
 pub mod catalog;
 pub mod dest;
+pub mod drill;
 pub mod error;
 pub mod id;
 pub mod manifest;

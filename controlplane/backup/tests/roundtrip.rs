@@ -37,6 +37,37 @@ async fn a_seeded_environment_restores_into_a_fresh_one() {
     let users = tables.iter().find(|t| t.table == "users").unwrap();
     assert_eq!(users.rows, 40 + 47);
 
+    // The drill restores into scratch targets and leaves the live services alone.
+    let live = support::table_digests(&aa).await;
+    let reader = SetReader {
+        store: store.clone(),
+        id: report.id.clone(),
+        identity: None,
+    };
+    let source = cp_backup::drill::Source {
+        env: &a.env,
+        postgres: aa.postgres.as_ref(),
+        unseal_keys: support::unseal_keys(&a),
+        vault_token: Some(support::root(&a).await),
+    };
+    let lines = cp_backup::drill::drill(&reader, &m, &source)
+        .await
+        .expect("drill");
+    let text = lines.join("\n");
+    for want in [
+        "postgres: ",
+        "redis: 4 keys",
+        "nats: AUDIT_EVENTS has 30 messages up to sequence 30",
+        "the canary decrypts",
+    ] {
+        assert!(text.contains(want), "{want} missing in:\n{text}");
+    }
+    assert_eq!(
+        support::table_digests(&aa).await,
+        live,
+        "the drill left the live database alone"
+    );
+
     // A fresh environment, seeded (roles exist), then restored over.
     let b = support::env(dest.path(), &[]);
     let ba = support::up_and_seed(&b).await;

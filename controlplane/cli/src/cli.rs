@@ -329,6 +329,10 @@ pub(crate) enum BackupAction {
     Verify {
         /// The set's id.
         id: String,
+        /// Also restore it into scratch targets (a scratch database, scratch servers on
+        /// free ports) and check row counts, stream messages and the Vault canary.
+        #[arg(long)]
+        restore_drill: bool,
         /// The destination (default: the first).
         #[arg(long, value_name = "NAME")]
         destination: Option<String>,

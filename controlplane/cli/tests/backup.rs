@@ -2,7 +2,7 @@
 //! id, `backup list` works from a fresh machine (another state directory) because the
 //! destination is the source of truth, `restore` onto a target that holds data is
 //! refused without `--yes` (exit 3, listing what it would replace, nothing touched)
-//! and done with it, `backup verify` and `backup prune --dry-run` answer in JSON.
+//! and done with it, `backup verify [--restore-drill]` and `backup prune --dry-run`.
 
 mod common;
 use common::{controlplane, text};
@@ -97,6 +97,15 @@ fn backup_list_refused_restore_restore_verify_prune() {
     assert_eq!(json(&o)["ok"], true);
     let o = controlplane(&state, &sets, &["-o", "json", "backup", "list"]);
     assert_eq!(json(&o)["sets"][0]["state"]["state"], "verified");
+    let o = controlplane(&state, &sets, &["backup", "verify", &id, "--restore-drill"]);
+    assert!(o.status.success(), "drill:\n{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("drill: redis: 1 keys") && out.contains("drill: nats: "),
+        "{out}"
+    );
+    let o = controlplane(&state, &sets, &["-o", "json", "backup", "list"]);
+    assert_eq!(json(&o)["sets"][0]["state"]["state"], "drilled");
     let o = controlplane(
         &state,
         &sets,

@@ -349,9 +349,14 @@ async fn backup(
             output::view(global.output, &view)?;
             Ok(Exit::Success)
         }
-        Some(BackupAction::Verify { id, destination: d }) => {
+        Some(BackupAction::Verify {
+            id,
+            restore_drill,
+            destination: d,
+        }) => {
             let id = cp_app::backup::id(&id)?;
-            let view = cp_app::backup::verify(s, &id, d.as_deref().or(destination)).await?;
+            let view =
+                cp_app::backup::verify(s, &id, d.as_deref().or(destination), restore_drill).await?;
             output::view(global.output, &view)?;
             Ok(if view.ok {
                 Exit::Success
