@@ -53,6 +53,17 @@ pub enum AppError {
     /// A backup command failed.
     #[error(transparent)]
     Backup(#[from] cp_backup::run::BackupError),
+    /// `up --backup`: the backup before applying failed, so nothing was applied.
+    #[error(
+        "the backup before applying ({id}) did not complete, so nothing was applied:\n{}",
+        failed.iter().map(|f| format!("  - {f}")).collect::<Vec<_>>().join("\n")
+    )]
+    BackupFirst {
+        /// The set.
+        id: String,
+        /// What failed.
+        failed: Vec<String>,
+    },
     /// A saved plan no longer matches the world.
     #[error(
         "the saved plan {file} no longer matches what exists, so nothing was applied:\n{}\nrun `controlplane plan --out {file}` again and review it",

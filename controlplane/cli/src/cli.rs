@@ -134,7 +134,8 @@ pub(crate) enum Command {
     #[command(after_help = "Examples:
   controlplane up                        # dev: everything
   controlplane up --service postgres     # postgres and what it needs
-  controlplane up --plan dev.plan        # exactly a saved plan, or refuse if the world moved")]
+  controlplane up --plan dev.plan        # exactly a saved plan, or refuse if the world moved
+  controlplane -e staging up --backup    # a backup set of what the plan touches first")]
     Up {
         /// Only this service and what it depends on (repeatable).
         #[arg(long = "service", value_name = "SERVICE")]
@@ -145,6 +146,10 @@ pub(crate) enum Command {
         /// Do not seed after bring-up.
         #[arg(long)]
         no_seed: bool,
+        /// First back up the stateful services the plan changes; apply nothing if
+        /// that backup fails.
+        #[arg(long)]
+        backup: bool,
         /// Apply exactly this saved plan (`plan --out FILE`); refused, touching nothing,
         /// when what it observed has changed.
         #[arg(long, value_name = "FILE")]

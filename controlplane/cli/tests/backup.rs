@@ -117,3 +117,73 @@ fn backup_list_refused_restore_restore_verify_prune() {
     assert_eq!(v["plan"]["keep"][0][0], id.as_str(), "{v}");
     assert!(v["plan"]["delete"].as_array().unwrap().is_empty(), "{v}");
 }
+
+#[test]
+fn up_backup_takes_a_set_first_and_applies_nothing_when_it_fails() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let state = tmp.path().join("dev");
+    let dest = tmp.path().join("backups");
+    let mut sets = cp_testkit::port_sets();
+    sets.extend(cp_testkit::only(&[
+        cp_core::names::CoreKind::Redis,
+        cp_core::names::CoreKind::Nats,
+    ]));
+    sets.retain(|s| s != "backup.enabled=false");
+    sets.extend([
+        "platform=process".to_owned(),
+        "backup.services=[redis, nats]".to_owned(),
+    ]);
+    struct Down<'a>(&'a std::path::Path, &'a [String]);
+    impl Drop for Down<'_> {
+        fn drop(&mut self) {
+            let _ = controlplane(self.0, self.1, &["down", "--volumes", "--yes"]);
+        }
+    }
+    let mut good = sets.clone();
+    good.push(format!("backup.destinations.local.path={}", dest.display()));
+    let _down = Down(&state, &good);
+    let o = controlplane(&state, &good, &["up"]);
+    assert!(o.status.success(), "up:\n{}", text(&o));
+
+    // A change to Redis, with a destination that cannot be written: nothing applied.
+    let blocker = tmp.path().join("a-file");
+    std::fs::write(&blocker, "").unwrap();
+    let mut bad = sets.clone();
+    bad.push(format!(
+        "backup.destinations.local.path={}/sub",
+        blocker.display()
+    ));
+    bad.push("services.redis.maxmemory=128mb".into());
+    let o = controlplane(&state, &bad, &["up", "--backup"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let o = controlplane(&state, &bad, &["plan"]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "the change is still pending:\n{}",
+        text(&o)
+    );
+
+    // With a working destination: a set of Redis first, then the change.
+    let mut changed = good.clone();
+    changed.push("services.redis.maxmemory=128mb".into());
+    let o = controlplane(&state, &changed, &["up", "--backup"]);
+    assert!(o.status.success(), "up --backup:\n{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("backed up redis as "),
+        "{}",
+        text(&o)
+    );
+    let o = controlplane(&state, &changed, &["-o", "json", "backup", "list"]);
+    let v = json(&o);
+    assert_eq!(v["sets"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(
+        v["sets"][0]["services"],
+        serde_json::json!(["redis"]),
+        "{v}"
+    );
+    let o = controlplane(&state, &changed, &["plan"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+}

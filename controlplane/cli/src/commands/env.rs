@@ -110,6 +110,7 @@ pub(crate) async fn run(global: &Global, command: Command) -> Outcome {
             services,
             timeout,
             no_seed,
+            backup,
             plan,
         } => {
             let timeout = cp_core::units::Duration::parse(&timeout)
@@ -135,6 +136,7 @@ pub(crate) async fn run(global: &Global, command: Command) -> Outcome {
                 services,
                 timeout,
                 seed: !no_seed,
+                backup,
             };
             let view = cp_app::up::up(&s, &saved, &opts, progress.as_ref()).await?;
             match global.output {
