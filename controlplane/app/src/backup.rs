@@ -245,6 +245,29 @@ pub async fn restore(
         },
     )
     .await?;
+    // A snapshot carries its cluster's keyring: from now on the target opens with the
+    // source's unseal keys. Where the target keeps its keys (dev), keep those instead.
+    if services.contains(&CoreKind::Vault)
+        && source.state.path() != target.state.path()
+        && let (Some(sv), Some(tv)) = (&source.env.services.vault, &target.env.services.vault)
+        && tv.unseal == cp_core::model::UnsealKeys::State
+    {
+        let from = cp_runtime::vault::key_store(sv, &source.state, source.driver.vault_keys_dir());
+        if let (Ok(Some(keys)), Ok(Some(root))) = (from.unseal_keys(), from.root_token()) {
+            let to =
+                cp_runtime::vault::key_store(tv, &target.state, target.driver.vault_keys_dir());
+            to.keep(&cp_runtime::vault::InitKeys {
+                threshold: u8::try_from(keys.len()).unwrap_or(1),
+                keys,
+                root_token: root,
+            })
+            .map_err(|e| {
+                AppError::Usage(format!(
+                    "restored, but the source's Vault keys could not be kept for the target: {e}"
+                ))
+            })?;
+        }
+    }
     Ok(RestoreView {
         id: id.to_string(),
         environment: target.env.name.to_string(),
