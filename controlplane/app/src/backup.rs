@@ -72,6 +72,40 @@ pub async fn backup(
     })
 }
 
+/// `backup` on a Kubernetes environment: a Job from the rendered `controlplane-backup`
+/// CronJob (the scheduled run, with its ServiceAccount and secrets by reference),
+/// its log copied to `out`, its outcome returned. `None`: not a Kubernetes
+/// environment (back up from here).
+pub async fn backup_on_cluster(
+    s: &Session,
+    services: &[CoreKind],
+    destination: Option<&str>,
+    out: &mut (dyn std::io::Write + Send),
+) -> Result<Option<cp_driver_kube::job::JobOutcome>, AppError> {
+    let crate::driver::AnyDriver::Kube(k) = &s.driver else {
+        return Ok(None);
+    };
+    let mut extra = Vec::new();
+    for svc in services {
+        extra.extend(["--service".to_owned(), svc.as_str().to_owned()]);
+    }
+    if let Some(d) = destination {
+        extra.extend(["--destination".to_owned(), d.to_owned()]);
+    }
+    let outcome = cp_driver_kube::job::run_from_cronjob(
+        k.client(),
+        &s.env.namespace,
+        cp_core::render::context::BACKUP_JOB,
+        &extra,
+        std::time::Duration::from_secs(6 * 3600),
+        std::time::Duration::from_secs(2),
+        out,
+    )
+    .await
+    .map_err(|e| AppError::Usage(cp_backup::error_chain(&e)))?;
+    Ok(Some(outcome))
+}
+
 /// `backup list`: read-only; works on a fresh machine (the destination is the truth).
 pub async fn list(s: &Session, destination: Option<&str>) -> Result<BackupListView, AppError> {
     let store = store(s, destination).await?;

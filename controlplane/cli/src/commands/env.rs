@@ -331,6 +331,22 @@ async fn backup(
     match action {
         None => {
             let services = cp_app::backup::services(services)?;
+            // On Kubernetes the backup runs in the cluster, as the CronJob does.
+            let mut log = std::io::stderr();
+            if let Some(o) =
+                cp_app::backup::backup_on_cluster(s, &services, destination, &mut log).await?
+            {
+                eprintln!(
+                    "job {}: {}",
+                    o.job,
+                    if o.succeeded { "succeeded" } else { "failed" }
+                );
+                return Ok(if o.succeeded {
+                    Exit::Success
+                } else {
+                    Exit::Failure
+                });
+            }
             let progress = crate::progress::backup_progress(global.output);
             let view = cp_app::backup::backup(s, &services, destination, progress.as_ref()).await?;
             match global.output {
