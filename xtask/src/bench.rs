@@ -456,9 +456,17 @@ fn collect_images(v: &serde_json::Value, out: &mut Vec<String>) {
 /// The controlplane binary built with optimisations (what a benchmark of byte
 /// pipelines must measure: zstd and SHA-256 at -O0 would say nothing).
 fn build_controlplane_release() -> Result<std::path::PathBuf> {
-    crate::run(crate::cargo().args(["build", "--quiet", "--release", "--package", "controlplane"]))?;
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| crate::project_root().join("target"), std::path::PathBuf::from);
+    crate::run(crate::cargo().args([
+        "build",
+        "--quiet",
+        "--release",
+        "--package",
+        "controlplane",
+    ]))?;
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
+        || crate::project_root().join("target"),
+        std::path::PathBuf::from,
+    );
     Ok(target.join("release/controlplane"))
 }
 
@@ -558,13 +566,32 @@ fn backup() -> Result<()> {
         let backup_pw = pw("services.postgres.backup_password")?;
         let pg_bin = |name: &str| {
             let p = std::path::PathBuf::from(format!("/usr/lib/postgresql/15/bin/{name}"));
-            if p.exists() { p } else { std::path::PathBuf::from(name) }
+            if p.exists() {
+                p
+            } else {
+                std::path::PathBuf::from(name)
+            }
         };
         let port = ports[0].to_string();
         let psql = |sql: &str| -> Result<()> {
             crate::run(
                 Command::new(pg_bin("psql"))
-                    .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", &port, "-U", "postgres", "-d", "anumate", "-c", sql])
+                    .args([
+                        "-X",
+                        "-q",
+                        "-v",
+                        "ON_ERROR_STOP=1",
+                        "-h",
+                        "127.0.0.1",
+                        "-p",
+                        &port,
+                        "-U",
+                        "postgres",
+                        "-d",
+                        "anumate",
+                        "-c",
+                        sql,
+                    ])
                     .env("PGPASSWORD", &su)
                     .stdout(std::process::Stdio::null()),
             )
@@ -595,17 +622,43 @@ fn backup() -> Result<()> {
         };
         let size = || -> Result<u64> {
             let out = Command::new(pg_bin("psql"))
-                .args(["-X", "-At", "-h", "127.0.0.1", "-p", &port, "-U", "postgres", "-d", "anumate", "-c", "SELECT pg_database_size('anumate')"])
+                .args([
+                    "-X",
+                    "-At",
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &port,
+                    "-U",
+                    "postgres",
+                    "-d",
+                    "anumate",
+                    "-c",
+                    "SELECT pg_database_size('anumate')",
+                ])
                 .env("PGPASSWORD", &su)
                 .output()?;
             Ok(String::from_utf8_lossy(&out.stdout).trim().parse()?)
         };
         let take = |label: &str| -> Result<(Duration, u64, u64, String)> {
-            let (t, peak, out) = timed_with_peak(cp(&["--output", "json", "backup", "--service", "postgres"]).stderr(std::process::Stdio::null()))?;
+            let (t, peak, out) = timed_with_peak(
+                cp(&["--output", "json", "backup", "--service", "postgres"])
+                    .stderr(std::process::Stdio::null()),
+            )?;
             let v: serde_json::Value = serde_json::from_slice(&out)?;
             let stored = v["services"][0]["stored_size"].as_u64().unwrap_or(0);
-            eprintln!("bench: {label}: controlplane backup {} -> {}, peak {}", secs(t), mib(stored), mib(peak));
-            Ok((t, stored, peak, v["id"].as_str().unwrap_or_default().to_owned()))
+            eprintln!(
+                "bench: {label}: controlplane backup {} -> {}, peak {}",
+                secs(t),
+                mib(stored),
+                mib(peak)
+            );
+            Ok((
+                t,
+                stored,
+                peak,
+                v["id"].as_str().unwrap_or_default().to_owned(),
+            ))
         };
         // Size 1, then size 2 (four times as large): memory must stay flat.
         let rows_small: u64 = 1_000_000;
@@ -623,7 +676,18 @@ fn backup() -> Result<()> {
             let t = Instant::now();
             crate::run(
                 Command::new(pg_bin("pg_dump"))
-                    .args(["-Fc", "-h", "127.0.0.1", "-p", &port, "-U", "anumate_backup", "-d", "anumate", "-f"])
+                    .args([
+                        "-Fc",
+                        "-h",
+                        "127.0.0.1",
+                        "-p",
+                        &port,
+                        "-U",
+                        "anumate_backup",
+                        "-d",
+                        "anumate",
+                        "-f",
+                    ])
                     .arg(file)
                     .args(extra)
                     .env("PGPASSWORD", &backup_pw),
@@ -639,26 +703,73 @@ fn backup() -> Result<()> {
             .or_else(|_| Ok::<(), anyhow::Error>(()))?;
         crate::run(
             Command::new(pg_bin("psql"))
-                .args(["-X", "-q", "-h", "127.0.0.1", "-p", &port, "-U", "postgres", "-d", "postgres", "-c", "CREATE DATABASE bench_restore OWNER anumate_admin"])
+                .args([
+                    "-X",
+                    "-q",
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &port,
+                    "-U",
+                    "postgres",
+                    "-d",
+                    "postgres",
+                    "-c",
+                    "CREATE DATABASE bench_restore OWNER anumate_admin",
+                ])
                 .env("PGPASSWORD", &su)
                 .stdout(std::process::Stdio::null()),
         )?;
         let t = Instant::now();
         crate::run(
             Command::new(pg_bin("pg_restore"))
-                .args(["-j", "2", "-h", "127.0.0.1", "-p", &port, "-U", "postgres", "-d", "bench_restore"])
+                .args([
+                    "-j",
+                    "2",
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &port,
+                    "-U",
+                    "postgres",
+                    "-d",
+                    "bench_restore",
+                ])
                 .arg(&fc)
                 .env("PGPASSWORD", &su),
         )?;
         let t_pgr = t.elapsed();
         let t = Instant::now();
-        crate::run(cp(&["restore", &id, "--service", "postgres", "--yes"]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()))?;
+        crate::run(
+            cp(&["restore", &id, "--service", "postgres", "--yes"])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null()),
+        )?;
         let t_restore = t.elapsed();
-        println!("PostgreSQL backup and restore, {} rows in 2 tables with indexes", rows_big * 2);
-        println!("  database size                     {:>10}   (small run: {})", mib(big_db), mib(small_db));
-        println!("  pg_dump -Fc (default compression) {:>10}  {:>10}", secs(t_fc), mib(s_fc));
-        println!("  pg_dump -Fc -Z0 (floor)           {:>10}  {:>10}", secs(t_fc0), mib(s_fc0));
-        println!("  controlplane backup (zstd 3)      {:>10}  {:>10}", secs(t_ours), mib(s_ours));
+        println!(
+            "PostgreSQL backup and restore, {} rows in 2 tables with indexes",
+            rows_big * 2
+        );
+        println!(
+            "  database size                     {:>10}   (small run: {})",
+            mib(big_db),
+            mib(small_db)
+        );
+        println!(
+            "  pg_dump -Fc (default compression) {:>10}  {:>10}",
+            secs(t_fc),
+            mib(s_fc)
+        );
+        println!(
+            "  pg_dump -Fc -Z0 (floor)           {:>10}  {:>10}",
+            secs(t_fc0),
+            mib(s_fc0)
+        );
+        println!(
+            "  controlplane backup (zstd 3)      {:>10}  {:>10}",
+            secs(t_ours),
+            mib(s_ours)
+        );
         println!(
             "    time vs -Z0: {:.2}x (aim <= 1.3x); size vs -Fc: {:.2}x (aim <= 1.0x); time vs -Fc: {:.2}x",
             t_ours.as_secs_f64() / t_fc0.as_secs_f64(),
@@ -666,7 +777,11 @@ fn backup() -> Result<()> {
             t_ours.as_secs_f64() / t_fc.as_secs_f64()
         );
         println!("  pg_restore -j 2 of the -Fc dump   {:>10}", secs(t_pgr));
-        println!("  controlplane restore (2 jobs)     {:>10}   ({:.2}x pg_restore -j 2; aim <= 1.0x; includes the digest check and the swap)", secs(t_restore), t_restore.as_secs_f64() / t_pgr.as_secs_f64());
+        println!(
+            "  controlplane restore (2 jobs)     {:>10}   ({:.2}x pg_restore -j 2; aim <= 1.0x; includes the digest check and the swap)",
+            secs(t_restore),
+            t_restore.as_secs_f64() / t_pgr.as_secs_f64()
+        );
         println!(
             "  backup peak memory: {} at {} database, {} at {} ({:.2}x for {:.1}x the data)",
             mib(peak_small),

@@ -25,6 +25,9 @@ pub struct ServiceMetrics {
     pub size_bytes: u64,
 }
 
+/// A series: its name, its help text and how to read its value.
+type Series = (&'static str, &'static str, fn(&ServiceMetrics) -> String);
+
 /// Every backed-up service's series.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Metrics {
@@ -75,7 +78,7 @@ impl Metrics {
     /// absent).
     pub fn exposition(&self, env: &str, services: &[CoreKind]) -> String {
         let mut out = String::new();
-        let series: [(&str, &str, fn(&ServiceMetrics) -> String); 4] = [
+        let series: [Series; 4] = [
             (
                 "controlplane_backup_last_success_timestamp_seconds",
                 "Unix time of the last successful backup (0: never).",

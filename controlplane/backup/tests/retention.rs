@@ -23,13 +23,16 @@ fn prune(sets: &mut Vec<Candidate>, now: DateTime<Utc>) {
     sets.retain(|c| !gone.contains(&c.id));
 }
 
+/// A bucket key of a time: (year, day or week or month, rule).
+type Bucket = dyn Fn(&DateTime<Utc>) -> (i32, u32, u32);
+
 /// The GFS set computed independently: newest per day for the last 7 days with a set,
 /// per ISO week for 4 weeks, per month for 6 months.
 fn expected(full: &[DateTime<Utc>]) -> BTreeSet<DateTime<Utc>> {
     let mut sorted = full.to_vec();
     sorted.sort_by(|a, b| b.cmp(a));
     let mut keep = BTreeSet::new();
-    let mut rule = |n: usize, key: &dyn Fn(&DateTime<Utc>) -> (i32, u32, u32)| {
+    let mut rule = |n: usize, key: &Bucket| {
         let mut seen = Vec::new();
         for t in &sorted {
             let k = key(t);
