@@ -265,6 +265,14 @@ async fn a_service_down_fails_alone_and_the_set_is_partial() {
             failed: vec![CoreKind::Redis]
         }
     );
+    let m = cp_backup::metrics::Metrics::read(&t.state);
+    assert_eq!(m.services[&CoreKind::Redis].last_run_success, 0);
+    assert_eq!(
+        m.services[&CoreKind::Redis].last_success_timestamp_seconds,
+        0,
+        "never succeeded"
+    );
+    assert_eq!(m.services[&CoreKind::Nats].last_run_success, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -23,6 +23,21 @@ async fn a_seeded_environment_restores_into_a_fresh_one() {
     for s in &report.services {
         assert!(s.ok && s.stored_size > 0, "{s:?}");
     }
+    // The metrics `serve` exports, in the contract's names.
+    let metrics = cp_backup::metrics::Metrics::read(&a.state);
+    let text = metrics.exposition("dev", &support::kinds());
+    for k in support::kinds() {
+        assert!(
+            text.contains(&format!(
+                "controlplane_backup_last_run_success{{env=\"dev\",service=\"{k}\"}} 1"
+            )),
+            "{text}"
+        );
+        assert!(
+            metrics.services[&k].size_bytes > 0
+                && metrics.services[&k].last_success_timestamp_seconds > 0
+        );
+    }
     let store = support::store(&a).await;
     let listed = run::list(&store, None).await.unwrap();
     assert_eq!(listed.len(), 1);
