@@ -499,6 +499,80 @@ async fn copy_in(
     Ok(())
 }
 
+/// A post-data section split into its entries: the preamble (`SET`s every session
+/// needs), the entries that may be built side by side (indexes, primary keys and
+/// unique constraints: what foreign keys and the rest depend on), and the rest, in
+/// order.
+fn split_post_data(text: &str) -> (String, Vec<String>, Vec<String>) {
+    const MARK: &str = "\n--\n-- Name: ";
+    let mut parts = text.split(MARK);
+    let preamble = parts.next().unwrap_or("").to_owned();
+    let (mut parallel, mut serial) = (Vec::new(), Vec::new());
+    for p in parts {
+        let header = p.lines().next().unwrap_or("");
+        let kind = header
+            .split("; Type: ")
+            .nth(1)
+            .and_then(|t| t.split(';').next())
+            .unwrap_or("");
+        let body = format!("--\n-- Name: {p}");
+        let independent = kind == "INDEX"
+            || (kind == "CONSTRAINT" && (p.contains(" PRIMARY KEY ") || p.contains(" UNIQUE ")));
+        if independent {
+            parallel.push(body);
+        } else {
+            serial.push(body);
+        }
+    }
+    (preamble, parallel, serial)
+}
+
+/// Applies the post-data section: indexes and keys [`JOBS`] at a time (as
+/// `pg_restore -j` does), then everything that depends on them, in the dump's order.
+async fn post_data(r: &SetReader, a: &Artifact, o: &PgConnectOptions) -> Result<(), ServiceError> {
+    let text = String::from_utf8_lossy(&r.read_small(a).await?).into_owned();
+    let (preamble, parallel, serial) = split_post_data(&text);
+    let queue = std::sync::Arc::new(std::sync::Mutex::new(std::collections::VecDeque::from(parallel)));
+    let worker = |queue: std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<String>>>| {
+        let o = o.clone();
+        let preamble = preamble.clone();
+        async move {
+            let mut c = PgConnection::connect_with(&o)
+                .await
+                .map_err(ServiceError::sql("building indexes"))?;
+            sqlx::raw_sql(AssertSqlSafe(preamble))
+                .execute(&mut c)
+                .await
+                .map_err(ServiceError::sql("building indexes"))?;
+            loop {
+                let next = queue.lock().expect("not poisoned").pop_front();
+                let Some(stmt) = next else { break };
+                let what = stmt.lines().nth(1).unwrap_or("").trim_start_matches("-- ").to_owned();
+                sqlx::raw_sql(AssertSqlSafe(stmt))
+                    .execute(&mut c)
+                    .await
+                    .map_err(ServiceError::sql(format!("post-data: {what}")))?;
+            }
+            let _ = c.close().await;
+            Ok::<(), ServiceError>(())
+        }
+    };
+    let results = futures::future::join_all((0..JOBS).map(|_| worker(queue.clone()))).await;
+    for res in results {
+        res?;
+    }
+    let mut c = PgConnection::connect_with(o)
+        .await
+        .map_err(ServiceError::sql("applying post-data"))?;
+    let rest = format!("{preamble}\n{}", serial.join("\n"));
+    sqlx::raw_sql(AssertSqlSafe(rest))
+        .execute(&mut c)
+        .await
+        .map_err(ServiceError::sql("applying post-data (constraints, triggers, policies)"))?;
+    let _ = c.close().await;
+    Ok(())
+}
+
 /// Where a restore puts the database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Into {
@@ -602,7 +676,7 @@ pub async fn restore(
             res?;
         }
         psql(r, seq, pg, &psql_bin, &fresh).await?;
-        psql(r, post, pg, &psql_bin, &fresh).await?;
+        post_data(r, post, &o).await?;
         Ok(())
     }
     .await;
@@ -692,6 +766,17 @@ mod tests {
             ]
         );
         assert!(grants("d", "garbage").is_empty());
+    }
+
+    #[test]
+    fn post_data_splits_into_what_builds_in_parallel_and_the_rest() {
+        let text = "SET x = 1;\n\n--\n-- Name: t t_pkey; Type: CONSTRAINT; Schema: s; Owner: o\n--\n\nALTER TABLE ONLY s.t\n    ADD CONSTRAINT t_pkey PRIMARY KEY (id);\n\n--\n-- Name: t_i; Type: INDEX; Schema: s; Owner: o\n--\n\nCREATE INDEX t_i ON s.t USING btree (a);\n\n--\n-- Name: u u_fk; Type: FK CONSTRAINT; Schema: s; Owner: o\n--\n\nALTER TABLE ONLY s.u\n    ADD CONSTRAINT u_fk FOREIGN KEY (t) REFERENCES s.t(id);\n\n--\n-- Name: t p; Type: POLICY; Schema: s; Owner: o\n--\n\nCREATE POLICY p ON s.t USING (true);\n";
+        let (pre, par, ser) = split_post_data(text);
+        assert_eq!(pre, "SET x = 1;\n");
+        assert_eq!(par.len(), 2, "{par:?}");
+        assert!(par[0].contains("PRIMARY KEY") && par[1].contains("CREATE INDEX"));
+        assert_eq!(ser.len(), 2, "{ser:?}");
+        assert!(ser[0].contains("FOREIGN KEY") && ser[1].contains("CREATE POLICY"));
     }
 
     #[test]
