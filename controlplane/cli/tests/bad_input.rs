@@ -288,7 +288,10 @@ fn render_check_names_a_hand_edited_file_and_shows_the_diff() {
     let (code, out, err) = p.run(&["render", "--all", "--out", "out", "--check"]);
     assert_eq!(code, 2, "drift is exit 2: {out}{err}");
     // The hint repeats the flags given.
-    assert!(err.contains("`controlplane render --all --out out`"), "{err}");
+    assert!(
+        err.contains("`controlplane render --all --out out`"),
+        "{err}"
+    );
     assert!(
         out.contains(
             "changed: kubernetes/overlays/production/patches/deployment-capsule-registry.yaml"

@@ -78,7 +78,12 @@ fn plan_up_twice_status_heal_and_down() {
     );
     // Without seeding, the seeded layers are pending, and the plan says so.
     let o = controlplane(&state, &sets, &["plan"]);
-    assert_eq!(o.status.code(), Some(2), "plan after up --no-seed:\n{}", text(&o));
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "plan after up --no-seed:\n{}",
+        text(&o)
+    );
     let plan = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(plan.contains("platform: up to date"), "{plan}");
     assert!(plan.contains("+ database anumate"), "{plan}");
@@ -104,7 +109,9 @@ fn plan_up_twice_status_heal_and_down() {
     assert!(url.starts_with("postgres://anumate_app@"), "{url}");
     let o = controlplane(&state, &sets, &["-o", "json", "status", "--show-secrets"]);
     let shown: Value = serde_json::from_slice(&o.stdout).unwrap();
-    let url = service(&shown, "postgres")["connect"]["app"].as_str().unwrap();
+    let url = service(&shown, "postgres")["connect"]["app"]
+        .as_str()
+        .unwrap();
     assert!(url.starts_with("postgres://anumate_app:"), "{url}");
 
     // Kill redis (by the pid status reports, which this test's `up` started).
@@ -152,12 +159,26 @@ fn plan_up_twice_status_heal_and_down() {
         .collect();
     // Deleting data needs a confirmation; without a terminal, --yes.
     let o = controlplane(&state, &sets, &["down", "--volumes"]);
-    assert_eq!(o.status.code(), Some(3), "down --volumes without --yes:\n{}", text(&o));
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "down --volumes without --yes:\n{}",
+        text(&o)
+    );
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("would delete") && err.contains("--yes"), "{err}");
-    assert!(err.contains("data is deleted"), "it names what holds data: {err}");
+    assert!(
+        err.contains("would delete") && err.contains("--yes"),
+        "{err}"
+    );
+    assert!(
+        err.contains("data is deleted"),
+        "it names what holds data: {err}"
+    );
     for p in &ports {
-        assert!(port_open(*p), "a refused down touched nothing, port {p} answers");
+        assert!(
+            port_open(*p),
+            "a refused down touched nothing, port {p} answers"
+        );
     }
     let o = controlplane(&state, &sets, &["down", "--volumes", "--yes"]);
     assert!(o.status.success(), "down failed:\n{}", text(&o));

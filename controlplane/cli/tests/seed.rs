@@ -113,10 +113,7 @@ fn up_seeds_then_seed_migrate_and_tenants_converge() {
         "Acme Corp",
     ]));
     assert_eq!(created["changed"], true, "{created}");
-    let id = created["tenant"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = created["tenant"]["id"].as_str().unwrap().to_owned();
     let again = json(&run(&["--output", "json", "tenant", "create", "acme"]));
     assert_eq!(again["changed"], false, "{again}");
     assert_eq!(again["tenant"]["id"], id.as_str());
