@@ -177,14 +177,6 @@ pub struct Postgres {
     pub common: ServiceCommon,
     /// Database name.
     pub database: String,
-    /// Owner role.
-    pub admin_role: String,
-    /// Application role (RLS applies).
-    pub app_role: String,
-    /// Read-only role.
-    pub readonly_role: String,
-    /// Backup role (BYPASSRLS).
-    pub backup_role: String,
     /// Bootstrap superuser (`postgres`) password.
     pub superuser_password: SecretRef,
     /// Admin password.

@@ -122,16 +122,11 @@ macro_rules! core_service {
 core_service! {
     /// PostgreSQL.
     RawPostgres {
-        /// Database name.
+        /// Database name. The roles are fixed, because the migrations grant to them:
+        /// `anumate_admin` (owner, runs migrations), `anumate_app` (DML only, subject to
+        /// row-level security, owns nothing), `anumate_readonly`, and `anumate_backup`
+        /// (BYPASSRLS, so dumps never silently miss rows).
         database: Option<String>,
-        /// Owner role: owns the schemas and tables, runs migrations.
-        admin_role: Option<String>,
-        /// Application role: DML only, subject to row-level security, owns nothing.
-        app_role: Option<String>,
-        /// Read-only role for reporting and support.
-        readonly_role: Option<String>,
-        /// Backup role: has BYPASSRLS so dumps never silently miss rows.
-        backup_role: Option<String>,
         /// Password of the bootstrap superuser `postgres`, used only by controlplane
         /// to create the roles and the database (secret reference).
         superuser_password: Option<String>,

@@ -115,10 +115,6 @@ fn services(s: &CoreServices) -> RawServices {
             || disabled(|p: &mut RawPostgres| p.enabled = Some(false)),
             |p| RawPostgres {
                 database: Some(p.database.clone()),
-                admin_role: Some(p.admin_role.clone()),
-                app_role: Some(p.app_role.clone()),
-                readonly_role: Some(p.readonly_role.clone()),
-                backup_role: Some(p.backup_role.clone()),
                 superuser_password: secret(&p.superuser_password),
                 admin_password: secret(&p.admin_password),
                 app_password: secret(&p.app_password),

@@ -471,19 +471,6 @@ fn core_services(cx: &mut Cx<'_>, raw: &raw::RawServices, tier: Tier) -> CoreSer
     let postgres = common(cx, CoreKind::Postgres, common_in!(pg)).map(|common| Postgres {
         common,
         database: pg.database.clone().unwrap_or_else(|| "anumate".into()),
-        admin_role: pg
-            .admin_role
-            .clone()
-            .unwrap_or_else(|| "anumate_admin".into()),
-        app_role: pg.app_role.clone().unwrap_or_else(|| "anumate_app".into()),
-        readonly_role: pg
-            .readonly_role
-            .clone()
-            .unwrap_or_else(|| "anumate_readonly".into()),
-        backup_role: pg
-            .backup_role
-            .clone()
-            .unwrap_or_else(|| "anumate_backup".into()),
         superuser_password: cx.secret(
             "services.postgres.superuser_password",
             pg.superuser_password.as_deref(),
@@ -504,46 +491,19 @@ fn core_services(cx: &mut Cx<'_>, raw: &raw::RawServices, tier: Tier) -> CoreSer
         settings: pg.settings.clone(),
     });
     if let Some(p) = &postgres {
-        for (key, role) in [
-            ("database", &p.database),
-            ("admin_role", &p.admin_role),
-            ("app_role", &p.app_role),
-            ("readonly_role", &p.readonly_role),
-            ("backup_role", &p.backup_role),
-        ] {
-            let ok = !role.is_empty()
-                && role.len() <= 63
-                && role.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
-                && role
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-            if !ok {
-                cx.err(
-                    &format!("services.postgres.{key}"),
-                    format!("`{role}` is not a safe PostgreSQL identifier"),
-                )
-                .expected =
-                    Some("lowercase letters, digits and `_`, starting with a letter".into());
-            }
-        }
-        let roles = [
-            ("admin_role", &p.admin_role),
-            ("app_role", &p.app_role),
-            ("readonly_role", &p.readonly_role),
-            ("backup_role", &p.backup_role),
-        ];
-        for (i, (key, role)) in roles.iter().enumerate() {
-            let Some((first, _)) = roles[..i].iter().find(|(_, r)| r == role) else {
-                continue;
-            };
-            let first_path = format!("services.postgres.{first}");
-            let note = format!("{first_path} is set at {}", cx.loc(&first_path));
-            let d = cx.err(
-                &format!("services.postgres.{key}"),
-                format!("`{role}` is also the {first}"),
-            );
-            d.notes.push(note);
-            d.help = Some("admin_role, app_role, readonly_role and backup_role must differ: the app role must not own what it reads".into());
+        let db = &p.database;
+        let ok = !db.is_empty()
+            && db.len() <= 63
+            && db.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+            && db
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !ok {
+            cx.err(
+                "services.postgres.database",
+                format!("`{db}` is not a safe PostgreSQL identifier"),
+            )
+            .expected = Some("lowercase letters, digits and `_`, starting with a letter".into());
         }
     }
     let r = &raw.redis;
@@ -1951,8 +1911,8 @@ mod tests {
         let found = places(
             "services:
   postgres:
-    admin_role: anumate_admin
-    app_role: anumate_admin
+    database: Anumate
+    port: 5432
 vault:
   keys: [anumate-config, tenant-x]
   policies:
@@ -1972,7 +1932,7 @@ dashboards:
         assert_eq!(
             found,
             [
-                "services.postgres.app_role 4:15",
+                "services.postgres.database 3:15",
                 "vault.policies.anumate-app[0].capabilities[1] 10:30",
                 "vault.app_role.token_ttl 12:16",
                 "vault.keys[1] 6:26",

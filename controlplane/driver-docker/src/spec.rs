@@ -645,7 +645,7 @@ fn monitoring_container(env: &Environment, name: &ServiceName, comp: &Component)
                     ),
                 );
                 c.env
-                    .insert("DATA_SOURCE_USER".into(), pg.readonly_role.clone());
+                    .insert("DATA_SOURCE_USER".into(), cp_core::roles::READONLY.to_owned());
                 c.secret(
                     "DATA_SOURCE_PASS",
                     "services.postgres.readonly_password",
