@@ -4,6 +4,9 @@
 //! Every case runs the real binary in a copy of the project and snapshots what a
 //! person sees on stderr (`tests/snapshots/`), so a change to a message shows in review.
 
+// Tests run the binaries they judge (ours, kubectl, promtool) by path on purpose.
+#![allow(clippy::disallowed_methods)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

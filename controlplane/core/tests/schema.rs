@@ -35,8 +35,12 @@ fn shipped_files_point_editors_at_the_schema() {
 fn role_names_are_not_settings() {
     // The migrations grant to fixed names: a setting would be validated, then ignored.
     let files = support::shipped();
-    let d = cp_core::load(&files, "dev", &["services.postgres.app_role=someone".into()])
-        .expect_err("app_role is not a setting");
+    let d = cp_core::load(
+        &files,
+        "dev",
+        &["services.postgres.app_role=someone".into()],
+    )
+    .expect_err("app_role is not a setting");
     assert!(d.to_string().contains("unknown key"), "{d}");
 }
 
