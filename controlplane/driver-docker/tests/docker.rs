@@ -357,7 +357,10 @@ async fn check_seed(f: &Fixture) {
         .unwrap_or_else(|e| panic!("seeding the containers: {e}"));
     assert!(first.changed());
     let services: Vec<&str> = first.reports.iter().map(|r| r.service).collect();
-    assert_eq!(services, ["postgres", "nats", "redis", "vault", "events"]);
+    assert_eq!(
+        services,
+        ["postgres", "nats", "redis", "vault", "tenants", "events"]
+    );
     let second = cp_seed::seed_all(&access, &f.env).await.unwrap();
     assert!(!second.changed(), "{:?}", second.reports);
 }
