@@ -267,7 +267,7 @@ pub async fn down_preview(s: &Session, volumes: bool) -> Result<Vec<String>, App
         .into_iter()
         .map(|r| {
             if r.holds_data {
-                format!("{} (its data is deleted)", r.what)
+                format!("{} (data: this cannot be undone)", r.what)
             } else {
                 r.what
             }
