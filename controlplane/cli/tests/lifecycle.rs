@@ -171,7 +171,7 @@ fn plan_up_twice_status_heal_and_down() {
         "{err}"
     );
     assert!(
-        err.contains("data is deleted"),
+        err.contains("data: this cannot be undone"),
         "it names what holds data: {err}"
     );
     for p in &ports {
