@@ -242,3 +242,51 @@ fn down_outside_dev_without_a_terminal_refuses_and_lists_what_it_would_delete() 
     let o = staging(&state, &sets, &["down", "--volumes", "--yes"]);
     assert!(o.status.success(), "{}", text(&o));
 }
+
+#[test]
+fn a_second_mutating_run_fails_fast_naming_the_holder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("dev");
+    let s = state.to_str().unwrap();
+    // The state directory exists (a first run made it) and another run holds the lock.
+    let o = bin()
+        .args(["--state-dir", s, "--set", "platform=process", "down"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let holder = cp_runtime::state::StateDir::open(&state, "dev")
+        .unwrap()
+        .lock("environment", "up")
+        .unwrap();
+    let started = std::time::Instant::now();
+    for args in [
+        &["seed"][..],
+        &["up"],
+        &["down"],
+        &["migrate", "up"],
+        &["tenant", "create", "acme"],
+    ] {
+        let o = bin()
+            .args(["--state-dir", s, "--set", "platform=process"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", text(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains(&format!("held by pid {} (`up`) since ", std::process::id())),
+            "{args:?} names the holder: {err}"
+        );
+    }
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "it fails fast"
+    );
+    // Read-only commands need no lock.
+    let o = bin()
+        .args(["--state-dir", s, "--set", "platform=process", "plan"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    drop(holder);
+}
