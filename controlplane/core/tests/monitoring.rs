@@ -199,6 +199,8 @@ fn a_set_override_changes_a_threshold_and_drops_a_rule_without_touching_template
         &[
             "alerts.rules.high_cpu.threshold=0.5".into(),
             "alerts.rules.vault_sealed.enabled=false".into(),
+            "monitoring.notify.group_wait=1s".into(),
+            "monitoring.notify.repeat_interval=20m".into(),
         ],
     )
     .unwrap_or_else(|d| panic!("{d}"))
@@ -216,6 +218,13 @@ fn a_set_override_changes_a_threshold_and_drops_a_rule_without_touching_template
         !out.files
             .contains_key("prometheus/staging/tests/vault_sealed.yaml")
     );
+    // Alertmanager's timers: group_wait as set, group_interval at its default, and the
+    // critical route never repeating less often than the route above it.
+    let am = yaml(&out.files["prometheus/staging/alertmanager.yaml"]);
+    assert_eq!(am["route"]["group_wait"], "1s");
+    assert_eq!(am["route"]["group_interval"], "5m");
+    assert_eq!(am["route"]["repeat_interval"], "20m");
+    assert_eq!(am["route"]["routes"][0]["repeat_interval"], "20m");
 }
 
 #[test]
