@@ -270,7 +270,8 @@ pub(crate) async fn run(global: &Global, command: Command) -> Outcome {
         | Command::Render { .. }
         | Command::Config
         | Command::Schema { .. }
-        | Command::Completions { .. } => unreachable!("not an environment command"),
+        | Command::Completions { .. }
+        | Command::Exporter { .. } => unreachable!("not an environment command"),
     }
 }
 

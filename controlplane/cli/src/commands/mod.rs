@@ -5,6 +5,7 @@
 mod config;
 mod connect;
 mod env;
+mod exporter;
 mod render;
 mod schema;
 mod validate;
@@ -69,6 +70,7 @@ pub(crate) fn run(cli: Cli) -> Exit {
         Command::Config => config::run(&cli.global),
         Command::Schema { view } => schema::run(view.as_deref()),
         Command::Completions { shell } => schema::completions(shell),
+        Command::Exporter { exporter } => exporter::run(exporter),
         other => match runtime() {
             Ok(rt) => rt.block_on(env::run(&cli.global, other)),
             Err(e) => Err(Failure::Other(e)),
