@@ -32,6 +32,7 @@ pub fn install_hint(name: &str) -> String {
         "prometheus-postgres-exporter" => "install postgres_exporter: `apt-get install prometheus-postgres-exporter` (stop the daemon it starts: `systemctl disable --now prometheus-postgres-exporter`)".into(),
         "prometheus-redis-exporter" => "install redis_exporter: `apt-get install prometheus-redis-exporter` (stop the daemon it starts: `systemctl disable --now prometheus-redis-exporter`)".into(),
         "kubectl" => "install kubectl: https://kubernetes.io/docs/tasks/tools/".into(),
+        "controlplane" => "run controlplane itself (it starts its own exporter), or put it in PATH: `cargo install --path controlplane/cli`".into(),
         other => format!("install `{other}` and make sure it is in PATH"),
     }
 }

@@ -40,7 +40,9 @@ pub fn free_ports(n: usize) -> Vec<u16> {
         .collect()
 }
 
-/// `--set` overrides moving every core service to a free port.
+/// `--set` overrides moving every core service to a free port, with the monitoring
+/// stack off (it would listen on its fixed ports; [`monitoring_sets`] turns it on,
+/// on free ports too).
 pub fn port_sets() -> Vec<String> {
     let p = free_ports(6);
     vec![
@@ -50,7 +52,32 @@ pub fn port_sets() -> Vec<String> {
         format!("services.nats.monitor_port={}", p[3]),
         format!("services.vault.port={}", p[4]),
         format!("services.vault.cluster_port={}", p[5]),
+        "monitoring.enabled=false".into(),
     ]
+}
+
+/// `--set` overrides (after [`port_sets`]) that turn the monitoring stack back on
+/// with every part of it on a free port, and `controlplane serve`'s scrape target
+/// off (the tests that run serve set `monitoring.controlplane.port`).
+pub fn monitoring_sets() -> Vec<String> {
+    let p = free_ports(6);
+    vec![
+        "monitoring.enabled=true".into(),
+        format!("monitoring.prometheus.port={}", p[0]),
+        format!("monitoring.alertmanager.port={}", p[1]),
+        format!("monitoring.grafana.port={}", p[2]),
+        format!("monitoring.postgres_exporter.port={}", p[3]),
+        format!("monitoring.redis_exporter.port={}", p[4]),
+        format!("monitoring.nats_exporter.port={}", p[5]),
+        "monitoring.controlplane.enabled=false".into(),
+    ]
+}
+
+/// The project's templates (for the process driver's monitoring configuration).
+pub fn templates() -> cp_core::render::Templates {
+    Project::new(repo().join("environments"))
+        .templates()
+        .expect("the repository's templates are readable")
 }
 
 /// Loads the shipped `dev` environment with `sets`.
@@ -148,7 +175,10 @@ impl TestEnv {
         let mut sets = port_sets();
         sets.extend(extra.iter().map(|s| (*s).to_owned()));
         let env = load_dev(&sets);
-        let driver = ProcessDriver::new(&root).with_stop_grace(Duration::from_secs(10));
+        let driver = ProcessDriver::new(&root)
+            .with_stop_grace(Duration::from_secs(10))
+            .with_templates(&templates())
+            .expect("the templates load");
         if check {
             require_binaries(&driver, &env);
         }
@@ -345,7 +375,9 @@ pub async fn child_up_main() -> bool {
     };
     let sets: Vec<String> = sets.lines().map(str::to_owned).collect();
     let env = load_dev(&sets);
-    let driver = ProcessDriver::new(&root);
+    let driver = ProcessDriver::new(&root)
+        .with_templates(&templates())
+        .expect("the templates load");
     let state = StateDir::open(&root, "dev").expect("state dir");
     let secrets = SecretResolver::new(Some(state.clone()));
     let cx = Context {
