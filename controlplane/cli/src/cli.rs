@@ -177,6 +177,12 @@ pub(crate) enum Command {
         #[arg(long)]
         show_secrets: bool,
     },
+    /// The alerts firing and pending in the environment's Prometheus (what the
+    /// console's alerts page shows).
+    #[command(after_help = "Examples:
+  controlplane alerts
+  controlplane -e staging alerts -o json | jq '.alerts[] | select(.state == \"firing\")'")]
+    Alerts,
     /// A service's log.
     #[command(after_help = "Examples:
   controlplane logs postgres

@@ -33,7 +33,7 @@ fn mode(command: &Command) -> Mode {
     }
 }
 
-async fn open(global: &Global, mode: Mode) -> Result<Session, Failure> {
+pub(super) async fn open(global: &Global, mode: Mode) -> Result<Session, Failure> {
     let s = Session::open(
         &global.target(),
         mode,
@@ -271,7 +271,8 @@ pub(crate) async fn run(global: &Global, command: Command) -> Outcome {
         | Command::Config
         | Command::Schema { .. }
         | Command::Completions { .. }
-        | Command::Exporter { .. } => unreachable!("not an environment command"),
+        | Command::Exporter { .. }
+        | Command::Alerts => unreachable!("not run here"),
     }
 }
 
