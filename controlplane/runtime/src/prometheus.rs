@@ -1,6 +1,6 @@
 //! A small client of the Prometheus HTTP API (`/api/v1/...`): the alerts it holds
-//! (what `controlplane alerts` lists), its scrape targets and the series matching a
-//! selector (what the monitoring tests check), and a `*_build_info` version read
+//! (what `controlplane alerts` lists), its scrape targets, loaded rules and the
+//! series matching a selector (what the monitoring tests check), and a `*_build_info` version read
 //! from any `/metrics` page (the readiness probes of the monitoring processes).
 
 use std::collections::BTreeMap;
@@ -69,6 +69,63 @@ pub struct Target {
     /// The last scrape's error.
     #[serde(default)]
     pub last_error: String,
+}
+
+/// One loaded rule as `GET /api/v1/rules` reports it.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Rule {
+    /// The alert's or recorded series' name.
+    pub name: String,
+    /// Its expression, as Prometheus parsed and prints it.
+    pub query: String,
+    /// `alerting` or `recording`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `ok`, or `err` with [`Rule::last_error`].
+    #[serde(default)]
+    pub health: String,
+    /// Why its last evaluation failed.
+    #[serde(default)]
+    pub last_error: String,
+}
+
+/// A rule group as loaded.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct RuleGroup {
+    /// Its name.
+    pub name: String,
+    /// The file it came from.
+    pub file: String,
+    /// Its rules.
+    pub rules: Vec<Rule>,
+}
+
+/// One sample of an instant query's result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    /// The series' labels.
+    pub metric: BTreeMap<String, String>,
+    /// Its value now.
+    pub value: f64,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct QueryData {
+    result_type: String,
+    result: Vec<VectorSample>,
+}
+
+#[derive(Deserialize)]
+struct VectorSample {
+    metric: BTreeMap<String, String>,
+    value: (f64, String),
+}
+
+#[derive(Deserialize)]
+struct RulesData {
+    groups: Vec<RuleGroup>,
 }
 
 #[derive(Deserialize)]
@@ -172,6 +229,30 @@ impl Prometheus {
             .get::<TargetsData>("/api/v1/targets", &[("state", "active")])
             .await?
             .active_targets)
+    }
+
+    /// The instant vector `expr` evaluates to now.
+    pub async fn query(&self, expr: &str) -> Result<Vec<Sample>, PromError> {
+        let d: QueryData = self.get("/api/v1/query", &[("query", expr)]).await?;
+        if d.result_type != "vector" {
+            return Err(PromError::Api {
+                addr: self.addr.clone(),
+                what: format!("GET /api/v1/query?query={expr}"),
+                detail: format!("a {} where an instant vector was asked for", d.result_type),
+            });
+        }
+        Ok(d.result
+            .into_iter()
+            .map(|s| Sample {
+                metric: s.metric,
+                value: s.value.1.parse().unwrap_or(f64::NAN),
+            })
+            .collect())
+    }
+
+    /// Every loaded rule group.
+    pub async fn rules(&self) -> Result<Vec<RuleGroup>, PromError> {
+        Ok(self.get::<RulesData>("/api/v1/rules", &[]).await?.groups)
     }
 
     /// The label sets of the series `selector` matches (in the head block: what was

@@ -2,7 +2,10 @@
 //! driver with real PostgreSQL, Redis, NATS and OpenBao servers on random free loopback
 //! ports and a temporary state directory, driven through the engine like the CLI does,
 //! and torn down (data included) when dropped, even when the test fails. Tests that
-//! cannot start the servers fail loudly, naming what to install.
+//! cannot start the servers fail loudly, naming what to install. [`promcheck`] judges
+//! alert and recording rules against a real Prometheus.
+
+pub mod promcheck;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
