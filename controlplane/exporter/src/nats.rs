@@ -1,18 +1,19 @@
 //! NATS's JSON monitoring as Prometheus metrics, named and labelled as
-//! prometheus-nats-exporter (`-varz -jsz=all`) names them, so the same rules and
-//! dashboards read either exporter:
+//! prometheus-nats-exporter 0.15.0 (`-varz -jsz=all`, the compose image) names them,
+//! so the same rules and dashboards read either exporter:
 //!
-//! - every number of `/varz` as `gnatsd_varz_<field>{server_id}`, and its
-//!   `server_id`, `server_name` and `version` as `gnatsd_varz_<field>{server_id,
-//!   value} 1`;
+//! - every number of `/varz` as `gnatsd_varz_<field>{server_id}` (nested objects
+//!   flattened: `gnatsd_varz_jetstream_stats_memory`), and its `server_id`,
+//!   `server_name` and `version` as `gnatsd_varz_<field>{server_id, value} 1`;
 //! - `/jsz?consumers=true&config=true` as `jetstream_server_*` (server labels
 //!   `server_id, server_name, cluster, domain, meta_leader, is_meta_leader`),
 //!   `jetstream_stream_*` (plus `account, account_id, stream_name, stream_leader,
 //!   is_stream_leader`) and `jetstream_consumer_*` (plus `consumer_name,
 //!   consumer_leader, is_consumer_leader, consumer_desc`).
 //!
-//! One difference: prometheus-nats-exporter also labels consumer series with
-//! `consumer_created`; a timestamp is no use to select on, and it is left out.
+//! Differences: `start` and `config_load_time` are not turned into timestamps, and
+//! later prometheus-nats-exporters' `consumer_created` label (not in 0.15.0) is not
+//! added.
 //!
 //! Pure: JSON in, exposition text out. Parsing is lenient (absent fields read as
 //! empty or zero) because the shapes grow between server versions; the tests hold
@@ -252,30 +253,54 @@ pub fn exposition(scrape: &Scrape, version: &str) -> String {
     let text = |k: &str| varz.get(k).and_then(Value::as_str).unwrap_or_default();
     let server_id = text("server_id");
     let server_name = text("server_name");
-    for (key, value) in varz {
-        let name = format!("gnatsd_varz_{key}");
-        let help = format!("{key} from /varz");
-        match value {
-            Value::Number(n) => {
-                if let Some(v) = n.as_f64() {
-                    f.set(&name, &help, &labels(&[("server_id", server_id)]), v);
-                }
-            }
-            Value::String(s) if matches!(key.as_str(), "server_id" | "server_name" | "version") => {
-                f.set(
-                    &name,
-                    &help,
-                    &labels(&[("server_id", server_id), ("value", s)]),
-                    1.0,
-                );
-            }
-            _ => {}
-        }
+    varz_numbers(&mut f, varz, "gnatsd_varz", server_id);
+    for key in ["server_id", "server_name", "version"] {
+        f.set(
+            &format!("gnatsd_varz_{key}"),
+            &format!("{key} from /varz"),
+            &labels(&[("server_id", server_id), ("value", text(key))]),
+            1.0,
+        );
     }
     if let Some(jsz) = &scrape.jsz {
         jetstream(&mut f, jsz, server_id, server_name);
     }
     f.encode()
+}
+
+/// `prefix_key` as a metric name: what is not a letter, digit or `_` becomes `_`,
+/// runs of `_` collapse (`http_req_stats` + `/varz` = `http_req_stats_varz`).
+fn metric_name(prefix: &str, key: &str) -> String {
+    let mut out = String::with_capacity(prefix.len() + key.len() + 1);
+    for c in format!("{prefix}_{key}").chars() {
+        let c = if c.is_ascii_alphanumeric() { c } else { '_' };
+        if !(c == '_' && out.ends_with('_')) {
+            out.push(c);
+        }
+    }
+    out.trim_end_matches('_').to_owned()
+}
+
+/// Every number under `map` as `<prefix>_<key>`, nested objects flattened.
+fn varz_numbers(
+    f: &mut Families,
+    map: &serde_json::Map<String, Value>,
+    prefix: &str,
+    server_id: &str,
+) {
+    for (key, value) in map {
+        let name = metric_name(prefix, key);
+        match value {
+            Value::Number(n) => {
+                if let Some(v) = n.as_f64() {
+                    let help = format!("{} from /varz", &name["gnatsd_varz_".len()..]);
+                    f.set(&name, &help, &labels(&[("server_id", server_id)]), v);
+                }
+            }
+            Value::Object(inner) => varz_numbers(f, inner, &name, server_id),
+            _ => {}
+        }
+    }
 }
 
 fn jetstream(f: &mut Families, jsz: &Jsz, server_id: &str, server_name: &str) {
@@ -499,6 +524,33 @@ mod tests {
             )]
         );
         assert!(text.contains("controlplane_exporter_nats_up 1.0"), "{text}");
+        // Every name is a valid metric name, `/varz`'s `http_req_stats: {"/varz": 1}`
+        // included.
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let name: String = line
+                .chars()
+                .take_while(|c| *c != '{' && *c != ' ')
+                .collect();
+            assert!(
+                name.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+                    && !name.starts_with(|c: char| c.is_ascii_digit()),
+                "{line}"
+            );
+        }
+        assert_eq!(
+            lines(&text, "gnatsd_varz_http_req_stats_varz"),
+            [format!(
+                "gnatsd_varz_http_req_stats_varz{{server_id=\"{sid}\"}} 1.0"
+            )]
+        );
+        // Nested objects flattened, as prometheus-nats-exporter does.
+        assert_eq!(
+            lines(&text, "gnatsd_varz_jetstream_stats_storage"),
+            [format!(
+                "gnatsd_varz_jetstream_stats_storage{{server_id=\"{sid}\"}} 144.0"
+            )]
+        );
         assert!(text.ends_with("# EOF\n"));
     }
 
