@@ -191,8 +191,7 @@ impl Stack {
         // The postgres user must be able to enter the state directory when run as root.
         std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let state = tmp.path().join("dev");
-        let mut sets = cp_testkit::port_sets();
-        sets.extend(cp_testkit::monitoring_sets());
+        let mut sets = cp_testkit::monitoring_port_sets();
         sets.extend(
             [
                 "platform=process",

@@ -44,10 +44,15 @@ pub fn free_ports(n: usize) -> Vec<u16> {
 }
 
 /// `--set` overrides moving every core service to a free port, with the monitoring
-/// stack off (it would listen on its fixed ports; [`monitoring_sets`] turns it on,
-/// on free ports too).
+/// stack off (it would listen on its fixed ports; [`monitoring_port_sets`] puts it on
+/// free ports too).
 pub fn port_sets() -> Vec<String> {
-    let p = free_ports(6);
+    let mut sets = core_port_sets(&free_ports(6));
+    sets.push("monitoring.enabled=false".into());
+    sets
+}
+
+fn core_port_sets(p: &[u16]) -> Vec<String> {
     vec![
         format!("services.postgres.port={}", p[0]),
         format!("services.redis.port={}", p[1]),
@@ -55,25 +60,27 @@ pub fn port_sets() -> Vec<String> {
         format!("services.nats.monitor_port={}", p[3]),
         format!("services.vault.port={}", p[4]),
         format!("services.vault.cluster_port={}", p[5]),
-        "monitoring.enabled=false".into(),
     ]
 }
 
-/// `--set` overrides (after [`port_sets`]) that turn the monitoring stack back on
-/// with every part of it on a free port, and `controlplane serve`'s scrape target
-/// off (the tests that run serve set `monitoring.controlplane.port`).
-pub fn monitoring_sets() -> Vec<String> {
-    let p = free_ports(6);
-    vec![
+/// `--set` overrides moving every core service and every part of the monitoring
+/// stack to a free port (all chosen together, so distinct), with `controlplane
+/// serve`'s scrape target off (a test that runs serve sets
+/// `monitoring.controlplane.port`).
+pub fn monitoring_port_sets() -> Vec<String> {
+    let p = free_ports(12);
+    let mut sets = core_port_sets(&p[..6]);
+    sets.extend([
         "monitoring.enabled=true".into(),
-        format!("monitoring.prometheus.port={}", p[0]),
-        format!("monitoring.alertmanager.port={}", p[1]),
-        format!("monitoring.grafana.port={}", p[2]),
-        format!("monitoring.postgres_exporter.port={}", p[3]),
-        format!("monitoring.redis_exporter.port={}", p[4]),
-        format!("monitoring.nats_exporter.port={}", p[5]),
+        format!("monitoring.prometheus.port={}", p[6]),
+        format!("monitoring.alertmanager.port={}", p[7]),
+        format!("monitoring.grafana.port={}", p[8]),
+        format!("monitoring.postgres_exporter.port={}", p[9]),
+        format!("monitoring.redis_exporter.port={}", p[10]),
+        format!("monitoring.nats_exporter.port={}", p[11]),
         "monitoring.controlplane.enabled=false".into(),
-    ]
+    ]);
+    sets
 }
 
 /// The project's templates (for the process driver's monitoring configuration).
