@@ -952,6 +952,33 @@ fn monitoring(cx: &mut Cx<'_>, raw: &raw::RawMonitoring) -> Option<Monitoring> {
         "natsio/prometheus-nats-exporter:0.15.0",
         7777,
     );
+    let raw_notify = raw.notify.clone().unwrap_or_default();
+    let notify = Notify {
+        group_wait: cx.duration(
+            "monitoring.notify.group_wait",
+            raw_notify.group_wait.as_deref(),
+            "30s",
+        ),
+        group_interval: cx.duration(
+            "monitoring.notify.group_interval",
+            raw_notify.group_interval.as_deref(),
+            "5m",
+        ),
+        repeat_interval: cx.duration(
+            "monitoring.notify.repeat_interval",
+            raw_notify.repeat_interval.as_deref(),
+            if cx.tier == Tier::Dev { "12h" } else { "4h" },
+        ),
+    };
+    let controlplane = match raw.controlplane.clone().unwrap_or_default() {
+        raw::RawScrapeTarget {
+            enabled: Some(false),
+            ..
+        } => None,
+        t => Some(ScrapeTarget {
+            port: t.port.unwrap_or(7700),
+        }),
+    };
     let webhook_url = raw.webhook_url.as_deref().map(|w| {
         // A webhook URL is usually a secret (it carries a token) but may be plain in dev.
         cx.secret("monitoring.webhook_url", Some(w))
@@ -974,6 +1001,8 @@ fn monitoring(cx: &mut Cx<'_>, raw: &raw::RawMonitoring) -> Option<Monitoring> {
         redis_exporter,
         nats_exporter,
         webhook_url,
+        notify,
+        controlplane,
         grafana_admin_password: cx.secret(
             "monitoring.grafana_admin_password",
             raw.grafana_admin_password.as_deref(),
@@ -1746,6 +1775,9 @@ fn check_ports(cx: &mut Cx<'_>, env: &Environment) {
             if let Some(c) = c {
                 ports.push((c.port, format!("monitoring.{key}.port")));
             }
+        }
+        if let Some(t) = &m.controlplane {
+            ports.push((t.port, "monitoring.controlplane.port".into()));
         }
     }
     let mut first: BTreeMap<u16, String> = BTreeMap::new();

@@ -61,7 +61,10 @@ fn parse_timeout(text: &str) -> Result<Duration, AppError> {
         .map_err(|e| AppError::Usage(format!("--timeout: {e}; write e.g. 90s or 5m")))
 }
 
-async fn open(global: &Global, command: &Command) -> Result<(Session, Option<SavedPlan>), Failure> {
+pub(super) async fn open(
+    global: &Global,
+    command: &Command,
+) -> Result<(Session, Option<SavedPlan>), Failure> {
     let prepared =
         cp_app::Prepared::new(&global.target(), Some(crate::progress::pull_observer())).await?;
     let saved = preflight(&prepared.env, command)?;
@@ -297,7 +300,9 @@ pub(crate) async fn run(global: &Global, command: Command) -> Outcome {
         | Command::Render { .. }
         | Command::Config
         | Command::Schema { .. }
-        | Command::Completions { .. } => unreachable!("not an environment command"),
+        | Command::Completions { .. }
+        | Command::Exporter { .. }
+        | Command::Alerts => unreachable!("not run here"),
     }
 }
 
