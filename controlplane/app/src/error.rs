@@ -64,6 +64,15 @@ pub enum AppError {
         /// What failed.
         failed: Vec<String>,
     },
+    /// The environment's Prometheus could not be asked.
+    #[error("{what}")]
+    Prometheus {
+        /// What was being asked, and what to check.
+        what: String,
+        /// Why.
+        #[source]
+        source: cp_runtime::prometheus::PromError,
+    },
     /// A saved plan no longer matches the world.
     #[error(
         "the saved plan {file} no longer matches what exists, so nothing was applied:\n{}\nrun `controlplane plan --out {file}` again and review it",

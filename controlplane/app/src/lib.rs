@@ -17,4 +17,4 @@ pub mod views;
 
 pub use error::AppError;
 pub use exit::Exit;
-pub use session::{Mode, Session, Target};
+pub use session::{Mode, Prepared, Session, Target};

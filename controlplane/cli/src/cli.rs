@@ -182,6 +182,12 @@ pub(crate) enum Command {
         #[arg(long)]
         show_secrets: bool,
     },
+    /// The alerts firing and pending in the environment's Prometheus (what the
+    /// console's alerts page shows).
+    #[command(after_help = "Examples:
+  controlplane alerts
+  controlplane -e staging alerts -o json | jq '.alerts[] | select(.state == \"firing\")'")]
+    Alerts,
     /// A service's log.
     #[command(after_help = "Examples:
   controlplane logs postgres
@@ -295,6 +301,15 @@ pub(crate) enum Command {
         #[arg(long, short = 'y')]
         yes: bool,
     },
+    /// Serve Prometheus metrics for a server that has none of its own; the process
+    /// platform runs `exporter nats` beside NATS.
+    #[command(after_help = "Examples:
+  controlplane exporter nats --listen 127.0.0.1:7777 --monitor http://127.0.0.1:8222
+  curl -s 127.0.0.1:7777/metrics | grep jetstream_consumer_num_pending")]
+    Exporter {
+        #[command(subcommand)]
+        exporter: ExporterKind,
+    },
     /// Print a shell completion script.
     #[command(after_help = "Examples:
   source <(controlplane completions bash)
@@ -303,6 +318,22 @@ pub(crate) enum Command {
     Completions {
         /// The shell.
         shell: clap_complete::Shell,
+    },
+}
+
+/// `exporter` subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum ExporterKind {
+    /// NATS and JetStream metrics from nats-server's monitoring endpoints (`/varz`,
+    /// `/jsz`), named and labelled as prometheus-nats-exporter does, on
+    /// `http://LISTEN/metrics`; every scrape asks NATS afresh.
+    Nats {
+        /// The address to serve `/metrics` and `/healthz` on.
+        #[arg(long, default_value = "127.0.0.1:7777", value_name = "ADDR")]
+        listen: std::net::SocketAddr,
+        /// nats-server's monitoring URL (its `http` port).
+        #[arg(long, default_value = "http://127.0.0.1:8222", value_name = "URL")]
+        monitor: String,
     },
 }
 

@@ -177,14 +177,6 @@ pub struct Postgres {
     pub common: ServiceCommon,
     /// Database name.
     pub database: String,
-    /// Owner role.
-    pub admin_role: String,
-    /// Application role (RLS applies).
-    pub app_role: String,
-    /// Read-only role.
-    pub readonly_role: String,
-    /// Backup role (BYPASSRLS).
-    pub backup_role: String,
     /// Bootstrap superuser (`postgres`) password.
     pub superuser_password: SecretRef,
     /// Admin password.
@@ -441,8 +433,30 @@ pub struct Monitoring {
     pub nats_exporter: Option<Component>,
     /// Alertmanager webhook.
     pub webhook_url: Option<SecretRef>,
+    /// Alertmanager's notification timers.
+    pub notify: Notify,
+    /// Where the process platform's Prometheus scrapes `controlplane serve`.
+    pub controlplane: Option<ScrapeTarget>,
     /// Grafana admin password.
     pub grafana_admin_password: SecretRef,
+}
+
+/// Alertmanager's route timers.
+#[derive(Debug, Clone, Serialize)]
+pub struct Notify {
+    /// Wait before a new group's first notification.
+    pub group_wait: Duration,
+    /// Wait before notifying a change to a notified group.
+    pub group_interval: Duration,
+    /// Wait before repeating a notification still firing.
+    pub repeat_interval: Duration,
+}
+
+/// A scrape target on 127.0.0.1.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScrapeTarget {
+    /// Its port.
+    pub port: u16,
 }
 
 impl Monitoring {

@@ -115,10 +115,6 @@ fn services(s: &CoreServices) -> RawServices {
             || disabled(|p: &mut RawPostgres| p.enabled = Some(false)),
             |p| RawPostgres {
                 database: Some(p.database.clone()),
-                admin_role: Some(p.admin_role.clone()),
-                app_role: Some(p.app_role.clone()),
-                readonly_role: Some(p.readonly_role.clone()),
-                backup_role: Some(p.backup_role.clone()),
                 superuser_password: secret(&p.superuser_password),
                 admin_password: secret(&p.admin_password),
                 app_password: secret(&p.app_password),
@@ -282,6 +278,18 @@ fn monitoring(m: Option<&Monitoring>) -> RawMonitoring {
         redis_exporter: component(&m.redis_exporter),
         nats_exporter: component(&m.nats_exporter),
         webhook_url: m.webhook_url.as_ref().and_then(secret),
+        notify: Some(RawNotify {
+            group_wait: Some(m.notify.group_wait.to_string()),
+            group_interval: Some(m.notify.group_interval.to_string()),
+            repeat_interval: Some(m.notify.repeat_interval.to_string()),
+        }),
+        controlplane: Some(m.controlplane.as_ref().map_or_else(
+            || disabled(|r: &mut RawScrapeTarget| r.enabled = Some(false)),
+            |t| RawScrapeTarget {
+                enabled: Some(true),
+                port: Some(t.port),
+            },
+        )),
         grafana_admin_password: secret(&m.grafana_admin_password),
     }
 }

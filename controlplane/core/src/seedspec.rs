@@ -206,11 +206,8 @@ pub fn redis_app_acl() -> &'static str {
 
 /// Redis ACL users the seeder manages (the admin user is the driver's).
 pub fn redis(env: &Environment) -> Vec<Resource> {
-    let Some(pg) = &env.services.postgres else {
-        return redis_users(env, "anumate_app");
-    };
     // The app's Redis user carries the same name as its database role.
-    redis_users(env, &pg.app_role)
+    redis_users(env, crate::roles::APP)
 }
 
 fn redis_users(env: &Environment, app_user: &str) -> Vec<Resource> {

@@ -245,6 +245,11 @@ pub fn vault_hcl(env: &Environment, vault: &Vault, layout: &Layout) -> Option<St
         layout.bind, vault.cluster_port
     );
     s.push_str("  tls_disable = true\n");
+    // Prometheus reads /v1/sys/metrics without a token. Not a token by reference: with
+    // one, a sealed OpenBao answers 503 ("Vault is sealed") to the scrape, so
+    // `vault_core_unsealed` would exist only while unsealed and VaultSealed could never
+    // fire; unauthenticated, it serves `vault_core_unsealed 0` while sealed. (The
+    // metrics say nothing secret; the listener is loopback or cluster-internal.)
     s.push_str("  telemetry {\n    unauthenticated_metrics_access = true\n  }\n");
     s.push_str("}\n");
     s.push_str("storage \"raft\" {\n");
@@ -253,6 +258,9 @@ pub fn vault_hcl(env: &Environment, vault: &Vault, layout: &Layout) -> Option<St
     // The default multiplier waits 5-10 s for the first leader election.
     s.push_str("  performance_multiplier = 1\n");
     s.push_str("}\n");
+    // A gauge not updated for prometheus_retention_time disappears: the pre-unseal
+    // `vault_core_unsealed{cluster=""} 0` lingers that long after an unseal (the
+    // VaultSealed rule folds the cluster label for it).
     s.push_str(
         "telemetry {\n  disable_hostname = true\n  prometheus_retention_time = \"30s\"\n}\n",
     );

@@ -471,19 +471,6 @@ fn core_services(cx: &mut Cx<'_>, raw: &raw::RawServices, tier: Tier) -> CoreSer
     let postgres = common(cx, CoreKind::Postgres, common_in!(pg)).map(|common| Postgres {
         common,
         database: pg.database.clone().unwrap_or_else(|| "anumate".into()),
-        admin_role: pg
-            .admin_role
-            .clone()
-            .unwrap_or_else(|| "anumate_admin".into()),
-        app_role: pg.app_role.clone().unwrap_or_else(|| "anumate_app".into()),
-        readonly_role: pg
-            .readonly_role
-            .clone()
-            .unwrap_or_else(|| "anumate_readonly".into()),
-        backup_role: pg
-            .backup_role
-            .clone()
-            .unwrap_or_else(|| "anumate_backup".into()),
         superuser_password: cx.secret(
             "services.postgres.superuser_password",
             pg.superuser_password.as_deref(),
@@ -504,46 +491,19 @@ fn core_services(cx: &mut Cx<'_>, raw: &raw::RawServices, tier: Tier) -> CoreSer
         settings: pg.settings.clone(),
     });
     if let Some(p) = &postgres {
-        for (key, role) in [
-            ("database", &p.database),
-            ("admin_role", &p.admin_role),
-            ("app_role", &p.app_role),
-            ("readonly_role", &p.readonly_role),
-            ("backup_role", &p.backup_role),
-        ] {
-            let ok = !role.is_empty()
-                && role.len() <= 63
-                && role.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
-                && role
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-            if !ok {
-                cx.err(
-                    &format!("services.postgres.{key}"),
-                    format!("`{role}` is not a safe PostgreSQL identifier"),
-                )
-                .expected =
-                    Some("lowercase letters, digits and `_`, starting with a letter".into());
-            }
-        }
-        let roles = [
-            ("admin_role", &p.admin_role),
-            ("app_role", &p.app_role),
-            ("readonly_role", &p.readonly_role),
-            ("backup_role", &p.backup_role),
-        ];
-        for (i, (key, role)) in roles.iter().enumerate() {
-            let Some((first, _)) = roles[..i].iter().find(|(_, r)| r == role) else {
-                continue;
-            };
-            let first_path = format!("services.postgres.{first}");
-            let note = format!("{first_path} is set at {}", cx.loc(&first_path));
-            let d = cx.err(
-                &format!("services.postgres.{key}"),
-                format!("`{role}` is also the {first}"),
-            );
-            d.notes.push(note);
-            d.help = Some("admin_role, app_role, readonly_role and backup_role must differ: the app role must not own what it reads".into());
+        let db = &p.database;
+        let ok = !db.is_empty()
+            && db.len() <= 63
+            && db.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+            && db
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !ok {
+            cx.err(
+                "services.postgres.database",
+                format!("`{db}` is not a safe PostgreSQL identifier"),
+            )
+            .expected = Some("lowercase letters, digits and `_`, starting with a letter".into());
         }
     }
     let r = &raw.redis;
@@ -992,6 +952,33 @@ fn monitoring(cx: &mut Cx<'_>, raw: &raw::RawMonitoring) -> Option<Monitoring> {
         "natsio/prometheus-nats-exporter:0.15.0",
         7777,
     );
+    let raw_notify = raw.notify.clone().unwrap_or_default();
+    let notify = Notify {
+        group_wait: cx.duration(
+            "monitoring.notify.group_wait",
+            raw_notify.group_wait.as_deref(),
+            "30s",
+        ),
+        group_interval: cx.duration(
+            "monitoring.notify.group_interval",
+            raw_notify.group_interval.as_deref(),
+            "5m",
+        ),
+        repeat_interval: cx.duration(
+            "monitoring.notify.repeat_interval",
+            raw_notify.repeat_interval.as_deref(),
+            if cx.tier == Tier::Dev { "12h" } else { "4h" },
+        ),
+    };
+    let controlplane = match raw.controlplane.clone().unwrap_or_default() {
+        raw::RawScrapeTarget {
+            enabled: Some(false),
+            ..
+        } => None,
+        t => Some(ScrapeTarget {
+            port: t.port.unwrap_or(7700),
+        }),
+    };
     let webhook_url = raw.webhook_url.as_deref().map(|w| {
         // A webhook URL is usually a secret (it carries a token) but may be plain in dev.
         cx.secret("monitoring.webhook_url", Some(w))
@@ -1014,6 +1001,8 @@ fn monitoring(cx: &mut Cx<'_>, raw: &raw::RawMonitoring) -> Option<Monitoring> {
         redis_exporter,
         nats_exporter,
         webhook_url,
+        notify,
+        controlplane,
         grafana_admin_password: cx.secret(
             "monitoring.grafana_admin_password",
             raw.grafana_admin_password.as_deref(),
@@ -1865,6 +1854,9 @@ fn check_ports(cx: &mut Cx<'_>, env: &Environment) {
                 ports.push((c.port, format!("monitoring.{key}.port")));
             }
         }
+        if let Some(t) = &m.controlplane {
+            ports.push((t.port, "monitoring.controlplane.port".into()));
+        }
     }
     let mut first: BTreeMap<u16, String> = BTreeMap::new();
     for (port, path) in ports {
@@ -2029,8 +2021,8 @@ mod tests {
         let found = places(
             "services:
   postgres:
-    admin_role: anumate_admin
-    app_role: anumate_admin
+    database: Anumate
+    port: 5432
 vault:
   keys: [anumate-config, tenant-x]
   policies:
@@ -2050,7 +2042,7 @@ dashboards:
         assert_eq!(
             found,
             [
-                "services.postgres.app_role 4:15",
+                "services.postgres.database 3:15",
                 "vault.policies.anumate-app[0].capabilities[1] 10:30",
                 "vault.app_role.token_ttl 12:16",
                 "vault.keys[1] 6:26",

@@ -645,8 +645,10 @@ fn monitoring_container(env: &Environment, name: &ServiceName, comp: &Component)
                         pg.common.port, pg.database
                     ),
                 );
-                c.env
-                    .insert("DATA_SOURCE_USER".into(), pg.readonly_role.clone());
+                c.env.insert(
+                    "DATA_SOURCE_USER".into(),
+                    cp_core::roles::READONLY.to_owned(),
+                );
                 c.secret(
                     "DATA_SOURCE_PASS",
                     "services.postgres.readonly_password",

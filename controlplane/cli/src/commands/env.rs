@@ -35,21 +35,54 @@ fn mode(command: &Command) -> Mode {
     }
 }
 
-async fn open(global: &Global, mode: Mode) -> Result<Session, Failure> {
-    let s = Session::open(
-        &global.target(),
-        mode,
-        Some(crate::progress::pull_observer()),
-    )
-    .await?;
-    if global.output == Output::Text {
-        eprintln!("{}: {}", s.env.name, s.driver_reason);
+/// Checks a command's arguments against the loaded environment before anything is
+/// created or locked: invalid input touches nothing.
+/// Returns the saved plan `up --plan` names, read before anything is touched.
+fn preflight(env: &cp_core::Environment, command: &Command) -> Result<Option<SavedPlan>, AppError> {
+    match command {
+        Command::Up {
+            services,
+            timeout,
+            plan,
+            ..
+        } => {
+            parse_timeout(timeout)?;
+            service_names(env, services)?;
+            plan.as_deref().map(read_plan).transpose()
+        }
+        Command::Logs { service, .. } => {
+            service_names(env, std::slice::from_ref(service)).map(|_| None)
+        }
+        _ => Ok(None),
     }
-    Ok(s)
 }
 
-fn service_names(s: &Session, names: &[String]) -> Result<Vec<ServiceName>, AppError> {
-    let known = s.env.service_names();
+fn parse_timeout(text: &str) -> Result<Duration, AppError> {
+    cp_core::units::Duration::parse(text)
+        .map(|d| Duration::from_secs(d.as_secs()))
+        .map_err(|e| AppError::Usage(format!("--timeout: {e}; write e.g. 90s or 5m")))
+}
+
+pub(super) async fn open(
+    global: &Global,
+    command: &Command,
+) -> Result<(Session, Option<SavedPlan>), Failure> {
+    let prepared =
+        cp_app::Prepared::new(&global.target(), Some(crate::progress::pull_observer())).await?;
+    let saved = preflight(&prepared.env, command)?;
+    let s = prepared.open(mode(command))?;
+    // The plan document names the driver itself.
+    if global.output == Output::Text && !matches!(command, Command::Plan { .. }) {
+        eprintln!("{}: {}", s.env.name, s.driver_reason);
+    }
+    Ok((s, saved))
+}
+
+fn service_names(
+    env: &cp_core::Environment,
+    names: &[String],
+) -> Result<Vec<ServiceName>, AppError> {
+    let known = env.service_names();
     names
         .iter()
         .map(|name| {
@@ -61,7 +94,7 @@ fn service_names(s: &Session, names: &[String]) -> Result<Vec<ServiceName>, AppE
                     let all: Vec<&str> = known.iter().map(ServiceName::as_str).collect();
                     AppError::Usage(format!(
                         "no service `{name}` in {}; known: {}",
-                        s.env.name,
+                        env.name,
                         all.join(", ")
                     ))
                 })
@@ -83,7 +116,7 @@ fn read_plan(file: &Path) -> Result<SavedPlan, AppError> {
 }
 
 pub(crate) async fn run(global: &Global, command: Command) -> Outcome {
-    let s = open(global, mode(&command)).await?;
+    let (s, loaded) = open(global, &command).await?;
     match command {
         Command::Plan { out } => {
             let saved = cp_app::plan::plan(&s).await?;
@@ -113,17 +146,14 @@ pub(crate) async fn run(global: &Global, command: Command) -> Outcome {
             backup,
             plan,
         } => {
-            let timeout = cp_core::units::Duration::parse(&timeout)
-                .map(|d| Duration::from_secs(d.as_secs()))
-                .map_err(|e| AppError::Usage(format!("--timeout: {e}; write e.g. 90s or 5m")))?;
-            let services = service_names(&s, &services)?;
-            let saved = match &plan {
-                Some(file) => {
-                    let saved = read_plan(file)?;
+            let timeout = parse_timeout(&timeout)?;
+            let services = service_names(&s.env, &services)?;
+            let saved = match (&plan, loaded) {
+                (Some(file), Some(saved)) => {
                     check_saved(&s, &saved, &file.display().to_string()).await?;
                     saved
                 }
-                None => {
+                _ => {
                     let saved = cp_app::plan::plan(&s).await?;
                     if saved.plan.changes_pending && global.output == Output::Text {
                         eprintln!("{}", saved.plan);
@@ -191,7 +221,7 @@ pub(crate) async fn run(global: &Global, command: Command) -> Outcome {
             follow,
             tail,
         } => {
-            let svc = service_names(&s, std::slice::from_ref(&service))?.remove(0);
+            let svc = service_names(&s.env, std::slice::from_ref(&service))?.remove(0);
             let mut out = PipeAware(std::io::stdout());
             match s.driver.logs(&s.env, &svc, tail, follow, &mut out).await {
                 Ok(()) => Ok(Exit::Success),
@@ -316,7 +346,9 @@ pub(crate) async fn run(global: &Global, command: Command) -> Outcome {
         | Command::Render { .. }
         | Command::Config
         | Command::Schema { .. }
-        | Command::Completions { .. } => unreachable!("not an environment command"),
+        | Command::Completions { .. }
+        | Command::Exporter { .. }
+        | Command::Alerts => unreachable!("not run here"),
     }
 }
 

@@ -404,6 +404,11 @@ fn backup_job(env: &Environment) -> Value {
     }
 }
 
+/// Where a containerised Alertmanager reads the webhook URL (a secret) from, as
+/// `url_file:` in alertmanager.yaml; the process driver replaces that line with the
+/// URL itself in its private copy.
+pub const ALERTMANAGER_WEBHOOK_URL_FILE: &str = "/etc/alertmanager/secrets/WEBHOOK_URL";
+
 /// The whole context for one environment.
 pub fn build(env: &Environment) -> Value {
     let bindings = secret_bindings(env);
@@ -425,6 +430,7 @@ pub fn build(env: &Environment) -> Value {
             "app.kubernetes.io/managed-by": "controlplane",
         },
         "alerting": super::monitoring::alerting(env),
+        "alertmanager_webhook_url_file": ALERTMANAGER_WEBHOOK_URL_FILE,
         "boards": super::monitoring::boards(env),
     })
 }
