@@ -12,6 +12,10 @@
 //! - `codegen`: regenerate the committed schema and rendered output.
 //! - `images [--force]`: build the docker driver's local images from Debian packages.
 
+// xtask drives cargo, apt-get, pip and docker directly; it is the installer that
+// `exec::find_binary`'s hints point at.
+#![allow(clippy::disallowed_methods)]
+
 mod bench;
 mod bench_serve;
 mod images;
@@ -65,7 +69,7 @@ pub(crate) fn run(cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
-fn cargo() -> Command {
+pub(crate) fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
 
@@ -98,6 +102,8 @@ fn up(rest: &[String]) -> Result<()> {
 fn down(rest: &[String]) -> Result<()> {
     serve::stop(&project_root())?;
     let bin = build_controlplane()?;
+    // `cargo xtask down -- --volumes` (as the README writes it) hands us the `--`.
+    let rest: Vec<&String> = rest.iter().filter(|a| a.as_str() != "--").collect();
     run(Command::new(&bin).args(["--env", "dev", "down"]).args(rest))
 }
 
@@ -140,6 +146,9 @@ fn codegen() -> Result<()> {
     std::fs::write("environments/schema.json", &schema.stdout)
         .context("writing environments/schema.json")?;
     run(Command::new(&bin).args(["render", "--all"]))?;
-    eprintln!("xtask: wrote environments/schema.json and rendered/");
+    run(cargo()
+        .args(["test", "--quiet", "-p", "cp-app", "--test", "views"])
+        .env("CP_UPDATE_VIEWS", "1"))?;
+    eprintln!("xtask: wrote environments/schema.json, rendered/ and docs/views/");
     Ok(())
 }

@@ -97,28 +97,49 @@ pub struct Session {
     _lock: Option<StateLock>,
 }
 
-impl Session {
-    /// Opens `target` in `mode`. Invalid files fail before anything is touched; the
-    /// driver is chosen before the state directory is created, so an unusable platform
-    /// (no cluster configured) leaves nothing behind; a mutating session holds the
-    /// environment's lock from here on.
-    pub async fn open(
-        target: &Target,
-        mode: Mode,
-        pulls: Option<PullObserver>,
-    ) -> Result<Session, AppError> {
+/// An environment loaded and its driver chosen, nothing written yet: what a front end
+/// checks its arguments against before a mutating session creates state or takes the
+/// lock (invalid input touches nothing).
+#[derive(Debug)]
+pub struct Prepared {
+    /// The validated environment.
+    pub env: Environment,
+    project: Project,
+    path: PathBuf,
+    driver: AnyDriver,
+    driver_reason: String,
+}
+
+impl Prepared {
+    /// Loads `target` and chooses its driver. Invalid files fail here; the driver is
+    /// chosen before anything exists, so an unusable platform (no cluster configured)
+    /// leaves nothing behind.
+    pub async fn new(target: &Target, pulls: Option<PullObserver>) -> Result<Prepared, AppError> {
         let env = load(target)?;
         let project = target.project();
         let path = target.state_path();
         let (driver, driver_reason) = driver::select(&env, &path, &project, pulls).await?;
+        Ok(Prepared {
+            env,
+            project,
+            path,
+            driver,
+            driver_reason,
+        })
+    }
+
+    /// Opens the session: a mutating one creates the state directory and holds the
+    /// environment's lock from here on; a read-only one creates nothing.
+    pub fn open(self, mode: Mode) -> Result<Session, AppError> {
         let (state, lock) = match mode {
             Mode::Mutating(command) => {
-                let state = StateDir::open(&path, env.name.as_str())?;
+                let state = StateDir::open(&self.path, self.env.name.as_str())?;
                 let lock = state.lock(ENV_LOCK, command)?;
                 (state, Some(lock))
             }
             Mode::ReadOnly => (
-                StateDir::open_existing(&path)?.unwrap_or_else(|| StateDir::phantom(&path)),
+                StateDir::open_existing(&self.path)?
+                    .unwrap_or_else(|| StateDir::phantom(&self.path)),
                 None,
             ),
         };
@@ -127,15 +148,26 @@ impl Session {
             Mode::ReadOnly => SecretResolver::read_only(Some(state.clone())),
         };
         Ok(Session {
-            project,
-            env,
+            project: self.project,
+            env: self.env,
             state,
             secrets,
-            driver,
-            driver_reason,
+            driver: self.driver,
+            driver_reason: self.driver_reason,
             mode,
             _lock: lock,
         })
+    }
+}
+
+impl Session {
+    /// Opens `target` in `mode` ([`Prepared::new`], then [`Prepared::open`]).
+    pub async fn open(
+        target: &Target,
+        mode: Mode,
+        pulls: Option<PullObserver>,
+    ) -> Result<Session, AppError> {
+        Prepared::new(target, pulls).await?.open(mode)
     }
 
     /// The driver context.

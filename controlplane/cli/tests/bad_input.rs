@@ -1,7 +1,11 @@
-//! Bad input, each with a clear message, exit code 2, and nothing written.
+//! Bad input, each with a clear message, exit code 3 (invalid input; distinct from 2,
+//! changes pending), and nothing written.
 //!
 //! Every case runs the real binary in a copy of the project and snapshots what a
 //! person sees on stderr (`tests/snapshots/`), so a change to a message shows in review.
+
+// Tests run the binaries they judge (ours, kubectl, promtool) by path on purpose.
+#![allow(clippy::disallowed_methods)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -70,17 +74,17 @@ impl Project {
         )
     }
 
-    /// `validate` and `render` both refuse with exit 2 and write nothing; returns the
+    /// `validate` and `render` both refuse with exit 3 and write nothing; returns the
     /// validate message.
     fn rejects(&self, args: &[&str]) -> String {
         let mut v = args.to_vec();
         v.push("validate");
         let (code, _, err) = self.run(&v);
-        assert_eq!(code, 2, "validate should exit 2:\n{err}");
+        assert_eq!(code, 3, "validate should exit 3:\n{err}");
         let mut r = args.to_vec();
         r.extend(["render", "--out", "out"]);
         let (code, _, rerr) = self.run(&r);
-        assert_eq!(code, 2, "render should exit 2:\n{rerr}");
+        assert_eq!(code, 3, "render should exit 3:\n{rerr}");
         assert!(
             !self.dir.path().join("out").exists(),
             "render wrote files despite invalid input"
@@ -236,7 +240,7 @@ fn broken_template_names_the_template_and_line() {
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ env.no_such_field }}\n",
     );
     let (code, _, err) = p.run(&["render", "--out", "out"]);
-    assert_eq!(code, 2, "{err}");
+    assert_eq!(code, 3, "{err}");
     assert!(
         !p.dir.path().join("out").exists(),
         "render wrote files despite a broken template"
@@ -245,7 +249,7 @@ fn broken_template_names_the_template_and_line() {
     insta::assert_snapshot!(err);
     p.write("templates/kubernetes/broken.yaml", "{% if %}\n");
     let (code, _, err) = p.run(&["render", "--out", "out"]);
-    assert_eq!(code, 2, "{err}");
+    assert_eq!(code, 3, "{err}");
     assert!(err.contains("templates/kubernetes/broken.yaml"), "{err}");
 }
 
@@ -258,7 +262,7 @@ fn json_output_lists_every_error_with_its_place() {
         "  redis:\n    port: 5432\n    prot: 1\n  vault:\n",
     );
     let (code, out, _) = p.run(&["--output", "json", "validate"]);
-    assert_eq!(code, 2);
+    assert_eq!(code, 3);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     let errors = v["errors"].as_array().unwrap();
     assert_eq!(errors.len(), 2, "{out}");
@@ -285,7 +289,12 @@ fn render_check_names_a_hand_edited_file_and_shows_the_diff() {
     std::fs::write(&file, text.replace("value: 3", "value: 30")).unwrap();
     std::fs::write(p.dir.path().join("out/compose/dev/stray.yaml"), "x: 1\n").unwrap();
     let (code, out, err) = p.run(&["render", "--all", "--out", "out", "--check"]);
-    assert_eq!(code, 1, "{out}{err}");
+    assert_eq!(code, 2, "drift is exit 2: {out}{err}");
+    // The hint repeats the flags given.
+    assert!(
+        err.contains("`controlplane render --all --out out`"),
+        "{err}"
+    );
     assert!(
         out.contains(
             "changed: kubernetes/overlays/production/patches/deployment-capsule-registry.yaml"
@@ -332,11 +341,11 @@ fn validate_all_reports_a_base_error_once_with_the_environments_it_affects() {
     );
     p.edit("environments/dev.yaml", "tag: dev", "tag: dev\n    port: 0");
     let (code, _, err) = p.run(&["validate", "--all"]);
-    assert_eq!(code, 2, "{err}");
+    assert_eq!(code, 3, "{err}");
     assert_eq!(err.matches("no service named `cache`").count(), 1, "{err}");
     insta::assert_snapshot!(err);
     let (code, _, rerr) = p.run(&["render", "--all", "--out", "out"]);
-    assert_eq!(code, 2, "{rerr}");
+    assert_eq!(code, 3, "{rerr}");
     assert_eq!(rerr, err, "render --all reports what validate --all does");
     let (_, out, _) = p.run(&["--output", "json", "validate", "--all"]);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();

@@ -76,6 +76,20 @@ fn plan_up_twice_status_heal_and_down() {
         "{}",
         text(&o)
     );
+    // Without seeding, the seeded layers are pending, and the plan says so.
+    let o = controlplane(&state, &sets, &["plan"]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "plan after up --no-seed:\n{}",
+        text(&o)
+    );
+    let plan = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(plan.contains("platform: up to date"), "{plan}");
+    assert!(plan.contains("+ database anumate"), "{plan}");
+    assert!(plan.contains("+ stream CAPSULE_EVENTS"), "{plan}");
+    let o = controlplane(&state, &sets, &["up"]);
+    assert!(o.status.success(), "up (seeding):\n{}", text(&o));
     let o = controlplane(&state, &sets, &["plan"]);
     assert_eq!(o.status.code(), Some(0), "plan after up:\n{}", text(&o));
 
@@ -87,15 +101,18 @@ fn plan_up_twice_status_heal_and_down() {
         assert_eq!(s["health"]["health"], "healthy", "{name}: {s}");
         assert!(s["version"].is_string(), "{name} has a version: {s}");
     }
-    // dev: connection URLs carry credentials.
+    // Connection URLs carry no password unless asked for (dev only).
     let url = service(&st, "postgres")["connect"]["app"]
         .as_str()
         .unwrap()
         .to_owned();
-    assert!(
-        url.starts_with("postgres://anumate_app:") && url.contains('@'),
-        "{url}"
-    );
+    assert!(url.starts_with("postgres://anumate_app@"), "{url}");
+    let o = controlplane(&state, &sets, &["-o", "json", "status", "--show-secrets"]);
+    let shown: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let url = service(&shown, "postgres")["connect"]["app"]
+        .as_str()
+        .unwrap();
+    assert!(url.starts_with("postgres://anumate_app:"), "{url}");
 
     // Kill redis (by the pid status reports, which this test's `up` started).
     let pid: i32 = service(&st, "redis")["id"]
@@ -140,7 +157,30 @@ fn plan_up_twice_status_heal_and_down() {
         .iter()
         .map(|n| service(&st, n)["id"].as_str().unwrap().to_owned())
         .collect();
+    // Deleting data needs a confirmation; without a terminal, --yes.
     let o = controlplane(&state, &sets, &["down", "--volumes"]);
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "down --volumes without --yes:\n{}",
+        text(&o)
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("would delete") && err.contains("--yes"),
+        "{err}"
+    );
+    assert!(
+        err.contains("data: this cannot be undone"),
+        "it names what holds data: {err}"
+    );
+    for p in &ports {
+        assert!(
+            port_open(*p),
+            "a refused down touched nothing, port {p} answers"
+        );
+    }
+    let o = controlplane(&state, &sets, &["down", "--volumes", "--yes"]);
     assert!(o.status.success(), "down failed:\n{}", text(&o));
     for p in &ports {
         assert!(!port_open(*p), "port {p} still answers after down");

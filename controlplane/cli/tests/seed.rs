@@ -22,7 +22,7 @@ struct Down {
 
 impl Drop for Down {
     fn drop(&mut self) {
-        let o = controlplane(&self.state, &self.sets, &["down", "--volumes"]);
+        let o = controlplane(&self.state, &self.sets, &["down", "--volumes", "--yes"]);
         if !o.status.success() {
             eprintln!("cleanup failed:\n{}", text(&o));
         }
@@ -47,12 +47,8 @@ fn up_seeds_then_seed_migrate_and_tenants_converge() {
     let o = run(&["up"]);
     assert!(o.status.success(), "{}", text(&o));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("seed: applied"), "{}", text(&o));
-    assert!(
-        err.contains("created role anumate_app") || err.contains("anumate_app"),
-        "{}",
-        text(&o)
-    );
+    assert!(err.contains("seed change(s) applied"), "{}", text(&o));
+    assert!(err.contains("created role anumate_app"), "{}", text(&o));
 
     // A second seed changes nothing and says so.
     let o = run(&["seed"]);
@@ -64,13 +60,13 @@ fn up_seeds_then_seed_migrate_and_tenants_converge() {
     );
     let v = json(&run(&["--output", "json", "seed"]));
     assert_eq!(v["changed"], false, "{v}");
-    let services: Vec<&str> = v["seed"]["reports"]
+    let services: Vec<&str> = v["reports"]
         .as_array()
         .unwrap()
         .iter()
         .map(|r| r["service"].as_str().unwrap())
         .collect();
-    assert_eq!(services, ["postgres", "nats", "redis", "vault"]);
+    assert_eq!(services, ["postgres", "nats", "redis", "vault", "tenants"]);
 
     // Migrations: all applied; down one, status shows it pending; up again.
     let st = json(&run(&["--output", "json", "migrate", "status"]));
@@ -81,7 +77,7 @@ fn up_seeds_then_seed_migrate_and_tenants_converge() {
             .as_array()
             .unwrap()
             .iter()
-            .all(|m| m["applied"] == true),
+            .all(|m| m["state"] == "applied"),
         "{st}"
     );
     let o = run(&["migrate", "down", "--steps", "1"]);
@@ -91,7 +87,7 @@ fn up_seeds_then_seed_migrate_and_tenants_converge() {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|m| m["applied"] == false)
+        .filter(|m| m["state"] == "pending")
         .count();
     assert_eq!(pending, 1, "{st}");
     let o = run(&["migrate", "up"]);
@@ -102,7 +98,7 @@ fn up_seeds_then_seed_migrate_and_tenants_converge() {
             .as_array()
             .unwrap()
             .iter()
-            .all(|m| m["applied"] == true),
+            .all(|m| m["state"] == "applied"),
         "{st}"
     );
 
@@ -117,13 +113,10 @@ fn up_seeds_then_seed_migrate_and_tenants_converge() {
         "Acme Corp",
     ]));
     assert_eq!(created["changed"], true, "{created}");
-    let id = created["tenant"]["tenant"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = created["tenant"]["id"].as_str().unwrap().to_owned();
     let again = json(&run(&["--output", "json", "tenant", "create", "acme"]));
     assert_eq!(again["changed"], false, "{again}");
-    assert_eq!(again["tenant"]["tenant"]["id"], id.as_str());
+    assert_eq!(again["tenant"]["id"], id.as_str());
     let bad = run(&["tenant", "create", "Not A Slug"]);
     assert!(!bad.status.success());
     assert!(
@@ -136,14 +129,18 @@ fn up_seeds_then_seed_migrate_and_tenants_converge() {
     let t = &list["tenants"][0];
     assert_eq!(t["slug"], "acme", "{list}");
     assert_eq!(t["name"], "Acme Corp", "{list}");
-    assert_eq!(
-        t["vault"],
-        serde_json::json!({"key": true, "policy": true, "kv": true}),
-        "{list}"
-    );
+    for part in ["key", "policy", "kv", "complete"] {
+        assert_eq!(t[part], true, "{part}: {list}");
+    }
 
+    // Without a terminal, deleting needs --yes (exit 3: usage), and says what goes.
     let refused = run(&["tenant", "delete", "acme"]);
-    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
+    assert_eq!(refused.status.code(), Some(3), "{}", text(&refused));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("its transit key"),
+        "{}",
+        text(&refused)
+    );
     let o = run(&["tenant", "delete", &id, "--yes"]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(
@@ -154,5 +151,10 @@ fn up_seeds_then_seed_migrate_and_tenants_converge() {
     let list = json(&run(&["--output", "json", "tenant", "list"]));
     assert_eq!(list["tenants"], serde_json::json!([]), "{list}");
     let missing = run(&["tenant", "delete", "acme", "--yes"]);
-    assert_eq!(missing.status.code(), Some(3), "{}", text(&missing));
+    assert_eq!(missing.status.code(), Some(1), "{}", text(&missing));
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("no tenant `acme`"),
+        "{}",
+        text(&missing)
+    );
 }

@@ -25,6 +25,12 @@ pub struct Layout {
     pub run_dir: String,
     /// Networks allowed to connect with a password (pg_hba), e.g. `127.0.0.1/32`.
     pub client_networks: Vec<String>,
+    /// The server's working directory is `run_dir` (local processes): a relative
+    /// Vault audit path is then written relative, the same text in every environment.
+    /// OpenBao refuses to activate when a configured audit device's path differs from
+    /// the one in its (restored) audit table, so this is what lets a raft snapshot of
+    /// one environment restore into another.
+    pub runs_in_run_dir: bool,
 }
 
 /// The value to put in a server's environment variable `var` for `value`.
@@ -139,6 +145,15 @@ fn quote_list(items: &[String]) -> String {
         .join(", ")
 }
 
+/// The inbox prefix the app user's connections must use (`ConnectOptions::
+/// custom_inbox_prefix`, `nats.CustomInboxPrefix`): its subscribe permission covers
+/// this prefix only, never `_INBOX.>`, so it cannot read replies meant for anyone
+/// else: not controlplane's (`_INBOX_CP`, which carries stream snapshots, every
+/// tenant's audit events among them), not another client's.
+pub fn app_inbox_prefix(nats: &Nats) -> String {
+    format!("_INBOX_{}", nats.app_user)
+}
+
 /// `nats-server.conf`: one account with JetStream, an admin user (manages streams)
 /// and the app user, who may publish and subscribe only on the streams' subjects and
 /// use existing streams and consumers, never create or delete them.
@@ -160,7 +175,7 @@ pub fn nats_conf(env: &Environment, nats: &Nats, layout: &Layout) -> String {
         .map(String::from),
     );
     let mut subscribe = subjects;
-    subscribe.push("_INBOX.>".into());
+    subscribe.push(format!("{}.>", app_inbox_prefix(nats)));
     let mut s = header(env, "#");
     let _ = writeln!(s, "server_name: \"{}-{}-nats\"", env.project, env.name);
     let _ = writeln!(s, "listen: \"{}:{}\"", layout.bind, nats.common.port);
@@ -230,6 +245,11 @@ pub fn vault_hcl(env: &Environment, vault: &Vault, layout: &Layout) -> Option<St
         layout.bind, vault.cluster_port
     );
     s.push_str("  tls_disable = true\n");
+    // Prometheus reads /v1/sys/metrics without a token. Not a token by reference: with
+    // one, a sealed OpenBao answers 503 ("Vault is sealed") to the scrape, so
+    // `vault_core_unsealed` would exist only while unsealed and VaultSealed could never
+    // fire; unauthenticated, it serves `vault_core_unsealed 0` while sealed. (The
+    // metrics say nothing secret; the listener is loopback or cluster-internal.)
     s.push_str("  telemetry {\n    unauthenticated_metrics_access = true\n  }\n");
     s.push_str("}\n");
     s.push_str("storage \"raft\" {\n");
@@ -238,6 +258,9 @@ pub fn vault_hcl(env: &Environment, vault: &Vault, layout: &Layout) -> Option<St
     // The default multiplier waits 5-10 s for the first leader election.
     s.push_str("  performance_multiplier = 1\n");
     s.push_str("}\n");
+    // A gauge not updated for prometheus_retention_time disappears: the pre-unseal
+    // `vault_core_unsealed{cluster=""} 0` lingers that long after an unseal (the
+    // VaultSealed rule folds the cluster label for it).
     s.push_str(
         "telemetry {\n  disable_hostname = true\n  prometheus_retention_time = \"30s\"\n}\n",
     );
@@ -254,7 +277,7 @@ pub fn vault_hcl(env: &Environment, vault: &Vault, layout: &Layout) -> Option<St
 /// run directory unless absolute.
 pub fn vault_audit_path(env: &Environment, layout: &Layout) -> String {
     let p = &env.vault.audit_log;
-    if p.starts_with('/') {
+    if p.starts_with('/') || layout.runs_in_run_dir {
         p.clone()
     } else {
         format!("{}/{p}", layout.run_dir.trim_end_matches('/'))

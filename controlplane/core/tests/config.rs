@@ -85,9 +85,23 @@ fn switched_off_and_derived_settings_survive_config() {
         ],
     );
     round_trip(
+        "staging",
+        &[
+            "monitoring.controlplane.enabled=false",
+            "monitoring.notify.group_wait=1s",
+            "monitoring.notify.repeat_interval=90m",
+        ],
+    );
+    round_trip(
         "production",
         &[
             "services.vault.enabled=false",
+            // Without Vault, the app's secrets come from the environment.
+            "apps.capsule-registry.secrets.DATABASE_URL=env://DATABASE_URL",
+            "apps.capsule-registry.secrets.OIDC_CLIENT_SECRET=env://OIDC_CLIENT_SECRET",
+            "apps.capsule-registry.secrets.SIGNING_PRIVATE_KEY=env://SIGNING_PRIVATE_KEY",
+            "monitoring.grafana_admin_password=env://GRAFANA_ADMIN_PASSWORD",
+            "monitoring.webhook_url=env://WEBHOOK_URL",
             "backup.services=[postgres]",
             "apps.capsule-registry.depends_on=[postgres]",
             "extras.jaeger.health={command: [wget, -q, localhost:14269]}",

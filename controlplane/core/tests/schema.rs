@@ -32,6 +32,19 @@ fn shipped_files_point_editors_at_the_schema() {
 }
 
 #[test]
+fn role_names_are_not_settings() {
+    // The migrations grant to fixed names: a setting would be validated, then ignored.
+    let files = support::shipped();
+    let d = cp_core::load(
+        &files,
+        "dev",
+        &["services.postgres.app_role=someone".into()],
+    )
+    .expect_err("app_role is not a setting");
+    assert!(d.to_string().contains("unknown key"), "{d}");
+}
+
+#[test]
 fn every_shipped_environment_validates_and_matches_the_seed_facts() {
     let dev = support::load("dev");
     let pg = dev.services.postgres.as_ref().unwrap();
@@ -39,8 +52,8 @@ fn every_shipped_environment_validates_and_matches_the_seed_facts() {
         (
             pg.common.port,
             pg.database.as_str(),
-            pg.admin_role.as_str(),
-            pg.app_role.as_str()
+            cp_core::roles::ADMIN,
+            cp_core::roles::APP
         ),
         (5432, "anumate", "anumate_admin", "anumate_app")
     );

@@ -356,6 +356,7 @@ fn core_layout(data_dir: &str, run_dir: &str, advertise: &str) -> Layout {
         // Clients arrive through Docker's port proxy or from the environment's network;
         // every connection needs a password.
         client_networks: vec!["0.0.0.0/0".into(), "::/0".into()],
+        runs_in_run_dir: false,
     }
 }
 
@@ -644,8 +645,10 @@ fn monitoring_container(env: &Environment, name: &ServiceName, comp: &Component)
                         pg.common.port, pg.database
                     ),
                 );
-                c.env
-                    .insert("DATA_SOURCE_USER".into(), pg.readonly_role.clone());
+                c.env.insert(
+                    "DATA_SOURCE_USER".into(),
+                    cp_core::roles::READONLY.to_owned(),
+                );
                 c.secret(
                     "DATA_SOURCE_PASS",
                     "services.postgres.readonly_password",

@@ -7,6 +7,9 @@
 //! run: the fixture points those references at `env://PATH` with `--set`, so values
 //! really go through `env://` resolution at apply time.
 
+// Tests run the binaries they judge (ours, kubectl, promtool) by path on purpose.
+#![allow(clippy::disallowed_methods)]
+
 mod fake;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -29,25 +29,60 @@ fn mode(command: &Command) -> Mode {
         Command::Tenant {
             action: TenantAction::Create { .. } | TenantAction::Delete { .. },
         } => Mode::Mutating("tenant"),
+        // Restore changes the environment; backups take their own lock instead.
+        Command::Restore { into_env: None, .. } => Mode::Mutating("restore"),
         _ => Mode::ReadOnly,
     }
 }
 
-async fn open(global: &Global, mode: Mode) -> Result<Session, Failure> {
-    let s = Session::open(
-        &global.target(),
-        mode,
-        Some(crate::progress::pull_observer()),
-    )
-    .await?;
-    if global.output == Output::Text {
-        eprintln!("{}: {}", s.env.name, s.driver_reason);
+/// Checks a command's arguments against the loaded environment before anything is
+/// created or locked: invalid input touches nothing.
+/// Returns the saved plan `up --plan` names, read before anything is touched.
+fn preflight(env: &cp_core::Environment, command: &Command) -> Result<Option<SavedPlan>, AppError> {
+    match command {
+        Command::Up {
+            services,
+            timeout,
+            plan,
+            ..
+        } => {
+            parse_timeout(timeout)?;
+            service_names(env, services)?;
+            plan.as_deref().map(read_plan).transpose()
+        }
+        Command::Logs { service, .. } => {
+            service_names(env, std::slice::from_ref(service)).map(|_| None)
+        }
+        _ => Ok(None),
     }
-    Ok(s)
 }
 
-fn service_names(s: &Session, names: &[String]) -> Result<Vec<ServiceName>, AppError> {
-    let known = s.env.service_names();
+fn parse_timeout(text: &str) -> Result<Duration, AppError> {
+    cp_core::units::Duration::parse(text)
+        .map(|d| Duration::from_secs(d.as_secs()))
+        .map_err(|e| AppError::Usage(format!("--timeout: {e}; write e.g. 90s or 5m")))
+}
+
+pub(super) async fn open(
+    global: &Global,
+    command: &Command,
+) -> Result<(Session, Option<SavedPlan>), Failure> {
+    let prepared =
+        cp_app::Prepared::new(&global.target(), Some(crate::progress::pull_observer())).await?;
+    let saved = preflight(&prepared.env, command)?;
+    let s = prepared.open(mode(command))?;
+    // The plan document names the driver itself.
+    if global.output == Output::Text && !matches!(command, Command::Plan { .. }) {
+        eprintln!("{}: {}", s.env.name, s.driver_reason);
+    }
+    Ok((s, saved))
+}
+
+fn service_names(
+    env: &cp_core::Environment,
+    names: &[String],
+) -> Result<Vec<ServiceName>, AppError> {
+    let known = env.service_names();
     names
         .iter()
         .map(|name| {
@@ -59,7 +94,7 @@ fn service_names(s: &Session, names: &[String]) -> Result<Vec<ServiceName>, AppE
                     let all: Vec<&str> = known.iter().map(ServiceName::as_str).collect();
                     AppError::Usage(format!(
                         "no service `{name}` in {}; known: {}",
-                        s.env.name,
+                        env.name,
                         all.join(", ")
                     ))
                 })
@@ -81,7 +116,7 @@ fn read_plan(file: &Path) -> Result<SavedPlan, AppError> {
 }
 
 pub(crate) async fn run(global: &Global, command: Command) -> Outcome {
-    let s = open(global, mode(&command)).await?;
+    let (s, loaded) = open(global, &command).await?;
     match command {
         Command::Plan { out } => {
             let saved = cp_app::plan::plan(&s).await?;
@@ -108,19 +143,17 @@ pub(crate) async fn run(global: &Global, command: Command) -> Outcome {
             services,
             timeout,
             no_seed,
+            backup,
             plan,
         } => {
-            let timeout = cp_core::units::Duration::parse(&timeout)
-                .map(|d| Duration::from_secs(d.as_secs()))
-                .map_err(|e| AppError::Usage(format!("--timeout: {e}; write e.g. 90s or 5m")))?;
-            let services = service_names(&s, &services)?;
-            let saved = match &plan {
-                Some(file) => {
-                    let saved = read_plan(file)?;
+            let timeout = parse_timeout(&timeout)?;
+            let services = service_names(&s.env, &services)?;
+            let saved = match (&plan, loaded) {
+                (Some(file), Some(saved)) => {
                     check_saved(&s, &saved, &file.display().to_string()).await?;
                     saved
                 }
-                None => {
+                _ => {
                     let saved = cp_app::plan::plan(&s).await?;
                     if saved.plan.changes_pending && global.output == Output::Text {
                         eprintln!("{}", saved.plan);
@@ -133,6 +166,7 @@ pub(crate) async fn run(global: &Global, command: Command) -> Outcome {
                 services,
                 timeout,
                 seed: !no_seed,
+                backup,
             };
             let view = cp_app::up::up(&s, &saved, &opts, progress.as_ref()).await?;
             match global.output {
@@ -187,7 +221,7 @@ pub(crate) async fn run(global: &Global, command: Command) -> Outcome {
             follow,
             tail,
         } => {
-            let svc = service_names(&s, std::slice::from_ref(&service))?.remove(0);
+            let svc = service_names(&s.env, std::slice::from_ref(&service))?.remove(0);
             let mut out = PipeAware(std::io::stdout());
             match s.driver.logs(&s.env, &svc, tail, follow, &mut out).await {
                 Ok(()) => Ok(Exit::Success),
@@ -262,6 +296,48 @@ pub(crate) async fn run(global: &Global, command: Command) -> Outcome {
             }
             Ok(Exit::Success)
         }
+        Command::Backup {
+            action,
+            services,
+            destination,
+        } => backup(global, &s, action, &services, destination.as_deref()).await,
+        Command::Restore {
+            id,
+            services,
+            into_env,
+            destination,
+            yes,
+        } => {
+            let id = cp_app::backup::id(&id)?;
+            let services = cp_app::backup::services(&services)?;
+            let other;
+            let target = match &into_env {
+                None => &s,
+                Some(e) => {
+                    let mut t = global.target();
+                    t.env = e.clone();
+                    t.state_dir = None;
+                    other = Session::open(&t, Mode::Mutating("restore"), None).await?;
+                    &other
+                }
+            };
+            let all = if services.is_empty() {
+                cp_core::names::CoreKind::ALL.to_vec()
+            } else {
+                services.clone()
+            };
+            let what = cp_app::backup::restore_preview(target, &all).await?;
+            output::confirm(
+                &format!("`restore {id}` on {}", target.env.name),
+                target.env.name.as_str(),
+                what,
+                yes,
+            )?;
+            let view =
+                cp_app::backup::restore(&s, target, &id, &services, destination.as_deref()).await?;
+            output::view(global.output, &view)?;
+            Ok(Exit::Success)
+        }
         Command::Psql { role, args } => connect::psql(&s, role, &args).await,
         Command::RedisCli { args } => connect::redis_cli(&s, &args).await,
         Command::Nats => connect::nats_info(&s, global).await,
@@ -271,8 +347,83 @@ pub(crate) async fn run(global: &Global, command: Command) -> Outcome {
         | Command::Config
         | Command::Schema { .. }
         | Command::Completions { .. }
+        | Command::Exporter { .. }
+        | Command::Alerts
         | Command::Serve(_)
         | Command::Token(_) => unreachable!("not an environment command"),
+    }
+}
+
+async fn backup(
+    global: &Global,
+    s: &Session,
+    action: Option<crate::cli::BackupAction>,
+    services: &[String],
+    destination: Option<&str>,
+) -> Outcome {
+    use crate::cli::BackupAction;
+    match action {
+        None => {
+            let services = cp_app::backup::services(services)?;
+            // On Kubernetes the backup runs in the cluster, as the CronJob does.
+            let mut log = std::io::stderr();
+            if let Some(o) =
+                cp_app::backup::backup_on_cluster(s, &services, destination, &mut log).await?
+            {
+                eprintln!(
+                    "job {}: {}",
+                    o.job,
+                    if o.succeeded { "succeeded" } else { "failed" }
+                );
+                return Ok(if o.succeeded {
+                    Exit::Success
+                } else {
+                    Exit::Failure
+                });
+            }
+            let progress = crate::progress::backup_progress(global.output);
+            let view = cp_app::backup::backup(s, &services, destination, progress.as_ref()).await?;
+            match global.output {
+                Output::Json => output::json(&view)?,
+                Output::Text => {
+                    output::out(&format!("{}\n", view.report.id))?;
+                    eprint!("{view}");
+                }
+            }
+            Ok(if view.report.state == "complete" {
+                Exit::Success
+            } else {
+                Exit::Failure
+            })
+        }
+        Some(BackupAction::List { destination: d }) => {
+            let view = cp_app::backup::list(s, d.as_deref().or(destination)).await?;
+            output::view(global.output, &view)?;
+            Ok(Exit::Success)
+        }
+        Some(BackupAction::Verify {
+            id,
+            restore_drill,
+            destination: d,
+        }) => {
+            let id = cp_app::backup::id(&id)?;
+            let view =
+                cp_app::backup::verify(s, &id, d.as_deref().or(destination), restore_drill).await?;
+            output::view(global.output, &view)?;
+            Ok(if view.ok {
+                Exit::Success
+            } else {
+                Exit::Failure
+            })
+        }
+        Some(BackupAction::Prune {
+            dry_run,
+            destination: d,
+        }) => {
+            let view = cp_app::backup::prune(s, dry_run, d.as_deref().or(destination)).await?;
+            output::view(global.output, &view)?;
+            Ok(Exit::Success)
+        }
     }
 }
 

@@ -2,9 +2,11 @@
 //! exit code from `cp_app::exit::Exit`. Each command asks the application layer for a
 //! view and prints it; nothing here decides anything the server would need too.
 
+mod alerts;
 mod config;
 mod connect;
 mod env;
+mod exporter;
 mod render;
 mod schema;
 pub(crate) mod serve;
@@ -74,6 +76,11 @@ pub(crate) fn run(cli: Cli) -> Exit {
         Command::Token(args) => token::run(&cli.global, args),
         Command::Serve(args) => match runtime() {
             Ok(rt) => rt.block_on(serve::run(&cli.global, args)),
+            Err(e) => Err(Failure::Other(e)),
+        },
+        Command::Exporter { exporter } => exporter::run(exporter),
+        Command::Alerts => match runtime() {
+            Ok(rt) => rt.block_on(alerts::run(&cli.global)),
             Err(e) => Err(Failure::Other(e)),
         },
         other => match runtime() {

@@ -1,5 +1,10 @@
 //! Running the `controlplane` binary as a user does, for the end-to-end tests.
 
+// Tests run the binaries they judge (ours, kubectl, promtool) by path on purpose.
+#![allow(clippy::disallowed_methods)]
+// Each test binary uses some of these helpers, not all.
+#![allow(dead_code)]
+
 use std::path::Path;
 use std::process::{Command, Output};
 

@@ -1,0 +1,57 @@
+//! The JSON shapes every front end prints are documented: `docs/views/<name>.schema.json`
+//! is the JSON Schema of each view, generated from the types. This test fails when a
+//! committed schema is stale (`CP_UPDATE_VIEWS=1` rewrites them; `cargo xtask codegen`
+//! does too), and when a schema exists for a view that is gone.
+
+use std::path::PathBuf;
+
+fn dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/views")
+}
+
+#[test]
+fn committed_view_schemas_are_fresh() {
+    let dir = dir();
+    let update = std::env::var_os("CP_UPDATE_VIEWS").is_some();
+    let mut stale = Vec::new();
+    let schemas = cp_app::views::schemas();
+    for (name, schema) in &schemas {
+        let path = dir.join(format!("{name}.schema.json"));
+        let text = serde_json::to_string_pretty(schema).unwrap() + "\n";
+        if update {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(&path, &text).unwrap();
+        } else if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
+            stale.push(path.display().to_string());
+        }
+    }
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        let view = name.trim_end_matches(".schema.json");
+        if name.ends_with(".schema.json") && !schemas.contains_key(view) {
+            stale.push(format!("{name} (no such view any more)"));
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "stale view schemas (run `cargo xtask codegen`, or CP_UPDATE_VIEWS=1 cargo test -p cp-app --test views):\n  {}",
+        stale.join("\n  ")
+    );
+}
+
+#[test]
+fn the_plan_schema_documents_its_stable_fields() {
+    let plan = &cp_app::views::schemas()["plan"];
+    let props = plan["properties"].as_object().unwrap();
+    for field in [
+        "format",
+        "environment",
+        "driver",
+        "layers",
+        "summary",
+        "changes_pending",
+        "fingerprint",
+    ] {
+        assert!(props.contains_key(field), "plan has no `{field}`: {plan}");
+    }
+}
