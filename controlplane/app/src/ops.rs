@@ -13,9 +13,9 @@ use cp_seed::{Access, postgres, tenants};
 use crate::error::AppError;
 use crate::session::Session;
 use crate::views::{
-    AlertRuleView, AlertRulesView, AlertView, AlertsView, ChangesView, MigrateView,
-    MigrationView, MigrationsView, NatsView, SeedView, ServiceView, StatusView, StreamView,
-    TenantChangeView, TenantView, TenantsView,
+    AlertRuleView, AlertRulesView, AlertView, AlertsView, ChangesView, MigrateView, MigrationView,
+    MigrationsView, NatsView, SeedView, ServiceView, StatusView, StreamView, TenantChangeView,
+    TenantView, TenantsView,
 };
 
 /// Whether connection URLs carry passwords. Only ever in dev, and only when asked

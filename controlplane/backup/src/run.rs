@@ -303,13 +303,8 @@ async fn one(cx: &Context<'_>, w: &SetWriter, service: CoreKind) -> Result<Part,
                 .postgres
                 .as_ref()
                 .ok_or_else(|| unavailable("not enabled"))?;
-            let role = cx
-                .env
-                .services
-                .postgres
-                .as_ref()
-                .map_or(cp_core::roles::BACKUP, |p| p.backup_role.as_str());
-            crate::postgres::backup(w, pg, role).await
+            // The roles are fixed (the migrations grant to them): dump as the BYPASSRLS one.
+            crate::postgres::backup(w, pg, cp_core::roles::BACKUP).await
         }
         CoreKind::Redis => {
             let r = a.redis.as_ref().ok_or_else(|| unavailable("not enabled"))?;

@@ -9,6 +9,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use cp_app::AppError;
+use cp_backup::run::BackupError;
 
 /// What a client receives on an error.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -92,14 +93,12 @@ impl From<AppError> for ApiError {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", chain)
             }
             AppError::NotFound(_) => ApiError::not_found(chain),
-            AppError::State(cp_runtime::state::StateError::Busy { what, .. }) => ApiError {
-                status: StatusCode::CONFLICT,
-                code: "busy",
-                external: format!(
-                    "another controlplane run is working on this environment ({what} lock); try again when it finishes"
-                ),
-                internal: Some(chain),
-            },
+            AppError::State(cp_runtime::state::StateError::Busy { what, holder, .. })
+            | AppError::Backup(BackupError::State(cp_runtime::state::StateError::Busy {
+                what,
+                holder,
+                ..
+            })) => busy(what, holder, chain),
             AppError::StalePlan { .. } | AppError::Blocked { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "conflict", chain)
             }
@@ -108,11 +107,59 @@ impl From<AppError> for ApiError {
             AppError::Driver(_) | AppError::Seed(_) | AppError::Access(_) => {
                 ApiError::new(StatusCode::BAD_GATEWAY, "service_failed", chain)
             }
+            AppError::Backup(b) => backup_error(b, chain),
+            // The backup before `up` failed: which services and why is the answer.
+            AppError::BackupFirst { .. } => {
+                ApiError::new(StatusCode::BAD_GATEWAY, "backup_failed", chain)
+            }
+            AppError::Prometheus { .. } => {
+                ApiError::new(StatusCode::BAD_GATEWAY, "prometheus_failed", chain)
+            }
             // The server's own files (environment files, state directory): internal.
             AppError::Invalid(_) | AppError::Project { .. } | AppError::State(_) => {
                 ApiError::internal(chain)
             }
         }
+    }
+}
+
+/// 409 naming the lock's holder (a pid, its command and since when: nothing secret).
+fn busy(what: &str, holder: &str, chain: String) -> ApiError {
+    ApiError {
+        status: StatusCode::CONFLICT,
+        code: "busy",
+        external: format!(
+            "another controlplane run is working on this environment ({what} lock held by {holder}); try again when it finishes"
+        ),
+        internal: Some(chain),
+    }
+}
+
+/// A backup command's failure: the client's mistake, a missing set, a service or a
+/// destination that failed, or the server's own state.
+fn backup_error(e: &BackupError, chain: String) -> ApiError {
+    match e {
+        BackupError::Disabled { .. } | BackupError::ServiceNotInSet { .. } => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", chain)
+        }
+        BackupError::NoSuchSet { .. } => ApiError::not_found(chain),
+        BackupError::Incomplete { .. } | BackupError::Damaged { .. } => {
+            ApiError::new(StatusCode::CONFLICT, "conflict", chain)
+        }
+        // Destinations, services and manifests: which one failed and why is what the
+        // operator needs (destination errors name the place, never a credential).
+        BackupError::Destination(_)
+        | BackupError::AllFailed { .. }
+        | BackupError::ManifestWrite { .. }
+        | BackupError::Manifest(_)
+        | BackupError::Restore { .. } => {
+            ApiError::new(StatusCode::BAD_GATEWAY, "backup_failed", chain)
+        }
+        // The environment's own settings or the server's state: internal.
+        BackupError::State(_)
+        | BackupError::Recipient(_)
+        | BackupError::Identity(_)
+        | BackupError::Secret { .. } => ApiError::internal(chain),
     }
 }
 
