@@ -90,3 +90,33 @@
     document.body.setAttribute("data-updated", String(Date.now()));
   });
 })();
+
+// A backup job's progress on the backups page: its events (SSE) appended as they
+// come, then its final state.
+(function () {
+  var state = document.querySelector("[data-job-state]");
+  if (!state || !window.EventSource) {
+    return;
+  }
+  var job = state.getAttribute("data-job");
+  var list = document.querySelector("[data-job-events]");
+  var src = new EventSource("/console/jobs/" + encodeURIComponent(job) + "/events");
+  var seen = list ? list.children.length : 0;
+  src.addEventListener("progress", function (m) {
+    var e = JSON.parse(m.data);
+    if (e.seq < seen || !list) {
+      return;
+    }
+    seen = e.seq + 1;
+    var li = document.createElement("li");
+    li.textContent = e.service + ": " + e.event +
+      (e.line ? (e.line.ok ? " (" + e.line.size + " bytes in " + e.line.duration_ms + " ms)" : " FAILED: " + e.line.error) : "");
+    list.appendChild(li);
+  });
+  src.addEventListener("result", function (m) {
+    var v = JSON.parse(m.data);
+    state.textContent = v.state + (v.error ? ": " + v.error : "");
+    state.setAttribute("data-done", v.state);
+    src.close();
+  });
+})();

@@ -272,7 +272,19 @@ async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
-    let mut res = state.metrics.encode().into_response();
+    // The backup gauges are read from the state files now, before the end marker.
+    let mut text = state.metrics.encode();
+    let backups = {
+        let state = state.clone();
+        tokio::task::spawn_blocking(move || crate::backup::exposition(&state))
+            .await
+            .unwrap_or_default()
+    };
+    match text.rfind("# EOF") {
+        Some(i) => text.insert_str(i, &backups),
+        None => text.push_str(&backups),
+    }
+    let mut res = text.into_response();
     res.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),

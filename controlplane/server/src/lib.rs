@@ -94,6 +94,7 @@ pub async fn serve_on(
     let addr = listener.local_addr().map_err(ServeError::Serve)?;
     tracing::info!(addr = %addr, url = %format!("http://{addr}/console"), environments = ?state.targets.keys().collect::<Vec<_>>(), "listening");
     let prober = tokio::spawn(probe::run(state.clone()));
+    let schedules = tokio::spawn(backup::run_schedules(state.clone()));
     let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let stopping = state.shutdown.subscribe();
     let signalled = {
@@ -119,6 +120,7 @@ pub async fn serve_on(
         }
     };
     prober.abort();
+    schedules.abort();
     tracing::info!("stopped");
     r
 }

@@ -24,8 +24,12 @@ use crate::api::{
 };
 use crate::audit::{AuditPage, Outcome};
 use crate::auth::Principal;
+use crate::backup::{
+    JobStartedView, JobView, RestoreRequest, ScheduleView, TriggerRequest, VerifyRequest,
+};
 use crate::error::ErrorBody;
 use crate::routes::{self, Access, Surface, TenantScope};
+use cp_app::views::{BackupListView, RestoreView, VerifyView};
 
 /// How an operation answers when it succeeds.
 enum Ok {
@@ -244,6 +248,62 @@ fn ops(out: &mut SchemaGenerator, inp: &mut SchemaGenerator, action: &str) -> Op
             ok: Ok::Json(&[200], out.subschema_for::<AuditPage>().to_value()),
             errors: &[400, 401, 403, 429],
         },
+        "backups.list" => Op {
+            summary: "The backup sets at the environment's first destination, newest first",
+            description: "The view `controlplane backup list -o json` prints: each set's state (complete, partial, verified, drilled, broken, incomplete), age, size and services.",
+            query: vec![],
+            body: None,
+            ok: Ok::Json(&[200], out.subschema_for::<BackupListView>().to_value()),
+            errors: &[401, 403, 404, 422, 429, 502],
+        },
+        "backup.trigger" => Op {
+            summary: "Start a backup: answers 202 with a job id",
+            description: "The body is optional (every service of `backup.services`, the first destination). Follow `GET /api/v1/jobs/{job}/events` (SSE) or poll `GET /api/v1/jobs/{job}`. 409 names who holds the backup lock (a run of this server, a schedule, the CLI). Needs editor.",
+            query: vec![],
+            body: Some(inline::<TriggerRequest>(inp)),
+            ok: Ok::Json(&[202], out.subschema_for::<JobStartedView>().to_value()),
+            errors: &[400, 401, 403, 404, 409, 413, 415, 422, 429, 503],
+        },
+        "backup.schedule" => Op {
+            summary: "The backup schedule: next run, last run, runs missed while no server ran it",
+            description: "",
+            query: vec![],
+            body: None,
+            ok: Ok::Json(&[200], out.subschema_for::<ScheduleView>().to_value()),
+            errors: &[401, 403, 404, 422, 429],
+        },
+        "backup.verify" => Op {
+            summary: "Read every artifact of a set back and check it; with `restore_drill`, also restore it into scratch targets",
+            description: "The view `controlplane backup verify -o json` prints; the result is recorded at the destination. Needs editor.",
+            query: vec![],
+            body: Some(inline::<VerifyRequest>(inp)),
+            ok: Ok::Json(&[200], out.subschema_for::<VerifyView>().to_value()),
+            errors: &[400, 401, 403, 404, 409, 413, 415, 422, 429, 502, 503],
+        },
+        "backup.restore" => Op {
+            summary: "Restore a set into this environment, replacing what its services hold",
+            description: "Needs admin and `confirm` repeating the backup id of the path (400 otherwise). Every artifact is checked before anything is touched.",
+            query: vec![],
+            body: Some(inline::<RestoreRequest>(inp)),
+            ok: Ok::Json(&[200], out.subschema_for::<RestoreView>().to_value()),
+            errors: &[400, 401, 403, 404, 409, 413, 415, 422, 429, 502, 503],
+        },
+        "job.get" => Op {
+            summary: "A backup job: its state, progress events and result",
+            description: "Jobs are kept in memory (the last 100) until the server restarts.",
+            query: vec![],
+            body: None,
+            ok: Ok::Json(&[200], out.subschema_for::<JobView>().to_value()),
+            errors: &[401, 403, 404, 429],
+        },
+        "job.events" => Op {
+            summary: "A backup job's progress as server-sent events",
+            description: "`progress` events (a service started or finished), then one `result` event with the whole job, then the stream ends.",
+            query: vec![],
+            body: None,
+            ok: Ok::Text("text/event-stream"),
+            errors: &[401, 403, 404, 429],
+        },
         other => panic!("the OpenAPI document does not describe `{other}`; add it to openapi::ops"),
     }
 }
@@ -252,11 +312,12 @@ fn reason(code: u16) -> &'static str {
     match code {
         200 => "OK",
         201 => "Created",
+        202 => "Accepted: a job started",
         400 => "Malformed request",
         401 => "No or invalid credentials",
         403 => "Not allowed for this role or tenant scope",
         404 => "No such environment or tenant",
-        409 => "Another run holds the environment's lock",
+        409 => "Another run holds the environment's (or its backups') lock",
         413 => "Body too large",
         415 => "Body is not JSON",
         422 => "Invalid input or missing confirmation",
@@ -266,6 +327,9 @@ fn reason(code: u16) -> &'static str {
         _ => "Error",
     }
 }
+
+/// Operations whose body may be left out (then every default applies).
+const OPTIONAL_BODY: &[&str] = &["backup.trigger", "backup.verify"];
 
 /// Builds the document.
 pub fn document() -> Value {
@@ -338,8 +402,7 @@ pub fn document() -> Value {
             }
         }
         if let Some(b) = op.body {
-            o["requestBody"] =
-                json!({"required": true, "content": {"application/json": {"schema": b}}});
+            o["requestBody"] = json!({"required": !OPTIONAL_BODY.contains(&r.action), "content": {"application/json": {"schema": b}}});
         }
         let item = paths.entry(r.path.to_owned()).or_insert_with(|| json!({}));
         item[r.method.as_str().to_lowercase()] = o;

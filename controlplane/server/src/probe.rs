@@ -241,7 +241,7 @@ pub async fn run(state: AppState) {
     let mut n: u64 = 0;
     loop {
         tick.tick().await;
-        let with_plan = n % u64::from(state.config.plan_every.max(1)) == 0;
+        let with_plan = n.is_multiple_of(u64::from(state.config.plan_every.max(1)));
         n += 1;
         let envs: Vec<String> = state.targets.keys().cloned().collect();
         futures::future::join_all(envs.iter().map(|e| probe(&state, e, with_plan))).await;

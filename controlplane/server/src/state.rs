@@ -44,6 +44,8 @@ pub struct Inner {
     pub templates: tera::Tera,
     /// An HTTP client (Prometheus queries).
     pub http: reqwest::Client,
+    /// Backup jobs and schedules.
+    pub backups: crate::backup::Backups,
     /// Set when the server begins to shut down: long-lived responses (the console's
     /// event streams) end, so the graceful shutdown does not wait on them.
     pub shutdown: tokio::sync::watch::Sender<bool>,
@@ -96,6 +98,7 @@ impl AppState {
                 .build()
                 .expect("an HTTP client"),
             shutdown: tokio::sync::watch::channel(false).0,
+            backups: crate::backup::Backups::default(),
             targets,
             config,
         };

@@ -4,6 +4,9 @@
 //! request ids, body and page caps, failed-login rate limiting, a read-only state
 //! directory, and the access table agreeing with the router and the OpenAPI document.
 
+// `chattr` is run directly: the test sets the state directory immutable (root only).
+#![allow(clippy::disallowed_methods)]
+
 mod common;
 
 use common::{audit, console_login, fixture, req};
@@ -817,6 +820,8 @@ fn the_router_and_the_access_table_agree() {
                 .path
                 .replace("{env}", "dev")
                 .replace("{tenant}", "acme")
+                .replace("{backup}", "20261201T020000000Z-000000")
+                .replace("{job}", "job-none")
                 .replace("{file}", "console.css");
             let a = req(r.method.clone(), &uri).send(&f.state).await;
             let fallback = a.status == StatusCode::NOT_FOUND && a.text().contains("no such route");
@@ -844,4 +849,288 @@ fn the_router_and_the_access_table_agree() {
             "missing schema {name}"
         );
     }
+}
+
+/// The fixture with its backups at a destination inside the test's directory.
+fn backup_fixture() -> common::Fixture {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut sets = cp_testkit::port_sets();
+    sets.push("platform=process".into());
+    sets.push(format!(
+        "backup.destinations.local.path={}",
+        tmp.path().join("backups").display()
+    ));
+    let state = cp_server::AppState::new(common::config(
+        sets,
+        &tmp.path().join("dev"),
+        &tmp.path().join("server"),
+    ));
+    common::Fixture {
+        admin: common::token(&state, "admin", Role::Admin, None),
+        editor: common::token(&state, "editor", Role::Editor, None),
+        viewer: common::token(&state, "viewer", Role::Viewer, None),
+        state,
+        tmp,
+    }
+}
+
+#[tokio::test]
+async fn backup_routes_enforce_roles_and_the_restore_confirmation() {
+    let f = backup_fixture();
+    let id = "20261201T020000000Z-000000";
+    // A viewer lists but may not trigger or verify; an editor may not restore.
+    let l = req(Method::GET, "/api/v1/environments/dev/backups")
+        .bearer(&f.viewer)
+        .send(&f.state)
+        .await;
+    assert_eq!(l.status, StatusCode::OK, "{}", l.text());
+    assert_eq!(l.json()["sets"], json!([]));
+    for (uri, tok) in [
+        ("/api/v1/environments/dev/backups".to_owned(), &f.viewer),
+        (
+            format!("/api/v1/environments/dev/backups/{id}/verify"),
+            &f.viewer,
+        ),
+        (
+            format!("/api/v1/environments/dev/backups/{id}/restore"),
+            &f.editor,
+        ),
+    ] {
+        let a = req(Method::POST, &uri)
+            .bearer(tok)
+            .json(json!({}))
+            .send(&f.state)
+            .await;
+        assert_eq!(a.status, StatusCode::FORBIDDEN, "{uri}: {}", a.text());
+    }
+    // Restore without, or with the wrong, confirmation: 400 saying what to send.
+    for body in [json!({}), json!({"confirm": "20261130T020000000Z-000000"})] {
+        let a = req(
+            Method::POST,
+            &format!("/api/v1/environments/dev/backups/{id}/restore"),
+        )
+        .bearer(&f.admin)
+        .json(body)
+        .send(&f.state)
+        .await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.text());
+        let msg = a.json()["message"].as_str().unwrap().to_owned();
+        assert!(msg.contains(&format!("{{\"confirm\": \"{id}\"}}")), "{msg}");
+    }
+    // Confirmed, but no such set: 404 naming it.
+    let a = req(
+        Method::POST,
+        &format!("/api/v1/environments/dev/backups/{id}/restore"),
+    )
+    .bearer(&f.admin)
+    .json(json!({"confirm": id}))
+    .send(&f.state)
+    .await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND, "{}", a.text());
+    assert!(a.text().contains(id), "{}", a.text());
+    // A malformed id and an unknown service say what is wrong.
+    let a = req(
+        Method::POST,
+        "/api/v1/environments/dev/backups/yesterday/verify",
+    )
+    .bearer(&f.editor)
+    .send(&f.state)
+    .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.text());
+    assert!(a.text().contains("not a backup id"), "{}", a.text());
+    let a = req(Method::POST, "/api/v1/environments/dev/backups")
+        .bearer(&f.editor)
+        .json(json!({"services": ["mysql"]}))
+        .send(&f.state)
+        .await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", a.text());
+    assert!(a.text().contains("mysql"), "{}", a.text());
+    let a = req(Method::GET, "/api/v1/jobs/job-none")
+        .bearer(&f.viewer)
+        .send(&f.state)
+        .await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND, "{}", a.text());
+    // Every one of those mutations is in the audit log, denied or with its result.
+    let entries = audit(&f.state, &f.admin, "action=backup.restore").await;
+    assert!(
+        entries.iter().any(|e| e["outcome"] == "denied"),
+        "{entries:?}"
+    );
+    assert!(
+        entries.iter().any(|e| e["outcome"] == "failed"),
+        "{entries:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_trigger_while_the_backup_lock_is_held_is_409_naming_the_holder() {
+    let f = backup_fixture();
+    let dir = cp_runtime::state::StateDir::open(f.tmp.path().join("dev"), "dev").unwrap();
+    let held = cp_backup::run::lock(&dir, "backup (the test)").unwrap();
+    let a = req(Method::POST, "/api/v1/environments/dev/backups")
+        .bearer(&f.editor)
+        .send(&f.state)
+        .await;
+    assert_eq!(a.status, StatusCode::CONFLICT, "{}", a.text());
+    let msg = a.json()["message"].as_str().unwrap().to_owned();
+    assert!(
+        msg.contains(&format!("pid {}", std::process::id())) && msg.contains("backup (the test)"),
+        "{msg}"
+    );
+    drop(held);
+    // Free again: 202 and a job, which fails (nothing runs) and says why.
+    let a = req(Method::POST, "/api/v1/environments/dev/backups")
+        .bearer(&f.editor)
+        .send(&f.state)
+        .await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text());
+    let job = a.json()["job"].as_str().unwrap().to_owned();
+    // A second trigger while that job runs: 409 naming the job.
+    let b = req(Method::POST, "/api/v1/environments/dev/backups")
+        .bearer(&f.editor)
+        .send(&f.state)
+        .await;
+    if b.status == StatusCode::CONFLICT {
+        assert!(b.text().contains(&job), "{}", b.text());
+    } else {
+        // The first job already ended (nothing answers, so it can be quick).
+        assert_eq!(b.status, StatusCode::ACCEPTED, "{}", b.text());
+    }
+    let ev = req(Method::GET, &format!("/api/v1/jobs/{job}/events"))
+        .bearer(&f.viewer)
+        .send(&f.state)
+        .await;
+    assert_eq!(ev.status, StatusCode::OK);
+    let text = ev.text();
+    let result = text
+        .split("event: result\ndata: ")
+        .nth(1)
+        .and_then(|r| r.lines().next())
+        .unwrap_or_else(|| panic!("no result event: {text}"));
+    let v: serde_json::Value = serde_json::from_str(result).unwrap();
+    assert_eq!(v["state"], "failed", "{v}");
+    assert_eq!(v["trigger"], "api");
+}
+
+#[tokio::test]
+async fn backup_gauges_exist_for_every_backed_up_service_from_start() {
+    let f = backup_fixture();
+    let text = req(Method::GET, "/metrics").send(&f.state).await.text();
+    for name in [
+        "controlplane_backup_last_success_timestamp_seconds",
+        "controlplane_backup_last_run_success",
+        "controlplane_backup_duration_seconds",
+        "controlplane_backup_size_bytes",
+    ] {
+        assert_eq!(
+            text.matches(&format!("# TYPE {name} gauge")).count(),
+            1,
+            "{text}"
+        );
+        for svc in ["postgres", "redis", "nats", "vault"] {
+            assert!(
+                text.contains(&format!("{name}{{env=\"dev\",service=\"{svc}\"}} 0\n")),
+                "{name} {svc}: {text}"
+            );
+        }
+    }
+    assert!(text.trim_end().ends_with("# EOF"), "{text}");
+    // A run recorded in the state file (as the CLI writes it) shows at the next scrape.
+    let dir = cp_runtime::state::StateDir::open(f.tmp.path().join("dev"), "dev").unwrap();
+    let mut m = cp_backup::metrics::Metrics::read(&dir);
+    m.record(
+        cp_core::names::CoreKind::Redis,
+        true,
+        1_764_554_400,
+        0.5,
+        1234,
+    );
+    m.write(&dir).unwrap();
+    let text = req(Method::GET, "/metrics").send(&f.state).await.text();
+    assert!(
+        text.contains(
+            "controlplane_backup_last_success_timestamp_seconds{env=\"dev\",service=\"redis\"} 1764554400\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("controlplane_backup_size_bytes{env=\"dev\",service=\"redis\"} 1234\n"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn the_schedule_shows_the_next_run_and_missed_runs_are_counted() {
+    use chrono::TimeZone;
+    let f = backup_fixture();
+    let s = req(Method::GET, "/api/v1/environments/dev/backups/schedule")
+        .bearer(&f.viewer)
+        .send(&f.state)
+        .await;
+    assert_eq!(s.status, StatusCode::OK, "{}", s.text());
+    let v = s.json();
+    assert_eq!(v["cron"], "0 2 * * *");
+    assert!(
+        v["next_run"].as_str().unwrap().ends_with("T02:00:00Z"),
+        "{v}"
+    );
+    assert_eq!(v["running"], false, "{v}");
+    // The pure part: daily at 02:00, last run three days and a bit ago.
+    let sched = cp_core::model::Schedule {
+        cron: "0 2 * * *".into(),
+        max_interval: cp_core::units::Duration::from_secs(86_400),
+    };
+    let last = chrono::Utc.with_ymd_and_hms(2026, 11, 28, 2, 0, 5).unwrap();
+    let now = chrono::Utc.with_ymd_and_hms(2026, 12, 1, 7, 0, 0).unwrap();
+    let m = cp_server::backup::missed(&sched, last, now)
+        .unwrap()
+        .unwrap();
+    assert_eq!(m.count, 3);
+    assert_eq!(
+        m.message,
+        "missed 3 scheduled backup runs since 2026-11-28T02:00:05Z (no server ran `0 2 * * *`)"
+    );
+    let recent = chrono::Utc.with_ymd_and_hms(2026, 12, 1, 2, 0, 1).unwrap();
+    assert!(
+        cp_server::backup::missed(&sched, recent, now)
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn the_console_backups_page_shows_the_schedule_and_its_forms_need_csrf() {
+    let f = backup_fixture();
+    let (cookie, csrf) = console_login(&f.state, &f.editor).await;
+    let page = req(Method::GET, "/console/env/dev/backups")
+        .header("cookie", &cookie)
+        .send(&f.state)
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text());
+    let html = page.text();
+    assert!(html.contains("Back up now"), "{html}");
+    assert!(html.contains("Next scheduled run"), "{html}");
+    assert!(html.contains("<code>0 2 * * *</code>"), "{html}");
+    let overview = req(Method::GET, "/console")
+        .header("cookie", &cookie)
+        .send(&f.state)
+        .await
+        .text();
+    assert!(overview.contains("Last backup: "), "{overview}");
+    assert!(overview.contains("never (none yet)"), "{overview}");
+    // The trigger form without its CSRF token is refused; with it, a job starts.
+    let bad = req(Method::POST, "/console/env/dev/backups")
+        .header("cookie", &cookie)
+        .form(&[])
+        .send(&f.state)
+        .await;
+    assert_eq!(bad.status, StatusCode::FORBIDDEN, "{}", bad.text());
+    let ok = req(Method::POST, "/console/env/dev/backups")
+        .header("cookie", &cookie)
+        .form(&[("csrf", &csrf)])
+        .send(&f.state)
+        .await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER, "{}", ok.text());
+    let to = ok.headers["location"].to_str().unwrap();
+    assert!(to.contains("job=job-"), "{to}");
 }

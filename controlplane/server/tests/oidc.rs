@@ -113,13 +113,10 @@ async fn jwts_from_the_issuer_are_accepted_and_forgeries_refused() {
     skew["exp"] = json!(now() - 30);
     assert_eq!(who(sign(&i, "k1", &skew)).await.status, StatusCode::OK);
 
-    let refused = |name: &'static str, token: String| {
-        let who = who.clone();
-        async move {
-            let a = who(token).await;
-            assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{name}: {}", a.text());
-            assert_eq!(a.json()["message"], "invalid credentials", "{name}");
-        }
+    let refused = |name: &'static str, token: String| async move {
+        let a = who(token).await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{name}: {}", a.text());
+        assert_eq!(a.json()["message"], "invalid credentials", "{name}");
     };
     let c = claims(&i);
     refused(

@@ -107,6 +107,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("alerts.html", include_str!("../../assets/alerts.html")),
     ("audit.html", include_str!("../../assets/audit.html")),
     ("error.html", include_str!("../../assets/error.html")),
+    ("backups.html", include_str!("../../assets/backups.html")),
 ];
 const CSS: &str = include_str!("../../assets/console.css");
 const JS: &str = include_str!("../../assets/console.js");
@@ -175,7 +176,7 @@ fn user(p: &Principal) -> User {
     }
 }
 
-fn render(state: &AppState, name: &str, ctx: &tera::Context) -> Response {
+pub(crate) fn render(state: &AppState, name: &str, ctx: &tera::Context) -> Response {
     match state.templates.render(name, ctx) {
         Ok(html) => Html(html).into_response(),
         Err(e) => {
@@ -198,7 +199,7 @@ pub fn error_page(status: StatusCode, message: &str) -> Response {
     (status, Html(html)).into_response()
 }
 
-fn page_ctx(p: &Principal, csrf: &str, title: &str) -> tera::Context {
+pub(crate) fn page_ctx(p: &Principal, csrf: &str, title: &str) -> tera::Context {
     let mut ctx = tera::Context::new();
     ctx.insert("user", &user(p));
     ctx.insert("csrf", csrf);
@@ -207,7 +208,10 @@ fn page_ctx(p: &Principal, csrf: &str, title: &str) -> tera::Context {
 }
 
 /// The session of a request (the middleware has checked it exists).
-fn session_of(state: &AppState, req_headers: &http::HeaderMap) -> Option<ConsoleSession> {
+pub(crate) fn session_of(
+    state: &AppState,
+    req_headers: &http::HeaderMap,
+) -> Option<ConsoleSession> {
     auth::cookie(req_headers, SESSION_COOKIE).and_then(|sid| state.sessions.get(sid))
 }
 
@@ -467,6 +471,7 @@ async fn overview(
     };
     let mut ctx = page_ctx(&p, &s.csrf, "Overview");
     ctx.insert("envs", &cards(&state).await);
+    ctx.insert("backups", &crate::backup::overview(&state).await);
     render(&state, "overview.html", &ctx)
 }
 
