@@ -21,7 +21,9 @@ struct Live {
 }
 
 async fn live() -> Live {
-    let t = cp_testkit::TestEnv::new(&["platform=process"]);
+    let dest = std::env::temp_dir().join(format!("cp-serve-live-{}", std::process::id()));
+    let d = format!("backup.destinations.local.path={}", dest.display());
+    let t = cp_testkit::TestEnv::new(&["platform=process", &d]);
     t.up().await.expect("the services come up");
     let server = tempfile::tempdir().unwrap();
     let target = common::target(t.sets.clone(), t.root.clone());
@@ -56,7 +58,9 @@ async fn create(l: &Live, slug: &str) -> Value {
 async fn against_the_real_services() {
     let l = live().await;
     tenants_end_to_end(&l).await;
+    backups_end_to_end(&l).await;
     rbac_matrix_from_the_openapi_document(&l).await;
+    idle(&l).await;
     each_service_down_in_turn(&l).await;
 }
 
@@ -183,14 +187,22 @@ async fn tenants_end_to_end(l: &Live) {
     }
 }
 
+/// A well-formed id no set has (so an allowed restore finds nothing to replace).
+const NO_SET: &str = "20200101T000000000Z-000000";
+
 fn fill(path: &str, tenant: &str) -> String {
-    path.replace("{env}", "dev").replace("{tenant}", tenant)
+    path.replace("{env}", "dev")
+        .replace("{tenant}", tenant)
+        .replace("{backup}", NO_SET)
+        .replace("{job}", "job-none")
 }
 
 fn body(op: &str, tenant: &str, n: usize) -> Option<Value> {
     match op {
         "tenant.create" => Some(json!({"slug": format!("rbac-{n}")})),
         "tenant.delete" => Some(json!({"confirm": tenant})),
+        "backup.restore" => Some(json!({"confirm": NO_SET})),
+        "backup.trigger" => Some(json!({"services": ["redis"]})),
         _ => None,
     }
 }
@@ -328,6 +340,112 @@ async fn rbac_matrix_from_the_openapi_document(l: &Live) {
         .send(&l.state)
         .await;
     assert_eq!(own.status, StatusCode::OK);
+}
+
+/// Waits for no backup to be running (the matrix triggers some).
+async fn idle(l: &Live) {
+    for _ in 0..600 {
+        let dir = cp_runtime::state::StateDir::open(&l.t.root, "dev").unwrap();
+        if cp_backup::run::lock(&dir, "test (waiting)").is_ok() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("a backup was still running after 60 s");
+}
+
+/// Trigger through the API, follow the SSE to the end, list, verify, and read the
+/// gauges from `/metrics`.
+async fn backups_end_to_end(l: &Live) {
+    let started = std::time::Instant::now();
+    let a = req(Method::POST, "/api/v1/environments/dev/backups")
+        .bearer(&l.editor)
+        .send(&l.state)
+        .await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text());
+    let job = a.json()["job"].as_str().unwrap().to_owned();
+    let ev = req(Method::GET, &format!("/api/v1/jobs/{job}/events"))
+        .bearer(&l.viewer)
+        .send(&l.state)
+        .await;
+    assert_eq!(ev.status, StatusCode::OK);
+    let text = ev.text();
+    let finished = text.matches("event: progress\ndata: ").count();
+    // Each of the four services started and finished.
+    assert_eq!(finished, 8, "{text}");
+    let result: Value = serde_json::from_str(
+        text.split("event: result\ndata: ")
+            .nth(1)
+            .and_then(|r| r.lines().next())
+            .unwrap_or_else(|| panic!("no result event: {text}")),
+    )
+    .unwrap();
+    assert_eq!(result["state"], "succeeded", "{result}");
+    let id = result["result"]["id"].as_str().unwrap().to_owned();
+    eprintln!(
+        "backup through the API: {id} in {} ms",
+        started.elapsed().as_millis()
+    );
+    let j = req(Method::GET, &format!("/api/v1/jobs/{job}"))
+        .bearer(&l.viewer)
+        .send(&l.state)
+        .await;
+    assert_eq!(j.json()["state"], "succeeded");
+    let list = req(Method::GET, "/api/v1/environments/dev/backups")
+        .bearer(&l.viewer)
+        .send(&l.state)
+        .await
+        .json();
+    assert_eq!(list["sets"][0]["id"], id.as_str(), "{list}");
+    assert_eq!(list["sets"][0]["state"]["state"], "complete", "{list}");
+    let v = req(
+        Method::POST,
+        &format!("/api/v1/environments/dev/backups/{id}/verify"),
+    )
+    .bearer(&l.editor)
+    .send(&l.state)
+    .await;
+    assert_eq!(v.status, StatusCode::OK, "{}", v.text());
+    assert_eq!(v.json()["ok"], true, "{}", v.text());
+    let list = req(Method::GET, "/api/v1/environments/dev/backups")
+        .bearer(&l.viewer)
+        .send(&l.state)
+        .await
+        .json();
+    assert_eq!(list["sets"][0]["state"]["state"], "verified", "{list}");
+    let metrics = req(Method::GET, "/metrics").send(&l.state).await.text();
+    for svc in ["postgres", "redis", "nats", "vault"] {
+        let line = metrics
+            .lines()
+            .find(|l| {
+                l.starts_with(&format!(
+                    "controlplane_backup_last_success_timestamp_seconds{{env=\"dev\",service=\"{svc}\"}}"
+                ))
+            })
+            .unwrap_or_else(|| panic!("no gauge for {svc}: {metrics}"));
+        let v: i64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+        assert!(v > 1_700_000_000, "{line}");
+        assert!(
+            metrics.contains(&format!(
+                "controlplane_backup_last_run_success{{env=\"dev\",service=\"{svc}\"}} 1\n"
+            )),
+            "{metrics}"
+        );
+    }
+    // While a backup runs, a second trigger is 409 naming the running job.
+    let a = req(Method::POST, "/api/v1/environments/dev/backups")
+        .bearer(&l.editor)
+        .send(&l.state)
+        .await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text());
+    let first = a.json()["job"].as_str().unwrap().to_owned();
+    let b = req(Method::POST, "/api/v1/environments/dev/backups")
+        .bearer(&l.editor)
+        .send(&l.state)
+        .await;
+    assert_eq!(b.status, StatusCode::CONFLICT, "{}", b.text());
+    assert!(b.text().contains(&first), "{}", b.text());
+    idle(l).await;
 }
 
 fn kill(pid: u32, sig: nix::sys::signal::Signal) {
