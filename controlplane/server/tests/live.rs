@@ -61,6 +61,7 @@ async fn against_the_real_services() {
     backups_end_to_end(&l).await;
     rbac_matrix_from_the_openapi_document(&l).await;
     idle(&l).await;
+    schedule_after_a_restart(&l).await;
     each_service_down_in_turn(&l).await;
 }
 
@@ -445,6 +446,62 @@ async fn backups_end_to_end(l: &Live) {
         .await;
     assert_eq!(b.status, StatusCode::CONFLICT, "{}", b.text());
     assert!(b.text().contains(&first), "{}", b.text());
+    idle(l).await;
+}
+
+/// A server restarted after its every-minute schedule went unrun for three minutes
+/// (the state files say so): it reports the missed runs and catches up once.
+async fn schedule_after_a_restart(l: &Live) {
+    let dir = cp_runtime::state::StateDir::open(&l.t.root, "dev").unwrap();
+    let old = chrono::Utc::now() - chrono::Duration::seconds(190);
+    let mut m = cp_backup::metrics::Metrics::read(&dir);
+    for s in m.services.values_mut() {
+        s.last_success_timestamp_seconds = old.timestamp();
+    }
+    m.write(&dir).unwrap();
+    dir.write(
+        "backup/schedule.json",
+        serde_json::to_vec(&json!({"last_run": old.to_rfc3339()}))
+            .unwrap()
+            .as_slice(),
+        0o644,
+    )
+    .unwrap();
+    let mut sets = l.t.sets.clone();
+    sets.push("backup.schedule=\"* * * * *\"".into());
+    let server = tempfile::tempdir().unwrap();
+    let state = AppState::new(common::config(sets, &l.t.root, server.path()));
+    let viewer = token(&state, "viewer", Role::Viewer, None);
+    let task = tokio::spawn(cp_server::backup::run_schedules(state.clone()));
+    let mut last = Value::Null;
+    for _ in 0..600 {
+        last = req(Method::GET, "/api/v1/environments/dev/backups/schedule")
+            .bearer(&viewer)
+            .send(&state)
+            .await
+            .json();
+        if last["last_tick"]["outcome"].is_string() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    task.abort();
+    assert_eq!(last["running"], true, "{last}");
+    let missed = &last["missed"];
+    assert!(missed["count"].as_u64().unwrap() >= 3, "{last}");
+    assert!(
+        missed["message"].as_str().unwrap().starts_with(&format!(
+            "missed {} scheduled backup runs since ",
+            missed["count"]
+        )),
+        "{last}"
+    );
+    assert_eq!(last["last_tick"]["outcome"], "succeeded", "{last}");
+    let next = chrono::DateTime::parse_from_rfc3339(last["next_run"].as_str().unwrap()).unwrap();
+    assert!(
+        next.timestamp() - chrono::Utc::now().timestamp() <= 60,
+        "{last}"
+    );
     idle(l).await;
 }
 
