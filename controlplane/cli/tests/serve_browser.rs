@@ -5,6 +5,9 @@
 //! overview show it down without a reload. Phone width, keyboard focus and the
 //! browser console are checked on the way. Screenshots go to `target/tmp/console/`.
 
+// Tests run the binaries they judge (ours, chromedriver, schemathesis) by path on purpose.
+#![allow(clippy::disallowed_methods)]
+
 mod common;
 mod serve;
 
