@@ -388,7 +388,7 @@ fn check_topology(cx: &mut Cx<'_>, env: &Environment) {
             let d = cx.err(
                 &path,
                 format!(
-                    "replicas is 2, but a {product} cluster of 2 has no quorum once one node fails (raft needs a majority: 2 of 2)"
+                    "replicas is 2, but {product} cluster of 2 has no quorum once one node fails (raft needs a majority: 2 of 2)"
                 ),
             );
             d.expected = Some(format!("1, or {MIN_CLUSTER} or more"));
@@ -399,7 +399,7 @@ fn check_topology(cx: &mut Cx<'_>, env: &Environment) {
             let d = cx.err(
                 &path,
                 format!(
-                    "replicas is {n}, but a {product} cluster runs on the process platform (local nodes) or on Kubernetes, and this environment's platform is {platform}"
+                    "replicas is {n}, but {product} cluster runs on the process platform (local nodes) or on Kubernetes, and this environment's platform is {platform}"
                 ),
             );
             d.expected = Some("platform: process or platform: kubernetes, or replicas: 1".into());
