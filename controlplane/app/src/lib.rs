@@ -5,6 +5,7 @@
 //! ([`up`]), the other commands ([`ops`]), the typed views they return ([`views`]),
 //! one error type ([`error`]) and one exit-code table ([`exit`]).
 
+pub mod backup;
 pub mod driver;
 pub mod error;
 pub mod exit;

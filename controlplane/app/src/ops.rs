@@ -1,6 +1,6 @@
 //! The commands over an open session, each returning its typed view: status (with
-//! connection URLs, passwords only when asked for, in dev), seed, migrations and
-//! tenants. The CLI prints these views; the server returns them.
+//! connection URLs, passwords only when asked for, in dev), alerts, seed, migrations
+//! and tenants. The CLI prints these views; the server returns them.
 
 use std::collections::BTreeMap;
 
@@ -13,8 +13,8 @@ use cp_seed::{Access, postgres, tenants};
 use crate::error::AppError;
 use crate::session::Session;
 use crate::views::{
-    ChangesView, MigrateView, MigrationView, MigrationsView, SeedView, ServiceView, StatusView,
-    TenantChangeView, TenantView, TenantsView,
+    AlertView, AlertsView, ChangesView, MigrateView, MigrationView, MigrationsView, SeedView,
+    ServiceView, StatusView, TenantChangeView, TenantView, TenantsView,
 };
 
 /// Whether connection URLs carry passwords. Only ever in dev, and only when asked
@@ -46,6 +46,85 @@ pub async fn status(s: &Session, secrets: Secrets) -> Result<StatusView, AppErro
         driver_reason: s.driver_reason.clone(),
         services,
         healthy,
+    })
+}
+
+/// `alerts`: the firing and pending alerts of the environment's Prometheus (the one
+/// its driver runs, where its driver says it answers). Read-only. Alerts that name
+/// another environment (by `namespace` or `env` label: a shared Prometheus) are left
+/// out.
+pub async fn alerts(s: &Session) -> Result<AlertsView, AppError> {
+    let env = &s.env;
+    if env
+        .monitoring
+        .as_ref()
+        .is_none_or(|m| m.prometheus.is_none())
+    {
+        return Err(AppError::Usage(format!(
+            "{} runs no Prometheus (monitoring.prometheus or monitoring is disabled)",
+            env.name
+        )));
+    }
+    let prometheus = cp_core::names::ServiceName::new("prometheus").expect("a valid name");
+    let Some(ep) = s.driver.endpoint(env, &prometheus) else {
+        return Err(AppError::Usage(format!(
+            "the {} driver does not say where {}'s Prometheus answers",
+            s.driver.name(),
+            env.name
+        )));
+    };
+    let p = cp_runtime::prometheus::Prometheus::new(&ep);
+    let all = p.alerts().await.map_err(|source| AppError::Prometheus {
+        what: format!(
+            "cannot read {}'s alerts from Prometheus at {}; is it running? `controlplane --env {} status` shows it",
+            env.name,
+            p.url(),
+            env.name
+        ),
+        source,
+    })?;
+    let ours = |a: &cp_runtime::prometheus::Alert| {
+        a.labels
+            .get("namespace")
+            .is_none_or(|n| *n == env.namespace)
+            && a.labels.get("env").is_none_or(|e| e == env.name.as_str())
+    };
+    let mut alerts: Vec<AlertView> = all
+        .into_iter()
+        .filter(ours)
+        .map(|a| {
+            let mut labels = a.labels;
+            let alert = labels.remove("alertname").unwrap_or_default();
+            let severity = labels.remove("severity");
+            AlertView {
+                alert,
+                state: a.state,
+                severity,
+                since: a.active_at,
+                summary: a.annotations.get("summary").cloned(),
+                description: a.annotations.get("description").cloned(),
+                labels,
+                value: a.value,
+            }
+        })
+        .collect();
+    alerts.sort_by(|a, b| {
+        let key = |v: &AlertView| {
+            (
+                v.state != "firing",
+                v.severity.as_deref() != Some("critical"),
+                v.alert.clone(),
+                v.labels.clone(),
+            )
+        };
+        key(a).cmp(&key(b))
+    });
+    Ok(AlertsView {
+        environment: env.name.to_string(),
+        prometheus: p.url().to_owned(),
+        firing: alerts.iter().filter(|a| a.state == "firing").count(),
+        pending: alerts.iter().filter(|a| a.state == "pending").count(),
+        alerts,
     })
 }
 

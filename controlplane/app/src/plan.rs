@@ -65,6 +65,7 @@ fn then(layer: Layer) -> String {
         Layer::Vault => "the audit device, mounts, keys, policies and AppRole",
         Layer::Tenants => "each tenant's key, policy and KV entry",
         Layer::Platform => "the platform",
+        Layer::Backups => "backup retention",
     };
     format!("`up` starts its services, then plans and applies {what}")
 }

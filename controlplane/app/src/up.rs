@@ -27,6 +27,39 @@ pub struct UpOptions {
     pub timeout: Duration,
     /// Seed after bring-up.
     pub seed: bool,
+    /// First take a backup set of the stateful services the plan touches, and apply
+    /// nothing if it fails (`up --backup`).
+    pub backup: bool,
+}
+
+/// The running stateful services `plan` would change: a platform step on one of them
+/// other than creating it (there is nothing to back up yet), or a seeded layer with
+/// steps on its services.
+pub fn touched(plan: &SavedPlan) -> Vec<cp_core::names::CoreKind> {
+    use cp_core::names::CoreKind;
+    let mut out: Vec<CoreKind> = Vec::new();
+    for l in &plan.plan.layers {
+        for st in &l.plan.steps {
+            let kinds: Vec<CoreKind> = match l.layer {
+                Layer::Platform => st
+                    .service
+                    .as_ref()
+                    .and_then(|s| CoreKind::from_name(s.as_str()))
+                    .filter(|_| !matches!(st.action, Action::Create))
+                    .into_iter()
+                    .collect(),
+                Layer::Backups => Vec::new(),
+                other => layers::services(other).to_vec(),
+            };
+            for k in kinds {
+                if !out.contains(&k) {
+                    out.push(k);
+                }
+            }
+        }
+    }
+    out.sort();
+    out
 }
 
 /// Receives what `up` does: the platform engine's events, and one line per seeded
@@ -120,6 +153,45 @@ pub async fn up(
         .collect();
     if !blocked.is_empty() {
         return Err(AppError::Blocked { steps: blocked });
+    }
+    if opts.backup {
+        let kinds: Vec<_> = touched(plan)
+            .into_iter()
+            .filter(|k| {
+                s.env
+                    .backup
+                    .as_ref()
+                    .is_some_and(|b| b.services.contains(k))
+            })
+            .collect();
+        if !kinds.is_empty() {
+            let view = crate::backup::backup(s, &kinds, None, &cp_backup::run::Quiet).await?;
+            if view.report.state != "complete" {
+                let failed: Vec<String> = view
+                    .report
+                    .services
+                    .iter()
+                    .filter(|l| !l.ok)
+                    .map(|l| format!("{}: {}", l.service, l.error.clone().unwrap_or_default()))
+                    .collect();
+                return Err(AppError::BackupFirst {
+                    id: view.report.id.to_string(),
+                    failed,
+                });
+            }
+            progress.layer(
+                Layer::Backups,
+                &format!(
+                    "backed up {} as {} before applying",
+                    kinds
+                        .iter()
+                        .map(|k| k.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    view.report.id
+                ),
+            );
+        }
     }
     s.state
         .write(CHOICE_FILE, s.driver.name().as_bytes(), 0o644)?;

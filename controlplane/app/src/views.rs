@@ -477,6 +477,81 @@ impl fmt::Display for UpView {
     }
 }
 
+/// One alert in `alerts`, as the environment's Prometheus holds it.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct AlertView {
+    /// The alert's name (`ServiceDown`).
+    pub alert: String,
+    /// `firing`, or `pending` (its condition holds, its `for` has not elapsed).
+    pub state: String,
+    /// Its severity label (`critical`, `warning`).
+    pub severity: Option<String>,
+    /// Since when it is active (RFC 3339).
+    pub since: Option<String>,
+    /// Its summary annotation.
+    pub summary: Option<String>,
+    /// Its description annotation.
+    pub description: Option<String>,
+    /// Its other labels (`job`, `namespace`, `service`, ...).
+    pub labels: BTreeMap<String, String>,
+    /// The expression's value when it was last evaluated.
+    pub value: String,
+}
+
+/// `alerts`: what fires and what is pending in the environment's Prometheus (the
+/// console's alerts page shows the same).
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct AlertsView {
+    /// The environment.
+    pub environment: String,
+    /// The Prometheus asked (`http://127.0.0.1:9091`).
+    pub prometheus: String,
+    /// How many fire.
+    pub firing: usize,
+    /// How many are pending.
+    pub pending: usize,
+    /// Firing first, then pending; critical before the rest; by name.
+    pub alerts: Vec<AlertView>,
+}
+
+impl fmt::Display for AlertsView {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.alerts.is_empty() {
+            return write!(
+                f,
+                "{}: nothing firing or pending ({})",
+                self.environment, self.prometheus
+            );
+        }
+        let mut rows = vec![
+            ["ALERT", "STATE", "SEVERITY", "SINCE", "WHERE", "SUMMARY"]
+                .map(String::from)
+                .to_vec(),
+        ];
+        for a in &self.alerts {
+            let at = ["service", "job", "instance"]
+                .iter()
+                .find_map(|k| a.labels.get(*k))
+                .cloned()
+                .unwrap_or_else(|| "-".into());
+            rows.push(vec![
+                a.alert.clone(),
+                a.state.clone(),
+                a.severity.clone().unwrap_or_else(|| "-".into()),
+                a.since.clone().unwrap_or_else(|| "-".into()),
+                at,
+                a.summary.clone().unwrap_or_default(),
+            ]);
+        }
+        f.write_str(&table(&rows))?;
+        write!(
+            f,
+            "{}: {} firing, {} pending ({})",
+            self.environment, self.firing, self.pending, self.prometheus
+        )
+    }
+}
+
 /// `validate`: which environments are valid.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct ValidateView {
@@ -526,6 +601,239 @@ pub fn schemas() -> BTreeMap<&'static str, serde_json::Value> {
         schemars::schema_for!(TenantChangeView).to_value(),
     );
     m.insert("validate", schemars::schema_for!(ValidateView).to_value());
+    m.insert("alerts", schemars::schema_for!(AlertsView).to_value());
     m.insert("error", schemars::schema_for!(ErrorView).to_value());
+    m.insert("backup", schemars::schema_for!(BackupView).to_value());
+    m.insert(
+        "backup-list",
+        schemars::schema_for!(BackupListView).to_value(),
+    );
+    m.insert(
+        "backup-verify",
+        schemars::schema_for!(VerifyView).to_value(),
+    );
+    m.insert("backup-prune", schemars::schema_for!(PruneView).to_value());
+    m.insert("restore", schemars::schema_for!(RestoreView).to_value());
     m
+}
+
+/// `backup`: the set taken, per service.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct BackupView {
+    /// The environment.
+    pub environment: String,
+    /// What the run did.
+    #[serde(flatten)]
+    pub report: cp_backup::run::BackupReport,
+}
+
+fn mb(n: u64) -> String {
+    format!("{:.1} MB", n as f64 / 1e6)
+}
+
+impl fmt::Display for BackupView {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let r = &self.report;
+        writeln!(f, "{} ({}, destination {})", r.id, r.state, r.destination)?;
+        writeln!(
+            f,
+            "  {:<10} {:>10} {:>12} {:>9} {:>10}",
+            "service", "size", "compressed", "time", "MB/s"
+        )?;
+        for s in &r.services {
+            if s.ok {
+                writeln!(
+                    f,
+                    "  {:<10} {:>10} {:>12} {:>8.1}s {:>10.1}",
+                    s.service.as_str(),
+                    mb(s.size),
+                    mb(s.stored_size),
+                    s.duration_ms as f64 / 1000.0,
+                    s.throughput_mb_s
+                )?;
+            } else {
+                writeln!(
+                    f,
+                    "  {:<10} FAILED: {}",
+                    s.service.as_str(),
+                    s.error.as_deref().unwrap_or("")
+                )?;
+            }
+        }
+        if let Some(p) = &r.pruned {
+            writeln!(
+                f,
+                "pruned: {} kept, {} deleted",
+                p.plan.keep.len(),
+                p.plan.delete.len()
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// `backup list`: every set at the destination.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct BackupListView {
+    /// The destination.
+    pub destination: String,
+    /// Newest first.
+    pub sets: Vec<BackupSetView>,
+}
+
+/// One set in `backup list`.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct BackupSetView {
+    /// The catalog entry.
+    #[serde(flatten)]
+    pub entry: cp_backup::catalog::Entry,
+    /// How old it is (`3d 4h`).
+    pub age: String,
+}
+
+impl fmt::Display for BackupListView {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.sets.is_empty() {
+            return writeln!(f, "no backup sets at destination `{}`", self.destination);
+        }
+        writeln!(
+            f,
+            "{:<24} {:<11} {:>9} {:>12}  services",
+            "id", "state", "age", "stored"
+        )?;
+        for s in &self.sets {
+            let e = &s.entry;
+            let mut state = e.state.name().to_owned();
+            if let cp_backup::catalog::SetState::Partial { failed } = &e.state {
+                let names: Vec<&str> = failed.iter().map(|k| k.as_str()).collect();
+                state = format!("partial ({} failed)", names.join(", "));
+            }
+            let services: Vec<&str> = e.services.iter().map(|k| k.as_str()).collect();
+            writeln!(
+                f,
+                "{:<24} {:<11} {:>9} {:>12}  {}",
+                e.id.as_str(),
+                state,
+                s.age,
+                mb(e.stored_size),
+                services.join(" ")
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// `backup verify`.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct VerifyView {
+    /// What was checked.
+    #[serde(flatten)]
+    pub report: cp_backup::run::VerifyReport,
+    /// No problem found.
+    pub ok: bool,
+}
+
+impl fmt::Display for VerifyView {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let r = &self.report;
+        for d in &r.drill {
+            writeln!(f, "drill: {d}")?;
+        }
+        for p in &r.problems {
+            writeln!(f, "FAILED: {p}")?;
+        }
+        if self.ok {
+            writeln!(
+                f,
+                "{}: {} artifacts read back and checked",
+                r.id, r.artifacts
+            )
+        } else {
+            writeln!(f, "{}: {} problem(s)", r.id, r.problems.len())
+        }
+    }
+}
+
+/// `restore`.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct RestoreView {
+    /// The set.
+    pub id: String,
+    /// The environment restored into.
+    pub environment: String,
+    /// One line per service.
+    pub restored: Vec<String>,
+}
+
+impl fmt::Display for RestoreView {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for r in &self.restored {
+            writeln!(f, "{r}")?;
+        }
+        writeln!(f, "{} restored into {}", self.id, self.environment)
+    }
+}
+
+/// `backup prune`.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct PruneView {
+    /// The destination.
+    pub destination: String,
+    /// What retention decided and whether it was applied.
+    #[serde(flatten)]
+    pub report: cp_backup::run::PruneReport,
+}
+
+impl fmt::Display for PruneView {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{}", self.report.plan)?;
+        if !self.report.applied && !self.report.plan.delete.is_empty() {
+            writeln!(f, "(dry run: nothing was deleted)")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alerts_read_as_a_table_with_a_count_and_say_when_nothing_fires() {
+        let alert = |name: &str, state: &str, job: &str| AlertView {
+            alert: name.into(),
+            state: state.into(),
+            severity: Some("critical".into()),
+            since: Some("2026-12-01T19:00:00Z".into()),
+            summary: Some(format!("{job} is down in dev")),
+            description: None,
+            labels: BTreeMap::from([("job".to_owned(), job.to_owned())]),
+            value: "0e+00".into(),
+        };
+        let mut v = AlertsView {
+            environment: "dev".into(),
+            prometheus: "http://127.0.0.1:9091".into(),
+            firing: 1,
+            pending: 1,
+            alerts: vec![
+                alert("ServiceDown", "firing", "redis"),
+                alert("ServiceDown", "pending", "nats"),
+            ],
+        };
+        let text = v.to_string();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with("ALERT"), "{text}");
+        assert!(
+            lines[1].starts_with("ServiceDown  firing   critical  2026-12-01T19:00:00Z  redis"),
+            "{text}"
+        );
+        assert!(lines[2].contains("pending") && lines[2].ends_with("nats is down in dev"));
+        assert_eq!(lines[3], "dev: 1 firing, 1 pending (http://127.0.0.1:9091)");
+        v.alerts.clear();
+        assert_eq!(
+            v.to_string(),
+            "dev: nothing firing or pending (http://127.0.0.1:9091)"
+        );
+        assert!(schemas().contains_key("alerts"));
+    }
 }

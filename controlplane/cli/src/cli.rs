@@ -134,7 +134,8 @@ pub(crate) enum Command {
     #[command(after_help = "Examples:
   controlplane up                        # dev: everything
   controlplane up --service postgres     # postgres and what it needs
-  controlplane up --plan dev.plan        # exactly a saved plan, or refuse if the world moved")]
+  controlplane up --plan dev.plan        # exactly a saved plan, or refuse if the world moved
+  controlplane -e staging up --backup    # a backup set of what the plan touches first")]
     Up {
         /// Only this service and what it depends on (repeatable).
         #[arg(long = "service", value_name = "SERVICE")]
@@ -145,6 +146,10 @@ pub(crate) enum Command {
         /// Do not seed after bring-up.
         #[arg(long)]
         no_seed: bool,
+        /// First back up the stateful services the plan changes; apply nothing if
+        /// that backup fails.
+        #[arg(long)]
+        backup: bool,
         /// Apply exactly this saved plan (`plan --out FILE`); refused, touching nothing,
         /// when what it observed has changed.
         #[arg(long, value_name = "FILE")]
@@ -177,6 +182,12 @@ pub(crate) enum Command {
         #[arg(long)]
         show_secrets: bool,
     },
+    /// The alerts firing and pending in the environment's Prometheus (what the
+    /// console's alerts page shows).
+    #[command(after_help = "Examples:
+  controlplane alerts
+  controlplane -e staging alerts -o json | jq '.alerts[] | select(.state == \"firing\")'")]
+    Alerts,
     /// A service's log.
     #[command(after_help = "Examples:
   controlplane logs postgres
@@ -246,6 +257,59 @@ pub(crate) enum Command {
         #[command(subcommand)]
         action: TenantAction,
     },
+    /// Back up the environment's stateful services into one set (then prune), or
+    /// manage sets: `list`, `verify`, `prune`.
+    #[command(
+        args_conflicts_with_subcommands = true,
+        after_help = "Examples:
+  controlplane backup                          # every service in backup.services
+  controlplane -e production backup --service postgres --destination offsite
+  controlplane backup list -o json
+  controlplane backup verify 20261201T021500000Z-3fa9c1
+  controlplane backup prune --dry-run          # what retention would delete, and why"
+    )]
+    Backup {
+        #[command(subcommand)]
+        action: Option<BackupAction>,
+        /// Only this service (repeatable): postgres, redis, nats, vault.
+        #[arg(long = "service", value_name = "SERVICE")]
+        services: Vec<String>,
+        /// The destination (default: the first of backup.destinations).
+        #[arg(long, value_name = "NAME")]
+        destination: Option<String>,
+    },
+    /// Restore a backup set over the environment's services (after a confirmation that
+    /// lists what it replaces).
+    #[command(after_help = "Examples:
+  controlplane restore 20261201T021500000Z-3fa9c1             # asks on a terminal
+  controlplane restore 20261201T021500000Z-3fa9c1 --service postgres --yes
+  controlplane -e production restore ID --into-env staging --yes")]
+    Restore {
+        /// The set's id (`backup list` shows them).
+        id: String,
+        /// Only this service (repeatable).
+        #[arg(long = "service", value_name = "SERVICE")]
+        services: Vec<String>,
+        /// Restore into this environment instead (the set is read from --env's
+        /// destination).
+        #[arg(long, value_name = "ENV")]
+        into_env: Option<String>,
+        /// The destination to read from (default: the first).
+        #[arg(long, value_name = "NAME")]
+        destination: Option<String>,
+        /// Confirm without asking (needed without a terminal).
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+    /// Serve Prometheus metrics for a server that has none of its own; the process
+    /// platform runs `exporter nats` beside NATS.
+    #[command(after_help = "Examples:
+  controlplane exporter nats --listen 127.0.0.1:7777 --monitor http://127.0.0.1:8222
+  curl -s 127.0.0.1:7777/metrics | grep jetstream_consumer_num_pending")]
+    Exporter {
+        #[command(subcommand)]
+        exporter: ExporterKind,
+    },
     /// Print a shell completion script.
     #[command(after_help = "Examples:
   source <(controlplane completions bash)
@@ -254,6 +318,22 @@ pub(crate) enum Command {
     Completions {
         /// The shell.
         shell: clap_complete::Shell,
+    },
+}
+
+/// `exporter` subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum ExporterKind {
+    /// NATS and JetStream metrics from nats-server's monitoring endpoints (`/varz`,
+    /// `/jsz`), named and labelled as prometheus-nats-exporter does, on
+    /// `http://LISTEN/metrics`; every scrape asks NATS afresh.
+    Nats {
+        /// The address to serve `/metrics` and `/healthz` on.
+        #[arg(long, default_value = "127.0.0.1:7777", value_name = "ADDR")]
+        listen: std::net::SocketAddr,
+        /// nats-server's monitoring URL (its `http` port).
+        #[arg(long, default_value = "http://127.0.0.1:8222", value_name = "URL")]
+        monitor: String,
     },
 }
 
@@ -270,6 +350,38 @@ pub(crate) enum MigrateAction {
     },
     /// List migrations and whether each is applied.
     Status,
+}
+
+/// `backup` subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum BackupAction {
+    /// Every set at the destination with its state, age and size.
+    List {
+        /// The destination (default: the first).
+        #[arg(long, value_name = "NAME")]
+        destination: Option<String>,
+    },
+    /// Re-read every artifact of a set: SHA-256, decryption, decompression.
+    Verify {
+        /// The set's id.
+        id: String,
+        /// Also restore it into scratch targets (a scratch database, scratch servers on
+        /// free ports) and check row counts, stream messages and the Vault canary.
+        #[arg(long)]
+        restore_drill: bool,
+        /// The destination (default: the first).
+        #[arg(long, value_name = "NAME")]
+        destination: Option<String>,
+    },
+    /// Apply retention (daily/weekly/monthly) and remove debris of dead runs.
+    Prune {
+        /// Only show what would be deleted and which rule keeps each kept set.
+        #[arg(long)]
+        dry_run: bool,
+        /// The destination (default: the first).
+        #[arg(long, value_name = "NAME")]
+        destination: Option<String>,
+    },
 }
 
 /// `tenant` subcommands.

@@ -153,3 +153,99 @@ impl Progress for Bars {
         }
     }
 }
+
+/// Backup progress: a bar per service with bytes read and throughput on a terminal,
+/// one line per finished service otherwise, JSON lines with `--output json`.
+pub(crate) fn backup_progress(output: Output) -> Box<dyn cp_backup::run::Progress> {
+    match output {
+        Output::Json => Box::new(BackupLines { json: true }),
+        Output::Text if std::io::stderr().is_terminal() => Box::new(BackupBars::default()),
+        Output::Text => Box::new(BackupLines { json: false }),
+    }
+}
+
+struct BackupLines {
+    json: bool,
+}
+
+impl cp_backup::run::Progress for BackupLines {
+    fn started(&self, service: cp_core::names::CoreKind, _: &cp_backup::pipeline::Meter) {
+        if self.json {
+            eprintln!(
+                "{}",
+                serde_json::json!({"event": "backup_started", "service": service})
+            );
+        }
+    }
+
+    fn finished(&self, line: &cp_backup::run::ServiceLine) {
+        if self.json {
+            eprintln!(
+                "{}",
+                serde_json::json!({"event": "backup_finished", "line": line})
+            );
+        } else if line.ok {
+            eprintln!(
+                "{}: {} bytes in {} ms",
+                line.service, line.size, line.duration_ms
+            );
+        } else {
+            eprintln!(
+                "{}: FAILED: {}",
+                line.service,
+                line.error.as_deref().unwrap_or("")
+            );
+        }
+    }
+}
+
+#[derive(Default)]
+struct BackupBars {
+    multi: indicatif::MultiProgress,
+    bars: std::sync::Mutex<
+        std::collections::BTreeMap<cp_core::names::CoreKind, indicatif::ProgressBar>,
+    >,
+}
+
+impl cp_backup::run::Progress for BackupBars {
+    fn started(&self, service: cp_core::names::CoreKind, meter: &cp_backup::pipeline::Meter) {
+        let bar = self.multi.add(indicatif::ProgressBar::new_spinner());
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {prefix:8} {msg}")
+                .expect("a valid template"),
+        );
+        bar.set_prefix(service.as_str());
+        bar.enable_steady_tick(std::time::Duration::from_millis(200));
+        let (b, m) = (bar.clone(), meter.clone());
+        let start = std::time::Instant::now();
+        std::thread::spawn(move || {
+            while !b.is_finished() {
+                let n = m.get();
+                let rate = n as f64 / 1e6 / start.elapsed().as_secs_f64().max(1e-3);
+                b.set_message(format!("{:.1} MB read, {rate:.1} MB/s", n as f64 / 1e6));
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+        });
+        self.bars.lock().expect("not poisoned").insert(service, bar);
+    }
+
+    fn finished(&self, line: &cp_backup::run::ServiceLine) {
+        if let Some(b) = self
+            .bars
+            .lock()
+            .expect("not poisoned")
+            .remove(&line.service)
+        {
+            if line.ok {
+                b.finish_with_message(format!(
+                    "{:.1} MB → {:.1} MB in {:.1}s",
+                    line.size as f64 / 1e6,
+                    line.stored_size as f64 / 1e6,
+                    line.duration_ms as f64 / 1000.0
+                ));
+            } else {
+                b.abandon_with_message(format!("FAILED: {}", line.error.as_deref().unwrap_or("")));
+            }
+        }
+    }
+}

@@ -435,8 +435,30 @@ pub struct Monitoring {
     pub nats_exporter: Option<Component>,
     /// Alertmanager webhook.
     pub webhook_url: Option<SecretRef>,
+    /// Alertmanager's notification timers.
+    pub notify: Notify,
+    /// Where the process platform's Prometheus scrapes `controlplane serve`.
+    pub controlplane: Option<ScrapeTarget>,
     /// Grafana admin password.
     pub grafana_admin_password: SecretRef,
+}
+
+/// Alertmanager's route timers.
+#[derive(Debug, Clone, Serialize)]
+pub struct Notify {
+    /// Wait before a new group's first notification.
+    pub group_wait: Duration,
+    /// Wait before notifying a change to a notified group.
+    pub group_interval: Duration,
+    /// Wait before repeating a notification still firing.
+    pub repeat_interval: Duration,
+}
+
+/// A scrape target on 127.0.0.1.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScrapeTarget {
+    /// Its port.
+    pub port: u16,
 }
 
 impl Monitoring {
@@ -558,6 +580,10 @@ pub struct Backup {
     pub compression_level: u8,
     /// age recipients.
     pub encrypt_to: Vec<String>,
+    /// Where the age identity that decrypts backups comes from.
+    pub identity: Option<SecretRef>,
+    /// Where the Vault token with the backup policy comes from.
+    pub vault_token: Option<SecretRef>,
     /// Destinations by name.
     pub destinations: BTreeMap<String, Destination>,
     /// Alert when the newest backup is older than this.
@@ -584,26 +610,63 @@ pub struct Retention {
     pub monthly: u32,
 }
 
-/// A backup destination.
-#[derive(Debug, Clone, Serialize)]
-pub struct Destination {
-    /// Kind.
-    #[serde(rename = "type")]
-    pub kind: DestinationKind,
-    /// Local directory (for `local`).
-    pub path: Option<String>,
-    /// Bucket (object stores).
-    pub bucket: Option<String>,
-    /// Key prefix.
-    pub prefix: String,
-    /// S3 region.
-    pub region: Option<String>,
-    /// Endpoint URL.
-    pub endpoint: Option<String>,
-    /// Access key id.
-    pub access_key_id: Option<SecretRef>,
-    /// Secret access key.
-    pub secret_access_key: Option<SecretRef>,
+/// A backup destination: one variant per kind, each with exactly the settings that
+/// kind has (validation rejects the others).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Destination {
+    /// A local directory.
+    Local {
+        /// The directory (relative to the project root unless absolute).
+        path: String,
+    },
+    /// S3 or an S3-compatible store.
+    S3 {
+        /// Bucket.
+        bucket: String,
+        /// Key prefix.
+        prefix: String,
+        /// Region.
+        region: Option<String>,
+        /// Endpoint URL (S3-compatible stores).
+        endpoint: Option<String>,
+        /// Access key id; unset uses the platform's credential chain.
+        access_key_id: Option<SecretRef>,
+        /// Secret access key.
+        secret_access_key: Option<SecretRef>,
+    },
+    /// Google Cloud Storage.
+    Gcs {
+        /// Bucket.
+        bucket: String,
+        /// Key prefix.
+        prefix: String,
+        /// Service account key JSON; unset uses the platform's default credentials.
+        service_account_key: Option<SecretRef>,
+    },
+    /// Azure Blob Storage.
+    Azure {
+        /// Storage account.
+        account: String,
+        /// Container.
+        container: String,
+        /// Key prefix.
+        prefix: String,
+        /// The account's access key; unset uses the platform's credentials.
+        access_key: Option<SecretRef>,
+    },
+}
+
+impl Destination {
+    /// Its kind.
+    pub fn kind(&self) -> DestinationKind {
+        match self {
+            Destination::Local { .. } => DestinationKind::Local,
+            Destination::S3 { .. } => DestinationKind::S3,
+            Destination::Gcs { .. } => DestinationKind::Gcs,
+            Destination::Azure { .. } => DestinationKind::Azure,
+        }
+    }
 }
 
 /// Alert rules.

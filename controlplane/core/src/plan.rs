@@ -34,6 +34,8 @@ pub enum Layer {
     Cache,
     /// Each tenant's parts outside its rows (Vault key, policy, KV subtree).
     Tenants,
+    /// Backup sets at a destination (retention: `backup prune`; never part of `up`).
+    Backups,
 }
 
 impl Layer {
@@ -56,6 +58,7 @@ impl Layer {
             Layer::Vault => "vault",
             Layer::Cache => "cache",
             Layer::Tenants => "tenants",
+            Layer::Backups => "backups",
         }
     }
 }

@@ -422,8 +422,39 @@ pub struct RawMonitoring {
     pub nats_exporter: Option<RawComponent>,
     /// Where Alertmanager sends notifications: a webhook URL (secret reference allowed).
     pub webhook_url: Option<String>,
+    /// How Alertmanager batches notifications.
+    pub notify: Option<RawNotify>,
+    /// `controlplane serve`'s `/metrics`, scraped as job `controlplane` by the process
+    /// platform's Prometheus at `127.0.0.1:<port>` (serve's default address is
+    /// `127.0.0.1:7700`).
+    pub controlplane: Option<RawScrapeTarget>,
     /// Grafana admin password (secret reference).
     pub grafana_admin_password: Option<String>,
+}
+
+/// How Alertmanager groups and repeats notifications (its route's timers).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawNotify {
+    /// How long to wait for more alerts of a new group before the first notification
+    /// (default `30s`).
+    pub group_wait: Option<String>,
+    /// How long to wait before notifying about changes to a group already notified,
+    /// resolutions included (default `5m`).
+    pub group_interval: Option<String>,
+    /// How long before a notification that is still firing is sent again (default
+    /// `12h` in dev, `4h` elsewhere; critical alerts every `1h` at most).
+    pub repeat_interval: Option<String>,
+}
+
+/// A scrape target on the local machine.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawScrapeTarget {
+    /// Scrape it.
+    pub enabled: Option<bool>,
+    /// Its port on 127.0.0.1.
+    pub port: Option<u16>,
 }
 
 /// A monitoring component.
@@ -598,6 +629,14 @@ pub struct RawBackup {
     pub compression_level: Option<u8>,
     /// age recipients (`age1...`) to encrypt backups to; empty means unencrypted.
     pub encrypt_to: Option<Vec<String>>,
+    /// Secret reference to the age identity (`AGE-SECRET-KEY-1...`) that decrypts
+    /// encrypted backups at `verify` and `restore`, e.g. `env://ANUMATE_BACKUP_AGE_IDENTITY`.
+    /// Never needed to take a backup.
+    pub identity: Option<String>,
+    /// Secret reference to a Vault token holding the `controlplane-backup` policy
+    /// (raft snapshots only). In dev, when unset, one is minted from the kept root
+    /// token through the `controlplane-backup` token role for each run.
+    pub vault_token: Option<String>,
     /// Where backups are written.
     pub destinations: BTreeMap<String, Option<RawDestination>>,
     /// Alert when the newest successful backup is older than this, e.g. `26h`.
@@ -626,18 +665,24 @@ pub struct RawDestination {
     pub kind: Option<DestinationKind>,
     /// Directory for `local` (relative to the project root).
     pub path: Option<String>,
-    /// Bucket for object stores.
+    /// Bucket for `s3` and `gcs`, container for `azure`.
     pub bucket: Option<String>,
-    /// Key prefix inside the bucket.
+    /// Key prefix inside the bucket (every kind but `local`).
     pub prefix: Option<String>,
     /// Region for `s3`.
     pub region: Option<String>,
-    /// Endpoint URL for S3-compatible stores (MinIO, moto, R2).
+    /// Endpoint URL for S3-compatible stores (MinIO, moto, R2), `s3` only.
     pub endpoint: Option<String>,
-    /// Access key id (secret reference).
+    /// Access key id (secret reference), `s3` only.
     pub access_key_id: Option<String>,
-    /// Secret access key (secret reference).
+    /// Secret access key (secret reference): `s3`, or the storage account's access
+    /// key for `azure`.
     pub secret_access_key: Option<String>,
+    /// Storage account name, `azure` only.
+    pub account: Option<String>,
+    /// Service account key JSON (secret reference), `gcs` only; unset uses the
+    /// platform's default credentials.
+    pub service_account_key: Option<String>,
 }
 
 /// Kind of backup destination.

@@ -279,6 +279,18 @@ fn monitoring(m: Option<&Monitoring>) -> RawMonitoring {
         redis_exporter: component(&m.redis_exporter),
         nats_exporter: component(&m.nats_exporter),
         webhook_url: m.webhook_url.as_ref().and_then(secret),
+        notify: Some(RawNotify {
+            group_wait: Some(m.notify.group_wait.to_string()),
+            group_interval: Some(m.notify.group_interval.to_string()),
+            repeat_interval: Some(m.notify.repeat_interval.to_string()),
+        }),
+        controlplane: Some(m.controlplane.as_ref().map_or_else(
+            || disabled(|r: &mut RawScrapeTarget| r.enabled = Some(false)),
+            |t| RawScrapeTarget {
+                enabled: Some(true),
+                port: Some(t.port),
+            },
+        )),
         grafana_admin_password: secret(&m.grafana_admin_password),
     }
 }
@@ -347,19 +359,59 @@ fn backup(b: Option<&Backup>) -> RawBackup {
         }),
         compression_level: Some(b.compression_level),
         encrypt_to: Some(b.encrypt_to.clone()),
+        identity: b.identity.as_ref().and_then(secret),
+        vault_token: b.vault_token.as_ref().and_then(secret),
         destinations: b
             .destinations
             .iter()
             .map(|(name, d)| {
-                let d = RawDestination {
-                    kind: Some(d.kind),
-                    path: d.path.clone(),
-                    bucket: d.bucket.clone(),
-                    prefix: Some(d.prefix.clone()),
-                    region: d.region.clone(),
-                    endpoint: d.endpoint.clone(),
-                    access_key_id: d.access_key_id.as_ref().and_then(secret),
-                    secret_access_key: d.secret_access_key.as_ref().and_then(secret),
+                let d = match d {
+                    Destination::Local { path } => RawDestination {
+                        kind: Some(DestinationKind::Local),
+                        path: Some(path.clone()),
+                        ..RawDestination::default()
+                    },
+                    Destination::S3 {
+                        bucket,
+                        prefix,
+                        region,
+                        endpoint,
+                        access_key_id,
+                        secret_access_key,
+                    } => RawDestination {
+                        kind: Some(DestinationKind::S3),
+                        bucket: Some(bucket.clone()),
+                        prefix: Some(prefix.clone()),
+                        region: region.clone(),
+                        endpoint: endpoint.clone(),
+                        access_key_id: access_key_id.as_ref().and_then(secret),
+                        secret_access_key: secret_access_key.as_ref().and_then(secret),
+                        ..RawDestination::default()
+                    },
+                    Destination::Gcs {
+                        bucket,
+                        prefix,
+                        service_account_key,
+                    } => RawDestination {
+                        kind: Some(DestinationKind::Gcs),
+                        bucket: Some(bucket.clone()),
+                        prefix: Some(prefix.clone()),
+                        service_account_key: service_account_key.as_ref().and_then(secret),
+                        ..RawDestination::default()
+                    },
+                    Destination::Azure {
+                        account,
+                        container,
+                        prefix,
+                        access_key,
+                    } => RawDestination {
+                        kind: Some(DestinationKind::Azure),
+                        bucket: Some(container.clone()),
+                        prefix: Some(prefix.clone()),
+                        account: Some(account.clone()),
+                        secret_access_key: access_key.as_ref().and_then(secret),
+                        ..RawDestination::default()
+                    },
                 };
                 (name.clone(), Some(d))
             })

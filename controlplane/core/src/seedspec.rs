@@ -101,6 +101,24 @@ pub fn policy_hcl(rules: &[PolicyRule]) -> String {
     out
 }
 
+/// The Vault policy backups run under.
+pub const BACKUP_POLICY: &str = "controlplane-backup";
+/// The token role that mints backup tokens (orphan, only [`BACKUP_POLICY`]).
+pub const BACKUP_TOKEN_ROLE: &str = "controlplane-backup";
+/// The transit key of the backup canary (holds no data: it only proves that a
+/// restored Vault decrypts what the backed-up one encrypted).
+pub const CANARY_KEY: &str = "controlplane-backup-canary";
+
+/// The backup policy: exactly the raft snapshot, and the canary key's encrypt and
+/// decrypt. Restoring (`snapshot-force`) needs more and is not in it.
+pub fn backup_policy_hcl(transit_mount: &str) -> String {
+    format!(
+        "path \"sys/storage/raft/snapshot\" {{\n  capabilities = [\"read\"]\n}}\n\
+         path \"{transit_mount}/encrypt/{CANARY_KEY}\" {{\n  capabilities = [\"update\"]\n}}\n\
+         path \"{transit_mount}/decrypt/{CANARY_KEY}\" {{\n  capabilities = [\"update\"]\n}}\n"
+    )
+}
+
 /// Vault configuration: mounts, global transit keys, policies, the app's AppRole and
 /// the file audit device (enabled first, before anything holds tenant data).
 pub fn vault(env: &Environment) -> Vec<Resource> {
@@ -136,7 +154,8 @@ pub fn vault(env: &Environment) -> Vec<Resource> {
             UpdateMode::InPlaceExcept(vec!["/type".into()]),
         ),
     ];
-    for k in &v.keys {
+    let canary = CANARY_KEY.to_owned();
+    for k in v.keys.iter().chain(std::iter::once(&canary)) {
         out.push(res(
             "transit-key",
             k,
@@ -152,6 +171,18 @@ pub fn vault(env: &Environment) -> Vec<Resource> {
             UpdateMode::InPlace,
         ));
     }
+    out.push(res(
+        "policy",
+        BACKUP_POLICY,
+        json!({"policy": backup_policy_hcl(&v.transit_mount)}),
+        UpdateMode::InPlace,
+    ));
+    out.push(res(
+        "token-role",
+        BACKUP_TOKEN_ROLE,
+        json!({"allowed_policies": [BACKUP_POLICY], "orphan": true, "renewable": false}),
+        UpdateMode::InPlace,
+    ));
     out.push(res(
         "approle",
         &v.app_role.name,

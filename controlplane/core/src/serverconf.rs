@@ -25,6 +25,12 @@ pub struct Layout {
     pub run_dir: String,
     /// Networks allowed to connect with a password (pg_hba), e.g. `127.0.0.1/32`.
     pub client_networks: Vec<String>,
+    /// The server's working directory is `run_dir` (local processes): a relative
+    /// Vault audit path is then written relative, the same text in every environment.
+    /// OpenBao refuses to activate when a configured audit device's path differs from
+    /// the one in its (restored) audit table, so this is what lets a raft snapshot of
+    /// one environment restore into another.
+    pub runs_in_run_dir: bool,
 }
 
 /// The value to put in a server's environment variable `var` for `value`.
@@ -167,6 +173,15 @@ pub struct NatsNodeConf {
 /// The environment variable a NATS pod's `server_name` comes from.
 pub const NATS_SERVER_NAME_VAR: &str = "NATS_SERVER_NAME";
 
+/// The inbox prefix the app user's connections must use (`ConnectOptions::
+/// custom_inbox_prefix`, `nats.CustomInboxPrefix`): its subscribe permission covers
+/// this prefix only, never `_INBOX.>`, so it cannot read replies meant for anyone
+/// else: not controlplane's (`_INBOX_CP`, which carries stream snapshots, every
+/// tenant's audit events among them), not another client's.
+pub fn app_inbox_prefix(nats: &Nats) -> String {
+    format!("_INBOX_{}", nats.app_user)
+}
+
 /// `nats-server.conf` for a single server: one account with JetStream, an admin user
 /// (manages streams) and the app user, who may publish and subscribe only on the
 /// streams' subjects and use existing streams and consumers, never create or delete
@@ -220,7 +235,7 @@ pub fn nats_node_conf(
         .map(String::from),
     );
     let mut subscribe = subjects;
-    subscribe.push("_INBOX.>".into());
+    subscribe.push(format!("{}.>", app_inbox_prefix(nats)));
     let mut s = header(env, "#");
     match &node.name {
         NodeName::Fixed(name) => {
@@ -360,6 +375,11 @@ pub fn vault_node_hcl(
         layout.bind, node.cluster
     );
     s.push_str("  tls_disable = true\n");
+    // Prometheus reads /v1/sys/metrics without a token. Not a token by reference: with
+    // one, a sealed OpenBao answers 503 ("Vault is sealed") to the scrape, so
+    // `vault_core_unsealed` would exist only while unsealed and VaultSealed could never
+    // fire; unauthenticated, it serves `vault_core_unsealed 0` while sealed. (The
+    // metrics say nothing secret; the listener is loopback or cluster-internal.)
     s.push_str("  telemetry {\n    unauthenticated_metrics_access = true\n  }\n");
     s.push_str("}\n");
     s.push_str("storage \"raft\" {\n");
@@ -376,6 +396,9 @@ pub fn vault_node_hcl(
         );
     }
     s.push_str("}\n");
+    // A gauge not updated for prometheus_retention_time disappears: the pre-unseal
+    // `vault_core_unsealed{cluster=""} 0` lingers that long after an unseal (the
+    // VaultSealed rule folds the cluster label for it).
     s.push_str(
         "telemetry {\n  disable_hostname = true\n  prometheus_retention_time = \"30s\"\n}\n",
     );
@@ -392,7 +415,7 @@ pub fn vault_node_hcl(
 /// run directory unless absolute.
 pub fn vault_audit_path(env: &Environment, layout: &Layout) -> String {
     let p = &env.vault.audit_log;
-    if p.starts_with('/') {
+    if p.starts_with('/') || layout.runs_in_run_dir {
         p.clone()
     } else {
         format!("{}/{p}", layout.run_dir.trim_end_matches('/'))

@@ -1022,6 +1022,33 @@ fn monitoring(cx: &mut Cx<'_>, raw: &raw::RawMonitoring) -> Option<Monitoring> {
         "natsio/prometheus-nats-exporter:0.15.0",
         7777,
     );
+    let raw_notify = raw.notify.clone().unwrap_or_default();
+    let notify = Notify {
+        group_wait: cx.duration(
+            "monitoring.notify.group_wait",
+            raw_notify.group_wait.as_deref(),
+            "30s",
+        ),
+        group_interval: cx.duration(
+            "monitoring.notify.group_interval",
+            raw_notify.group_interval.as_deref(),
+            "5m",
+        ),
+        repeat_interval: cx.duration(
+            "monitoring.notify.repeat_interval",
+            raw_notify.repeat_interval.as_deref(),
+            if cx.tier == Tier::Dev { "12h" } else { "4h" },
+        ),
+    };
+    let controlplane = match raw.controlplane.clone().unwrap_or_default() {
+        raw::RawScrapeTarget {
+            enabled: Some(false),
+            ..
+        } => None,
+        t => Some(ScrapeTarget {
+            port: t.port.unwrap_or(7700),
+        }),
+    };
     let webhook_url = raw.webhook_url.as_deref().map(|w| {
         // A webhook URL is usually a secret (it carries a token) but may be plain in dev.
         cx.secret("monitoring.webhook_url", Some(w))
@@ -1044,6 +1071,8 @@ fn monitoring(cx: &mut Cx<'_>, raw: &raw::RawMonitoring) -> Option<Monitoring> {
         redis_exporter,
         nats_exporter,
         webhook_url,
+        notify,
+        controlplane,
         grafana_admin_password: cx.secret(
             "monitoring.grafana_admin_password",
             raw.grafana_admin_password.as_deref(),
@@ -1383,51 +1412,20 @@ fn backup(cx: &mut Cx<'_>, raw: &raw::RawBackup, services: &CoreServices) -> Opt
             .expected = Some("a public key starting with `age1`".into());
         }
     }
+    let identity = raw
+        .identity
+        .as_deref()
+        .map(|r| cx.secret("backup.identity", Some(r)));
+    let vault_token = raw
+        .vault_token
+        .as_deref()
+        .map(|r| cx.secret("backup.vault_token", Some(r)));
     let mut destinations = BTreeMap::new();
     for (name, d) in &raw.destinations {
         let Some(d) = d else { continue };
-        let path = format!("backup.destinations.{name}");
-        let kind = d.kind.unwrap_or(DestinationKind::Local);
-        match kind {
-            DestinationKind::Local if d.path.is_none() => {
-                cx.err(
-                    &format!("{path}.path"),
-                    "a local destination without a path",
-                )
-                .expected = Some("a directory, e.g. `backups/dev`".into());
-            }
-            DestinationKind::S3 | DestinationKind::Gcs | DestinationKind::Azure
-                if d.bucket.is_none() =>
-            {
-                cx.err(
-                    &format!("{path}.bucket"),
-                    "an object-store destination without a bucket",
-                )
-                .expected = Some("a bucket (or Azure container) name".into());
-            }
-            _ => {}
+        if let Some(dest) = destination(cx, &format!("backup.destinations.{name}"), d) {
+            destinations.insert(name.clone(), dest);
         }
-        let access_key_id = d
-            .access_key_id
-            .as_deref()
-            .map(|s| cx.secret(&format!("{path}.access_key_id"), Some(s)));
-        let secret_access_key = d
-            .secret_access_key
-            .as_deref()
-            .map(|s| cx.secret(&format!("{path}.secret_access_key"), Some(s)));
-        destinations.insert(
-            name.clone(),
-            Destination {
-                kind,
-                path: d.path.clone(),
-                bucket: d.bucket.clone(),
-                prefix: d.prefix.clone().unwrap_or_default(),
-                region: d.region.clone(),
-                endpoint: d.endpoint.clone(),
-                access_key_id,
-                secret_access_key,
-            },
-        );
     }
     if destinations.is_empty() {
         let d = cx.err("backup.destinations", "backups enabled but no destination");
@@ -1453,9 +1451,118 @@ fn backup(cx: &mut Cx<'_>, raw: &raw::RawBackup, services: &CoreServices) -> Opt
         retention,
         compression_level: level,
         encrypt_to,
+        identity,
+        vault_token,
         destinations,
         max_age,
     })
+}
+
+/// A destination of the kind its `type` says, with exactly that kind's settings: a
+/// setting of another kind is an error (it would be silently ignored otherwise).
+fn destination(cx: &mut Cx<'_>, path: &str, d: &raw::RawDestination) -> Option<Destination> {
+    let kind = d.kind.unwrap_or(DestinationKind::Local);
+    let kind_name = match kind {
+        DestinationKind::Local => "local",
+        DestinationKind::S3 => "s3",
+        DestinationKind::Gcs => "gcs",
+        DestinationKind::Azure => "azure",
+    };
+    let allowed: &[&str] = match kind {
+        DestinationKind::Local => &["path"],
+        DestinationKind::S3 => &[
+            "bucket",
+            "prefix",
+            "region",
+            "endpoint",
+            "access_key_id",
+            "secret_access_key",
+        ],
+        DestinationKind::Gcs => &["bucket", "prefix", "service_account_key"],
+        DestinationKind::Azure => &["bucket", "prefix", "account", "secret_access_key"],
+    };
+    let given = [
+        ("path", d.path.is_some()),
+        ("bucket", d.bucket.is_some()),
+        ("prefix", d.prefix.is_some()),
+        ("region", d.region.is_some()),
+        ("endpoint", d.endpoint.is_some()),
+        ("access_key_id", d.access_key_id.is_some()),
+        ("secret_access_key", d.secret_access_key.is_some()),
+        ("account", d.account.is_some()),
+        ("service_account_key", d.service_account_key.is_some()),
+    ];
+    let mut ok = true;
+    for (key, set) in given {
+        if set && !allowed.contains(&key) {
+            ok = false;
+            cx.err(
+                &format!("{path}.{key}"),
+                format!("`{key}` does not apply to a {kind_name} destination"),
+            )
+            .expected = Some(format!("one of {}", allowed.join(", ")));
+        }
+    }
+    let secret = |cx: &mut Cx<'_>, key: &str, v: &Option<String>| {
+        v.as_deref()
+            .map(|s| cx.secret(&format!("{path}.{key}"), Some(s)))
+    };
+    let prefix = d.prefix.clone().unwrap_or_default();
+    let dest = match kind {
+        DestinationKind::Local => {
+            let Some(p) = d.path.clone() else {
+                cx.err(
+                    &format!("{path}.path"),
+                    "a local destination without a path",
+                )
+                .expected = Some("a directory, e.g. `backups/dev`".into());
+                return None;
+            };
+            Destination::Local { path: p }
+        }
+        DestinationKind::S3 | DestinationKind::Gcs | DestinationKind::Azure => {
+            let Some(bucket) = d.bucket.clone() else {
+                cx.err(
+                    &format!("{path}.bucket"),
+                    "an object-store destination without a bucket",
+                )
+                .expected = Some("a bucket (or Azure container) name".into());
+                return None;
+            };
+            match kind {
+                DestinationKind::S3 => Destination::S3 {
+                    bucket,
+                    prefix,
+                    region: d.region.clone(),
+                    endpoint: d.endpoint.clone(),
+                    access_key_id: secret(cx, "access_key_id", &d.access_key_id),
+                    secret_access_key: secret(cx, "secret_access_key", &d.secret_access_key),
+                },
+                DestinationKind::Gcs => Destination::Gcs {
+                    bucket,
+                    prefix,
+                    service_account_key: secret(cx, "service_account_key", &d.service_account_key),
+                },
+                _ => {
+                    let Some(account) = d.account.clone() else {
+                        cx.err(
+                            &format!("{path}.account"),
+                            "an azure destination without a storage account",
+                        )
+                        .expected = Some("the storage account's name".into());
+                        return None;
+                    };
+                    Destination::Azure {
+                        account,
+                        container: bucket,
+                        prefix,
+                        access_key: secret(cx, "secret_access_key", &d.secret_access_key),
+                    }
+                }
+            }
+        }
+    };
+    ok.then_some(dest)
 }
 
 /// One field of a five-field cron expression: its name, how its values are called,
@@ -1840,6 +1947,9 @@ fn check_ports(cx: &mut Cx<'_>, env: &Environment) {
             if let Some(c) = c {
                 ports.push((c.port, format!("monitoring.{key}.port")));
             }
+        }
+        if let Some(t) = &m.controlplane {
+            ports.push((t.port, "monitoring.controlplane.port".into()));
         }
     }
     let mut first: BTreeMap<u16, String> = BTreeMap::new();

@@ -85,6 +85,14 @@ fn switched_off_and_derived_settings_survive_config() {
         ],
     );
     round_trip(
+        "staging",
+        &[
+            "monitoring.controlplane.enabled=false",
+            "monitoring.notify.group_wait=1s",
+            "monitoring.notify.repeat_interval=90m",
+        ],
+    );
+    round_trip(
         "production",
         &[
             "services.vault.enabled=false",

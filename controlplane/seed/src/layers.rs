@@ -41,7 +41,7 @@ pub fn services(layer: Layer) -> &'static [CoreKind] {
         Layer::Cache => &[CoreKind::Redis],
         Layer::Vault => &[CoreKind::Vault],
         Layer::Tenants => &[CoreKind::Postgres, CoreKind::Vault],
-        Layer::Platform => &[],
+        Layer::Platform | Layer::Backups => &[],
     }
 }
 
@@ -55,6 +55,7 @@ pub fn used(layer: Layer, env: &Environment) -> bool {
         Layer::Vault => s.vault.is_some(),
         Layer::Tenants => s.postgres.is_some() && s.vault.is_some(),
         Layer::Platform => true,
+        Layer::Backups => false,
     }
 }
 
@@ -132,10 +133,10 @@ pub async fn observe(
                 notes: Vec::new(),
             }
         }
-        Layer::Platform => {
+        Layer::Platform | Layer::Backups => {
             return Err(SeedError::new(
                 "seed",
-                "the platform layer belongs to the drivers",
+                "not a seeded layer (the platform belongs to the drivers, backups to cp-backup)",
             ));
         }
     })
@@ -174,9 +175,9 @@ pub async fn apply(
             vault::apply_plan(v, env, plan).await
         }
         Layer::Tenants => tenants::layer::apply(access, env, plan).await,
-        Layer::Platform => Err(SeedError::new(
+        Layer::Platform | Layer::Backups => Err(SeedError::new(
             "seed",
-            "the platform layer belongs to the drivers",
+            "not a seeded layer (the platform belongs to the drivers, backups to cp-backup)",
         )),
     }
 }

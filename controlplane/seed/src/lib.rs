@@ -199,6 +199,7 @@ pub fn layer_service(layer: cp_core::plan::Layer) -> &'static str {
         Layer::Vault => "vault",
         Layer::Tenants => "tenants",
         Layer::Platform => "platform",
+        Layer::Backups => "backups",
     }
 }
 

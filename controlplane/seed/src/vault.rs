@@ -44,6 +44,7 @@ fn seeder_policy_hcl(env: &Environment) -> String {
          path \"sys/auth/approle\" {{\n  capabilities = [\"create\", \"update\", \"sudo\"]\n}}\n\
          path \"sys/policies/acl/*\" {{\n  capabilities = [\"create\", \"read\", \"update\", \"delete\", \"list\"]\n}}\n\
          path \"auth/approle/role/*\" {{\n  capabilities = [\"create\", \"read\", \"update\"]\n}}\n\
+         path \"auth/token/roles/*\" {{\n  capabilities = [\"create\", \"read\", \"update\"]\n}}\n\
          path \"{transit}/keys/*\" {{\n  capabilities = [\"create\", \"read\", \"update\", \"delete\", \"list\"]\n}}\n\
          path \"{kv}/data/tenants/*\" {{\n  capabilities = [\"create\", \"read\", \"update\"]\n}}\n\
          path \"{kv}/metadata/tenants/*\" {{\n  capabilities = [\"read\", \"list\", \"delete\"]\n}}\n"
@@ -134,6 +135,14 @@ async fn observe(c: &VaultClient, wanted: &[Resource]) -> Result<Vec<Observed>, 
                     }))
                 }
             },
+            "token-role" => c.read(&format!("auth/token/roles/{name}")).await?.map(|t| {
+                let d = &t["data"];
+                json!({
+                    "allowed_policies": d["allowed_policies"],
+                    "orphan": d["orphan"],
+                    "renewable": d["renewable"],
+                })
+            }),
             other => {
                 return Err(SeedError::new(
                     SERVICE,
@@ -194,6 +203,10 @@ async fn apply(
         }
         "policy" => {
             c.write(&format!("sys/policies/acl/{name}"), &r.spec)
+                .await?;
+        }
+        "token-role" => {
+            c.write(&format!("auth/token/roles/{name}"), &r.spec)
                 .await?;
         }
         "approle" => {

@@ -188,7 +188,14 @@ async fn watched(
     password: &str,
 ) -> (async_nats::Client, mpsc::UnboundedReceiver<String>) {
     let (tx, rx) = mpsc::unbounded_channel();
+    // The app user's replies come on its own inbox prefix; the admin's on the default.
+    let inbox = if user == "admin" {
+        "_INBOX".to_owned()
+    } else {
+        format!("_INBOX_{user}")
+    };
     let c = async_nats::ConnectOptions::new()
+        .custom_inbox_prefix(inbox)
         .user_and_password(user.into(), password.into())
         .event_callback(move |e| {
             let tx = tx.clone();

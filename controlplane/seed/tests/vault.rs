@@ -41,6 +41,9 @@ async fn seeding_twice_changes_nothing_the_second_time_and_audits_from_the_start
         "created policy anumate-app",
         "created approle anumate-app",
         "created policy controlplane-seeder",
+        "created policy controlplane-backup",
+        "created token-role controlplane-backup",
+        "created transit-key controlplane-backup-canary",
     ] {
         assert!(
             first.changes.iter().any(|c| c == want),

@@ -2,7 +2,10 @@
 //! driver with real PostgreSQL, Redis, NATS and OpenBao servers on random free loopback
 //! ports and a temporary state directory, driven through the engine like the CLI does,
 //! and torn down (data included) when dropped, even when the test fails. Tests that
-//! cannot start the servers fail loudly, naming what to install.
+//! cannot start the servers fail loudly, naming what to install. [`promcheck`] judges
+//! alert and recording rules against a real Prometheus.
+
+pub mod promcheck;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -40,9 +43,16 @@ pub fn free_ports(n: usize) -> Vec<u16> {
         .collect()
 }
 
-/// `--set` overrides moving every core service to a free port.
+/// `--set` overrides moving every core service to a free port, with the monitoring
+/// stack off (it would listen on its fixed ports; [`monitoring_port_sets`] puts it on
+/// free ports too).
 pub fn port_sets() -> Vec<String> {
-    let p = free_ports(6);
+    let mut sets = core_port_sets(&free_ports(6));
+    sets.push("monitoring.enabled=false".into());
+    sets
+}
+
+fn core_port_sets(p: &[u16]) -> Vec<String> {
     vec![
         format!("services.postgres.port={}", p[0]),
         format!("services.redis.port={}", p[1]),
@@ -51,6 +61,33 @@ pub fn port_sets() -> Vec<String> {
         format!("services.vault.port={}", p[4]),
         format!("services.vault.cluster_port={}", p[5]),
     ]
+}
+
+/// `--set` overrides moving every core service and every part of the monitoring
+/// stack to a free port (all chosen together, so distinct), with `controlplane
+/// serve`'s scrape target off (a test that runs serve sets
+/// `monitoring.controlplane.port`).
+pub fn monitoring_port_sets() -> Vec<String> {
+    let p = free_ports(12);
+    let mut sets = core_port_sets(&p[..6]);
+    sets.extend([
+        "monitoring.enabled=true".into(),
+        format!("monitoring.prometheus.port={}", p[6]),
+        format!("monitoring.alertmanager.port={}", p[7]),
+        format!("monitoring.grafana.port={}", p[8]),
+        format!("monitoring.postgres_exporter.port={}", p[9]),
+        format!("monitoring.redis_exporter.port={}", p[10]),
+        format!("monitoring.nats_exporter.port={}", p[11]),
+        "monitoring.controlplane.enabled=false".into(),
+    ]);
+    sets
+}
+
+/// The project's templates (for the process driver's monitoring configuration).
+pub fn templates() -> cp_core::render::Templates {
+    Project::new(repo().join("environments"))
+        .templates()
+        .expect("the repository's templates are readable")
 }
 
 /// Loads the shipped `dev` environment with `sets`.
@@ -148,7 +185,10 @@ impl TestEnv {
         let mut sets = port_sets();
         sets.extend(extra.iter().map(|s| (*s).to_owned()));
         let env = load_dev(&sets);
-        let driver = ProcessDriver::new(&root).with_stop_grace(Duration::from_secs(10));
+        let driver = ProcessDriver::new(&root)
+            .with_stop_grace(Duration::from_secs(10))
+            .with_templates(&templates())
+            .expect("the templates load");
         if check {
             require_binaries(&driver, &env);
         }
@@ -345,7 +385,9 @@ pub async fn child_up_main() -> bool {
     };
     let sets: Vec<String> = sets.lines().map(str::to_owned).collect();
     let env = load_dev(&sets);
-    let driver = ProcessDriver::new(&root);
+    let driver = ProcessDriver::new(&root)
+        .with_templates(&templates())
+        .expect("the templates load");
     let state = StateDir::open(&root, "dev").expect("state dir");
     let secrets = SecretResolver::new(Some(state.clone()));
     let cx = Context {

@@ -29,6 +29,8 @@ fn mode(command: &Command) -> Mode {
         Command::Tenant {
             action: TenantAction::Create { .. } | TenantAction::Delete { .. },
         } => Mode::Mutating("tenant"),
+        // Restore changes the environment; backups take their own lock instead.
+        Command::Restore { into_env: None, .. } => Mode::Mutating("restore"),
         _ => Mode::ReadOnly,
     }
 }
@@ -61,7 +63,10 @@ fn parse_timeout(text: &str) -> Result<Duration, AppError> {
         .map_err(|e| AppError::Usage(format!("--timeout: {e}; write e.g. 90s or 5m")))
 }
 
-async fn open(global: &Global, command: &Command) -> Result<(Session, Option<SavedPlan>), Failure> {
+pub(super) async fn open(
+    global: &Global,
+    command: &Command,
+) -> Result<(Session, Option<SavedPlan>), Failure> {
     let prepared =
         cp_app::Prepared::new(&global.target(), Some(crate::progress::pull_observer())).await?;
     let saved = preflight(&prepared.env, command)?;
@@ -138,6 +143,7 @@ pub(crate) async fn run(global: &Global, command: Command) -> Outcome {
             services,
             timeout,
             no_seed,
+            backup,
             plan,
         } => {
             let timeout = parse_timeout(&timeout)?;
@@ -160,6 +166,7 @@ pub(crate) async fn run(global: &Global, command: Command) -> Outcome {
                 services,
                 timeout,
                 seed: !no_seed,
+                backup,
             };
             let view = cp_app::up::up(&s, &saved, &opts, progress.as_ref()).await?;
             match global.output {
@@ -289,6 +296,48 @@ pub(crate) async fn run(global: &Global, command: Command) -> Outcome {
             }
             Ok(Exit::Success)
         }
+        Command::Backup {
+            action,
+            services,
+            destination,
+        } => backup(global, &s, action, &services, destination.as_deref()).await,
+        Command::Restore {
+            id,
+            services,
+            into_env,
+            destination,
+            yes,
+        } => {
+            let id = cp_app::backup::id(&id)?;
+            let services = cp_app::backup::services(&services)?;
+            let other;
+            let target = match &into_env {
+                None => &s,
+                Some(e) => {
+                    let mut t = global.target();
+                    t.env = e.clone();
+                    t.state_dir = None;
+                    other = Session::open(&t, Mode::Mutating("restore"), None).await?;
+                    &other
+                }
+            };
+            let all = if services.is_empty() {
+                cp_core::names::CoreKind::ALL.to_vec()
+            } else {
+                services.clone()
+            };
+            let what = cp_app::backup::restore_preview(target, &all).await?;
+            output::confirm(
+                &format!("`restore {id}` on {}", target.env.name),
+                target.env.name.as_str(),
+                what,
+                yes,
+            )?;
+            let view =
+                cp_app::backup::restore(&s, target, &id, &services, destination.as_deref()).await?;
+            output::view(global.output, &view)?;
+            Ok(Exit::Success)
+        }
         Command::Psql { role, args } => connect::psql(&s, role, &args).await,
         Command::RedisCli { args } => connect::redis_cli(&s, &args).await,
         Command::Nats => connect::nats_info(&s, global).await,
@@ -297,7 +346,82 @@ pub(crate) async fn run(global: &Global, command: Command) -> Outcome {
         | Command::Render { .. }
         | Command::Config
         | Command::Schema { .. }
-        | Command::Completions { .. } => unreachable!("not an environment command"),
+        | Command::Completions { .. }
+        | Command::Exporter { .. }
+        | Command::Alerts => unreachable!("not run here"),
+    }
+}
+
+async fn backup(
+    global: &Global,
+    s: &Session,
+    action: Option<crate::cli::BackupAction>,
+    services: &[String],
+    destination: Option<&str>,
+) -> Outcome {
+    use crate::cli::BackupAction;
+    match action {
+        None => {
+            let services = cp_app::backup::services(services)?;
+            // On Kubernetes the backup runs in the cluster, as the CronJob does.
+            let mut log = std::io::stderr();
+            if let Some(o) =
+                cp_app::backup::backup_on_cluster(s, &services, destination, &mut log).await?
+            {
+                eprintln!(
+                    "job {}: {}",
+                    o.job,
+                    if o.succeeded { "succeeded" } else { "failed" }
+                );
+                return Ok(if o.succeeded {
+                    Exit::Success
+                } else {
+                    Exit::Failure
+                });
+            }
+            let progress = crate::progress::backup_progress(global.output);
+            let view = cp_app::backup::backup(s, &services, destination, progress.as_ref()).await?;
+            match global.output {
+                Output::Json => output::json(&view)?,
+                Output::Text => {
+                    output::out(&format!("{}\n", view.report.id))?;
+                    eprint!("{view}");
+                }
+            }
+            Ok(if view.report.state == "complete" {
+                Exit::Success
+            } else {
+                Exit::Failure
+            })
+        }
+        Some(BackupAction::List { destination: d }) => {
+            let view = cp_app::backup::list(s, d.as_deref().or(destination)).await?;
+            output::view(global.output, &view)?;
+            Ok(Exit::Success)
+        }
+        Some(BackupAction::Verify {
+            id,
+            restore_drill,
+            destination: d,
+        }) => {
+            let id = cp_app::backup::id(&id)?;
+            let view =
+                cp_app::backup::verify(s, &id, d.as_deref().or(destination), restore_drill).await?;
+            output::view(global.output, &view)?;
+            Ok(if view.ok {
+                Exit::Success
+            } else {
+                Exit::Failure
+            })
+        }
+        Some(BackupAction::Prune {
+            dry_run,
+            destination: d,
+        }) => {
+            let view = cp_app::backup::prune(s, dry_run, d.as_deref().or(destination)).await?;
+            output::view(global.output, &view)?;
+            Ok(Exit::Success)
+        }
     }
 }
 

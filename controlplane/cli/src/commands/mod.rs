@@ -2,9 +2,11 @@
 //! exit code from `cp_app::exit::Exit`. Each command asks the application layer for a
 //! view and prints it; nothing here decides anything the server would need too.
 
+mod alerts;
 mod config;
 mod connect;
 mod env;
+mod exporter;
 mod render;
 mod schema;
 mod validate;
@@ -69,6 +71,11 @@ pub(crate) fn run(cli: Cli) -> Exit {
         Command::Config => config::run(&cli.global),
         Command::Schema { view } => schema::run(view.as_deref()),
         Command::Completions { shell } => schema::completions(shell),
+        Command::Exporter { exporter } => exporter::run(exporter),
+        Command::Alerts => match runtime() {
+            Ok(rt) => rt.block_on(alerts::run(&cli.global)),
+            Err(e) => Err(Failure::Other(e)),
+        },
         other => match runtime() {
             Ok(rt) => rt.block_on(env::run(&cli.global, other)),
             Err(e) => Err(Failure::Other(e)),

@@ -148,6 +148,56 @@ pub fn secret_bindings(env: &Environment) -> BTreeMap<String, Vec<SecretBinding>
             t,
         );
     }
+    // The backup CronJob's pod resolves the environment's references itself: an
+    // `env://NAME` reference is read from its variable NAME, which it gets from the
+    // Secrets below (filled, or synced from Vault); never a value in the manifest.
+    if let Some(b) = &env.backup {
+        // Two settings naming the same `env://` variable need it once.
+        let mut seen = std::collections::BTreeSet::new();
+        let mut backup_secret = |path: &str, r: &SecretRef| {
+            let var = compose_var(path, r);
+            if seen.insert(var.clone()) {
+                add(BACKUP_JOB, &var, path, r);
+            }
+        };
+        if let Some(pg) = &s.postgres {
+            backup_secret("services.postgres.backup_password", &pg.backup_password);
+        }
+        if let Some(r) = &s.redis {
+            backup_secret("services.redis.admin_password", &r.admin_password);
+        }
+        if let Some(n) = &s.nats {
+            backup_secret("services.nats.admin_password", &n.admin_password);
+        }
+        if let Some(t) = &b.vault_token {
+            backup_secret("backup.vault_token", t);
+        }
+        for (name, d) in &b.destinations {
+            let refs: Vec<(&str, &Option<SecretRef>)> = match d {
+                crate::model::Destination::Local { .. } => Vec::new(),
+                crate::model::Destination::S3 {
+                    access_key_id,
+                    secret_access_key,
+                    ..
+                } => vec![
+                    ("access_key_id", access_key_id),
+                    ("secret_access_key", secret_access_key),
+                ],
+                crate::model::Destination::Gcs {
+                    service_account_key,
+                    ..
+                } => vec![("service_account_key", service_account_key)],
+                crate::model::Destination::Azure { access_key, .. } => {
+                    vec![("secret_access_key", access_key)]
+                }
+            };
+            for (key, r) in refs {
+                if let Some(r) = r {
+                    backup_secret(&format!("backup.destinations.{name}.{key}"), r);
+                }
+            }
+        }
+    }
     for (name, app) in &env.apps {
         for (var, r) in &app.secrets {
             add(name.as_str(), var, &format!("apps.{name}.secrets.{var}"), r);
@@ -223,6 +273,7 @@ fn container_configs(env: &Environment) -> Value {
         data_dir: data.into(),
         run_dir: "/run/controlplane".into(),
         client_networks: vec!["0.0.0.0/0".into(), "::/0".into()],
+        runs_in_run_dir: false,
     };
     let s = &env.services;
     let mut c = serde_json::Map::new();
@@ -493,10 +544,39 @@ fn cnpg(env: &Environment, bindings: &BTreeMap<String, Vec<SecretBinding>>) -> V
     })
 }
 
+/// The workload name of the backup CronJob (and its ServiceAccount and Secrets).
+pub const BACKUP_JOB: &str = "controlplane-backup";
+
+/// The image the backup CronJob runs: controlplane built from this repository, which
+/// holds the project (`environments/`, `templates/`) at `/opt/controlplane`.
+pub fn controlplane_image() -> String {
+    format!("ghcr.io/anumate/controlplane:{}", env!("CARGO_PKG_VERSION"))
+}
+
+/// What the backup CronJob needs, when backups are enabled.
+fn backup_job(env: &Environment) -> Value {
+    match &env.backup {
+        None => Value::Null,
+        Some(b) => json!({
+            "name": BACKUP_JOB,
+            "schedule": b.schedule.cron,
+            "image": controlplane_image(),
+            "args": ["--environments", "/opt/controlplane/environments", "--env", env.name.as_str(),
+                     "--state-dir", "/var/run/controlplane", "--output", "json", "backup"],
+        }),
+    }
+}
+
+/// Where a containerised Alertmanager reads the webhook URL (a secret) from, as
+/// `url_file:` in alertmanager.yaml; the process driver replaces that line with the
+/// URL itself in its private copy.
+pub const ALERTMANAGER_WEBHOOK_URL_FILE: &str = "/etc/alertmanager/secrets/WEBHOOK_URL";
+
 /// The whole context for one environment.
 pub fn build(env: &Environment) -> Value {
     let bindings = secret_bindings(env);
     json!({
+        "backup_job": backup_job(env),
         "env": env,
         "name": env.name,
         "project": env.project,
@@ -515,6 +595,7 @@ pub fn build(env: &Environment) -> Value {
             "app.kubernetes.io/managed-by": "controlplane",
         },
         "alerting": super::monitoring::alerting(env),
+        "alertmanager_webhook_url_file": ALERTMANAGER_WEBHOOK_URL_FILE,
         "boards": super::monitoring::boards(env),
     })
 }

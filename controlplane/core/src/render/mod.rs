@@ -209,17 +209,32 @@ impl Renderer {
 
     /// The non-Kubernetes files of one environment.
     pub fn env_files(&self, env: &Environment) -> Result<BTreeMap<String, String>, RenderError> {
+        self.env_files_in(env, "")
+    }
+
+    /// The non-Kubernetes files of one environment whose output path starts with
+    /// `prefix` (`prometheus/dev/`), rendering only those: what the process driver
+    /// needs to run the monitoring stack, exactly as `render` writes it.
+    pub fn env_files_in(
+        &self,
+        env: &Environment,
+        prefix: &str,
+    ) -> Result<BTreeMap<String, String>, RenderError> {
         let ctx = Self::context(env, false);
         let mut files = BTreeMap::new();
         for name in &self.names {
             if is_partial(name) {
                 continue;
             }
-            let Some((prefix, out_dir)) = ROUTES.iter().find(|(p, _)| name.starts_with(p)) else {
+            let Some((from, out_dir)) = ROUTES.iter().find(|(p, _)| name.starts_with(p)) else {
                 continue;
             };
-            let file = &name[prefix.len()..];
-            if prefix.starts_with("dashboards") && !board_enabled(env, file) {
+            let file = &name[from.len()..];
+            if from.starts_with("dashboards") && !board_enabled(env, file) {
+                continue;
+            }
+            let out = format!("{}{file}", out_dir.replace("{env}", env.name.as_str()));
+            if !out.starts_with(prefix) {
                 continue;
             }
             let text = self.render_one(name, env.name.as_str(), &ctx)?;
@@ -227,10 +242,7 @@ impl Renderer {
                 continue;
             }
             let text = canonical(name, env, text)?;
-            files.insert(
-                format!("{}{file}", out_dir.replace("{env}", env.name.as_str())),
-                text,
-            );
+            files.insert(out, text);
         }
         Ok(files)
     }

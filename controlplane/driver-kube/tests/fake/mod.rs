@@ -59,6 +59,7 @@ const KINDS: &[(&str, &str, &str, bool)] = &[
         true,
     ),
     ("batch/v1", "CronJob", "cronjobs", true),
+    ("batch/v1", "Job", "jobs", true),
     (
         "monitoring.coreos.com/v1",
         "ServiceMonitor",
@@ -672,6 +673,18 @@ impl Fake {
         self.insert(json!({"apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": name, "namespace": namespace, "labels": {"app.kubernetes.io/name": service}},
             "spec": {"containers": [{"name": service, "image": "x"}]}}));
+        self.state
+            .lock()
+            .unwrap()
+            .logs
+            .insert((namespace.to_owned(), name.to_owned()), log.to_owned());
+    }
+
+    /// Adds the pod the Job controller would make for Job `job`, with a log.
+    pub fn add_job_pod(&self, namespace: &str, name: &str, job: &str, log: &str) {
+        self.insert(json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": namespace, "labels": {"job-name": job, "batch.kubernetes.io/job-name": job}},
+            "spec": {"containers": [{"name": "backup", "image": "x"}]}}));
         self.state
             .lock()
             .unwrap()
