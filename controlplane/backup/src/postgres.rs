@@ -532,7 +532,9 @@ fn split_post_data(text: &str) -> (String, Vec<String>, Vec<String>) {
 async fn post_data(r: &SetReader, a: &Artifact, o: &PgConnectOptions) -> Result<(), ServiceError> {
     let text = String::from_utf8_lossy(&r.read_small(a).await?).into_owned();
     let (preamble, parallel, serial) = split_post_data(&text);
-    let queue = std::sync::Arc::new(std::sync::Mutex::new(std::collections::VecDeque::from(parallel)));
+    let queue = std::sync::Arc::new(std::sync::Mutex::new(std::collections::VecDeque::from(
+        parallel,
+    )));
     let worker = |queue: std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<String>>>| {
         let o = o.clone();
         let preamble = preamble.clone();
@@ -547,7 +549,12 @@ async fn post_data(r: &SetReader, a: &Artifact, o: &PgConnectOptions) -> Result<
             loop {
                 let next = queue.lock().expect("not poisoned").pop_front();
                 let Some(stmt) = next else { break };
-                let what = stmt.lines().nth(1).unwrap_or("").trim_start_matches("-- ").to_owned();
+                let what = stmt
+                    .lines()
+                    .nth(1)
+                    .unwrap_or("")
+                    .trim_start_matches("-- ")
+                    .to_owned();
                 sqlx::raw_sql(AssertSqlSafe(stmt))
                     .execute(&mut c)
                     .await
@@ -568,7 +575,9 @@ async fn post_data(r: &SetReader, a: &Artifact, o: &PgConnectOptions) -> Result<
     sqlx::raw_sql(AssertSqlSafe(rest))
         .execute(&mut c)
         .await
-        .map_err(ServiceError::sql("applying post-data (constraints, triggers, policies)"))?;
+        .map_err(ServiceError::sql(
+            "applying post-data (constraints, triggers, policies)",
+        ))?;
     let _ = c.close().await;
     Ok(())
 }
