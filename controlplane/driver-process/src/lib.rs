@@ -160,7 +160,7 @@ impl ProcessDriver {
     /// monitoring stack), while the recorded process runs.
     pub fn pid(&self, service: &ServiceName) -> Option<u32> {
         let unit = Unit::from_name(service.as_str())?;
-        Record::read(&self.root, &*unit.name())
+        Record::read(&self.root, &unit.name())
             .filter(Record::is_alive)
             .map(|r| r.pid)
     }
@@ -236,7 +236,7 @@ impl ProcessDriver {
         };
 
         self.recover(cx.state, unit)?;
-        if let Some(rec) = Record::read(&self.root, &*unit.name())
+        if let Some(rec) = Record::read(&self.root, &unit.name())
             && rec.is_alive()
         {
             if rec.spec == spec {
@@ -376,7 +376,7 @@ impl ProcessDriver {
             spec,
         };
         cx.state.write_private(
-            record::intent_path(&*unit.name()),
+            record::intent_path(&unit.name()),
             &serde_json::to_vec_pretty(&intent).expect("serializes"),
         )?;
         let pid = spawn::detached(
@@ -411,16 +411,16 @@ impl ProcessDriver {
 
     fn write_record(&self, state: &StateDir, unit: Unit, rec: &Record) -> Result<(), DriverError> {
         state.write_private(
-            record::rel_path(&*unit.name()),
+            record::rel_path(&unit.name()),
             &serde_json::to_vec_pretty(rec).expect("serializes"),
         )?;
-        remove_file(&state.join(record::intent_path(&*unit.name())))
+        remove_file(&state.join(record::intent_path(&unit.name())))
     }
 
     /// After a run killed between spawning and recording: adopts the server it
     /// started (see [`record::adopt`]) and clears the intent.
     fn recover(&self, state: &StateDir, unit: Unit) -> Result<(), DriverError> {
-        let Some(intent) = Intent::read(&self.root, &*unit.name()) else {
+        let Some(intent) = Intent::read(&self.root, &unit.name()) else {
             return Ok(());
         };
         match record::adopt(&intent, &service_dir(&self.root, unit)) {
@@ -431,7 +431,7 @@ impl ProcessDriver {
                 );
                 self.write_record(state, unit, &rec)
             }
-            None => remove_file(&state.join(record::intent_path(&*unit.name()))),
+            None => remove_file(&state.join(record::intent_path(&unit.name()))),
         }
     }
 
@@ -455,11 +455,11 @@ impl ProcessDriver {
     /// Stops a unit and forgets its record (its data stays).
     async fn remove(&self, cx: Context<'_>, unit: Unit) -> Result<Option<u32>, DriverError> {
         self.recover(cx.state, unit)?;
-        let Some(rec) = Record::read(&self.root, &*unit.name()) else {
+        let Some(rec) = Record::read(&self.root, &unit.name()) else {
             return Ok(None);
         };
         let was = self.stop_record(unit, &rec).await?;
-        remove_file(&cx.state.join(record::rel_path(&*unit.name())))?;
+        remove_file(&cx.state.join(record::rel_path(&unit.name())))?;
         Ok(was.then_some(rec.pid))
     }
 
@@ -692,7 +692,7 @@ impl ProcessDriver {
     async fn status_of(&self, cx: &Context<'_>, unit: Unit) -> ServiceStatus {
         let service = unit.service();
         let endpoint = self.endpoint(cx.env, &service).map(|e| e.addr());
-        let Some(rec) = Record::read(&self.root, &*unit.name()) else {
+        let Some(rec) = Record::read(&self.root, &unit.name()) else {
             return ServiceStatus {
                 service,
                 state: ServiceState::Missing,
@@ -772,9 +772,9 @@ impl ProcessDriver {
         let dir = service_dir(&self.root, unit);
         let mut out = Vec::new();
         // As `remove` sees it after `recover`: an adoptable intent wins.
-        let rec = Intent::read(&self.root, &*unit.name())
+        let rec = Intent::read(&self.root, &unit.name())
             .and_then(|i| record::adopt(&i, &dir))
-            .or_else(|| Record::read(&self.root, &*unit.name()));
+            .or_else(|| Record::read(&self.root, &unit.name()));
         if let Some(rec) = rec.filter(Record::is_alive) {
             out.push(Doomed::Process { unit, pid: rec.pid });
         }
@@ -1089,7 +1089,7 @@ impl Driver for ProcessDriver {
         Ok(Unit::recorded(&self.root)
             .into_iter()
             .filter_map(|unit| {
-                let rec = Record::read(&self.root, &*unit.name())?;
+                let rec = Record::read(&self.root, &unit.name())?;
                 let state = if rec.is_alive() {
                     ObservedState::Running
                 } else {
@@ -1155,7 +1155,7 @@ impl Driver for ProcessDriver {
         let api = VaultApi::new(&ep);
         let mut last = String::from("no answer yet");
         loop {
-            let Some(rec) = Record::read(&self.root, &*unit.name()) else {
+            let Some(rec) = Record::read(&self.root, &unit.name()) else {
                 return Err(self.not_ready(unit, "it was not started".into()));
             };
             if !rec.is_alive() {
@@ -1325,7 +1325,7 @@ impl Driver for ProcessDriver {
         }
         let mut buf = Vec::new();
         loop {
-            let running = Record::read(&self.root, &*unit.name()).is_some_and(|r| r.is_alive());
+            let running = Record::read(&self.root, &unit.name()).is_some_and(|r| r.is_alive());
             buf.clear();
             offset = logs::read_from(&path, offset, &mut buf).map_err(io)?;
             if !buf.is_empty() {
