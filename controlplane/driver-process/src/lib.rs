@@ -16,6 +16,8 @@
 //! postgres-exporter/  log process.json
 //! redis-exporter/     log process.json
 //! nats-exporter/      log process.json  (`controlplane exporter nats`)
+//! nats-0/ nats-1/ ... a NATS cluster's nodes (replicas >= 3), each as nats/
+//! vault-0/ vault-1/ ... an OpenBao cluster's nodes, each as vault/ (the kept keys stay in vault/)
 //! ```
 //!
 //! Processes outlive the CLI. `process.json` records each one (pid, start time, boot,

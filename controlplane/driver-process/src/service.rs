@@ -654,3 +654,21 @@ impl Launch {
         self.ports[0].0
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_names_read_back_and_only_canonical_ones() {
+        assert_eq!(Unit::Node(CoreKind::Nats, 2).name(), "nats-2");
+        assert_eq!(
+            Unit::from_name("vault-1"),
+            Some(Unit::Node(CoreKind::Vault, 1))
+        );
+        assert_eq!(Unit::from_name("nats"), Some(Unit::Core(CoreKind::Nats)));
+        assert_eq!(Unit::from_name("nats-01"), None);
+        assert_eq!(Unit::from_name("redis-0"), None);
+        assert_eq!(Unit::Node(CoreKind::Nats, 2).env_service().as_str(), "nats");
+    }
+}
