@@ -303,12 +303,8 @@ async fn one(cx: &Context<'_>, w: &SetWriter, service: CoreKind) -> Result<Part,
                 .postgres
                 .as_ref()
                 .ok_or_else(|| unavailable("not enabled"))?;
-            let role = cx
-                .env
-                .services
-                .postgres
-                .as_ref()
-                .map_or(cp_core::roles::BACKUP, |p| p.backup_role.as_str());
+            // Role names are fixed (the migrations grant to them).
+            let role = cp_core::roles::BACKUP;
             crate::postgres::backup(w, pg, role).await
         }
         CoreKind::Redis => {
