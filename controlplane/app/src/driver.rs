@@ -184,6 +184,10 @@ impl Driver for AnyDriver {
         each!(self, d => d.endpoint(env, service))
     }
 
+    async fn client_endpoint(&self, env: &Environment, service: &ServiceName) -> Option<Endpoint> {
+        each!(self, d => d.client_endpoint(env, service).await)
+    }
+
     fn vault_keys_dir(&self) -> &'static str {
         each!(self, d => d.vault_keys_dir())
     }

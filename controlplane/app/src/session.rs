@@ -191,9 +191,20 @@ impl Session {
 
     /// Endpoints and credentials of every enabled core service.
     pub async fn access(&self) -> Result<Access, AppError> {
+        // Asked once per kind before resolving: a cluster's best node takes a request.
+        let mut endpoints = std::collections::BTreeMap::new();
+        for kind in CoreKind::ALL {
+            if let Some(ep) = self
+                .driver
+                .client_endpoint(&self.env, &ServiceName::core(kind))
+                .await
+            {
+                endpoints.insert(kind, ep);
+            }
+        }
         Ok(Access::resolve(
             &self.env,
-            |k| self.endpoint(k),
+            |k| endpoints.get(&k).cloned(),
             &self.secrets,
             &self.state,
             self.driver.vault_keys_dir(),

@@ -503,9 +503,18 @@ async fn copy_in(
 /// needs), the entries that may be built side by side (indexes, primary keys and
 /// unique constraints: what foreign keys and the rest depend on), and the rest, in
 /// order.
+///
+/// psql meta-commands (`\\restrict KEY` / `\\unrestrict KEY`, which pg_dump 15.14 and
+/// later wrap a script in) are psql's, not the server's: they are dropped, since these
+/// statements go to the server directly.
 fn split_post_data(text: &str) -> (String, Vec<String>, Vec<String>) {
     const MARK: &str = "\n--\n-- Name: ";
-    let mut parts = text.split(MARK);
+    let sql: String = text
+        .lines()
+        .filter(|l| !l.starts_with('\\'))
+        .flat_map(|l| [l, "\n"])
+        .collect();
+    let mut parts = sql.split(MARK);
     let preamble = parts.next().unwrap_or("").to_owned();
     let (mut parallel, mut serial) = (Vec::new(), Vec::new());
     for p in parts {
@@ -780,7 +789,7 @@ mod tests {
     #[test]
     fn post_data_splits_into_what_builds_in_parallel_and_the_rest() {
         let text = "SET x = 1;\n\n--\n-- Name: t t_pkey; Type: CONSTRAINT; Schema: s; Owner: o\n--\n\nALTER TABLE ONLY s.t\n    ADD CONSTRAINT t_pkey PRIMARY KEY (id);\n\n--\n-- Name: t_i; Type: INDEX; Schema: s; Owner: o\n--\n\nCREATE INDEX t_i ON s.t USING btree (a);\n\n--\n-- Name: u u_fk; Type: FK CONSTRAINT; Schema: s; Owner: o\n--\n\nALTER TABLE ONLY s.u\n    ADD CONSTRAINT u_fk FOREIGN KEY (t) REFERENCES s.t(id);\n\n--\n-- Name: t p; Type: POLICY; Schema: s; Owner: o\n--\n\nCREATE POLICY p ON s.t USING (true);\n";
-        let (pre, par, ser) = split_post_data(text);
+        let (pre, par, ser) = split_post_data(&format!("\\restrict k\n{text}\\unrestrict k\n"));
         assert_eq!(pre, "SET x = 1;\n");
         assert_eq!(par.len(), 2, "{par:?}");
         assert!(par[0].contains("PRIMARY KEY") && par[1].contains("CREATE INDEX"));

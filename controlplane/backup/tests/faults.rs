@@ -347,6 +347,8 @@ async fn a_full_destination_fails_the_run_and_keeps_older_sets() {
     let dir = tempfile::tempdir().unwrap();
     let mnt = dir.path().join("small");
     std::fs::create_dir(&mnt).unwrap();
+    // mount(8) is the judge of a full filesystem here; it has no install hint to give.
+    #[allow(clippy::disallowed_methods)]
     let status = std::process::Command::new("mount")
         .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
         .arg(&mnt)
@@ -359,6 +361,7 @@ async fn a_full_destination_fails_the_run_and_keeps_older_sets() {
     struct Unmount(std::path::PathBuf);
     impl Drop for Unmount {
         fn drop(&mut self) {
+            #[allow(clippy::disallowed_methods)]
             let _ = std::process::Command::new("umount").arg(&self.0).status();
         }
     }

@@ -310,25 +310,60 @@ fn render_check_names_a_hand_edited_file_and_shows_the_diff() {
 }
 
 #[test]
-fn stateful_services_refuse_more_than_one_replica() {
+fn topologies_that_would_split_data_are_refused() {
     let p = Project::new();
-    p.edit(
-        "environments/production.yaml",
-        "    replicas: 1\n    storage: 100Gi",
-        "    replicas: 3\n    storage: 100Gi",
-    );
-    p.edit(
-        "environments/production.yaml",
-        "    storage: 50Gi\n",
-        "    storage: 50Gi\n    replicas: 3\n",
-    );
-    // Apps scale as they like.
-    p.edit(
-        "environments/production.yaml",
-        "      max_replicas: 10",
-        "      max_replicas: 12",
-    );
-    insta::assert_snapshot!(p.rejects(&["--env", "production"]));
+    // On the process platform: PostgreSQL beyond one instance (CloudNativePG needs
+    // Kubernetes), Redis beyond one, a NATS of 2 (no quorum), a stream replicated more
+    // often than NATS has nodes.
+    insta::assert_snapshot!(p.rejects(&[
+        "--set",
+        "platform=process",
+        "--set",
+        "services.postgres.replicas=2",
+        "--set",
+        "services.redis.replicas=3",
+        "--set",
+        "services.nats.replicas=2",
+        "--set",
+        "services.vault.replicas=3",
+        "--set",
+        "streams.AUDIT_EVENTS.replicas=3",
+    ]));
+}
+
+#[test]
+fn clusters_need_a_platform_that_runs_them() {
+    let p = Project::new();
+    insta::assert_snapshot!(p.rejects(&[
+        "--set",
+        "platform=docker",
+        "--set",
+        "services.nats.replicas=3",
+    ]));
+    // The same cluster on the process platform and on Kubernetes is valid, and so is
+    // a 3-instance PostgreSQL on Kubernetes.
+    for platform in ["process", "kubernetes"] {
+        let (code, _, err) = p.run(&[
+            "--set",
+            &format!("platform={platform}"),
+            "--set",
+            "services.nats.replicas=3",
+            "--set",
+            "services.vault.replicas=3",
+            "--set",
+            "streams.AUDIT_EVENTS.replicas=3",
+            "validate",
+        ]);
+        assert_eq!(code, 0, "{platform}: {err}");
+    }
+    let (code, _, err) = p.run(&[
+        "--env",
+        "production",
+        "--set",
+        "services.postgres.replicas=3",
+        "validate",
+    ]);
+    assert_eq!(code, 0, "{err}");
 }
 
 #[test]

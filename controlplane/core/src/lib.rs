@@ -18,6 +18,7 @@ pub mod schema;
 pub mod seedspec;
 pub mod serverconf;
 pub mod settings;
+pub mod topology;
 pub mod tree;
 pub mod units;
 mod validate;

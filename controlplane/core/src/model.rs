@@ -215,6 +215,8 @@ pub struct Nats {
     pub common: ServiceCommon,
     /// HTTP monitoring port.
     pub monitor_port: u16,
+    /// Cluster (route) port (clusters of 3 or more).
+    pub cluster_port: u16,
     /// Application user.
     pub app_user: String,
     /// Application user's password.

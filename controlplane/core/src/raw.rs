@@ -66,7 +66,7 @@ pub enum Tier {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Platform {
-    /// Local processes supervised by controlplane (state under `.controlplane/<env>/`).
+    /// Local processes started by controlplane (state under `.controlplane/<env>/`).
     Process,
     /// Containers through the Docker Engine API.
     Docker,
@@ -74,6 +74,17 @@ pub enum Platform {
     Kubernetes,
     /// Docker when an engine answers and the images are present, else processes.
     Auto,
+}
+
+impl std::fmt::Display for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Platform::Process => "process",
+            Platform::Docker => "docker",
+            Platform::Kubernetes => "kubernetes",
+            Platform::Auto => "auto",
+        })
+    }
 }
 
 /// The four core services.
@@ -107,8 +118,11 @@ macro_rules! core_service {
             pub image: Option<String>,
             /// Port the service listens on (published on the host for process and docker).
             pub port: Option<u16>,
-            /// Replicas on Kubernetes (StatefulSet). Only 1 for now: more would run as
-            /// independent servers behind one Service, not as a cluster.
+            /// Nodes. 1 by default. NATS and OpenBao run as clusters of 3 or more (on
+            /// the process platform as local nodes on consecutive ports, on
+            /// Kubernetes as StatefulSet pods); PostgreSQL with more than 1 instance as a
+            /// CloudNativePG `Cluster` on Kubernetes; Redis runs 1. Anything else is
+            /// refused rather than run as independent servers.
             pub replicas: Option<u32>,
             /// Persistent volume size on Kubernetes, e.g. `10Gi`.
             pub storage: Option<String>,
@@ -163,6 +177,8 @@ core_service! {
     RawNats {
         /// HTTP monitoring port (`/healthz`, `/varz`, `/jsz`).
         monitor_port: Option<u16>,
+        /// Cluster (route) port, used when `replicas` is 3 or more. Default 6222.
+        cluster_port: Option<u16>,
         /// Application user: may publish and subscribe only on the platform's subjects.
         app_user: Option<String>,
         /// Password of the application user (secret reference).

@@ -138,6 +138,7 @@ fn services(s: &CoreServices) -> RawServices {
             || disabled(|n: &mut RawNats| n.enabled = Some(false)),
             |n| RawNats {
                 monitor_port: Some(n.monitor_port),
+                cluster_port: Some(n.cluster_port),
                 app_user: Some(n.app_user.clone()),
                 app_password: secret(&n.app_password),
                 admin_password: secret(&n.admin_password),

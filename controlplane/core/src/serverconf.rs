@@ -145,6 +145,34 @@ fn quote_list(items: &[String]) -> String {
         .join(", ")
 }
 
+/// A node's name, as its configuration gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeName {
+    /// Written into the file (processes, containers).
+    Fixed(String),
+    /// Read from this environment variable by the server (`$NATS_SERVER_NAME`): pods of
+    /// one StatefulSet share one ConfigMap and each takes its own pod name.
+    FromEnv(&'static str),
+}
+
+/// One node of NATS, as its configuration needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NatsNodeConf {
+    /// Its `server_name`.
+    pub name: NodeName,
+    /// Client port.
+    pub client: u16,
+    /// HTTP monitoring port.
+    pub monitor: u16,
+    /// In a cluster: the route port, and a route to every node (its own included:
+    /// nats-server recognises and skips a route to itself, so every node can share
+    /// the list).
+    pub cluster: Option<(u16, Vec<String>)>,
+}
+
+/// The environment variable a NATS pod's `server_name` comes from.
+pub const NATS_SERVER_NAME_VAR: &str = "NATS_SERVER_NAME";
+
 /// The inbox prefix the app user's connections must use (`ConnectOptions::
 /// custom_inbox_prefix`, `nats.CustomInboxPrefix`): its subscribe permission covers
 /// this prefix only, never `_INBOX.>`, so it cannot read replies meant for anyone
@@ -154,10 +182,42 @@ pub fn app_inbox_prefix(nats: &Nats) -> String {
     format!("_INBOX_{}", nats.app_user)
 }
 
-/// `nats-server.conf`: one account with JetStream, an admin user (manages streams)
-/// and the app user, who may publish and subscribe only on the streams' subjects and
-/// use existing streams and consumers, never create or delete them.
+/// `nats-server.conf` for a single server: one account with JetStream, an admin user
+/// (manages streams) and the app user, who may publish and subscribe only on the
+/// streams' subjects and use existing streams and consumers, never create or delete
+/// them.
 pub fn nats_conf(env: &Environment, nats: &Nats, layout: &Layout) -> String {
+    nats_node_conf(
+        env,
+        nats,
+        layout,
+        &NatsNodeConf {
+            name: NodeName::Fixed(format!("{}-{}-nats", env.project, env.name)),
+            client: nats.common.port,
+            monitor: nats.monitor_port,
+            cluster: None,
+        },
+    )
+}
+
+/// The routes of every node of a NATS cluster on the process platform (loopback, the
+/// ports of `topology::nats_nodes`).
+pub fn nats_local_routes(env: &Environment, nats: &Nats) -> Vec<String> {
+    crate::topology::nats_nodes(env, nats)
+        .iter()
+        .map(|n| format!("nats://127.0.0.1:{}", n.cluster))
+        .collect()
+}
+
+/// `nats-server.conf` for one node: [`nats_conf`]'s account and users, this node's
+/// name and ports, and in a cluster the `cluster` block (one cluster name, routes to
+/// every node). JetStream replicates streams across the nodes by RAFT.
+pub fn nats_node_conf(
+    env: &Environment,
+    nats: &Nats,
+    layout: &Layout,
+    node: &NatsNodeConf,
+) -> String {
     let subjects = app_subjects(env);
     let mut publish = subjects.clone();
     publish.extend(
@@ -177,9 +237,23 @@ pub fn nats_conf(env: &Environment, nats: &Nats, layout: &Layout) -> String {
     let mut subscribe = subjects;
     subscribe.push(format!("{}.>", app_inbox_prefix(nats)));
     let mut s = header(env, "#");
-    let _ = writeln!(s, "server_name: \"{}-{}-nats\"", env.project, env.name);
-    let _ = writeln!(s, "listen: \"{}:{}\"", layout.bind, nats.common.port);
-    let _ = writeln!(s, "http: \"{}:{}\"", layout.bind, nats.monitor_port);
+    match &node.name {
+        NodeName::Fixed(name) => {
+            let _ = writeln!(s, "server_name: \"{name}\"");
+        }
+        NodeName::FromEnv(var) => {
+            let _ = writeln!(s, "server_name: ${var}");
+        }
+    }
+    let _ = writeln!(s, "listen: \"{}:{}\"", layout.bind, node.client);
+    let _ = writeln!(s, "http: \"{}:{}\"", layout.bind, node.monitor);
+    if let Some((port, routes)) = &node.cluster {
+        s.push_str("cluster {\n");
+        let _ = writeln!(s, "  name: \"{}-{}-nats\"", env.project, env.name);
+        let _ = writeln!(s, "  listen: \"{}:{port}\"", layout.bind);
+        let _ = writeln!(s, "  routes: [{}]", quote_list(routes));
+        s.push_str("}\n");
+    }
     s.push_str("jetstream {\n");
     let _ = writeln!(s, "  store_dir: \"{}\"", layout.data_dir);
     let _ = writeln!(s, "  max_memory_store: {}", nats.max_memory.bytes());
@@ -219,30 +293,86 @@ pub fn nats_conf(env: &Environment, nats: &Nats, layout: &Layout) -> String {
     s
 }
 
-/// OpenBao/Vault server configuration (raft mode; dev mode takes flags instead).
+/// One node of a Vault raft cluster, as its configuration needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VaultNodeConf {
+    /// Its raft `node_id`, and the addresses it advertises; `None` where the server
+    /// takes them from its environment (`VAULT_RAFT_NODE_ID`, `VAULT_API_ADDR`,
+    /// `VAULT_CLUSTER_ADDR`, which OpenBao reads as well as its own `BAO_*` names):
+    /// pods of one StatefulSet share one ConfigMap.
+    pub identity: Option<VaultIdentity>,
+    /// API port.
+    pub api: u16,
+    /// Cluster port.
+    pub cluster: u16,
+    /// `retry_join` leader API addresses: every node of the cluster (empty: one node).
+    pub join: Vec<String>,
+}
+
+/// A Vault node's fixed identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VaultIdentity {
+    /// raft `node_id`.
+    pub node_id: String,
+    /// `api_addr`.
+    pub api_addr: String,
+    /// `cluster_addr`.
+    pub cluster_addr: String,
+}
+
+/// The `retry_join` addresses of a Vault cluster on the process platform.
+pub fn vault_local_join(env: &Environment, vault: &Vault) -> Vec<String> {
+    crate::topology::vault_nodes(env, vault)
+        .iter()
+        .map(|n| format!("http://127.0.0.1:{}", n.api))
+        .collect()
+}
+
+/// OpenBao/Vault server configuration for a single server (raft mode; dev mode takes
+/// flags instead).
 pub fn vault_hcl(env: &Environment, vault: &Vault, layout: &Layout) -> Option<String> {
+    vault_node_hcl(
+        env,
+        vault,
+        layout,
+        &VaultNodeConf {
+            identity: Some(VaultIdentity {
+                node_id: format!("{}-{}-vault-0", env.project, env.name),
+                api_addr: format!("http://{}:{}", layout.advertise, vault.common.port),
+                cluster_addr: format!("http://{}:{}", layout.advertise, vault.cluster_port),
+            }),
+            api: vault.common.port,
+            cluster: vault.cluster_port,
+            join: Vec::new(),
+        },
+    )
+}
+
+/// OpenBao/Vault configuration for one node: raft storage (with `retry_join` to every
+/// node of a cluster, so nodes find the leader however they start), the listener,
+/// telemetry and the file audit device.
+pub fn vault_node_hcl(
+    env: &Environment,
+    vault: &Vault,
+    layout: &Layout,
+    node: &VaultNodeConf,
+) -> Option<String> {
     if vault.mode == VaultMode::Dev {
         return None;
     }
     let mut s = header(env, "#");
     s.push_str("ui = false\n");
     s.push_str("disable_mlock = true\n");
-    let _ = writeln!(
-        s,
-        "api_addr = \"http://{}:{}\"",
-        layout.advertise, vault.common.port
-    );
-    let _ = writeln!(
-        s,
-        "cluster_addr = \"http://{}:{}\"",
-        layout.advertise, vault.cluster_port
-    );
+    if let Some(id) = &node.identity {
+        let _ = writeln!(s, "api_addr = \"{}\"", id.api_addr);
+        let _ = writeln!(s, "cluster_addr = \"{}\"", id.cluster_addr);
+    }
     s.push_str("listener \"tcp\" {\n");
-    let _ = writeln!(s, "  address = \"{}:{}\"", layout.bind, vault.common.port);
+    let _ = writeln!(s, "  address = \"{}:{}\"", layout.bind, node.api);
     let _ = writeln!(
         s,
         "  cluster_address = \"{}:{}\"",
-        layout.bind, vault.cluster_port
+        layout.bind, node.cluster
     );
     s.push_str("  tls_disable = true\n");
     // Prometheus reads /v1/sys/metrics without a token. Not a token by reference: with
@@ -254,9 +384,17 @@ pub fn vault_hcl(env: &Environment, vault: &Vault, layout: &Layout) -> Option<St
     s.push_str("}\n");
     s.push_str("storage \"raft\" {\n");
     let _ = writeln!(s, "  path = \"{}\"", layout.data_dir);
-    let _ = writeln!(s, "  node_id = \"{}-{}-vault-0\"", env.project, env.name);
+    if let Some(id) = &node.identity {
+        let _ = writeln!(s, "  node_id = \"{}\"", id.node_id);
+    }
     // The default multiplier waits 5-10 s for the first leader election.
     s.push_str("  performance_multiplier = 1\n");
+    for leader in &node.join {
+        let _ = writeln!(
+            s,
+            "  retry_join {{\n    leader_api_addr = \"{leader}\"\n  }}"
+        );
+    }
     s.push_str("}\n");
     // A gauge not updated for prometheus_retention_time disappears: the pre-unseal
     // `vault_core_unsealed{cluster=""} 0` lingers that long after an unseal (the

@@ -318,8 +318,6 @@ fn common(cx: &mut Cx<'_>, kind: CoreKind, c: CommonIn<'_>) -> Option<ServiceCom
     if replicas == 0 {
         cx.err(&format!("{path}.replicas"), "0 replicas").expected =
             Some("at least 1 (set `enabled: false` to turn the service off)".into());
-    } else if replicas > 1 {
-        split_brain(cx, kind, replicas);
     }
     Some(ServiceCommon {
         image: c
@@ -334,39 +332,109 @@ fn common(cx: &mut Cx<'_>, kind: CoreKind, c: CommonIn<'_>) -> Option<ServiceCom
     })
 }
 
-/// Refuses more than one replica of a stateful core service. The StatefulSets run every
-/// replica as its own server (no replication, no raft peers), so clients behind the one
-/// Service would read and write different data. Until clusters are rendered for real,
-/// one replica is the only correct setting.
-fn split_brain(cx: &mut Cx<'_>, kind: CoreKind, replicas: u32) {
-    let (product, plan) = match kind {
-        CoreKind::Postgres => (
-            "PostgreSQL",
-            "clustered PostgreSQL (CloudNativePG), NATS and OpenBao raft are planned",
-        ),
-        CoreKind::Nats => (
+/// Which topologies exist (`topology.rs`): NATS and OpenBao clusters of 3 or more on
+/// the process and Kubernetes platforms, PostgreSQL instances beyond one only as a
+/// CloudNativePG `Cluster` on Kubernetes, one Redis. Anything else would run as
+/// independent servers behind one address (split brain) and is refused, as is a stream
+/// replicated more often than NATS has nodes.
+fn check_topology(cx: &mut Cx<'_>, env: &Environment) {
+    use crate::topology::{MAX_STREAM_REPLICAS, MIN_CLUSTER};
+    let platform = env.platform;
+    let clusters_here = matches!(platform, Platform::Process | Platform::Kubernetes);
+    let s = &env.services;
+    if let Some(pg) = &s.postgres
+        && pg.common.replicas > 1
+        && platform != Platform::Kubernetes
+    {
+        let n = pg.common.replicas;
+        let d = cx.err(
+            "services.postgres.replicas",
+            format!(
+                "replicas is {n}, but more than one PostgreSQL instance runs only as a CloudNativePG Cluster on Kubernetes; on the {platform} platform {n} instances would be {n} independent servers (split brain)"
+            ),
+        );
+        d.expected = Some("1, or platform: kubernetes".into());
+        d.help = Some("set replicas: 1 here (a local streaming standby is not implemented), or run this environment on Kubernetes with the CloudNativePG operator installed".into());
+    }
+    if let Some(r) = &s.redis
+        && r.common.replicas > 1
+    {
+        let n = r.common.replicas;
+        let d = cx.err(
+            "services.redis.replicas",
+            format!(
+                "replicas is {n}, but controlplane runs Redis as one server: {n} replicas would be {n} independent servers behind one address (split brain)"
+            ),
+        );
+        d.expected = Some("1".into());
+        d.help = Some("set replicas: 1; replicated Redis needs Sentinel, which controlplane does not render yet".into());
+    }
+    let raft = [
+        (
+            CoreKind::Nats,
             "NATS",
-            "clustered PostgreSQL (CloudNativePG), NATS and OpenBao raft are planned",
+            s.nats.as_ref().map(|n| n.common.replicas),
         ),
-        CoreKind::Vault => (
+        (
+            CoreKind::Vault,
             "OpenBao",
-            "clustered PostgreSQL (CloudNativePG), NATS and OpenBao raft are planned",
+            s.vault.as_ref().map(|v| v.common.replicas),
         ),
-        CoreKind::Redis => (
-            "Redis",
-            "replicated Redis needs Sentinel or Redis Cluster, which controlplane does not render",
-        ),
-    };
-    let d = cx.err(
-        &format!("services.{kind}.replicas"),
-        format!(
-            "replicas is {replicas}, but controlplane cannot yet run {product} as a cluster: \
-             {replicas} replicas would be {replicas} independent servers behind one Service \
-             (split brain)"
-        ),
-    );
-    d.expected = Some("1".into());
-    d.help = Some(format!("set replicas: 1; {plan}"));
+    ];
+    for (kind, product, replicas) in raft {
+        let Some(n) = replicas else { continue };
+        let path = format!("services.{kind}.replicas");
+        if n == 2 {
+            let d = cx.err(
+                &path,
+                format!(
+                    "replicas is 2, but {product} cluster of 2 has no quorum once one node fails (raft needs a majority: 2 of 2)"
+                ),
+            );
+            d.expected = Some(format!("1, or {MIN_CLUSTER} or more"));
+            d.help = Some(format!(
+                "set replicas: {MIN_CLUSTER} (it survives one node down) or 1"
+            ));
+        } else if n >= MIN_CLUSTER && !clusters_here {
+            let d = cx.err(
+                &path,
+                format!(
+                    "replicas is {n}, but {product} cluster runs on the process platform (local nodes) or on Kubernetes, and this environment's platform is {platform}"
+                ),
+            );
+            d.expected = Some("platform: process or platform: kubernetes, or replicas: 1".into());
+            d.help = Some("docker runs one node of each service; set platform explicitly (`auto` could pick docker)".into());
+        }
+    }
+    if let Some(v) = &s.vault
+        && v.common.replicas > 1
+        && v.mode == crate::model::VaultMode::Dev
+    {
+        let d = cx.err(
+            "services.vault.mode",
+            format!("dev mode with {} replicas: a dev-mode server keeps its data in memory and cannot join a cluster", v.common.replicas),
+        );
+        d.expected = Some("mode: raft".into());
+    }
+    let nodes = s.nats.as_ref().map_or(1, |n| n.common.replicas.max(1));
+    for (name, stream) in &env.streams {
+        let r = stream.replicas;
+        let path = format!("streams.{name}.replicas");
+        if u32::from(r) > nodes {
+            let d = cx.err(
+                &path,
+                format!("replicas is {r}, but NATS runs {nodes} node(s): a stream cannot have more replicas than there are servers"),
+            );
+            d.expected = Some(format!("at most {nodes} (services.nats.replicas)"));
+            d.help = Some(format!(
+                "set replicas: {} here, or run NATS with more nodes",
+                nodes.min(u32::from(MAX_STREAM_REPLICAS))
+            ));
+        } else if r > MAX_STREAM_REPLICAS {
+            cx.err(&path, format!("replicas is {r}, but JetStream replicates a stream at most {MAX_STREAM_REPLICAS} times"))
+                .expected = Some(format!("1 to {MAX_STREAM_REPLICAS} (an odd number keeps a clear majority)"));
+        }
+    }
 }
 
 /// Validates a raw environment: always builds the model (with defaults where a value
@@ -430,6 +498,7 @@ pub(crate) fn validate(name: &EnvName, raw: RawEnvironment, cx: &mut Cx<'_>) -> 
         alerts,
         dashboards,
     };
+    check_topology(cx, &env);
     check_ports(cx, &env);
     check_dependencies(cx, &env);
     check_vault_refs(cx, &env);
@@ -518,6 +587,7 @@ fn core_services(cx: &mut Cx<'_>, raw: &raw::RawServices, tier: Tier) -> CoreSer
     let nats = common(cx, CoreKind::Nats, common_in!(n)).map(|common| Nats {
         common,
         monitor_port: n.monitor_port.unwrap_or(8222),
+        cluster_port: n.cluster_port.unwrap_or(6222),
         app_user: n.app_user.clone().unwrap_or_else(|| "anumate_app".into()),
         app_password: cx.secret("services.nats.app_password", n.app_password.as_deref()),
         admin_password: cx.secret("services.nats.admin_password", n.admin_password.as_deref()),
@@ -1826,9 +1896,33 @@ fn check_ports(cx: &mut Cx<'_>, env: &Environment) {
     }
     if let Some(n) = &env.services.nats {
         ports.push((n.monitor_port, "services.nats.monitor_port".into()));
+        if crate::topology::nats_clustered(n) {
+            ports.push((n.cluster_port, "services.nats.cluster_port".into()));
+        }
+        // Further nodes of a cluster listen on the next ports (topology.rs).
+        for node in crate::topology::nats_nodes(env, n).iter().skip(1) {
+            let i = node.index;
+            ports.push((node.client, format!("services.nats.port (node {i})")));
+            ports.push((
+                node.monitor,
+                format!("services.nats.monitor_port (node {i})"),
+            ));
+            ports.push((
+                node.cluster,
+                format!("services.nats.cluster_port (node {i})"),
+            ));
+        }
     }
     if let Some(v) = &env.services.vault {
         ports.push((v.cluster_port, "services.vault.cluster_port".into()));
+        for node in crate::topology::vault_nodes(env, v).iter().skip(1) {
+            let i = node.index;
+            ports.push((node.api, format!("services.vault.port (node {i})")));
+            ports.push((
+                node.cluster,
+                format!("services.vault.cluster_port (node {i})"),
+            ));
+        }
     }
     for (name, app) in &env.apps {
         ports.push((app.port, format!("apps.{name}.port")));

@@ -43,16 +43,31 @@ fn group(obj: &Value) -> &str {
 /// overlays/<env>` prints them, from an in-process render.
 fn rendered_custom_resources() -> Vec<(String, Vec<Value>)> {
     let renderer = cp_core::render::Renderer::new(&support::templates()).unwrap();
-    support::ENVS
+    let mut envs: Vec<(String, cp_core::Environment)> = support::ENVS
         .iter()
-        .map(|name| {
-            let env = support::load(name);
+        .map(|name| ((*name).to_owned(), support::load(name)))
+        .collect();
+    // Production outgrown one replica, and staging's cluster with a vault:// role
+    // password (an ExternalSecret templating a basic-auth Secret).
+    envs.push((
+        "production (clustered)".into(),
+        support::load_with("production", support::CLUSTERED),
+    ));
+    let mut staging = support::CLUSTERED.to_vec();
+    staging.push("services.postgres.app_password=vault://secret/anumate/postgres#app");
+    envs.push((
+        "staging (clustered)".into(),
+        support::load_with("staging", &staging),
+    ));
+    envs.into_iter()
+        .map(|(label, env)| {
             let wanted = kustomize::index(&renderer.kubernetes_objects(&env, false).unwrap());
-            let objects = kustomize::expected_overlay_output(name, &env.namespace, &wanted)
-                .into_iter()
-                .filter(|o| !BUILT_IN_GROUPS.contains(&group(o)))
-                .collect();
-            ((*name).to_owned(), objects)
+            let objects =
+                kustomize::expected_overlay_output(env.name.as_str(), &env.namespace, &wanted)
+                    .into_iter()
+                    .filter(|o| !BUILT_IN_GROUPS.contains(&group(o)))
+                    .collect();
+            (label, objects)
         })
         .collect()
 }
@@ -120,6 +135,8 @@ fn rendered_custom_resources_validate_against_the_vendored_crds() {
         "SecretStore",
         "ServiceMonitor",
         "PrometheusRule",
+        "Cluster",
+        "PodMonitor",
     ] {
         assert!(
             kinds.contains(kind),
@@ -155,6 +172,58 @@ fn a_v1beta1_external_secret_is_refused_naming_the_version() {
     let mut v1 = es;
     v1["apiVersion"] = json!("external-secrets.io/v1");
     assert!(crds().validate(&v1).is_ok());
+}
+
+#[test]
+fn a_clustered_postgres_is_a_cloudnativepg_cluster_with_managed_roles() {
+    let (_, objects) = rendered_custom_resources()
+        .into_iter()
+        .find(|(l, _)| l == "staging (clustered)")
+        .unwrap();
+    let cluster = objects
+        .iter()
+        .find(|o| o["kind"] == "Cluster")
+        .expect("a Cluster");
+    assert_eq!(cluster["spec"]["instances"], 3);
+    let roles: Vec<&str> = cluster["spec"]["managed"]["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        roles,
+        [
+            "anumate_admin",
+            "anumate_app",
+            "anumate_readonly",
+            "anumate_backup"
+        ]
+    );
+    let backup = &cluster["spec"]["managed"]["roles"][3];
+    assert_eq!(backup["bypassrls"], true);
+    assert_eq!(backup["inRoles"][0], "pg_read_all_data");
+    // The app's password from Vault: an ExternalSecret that templates a basic-auth
+    // Secret with the role's username, and the Cluster reads that Secret.
+    let es = objects
+        .iter()
+        .find(|o| {
+            o["kind"] == "ExternalSecret"
+                && o["metadata"]["name"] == "postgres-role-anumate-app-vault"
+        })
+        .expect("an ExternalSecret for the app role");
+    assert_eq!(
+        es["spec"]["target"]["template"]["type"],
+        "kubernetes.io/basic-auth"
+    );
+    assert_eq!(
+        es["spec"]["target"]["template"]["data"]["username"],
+        "anumate_app"
+    );
+    assert_eq!(
+        cluster["spec"]["managed"]["roles"][1]["passwordSecret"]["name"],
+        "postgres-role-anumate-app-vault"
+    );
 }
 
 #[test]

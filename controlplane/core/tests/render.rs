@@ -155,6 +155,49 @@ fn find<'a>(objs: &'a BTreeMap<ObjectKey, Value>, kind: &str, name: &str) -> Opt
 }
 
 #[test]
+fn kustomize_builds_a_clustered_production_into_exactly_its_objects() {
+    let env = support::load_with("production", support::CLUSTERED);
+    let out = support::render_loaded(std::slice::from_ref(&env));
+    let tmp = tempfile::tempdir().unwrap();
+    write_tree(tmp.path(), &out);
+    let renderer = cp_core::render::Renderer::new(&support::templates()).unwrap();
+    let built = by_key(kustomize(tmp.path(), "production"));
+    let wanted = kustomize::index(&renderer.kubernetes_objects(&env, false).unwrap());
+    let expected = by_key(kustomize::expected_overlay_output(
+        "production",
+        &env.namespace,
+        &wanted,
+    ));
+    assert_eq!(
+        built.keys().collect::<Vec<_>>(),
+        expected.keys().collect::<Vec<_>>()
+    );
+    for (k, v) in &expected {
+        assert_eq!(&built[k], v, "{k:?} differs after kustomize");
+    }
+    // No single PostgreSQL is left beside the CloudNativePG cluster.
+    assert!(find(&built, "StatefulSet", "postgres").is_none());
+    assert!(find(&built, "Cluster", "postgres").is_some());
+    // NATS and OpenBao run as clusters: every node routes to (joins) every node.
+    let nats = find(&built, "ConfigMap", "nats-config").unwrap();
+    let conf = nats["data"]["nats.conf"].as_str().unwrap();
+    for i in 0..3 {
+        assert!(
+            conf.contains(&format!("nats://nats-{i}.nats.anumate-production.svc:6222")),
+            "{conf}"
+        );
+    }
+    let vault = find(&built, "ConfigMap", "vault-config").unwrap();
+    let hcl = vault["data"]["config.hcl"].as_str().unwrap();
+    assert_eq!(hcl.matches("retry_join").count(), 3, "{hcl}");
+    for name in ["nats", "vault"] {
+        let sts = find(&built, "StatefulSet", name).unwrap();
+        assert_eq!(sts["spec"]["replicas"], 3);
+        assert_eq!(sts["spec"]["podManagementPolicy"], "Parallel");
+    }
+}
+
+#[test]
 fn overlays_carry_each_environments_replicas_resources_scaling_probes_and_namespace() {
     let out = support::render(support::ENVS);
     let tmp = tempfile::tempdir().unwrap();

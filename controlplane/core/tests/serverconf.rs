@@ -133,3 +133,108 @@ fn nats_password_variables_carry_a_quoted_string() {
     );
     assert_eq!(secret_env_value("PGPASSWORD", "2abc"), "2abc");
 }
+
+/// `dev` on the process platform with 3 NATS and 3 OpenBao nodes.
+fn clustered() -> cp_core::Environment {
+    let files = support::shipped();
+    cp_core::load(
+        &files,
+        "dev",
+        &[
+            "platform=process".into(),
+            "services.nats.replicas=3".into(),
+            "services.vault.replicas=3".into(),
+        ],
+    )
+    .unwrap_or_else(|d| panic!("{d}"))
+    .env
+}
+
+#[test]
+fn a_nats_cluster_node_routes_to_every_node_under_its_own_name() {
+    use cp_core::serverconf::{NatsNodeConf, NodeName};
+    let env = clustered();
+    let n = env.services.nats.as_ref().unwrap();
+    let nodes = cp_core::topology::nats_nodes(&env, n);
+    assert_eq!(
+        nodes
+            .iter()
+            .map(|n| (n.client, n.monitor, n.cluster))
+            .collect::<Vec<_>>(),
+        [(4222, 8222, 6222), (4223, 8223, 6223), (4224, 8224, 6224)]
+    );
+    let routes = serverconf::nats_local_routes(&env, n);
+    let node = &nodes[1];
+    let conf = serverconf::nats_node_conf(
+        &env,
+        n,
+        &layout(),
+        &NatsNodeConf {
+            name: NodeName::Fixed(node.name.clone()),
+            client: node.client,
+            monitor: node.monitor,
+            cluster: Some((node.cluster, routes)),
+        },
+    );
+    for want in [
+        "server_name: \"anumate-dev-nats-1\"",
+        "listen: \"127.0.0.1:4223\"",
+        "http: \"127.0.0.1:8223\"",
+        "cluster {\n  name: \"anumate-dev-nats\"\n  listen: \"127.0.0.1:6223\"\n  routes: [\"nats://127.0.0.1:6222\", \"nats://127.0.0.1:6223\", \"nats://127.0.0.1:6224\"]\n}",
+        "jetstream {",
+    ] {
+        assert!(conf.contains(want), "expected `{want}` in:\n{conf}");
+    }
+    // In a pod the name comes from the environment.
+    let pod = serverconf::nats_node_conf(
+        &env,
+        n,
+        &layout(),
+        &NatsNodeConf {
+            name: NodeName::FromEnv(serverconf::NATS_SERVER_NAME_VAR),
+            client: 4222,
+            monitor: 8222,
+            cluster: Some((6222, vec!["nats://nats-0.nats:6222".into()])),
+        },
+    );
+    assert!(pod.contains("server_name: $NATS_SERVER_NAME"), "{pod}");
+}
+
+#[test]
+fn a_vault_cluster_node_joins_every_node_by_retry_join() {
+    use cp_core::serverconf::{VaultIdentity, VaultNodeConf};
+    let env = clustered();
+    let v = env.services.vault.as_ref().unwrap();
+    let nodes = cp_core::topology::vault_nodes(&env, v);
+    assert_eq!(
+        nodes.iter().map(|n| (n.api, n.cluster)).collect::<Vec<_>>(),
+        [(8200, 8201), (8202, 8203), (8204, 8205)]
+    );
+    let node = &nodes[2];
+    let hcl = serverconf::vault_node_hcl(
+        &env,
+        v,
+        &layout(),
+        &VaultNodeConf {
+            identity: Some(VaultIdentity {
+                node_id: node.name.clone(),
+                api_addr: format!("http://127.0.0.1:{}", node.api),
+                cluster_addr: format!("http://127.0.0.1:{}", node.cluster),
+            }),
+            api: node.api,
+            cluster: node.cluster,
+            join: serverconf::vault_local_join(&env, v),
+        },
+    )
+    .unwrap();
+    for want in [
+        "api_addr = \"http://127.0.0.1:8204\"",
+        "cluster_addr = \"http://127.0.0.1:8205\"",
+        "address = \"127.0.0.1:8204\"",
+        "node_id = \"anumate-dev-vault-2\"",
+        "retry_join {\n    leader_api_addr = \"http://127.0.0.1:8200\"\n  }",
+        "leader_api_addr = \"http://127.0.0.1:8202\"",
+    ] {
+        assert!(hcl.contains(want), "expected `{want}` in:\n{hcl}");
+    }
+}

@@ -201,6 +201,16 @@ impl KubeDriver {
         env: &Environment,
         kinds: &BTreeMap<String, String>,
     ) -> Result<Vec<Value>, DriverError> {
+        Ok(self.list_ours_or_missing(env, kinds).await?.0)
+    }
+
+    /// [`Self::list_ours`], and the kinds (apiVersion, kind) the API server does not
+    /// serve (a custom resource whose definition is not installed).
+    async fn list_ours_or_missing(
+        &self,
+        env: &Environment,
+        kinds: &BTreeMap<String, String>,
+    ) -> Result<(Vec<Value>, Vec<(String, String)>), DriverError> {
         let lp = ListParams::default().labels(&objects::selector(env));
         let lists = kinds.iter().map(|(kind, api_version)| {
             let lp = &lp;
@@ -217,18 +227,26 @@ impl KubeDriver {
                             v["kind"] = Value::String(kind.clone());
                             v
                         })
-                        .collect()),
+                        .collect::<Vec<Value>>()),
                     // A custom resource whose definition is not installed: none exist.
-                    Err(e) if not_found(&e) => Ok(Vec::new()),
-                    Err(e) => Err(api_error(
+                    Err(e) if not_found(&e) => Err(Ok((api_version.clone(), kind.clone()))),
+                    Err(e) => Err(Err(api_error(
                         format!("cannot list {kind} objects of {}", env.name),
                         e,
-                    )),
+                    ))),
                 }
             }
         });
-        let lists: Vec<Vec<Value>> = futures::future::try_join_all(lists).await?;
-        Ok(lists.into_iter().flatten().collect())
+        let mut found = Vec::new();
+        let mut missing = Vec::new();
+        for r in futures::future::join_all(lists).await {
+            match r {
+                Ok(list) => found.extend(list),
+                Err(Ok(kind)) => missing.push(kind),
+                Err(Err(e)) => return Err(e),
+            }
+        }
+        Ok((found, missing))
     }
 
     /// Server-side applies one object.
@@ -313,7 +331,12 @@ impl KubeDriver {
         Ok(self
             .objects(env)?
             .into_iter()
-            .filter(|o| matches!(o["kind"].as_str(), Some("StatefulSet" | "Deployment")))
+            .filter(|o| {
+                matches!(
+                    o["kind"].as_str(),
+                    Some("StatefulSet" | "Deployment" | rollout::CNPG_CLUSTER)
+                )
+            })
             .filter(|o| objects::service_of(env, o).as_ref() == Some(service))
             .collect())
     }
@@ -368,9 +391,28 @@ impl Driver for KubeDriver {
             .iter()
             .filter_map(|o| objects::id_of(o).map(|id| (id, o)))
             .collect();
-        let mut live = self
-            .list_ours(env, &objects::kinds_to_observe(&declared))
+        let (mut live, missing) = self
+            .list_ours_or_missing(env, &objects::kinds_to_observe(&declared))
             .await?;
+        // A declared kind the cluster does not serve: its operator is not installed.
+        // Planning stops here, so `up` applies nothing rather than half the objects.
+        let mut absent: Vec<String> = missing
+            .iter()
+            .filter(|(v, k)| {
+                declared
+                    .iter()
+                    .any(|o| o["apiVersion"] == v.as_str() && o["kind"] == k.as_str())
+            })
+            .map(|(v, k)| format!("{v} {k}: {}", objects::install_hint(v)))
+            .collect();
+        absent.sort();
+        absent.dedup();
+        if !absent.is_empty() {
+            return Err(DriverError::Blocked(format!(
+                "the cluster does not serve these kinds, so nothing can be applied:\n  {}\ninstall what each line names, then run `controlplane plan` again",
+                absent.join("\n  ")
+            )));
+        }
         // The namespace is observed only when declared (it is never pruned), and by
         // name: it may predate us and lack our label.
         for ns in declared.iter().filter(|o| o["kind"] == "Namespace") {
@@ -439,7 +481,16 @@ impl Driver for KubeDriver {
                         step.id
                     )));
                 };
-                let mut obj = desired.spec.clone();
+                // A Secret's plan spec holds its keys only; apply the rendered object
+                // (its fixed values, such as a basic-auth username, included).
+                let mut obj = if step.id.kind == "Secret" {
+                    self.objects(cx.env)?
+                        .into_iter()
+                        .find(|o| objects::id_of(o).as_ref() == Some(&step.id))
+                        .unwrap_or_else(|| desired.spec.clone())
+                } else {
+                    desired.spec.clone()
+                };
                 if !objects::cluster_scoped(&step.id.kind) {
                     self.ensure_namespace(cx.env).await?;
                 }
@@ -493,6 +544,18 @@ impl Driver for KubeDriver {
 
     fn endpoint(&self, env: &Environment, service: &ServiceName) -> Option<Endpoint> {
         let objects = self.objects(env).ok()?;
+        // A CloudNativePG cluster's primary answers at the `<name>-rw` Service the
+        // operator creates (not one we render).
+        if let Some(c) = objects.iter().find(|o| {
+            o["kind"] == rollout::CNPG_CLUSTER && o["metadata"]["name"] == service.as_str()
+        }) {
+            let pg = env.services.postgres.as_ref()?;
+            let name = c["metadata"]["name"].as_str()?;
+            return Some(Endpoint {
+                host: format!("{name}-rw.{}.svc", env.namespace),
+                port: pg.common.port,
+            });
+        }
         let svc = objects
             .iter()
             .find(|o| o["kind"] == "Service" && o["metadata"]["name"] == service.as_str())?;
@@ -628,6 +691,16 @@ impl Driver for KubeDriver {
         let mut removed = Vec::new();
         for d in self.doomed(env, volumes).await? {
             let ar = objects::api_resource(&d.api_version, &d.id.kind);
+            if d.hibernate {
+                let patch =
+                    serde_json::json!({"metadata": {"annotations": {CNPG_HIBERNATION: "on"}}});
+                self.api(env, &ar)
+                    .patch(&d.id.name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await
+                    .map_err(|e| api_error(format!("cannot hibernate {}", d.id), e))?;
+                removed.push(d.removal().what);
+                continue;
+            }
             match self
                 .api(env, &ar)
                 .delete(&d.id.name, &DeleteParams::background())
@@ -642,21 +715,33 @@ impl Driver for KubeDriver {
     }
 }
 
-/// An object a teardown deletes.
+/// An object a teardown deletes (or, for a CloudNativePG cluster kept with its data,
+/// hibernates).
 struct Doomed {
     id: ResourceId,
     api_version: String,
+    hibernate: bool,
 }
 
 impl Doomed {
     fn removal(&self) -> Removal {
-        if self.id.kind == CLAIM {
+        if self.hibernate {
+            Removal::runtime(format!(
+                "{} (hibernated: its instances stop, its volumes and data stay)",
+                self.id
+            ))
+        } else if self.id.kind == CLAIM || self.id.kind == rollout::CNPG_CLUSTER {
+            // Deleting a CloudNativePG Cluster deletes its claims (they are owned).
             Removal::data(self.id.to_string())
         } else {
             Removal::runtime(self.id.to_string())
         }
     }
 }
+
+/// The annotation that hibernates a CloudNativePG cluster (its pods go, its claims
+/// stay), the operator's declarative hibernation.
+const CNPG_HIBERNATION: &str = "cnpg.io/hibernation";
 
 /// The kind that holds a StatefulSet's data.
 const CLAIM: &str = "PersistentVolumeClaim";
@@ -679,8 +764,12 @@ impl KubeDriver {
         let mut doomed: Vec<Doomed> = live
             .iter()
             .filter_map(|o| {
+                let id = objects::id_of(o)?;
                 Some(Doomed {
-                    id: objects::id_of(o)?,
+                    // Without `volumes`, a CloudNativePG cluster is hibernated: deleting
+                    // it would delete the claims it owns.
+                    hibernate: !volumes && id.kind == rollout::CNPG_CLUSTER,
+                    id,
                     api_version: o["apiVersion"].as_str().unwrap_or("v1").to_owned(),
                 })
             })

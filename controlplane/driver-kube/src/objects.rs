@@ -133,7 +133,13 @@ pub fn resources(env: &Environment, objects: &[Value]) -> Vec<Resource> {
                 } else {
                     UpdateMode::InPlaceExcept(fixed)
                 },
-                spec: o.clone(),
+                // A Secret is compared by its keys, as it is observed (values never
+                // enter a plan, fixed ones such as a basic-auth username included).
+                spec: if id.kind == "Secret" {
+                    secret_keys_only(o)
+                } else {
+                    o.clone()
+                },
                 id,
             })
         })
@@ -155,6 +161,22 @@ pub fn kinds_to_observe(objects: &[Value]) -> BTreeMap<String, String> {
         }
     }
     kinds
+}
+
+/// What to install for a custom resource group the cluster does not serve.
+pub fn install_hint(api_version: &str) -> &'static str {
+    match api_version.split('/').next().unwrap_or("") {
+        "postgresql.cnpg.io" => {
+            "install the CloudNativePG operator (v1.30 or later: https://cloudnative-pg.io/documentation/current/installation_upgrade/), or run PostgreSQL with replicas: 1"
+        }
+        "monitoring.coreos.com" => {
+            "install the Prometheus operator's CRDs (prometheus-operator v0.93 or later, e.g. with kube-prometheus-stack), or set monitoring.enabled: false"
+        }
+        "external-secrets.io" => {
+            "install External Secrets Operator v0.17 or later (it serves external-secrets.io/v1), or use env:// references"
+        }
+        _ => "install the operator that defines this custom resource",
+    }
 }
 
 /// The live object as the plan sees it: projected onto the shape of `want` (see the

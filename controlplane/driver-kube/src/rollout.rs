@@ -8,6 +8,9 @@ use serde_json::Value;
 pub fn rolled_out(live: &Value) -> Result<(), String> {
     let kind = live["kind"].as_str().unwrap_or("workload");
     let name = live["metadata"]["name"].as_str().unwrap_or("?");
+    if kind == CNPG_CLUSTER {
+        return cluster_ready(live, name);
+    }
     let want = live["spec"]["replicas"].as_u64().unwrap_or(1);
     let generation = live["metadata"]["generation"].as_u64().unwrap_or(0);
     let status = &live["status"];
@@ -43,6 +46,29 @@ pub fn rolled_out(live: &Value) -> Result<(), String> {
     ))
 }
 
+/// A CloudNativePG `Cluster`'s kind.
+pub const CNPG_CLUSTER: &str = "Cluster";
+
+/// The phase CloudNativePG reports for a cluster whose instances all run.
+pub const CNPG_HEALTHY: &str = "Cluster in healthy state";
+
+/// A CloudNativePG `Cluster` is ready when the operator has seen its spec, every
+/// instance is ready and it reports itself healthy (a primary elected, the replicas
+/// streaming).
+fn cluster_ready(live: &Value, name: &str) -> Result<(), String> {
+    let want = live["spec"]["instances"].as_u64().unwrap_or(1);
+    let status = &live["status"];
+    let ready = status["readyInstances"].as_u64().unwrap_or(0);
+    let phase = status["phase"].as_str().unwrap_or("no phase reported");
+    if ready >= want && phase == CNPG_HEALTHY {
+        return Ok(());
+    }
+    Err(format!(
+        "Cluster {name} is not ready: readyInstances {ready}/{want}, phase `{phase}`{}",
+        conditions(status)
+    ))
+}
+
 /// `; conditions: Available=False (MinimumReplicasUnavailable: ...)`, or nothing.
 fn conditions(status: &Value) -> String {
     let Some(list) = status["conditions"].as_array().filter(|l| !l.is_empty()) else {
@@ -72,6 +98,7 @@ fn conditions(status: &Value) -> String {
 pub fn version(obj: &Value) -> String {
     let image = obj["spec"]["template"]["spec"]["containers"][0]["image"]
         .as_str()
+        .or_else(|| obj["spec"]["imageName"].as_str())
         .unwrap_or("");
     let last = image.rsplit('/').next().unwrap_or(image);
     match last.split_once(':') {
@@ -85,6 +112,21 @@ pub fn version(obj: &Value) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_cloudnativepg_cluster_is_ready_when_every_instance_is_and_it_says_healthy() {
+        let mut c = json!({"kind": "Cluster", "metadata": {"name": "postgres"},
+            "spec": {"instances": 3, "imageName": "ghcr.io/cloudnative-pg/postgresql:15"},
+            "status": {"readyInstances": 2, "phase": "Waiting for the instances to become active"}});
+        let e = rolled_out(&c).unwrap_err();
+        assert!(
+            e.contains("readyInstances 2/3") && e.contains("Waiting for the instances"),
+            "{e}"
+        );
+        c["status"] = json!({"readyInstances": 3, "phase": CNPG_HEALTHY});
+        assert!(rolled_out(&c).is_ok());
+        assert_eq!(version(&c), "15");
+    }
 
     #[test]
     fn judges_rollout_like_kubectl() {

@@ -691,3 +691,139 @@ async fn a_change_kubernetes_refuses_is_blocked_before_anything_is_touched() {
     assert_eq!(fx.fake.versions(), before);
     assert!(fx.fake.requests().iter().all(|r| r.method == "GET"));
 }
+
+/// Staging outgrown one replica (PostgreSQL as a CloudNativePG cluster, NATS and
+/// OpenBao as 3-node clusters), its fill-at-apply secrets pointed at `env://PATH`.
+fn load_clustered() -> Environment {
+    let clustered = [
+        "services.postgres.replicas=3",
+        "services.nats.replicas=3",
+        "services.vault.replicas=3",
+        "streams.AUDIT_EVENTS.replicas=3",
+    ];
+    let p = project();
+    let sets: Vec<String> = clustered.iter().map(|s| (*s).to_owned()).collect();
+    let plain = p.load(ENV, &sets).expect("clustered staging loads").env;
+    let mut all: Vec<String> = secret_bindings(&plain)
+        .values()
+        .flatten()
+        .filter(|b| b.source == "fill")
+        .map(|b| format!("{}=env://PATH", b.path))
+        .collect();
+    all.sort();
+    all.dedup();
+    all.extend(sets);
+    p.load(ENV, &all).unwrap_or_else(|e| panic!("{e:?}")).env
+}
+
+fn cluster_key() -> Key {
+    (
+        "postgresql.cnpg.io/v1".into(),
+        "Cluster".into(),
+        NS.into(),
+        "postgres".into(),
+    )
+}
+
+#[tokio::test]
+async fn a_clustered_environment_applies_exactly_what_kubectl_kustomize_renders() {
+    let fx = Fixture::new(Rollout::Immediate);
+    let env = load_clustered();
+    fx.up(&env).await.expect("up succeeds against the fake");
+    let held = by_key(fx.fake.objects().into_values());
+    let expected = by_key(kubectl_kustomize(&env));
+    assert_eq!(
+        held.keys().collect::<Vec<_>>(),
+        expected.keys().collect::<Vec<_>>()
+    );
+    for (k, want) in &expected {
+        assert_eq!(&held[k], want, "{k:?} differs from kubectl kustomize");
+    }
+    let cluster = &held[&cluster_key()];
+    assert_eq!(cluster["spec"]["instances"], 3);
+    // The roles' basic-auth Secrets were filled at apply time, the username kept.
+    let secrets = fx.fake.objects();
+    let role = &secrets[&(
+        "v1".to_owned(),
+        "Secret".to_owned(),
+        NS.to_owned(),
+        "postgres-role-anumate-app-secrets".to_owned(),
+    )];
+    assert_eq!(role["type"], "kubernetes.io/basic-auth");
+    assert_ne!(role["data"]["password"], json!(""));
+    assert!(role["data"]["username"].is_string());
+    // Clients reach the primary through the operator's `-rw` Service.
+    let ep = fx.driver.endpoint(&env, &svc("postgres")).unwrap();
+    assert_eq!(ep.addr(), format!("postgres-rw.{NS}.svc:5432"));
+    // The Cluster rolled out as the operator reports it, and nothing is left to do.
+    let statuses = fx.driver.status(fx.cx(&env)).await.unwrap();
+    let pg = statuses
+        .iter()
+        .find(|s| s.service.as_str() == "postgres")
+        .unwrap();
+    assert_eq!(pg.version.as_deref(), Some("15"), "{pg:?}");
+    let again = engine::plan(&fx.driver, &env).await.unwrap();
+    assert!(again.is_empty(), "{again}");
+}
+
+#[tokio::test]
+async fn without_the_cloudnativepg_crd_plan_refuses_and_up_applies_nothing() {
+    let fx = Fixture::new(Rollout::Immediate);
+    fx.fake.uninstall("postgresql.cnpg.io/v1", "Cluster");
+    let env = load_clustered();
+    let e = engine::plan(&fx.driver, &env)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("postgresql.cnpg.io/v1 Cluster")
+            && e.contains("install the CloudNativePG operator"),
+        "{e}"
+    );
+    let e = fx.up(&env).await.unwrap_err().to_string();
+    assert!(e.contains("CloudNativePG"), "{e}");
+    assert!(fx.fake.objects().is_empty(), "up applied objects");
+    assert!(
+        fx.fake.requests().iter().all(|r| r.method == "GET"),
+        "a refused up wrote: {:?}",
+        fx.fake.requests()
+    );
+}
+
+#[tokio::test]
+async fn down_hibernates_a_cloudnativepg_cluster_and_deletes_it_only_with_volumes() {
+    let fx = Fixture::new(Rollout::Immediate);
+    let env = load_clustered();
+    fx.up(&env).await.unwrap();
+    let preview = whats(
+        &fx.driver
+            .teardown_preview(fx.cx(&env), false)
+            .await
+            .unwrap(),
+    );
+    assert!(
+        preview.contains(
+            &"Cluster postgres (hibernated: its instances stop, its volumes and data stay)"
+                .to_owned()
+        ),
+        "{preview:?}"
+    );
+    fx.driver.teardown(fx.cx(&env), false).await.unwrap();
+    let held = fx.fake.objects();
+    let cluster = held
+        .get(&cluster_key())
+        .expect("the Cluster is kept with its data");
+    assert_eq!(
+        cluster["metadata"]["annotations"]["cnpg.io/hibernation"],
+        "on"
+    );
+    // Only with --volumes does the Cluster (and with it its claims) go.
+    let preview = fx.driver.teardown_preview(fx.cx(&env), true).await.unwrap();
+    let c = preview
+        .iter()
+        .find(|r| r.what == "Cluster postgres")
+        .expect("listed");
+    assert!(c.holds_data);
+    fx.driver.teardown(fx.cx(&env), true).await.unwrap();
+    assert!(!fx.fake.objects().contains_key(&cluster_key()));
+}

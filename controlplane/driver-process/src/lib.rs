@@ -16,6 +16,8 @@
 //! postgres-exporter/  log process.json
 //! redis-exporter/     log process.json
 //! nats-exporter/      log process.json  (`controlplane exporter nats`)
+//! nats-0/ nats-1/ ... a NATS cluster's nodes (replicas >= 3), each as nats/
+//! vault-0/ vault-1/ ... an OpenBao cluster's nodes, each as vault/ (the kept keys stay in vault/)
 //! ```
 //!
 //! Processes outlive the CLI. `process.json` records each one (pid, start time, boot,
@@ -29,6 +31,7 @@
 //! rendered from the project's templates ([`ProcessDriver::with_templates`]).
 
 mod binary;
+mod cluster;
 mod logs;
 mod monitoring;
 mod ports;
@@ -159,17 +162,14 @@ impl ProcessDriver {
     /// monitoring stack), while the recorded process runs.
     pub fn pid(&self, service: &ServiceName) -> Option<u32> {
         let unit = Unit::from_name(service.as_str())?;
-        Record::read(&self.root, unit.as_str())
+        Record::read(&self.root, &unit.name())
             .filter(Record::is_alive)
             .map(|r| r.pid)
     }
 
     /// The units `env` runs, in start order.
     fn units(env: &Environment) -> Vec<Unit> {
-        Unit::ALL
-            .into_iter()
-            .filter(|u| u.enabled_in(env))
-            .collect()
+        Unit::of_env(env)
     }
 
     /// The programs this environment needs that are not installed, each with how to
@@ -217,7 +217,7 @@ impl ProcessDriver {
             detail,
         };
         let rendered = match unit {
-            Unit::Core(_) => Ok(Default::default()),
+            Unit::Core(_) | Unit::Node(..) => Ok(Default::default()),
             Unit::Monitor(_) => self.rendered(env),
         };
         service::launch(&self.root, env, unit, &rendered)
@@ -238,7 +238,7 @@ impl ProcessDriver {
         };
 
         self.recover(cx.state, unit)?;
-        if let Some(rec) = Record::read(&self.root, unit.as_str())
+        if let Some(rec) = Record::read(&self.root, &unit.name())
             && rec.is_alive()
         {
             if rec.spec == spec {
@@ -294,7 +294,7 @@ impl ProcessDriver {
                 u.own(&dir.join(d), false).map_err(setup)?;
             }
         }
-        let rel = |name: &str| Path::new(unit.as_str()).join(name);
+        let rel = |name: &str| Path::new(&*unit.name()).join(name);
         for f in &launch.files {
             match &f.secret {
                 None => cx.state.write(rel(f.name), f.text.as_bytes(), 0o644)?,
@@ -378,7 +378,7 @@ impl ProcessDriver {
             spec,
         };
         cx.state.write_private(
-            record::intent_path(unit.as_str()),
+            record::intent_path(&unit.name()),
             &serde_json::to_vec_pretty(&intent).expect("serializes"),
         )?;
         let pid = spawn::detached(
@@ -413,16 +413,16 @@ impl ProcessDriver {
 
     fn write_record(&self, state: &StateDir, unit: Unit, rec: &Record) -> Result<(), DriverError> {
         state.write_private(
-            record::rel_path(unit.as_str()),
+            record::rel_path(&unit.name()),
             &serde_json::to_vec_pretty(rec).expect("serializes"),
         )?;
-        remove_file(&state.join(record::intent_path(unit.as_str())))
+        remove_file(&state.join(record::intent_path(&unit.name())))
     }
 
     /// After a run killed between spawning and recording: adopts the server it
     /// started (see [`record::adopt`]) and clears the intent.
     fn recover(&self, state: &StateDir, unit: Unit) -> Result<(), DriverError> {
-        let Some(intent) = Intent::read(&self.root, unit.as_str()) else {
+        let Some(intent) = Intent::read(&self.root, &unit.name()) else {
             return Ok(());
         };
         match record::adopt(&intent, &service_dir(&self.root, unit)) {
@@ -433,7 +433,7 @@ impl ProcessDriver {
                 );
                 self.write_record(state, unit, &rec)
             }
-            None => remove_file(&state.join(record::intent_path(unit.as_str()))),
+            None => remove_file(&state.join(record::intent_path(&unit.name()))),
         }
     }
 
@@ -457,27 +457,143 @@ impl ProcessDriver {
     /// Stops a unit and forgets its record (its data stays).
     async fn remove(&self, cx: Context<'_>, unit: Unit) -> Result<Option<u32>, DriverError> {
         self.recover(cx.state, unit)?;
-        let Some(rec) = Record::read(&self.root, unit.as_str()) else {
+        let Some(rec) = Record::read(&self.root, &unit.name()) else {
             return Ok(None);
         };
         let was = self.stop_record(unit, &rec).await?;
-        remove_file(&cx.state.join(record::rel_path(unit.as_str())))?;
+        remove_file(&cx.state.join(record::rel_path(&unit.name())))?;
         Ok(was.then_some(rec.pid))
     }
 
     /// Dev only: a Vault whose initialisation answer was lost can never be unsealed
     /// and so holds nothing; wipe it and start again.
-    async fn reset_vault(&self, cx: Context<'_>) -> Result<(), DriverError> {
+    async fn reset_vault(&self, cx: Context<'_>, units: &[Unit]) -> Result<(), DriverError> {
         tracing::warn!(
             "vault was initialised by a run that did not keep its key; re-initialising its empty store"
         );
-        self.remove(cx, Unit::Core(CoreKind::Vault)).await?;
-        let data = service_dir(&self.root, Unit::Core(CoreKind::Vault)).join("data");
-        remove_dir(&data)?;
+        for &unit in units {
+            self.remove(cx, unit).await?;
+            remove_dir(&service_dir(&self.root, unit).join("data"))?;
+        }
         StateKeys::new(cx.state, "vault")
             .forget()
             .map_err(|e| DriverError::other("resetting vault", e))?;
-        self.start(cx, Unit::Core(CoreKind::Vault)).await
+        for &unit in units {
+            self.start(cx, unit).await?;
+        }
+        Ok(())
+    }
+
+    /// The nodes of clustered service `kind` in `env`, with where each answers.
+    fn nodes(&self, env: &Environment, kind: CoreKind) -> Vec<cluster::Node> {
+        (0..service::nodes(env, kind))
+            .filter_map(|i| {
+                let unit = Unit::Node(kind, i);
+                Some(cluster::Node {
+                    unit,
+                    ep: Endpoint::local(unit.port(env)?),
+                })
+            })
+            .collect()
+    }
+
+    /// The nodes whose recorded process runs, in node order.
+    fn live_nodes(&self, env: &Environment, kind: CoreKind) -> Vec<cluster::Node> {
+        self.nodes(env, kind)
+            .into_iter()
+            .filter(|n| Record::read(&self.root, &n.unit.name()).is_some_and(|r| r.is_alive()))
+            .collect()
+    }
+
+    /// Readiness of a cluster: every node running and answering (NATS: JetStream
+    /// with a meta leader; Vault: see [`cluster::vault_attempt`]).
+    async fn wait_cluster(
+        &self,
+        cx: Context<'_>,
+        kind: CoreKind,
+        deadline: Instant,
+    ) -> Result<Ready, DriverError> {
+        let nodes = self.nodes(cx.env, kind);
+        let creds = self.creds(&cx, Unit::Core(kind)).await?;
+        let store = cx
+            .env
+            .services
+            .vault
+            .as_ref()
+            .map(|v| self.key_store(&v.unseal, cx.state));
+        let mut last = String::from("no answer yet");
+        let mut last_unit = nodes[0].unit;
+        loop {
+            for n in &nodes {
+                let Some(rec) = Record::read(&self.root, &n.unit.name()) else {
+                    return Err(self.not_ready(n.unit, "it was not started".into()));
+                };
+                if !rec.is_alive() {
+                    return Err(self.not_ready(n.unit, self.exited(n.unit, &rec)));
+                }
+            }
+            let attempt = async {
+                match (kind, &store) {
+                    (CoreKind::Vault, Some(store)) => {
+                        cluster::vault_attempt(&nodes, store.as_ref()).await
+                    }
+                    _ => {
+                        let mut version = None;
+                        for n in &nodes {
+                            match self.probe(n.unit, &n.ep, &creds).await {
+                                Ok(r) => {
+                                    version.get_or_insert(r);
+                                }
+                                Err(e) => {
+                                    return cluster::VaultStep::Again(format!("{}: {e}", n.unit));
+                                }
+                            }
+                        }
+                        cluster::VaultStep::Ready(version.expect("a cluster has nodes"))
+                    }
+                }
+            };
+            match tokio::time::timeout_at(deadline, attempt).await {
+                Ok(cluster::VaultStep::Ready(r)) => return Ok(r),
+                Ok(cluster::VaultStep::Fail(e)) => return Err(e),
+                Ok(cluster::VaultStep::Interrupted(e)) => {
+                    let keep = cx
+                        .env
+                        .services
+                        .vault
+                        .as_ref()
+                        .is_some_and(|v| v.unseal == UnsealKeys::State);
+                    if !keep {
+                        return Err(DriverError::VaultSealed {
+                            detail: format!(
+                                "{e}. If you saved the keys it showed, set them; if not, remove the data directories of {} and run up again",
+                                nodes
+                                    .iter()
+                                    .map(|n| n.unit.to_string())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
+                        });
+                    }
+                    let units: Vec<Unit> = nodes.iter().map(|n| n.unit).collect();
+                    self.reset_vault(cx, &units).await?;
+                }
+                Ok(cluster::VaultStep::Again(e)) => {
+                    if let Some(u) = nodes.iter().find(|n| e.starts_with(&*n.unit.name())) {
+                        last_unit = u.unit;
+                    }
+                    last = e;
+                }
+                Err(_) => {}
+            }
+            if Instant::now() + READY_POLL >= deadline {
+                return Err(self.not_ready(
+                    last_unit,
+                    format!("the cluster was not ready before the deadline: {last}"),
+                ));
+            }
+            tokio::time::sleep(READY_POLL * 4).await;
+        }
     }
 
     fn key_store(&self, unseal: &UnsealKeys, state: &StateDir) -> Box<dyn KeyStore> {
@@ -540,7 +656,7 @@ impl ProcessDriver {
             detail: "it is disabled in this environment".into(),
         };
         let kind = match unit {
-            Unit::Core(k) => k,
+            Unit::Core(k) | Unit::Node(k, _) => k,
             Unit::Monitor(m) => return Ok(Creds::Http(m)),
         };
         Ok(match kind {
@@ -578,7 +694,7 @@ impl ProcessDriver {
     async fn status_of(&self, cx: &Context<'_>, unit: Unit) -> ServiceStatus {
         let service = unit.service();
         let endpoint = self.endpoint(cx.env, &service).map(|e| e.addr());
-        let Some(rec) = Record::read(&self.root, unit.as_str()) else {
+        let Some(rec) = Record::read(&self.root, &unit.name()) else {
             return ServiceStatus {
                 service,
                 state: ServiceState::Missing,
@@ -604,13 +720,18 @@ impl ProcessDriver {
             (Ok(creds), Some(_)) => {
                 let ep = self.endpoint(cx.env, &service).expect("enabled");
                 let r = tokio::time::timeout(Duration::from_secs(2), async {
-                    if unit == Unit::Core(CoreKind::Vault) {
+                    if unit.kind() == Some(CoreKind::Vault) {
                         let h = probe::vault_health(&ep).await.map_err(|e| e.to_string())?;
                         if !h.initialized {
                             return Err("not initialised".to_owned());
                         }
                         if h.sealed {
                             return Err("sealed".to_owned());
+                        }
+                        // A node of a cluster is healthy as a standby too: it
+                        // forwards requests to the active node.
+                        if matches!(unit, Unit::Node(..)) && h.standby {
+                            return Ok(Ready { version: h.version });
                         }
                     }
                     self.probe(unit, &ep, &creds).await
@@ -653,23 +774,23 @@ impl ProcessDriver {
         let dir = service_dir(&self.root, unit);
         let mut out = Vec::new();
         // As `remove` sees it after `recover`: an adoptable intent wins.
-        let rec = Intent::read(&self.root, unit.as_str())
+        let rec = Intent::read(&self.root, &unit.name())
             .and_then(|i| record::adopt(&i, &dir))
-            .or_else(|| Record::read(&self.root, unit.as_str()));
+            .or_else(|| Record::read(&self.root, &unit.name()));
         if let Some(rec) = rec.filter(Record::is_alive) {
             out.push(Doomed::Process { unit, pid: rec.pid });
         }
         if volumes {
             for (u, d) in service::DATA_DIRS {
                 let data = dir.join(d);
-                if u == unit && std::fs::symlink_metadata(&data).is_ok() {
+                if u == unit.base() && std::fs::symlink_metadata(&data).is_ok() {
                     out.push(Doomed::Data {
                         bytes: tree_size(&data),
                         dir: data,
                     });
                 }
             }
-            if unit == Unit::Core(CoreKind::Vault) {
+            if keeps_vault_keys(unit) {
                 out.extend(
                     StateKeys::new(state, "vault")
                         .kept()
@@ -710,7 +831,7 @@ impl ProcessDriver {
                         let _ = std::fs::remove_file(f);
                     }
                 }
-                Unit::Core(CoreKind::Vault) => {
+                u if keeps_vault_keys(u) => {
                     let gone = StateKeys::new(cx.state, "vault")
                         .forget()
                         .map_err(|e| DriverError::other("removing vault's keys", e))?;
@@ -918,8 +1039,15 @@ fn unit_of(service: &ServiceName) -> Result<Unit, DriverError> {
     })
 }
 
+/// The unit whose teardown also removes Vault's kept keys: `<state>/vault/` holds
+/// them for a single server and for every node of a cluster alike, and teardown
+/// visits `Core(Vault)` always (see [`Unit::recorded`]), so they are listed once.
+fn keeps_vault_keys(unit: Unit) -> bool {
+    unit == Unit::Core(CoreKind::Vault)
+}
+
 fn resource_id(unit: Unit) -> ResourceId {
-    ResourceId::new(Layer::Platform, RESOURCE_KIND, unit.as_str())
+    ResourceId::new(Layer::Platform, RESOURCE_KIND, &*unit.name())
 }
 
 impl Driver for ProcessDriver {
@@ -946,7 +1074,7 @@ impl Driver for ProcessDriver {
             if let Some(l) = l {
                 out.push(Resource {
                     id: resource_id(unit),
-                    service: Some(unit.service()),
+                    service: Some(unit.env_service()),
                     spec: l.spec(),
                     update: UpdateMode::Replace,
                 });
@@ -960,10 +1088,10 @@ impl Driver for ProcessDriver {
         if StateDir::open_existing(&self.root)?.is_none() {
             return Ok(Vec::new());
         }
-        Ok(Unit::ALL
+        Ok(Unit::recorded(&self.root)
             .into_iter()
             .filter_map(|unit| {
-                let rec = Record::read(&self.root, unit.as_str())?;
+                let rec = Record::read(&self.root, &unit.name())?;
                 let state = if rec.is_alive() {
                     ObservedState::Running
                 } else {
@@ -1007,6 +1135,11 @@ impl Driver for ProcessDriver {
     ) -> Result<Ready, DriverError> {
         self.check_cx(&cx)?;
         let unit = unit_of(service)?;
+        if let Some(kind) = unit.kind()
+            && service::nodes(cx.env, kind) > 1
+        {
+            return self.wait_cluster(cx, kind, deadline).await;
+        }
         let ep = Endpoint::local(unit.port(cx.env).ok_or_else(|| DriverError::Setup {
             service: service.clone(),
             detail: "it is disabled in this environment".into(),
@@ -1024,7 +1157,7 @@ impl Driver for ProcessDriver {
         let api = VaultApi::new(&ep);
         let mut last = String::from("no answer yet");
         loop {
-            let Some(rec) = Record::read(&self.root, unit.as_str()) else {
+            let Some(rec) = Record::read(&self.root, &unit.name()) else {
                 return Err(self.not_ready(unit, "it was not started".into()));
             };
             if !rec.is_alive() {
@@ -1044,7 +1177,7 @@ impl Driver for ProcessDriver {
                         Err(VaultError::InitInterrupted { .. })
                             if v.unseal == UnsealKeys::State =>
                         {
-                            match self.reset_vault(cx).await {
+                            match self.reset_vault(cx, &[unit]).await {
                                 Ok(()) => Attempt::Again("re-initialising".into()),
                                 Err(e) => Attempt::Fail(e),
                             }
@@ -1086,12 +1219,51 @@ impl Driver for ProcessDriver {
 
     fn endpoint(&self, env: &Environment, service: &ServiceName) -> Option<Endpoint> {
         let unit = Unit::from_name(service.as_str())?;
+        if let Unit::Core(kind) = unit
+            && service::nodes(env, kind) > 1
+        {
+            // A cluster: the first node that runs (node 0 when none does).
+            let live = self.live_nodes(env, kind);
+            let node = live.first().map_or(Unit::Node(kind, 0), |n| n.unit);
+            return node.port(env).map(Endpoint::local);
+        }
         unit.port(env).map(Endpoint::local)
+    }
+
+    async fn client_endpoint(&self, env: &Environment, service: &ServiceName) -> Option<Endpoint> {
+        if let Some(Unit::Core(CoreKind::Vault)) = Unit::from_name(service.as_str())
+            && service::nodes(env, CoreKind::Vault) > 1
+        {
+            // The active node: a standby forwards writes, but serves reads from its
+            // own copy, which can lag just behind a change.
+            let live: Vec<Endpoint> = self
+                .live_nodes(env, CoreKind::Vault)
+                .into_iter()
+                .map(|n| n.ep)
+                .collect();
+            if let Some(ep) = cluster::vault_active(&live).await {
+                return Some(ep);
+            }
+        }
+        self.endpoint(env, service)
     }
 
     async fn status(&self, cx: Context<'_>) -> Result<Vec<ServiceStatus>, DriverError> {
         // Every service of the environment in its order; the units probed together.
-        let names = cx.env.service_names();
+        // A clustered service is one row per node (`nats-0`, `nats-1`, ...).
+        let names: Vec<ServiceName> = cx
+            .env
+            .service_names()
+            .into_iter()
+            .flat_map(|n| match Unit::from_name(n.as_str()) {
+                Some(Unit::Core(k)) if service::nodes(cx.env, k) > 1 => {
+                    (0..service::nodes(cx.env, k))
+                        .map(|i| Unit::Node(k, i).service())
+                        .collect()
+                }
+                _ => vec![n],
+            })
+            .collect();
         let run: Vec<Option<Unit>> = names
             .iter()
             .map(|n| Unit::from_name(n.as_str()).filter(|u| u.enabled_in(cx.env)))
@@ -1155,7 +1327,7 @@ impl Driver for ProcessDriver {
         }
         let mut buf = Vec::new();
         loop {
-            let running = Record::read(&self.root, unit.as_str()).is_some_and(|r| r.is_alive());
+            let running = Record::read(&self.root, &unit.name()).is_some_and(|r| r.is_alive());
             buf.clear();
             offset = logs::read_from(&path, offset, &mut buf).map_err(io)?;
             if !buf.is_empty() {
@@ -1175,7 +1347,7 @@ impl Driver for ProcessDriver {
         volumes: bool,
     ) -> Result<Vec<Removal>, DriverError> {
         self.check_cx(&cx)?;
-        Ok(Unit::ALL
+        Ok(Unit::recorded(&self.root)
             .into_iter()
             .flat_map(|u| self.doomed(cx.state, u, volumes))
             .map(|d| d.removal())
@@ -1185,7 +1357,7 @@ impl Driver for ProcessDriver {
     async fn teardown(&self, cx: Context<'_>, volumes: bool) -> Result<Vec<String>, DriverError> {
         self.check_cx(&cx)?;
         let results = futures_join(
-            Unit::ALL
+            Unit::recorded(&self.root)
                 .into_iter()
                 .map(|u| self.teardown_one(cx, u, volumes)),
         )

@@ -7,12 +7,14 @@
 //! Pure: computed from the model, rendered files and the state directory's path
 //! only, so `desired()` can turn it into a spec without touching the disk.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 use cp_core::Environment;
 use cp_core::model::VaultMode;
 use cp_core::names::{CoreKind, ServiceName};
 use cp_core::serverconf::{self, Layout, NATS_ADMIN_PASSWORD_VAR, NATS_APP_PASSWORD_VAR};
+use cp_core::topology;
 use cp_core::units::SecretRef;
 use serde_json::{Value, json};
 
@@ -21,14 +23,22 @@ use crate::monitoring::{self, Monitor, Rendered};
 /// One process this driver runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) enum Unit {
-    /// A core service.
+    /// A core service of one server.
     Core(CoreKind),
+    /// Node `i` of a clustered core service (NATS or Vault with 3 or more replicas,
+    /// see `cp_core::topology`): its own directory, record and status row
+    /// (`nats-0`, `vault-2`).
+    Node(CoreKind, u32),
     /// A part of the monitoring stack.
     Monitor(Monitor),
 }
 
+/// The core services that run as clusters of local nodes on this platform.
+const CLUSTERED: [CoreKind; 2] = [CoreKind::Nats, CoreKind::Vault];
+
 impl Unit {
-    /// Every unit, in start order.
+    /// Every single-server unit, in start order (the nodes of a cluster stand in for
+    /// their service, see [`Unit::of_env`]).
     pub(crate) const ALL: [Unit; 9] = [
         Unit::Core(CoreKind::Postgres),
         Unit::Core(CoreKind::Redis),
@@ -41,28 +51,91 @@ impl Unit {
         Unit::Monitor(Monitor::NatsExporter),
     ];
 
-    /// Its service name, which is also its directory and record name.
-    pub(crate) fn as_str(self) -> &'static str {
+    /// Its name, which is also its directory and record name (`nats`, `nats-1`).
+    pub(crate) fn name(self) -> Cow<'static, str> {
         match self {
-            Unit::Core(k) => k.as_str(),
-            Unit::Monitor(m) => m.as_str(),
+            Unit::Core(k) => Cow::Borrowed(k.as_str()),
+            Unit::Node(k, i) => Cow::Owned(node_name(k, i)),
+            Unit::Monitor(m) => Cow::Borrowed(m.as_str()),
         }
     }
 
-    /// Its service name.
+    /// Its row in `status` and the name errors give (`nats-1`).
     pub(crate) fn service(self) -> ServiceName {
-        ServiceName::new(self.as_str()).expect("static names are valid")
+        ServiceName::new(&self.name()).expect("unit names are valid service names")
     }
 
-    /// The unit of a service name, if this driver runs such a thing.
+    /// The environment's service it belongs to (`nats` for `nats-1`): what plans and
+    /// readiness are about.
+    pub(crate) fn env_service(self) -> ServiceName {
+        match self {
+            Unit::Node(k, _) => Unit::Core(k).service(),
+            u => u.service(),
+        }
+    }
+
+    /// The core service it runs, if it is one (or a node of one).
+    pub(crate) fn kind(self) -> Option<CoreKind> {
+        match self {
+            Unit::Core(k) | Unit::Node(k, _) => Some(k),
+            Unit::Monitor(_) => None,
+        }
+    }
+
+    /// The single-server unit of the same program (`Node(k, _)` → `Core(k)`).
+    pub(crate) fn base(self) -> Unit {
+        match self {
+            Unit::Node(k, _) => Unit::Core(k),
+            u => u,
+        }
+    }
+
+    /// The unit of a name (`nats`, `nats-2`), if this driver runs such a thing.
     pub(crate) fn from_name(name: &str) -> Option<Unit> {
-        Self::ALL.into_iter().find(|u| u.as_str() == name)
+        if let Some(u) = Self::ALL.into_iter().find(|u| *u.name() == *name) {
+            return Some(u);
+        }
+        CLUSTERED.into_iter().find_map(|k| {
+            let i = name.strip_prefix(k.as_str())?.strip_prefix('-')?;
+            // Canonical decimal only, so one node has one name.
+            let n: u32 = i.parse().ok()?;
+            (n.to_string() == i).then_some(Unit::Node(k, n))
+        })
+    }
+
+    /// The units `env` runs, in start order: a clustered service as its nodes.
+    pub(crate) fn of_env(env: &Environment) -> Vec<Unit> {
+        Self::ALL
+            .into_iter()
+            .flat_map(|u| match u {
+                Unit::Core(k) if nodes(env, k) > 1 => {
+                    (0..nodes(env, k)).map(|i| Unit::Node(k, i)).collect()
+                }
+                u => vec![u],
+            })
+            .filter(|u| u.enabled_in(env))
+            .collect()
+    }
+
+    /// The units recorded under `root` (the ones `env` runs or ran): every
+    /// single-server unit and every node directory found.
+    pub(crate) fn recorded(root: &Path) -> Vec<Unit> {
+        let mut out: Vec<Unit> = Self::ALL.to_vec();
+        if let Ok(dir) = std::fs::read_dir(root) {
+            out.extend(dir.filter_map(|e| {
+                let name = e.ok()?.file_name();
+                Unit::from_name(name.to_str()?).filter(|u| matches!(u, Unit::Node(..)))
+            }));
+        }
+        out.sort();
+        out
     }
 
     /// Whether `env` runs it.
     pub(crate) fn enabled_in(self, env: &Environment) -> bool {
         match self {
-            Unit::Core(k) => env.services.common(k).is_some(),
+            Unit::Core(k) => env.services.common(k).is_some() && nodes(env, k) <= 1,
+            Unit::Node(k, i) => nodes(env, k) > 1 && i < nodes(env, k),
             Unit::Monitor(m) => m.component(env).is_some(),
         }
     }
@@ -71,14 +144,45 @@ impl Unit {
     pub(crate) fn port(self, env: &Environment) -> Option<u16> {
         match self {
             Unit::Core(k) => env.services.common(k).map(|c| c.port),
+            Unit::Node(CoreKind::Nats, i) => {
+                let n = env.services.nats.as_ref()?;
+                topology::nats_nodes(env, n).get(idx(i)).map(|n| n.client)
+            }
+            Unit::Node(CoreKind::Vault, i) => {
+                let v = env.services.vault.as_ref()?;
+                topology::vault_nodes(env, v).get(idx(i)).map(|n| n.api)
+            }
+            Unit::Node(..) => None,
             Unit::Monitor(m) => m.component(env).map(|c| c.port),
         }
     }
 }
 
+fn idx(i: u32) -> usize {
+    usize::try_from(i).unwrap_or(usize::MAX)
+}
+
+/// `nats-1`.
+fn node_name(kind: CoreKind, i: u32) -> String {
+    format!("{}-{i}", kind.as_str())
+}
+
+/// How many nodes of `kind` `env` runs on this platform: its replicas for NATS and
+/// Vault (validation allows 1 or 3 and more), one for the others; 0 when disabled.
+pub(crate) fn nodes(env: &Environment, kind: CoreKind) -> u32 {
+    let Some(c) = env.services.common(kind) else {
+        return 0;
+    };
+    if CLUSTERED.contains(&kind) {
+        c.replicas.max(1)
+    } else {
+        1
+    }
+}
+
 impl std::fmt::Display for Unit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+        f.write_str(&self.name())
     }
 }
 
@@ -186,7 +290,7 @@ pub(crate) const DATA_DIRS: [(Unit, &str); 6] = [
     (Unit::Monitor(Monitor::Alertmanager), "data"),
 ];
 
-fn data_dir_of(kind: CoreKind) -> &'static str {
+pub(crate) fn data_dir_of(kind: CoreKind) -> &'static str {
     DATA_DIRS
         .iter()
         .find(|(u, _)| *u == Unit::Core(kind))
@@ -194,17 +298,18 @@ fn data_dir_of(kind: CoreKind) -> &'static str {
         .expect("every kind has one")
 }
 
-/// The unit's directory: `<state>/<service>`.
+/// The unit's directory: `<state>/<unit>` (`<state>/nats-1` for a node).
 pub(crate) fn service_dir(root: &Path, unit: Unit) -> PathBuf {
-    root.join(unit.as_str())
+    root.join(&*unit.name())
 }
 
 fn path_str(p: &Path) -> String {
     p.to_string_lossy().into_owned()
 }
 
-fn layout(root: &Path, kind: CoreKind, run: &str) -> Layout {
-    let dir = service_dir(root, Unit::Core(kind));
+fn layout(root: &Path, unit: Unit, run: &str) -> Layout {
+    let kind = unit.kind().expect("a core service's layout");
+    let dir = service_dir(root, unit);
     Layout {
         bind: "127.0.0.1".into(),
         advertise: "127.0.0.1".into(),
@@ -226,7 +331,9 @@ pub(crate) fn launch(
     rendered: &Result<Rendered, String>,
 ) -> Result<Option<Launch>, String> {
     match unit {
+        Unit::Core(_) | Unit::Node(..) if !unit.enabled_in(env) => Ok(None),
         Unit::Core(kind) => Ok(core_launch(root, env, kind)),
+        Unit::Node(kind, i) => Ok(node_launch(root, env, kind, i)),
         Unit::Monitor(m) if m.component(env).is_none() => Ok(None),
         Unit::Monitor(m) => {
             let files = rendered.as_ref().map_err(Clone::clone)?;
@@ -242,7 +349,7 @@ fn core_launch(root: &Path, env: &Environment, kind: CoreKind) -> Option<Launch>
     Some(match kind {
         CoreKind::Postgres => {
             let pg = s.postgres.as_ref()?;
-            let l = layout(root, kind, "run");
+            let l = layout(root, Unit::Core(kind), "run");
             let data = dir.join("data");
             // Our settings after the defaults initdb wrote, which stay untouched in
             // the data directory.
@@ -294,7 +401,7 @@ fn core_launch(root: &Path, env: &Environment, kind: CoreKind) -> Option<Launch>
         }
         CoreKind::Redis => {
             let r = s.redis.as_ref()?;
-            let l = layout(root, kind, "");
+            let l = layout(root, Unit::Core(kind), "");
             Launch {
                 version: Some(r.common.version.clone()),
                 program: Program::Path("redis-server".into()),
@@ -312,7 +419,7 @@ fn core_launch(root: &Path, env: &Environment, kind: CoreKind) -> Option<Launch>
         }
         CoreKind::Nats => {
             let n = s.nats.as_ref()?;
-            let l = layout(root, kind, "");
+            let l = layout(root, Unit::Core(kind), "");
             Launch {
                 version: Some(n.common.version.clone()),
                 program: Program::Path("nats-server".into()),
@@ -344,7 +451,7 @@ fn core_launch(root: &Path, env: &Environment, kind: CoreKind) -> Option<Launch>
         }
         CoreKind::Vault => {
             let v = s.vault.as_ref()?;
-            let l = layout(root, kind, "");
+            let l = layout(root, Unit::Core(kind), "");
             let program = Program::Vault(v.binary.clone());
             match serverconf::vault_hcl(env, v, &l) {
                 Some(hcl) => Launch {
@@ -410,6 +517,81 @@ fn core_launch(root: &Path, env: &Environment, kind: CoreKind) -> Option<Launch>
     })
 }
 
+/// How node `i` of clustered service `kind` runs: the single server's launch with
+/// this node's configuration (`serverconf::nats_node_conf` with routes to every
+/// node, `serverconf::vault_node_hcl` with `retry_join` to every node), ports and
+/// directory; `None` when `env` runs no such node.
+fn node_launch(root: &Path, env: &Environment, kind: CoreKind, i: u32) -> Option<Launch> {
+    let unit = Unit::Node(kind, i);
+    let dir = service_dir(root, unit);
+    let l = layout(root, unit, "");
+    let mut base = core_launch(root, env, kind)?;
+    match kind {
+        CoreKind::Nats => {
+            let n = env.services.nats.as_ref()?;
+            let node = topology::nats_nodes(env, n).into_iter().nth(idx(i))?;
+            let conf = serverconf::NatsNodeConf {
+                name: serverconf::NodeName::Fixed(node.name.clone()),
+                client: node.client,
+                monitor: node.monitor,
+                cluster: Some((node.cluster, serverconf::nats_local_routes(env, n))),
+            };
+            base.args = vec!["-c".into(), path_str(&dir.join("nats.conf"))];
+            base.files = vec![ConfigFile {
+                name: "nats.conf",
+                text: serverconf::nats_node_conf(env, n, &l, &conf),
+                secret: None,
+            }];
+            base.ports = vec![
+                (node.client, format!("services.nats.port (+{i}, node {i})")),
+                (
+                    node.monitor,
+                    format!("services.nats.monitor_port (+{i}, node {i})"),
+                ),
+                (
+                    node.cluster,
+                    format!("services.nats.cluster_port (+{i}, node {i})"),
+                ),
+            ];
+        }
+        CoreKind::Vault => {
+            let v = env.services.vault.as_ref()?;
+            let node = topology::vault_nodes(env, v).into_iter().nth(idx(i))?;
+            let conf = serverconf::VaultNodeConf {
+                identity: Some(serverconf::VaultIdentity {
+                    node_id: node.name.clone(),
+                    api_addr: format!("http://{}:{}", l.advertise, node.api),
+                    cluster_addr: format!("http://{}:{}", l.advertise, node.cluster),
+                }),
+                api: node.api,
+                cluster: node.cluster,
+                join: serverconf::vault_local_join(env, v),
+            };
+            // Validation refuses dev mode in a cluster.
+            let hcl = serverconf::vault_node_hcl(env, v, &l, &conf)?;
+            base.args = vec![
+                "server".into(),
+                format!("-config={}", path_str(&dir.join("vault.hcl"))),
+            ];
+            base.files = vec![ConfigFile {
+                name: "vault.hcl",
+                text: hcl,
+                secret: None,
+            }];
+            let step = 2 * i;
+            base.ports = vec![
+                (node.api, format!("services.vault.port (+{step}, node {i})")),
+                (
+                    node.cluster,
+                    format!("services.vault.cluster_port (+{step}, node {i})"),
+                ),
+            ];
+        }
+        CoreKind::Postgres | CoreKind::Redis => return None,
+    }
+    Some(base)
+}
+
 /// The signal that stops a unit gracefully: PostgreSQL's fast shutdown (roll back
 /// sessions, checkpoint, exit); SIGTERM for the others (Vault seals itself, about
 /// 1 s; Redis saves its RDB; Prometheus closes its TSDB).
@@ -470,5 +652,23 @@ impl Launch {
     /// The port clients use.
     pub(crate) fn port(&self) -> u16 {
         self.ports[0].0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_names_read_back_and_only_canonical_ones() {
+        assert_eq!(Unit::Node(CoreKind::Nats, 2).name(), "nats-2");
+        assert_eq!(
+            Unit::from_name("vault-1"),
+            Some(Unit::Node(CoreKind::Vault, 1))
+        );
+        assert_eq!(Unit::from_name("nats"), Some(Unit::Core(CoreKind::Nats)));
+        assert_eq!(Unit::from_name("nats-01"), None);
+        assert_eq!(Unit::from_name("redis-0"), None);
+        assert_eq!(Unit::Node(CoreKind::Nats, 2).env_service().as_str(), "nats");
     }
 }

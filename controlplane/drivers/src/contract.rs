@@ -157,6 +157,18 @@ pub trait Driver: Send + Sync {
     /// Where a service answers, for clients (seed, `psql`, `status`).
     fn endpoint(&self, env: &Environment, service: &ServiceName) -> Option<Endpoint>;
 
+    /// Where clients reach a service now: [`Driver::endpoint`], or for a cluster the
+    /// node best placed to serve them (the process driver's Vault cluster: the active
+    /// node, asked over HTTP). Read-only.
+    fn client_endpoint(
+        &self,
+        env: &Environment,
+        service: &ServiceName,
+    ) -> impl Future<Output = Option<Endpoint>> + Send {
+        let ep = self.endpoint(env, service);
+        async move { ep }
+    }
+
     /// The state-directory folder where this driver keeps Vault's initialisation
     /// journal and, for dev, its keys and root token.
     fn vault_keys_dir(&self) -> &'static str {

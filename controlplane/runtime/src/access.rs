@@ -195,10 +195,17 @@ impl Access {
             None => None,
             Some(n) => {
                 let client = ep(CoreKind::Nats)?;
+                // A node of a local cluster has its monitoring port beside its client
+                // port (`topology::nats_nodes`); one server, or a Service, the
+                // configured one.
+                let monitor_port = cp_core::topology::nats_nodes(env, n)
+                    .iter()
+                    .find(|node| node.index > 0 && node.client == client.port)
+                    .map_or(n.monitor_port, |node| node.monitor);
                 Some(NatsAccess {
                     monitor: Endpoint {
                         host: client.host.clone(),
-                        port: n.monitor_port,
+                        port: monitor_port,
                     },
                     endpoint: client,
                     admin_password: cred(SecretSetting::NatsAdmin).await?,

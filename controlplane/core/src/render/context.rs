@@ -100,12 +100,21 @@ pub fn secret_bindings(env: &Environment) -> BTreeMap<String, Vec<SecretBinding>
     };
     let s = &env.services;
     if let Some(pg) = &s.postgres {
+        // The single server's (compose runs one everywhere; Kubernetes renders its
+        // Secret only without CloudNativePG).
         add(
             "postgres",
             "POSTGRES_PASSWORD",
             "services.postgres.superuser_password",
             &pg.superuser_password,
         );
+        if crate::topology::postgres_cnpg(env) {
+            // CloudNativePG reads each role's password from a basic-auth Secret of its
+            // own (`secret_shapes` gives them their type and username).
+            for (workload, _, path, r) in cnpg_role_secrets(pg) {
+                add(&workload, "password", path, r);
+            }
+        }
     }
     if let Some(r) = &s.redis {
         add(
@@ -286,10 +295,35 @@ fn container_configs(env: &Environment) -> Value {
         );
     }
     if let Some(n) = &s.nats {
-        c.insert(
-            "nats_conf".into(),
-            json!(serverconf::nats_conf(env, n, &layout("/data/jetstream"))),
-        );
+        let l = layout("/data/jetstream");
+        let conf = if crate::topology::nats_clustered(n) {
+            // One ConfigMap for every pod: each takes its server name from its pod
+            // name, and routes to every pod by its stable DNS name.
+            let routes = (0..n.common.replicas)
+                .map(|i| {
+                    format!(
+                        "nats://{}.nats.{}.svc:{}",
+                        crate::topology::pod("nats", i),
+                        env.namespace,
+                        n.cluster_port
+                    )
+                })
+                .collect();
+            serverconf::nats_node_conf(
+                env,
+                n,
+                &l,
+                &serverconf::NatsNodeConf {
+                    name: serverconf::NodeName::FromEnv(serverconf::NATS_SERVER_NAME_VAR),
+                    client: n.common.port,
+                    monitor: n.monitor_port,
+                    cluster: Some((n.cluster_port, routes)),
+                },
+            )
+        } else {
+            serverconf::nats_conf(env, n, &l)
+        };
+        c.insert("nats_conf".into(), json!(conf));
     }
     if let Some(v) = &s.vault {
         let mut l = layout("/openbao/data");
@@ -298,7 +332,35 @@ fn container_configs(env: &Environment) -> Value {
         // The official images' log directory, writable by the `openbao` user: the
         // file audit device writes there.
         l.run_dir = "/openbao/logs".into();
-        c.insert("vault_hcl".into(), json!(serverconf::vault_hcl(env, v, &l)));
+        let hcl = if crate::topology::vault_clustered(v) {
+            // One ConfigMap for every pod: node id and addresses come from each pod's
+            // environment (VAULT_RAFT_NODE_ID, VAULT_API_ADDR, VAULT_CLUSTER_ADDR), and
+            // every pod retries joining every pod until one leads.
+            let join = (0..v.common.replicas)
+                .map(|i| {
+                    format!(
+                        "http://{}.vault.{}.svc:{}",
+                        crate::topology::pod("vault", i),
+                        env.namespace,
+                        v.common.port
+                    )
+                })
+                .collect();
+            serverconf::vault_node_hcl(
+                env,
+                v,
+                &l,
+                &serverconf::VaultNodeConf {
+                    identity: None,
+                    api: v.common.port,
+                    cluster: v.cluster_port,
+                    join,
+                },
+            )
+        } else {
+            serverconf::vault_hcl(env, v, &l)
+        };
+        c.insert("vault_hcl".into(), json!(hcl));
     }
     Value::Object(c)
 }
@@ -381,6 +443,107 @@ fn resources(env: &Environment) -> Value {
     Value::Object(out)
 }
 
+/// The basic-auth Secrets a CloudNativePG cluster reads passwords from: (workload
+/// name, role, setting, reference), the superuser's first.
+fn cnpg_role_secrets(
+    pg: &crate::model::Postgres,
+) -> Vec<(String, &'static str, &'static str, &SecretRef)> {
+    use crate::roles;
+    let role = |r: &'static str, path: &'static str, reference| {
+        (
+            format!("postgres-role-{}", r.replace('_', "-")),
+            r,
+            path,
+            reference,
+        )
+    };
+    vec![
+        (
+            "postgres-superuser".to_owned(),
+            roles::SUPERUSER,
+            "services.postgres.superuser_password",
+            &pg.superuser_password,
+        ),
+        role(
+            roles::ADMIN,
+            "services.postgres.admin_password",
+            &pg.admin_password,
+        ),
+        role(
+            roles::APP,
+            "services.postgres.app_password",
+            &pg.app_password,
+        ),
+        role(
+            roles::READONLY,
+            "services.postgres.readonly_password",
+            &pg.readonly_password,
+        ),
+        role(
+            roles::BACKUP,
+            "services.postgres.backup_password",
+            &pg.backup_password,
+        ),
+    ]
+}
+
+/// Secrets of a fixed shape, by workload: their type and keys with fixed values (a
+/// basic-auth Secret's `username`). Others are Opaque with only their bindings.
+fn secret_shapes(env: &Environment) -> Value {
+    let mut out = serde_json::Map::new();
+    if let Some(pg) = &env.services.postgres
+        && crate::topology::postgres_cnpg(env)
+    {
+        for (workload, role, _, _) in cnpg_role_secrets(pg) {
+            out.insert(
+                workload,
+                json!({"type": "kubernetes.io/basic-auth", "fixed": {"username": role}}),
+            );
+        }
+    }
+    Value::Object(out)
+}
+
+/// What the CloudNativePG `Cluster` template needs (`null` when PostgreSQL is not a
+/// CloudNativePG cluster): the image for the server version, each managed role with the
+/// Secret holding its password, and the name of the superuser's Secret.
+fn cnpg(env: &Environment, bindings: &BTreeMap<String, Vec<SecretBinding>>) -> Value {
+    let Some(pg) = env
+        .services
+        .postgres
+        .as_ref()
+        .filter(|_| crate::topology::postgres_cnpg(env))
+    else {
+        return Value::Null;
+    };
+    let secret = |w: &str| {
+        bindings
+            .get(w)
+            .and_then(|b| b.first())
+            .map(|b| b.k8s_secret.clone())
+    };
+    let roles: Vec<Value> = cnpg_role_secrets(pg)
+        .into_iter()
+        .skip(1)
+        .map(|(w, role, _, _)| {
+            let backup = role == crate::roles::BACKUP;
+            json!({
+                "name": role,
+                "secret": secret(&w),
+                "bypassrls": backup,
+                "in_roles": if backup { vec!["pg_read_all_data"] } else { Vec::new() },
+            })
+        })
+        .collect();
+    json!({
+        "image": format!("ghcr.io/cloudnative-pg/postgresql:{}", pg.common.version),
+        "superuser_secret": secret("postgres-superuser"),
+        "owner_secret": secret("postgres-role-anumate-admin"),
+        "roles": roles,
+        "host": "postgres-rw",
+    })
+}
+
 /// The workload name of the backup CronJob (and its ServiceAccount and Secrets).
 pub const BACKUP_JOB: &str = "controlplane-backup";
 
@@ -420,6 +583,8 @@ pub fn build(env: &Environment) -> Value {
         "namespace": env.namespace,
         "dev": env.tier == Tier::Dev,
         "secret_store": secret_store(env, &bindings),
+        "secret_shapes": secret_shapes(env),
+        "cnpg": cnpg(env, &bindings),
         "secrets": bindings,
         "configs": container_configs(env),
         "ports": core_ports(env),

@@ -95,5 +95,31 @@ pub fn render(envs: &[&str]) -> cp_core::render::Output {
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// A shipped environment with `--set` overrides.
+pub fn load_with(env: &str, sets: &[&str]) -> Environment {
+    let sets: Vec<String> = sets.iter().map(|s| (*s).to_owned()).collect();
+    cp_core::load(&shipped(), env, &sets)
+        .unwrap_or_else(|d| panic!("{env} {sets:?}:\n{d}"))
+        .env
+}
+
+/// Production as it outgrows one replica: PostgreSQL as a CloudNativePG cluster, NATS
+/// and OpenBao as 3-node clusters, the audit stream replicated 3 times.
+pub const CLUSTERED: &[&str] = &[
+    "services.postgres.replicas=3",
+    "services.nats.replicas=3",
+    "services.vault.replicas=3",
+    "streams.AUDIT_EVENTS.replicas=3",
+];
+
+/// Renders `envs` (already loaded) with the repository's templates.
+pub fn render_loaded(envs: &[Environment]) -> cp_core::render::Output {
+    let base = cp_core::load_base(&shipped()).unwrap();
+    cp_core::render::Renderer::new(&templates())
+        .unwrap_or_else(|e| panic!("{e}"))
+        .render(&base, envs)
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
 /// The shipped environment names.
 pub const ENVS: &[&str] = &["dev", "staging", "production"];

@@ -91,6 +91,13 @@ const KINDS: &[(&str, &str, &str, bool)] = &[
         "secretstores",
         true,
     ),
+    ("postgresql.cnpg.io/v1", "Cluster", "clusters", true),
+    (
+        "monitoring.coreos.com/v1",
+        "PodMonitor",
+        "podmonitors",
+        true,
+    ),
 ];
 
 /// An object's key: apiVersion, kind, namespace ("" when cluster-scoped), name.
@@ -125,6 +132,9 @@ struct State {
     next_rv: u64,
     /// Pod logs by (namespace, pod).
     logs: BTreeMap<(String, String), String>,
+    /// Custom kinds (apiVersion, kind) whose definition is "not installed": the server
+    /// answers 404 for them, as a real one does without the CRD.
+    uninstalled: Vec<(String, String)>,
 }
 
 /// The fake API server.
@@ -262,13 +272,38 @@ fn b64(s: &str) -> String {
 }
 
 fn ready_status(obj: &Value) -> Value {
+    if obj["kind"] == "Cluster" {
+        // CloudNativePG's status of a cluster whose instances all run.
+        let n = obj["spec"]["instances"].as_u64().unwrap_or(1);
+        return json!({"instances": n, "readyInstances": n, "phase": "Cluster in healthy state"});
+    }
     let replicas = obj["spec"]["replicas"].as_u64().unwrap_or(1);
     json!({"observedGeneration": obj["metadata"]["generation"], "replicas": replicas,
            "updatedReplicas": replicas, "readyReplicas": replicas, "availableReplicas": replicas})
 }
 
+/// RFC 7386: objects merge key by key, `null` removes, anything else replaces.
+fn merge_patch(target: &mut Value, patch: &Value) {
+    match patch {
+        Value::Object(p) => {
+            if !target.is_object() {
+                *target = json!({});
+            }
+            let t = target.as_object_mut().expect("an object now");
+            for (k, v) in p {
+                if v.is_null() {
+                    t.remove(k);
+                } else {
+                    merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
+                }
+            }
+        }
+        other => *target = other.clone(),
+    }
+}
+
 fn is_workload(kind: &str) -> bool {
-    kind == "StatefulSet" || kind == "Deployment"
+    kind == "StatefulSet" || kind == "Deployment" || kind == "Cluster"
 }
 
 impl Fake {
@@ -282,6 +317,7 @@ impl Fake {
                 reads: BTreeMap::new(),
                 next_rv: 100,
                 logs: BTreeMap::new(),
+                uninstalled: Vec::new(),
             })),
         };
         let f = fake.clone();
@@ -290,6 +326,15 @@ impl Fake {
             async move { Ok::<_, Infallible>(f.handle(req).await) }
         });
         (fake, kube::Client::new(service, "default"))
+    }
+
+    /// Serves `kind` of `api_version` no more, as if its CRD were not installed.
+    pub fn uninstall(&self, api_version: &str, kind: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .uninstalled
+            .push((api_version.to_owned(), kind.to_owned()));
     }
 
     pub fn set_rollout(&self, rollout: Rollout) {
@@ -358,6 +403,15 @@ impl Fake {
             ));
         };
         let mut st = self.state.lock().unwrap();
+        if st
+            .uninstalled
+            .iter()
+            .any(|(v, k)| *v == t.api_version && *k == t.kind)
+        {
+            return not_found(format!(
+                "the server could not find the requested resource {path}"
+            ));
+        }
         match (method.as_str(), &t.name) {
             ("GET", None) => {
                 let selector = query.get("labelSelector").cloned().unwrap_or_default();
@@ -418,6 +472,35 @@ impl Fake {
                     Some(o) => (StatusCode::OK, o),
                     None => not_found(format!("{} {name}", t.kind)),
                 }
+            }
+            ("PATCH", Some(name)) if content_type == Some("application/merge-patch+json") => {
+                // A JSON merge patch (RFC 7386) of an existing object, as `kubectl
+                // annotate` sends; the generation moves only when the spec changes.
+                let key = (
+                    t.api_version.clone(),
+                    t.kind.clone(),
+                    t.namespace.clone(),
+                    name.clone(),
+                );
+                let Ok(patch) = serde_json::from_slice::<Value>(body) else {
+                    return status(StatusCode::BAD_REQUEST, "BadRequest", "not JSON".into());
+                };
+                let rv = st.next_rv;
+                let Some(obj) = st.objects.get_mut(&key) else {
+                    return not_found(format!("{} {name}", t.kind));
+                };
+                let before = obj.clone();
+                merge_patch(obj, &patch);
+                if *obj != before {
+                    obj["metadata"]["resourceVersion"] = json!(rv.to_string());
+                    if obj["spec"] != before["spec"] {
+                        let g = obj["metadata"]["generation"].as_u64().unwrap_or(1) + 1;
+                        obj["metadata"]["generation"] = json!(g);
+                    }
+                }
+                let out = obj.clone();
+                st.next_rv += 1;
+                (StatusCode::OK, out)
             }
             ("PATCH", Some(name)) => {
                 if content_type != Some("application/apply-patch+yaml") {
