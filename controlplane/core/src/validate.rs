@@ -372,12 +372,12 @@ fn check_topology(cx: &mut Cx<'_>, env: &Environment) {
     let raft = [
         (
             CoreKind::Nats,
-            "NATS",
+            "a NATS",
             s.nats.as_ref().map(|n| n.common.replicas),
         ),
         (
             CoreKind::Vault,
-            "OpenBao",
+            "an OpenBao",
             s.vault.as_ref().map(|v| v.common.replicas),
         ),
     ];
