@@ -11,6 +11,11 @@
 //!    environment with `--set`), `controlplane alerts` lists it, and Alertmanager
 //!    delivers it to a webhook receiver this test runs on loopback; `up` restarts
 //!    Redis and the alert resolves, the receiver told so too.
+//! 3. With `controlplane serve` running (scraped as job `controlplane`): after a
+//!    backup of everything nothing fires; then Redis's backup fails (Redis killed
+//!    again) and `BackupFailed` fires for redis from serve's `/metrics`; then its last
+//!    success is made two days old in the backup state file serve reads at each scrape
+//!    (backups stopped since) and `BackupTooOld` fires for redis, not for the others.
 //!
 //! Scrape and evaluation intervals and Alertmanager's timers are shortened through
 //! the environment too; every wait polls the real thing under a deadline.
@@ -32,7 +37,6 @@ const CADVISOR: &str = "cAdvisor (the kubelet): Kubernetes only";
 const KUBELET: &str = "the kubelet's volume stats: Kubernetes only";
 const APPS: &str =
     "exported by the apps, which the process platform does not run (this test turns them off)";
-const SERVE: &str = "exported by `controlplane serve`, which this test does not run yet (issue 12 part 3: start it and pass `serve_target_sets`)";
 
 /// The metrics that have no series on the process platform, and why. Exact names: a
 /// misspelling of one of them is still a finding.
@@ -70,38 +74,81 @@ const CONDITIONAL: &[Conditional] = &[
         reason: APPS,
     },
     Conditional {
-        metric: "controlplane_backup_last_success_timestamp_seconds",
-        reason: SERVE,
-    },
-    Conditional {
-        metric: "controlplane_backup_last_run_success",
-        reason: SERVE,
-    },
-    Conditional {
-        metric: "controlplane_backup_size_bytes",
-        reason: SERVE,
-    },
-    Conditional {
-        metric: "controlplane_backup_duration_seconds",
-        reason: SERVE,
-    },
-    Conditional {
         metric: "ALERTS",
         reason: "Prometheus's own series, only while an alert is pending or firing",
     },
 ];
 
 /// `--set`s that make Prometheus scrape `controlplane serve` listening on
-/// `127.0.0.1:port` as job `controlplane` (its `/metrics`). For the test of
-/// `BackupFailed` / `BackupTooOld` (issue 12 part 3): start `controlplane serve` on a
-/// free port, pass these to [`Stack::up`], and drop the `controlplane_backup_*`
-/// entries from [`CONDITIONAL`], so the selectors check requires serve's series.
-#[allow(dead_code)]
+/// `127.0.0.1:port` as job `controlplane` (its `/metrics`).
 fn serve_target_sets(port: u16) -> Vec<String> {
     vec![
         "monitoring.controlplane.enabled=true".into(),
         format!("monitoring.controlplane.port={port}"),
     ]
+}
+
+/// `controlplane serve --only dev` on `127.0.0.1:port` with the stack's `--set`s,
+/// stopped (SIGTERM, then reaped) when dropped.
+struct Serve(std::process::Child);
+
+impl Serve {
+    async fn start(stack: &Stack, port: u16) -> Self {
+        #[allow(clippy::disallowed_methods)] // the binary under test, by path
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_controlplane"));
+        cmd.current_dir(cp_testkit::repo())
+            .arg("--state-dir")
+            .arg(&stack.state)
+            .env_remove("CONTROLPLANE_ENV")
+            .env_remove("CONTROLPLANE_ENVIRONMENTS")
+            .env_remove("VAULT_TOKEN");
+        for s in &stack.sets {
+            cmd.args(["--set", s]);
+        }
+        let server_dir = stack.state.with_file_name("server");
+        cmd.args(["serve", "--only", "dev", "--probe-interval", "1s"])
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--server-dir")
+            .arg(&server_dir)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let serve = Self(cmd.spawn().expect("start controlplane serve"));
+        let url = format!("http://127.0.0.1:{port}/healthz");
+        until(
+            "serve answering /healthz",
+            Duration::from_secs(30),
+            || async {
+                match reqwest::get(&url).await {
+                    Ok(r) if r.status().is_success() => Ok(()),
+                    Ok(r) => Err(r.status().to_string()),
+                    Err(e) => Err(e.to_string()),
+                }
+            },
+        )
+        .await;
+        serve
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.0.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let _ = self.0.wait();
+    }
+}
+
+/// Whether `alert` is firing for backups of `service`.
+fn backup_alert(v: &Value, alert: &str, service: &str) -> bool {
+    v["alerts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|a| a["alert"] == alert && a["labels"]["service"] == service && a["state"] == "firing")
 }
 
 /// Polls `f` every 200 ms until it gives a value; panics with its last word at the
@@ -202,6 +249,10 @@ impl Stack {
             ]
             .map(String::from),
         );
+        sets.push(format!(
+            "backup.destinations.local.path={}",
+            tmp.path().join("backups").display()
+        ));
         sets.extend(extra.iter().cloned());
         let port = |key: &str| -> u16 {
             sets.iter()
@@ -359,14 +410,25 @@ async fn consume_every_stream(stack: &Stack) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_scrapes_everything_the_rules_select_and_a_dead_redis_pages() {
     let hook = Webhook::start().await;
-    let stack = Stack::up(&[
+    let serve_port = cp_testkit::free_ports(1)[0];
+    let mut extra = serve_target_sets(serve_port);
+    extra.extend([
         // ServiceDown holds 2s instead of 1m; Alertmanager tells within a second.
         "alerts.rules.service_down.for=2s".into(),
+        // The backup alerts hold 1s instead of 5m.
+        "alerts.rules.backup_failed.for=1s".into(),
+        "alerts.rules.backup_too_old.for=1s".into(),
         "monitoring.notify.group_wait=1s".into(),
         "monitoring.notify.group_interval=1s".into(),
         "monitoring.notify.repeat_interval=1m".into(),
         format!("monitoring.webhook_url={}", hook.url),
     ]);
+    let stack = Stack::up(&extra);
+    // A first backup of everything, so no backup alert has reason to fire, and serve
+    // beside the stack.
+    let o = stack.run(&["backup"]);
+    assert!(o.status.success(), "backup failed:\n{}", text(&o));
+    let _serve = Serve::start(&stack, serve_port).await;
 
     // `status` shows the monitoring processes like any other, Grafana skipped.
     let st = stack.json(&["status"]);
@@ -426,6 +488,7 @@ async fn prometheus_scrapes_everything_the_rules_select_and_a_dead_redis_pages()
         jobs,
         [
             "alertmanager",
+            "controlplane",
             "nats",
             "postgres",
             "prometheus",
@@ -470,6 +533,9 @@ async fn prometheus_scrapes_everything_the_rules_select_and_a_dead_redis_pages()
         "jetstream_stream_total_messages",
         "vault_core_unsealed",
         "controlplane:service_up:min",
+        "controlplane_backup_last_run_success",
+        "controlplane_backup_last_success_timestamp_seconds",
+        "env_service:controlplane_backup_age_seconds",
     ] {
         assert!(
             present.contains_key(metric),
@@ -615,4 +681,56 @@ async fn prometheus_scrapes_everything_the_rules_select_and_a_dead_redis_pages()
         },
     )
     .await;
+
+    // 3. Redis's backup fails: BackupFailed fires for redis from serve's /metrics.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(stack.pid("redis")),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let o = stack.run(&["backup", "--service", "redis"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    until(
+        "BackupFailed for redis firing",
+        Duration::from_secs(40),
+        || async {
+            let v = stack.json(&["alerts"]);
+            if backup_alert(&v, "BackupFailed", "redis") {
+                Ok(())
+            } else {
+                Err(v.to_string())
+            }
+        },
+    )
+    .await;
+    let v = stack.json(&["alerts"]);
+    assert!(!backup_alert(&v, "BackupFailed", "postgres"), "{v}");
+    assert!(!backup_alert(&v, "BackupTooOld", "redis"), "{v}");
+
+    // Backups stopped two days ago for redis (its last success moved back in the
+    // state file that serve reads at every scrape): BackupTooOld fires for redis only.
+    let file = stack.state.join("backup").join("metrics.json");
+    let mut m: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let redis = &mut m["services"]["redis"]["last_success_timestamp_seconds"];
+    let last = redis.as_i64().expect("redis backed up once");
+    assert!(last > 0, "{m}");
+    *redis = Value::from(last - 2 * 86_400);
+    std::fs::write(&file, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+    until(
+        "BackupTooOld for redis firing",
+        Duration::from_secs(40),
+        || async {
+            let v = stack.json(&["alerts"]);
+            if backup_alert(&v, "BackupTooOld", "redis") {
+                Ok(())
+            } else {
+                Err(v.to_string())
+            }
+        },
+    )
+    .await;
+    let v = stack.json(&["alerts"]);
+    for other in ["postgres", "nats", "vault"] {
+        assert!(!backup_alert(&v, "BackupTooOld", other), "{other}: {v}");
+    }
 }

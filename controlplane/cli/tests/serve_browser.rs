@@ -280,12 +280,39 @@ async fn journey(c: &Client, s: &serve::Served) {
             .is_err()
     );
 
+    // Trigger a backup and watch it complete, live (the page follows the job's SSE).
+    c.goto(&s.url("/console/env/dev/backups")).await.unwrap();
+    c.find(Locator::Css("[data-trigger-backup=\"dev\"]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let done = until(
+        c,
+        120,
+        "the backup job succeeded",
+        "[data-job-state]",
+        |t| t.starts_with("succeeded") || t.starts_with("failed"),
+    )
+    .await;
+    assert_eq!(done, "succeeded", "the backup job");
+    assert!(
+        text(c, "[data-job-events]").await.contains("postgres"),
+        "the job's progress lists its services"
+    );
+    shot(c, "backup-done").await;
+    c.goto(&s.url("/console/env/dev/backups")).await.unwrap();
+    let state = text(c, "tr[data-set] td").await;
+    assert_eq!(state, "complete", "the new set listed");
+
     // The audit page shows what those did.
     c.goto(&s.url("/console/audit")).await.unwrap();
     for (action, outcome) in [
         ("console.tenant_create", "succeeded"),
         ("console.tenant_delete", "succeeded"),
         ("console.tenant_create", "denied"),
+        ("console.backup_trigger", "allowed"),
         ("console.login", "succeeded"),
     ] {
         let css = format!("tr[data-action=\"{action}\"][data-outcome=\"{outcome}\"]");

@@ -65,6 +65,10 @@ pub fn served() -> Served {
     let server_dir = tmp.path().join("server");
     let mut sets = cp_testkit::port_sets();
     sets.push("platform=process".into());
+    sets.push(format!(
+        "backup.destinations.local.path={}",
+        tmp.path().join("backups").display()
+    ));
     let mut s = Served {
         state: state.clone(),
         server_dir: server_dir.clone(),
