@@ -7,6 +7,8 @@
 //! - `status`: `status` with `platform: auto` while Docker answers but images are
 //!   absent (the decision `plan`, `status` and `up` all make first) vs the Docker CLI
 //!   asking the same engine the same questions.
+//! - `cluster`: cold `up` of 3 NATS + 3 OpenBao local nodes vs a script starting
+//!   the same clusters in parallel (`floor-cluster.sh`).
 //! - `serve`: the status endpoint under loopback load vs a bare axum hello-world
 //!   (`bench_serve.rs`).
 //! - `backup`: PostgreSQL backup and restore of a database over 1 GB of realistic
@@ -41,11 +43,12 @@ pub(crate) fn bench(rest: &[String]) -> Result<()> {
         Some("up") => up(),
         Some("seed") => seed(),
         Some("status") => status(),
+        Some("cluster") => cluster(),
         Some("serve") => crate::bench_serve::run(),
         Some("backup") => backup(),
         other => {
             bail!(
-                "unknown benchmark {other:?}: use `cargo xtask bench render|up|seed|status|serve|backup`"
+                "unknown benchmark {other:?}: use `cargo xtask bench render|up|cluster|seed|status|serve|backup`"
             )
         }
     }
@@ -131,6 +134,20 @@ fn pg_user() -> &'static str {
     } else {
         "nobody"
     }
+}
+
+/// Runs a floor script, times it, ends the servers it started and removes its
+/// directory.
+fn timed_floor(cmd: &mut Command, dir: &std::path::Path) -> Result<Duration> {
+    let t = Instant::now();
+    let status = cmd.status();
+    let took = t.elapsed();
+    stop_floor(dir);
+    if !status.is_ok_and(|s| s.success()) {
+        bail!("the floor script failed; its logs are in {}", dir.display());
+    }
+    let _ = std::fs::remove_dir_all(dir);
+    Ok(took)
 }
 
 /// Ends the floor script's servers (only those: by the pids it recorded).
@@ -233,15 +250,7 @@ fn up() -> Result<()> {
             cmd.arg(port.to_string());
         }
         cmd.arg(pgbin);
-        let t = Instant::now();
-        let status = cmd.status();
-        let took = t.elapsed();
-        stop_floor(&dir);
-        if !status.is_ok_and(|s| s.success()) {
-            bail!("the floor script failed; its logs are in {}", dir.display());
-        }
-        floor.push(took);
-        let _ = std::fs::remove_dir_all(&dir);
+        floor.push(timed_floor(&mut cmd, &dir)?);
     }
     let _ = std::fs::remove_dir_all(&base);
 
@@ -256,6 +265,103 @@ fn up() -> Result<()> {
     );
     println!(
         "floor: shell script starting the four in parallel, median of {runs}:       {}",
+        ms(f)
+    );
+    println!(
+        "ratio cold up / floor: {:.2}",
+        c.as_secs_f64() / f.as_secs_f64()
+    );
+    Ok(())
+}
+
+/// A block of `n` consecutive free loopback ports (the cluster nodes' ports are
+/// base + i).
+fn port_block(n: u16) -> Result<u16> {
+    for _ in 0..50 {
+        let base = free_ports(1)?[0];
+        if base > 65535 - n {
+            continue;
+        }
+        let held: Vec<_> = (base..base + n)
+            .map(|p| std::net::TcpListener::bind(("127.0.0.1", p)))
+            .collect();
+        if held.iter().all(Result::is_ok) {
+            return Ok(base);
+        }
+    }
+    bail!("no block of {n} free loopback ports found")
+}
+
+/// Cold `up` of 3 NATS + 3 OpenBao nodes on the process platform (every node
+/// answering, JetStream with a meta leader, raft with three voters; not seeded)
+/// against the floor: `floor-cluster.sh` starting the same clusters in parallel.
+fn cluster() -> Result<()> {
+    crate::setup::ensure_services()?;
+    let bin = build_controlplane()?;
+    let root = crate::project_root();
+    let script = root.join("xtask/src/floor-cluster.sh");
+    let base_dir = std::env::temp_dir().join(format!("cp-bench-cluster-{}", std::process::id()));
+    std::fs::create_dir_all(&base_dir)?;
+    let runs = 3;
+    let cp = |state: &std::path::Path, base: u16, args: &[&str]| -> Result<Duration> {
+        let mut cmd = Command::new(&bin);
+        cmd.current_dir(&root)
+            .args(["--env", "dev", "--output", "json", "--state-dir"])
+            .arg(state);
+        let mut sets: Vec<String> = [
+            "platform=process",
+            "services.postgres.enabled=false",
+            "services.redis.enabled=false",
+            "apps.capsule-registry.enabled=false",
+            "monitoring.enabled=false",
+            "backup.enabled=false",
+            "services.nats.replicas=3",
+            "services.vault.replicas=3",
+        ]
+        .map(String::from)
+        .to_vec();
+        sets.extend([
+            format!("services.nats.port={base}"),
+            format!("services.nats.monitor_port={}", base + 3),
+            format!("services.nats.cluster_port={}", base + 6),
+            format!("services.vault.port={}", base + 9),
+            format!("services.vault.cluster_port={}", base + 10),
+        ]);
+        for s in &sets {
+            cmd.args(["--set", s]);
+        }
+        cmd.args(args).stdout(std::process::Stdio::null());
+        let t = Instant::now();
+        crate::run(&mut cmd)?;
+        Ok(t.elapsed())
+    };
+    let mut cold = Vec::new();
+    for i in 0..runs {
+        let state = base_dir.join(format!("cp-{i}"));
+        let base = port_block(16)?;
+        cold.push(cp(&state, base, &["up", "--no-seed"])?);
+        cp(&state, base, &["down", "--volumes", "--yes"])?;
+    }
+    let mut floor = Vec::new();
+    for i in 0..runs {
+        let dir = base_dir.join(format!("floor-{i}"));
+        std::fs::create_dir_all(&dir)?;
+        let b = port_block(16)?;
+        let mut cmd = Command::new("bash");
+        cmd.arg(&script).arg(&dir);
+        for p in [b, b + 3, b + 6, b + 9, b + 10] {
+            cmd.arg(p.to_string());
+        }
+        floor.push(timed_floor(&mut cmd, &dir)?);
+    }
+    let _ = std::fs::remove_dir_all(&base_dir);
+    let (c, f) = (median(cold), median(floor));
+    println!(
+        "cold `up` of 3 NATS + 3 OpenBao nodes (process driver, not seeded), median of {runs}: {}",
+        ms(c)
+    );
+    println!(
+        "floor: shell script starting the same clusters in parallel, median of {runs}:      {}",
         ms(f)
     );
     println!(
