@@ -614,7 +614,7 @@ fn timed_with_peak(cmd: &mut Command) -> Result<(Duration, u64, Vec<u8>)> {
                 if let Some(mut e) = child.stderr.take() {
                     let _ = std::io::Read::read_to_string(&mut e, &mut err);
                 }
-                bail!("{cmd:?} failed ({status}): {err}");
+                bail!("{} failed ({status}): {err}", crate::shown(&cmd));
             }
             return Ok((took, peak, out));
         }
@@ -721,7 +721,7 @@ fn backup() -> Result<()> {
                  SELECT g,
                         ('00000000-0000-4000-8000-' || lpad(to_hex(g % 97), 12, '0'))::uuid,
                         timestamptz '2026-01-01' + g * interval '173 ms',
-                        'user' || (g * 7919 % 5000),
+                        'user' || (g::bigint * 7919 % 5000),
                         (ARRAY['login','logout','capsule.create','plan.run','approval.grant','token.issue','connector.sync'])[1 + g % 7],
                         jsonb_build_object('ip', '10.' || (g % 250) || '.' || (g * 13 % 250) || '.' || (g * 29 % 250), 'ms', (random() * 900)::int, 'ok', random() > 0.05),
                         (ARRAY['alpha','bravo','charlie','delta','echo','foxtrot','golf','hotel','india','juliet'])[1 + (random() * 9)::int] || ' ' ||
@@ -753,7 +753,7 @@ fn backup() -> Result<()> {
         };
         let take = |label: &str| -> Result<(Duration, u64, u64, String)> {
             let (t, peak, out) = timed_with_peak(
-                cp(&["--output", "json", "backup", "--service", "postgres"])
+                cp(&["backup", "--service", "postgres"])
                     .stderr(std::process::Stdio::null()),
             )?;
             let v: serde_json::Value = serde_json::from_slice(&out)?;

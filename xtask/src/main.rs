@@ -62,11 +62,21 @@ pub(crate) fn project_root() -> PathBuf {
 pub(crate) fn run(cmd: &mut Command) -> Result<()> {
     let status = cmd
         .status()
-        .with_context(|| format!("cannot run {cmd:?}"))?;
+        .with_context(|| format!("cannot run {}", shown(cmd)))?;
     if !status.success() {
-        bail!("{cmd:?} failed ({status})");
+        bail!("{} failed ({status})", shown(cmd));
     }
     Ok(())
+}
+
+/// A command as it is shown in errors: program and arguments, never its environment
+/// (where passwords travel, e.g. PGPASSWORD).
+pub(crate) fn shown(cmd: &Command) -> String {
+    std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 pub(crate) fn cargo() -> Command {
