@@ -614,7 +614,7 @@ fn timed_with_peak(cmd: &mut Command) -> Result<(Duration, u64, Vec<u8>)> {
                 if let Some(mut e) = child.stderr.take() {
                     let _ = std::io::Read::read_to_string(&mut e, &mut err);
                 }
-                bail!("{} failed ({status}): {err}", crate::shown(&cmd));
+                bail!("{} failed ({status}): {err}", crate::shown(cmd));
             }
             return Ok((took, peak, out));
         }
@@ -753,8 +753,7 @@ fn backup() -> Result<()> {
         };
         let take = |label: &str| -> Result<(Duration, u64, u64, String)> {
             let (t, peak, out) = timed_with_peak(
-                cp(&["backup", "--service", "postgres"])
-                    .stderr(std::process::Stdio::null()),
+                cp(&["backup", "--service", "postgres"]).stderr(std::process::Stdio::null()),
             )?;
             let v: serde_json::Value = serde_json::from_slice(&out)?;
             let stored = v["services"][0]["stored_size"].as_u64().unwrap_or(0);
