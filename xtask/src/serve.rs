@@ -81,7 +81,7 @@ pub(crate) fn start(bin: &Path, root: &Path) -> Result<()> {
     .stderr(log);
     // Its own process group, so the terminal's Ctrl-C does not reach it.
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-    let child = cmd.spawn().context("starting controlplane serve")?;
+    let mut child = cmd.spawn().context("starting controlplane serve")?;
     let pid = child.id();
     std::fs::write(d.join("serve.pid"), format!("{pid}\n")).context("writing serve.pid")?;
     // Ready when /healthz answers (bounded).
@@ -90,7 +90,10 @@ pub(crate) fn start(bin: &Path, root: &Path) -> Result<()> {
         if healthz(DEV_LISTEN) {
             break;
         }
-        if !alive_serve(pid) || Instant::now() > deadline {
+        // Whether it exited, from the child itself: right after the spawn its
+        // /proc cmdline can still be ours (before exec), which is no sign of death.
+        let exited = child.try_wait().ok().flatten().is_some();
+        if exited || Instant::now() > deadline {
             bail!(
                 "controlplane serve did not answer on {DEV_LISTEN}; see {}",
                 d.join("serve.log").display()
