@@ -56,6 +56,16 @@ pub async fn backup(
     progress: &dyn Progress,
 ) -> Result<BackupView, AppError> {
     let _lock = run::lock(&s.state, "backup")?;
+    take(s, services, destination, progress).await
+}
+
+/// One set, the caller holding the backup lock (a job takes it when it starts).
+pub(crate) async fn take(
+    s: &Session,
+    services: &[CoreKind],
+    destination: Option<&str>,
+    progress: &dyn Progress,
+) -> Result<BackupView, AppError> {
     let access = s.access().await?;
     let root = project_root(s);
     let cx = Context {
@@ -70,40 +80,6 @@ pub async fn backup(
         environment: s.env.name.to_string(),
         report,
     })
-}
-
-/// `backup` on a Kubernetes environment: a Job from the rendered `controlplane-backup`
-/// CronJob (the scheduled run, with its ServiceAccount and secrets by reference),
-/// its log copied to `out`, its outcome returned. `None`: not a Kubernetes
-/// environment (back up from here).
-pub async fn backup_on_cluster(
-    s: &Session,
-    services: &[CoreKind],
-    destination: Option<&str>,
-    out: &mut (dyn std::io::Write + Send),
-) -> Result<Option<cp_driver_kube::job::JobOutcome>, AppError> {
-    let crate::driver::AnyDriver::Kube(k) = &s.driver else {
-        return Ok(None);
-    };
-    let mut extra = Vec::new();
-    for svc in services {
-        extra.extend(["--service".to_owned(), svc.as_str().to_owned()]);
-    }
-    if let Some(d) = destination {
-        extra.extend(["--destination".to_owned(), d.to_owned()]);
-    }
-    let outcome = cp_driver_kube::job::run_from_cronjob(
-        k.client(),
-        &s.env.namespace,
-        cp_core::render::context::BACKUP_JOB,
-        &extra,
-        std::time::Duration::from_secs(6 * 3600),
-        std::time::Duration::from_secs(2),
-        out,
-    )
-    .await
-    .map_err(|e| AppError::Usage(cp_backup::error_chain(&e)))?;
-    Ok(Some(outcome))
 }
 
 /// `backup list`: read-only; works on a fresh machine (the destination is the truth).
@@ -127,14 +103,14 @@ pub async fn list(s: &Session, destination: Option<&str>) -> Result<BackupListVi
 
 /// `backup verify ID [--restore-drill]`: re-reads every artifact; with a drill, also
 /// restores the set into scratch targets and checks it; records the result at the
-/// destination ("last verified", "last drilled").
-pub async fn verify(
+/// destination ("last verified", "last drilled"). The caller holds the backup lock
+/// (the verify job takes it when it starts).
+pub(crate) async fn verify(
     s: &Session,
     id: &BackupId,
     destination: Option<&str>,
     drill: bool,
 ) -> Result<VerifyView, AppError> {
-    let _lock = run::lock(&s.state, "backup verify")?;
     let b = run::settings(&s.env)?;
     let store = store(s, destination).await?;
     let identity = run::identity(b, &s.secrets).await?;
@@ -225,16 +201,16 @@ pub async fn restore_preview(
 }
 
 /// `restore ID`: from `source`'s destination into `target` (the same session, or the
-/// one of `--into-env`). The caller has confirmed. Every artifact is checked before
-/// anything is touched.
-pub async fn restore(
+/// one of `--into-env`). The caller has confirmed and holds the target's backup lock
+/// (the restore job takes it, and the target's session the environment lock). Every
+/// artifact is checked before anything is touched.
+pub(crate) async fn restore(
     source: &Session,
     target: &Session,
     id: &BackupId,
     services: &[CoreKind],
     destination: Option<&str>,
 ) -> Result<RestoreView, AppError> {
-    let _lock = run::lock(&target.state, "restore")?;
     let b = run::settings(&source.env)?;
     let store = store(source, destination).await?;
     let m = run::manifest_of(&store, id).await?;

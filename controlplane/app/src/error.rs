@@ -84,6 +84,25 @@ pub enum AppError {
         /// What moved since it was made.
         moved: Vec<String>,
     },
+    /// Something already runs that this request would collide with.
+    #[error("{what} is already running ({holder}); wait for it to finish")]
+    Busy {
+        /// What runs (`a drift check of dev`).
+        what: String,
+        /// Who runs it.
+        holder: String,
+    },
+    /// A backup run as a Kubernetes Job could not be run or followed.
+    #[error("the backup as a Kubernetes Job")]
+    ClusterJob(#[source] cp_driver_kube::job::JobError),
+    /// A job panicked: a bug, reported as such.
+    #[error("job {job} panicked: {detail} (a bug: the log has the backtrace)")]
+    JobPanicked {
+        /// The job.
+        job: String,
+        /// The panic's message.
+        detail: String,
+    },
     /// The plan has steps that cannot be applied.
     #[error(
         "the plan has changes that cannot be applied, so nothing was changed:\n{}",
@@ -95,7 +114,43 @@ pub enum AppError {
     },
 }
 
+/// What kind of failure an [`AppError`] is: what the CLI exits with and what the
+/// server answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Invalid input: files, flags, a request body (exit 3, HTTP 4xx).
+    Usage,
+    /// Something named does not exist (exit 1, HTTP 404).
+    NotFound,
+    /// Someone else holds what this needs, or the world moved (exit 1, HTTP 409).
+    Conflict,
+    /// A service, a destination or a cluster did not answer or failed (exit 1,
+    /// HTTP 503).
+    Unavailable,
+    /// A bug (exit 1, HTTP 500 with the request id; the log has the chain).
+    Internal,
+}
+
 impl AppError {
+    /// Its kind.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            AppError::Invalid(_)
+            | AppError::Usage(_)
+            | AppError::NeedsConfirmation { .. }
+            | AppError::Blocked { .. } => ErrorKind::Usage,
+            AppError::NotFound(_) => ErrorKind::NotFound,
+            AppError::Busy { .. }
+            | AppError::StalePlan { .. }
+            | AppError::State(cp_runtime::state::StateError::Busy { .. })
+            | AppError::Backup(cp_backup::run::BackupError::State(
+                cp_runtime::state::StateError::Busy { .. },
+            )) => ErrorKind::Conflict,
+            AppError::JobPanicked { .. } => ErrorKind::Internal,
+            _ => ErrorKind::Unavailable,
+        }
+    }
+
     /// The exit code this failure means.
     pub fn exit(&self) -> Exit {
         match self {
@@ -104,5 +159,10 @@ impl AppError {
             }
             _ => Exit::Failure,
         }
+    }
+
+    /// The message and each cause once ([`cp_runtime::error::chain`]).
+    pub fn chain(&self) -> String {
+        cp_runtime::error::chain(self)
     }
 }

@@ -7,14 +7,19 @@
 
 pub mod backup;
 pub mod driver;
+pub mod drift;
+pub mod envs;
 pub mod error;
 pub mod exit;
+pub mod jobs;
+pub mod metrics;
 pub mod ops;
 pub mod plan;
 pub mod session;
 pub mod up;
 pub mod views;
 
-pub use error::AppError;
+pub use error::{AppError, ErrorKind};
+pub use jobs::{JobHandle, JobRequest, Jobs};
 pub use exit::Exit;
 pub use session::{Mode, Prepared, Session, Target};

@@ -111,6 +111,16 @@ pub struct Prepared {
 }
 
 impl Prepared {
+    /// The chosen driver.
+    pub fn driver(&self) -> &AnyDriver {
+        &self.driver
+    }
+
+    /// The state directory's path.
+    pub fn state_path(&self) -> &Path {
+        &self.path
+    }
+
     /// Loads `target` and chooses its driver. Invalid files fail here; the driver is
     /// chosen before anything exists, so an unusable platform (no cluster configured)
     /// leaves nothing behind.
@@ -161,6 +171,21 @@ impl Prepared {
 }
 
 impl Session {
+    /// The validated environment.
+    pub fn env(&self) -> &Environment {
+        &self.env
+    }
+
+    /// The driver.
+    pub fn driver(&self) -> &AnyDriver {
+        &self.driver
+    }
+
+    /// The secret resolver.
+    pub fn secrets(&self) -> &SecretResolver {
+        &self.secrets
+    }
+
     /// Opens `target` in `mode` ([`Prepared::new`], then [`Prepared::open`]).
     pub async fn open(
         target: &Target,

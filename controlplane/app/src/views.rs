@@ -12,6 +12,20 @@ use serde::Serialize;
 
 pub use cp_core::envplan::EnvPlan as PlanView;
 
+pub mod drift;
+pub mod jobs;
+
+pub use drift::DriftView;
+pub use jobs::{
+    JobKind, JobResult, JobStartedView, JobState, JobView, JobsView, LocksView, ProgressEvent,
+    SchedulesView, Trigger,
+};
+
+/// A time as every view writes it: RFC 3339, seconds, UTC.
+pub fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
 /// A service's state as `status` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case", tag = "state", content = "detail")]
@@ -732,6 +746,19 @@ pub fn schemas() -> BTreeMap<&'static str, serde_json::Value> {
     );
     m.insert("backup-prune", schemars::schema_for!(PruneView).to_value());
     m.insert("restore", schemars::schema_for!(RestoreView).to_value());
+    m.insert("job", schemars::schema_for!(JobView).to_value());
+    m.insert("jobs", schemars::schema_for!(JobsView).to_value());
+    m.insert(
+        "job-started",
+        schemars::schema_for!(JobStartedView).to_value(),
+    );
+    m.insert(
+        "progress-event",
+        schemars::schema_for!(ProgressEvent).to_value(),
+    );
+    m.insert("locks", schemars::schema_for!(LocksView).to_value());
+    m.insert("schedules", schemars::schema_for!(SchedulesView).to_value());
+    m.insert("drift", schemars::schema_for!(DriftView).to_value());
     m
 }
 

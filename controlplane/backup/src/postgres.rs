@@ -283,11 +283,19 @@ pub async fn backup(w: &SetWriter, pg: &PgAccess, role: &str) -> Result<Part, Se
 
     let pre = dump_section(w, pg, role, &db, &pg_dump, &snapshot, "pre-data");
     let post = dump_section(w, pg, role, &db, &pg_dump, &snapshot, "post-data");
-    let copies = futures::stream::iter(tables.iter().enumerate().map(|(i, (s, t))| {
-        let o = o.clone();
-        let snapshot = snapshot.clone();
-        async move { dump_table(w, o, &snapshot, i, s, t).await }
-    }))
+    // The futures are made first, then streamed: a lazy `map` over borrowed items
+    // inside the stream makes the whole backup future not `Send` (the compiler cannot
+    // prove the closure general over the borrow's lifetime), and jobs are spawned.
+    let copies: Vec<_> = tables
+        .iter()
+        .enumerate()
+        .map(|(i, (s, t))| {
+            let o = o.clone();
+            let snapshot = snapshot.clone();
+            async move { dump_table(w, o, &snapshot, i, s, t).await }
+        })
+        .collect();
+    let copies = futures::stream::iter(copies)
     .buffered(JOBS)
     .collect::<Vec<_>>();
     let (pre, post, copies) = tokio::join!(pre, post, copies);
@@ -676,17 +684,22 @@ pub async fn restore(
         }
         psql(r, pre, pg, &psql_bin, &fresh).await?;
         let o = su(&fresh);
-        let results = futures::stream::iter(tables.iter().map(|t| {
-            let o = o.clone();
-            async move {
-                let a = rec
-                    .artifacts
-                    .iter()
-                    .find(|a| a.name == t.artifact)
-                    .ok_or_else(|| missing(t.artifact.as_str()))?;
-                copy_in(r, o, t, a).await
-            }
-        }))
+        // Made first, then streamed: see `backup` (the future stays `Send`).
+        let copies: Vec<_> = tables
+            .iter()
+            .map(|t| {
+                let o = o.clone();
+                async move {
+                    let a = rec
+                        .artifacts
+                        .iter()
+                        .find(|a| a.name == t.artifact)
+                        .ok_or_else(|| missing(t.artifact.as_str()))?;
+                    copy_in(r, o, t, a).await
+                }
+            })
+            .collect();
+        let results = futures::stream::iter(copies)
         .buffer_unordered(JOBS)
         .collect::<Vec<_>>()
         .await;

@@ -46,6 +46,8 @@ pub struct Environment {
     pub vault: VaultConfig,
     /// Backups, when enabled.
     pub backup: Option<Backup>,
+    /// The drift watch.
+    pub drift: Drift,
     /// Alert rules.
     pub alerts: Alerts,
     /// Dashboards.
@@ -597,6 +599,17 @@ pub struct Schedule {
     pub cron: String,
     /// The longest gap between two consecutive runs.
     pub max_interval: Duration,
+}
+
+/// The drift watch of `controlplane serve`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Drift {
+    /// When the whole-environment plan runs.
+    pub schedule: Schedule,
+    /// How long drift lasts before `EnvironmentDrifted` fires.
+    pub for_: Duration,
+    /// Where a summary is posted when the drift state changes.
+    pub webhook_url: Option<SecretRef>,
 }
 
 /// GFS retention counts.

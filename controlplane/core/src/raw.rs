@@ -44,6 +44,9 @@ pub struct RawEnvironment {
     pub vault: RawVaultConfig,
     /// Backup schedule, retention and destinations.
     pub backup: RawBackup,
+    /// The drift watch: how often `controlplane serve` compares what runs with these
+    /// files, and whom it tells.
+    pub drift: RawDrift,
     /// Alert rules and their per-environment thresholds.
     pub alerts: RawAlerts,
     /// Grafana dashboards and which panels this environment shows.
@@ -642,6 +645,22 @@ pub struct RawBackup {
     /// Alert when the newest successful backup is older than this, e.g. `26h`.
     /// Defaults to the schedule's interval plus a grace of half of it.
     pub max_age: Option<String>,
+}
+
+/// The drift watch of `controlplane serve`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawDrift {
+    /// Five-field cron schedule (UTC) of the drift check, e.g. `"*/10 * * * *"`
+    /// (the default: every 10 minutes).
+    pub schedule: Option<String>,
+    /// How long drift must last before `EnvironmentDrifted` fires, e.g. `30m`
+    /// (the default; `alerts.rules.environment_drifted.for` overrides it).
+    #[serde(rename = "for")]
+    pub for_: Option<String>,
+    /// Secret reference to a URL that receives a JSON summary (the drift view) each
+    /// time the drift state changes, e.g. `env://ANUMATE_DRIFT_WEBHOOK`.
+    pub webhook_url: Option<String>,
 }
 
 /// Grandfather-father-son retention: how many of each kind to keep.

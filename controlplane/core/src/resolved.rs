@@ -42,6 +42,11 @@ pub fn to_raw(env: &Environment) -> RawEnvironment {
             .collect(),
         vault: vault_config(&env.vault),
         backup: backup(env.backup.as_ref()),
+        drift: RawDrift {
+            schedule: Some(env.drift.schedule.cron.clone()),
+            for_: Some(env.drift.for_.to_string()),
+            webhook_url: env.drift.webhook_url.as_ref().and_then(secret),
+        },
         alerts: alerts(env),
         dashboards: dashboards(&env.dashboards),
     }

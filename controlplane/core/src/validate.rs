@@ -477,6 +477,7 @@ pub(crate) fn validate(name: &EnvName, raw: RawEnvironment, cx: &mut Cx<'_>) -> 
     let streams = streams(cx, &raw);
     let vault = vault_config(cx, &raw.vault);
     let backup = backup(cx, &raw.backup, &services);
+    let drift = drift(cx, &raw.drift);
     let alerts = alerts(cx, &raw.alerts, backup.as_ref());
     let dashboards = dashboards(cx, &raw.dashboards);
     let platform = raw.platform.unwrap_or(Platform::Auto);
@@ -495,6 +496,7 @@ pub(crate) fn validate(name: &EnvName, raw: RawEnvironment, cx: &mut Cx<'_>) -> 
         streams,
         vault,
         backup,
+        drift,
         alerts,
         dashboards,
     };
@@ -1336,21 +1338,42 @@ fn kubernetes_auth(cx: &mut Cx<'_>, raw: Option<&raw::RawKubernetesAuth>) -> Kub
     KubernetesAuth { mount_path, role }
 }
 
+/// A five-field cron schedule at `key` (`default` when unset), with its longest gap.
+fn schedule(cx: &mut Cx<'_>, key: &str, raw: Option<&str>, default: &str) -> Schedule {
+    let cron = raw.unwrap_or(default).to_owned();
+    let max_interval = match cron_max_interval(&cron) {
+        Ok(d) => d,
+        Err(e) => {
+            let d = cx.err(key, format!("`{cron}`: {e}"));
+            d.expected = Some(format!(
+                "five fields: minute hour day-of-month month day-of-week, e.g. `{default}`"
+            ));
+            Duration::from_secs(86_400)
+        }
+    };
+    Schedule { cron, max_interval }
+}
+
+fn drift(cx: &mut Cx<'_>, raw: &raw::RawDrift) -> Drift {
+    let schedule = schedule(cx, "drift.schedule", raw.schedule.as_deref(), "*/10 * * * *");
+    let for_ = cx.duration("drift.for", raw.for_.as_deref(), "30m");
+    let webhook_url = raw
+        .webhook_url
+        .as_deref()
+        .map(|r| cx.secret("drift.webhook_url", Some(r)));
+    Drift {
+        schedule,
+        for_,
+        webhook_url,
+    }
+}
+
 fn backup(cx: &mut Cx<'_>, raw: &raw::RawBackup, services: &CoreServices) -> Option<Backup> {
     if raw.enabled == Some(false) {
         return None;
     }
-    let cron = raw.schedule.clone().unwrap_or_else(|| "0 2 * * *".into());
-    let max_interval = match cron_max_interval(&cron) {
-        Ok(d) => d,
-        Err(e) => {
-            let d = cx.err("backup.schedule", format!("`{cron}`: {e}"));
-            d.expected = Some(
-                "five fields: minute hour day-of-month month day-of-week, e.g. `0 2 * * *`".into(),
-            );
-            Duration::from_secs(86_400)
-        }
-    };
+    let Schedule { cron, max_interval } =
+        schedule(cx, "backup.schedule", raw.schedule.as_deref(), "0 2 * * *");
     let mut kinds = Vec::new();
     let names = raw.services.clone().unwrap_or_else(|| {
         services

@@ -352,3 +352,38 @@ mod tests {
         assert!(dir.lock("environment", "seed").is_ok());
     }
 }
+
+/// Who holds lock `what` of the state directory at `root` now, without taking it:
+/// the kernel's lock table (`/proc/locks`) says whether a process holds an flock on
+/// the lock file, and the file says who wrote it. `None`: free, or never taken.
+pub fn holder(root: &Path, what: &str) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let path = root.join(format!("{what}.lock"));
+    let meta = fs::metadata(&path).ok()?;
+    let table = fs::read_to_string("/proc/locks").ok()?;
+    let (major, minor) = (
+        nix::sys::stat::major(meta.dev()),
+        nix::sys::stat::minor(meta.dev()),
+    );
+    let held = table.lines().any(|line| {
+        // `1: FLOCK  ADVISORY  WRITE 1234 fd:01:123456 0 EOF`
+        let f: Vec<&str> = line.split_whitespace().collect();
+        f.get(1) == Some(&"FLOCK")
+            && f.get(5).is_some_and(|dev| {
+                let mut p = dev.split(':');
+                let maj = p.next().and_then(|v| u64::from_str_radix(v, 16).ok());
+                let min = p.next().and_then(|v| u64::from_str_radix(v, 16).ok());
+                let ino = p.next().and_then(|v| v.parse::<u64>().ok());
+                maj == Some(major) && min == Some(minor) && ino == Some(meta.ino())
+            })
+    });
+    held.then(|| {
+        fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Holder>(&b).ok())
+            .map_or_else(
+                || "another process".to_owned(),
+                |h| format!("pid {} (`{}`) since {}", h.pid, h.command, h.since),
+            )
+    })
+}

@@ -1,0 +1,106 @@
+//! The gauges of jobs, read at scrape time from what the jobs left: the
+//! `controlplane_backup_*` gauges from each environment's `backup/metrics.json` (so
+//! runs of the CLI or the CronJob count) and the `controlplane_drift_*` gauges from the
+//! drift watch ([`crate::drift::Watch`]). A prometheus-client [`Collector`]: the
+//! server registers it in its one registry.
+
+use std::sync::Arc;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::gauge::ConstGauge;
+
+use crate::envs::Environments;
+use crate::jobs::Jobs;
+
+/// Reads the jobs' gauges at each scrape.
+#[derive(Debug)]
+pub struct JobGauges {
+    envs: Arc<Environments>,
+    jobs: Jobs,
+}
+
+impl JobGauges {
+    /// The gauges of `envs`' jobs in `jobs`.
+    pub fn new(envs: Arc<Environments>, jobs: Jobs) -> Self {
+        Self { envs, jobs }
+    }
+}
+
+type Labels = Vec<(&'static str, String)>;
+
+fn family<V: prometheus_client::encoding::EncodeGaugeValue + Copy + std::fmt::Debug + Default>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    samples: &[(Labels, V)],
+) -> Result<(), std::fmt::Error>
+where
+    ConstGauge<V>: EncodeMetric,
+{
+    if samples.is_empty() {
+        return Ok(());
+    }
+    let mut m = encoder.encode_descriptor(
+        name,
+        help,
+        None,
+        prometheus_client::metrics::MetricType::Gauge,
+    )?;
+    for (labels, v) in samples {
+        ConstGauge::new(*v).encode(m.encode_family(labels)?)?;
+    }
+    Ok(())
+}
+
+impl Collector for JobGauges {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let mut last_success = Vec::new();
+        let mut last_ok = Vec::new();
+        let mut duration = Vec::new();
+        let mut size = Vec::new();
+        let mut pending = Vec::new();
+        let mut blocked = Vec::new();
+        let mut checked = Vec::new();
+        let drift = self.jobs.drift().all();
+        for t in self.envs.targets() {
+            let env = t.env.clone();
+            if let Ok(model) = self.envs.model(&env)
+                && let Some(b) = &model.backup
+            {
+                let m = cp_runtime::state::StateDir::open_existing(t.state_path())
+                    .ok()
+                    .flatten()
+                    .map(|d| cp_backup::metrics::Metrics::read(&d))
+                    .unwrap_or_default();
+                for s in &b.services {
+                    let v = m.services.get(s).cloned().unwrap_or_default();
+                    let l: Labels = vec![("env", env.clone()), ("service", s.as_str().to_owned())];
+                    last_success.push((l.clone(), v.last_success_timestamp_seconds));
+                    last_ok.push((l.clone(), i64::from(v.last_run_success)));
+                    duration.push((l.clone(), v.duration_seconds));
+                    size.push((l, i64::try_from(v.size_bytes).unwrap_or(i64::MAX)));
+                }
+            }
+            let Some(d) = drift.get(&env) else { continue };
+            if let Some(view) = &d.last {
+                for l in &view.layers {
+                    let labels: Labels = vec![("env", env.clone()), ("layer", l.layer.as_str().to_owned())];
+                    pending.push((labels.clone(), i64::try_from(l.pending).unwrap_or(i64::MAX)));
+                    blocked.push((labels, i64::try_from(l.blocked).unwrap_or(i64::MAX)));
+                }
+            }
+            if let Some(at) = d.last_success {
+                checked.push((vec![("env", env.clone())], at.timestamp()));
+            }
+        }
+        family(&mut encoder, "controlplane_backup_last_success_timestamp_seconds", "Unix time of the last successful backup (0: never).", &last_success)?;
+        family(&mut encoder, "controlplane_backup_last_run_success", "1 when the last backup run succeeded.", &last_ok)?;
+        family(&mut encoder, "controlplane_backup_duration_seconds", "Duration of the last backup run.", &duration)?;
+        family(&mut encoder, "controlplane_backup_size_bytes", "Stored size of the last successful backup.", &size)?;
+        family(&mut encoder, "controlplane_drift_changes_pending", "Changes `controlplane up` would make, by layer, at the last drift check.", &pending)?;
+        family(&mut encoder, "controlplane_drift_blocked", "Changes `controlplane up` refuses, by layer, at the last drift check.", &blocked)?;
+        family(&mut encoder, "controlplane_drift_last_check_timestamp_seconds", "Unix time of the last successful drift check.", &checked)?;
+        Ok(())
+    }
+}
