@@ -5,6 +5,9 @@
 
 use chrono::Utc;
 use cp_backup::BackupId;
+
+/// A backup set's id.
+pub use cp_backup::BackupId as SetId;
 use cp_backup::dest::Store;
 use cp_backup::run::{self, BackupError, Context, Progress};
 use cp_backup::set::SetReader;
@@ -302,5 +305,59 @@ pub async fn prune(
     Ok(PruneView {
         destination: store.name().to_owned(),
         report,
+    })
+}
+
+/// The last backup of `model`'s environment (the oldest service's last success, and
+/// whether the last run of every service succeeded), from its metrics file; `None`
+/// when backups are off.
+pub fn summary(
+    t: &crate::session::Target,
+    model: &cp_core::Environment,
+) -> Option<crate::views::BackupSummaryView> {
+    let b = model.backup.as_ref()?;
+    let m = cp_runtime::state::StateDir::open_existing(t.state_path())
+        .ok()
+        .flatten()
+        .map(|d| cp_backup::metrics::Metrics::read(&d))
+        .unwrap_or_default();
+    let per: Vec<_> = b
+        .services
+        .iter()
+        .map(|s| m.services.get(s).cloned().unwrap_or_default())
+        .collect();
+    let oldest = per
+        .iter()
+        .map(|m| m.last_success_timestamp_seconds)
+        .min()
+        .unwrap_or(0);
+    let ok = per.iter().all(|m| m.last_run_success == 1);
+    Some(if oldest == 0 {
+        let failed = per.iter().any(|m| m.duration_seconds > 0.0);
+        crate::views::BackupSummaryView {
+            age: "never".into(),
+            state: if failed { "failed" } else { "none yet" }.into(),
+            ok: false,
+        }
+    } else {
+        let at = chrono::DateTime::from_timestamp(oldest, 0).unwrap_or_default();
+        crate::views::BackupSummaryView {
+            age: cp_backup::catalog::age(at, Utc::now()),
+            state: if ok { "ok" } else { "last run failed" }.into(),
+            ok,
+        }
+    })
+}
+
+/// The newest verified (or drilled) set of `sets`, as "ID (when)".
+pub fn last_verified(sets: &BackupListView) -> Option<String> {
+    sets.sets.iter().find_map(|s| match &s.entry.state {
+        cp_backup::catalog::SetState::Verified { at }
+        | cp_backup::catalog::SetState::Drilled { at } => Some(format!(
+            "{} ({})",
+            s.entry.id.as_str(),
+            crate::views::rfc3339(*at)
+        )),
+        _ => None,
     })
 }

@@ -2,6 +2,7 @@
 //! one exit code ([`crate::exit::Exit`]) and, for the server, one HTTP status. Display
 //! says what failed and what to do; it never includes a secret value.
 
+use cp_backup::run::BackupError;
 use cp_core::Diagnostics;
 
 use crate::exit::Exit;
@@ -132,8 +133,57 @@ pub enum ErrorKind {
 }
 
 impl AppError {
+    /// What holds the lock this request collided with: (`backup lock`, holder).
+    pub fn holder(&self) -> Option<(String, String)> {
+        use cp_runtime::state::StateError;
+        match self {
+            AppError::State(StateError::Busy { what, holder, .. })
+            | AppError::Backup(BackupError::State(StateError::Busy { what, holder, .. })) => {
+                Some((format!("{what} lock"), holder.clone()))
+            }
+            AppError::Busy { what, holder } => Some((what.clone(), holder.clone())),
+            _ => None,
+        }
+    }
+
+    /// A stable code for a failure of something outside this process (the API's
+    /// `error` field).
+    pub fn code(&self) -> &'static str {
+        match self {
+            AppError::Backup(_) | AppError::BackupFirst { .. } | AppError::ClusterJob(_) => {
+                "backup_failed"
+            }
+            AppError::Prometheus { .. } => "prometheus_failed",
+            _ => "service_failed",
+        }
+    }
+
     /// Its kind.
     pub fn kind(&self) -> ErrorKind {
+        use cp_runtime::state::StateError;
+        match self {
+            AppError::Backup(
+                BackupError::Disabled { .. } | BackupError::ServiceNotInSet { .. },
+            ) => ErrorKind::Usage,
+            AppError::Backup(BackupError::NoSuchSet { .. }) => ErrorKind::NotFound,
+            AppError::Backup(BackupError::Incomplete { .. } | BackupError::Damaged { .. }) => {
+                ErrorKind::Conflict
+            }
+            // The environment's own settings or this process's state: not the
+            // client's doing, not a service's.
+            AppError::Backup(
+                BackupError::Recipient(_) | BackupError::Identity(_) | BackupError::Secret { .. },
+            )
+            | AppError::Project { .. } => ErrorKind::Internal,
+            AppError::State(s) if !matches!(s, StateError::Busy { .. }) => ErrorKind::Internal,
+            AppError::Backup(BackupError::State(s)) if !matches!(s, StateError::Busy { .. }) => {
+                ErrorKind::Internal
+            }
+            _ => self.kind_of_rest(),
+        }
+    }
+
+    fn kind_of_rest(&self) -> ErrorKind {
         match self {
             AppError::Invalid(_)
             | AppError::Usage(_)

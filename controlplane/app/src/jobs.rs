@@ -90,6 +90,7 @@ impl JobRequest {
 pub(crate) struct Job {
     view: Mutex<JobView>,
     changed: watch::Sender<u64>,
+    error: Mutex<Option<Arc<AppError>>>,
 }
 
 impl Job {
@@ -155,6 +156,16 @@ impl JobHandle {
     pub async fn wait(&self) -> JobView {
         self.follow(usize::MAX, |_| {}, std::future::pending())
             .await
+    }
+
+    /// Waits for the end: the view, or the error that failed the job as a whole
+    /// (typed, for a front end to answer with its status or exit code).
+    pub async fn outcome(&self) -> Result<JobView, Arc<AppError>> {
+        let v = self.wait().await;
+        match self.0.error.lock().expect("job lock").clone() {
+            Some(e) => Err(e),
+            None => Ok(v),
+        }
     }
 }
 
@@ -229,11 +240,7 @@ enum Held {
 impl Drop for Held {
     fn drop(&mut self) {
         if let Held::Drift(jobs, env) = self {
-            jobs.0
-                .drift_running
-                .lock()
-                .expect("drift lock")
-                .remove(env);
+            jobs.0.drift_running.lock().expect("drift lock").remove(env);
         }
     }
 }
@@ -258,7 +265,7 @@ enum Work {
     },
     Restore {
         source: Session,
-        target: Option<Session>,
+        target: Option<Box<Session>>,
         id: BackupId,
         services: Vec<CoreKind>,
         destination: Option<String>,
@@ -365,7 +372,7 @@ impl Jobs {
                         let other = Prepared::new(&t, None).await?;
                         let lock = cp_backup::run::lock(&state_of(&other)?, &holder)?;
                         let target = other.open(Mode::Mutating("restore"))?;
-                        (prepared.open(Mode::ReadOnly)?, Some(target), lock)
+                        (prepared.open(Mode::ReadOnly)?, Some(Box::new(target)), lock)
                     }
                 };
                 let work = Work::Restore {
@@ -410,6 +417,7 @@ impl Jobs {
                 error: None,
             }),
             changed: watch::channel(0).0,
+            error: Mutex::new(None),
         });
         self.keep(&id, job.clone());
         let task = tokio::spawn(run(self.clone(), job.clone(), work, trigger, held));
@@ -537,6 +545,7 @@ fn finish(job: &Job, outcome: Result<(JobResult, bool), AppError>) {
             Err(e) => {
                 v.state = JobState::Failed;
                 v.error = Some(e.chain());
+                *job.error.lock().expect("job lock") = Some(Arc::new(e));
             }
         }
     });
@@ -564,7 +573,10 @@ pub fn failed_parts(v: &JobView) -> String {
             .collect::<Vec<_>>()
             .join("; "),
         Some(JobResult::Verify(r)) => r.report.problems.join("; "),
-        Some(JobResult::Cluster(c)) => format!("the Kubernetes Job {} failed; its log is in the events", c.job),
+        Some(JobResult::Cluster(c)) => format!(
+            "the Kubernetes Job {} failed; its log is in the events",
+            c.job
+        ),
         _ => String::new(),
     }
 }
@@ -652,7 +664,7 @@ async fn run(
             services,
             destination,
         } => {
-            let into = target.as_ref().unwrap_or(&source);
+            let into = target.as_deref().unwrap_or(&source);
             let view =
                 crate::backup::restore(&source, into, &id, &services, destination.as_deref())
                     .await?;
@@ -670,7 +682,6 @@ pub(crate) fn push(job: &Arc<Job>, event: Event) {
     job.push(event);
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -682,11 +693,10 @@ mod tests {
     /// does not compile when one is not.
     #[test]
     fn futures_are_send() {
-        #[allow(unreachable_code, clippy::diverging_sub_expression)]
-        fn check(jobs: Jobs, job: Arc<Job>, work: Work, held: Held) {
+        // Never called: it only has to compile.
+        fn check(jobs: Jobs, job: Arc<Job>, work: Work, held: Held, t: &Target) {
             is_send(&run(jobs.clone(), job, work, Trigger::Cli, held));
-            let t: Target = unimplemented!();
-            is_send(&jobs.start(&t, JobRequest::Drift, Trigger::Cli));
+            is_send(&jobs.start(t, JobRequest::Drift, Trigger::Cli));
         }
         let _ = check;
     }

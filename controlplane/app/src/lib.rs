@@ -6,8 +6,8 @@
 //! one error type ([`error`]) and one exit-code table ([`exit`]).
 
 pub mod backup;
-pub mod driver;
 pub mod drift;
+pub mod driver;
 pub mod envs;
 pub mod error;
 pub mod exit;
@@ -20,6 +20,6 @@ pub mod up;
 pub mod views;
 
 pub use error::{AppError, ErrorKind};
-pub use jobs::{JobHandle, JobRequest, Jobs};
 pub use exit::Exit;
+pub use jobs::{JobHandle, JobRequest, Jobs};
 pub use session::{Mode, Prepared, Session, Target};

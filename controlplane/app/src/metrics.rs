@@ -85,7 +85,8 @@ impl Collector for JobGauges {
             let Some(d) = drift.get(&env) else { continue };
             if let Some(view) = &d.last {
                 for l in &view.layers {
-                    let labels: Labels = vec![("env", env.clone()), ("layer", l.layer.as_str().to_owned())];
+                    let labels: Labels =
+                        vec![("env", env.clone()), ("layer", l.layer.as_str().to_owned())];
                     pending.push((labels.clone(), i64::try_from(l.pending).unwrap_or(i64::MAX)));
                     blocked.push((labels, i64::try_from(l.blocked).unwrap_or(i64::MAX)));
                 }
@@ -94,13 +95,48 @@ impl Collector for JobGauges {
                 checked.push((vec![("env", env.clone())], at.timestamp()));
             }
         }
-        family(&mut encoder, "controlplane_backup_last_success_timestamp_seconds", "Unix time of the last successful backup (0: never).", &last_success)?;
-        family(&mut encoder, "controlplane_backup_last_run_success", "1 when the last backup run succeeded.", &last_ok)?;
-        family(&mut encoder, "controlplane_backup_duration_seconds", "Duration of the last backup run.", &duration)?;
-        family(&mut encoder, "controlplane_backup_size_bytes", "Stored size of the last successful backup.", &size)?;
-        family(&mut encoder, "controlplane_drift_changes_pending", "Changes `controlplane up` would make, by layer, at the last drift check.", &pending)?;
-        family(&mut encoder, "controlplane_drift_blocked", "Changes `controlplane up` refuses, by layer, at the last drift check.", &blocked)?;
-        family(&mut encoder, "controlplane_drift_last_check_timestamp_seconds", "Unix time of the last successful drift check.", &checked)?;
+        family(
+            &mut encoder,
+            "controlplane_backup_last_success_timestamp_seconds",
+            "Unix time of the last successful backup (0: never).",
+            &last_success,
+        )?;
+        family(
+            &mut encoder,
+            "controlplane_backup_last_run_success",
+            "1 when the last backup run succeeded.",
+            &last_ok,
+        )?;
+        family(
+            &mut encoder,
+            "controlplane_backup_duration_seconds",
+            "Duration of the last backup run.",
+            &duration,
+        )?;
+        family(
+            &mut encoder,
+            "controlplane_backup_size_bytes",
+            "Stored size of the last successful backup.",
+            &size,
+        )?;
+        family(
+            &mut encoder,
+            "controlplane_drift_changes_pending",
+            "Changes `controlplane up` would make, by layer, at the last drift check.",
+            &pending,
+        )?;
+        family(
+            &mut encoder,
+            "controlplane_drift_blocked",
+            "Changes `controlplane up` refuses, by layer, at the last drift check.",
+            &blocked,
+        )?;
+        family(
+            &mut encoder,
+            "controlplane_drift_last_check_timestamp_seconds",
+            "Unix time of the last successful drift check.",
+            &checked,
+        )?;
         Ok(())
     }
 }

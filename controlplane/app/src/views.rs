@@ -817,6 +817,17 @@ impl fmt::Display for BackupView {
     }
 }
 
+/// An environment's last backup, as the console's pages show it.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct BackupSummaryView {
+    /// How old the oldest service's last success is (`3h`), or `never`.
+    pub age: String,
+    /// `ok`, `last run failed`, `failed` or `none yet`.
+    pub state: String,
+    /// Whether every service's last run succeeded.
+    pub ok: bool,
+}
+
 /// `backup list`: every set at the destination.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct BackupListView {

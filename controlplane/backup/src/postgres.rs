@@ -296,8 +296,8 @@ pub async fn backup(w: &SetWriter, pg: &PgAccess, role: &str) -> Result<Part, Se
         })
         .collect();
     let copies = futures::stream::iter(copies)
-    .buffered(JOBS)
-    .collect::<Vec<_>>();
+        .buffered(JOBS)
+        .collect::<Vec<_>>();
     let (pre, post, copies) = tokio::join!(pre, post, copies);
     let mut artifacts = vec![pre?];
     let mut counts = Vec::new();
@@ -700,9 +700,9 @@ pub async fn restore(
             })
             .collect();
         let results = futures::stream::iter(copies)
-        .buffer_unordered(JOBS)
-        .collect::<Vec<_>>()
-        .await;
+            .buffer_unordered(JOBS)
+            .collect::<Vec<_>>()
+            .await;
         for res in results {
             res?;
         }

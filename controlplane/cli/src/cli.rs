@@ -130,6 +130,12 @@ pub(crate) enum Command {
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
+    /// Check what drifted: the whole-environment plan as a drift view (per layer and
+    /// resource), as `serve`'s drift watch computes it. Exit 2 when drifted.
+    #[command(after_help = "Examples:
+  controlplane drift                     # dev
+  controlplane -e production drift -o json")]
+    Drift,
     /// Apply the plan: start what is missing, wait until every service answers, seed.
     #[command(after_help = "Examples:
   controlplane up                        # dev: everything

@@ -1,17 +1,22 @@
-//! Progress for `up`: spinners per service on a terminal, plain lines otherwise, one
-//! JSON object per event with `--output json`.
+//! Progress on stderr: `up`'s spinners per service on a terminal, plain lines
+//! otherwise; a job's events ([`follow`]) as their text, or, with `--output json`, one
+//! `ProgressEvent` per line (the same view the server sends as SSE).
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use cp_app::JobHandle;
 use cp_app::up::UpProgress;
+use cp_app::views::JobView;
+use cp_app::views::jobs::{Event as JobEvent, ProgressEvent};
 use cp_core::plan::Layer;
 use cp_drivers::engine::{Event, Progress};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use crate::cli::Output;
+use crate::commands::Failure;
 
 /// Image pulls reported as plain lines on stderr (one per image and status change).
 pub(crate) fn pull_observer() -> cp_app::driver::PullObserver {
@@ -48,10 +53,15 @@ impl Progress for JsonLines {
 
 impl UpProgress for JsonLines {
     fn layer(&self, layer: Layer, line: &str) {
-        eprintln!(
-            "{}",
-            serde_json::json!({"event": "seeded", "layer": layer, "change": line})
+        let e = ProgressEvent::new(
+            0,
+            None,
+            JobEvent::Seeded {
+                layer,
+                change: line.to_owned(),
+            },
         );
+        eprintln!("{}", serde_json::to_string(&e).expect("events serialize"));
     }
 }
 
@@ -154,98 +164,36 @@ impl Progress for Bars {
     }
 }
 
-/// Backup progress: a bar per service with bytes read and throughput on a terminal,
-/// one line per finished service otherwise, JSON lines with `--output json`.
-pub(crate) fn backup_progress(output: Output) -> Box<dyn cp_backup::run::Progress> {
-    match output {
-        Output::Json => Box::new(BackupLines { json: true }),
-        Output::Text if std::io::stderr().is_terminal() => Box::new(BackupBars::default()),
-        Output::Text => Box::new(BackupLines { json: false }),
-    }
-}
-
-struct BackupLines {
-    json: bool,
-}
-
-impl cp_backup::run::Progress for BackupLines {
-    fn started(&self, service: cp_core::names::CoreKind, _: &cp_backup::pipeline::Meter) {
-        if self.json {
-            eprintln!(
-                "{}",
-                serde_json::json!({"event": "backup_started", "service": service})
-            );
-        }
-    }
-
-    fn finished(&self, line: &cp_backup::run::ServiceLine) {
-        if self.json {
-            eprintln!(
-                "{}",
-                serde_json::json!({"event": "backup_finished", "line": line})
-            );
-        } else if line.ok {
-            eprintln!(
-                "{}: {} bytes in {} ms",
-                line.service, line.size, line.duration_ms
-            );
-        } else {
-            eprintln!(
-                "{}: FAILED: {}",
-                line.service,
-                line.error.as_deref().unwrap_or("")
-            );
-        }
-    }
-}
-
-#[derive(Default)]
-struct BackupBars {
-    multi: indicatif::MultiProgress,
-    bars: std::sync::Mutex<
-        std::collections::BTreeMap<cp_core::names::CoreKind, indicatif::ProgressBar>,
-    >,
-}
-
-impl cp_backup::run::Progress for BackupBars {
-    fn started(&self, service: cp_core::names::CoreKind, meter: &cp_backup::pipeline::Meter) {
-        let bar = self.multi.add(indicatif::ProgressBar::new_spinner());
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} {prefix:8} {msg}")
-                .expect("a valid template"),
+/// Follows a job to its end, printing its events on stderr (text, or JSON lines with
+/// `--output json`; drift checks say nothing in text, their view says it all). Ctrl-C
+/// stops following: the job's locks die with the process, and the exit code is 130.
+pub(crate) async fn follow(output: Output, job: &JobHandle) -> Result<JobView, Failure> {
+    let mut interrupted = false;
+    let v = job
+        .follow(
+            0,
+            |e| match output {
+                Output::Json => {
+                    eprintln!("{}", serde_json::to_string(e).expect("events serialize"));
+                }
+                Output::Text if matches!(e.event, JobEvent::Checked { .. }) => {}
+                Output::Text => eprintln!("{}", e.text),
+            },
+            async {
+                let _ = tokio::signal::ctrl_c().await;
+                interrupted = true;
+            },
+        )
+        .await;
+    if interrupted {
+        eprintln!(
+            "interrupted: {} {} of {} stopped; its locks are released as this process exits",
+            v.kind, v.id, v.environment
         );
-        bar.set_prefix(service.as_str());
-        bar.enable_steady_tick(std::time::Duration::from_millis(200));
-        let (b, m) = (bar.clone(), meter.clone());
-        let start = std::time::Instant::now();
-        std::thread::spawn(move || {
-            while !b.is_finished() {
-                let n = m.get();
-                let rate = n as f64 / 1e6 / start.elapsed().as_secs_f64().max(1e-3);
-                b.set_message(format!("{:.1} MB read, {rate:.1} MB/s", n as f64 / 1e6));
-                std::thread::sleep(std::time::Duration::from_millis(200));
-            }
-        });
-        self.bars.lock().expect("not poisoned").insert(service, bar);
+        return Err(Failure::Interrupted);
     }
-
-    fn finished(&self, line: &cp_backup::run::ServiceLine) {
-        if let Some(b) = self
-            .bars
-            .lock()
-            .expect("not poisoned")
-            .remove(&line.service)
-        {
-            if line.ok {
-                b.finish_with_message(format!(
-                    "{:.1} MB → {:.1} MB in {:.1}s",
-                    line.size as f64 / 1e6,
-                    line.stored_size as f64 / 1e6,
-                    line.duration_ms as f64 / 1000.0
-                ));
-            } else {
-                b.abandon_with_message(format!("FAILED: {}", line.error.as_deref().unwrap_or("")));
-            }
-        }
+    match job.outcome().await {
+        Ok(v) => Ok(v),
+        Err(e) => Err(Failure::Job(e)),
     }
 }

@@ -1355,7 +1355,12 @@ fn schedule(cx: &mut Cx<'_>, key: &str, raw: Option<&str>, default: &str) -> Sch
 }
 
 fn drift(cx: &mut Cx<'_>, raw: &raw::RawDrift) -> Drift {
-    let schedule = schedule(cx, "drift.schedule", raw.schedule.as_deref(), "*/10 * * * *");
+    let schedule = schedule(
+        cx,
+        "drift.schedule",
+        raw.schedule.as_deref(),
+        "*/10 * * * *",
+    );
     let for_ = cx.duration("drift.for", raw.for_.as_deref(), "30m");
     let webhook_url = raw
         .webhook_url

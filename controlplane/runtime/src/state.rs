@@ -288,6 +288,41 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), StateErr
     Ok(())
 }
 
+/// Who holds lock `what` of the state directory at `root` now, without taking it:
+/// the kernel's lock table (`/proc/locks`) says whether a process holds an flock on
+/// the lock file, and the file says who wrote it. `None`: free, or never taken.
+pub fn holder(root: &Path, what: &str) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let path = root.join(format!("{what}.lock"));
+    let meta = fs::metadata(&path).ok()?;
+    let table = fs::read_to_string("/proc/locks").ok()?;
+    let (major, minor) = (
+        nix::sys::stat::major(meta.dev()),
+        nix::sys::stat::minor(meta.dev()),
+    );
+    let held = table.lines().any(|line| {
+        // `1: FLOCK  ADVISORY  WRITE 1234 fd:01:123456 0 EOF`
+        let f: Vec<&str> = line.split_whitespace().collect();
+        f.get(1) == Some(&"FLOCK")
+            && f.get(5).is_some_and(|dev| {
+                let mut p = dev.split(':');
+                let maj = p.next().and_then(|v| u64::from_str_radix(v, 16).ok());
+                let min = p.next().and_then(|v| u64::from_str_radix(v, 16).ok());
+                let ino = p.next().and_then(|v| v.parse::<u64>().ok());
+                maj == Some(major) && min == Some(minor) && ino == Some(meta.ino())
+            })
+    });
+    held.then(|| {
+        fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Holder>(&b).ok())
+            .map_or_else(
+                || "another process".to_owned(),
+                |h| format!("pid {} (`{}`) since {}", h.pid, h.command, h.since),
+            )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -351,39 +386,18 @@ mod tests {
         drop(held);
         assert!(dir.lock("environment", "seed").is_ok());
     }
-}
 
-/// Who holds lock `what` of the state directory at `root` now, without taking it:
-/// the kernel's lock table (`/proc/locks`) says whether a process holds an flock on
-/// the lock file, and the file says who wrote it. `None`: free, or never taken.
-pub fn holder(root: &Path, what: &str) -> Option<String> {
-    use std::os::unix::fs::MetadataExt;
-    let path = root.join(format!("{what}.lock"));
-    let meta = fs::metadata(&path).ok()?;
-    let table = fs::read_to_string("/proc/locks").ok()?;
-    let (major, minor) = (
-        nix::sys::stat::major(meta.dev()),
-        nix::sys::stat::minor(meta.dev()),
-    );
-    let held = table.lines().any(|line| {
-        // `1: FLOCK  ADVISORY  WRITE 1234 fd:01:123456 0 EOF`
-        let f: Vec<&str> = line.split_whitespace().collect();
-        f.get(1) == Some(&"FLOCK")
-            && f.get(5).is_some_and(|dev| {
-                let mut p = dev.split(':');
-                let maj = p.next().and_then(|v| u64::from_str_radix(v, 16).ok());
-                let min = p.next().and_then(|v| u64::from_str_radix(v, 16).ok());
-                let ino = p.next().and_then(|v| v.parse::<u64>().ok());
-                maj == Some(major) && min == Some(minor) && ino == Some(meta.ino())
-            })
-    });
-    held.then(|| {
-        fs::read(&path)
-            .ok()
-            .and_then(|b| serde_json::from_slice::<Holder>(&b).ok())
-            .map_or_else(
-                || "another process".to_owned(),
-                |h| format!("pid {} (`{}`) since {}", h.pid, h.command, h.since),
-            )
-    })
+    #[test]
+    fn holder_reads_a_lock_without_taking_it() {
+        let d = tempfile::tempdir().unwrap();
+        let s = StateDir::open(d.path(), "dev").unwrap();
+        assert_eq!(holder(s.path(), "backup"), None);
+        let l = s.lock("backup", "backup job-1 (api)").unwrap();
+        let h = holder(s.path(), "backup").expect("held");
+        assert!(h.contains("backup job-1 (api)"), "{h}");
+        // Reading did not take it: a second run still finds it held.
+        assert!(s.lock("backup", "another").is_err());
+        drop(l);
+        assert_eq!(holder(s.path(), "backup"), None);
+    }
 }

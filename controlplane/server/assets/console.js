@@ -91,7 +91,7 @@
   });
 })();
 
-// A backup job's progress on the backups page: its events (SSE) appended as they
+// A job's progress on the backups page: its events (SSE) appended as they
 // come, then its final state.
 (function () {
   var state = document.querySelector("[data-job-state]");
@@ -109,8 +109,7 @@
     }
     seen = e.seq + 1;
     var li = document.createElement("li");
-    li.textContent = e.service + ": " + e.event +
-      (e.line ? (e.line.ok ? " (" + e.line.size + " bytes in " + e.line.duration_ms + " ms)" : " FAILED: " + e.line.error) : "");
+    li.textContent = e.text;
     list.appendChild(li);
   });
   src.addEventListener("result", function (m) {

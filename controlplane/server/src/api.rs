@@ -22,8 +22,9 @@ use serde::{Deserialize, Serialize};
 use crate::audit::{self, AuditPage, Filter};
 use crate::auth::Principal;
 use crate::error::ApiError;
-use crate::probe::{self, DriftView};
+use crate::probe;
 use crate::state::AppState;
+use cp_app::views::DriftView;
 
 /// `/healthz`: the process answers.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -66,9 +67,9 @@ pub struct EnvironmentView {
     pub probed_at: Option<String>,
     /// Why the last probe failed.
     pub error: Option<String>,
-    /// The drift from the plan, once planned.
+    /// What the last successful drift check found.
     pub drift: Option<DriftView>,
-    /// Why the last plan failed.
+    /// Why the last drift check failed, when it did.
     pub drift_error: Option<String>,
 }
 
@@ -239,7 +240,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
     let tokens_ok = match state.tokens.verify("cpt_readiness") {
         Ok(_) => true,
         Err(e) => {
-            problems.push(crate::state::cp_seed_chain(&e));
+            problems.push(cp_runtime::error::chain(&e));
             false
         }
     };
@@ -272,18 +273,10 @@ async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
-    // The backup gauges are read from the state files now, before the end marker.
-    let mut text = state.metrics.encode();
-    let backups = {
-        let state = state.clone();
-        tokio::task::spawn_blocking(move || crate::backup::exposition(&state))
-            .await
-            .unwrap_or_default()
-    };
-    match text.rfind("# EOF") {
-        Some(i) => text.insert_str(i, &backups),
-        None => text.push_str(&backups),
-    }
+    // The jobs' collector reads state files: off the async threads.
+    let text = tokio::task::spawn_blocking(move || state.metrics.encode())
+        .await
+        .unwrap_or_default();
     let mut res = text.into_response();
     res.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -315,7 +308,11 @@ pub(crate) fn target<'a>(state: &'a AppState, env: &str) -> Result<&'a cp_app::T
 }
 
 /// The environment view of a cache entry.
-pub(crate) fn environment_view(name: &str, e: &probe::Entry) -> EnvironmentView {
+pub(crate) fn environment_view(
+    name: &str,
+    e: &probe::Entry,
+    d: cp_app::drift::EnvDrift,
+) -> EnvironmentView {
     let st = e.status.as_ref();
     EnvironmentView {
         name: name.to_owned(),
@@ -344,15 +341,18 @@ pub(crate) fn environment_view(name: &str, e: &probe::Entry) -> EnvironmentView 
             .probed_at
             .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
         error: e.error.clone(),
-        drift: e.drift.clone(),
-        drift_error: e.drift_error.clone(),
+        drift: d.last,
+        drift_error: d.last_error,
     }
 }
 
 async fn environments(State(state): State<AppState>) -> Json<EnvironmentsView> {
     let all = state.cache.all().await;
     Json(EnvironmentsView {
-        environments: all.iter().map(|(n, e)| environment_view(n, e)).collect(),
+        environments: all
+            .iter()
+            .map(|(n, e)| environment_view(n, e, state.jobs.drift().get(n)))
+            .collect(),
     })
 }
 
@@ -362,7 +362,11 @@ async fn environment(
 ) -> Result<Json<EnvironmentView>, ApiError> {
     target(&state, &env)?;
     let e = state.cache.get(&env).await.unwrap_or_default();
-    Ok(Json(environment_view(&env, &e)))
+    Ok(Json(environment_view(
+        &env,
+        &e,
+        state.jobs.drift().get(&env),
+    )))
 }
 
 /// The cached status of `env`, probing first when asked or when never probed.
@@ -374,7 +378,7 @@ pub(crate) async fn cached_status(
     target(state, env)?;
     let mut e = state.cache.get(env).await.unwrap_or_default();
     if refresh || e.probed_at.is_none() {
-        probe::probe(state, env, false).await;
+        probe::probe(state, env).await;
         e = state.cache.get(env).await.unwrap_or_default();
     }
     match (e.status, e.error) {
@@ -624,7 +628,7 @@ pub(crate) async fn audit_page(state: &AppState, q: AuditQuery) -> Result<AuditP
         .audit
         .page(filter, limit as usize, q.cursor.unwrap_or(0))
         .await
-        .map_err(|e| ApiError::internal(crate::state::cp_seed_chain(&e)))
+        .map_err(|e| ApiError::internal(cp_runtime::error::chain(&e)))
 }
 
 async fn audit_list(

@@ -247,7 +247,7 @@ async fn authorize_route(
                     ip,
                 );
                 if let Err(err) = state.audit.append(e).await {
-                    tracing::error!(error = %crate::state::cp_seed_chain(&err), "a denial could not be audited");
+                    tracing::error!(error = %cp_runtime::error::chain(&err), "a denial could not be audited");
                 }
             }
             tracing::info!(action = route.action, status = status.as_u16(), reason = %d.detail, "denied");
@@ -273,7 +273,7 @@ async fn authorize_route(
         ip,
     );
     if let Err(err) = state.audit.append(allowed).await {
-        let why = crate::state::cp_seed_chain(&err);
+        let why = cp_runtime::error::chain(&err);
         if route.access == Access::Public {
             // Logging in changes nothing but the server's memory: it stays possible
             // (and is logged) while the audit log cannot be written.
@@ -310,7 +310,7 @@ async fn authorize_route(
     if let Err(err) = state.audit.append(done).await {
         // The change is made and its `allowed` line is durable; say the result is
         // missing rather than pretending.
-        tracing::error!(error = %crate::state::cp_seed_chain(&err), "the result of an audited mutation could not be written");
+        tracing::error!(error = %cp_runtime::error::chain(&err), "the result of an audited mutation could not be written");
     }
     if let Some(a) = actor {
         res.extensions_mut().insert(Actor(a));

@@ -55,8 +55,6 @@ pub struct Config {
     pub prometheus: BTreeMap<String, String>,
     /// How often the background prober refreshes every environment's status.
     pub probe_interval: Duration,
-    /// The plan (drift) is refreshed every this many probes.
-    pub plan_every: u32,
     /// The URL people reach the console at; `https://` turns on HSTS and `Secure`
     /// cookies (TLS is terminated in front of the server, by an ingress or a proxy).
     pub public_url: Option<String>,
@@ -74,7 +72,6 @@ impl Config {
             oidc: None,
             prometheus: BTreeMap::new(),
             probe_interval: Duration::from_secs(5),
-            plan_every: 6,
             public_url: None,
             auth_failures_per_minute: 10,
         }

@@ -8,8 +8,7 @@ use http::StatusCode;
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use cp_app::AppError;
-use cp_backup::run::BackupError;
+use cp_app::{AppError, ErrorKind};
 
 /// What a client receives on an error.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -87,38 +86,32 @@ impl ApiError {
 
 impl From<AppError> for ApiError {
     fn from(e: AppError) -> Self {
-        let chain = cp_seed_chain(&e);
-        match &e {
-            AppError::Usage(_) | AppError::NeedsConfirmation { .. } => {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", chain)
-            }
-            AppError::NotFound(_) => ApiError::not_found(chain),
-            AppError::State(cp_runtime::state::StateError::Busy { what, holder, .. })
-            | AppError::Backup(BackupError::State(cp_runtime::state::StateError::Busy {
-                what,
-                holder,
-                ..
-            })) => busy(what, holder, chain),
-            AppError::StalePlan { .. } | AppError::Blocked { .. } => {
+        ApiError::from(&e)
+    }
+}
+
+impl From<&AppError> for ApiError {
+    /// The one place application errors become statuses, by their kind: usage 422,
+    /// not found 404, conflict 409 (naming a lock's holder), a managed service or
+    /// destination that failed 502 (which one and why: these messages never carry a
+    /// secret value), a bug or the server's own files 500 (the client learns nothing
+    /// internal; the log has the chain).
+    fn from(e: &AppError) -> Self {
+        let chain = e.chain();
+        match e.kind() {
+            // The environment files are the server's own configuration.
+            _ if matches!(e, AppError::Invalid(_)) => ApiError::internal(chain),
+            ErrorKind::Usage if matches!(e, AppError::Blocked { .. }) => {
                 ApiError::new(StatusCode::CONFLICT, "conflict", chain)
             }
-            // A managed service did not answer or refused: the client needs to know
-            // which and why (these messages never carry a secret value).
-            AppError::Driver(_) | AppError::Seed(_) | AppError::Access(_) => {
-                ApiError::new(StatusCode::BAD_GATEWAY, "service_failed", chain)
-            }
-            AppError::Backup(b) => backup_error(b, chain),
-            // The backup before `up` failed: which services and why is the answer.
-            AppError::BackupFirst { .. } => {
-                ApiError::new(StatusCode::BAD_GATEWAY, "backup_failed", chain)
-            }
-            AppError::Prometheus { .. } => {
-                ApiError::new(StatusCode::BAD_GATEWAY, "prometheus_failed", chain)
-            }
-            // The server's own files (environment files, state directory): internal.
-            AppError::Invalid(_) | AppError::Project { .. } | AppError::State(_) => {
-                ApiError::internal(chain)
-            }
+            ErrorKind::Usage => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", chain),
+            ErrorKind::NotFound => ApiError::not_found(chain),
+            ErrorKind::Conflict => match e.holder() {
+                Some((what, holder)) => busy(&what, &holder, chain),
+                None => ApiError::new(StatusCode::CONFLICT, "conflict", chain),
+            },
+            ErrorKind::Unavailable => ApiError::new(StatusCode::BAD_GATEWAY, e.code(), chain),
+            ErrorKind::Internal => ApiError::internal(chain),
         }
     }
 }
@@ -129,52 +122,10 @@ fn busy(what: &str, holder: &str, chain: String) -> ApiError {
         status: StatusCode::CONFLICT,
         code: "busy",
         external: format!(
-            "another controlplane run is working on this environment ({what} lock held by {holder}); try again when it finishes"
+            "another controlplane run is working on this environment ({what} held by {holder}); try again when it finishes"
         ),
         internal: Some(chain),
     }
-}
-
-/// A backup command's failure: the client's mistake, a missing set, a service or a
-/// destination that failed, or the server's own state.
-fn backup_error(e: &BackupError, chain: String) -> ApiError {
-    match e {
-        BackupError::Disabled { .. } | BackupError::ServiceNotInSet { .. } => {
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", chain)
-        }
-        BackupError::NoSuchSet { .. } => ApiError::not_found(chain),
-        BackupError::Incomplete { .. } | BackupError::Damaged { .. } => {
-            ApiError::new(StatusCode::CONFLICT, "conflict", chain)
-        }
-        // Destinations, services and manifests: which one failed and why is what the
-        // operator needs (destination errors name the place, never a credential).
-        BackupError::Destination(_)
-        | BackupError::AllFailed { .. }
-        | BackupError::ManifestWrite { .. }
-        | BackupError::Manifest(_)
-        | BackupError::Restore { .. } => {
-            ApiError::new(StatusCode::BAD_GATEWAY, "backup_failed", chain)
-        }
-        // The environment's own settings or the server's state: internal.
-        BackupError::State(_)
-        | BackupError::Recipient(_)
-        | BackupError::Identity(_)
-        | BackupError::Secret { .. } => ApiError::internal(chain),
-    }
-}
-
-fn cp_seed_chain(e: &AppError) -> String {
-    let mut out = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(s) = src {
-        let t = s.to_string();
-        if !out.contains(&t) {
-            out.push_str(": ");
-            out.push_str(&t);
-        }
-        src = s.source();
-    }
-    out
 }
 
 impl IntoResponse for ApiError {

@@ -6,15 +6,16 @@
 //! allowed or denied ([`audit`]); a status cache refreshed by a background prober
 //! ([`probe`]); `/metrics` ([`metrics`]); an OpenAPI 3.1 document generated from the
 //! code ([`openapi`]); request ids, JSON access logs and security headers
-//! ([`layers`]). Backups plug in at [`backup`].
+//! ([`layers`]). Jobs (backups, drift checks) are the application layer's
+//! (`cp_app::jobs`); their routes are in [`jobs`].
 
 pub mod api;
 pub mod audit;
 pub mod auth;
-pub mod backup;
 pub mod config;
 pub mod console;
 pub mod error;
+pub mod jobs;
 pub mod layers;
 pub mod metrics;
 pub mod oidc;
@@ -57,7 +58,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(api::router())
         .merge(console::router())
-        .merge(backup::router())
+        .merge(jobs::router())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::authorize,
@@ -94,7 +95,10 @@ pub async fn serve_on(
     let addr = listener.local_addr().map_err(ServeError::Serve)?;
     tracing::info!(addr = %addr, url = %format!("http://{addr}/console"), environments = ?state.targets.keys().collect::<Vec<_>>(), "listening");
     let prober = tokio::spawn(probe::run(state.clone()));
-    let schedules = tokio::spawn(backup::run_schedules(state.clone()));
+    let schedules = {
+        let (jobs, targets) = (state.jobs.clone(), state.envs.targets().cloned().collect());
+        tokio::spawn(async move { jobs.run_schedules(targets).await })
+    };
     let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let stopping = state.shutdown.subscribe();
     let signalled = {

@@ -3,8 +3,9 @@
 //! `http_request_duration_seconds`), labelled by route template (never the raw path,
 //! so cardinality is bounded) and status, so the control plane is covered by the same
 //! recording rules, alerts and dashboards as every app; each probed service is
-//! `controlplane_service_up{env,service}`. The `controlplane_backup_*` gauges are
-//! added with backups (`crate::backup`).
+//! `controlplane_service_up{env,service}`. The jobs' gauges (`controlplane_backup_*`,
+//! `controlplane_drift_*`) are a collector of the application layer
+//! (`cp_app::metrics::JobGauges`) registered here, read at each scrape.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -65,9 +66,11 @@ impl std::fmt::Debug for Metrics {
     }
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
+impl Metrics {
+    /// The registry, with `jobs` read at each scrape.
+    pub fn new(jobs: cp_app::metrics::JobGauges) -> Self {
         let mut registry = Registry::default();
+        registry.register_collector(Box::new(jobs));
         let requests = Family::<RequestLabels, Counter>::default();
         let latency = Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(
             latency_histogram,

@@ -24,12 +24,12 @@ use crate::api::{
 };
 use crate::audit::{AuditPage, Outcome};
 use crate::auth::Principal;
-use crate::backup::{
-    JobStartedView, JobView, RestoreRequest, ScheduleView, TriggerRequest, VerifyRequest,
-};
 use crate::error::ErrorBody;
+use crate::jobs::{RestoreRequest, TriggerRequest, VerifyRequest};
 use crate::routes::{self, Access, Surface, TenantScope};
+use cp_app::views::jobs::ScheduleView;
 use cp_app::views::{BackupListView, RestoreView, VerifyView};
+use cp_app::views::{DriftView, JobStartedView, JobView, JobsView, LocksView, SchedulesView};
 
 /// How an operation answers when it succeeds.
 enum Ok {
@@ -288,8 +288,48 @@ fn ops(out: &mut SchemaGenerator, inp: &mut SchemaGenerator, action: &str) -> Op
             ok: Ok::Json(&[200], out.subschema_for::<RestoreView>().to_value()),
             errors: &[400, 401, 403, 404, 409, 413, 415, 422, 429, 502, 503],
         },
+        "drift.get" => Op {
+            summary: "What the last drift check found: per layer and resource, since when",
+            description: "The view `controlplane drift -o json` prints, from the last check of the drift watch (`drift.schedule`). 404 until a check has succeeded.",
+            query: vec![],
+            body: None,
+            ok: Ok::Json(&[200], out.subschema_for::<DriftView>().to_value()),
+            errors: &[401, 403, 404, 429],
+        },
+        "drift.check" => Op {
+            summary: "Check the environment for drift now (a drift job, waited for)",
+            description: "Plans the whole environment as `controlplane plan` does and answers with the drift view; 409 while another check of it runs. Needs editor.",
+            query: vec![],
+            body: None,
+            ok: Ok::Json(&[200], out.subschema_for::<DriftView>().to_value()),
+            errors: &[401, 403, 404, 409, 429, 502],
+        },
+        "schedules.list" => Op {
+            summary: "The environment's schedules (backups, drift watch): next and last runs, missed runs",
+            description: "",
+            query: vec![],
+            body: None,
+            ok: Ok::Json(&[200], out.subschema_for::<SchedulesView>().to_value()),
+            errors: &[401, 403, 404, 429, 500],
+        },
+        "locks.list" => Op {
+            summary: "The environment's locks and who holds each, read without taking them",
+            description: "",
+            query: vec![],
+            body: None,
+            ok: Ok::Json(&[200], out.subschema_for::<LocksView>().to_value()),
+            errors: &[401, 403, 404, 429],
+        },
+        "jobs.list" => Op {
+            summary: "Every job this server knows, newest first (running and the last 100)",
+            description: "",
+            query: vec![],
+            body: None,
+            ok: Ok::Json(&[200], out.subschema_for::<JobsView>().to_value()),
+            errors: &[401, 403, 429],
+        },
         "job.get" => Op {
-            summary: "A backup job: its state, progress events and result",
+            summary: "A job (backup, verify, restore, drift check): its state, progress events and result",
             description: "Jobs are kept in memory (the last 100) until the server restarts.",
             query: vec![],
             body: None,
@@ -297,8 +337,8 @@ fn ops(out: &mut SchemaGenerator, inp: &mut SchemaGenerator, action: &str) -> Op
             errors: &[401, 403, 404, 429],
         },
         "job.events" => Op {
-            summary: "A backup job's progress as server-sent events",
-            description: "`progress` events (a service started or finished), then one `result` event with the whole job, then the stream ends.",
+            summary: "A job's progress as server-sent events",
+            description: "`progress` events (the `progress-event` view, as `--output json` prints them), then one `result` event with the whole job, then the stream ends.",
             query: vec![],
             body: None,
             ok: Ok::Text("text/event-stream"),

@@ -1,7 +1,8 @@
 //! The status cache and the background prober. Every served environment is probed
 //! through the application layer (`Session::open` read-only, then `ops::status`, the
-//! same view `controlplane status` prints) every `probe_interval`, and its plan every
-//! `plan_every` probes; handlers answer from the cache (`?refresh=true` probes now).
+//! same view `controlplane status` prints) every `probe_interval`; handlers answer
+//! from the cache (`?refresh=true` probes now). What drifted is the drift watch's
+//! (`cp_app::drift`, a scheduled job), not the prober's.
 //! A failed probe is recorded as the environment's error, never a server failure.
 //! Each change bumps a version that the console's event stream waits on.
 
@@ -11,33 +12,10 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use cp_app::views::{HealthView, StatusView};
 use cp_app::{Mode, Session};
-use schemars::JsonSchema;
-use serde::Serialize;
 use tokio::sync::{Mutex, RwLock, watch};
 
 use crate::metrics::ServiceLabels;
 use crate::state::AppState;
-
-/// The drift of an environment, as the plan's summary says it.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct DriftView {
-    /// Whether `up` would change anything.
-    pub changes_pending: bool,
-    /// Resources to create.
-    pub create: usize,
-    /// Resources to change.
-    pub change: usize,
-    /// Resources to remove.
-    pub remove: usize,
-    /// Resources to start.
-    pub start: usize,
-    /// Changes `up` refuses.
-    pub blocked: usize,
-    /// Layers not observed now.
-    pub deferred: Vec<String>,
-    /// When the plan was computed (RFC 3339).
-    pub planned_at: String,
-}
 
 /// What the cache holds for one environment.
 #[derive(Debug, Clone, Default)]
@@ -50,10 +28,6 @@ pub struct Entry {
     pub probed_at: Option<DateTime<Utc>>,
     /// The tier (`dev`, `staging`, `production`), once loaded.
     pub tier: Option<String>,
-    /// The drift, once planned.
-    pub drift: Option<DriftView>,
-    /// Why the last plan failed.
-    pub drift_error: Option<String>,
 }
 
 /// The cache.
@@ -101,19 +75,19 @@ impl Cache {
     }
 }
 
-fn chain(e: &dyn std::error::Error) -> String {
-    crate::state::cp_seed_chain(e)
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    cp_runtime::error::chain(e)
 }
 
 /// Probes `env` now (or waits for the probe already running and returns its result).
-pub async fn probe(state: &AppState, env: &str, with_plan: bool) {
+pub async fn probe(state: &AppState, env: &str) {
     let Some(target) = state.targets.get(env) else {
         return;
     };
     let lock = state.cache.probing.get(env).expect("an entry per target");
     let started = Instant::now();
     let mut last = lock.lock().await;
-    if last.is_some_and(|t| t >= started) && !with_plan {
+    if last.is_some_and(|t| t >= started) {
         // Someone probed while we waited: that answer is fresh enough.
         return;
     }
@@ -121,24 +95,7 @@ pub async fn probe(state: &AppState, env: &str, with_plan: bool) {
         Ok(s) => {
             let tier = format!("{:?}", s.env.tier).to_lowercase();
             let status = cp_app::ops::status(&s, cp_app::ops::Secrets::Hidden).await;
-            let drift = if with_plan {
-                Some(cp_app::plan::plan(&s).await.map(|p| {
-                    let sum = &p.plan.summary;
-                    DriftView {
-                        changes_pending: p.plan.changes_pending,
-                        create: sum.create,
-                        change: sum.change,
-                        remove: sum.remove,
-                        start: sum.start,
-                        blocked: sum.blocked,
-                        deferred: sum.deferred.iter().map(|l| l.as_str().to_owned()).collect(),
-                        planned_at: now_rfc3339(),
-                    }
-                }))
-            } else {
-                None
-            };
-            Ok((tier, status, drift))
+            Ok((tier, status))
         }
         Err(e) => Err(chain(&e)),
     };
@@ -146,7 +103,7 @@ pub async fn probe(state: &AppState, env: &str, with_plan: bool) {
     drop(last);
     let now = Utc::now();
     match result {
-        Ok((tier, status, drift)) => {
+        Ok((tier, status)) => {
             match &status {
                 Ok(st) => record_up(state, env, st),
                 Err(_) => clear_up(state, env).await,
@@ -162,14 +119,6 @@ pub async fn probe(state: &AppState, env: &str, with_plan: bool) {
                             e.error = None;
                         }
                         Err(err) => e.error = Some(chain(&err)),
-                    }
-                    match drift {
-                        Some(Ok(d)) => {
-                            e.drift = Some(d);
-                            e.drift_error = None;
-                        }
-                        Some(Err(err)) => e.drift_error = Some(chain(&err)),
-                        None => {}
                     }
                 })
                 .await;
@@ -238,12 +187,9 @@ pub async fn run(state: AppState) {
     let mut tick =
         tokio::time::interval(state.config.probe_interval.max(Duration::from_millis(100)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut n: u64 = 0;
     loop {
         tick.tick().await;
-        let with_plan = n.is_multiple_of(u64::from(state.config.plan_every.max(1)));
-        n += 1;
         let envs: Vec<String> = state.targets.keys().cloned().collect();
-        futures::future::join_all(envs.iter().map(|e| probe(&state, e, with_plan))).await;
+        futures::future::join_all(envs.iter().map(|e| probe(&state, e))).await;
     }
 }

@@ -129,7 +129,7 @@ use Role::{Admin, Editor, Viewer};
 use Surface::{Api, Console};
 use TenantScope::{Denied, Filtered, Own};
 
-/// Every route of the server. Backup routes are added by `crate::backup::ROUTES`.
+/// Every route of the server. Job routes are added by `crate::jobs::ROUTES`.
 pub const ROUTES: &[Route] = &[
     r(Method::GET, "/healthz", "healthz", Public, Filtered, Api),
     r(Method::GET, "/readyz", "readyz", Public, Filtered, Api),
@@ -332,7 +332,7 @@ pub const ROUTES: &[Route] = &[
 
 /// Every route, the backup ones included.
 pub fn all() -> impl Iterator<Item = &'static Route> {
-    ROUTES.iter().chain(crate::backup::ROUTES.iter())
+    ROUTES.iter().chain(crate::jobs::ROUTES.iter())
 }
 
 /// The route a request matched.

@@ -44,8 +44,10 @@ pub struct Inner {
     pub templates: tera::Tera,
     /// An HTTP client (Prometheus queries).
     pub http: reqwest::Client,
-    /// Backup jobs and schedules.
-    pub backups: crate::backup::Backups,
+    /// The served environments, each model kept loaded.
+    pub envs: Arc<cp_app::envs::Environments>,
+    /// Jobs (backups, verifications, restores, drift checks) and their schedules.
+    pub jobs: cp_app::Jobs,
     /// Set when the server begins to shut down: long-lived responses (the console's
     /// event streams) end, so the graceful shutdown does not wait on them.
     pub shutdown: tokio::sync::watch::Sender<bool>,
@@ -77,18 +79,22 @@ impl AppState {
     /// read-only one is not fatal (reads keep working, mutations are refused).
     pub fn new(config: Config) -> Self {
         if let Err(e) = ensure_private_dir(&config.server_dir) {
-            tracing::warn!(error = %cp_seed_chain(&e), "the server's state directory cannot be created; mutations will be refused");
+            tracing::warn!(error = %cp_runtime::error::chain(&e), "the server's state directory cannot be created; mutations will be refused");
         }
         let targets = config
             .targets
             .iter()
             .map(|t| (t.env.clone(), t.clone()))
             .collect();
+        let envs = Arc::new(cp_app::envs::Environments::new(
+            config.targets.iter().cloned(),
+        ));
+        let jobs = cp_app::Jobs::new();
         let inner = Inner {
             tokens: TokenStore::new(&config.server_dir),
             audit: Arc::new(AuditLog::new(&config.server_dir)),
             cache: Cache::new(config.targets.iter().map(|t| t.env.clone())),
-            metrics: Metrics::default(),
+            metrics: Metrics::new(cp_app::metrics::JobGauges::new(envs.clone(), jobs.clone())),
             oidc: config.oidc.clone().map(Oidc::new),
             failed_auth: FailedAuth::new(config.auth_failures_per_minute),
             sessions: Sessions::default(),
@@ -98,25 +104,11 @@ impl AppState {
                 .build()
                 .expect("an HTTP client"),
             shutdown: tokio::sync::watch::channel(false).0,
-            backups: crate::backup::Backups::default(),
+            envs,
+            jobs,
             targets,
             config,
         };
         Self(Arc::new(inner))
     }
-}
-
-/// An error with its causes, each once.
-pub(crate) fn cp_seed_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        let t = s.to_string();
-        if !out.contains(&t) {
-            out.push_str(": ");
-            out.push_str(&t);
-        }
-        src = s.source();
-    }
-    out
 }

@@ -787,7 +787,7 @@ async fn the_event_stream_sends_the_status_of_every_environment() {
         serde_json::from_str(text.trim_start_matches("event: status\ndata: ").trim()).unwrap();
     assert_eq!(data[0]["name"], "dev");
     // A probe changes the cache: the stream sends again.
-    cp_server::probe::probe(&f.state, "dev", false).await;
+    cp_server::probe::probe(&f.state, "dev").await;
     let next = tokio::time::timeout(std::time::Duration::from_secs(10), body.frame()).await;
     assert!(next.is_ok(), "a second event after the probe");
 }
@@ -1082,7 +1082,7 @@ async fn the_schedule_shows_the_next_run_and_missed_runs_are_counted() {
     };
     let last = chrono::Utc.with_ymd_and_hms(2026, 11, 28, 2, 0, 5).unwrap();
     let now = chrono::Utc.with_ymd_and_hms(2026, 12, 1, 7, 0, 0).unwrap();
-    let m = cp_server::backup::missed(&sched, last, now)
+    let m = cp_app::jobs::schedule::missed(&sched, last, now)
         .unwrap()
         .unwrap();
     assert_eq!(m.count, 3);
@@ -1092,7 +1092,7 @@ async fn the_schedule_shows_the_next_run_and_missed_runs_are_counted() {
     );
     let recent = chrono::Utc.with_ymd_and_hms(2026, 12, 1, 2, 0, 1).unwrap();
     assert!(
-        cp_server::backup::missed(&sched, recent, now)
+        cp_app::jobs::schedule::missed(&sched, recent, now)
             .unwrap()
             .is_none()
     );

@@ -472,7 +472,10 @@ async fn schedule_after_a_restart(l: &Live) {
     let server = tempfile::tempdir().unwrap();
     let state = AppState::new(common::config(sets, &l.t.root, server.path()));
     let viewer = token(&state, "viewer", Role::Viewer, None);
-    let task = tokio::spawn(cp_server::backup::run_schedules(state.clone()));
+    let task = {
+        let (jobs, targets) = (state.jobs.clone(), state.envs.targets().cloned().collect());
+        tokio::spawn(async move { jobs.run_schedules(targets).await })
+    };
     let mut last = Value::Null;
     for _ in 0..600 {
         last = req(Method::GET, "/api/v1/environments/dev/backups/schedule")

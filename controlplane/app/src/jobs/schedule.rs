@@ -179,11 +179,7 @@ impl Jobs {
         };
         let v = handle.wait().await;
         let ok = v.state == JobState::Succeeded;
-        let detail = (!ok).then(|| {
-            v.error
-                .clone()
-                .unwrap_or_else(|| super::failed_parts(&v))
-        });
+        let detail = (!ok).then(|| v.error.clone().unwrap_or_else(|| super::failed_parts(&v)));
         tick(if ok { "succeeded" } else { "failed" }, detail, Some(v.id));
     }
 
@@ -284,7 +280,11 @@ impl Jobs {
             schedules.push(view(JobKind::Backup, &b.schedule, last_backup_run(t)));
         }
         let drift = self.0.drift.get(&t.env);
-        schedules.push(view(JobKind::Drift, &env.drift.schedule, drift.last_success));
+        schedules.push(view(
+            JobKind::Drift,
+            &env.drift.schedule,
+            drift.last_success,
+        ));
         Ok(SchedulesView {
             environment: t.env.clone(),
             schedules,

@@ -103,7 +103,10 @@ impl fmt::Display for DriftView {
             )?;
         }
         if self.drifted {
-            writeln!(f, "`controlplane plan` shows the changes; `controlplane up` applies them")?;
+            writeln!(
+                f,
+                "`controlplane plan` shows the changes; `controlplane up` applies them"
+            )?;
         }
         Ok(())
     }

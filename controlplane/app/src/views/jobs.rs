@@ -158,14 +158,12 @@ impl Event {
     pub fn text(&self) -> String {
         match self {
             Event::Started { service } => format!("{service}: started"),
-            Event::Finished { service, line } if line.ok => format!(
-                "{service}: {} bytes in {} ms",
-                line.size, line.duration_ms
-            ),
-            Event::Finished { service, line } => format!(
-                "{service}: FAILED: {}",
-                line.error.as_deref().unwrap_or("")
-            ),
+            Event::Finished { service, line } if line.ok => {
+                format!("{service}: {} bytes in {} ms", line.size, line.duration_ms)
+            }
+            Event::Finished { service, line } => {
+                format!("{service}: FAILED: {}", line.error.as_deref().unwrap_or(""))
+            }
             Event::Log { line } => line.clone(),
             Event::Seeded { layer, change } => format!("{layer}: {change}"),
             Event::Checked {

@@ -8,7 +8,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use cp_app::ops::{self, Secrets};
 use cp_app::up::{UpOptions, check_saved};
-use cp_app::{AppError, Exit, Mode, Session};
+use cp_app::views::{JobResult, JobState, Trigger};
+use cp_app::{AppError, Exit, JobRequest, Mode, Session};
 use cp_core::envplan::SavedPlan;
 use cp_core::names::ServiceName;
 use cp_drivers::Driver as _;
@@ -29,8 +30,7 @@ fn mode(command: &Command) -> Mode {
         Command::Tenant {
             action: TenantAction::Create { .. } | TenantAction::Delete { .. },
         } => Mode::Mutating("tenant"),
-        // Restore changes the environment; backups take their own lock instead.
-        Command::Restore { into_env: None, .. } => Mode::Mutating("restore"),
+        // Backups, verifications and restores are jobs: the job takes the locks.
         _ => Mode::ReadOnly,
     }
 }
@@ -301,6 +301,21 @@ pub(crate) async fn run(global: &Global, command: Command) -> Outcome {
             services,
             destination,
         } => backup(global, &s, action, &services, destination.as_deref()).await,
+        Command::Drift => {
+            let job = start(global, JobRequest::Drift).await?;
+            let v = crate::progress::follow(global.output, &job).await?;
+            let Some(JobResult::Drift(d)) = v.result else {
+                return Err(Failure::Other(anyhow::anyhow!(
+                    "a drift job ended without its view"
+                )));
+            };
+            output::view(global.output, &d)?;
+            Ok(if d.drifted {
+                Exit::Pending
+            } else {
+                Exit::Success
+            })
+        }
         Command::Restore {
             id,
             services,
@@ -311,13 +326,16 @@ pub(crate) async fn run(global: &Global, command: Command) -> Outcome {
             let id = cp_app::backup::id(&id)?;
             let services = cp_app::backup::services(&services)?;
             let other;
-            let target = match &into_env {
+            let into = into_env.as_ref().map(|e| {
+                let mut t = global.target();
+                t.env = e.clone();
+                t.state_dir = None;
+                t
+            });
+            let target = match &into {
                 None => &s,
-                Some(e) => {
-                    let mut t = global.target();
-                    t.env = e.clone();
-                    t.state_dir = None;
-                    other = Session::open(&t, Mode::Mutating("restore"), None).await?;
+                Some(t) => {
+                    other = Session::open(t, Mode::ReadOnly, None).await?;
                     &other
                 }
             };
@@ -333,8 +351,19 @@ pub(crate) async fn run(global: &Global, command: Command) -> Outcome {
                 what,
                 yes,
             )?;
-            let view =
-                cp_app::backup::restore(&s, target, &id, &services, destination.as_deref()).await?;
+            let request = JobRequest::Restore {
+                id,
+                services,
+                destination,
+                into,
+            };
+            let job = start(global, request).await?;
+            let v = crate::progress::follow(global.output, &job).await?;
+            let Some(JobResult::Restore(view)) = v.result else {
+                return Err(Failure::Other(anyhow::anyhow!(
+                    "a restore job ended without its view"
+                )));
+            };
             output::view(global.output, &view)?;
             Ok(Exit::Success)
         }
@@ -364,37 +393,34 @@ async fn backup(
     use crate::cli::BackupAction;
     match action {
         None => {
-            let services = cp_app::backup::services(services)?;
-            // On Kubernetes the backup runs in the cluster, as the CronJob does.
-            let mut log = std::io::stderr();
-            if let Some(o) =
-                cp_app::backup::backup_on_cluster(s, &services, destination, &mut log).await?
-            {
-                eprintln!(
-                    "job {}: {}",
-                    o.job,
-                    if o.succeeded { "succeeded" } else { "failed" }
-                );
-                return Ok(if o.succeeded {
-                    Exit::Success
-                } else {
-                    Exit::Failure
-                });
+            let request = JobRequest::Backup {
+                services: cp_app::backup::services(services)?,
+                destination: destination.map(str::to_owned),
+            };
+            // Where it runs (here, or on Kubernetes as a Job from the CronJob) is the
+            // application layer's decision, the same as from the API.
+            let job = start(global, request).await?;
+            let v = crate::progress::follow(global.output, &job).await?;
+            let ok = v.state == JobState::Succeeded;
+            match v.result {
+                Some(JobResult::Backup(view)) => match global.output {
+                    Output::Json => output::json(&view)?,
+                    Output::Text => {
+                        output::out(&format!("{}\n", view.report.id))?;
+                        eprint!("{view}");
+                    }
+                },
+                Some(JobResult::Cluster(c)) => match global.output {
+                    Output::Json => output::json(&c)?,
+                    Output::Text => eprintln!(
+                        "job {}: {}",
+                        c.job,
+                        if c.succeeded { "succeeded" } else { "failed" }
+                    ),
+                },
+                _ => {}
             }
-            let progress = crate::progress::backup_progress(global.output);
-            let view = cp_app::backup::backup(s, &services, destination, progress.as_ref()).await?;
-            match global.output {
-                Output::Json => output::json(&view)?,
-                Output::Text => {
-                    output::out(&format!("{}\n", view.report.id))?;
-                    eprint!("{view}");
-                }
-            }
-            Ok(if view.report.state == "complete" {
-                Exit::Success
-            } else {
-                Exit::Failure
-            })
+            Ok(if ok { Exit::Success } else { Exit::Failure })
         }
         Some(BackupAction::List { destination: d }) => {
             let view = cp_app::backup::list(s, d.as_deref().or(destination)).await?;
@@ -406,9 +432,18 @@ async fn backup(
             restore_drill,
             destination: d,
         }) => {
-            let id = cp_app::backup::id(&id)?;
-            let view =
-                cp_app::backup::verify(s, &id, d.as_deref().or(destination), restore_drill).await?;
+            let request = JobRequest::Verify {
+                id: cp_app::backup::id(&id)?,
+                destination: d.or(destination.map(str::to_owned)),
+                drill: restore_drill,
+            };
+            let job = start(global, request).await?;
+            let v = crate::progress::follow(global.output, &job).await?;
+            let Some(JobResult::Verify(view)) = v.result else {
+                return Err(Failure::Other(anyhow::anyhow!(
+                    "a verify job ended without its view"
+                )));
+            };
             output::view(global.output, &view)?;
             Ok(if view.ok {
                 Exit::Success
@@ -425,6 +460,13 @@ async fn backup(
             Ok(Exit::Success)
         }
     }
+}
+
+/// Starts `request` on the global flags' environment, as a job of this process.
+async fn start(global: &Global, request: JobRequest) -> Result<cp_app::JobHandle, Failure> {
+    Ok(cp_app::Jobs::new()
+        .start(&global.target(), request, Trigger::Cli)
+        .await?)
 }
 
 /// A change report: on stderr for people (stdout stays for data), JSON on stdout.

@@ -23,6 +23,10 @@ use crate::output::{self, ClosedPipe};
 pub(crate) enum Failure {
     /// The application layer said no (its error knows its exit code).
     App(AppError),
+    /// A job failed as a whole (the same error, shared with the job's view).
+    Job(std::sync::Arc<AppError>),
+    /// Ctrl-C: the job was left (its locks die with the process).
+    Interrupted,
     /// stdout was closed by the reader: not an error.
     Pipe,
     /// Anything else (an unexpected I/O failure), with context.
@@ -100,6 +104,11 @@ pub(crate) fn finish(format: Output, result: Outcome) -> Exit {
             output::error(format, &e);
             e.exit()
         }
+        Err(Failure::Job(e)) => {
+            output::error(format, &e);
+            e.exit()
+        }
+        Err(Failure::Interrupted) => Exit::Interrupted,
         Err(Failure::Other(e)) => {
             if e.chain().any(|c| c.downcast_ref::<ClosedPipe>().is_some()) {
                 return Exit::Success;

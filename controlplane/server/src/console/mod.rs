@@ -403,7 +403,7 @@ pub async fn cards(state: &AppState) -> Vec<EnvCard> {
     let all = state.cache.all().await;
     all.iter()
         .map(|(name, e)| {
-            let v = crate::api::environment_view(name, e);
+            let v = crate::api::environment_view(name, e, state.jobs.drift().get(name));
             let all: Vec<&ServiceView> = e
                 .status
                 .as_ref()
@@ -430,22 +430,26 @@ pub async fn cards(state: &AppState) -> Vec<EnvCard> {
                 (None, false) => "not probed yet".to_owned(),
                 (None, true) => format!("{}/{} healthy", v.services_up, v.services_total),
             };
-            let drift = match (&e.drift, &e.drift_error) {
-                (Some(d), _) if !d.changes_pending => "in sync with the plan".to_owned(),
-                (Some(d), _) => format!(
-                    "drift: {} to create, {} to change, {} to remove, {} to start{}",
-                    d.create,
-                    d.change,
-                    d.remove,
-                    d.start,
-                    if d.blocked > 0 {
-                        format!(", {} blocked", d.blocked)
-                    } else {
-                        String::new()
-                    }
-                ),
-                (None, Some(err)) => format!("plan failed: {err}"),
-                (None, None) => "not planned yet".to_owned(),
+            let drift = match (&v.drift, &v.drift_error) {
+                (Some(d), _) if !d.drifted => format!("no drift (checked {})", d.checked_at),
+                (Some(d), _) => {
+                    let what: Vec<String> = d
+                        .resources
+                        .iter()
+                        .map(|r| {
+                            format!(
+                                "{} {} {} since {}",
+                                r.layer.as_str(),
+                                r.action,
+                                r.resource,
+                                r.since
+                            )
+                        })
+                        .collect();
+                    format!("drifted (checked {}): {}", d.checked_at, what.join("; "))
+                }
+                (None, Some(err)) => format!("drift check failed: {err}"),
+                (None, None) => "not checked for drift yet".to_owned(),
             };
             EnvCard {
                 name: name.clone(),
@@ -471,7 +475,7 @@ async fn overview(
     };
     let mut ctx = page_ctx(&p, &s.csrf, "Overview");
     ctx.insert("envs", &cards(&state).await);
-    ctx.insert("backups", &crate::backup::overview(&state).await);
+    ctx.insert("backups", &crate::jobs::backup_cards(&state).await);
     render(&state, "overview.html", &ctx)
 }
 
@@ -541,13 +545,13 @@ async fn environment(
             );
             (
                 plan.map(|p| p.plan.to_string())
-                    .map_err(|e| crate::state::cp_seed_chain(&e)),
-                streams.map_err(|e| crate::state::cp_seed_chain(&e)),
-                tenants.map_err(|e| crate::state::cp_seed_chain(&e)),
+                    .map_err(|e| cp_runtime::error::chain(&e)),
+                streams.map_err(|e| cp_runtime::error::chain(&e)),
+                tenants.map_err(|e| cp_runtime::error::chain(&e)),
             )
         }
         Err(e) => {
-            let why = crate::state::cp_seed_chain(e);
+            let why = cp_runtime::error::chain(e);
             (Err(why.clone()), Err(why.clone()), Err(why))
         }
     };
