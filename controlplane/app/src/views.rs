@@ -592,6 +592,67 @@ pub struct ErrorView {
     pub exit_code: u8,
 }
 
+/// Invalid environment files, as `--output json` prints them: every problem, with
+/// its place.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct InvalidView {
+    /// Always false.
+    pub ok: bool,
+    /// Each problem: file, line, column, key path, what was wrong and what to do.
+    #[schemars(with = "Vec<serde_json::Value>")]
+    pub errors: cp_core::Diagnostics,
+}
+
+/// `render`: what was written.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct RenderView {
+    /// Always true.
+    pub ok: bool,
+    /// The output directory.
+    pub dir: std::path::PathBuf,
+    /// Files rendered.
+    pub files: usize,
+    /// Files that changed.
+    pub changed: usize,
+}
+
+/// One file of `render --check` that differs from what the environments render.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct RenderDriftView {
+    /// Its path, relative to the output directory.
+    pub path: String,
+    /// `changed`, `missing` (would be written) or `stale` (would be deleted).
+    pub kind: String,
+    /// A unified diff, for `changed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
+}
+
+/// `render --check`: whether the committed output is up to date.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct RenderCheckView {
+    /// True when nothing differs.
+    pub ok: bool,
+    /// Each file that differs.
+    pub drift: Vec<RenderDriftView>,
+    /// The command that brings the output up to date, when something differs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+/// `token create`: the token, shown once.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct TokenCreatedView {
+    /// Its name.
+    pub name: String,
+    /// `viewer`, `editor` or `admin`.
+    pub role: String,
+    /// The tenant it is scoped to, if any.
+    pub tenant: Option<String>,
+    /// The bearer token (stored only hashed: it is never shown again).
+    pub token: String,
+}
+
 /// `nats`: the server and the declared streams.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct NatsView {
@@ -759,6 +820,16 @@ pub fn schemas() -> BTreeMap<&'static str, serde_json::Value> {
     m.insert("locks", schemars::schema_for!(LocksView).to_value());
     m.insert("schedules", schemars::schema_for!(SchedulesView).to_value());
     m.insert("drift", schemars::schema_for!(DriftView).to_value());
+    m.insert("invalid", schemars::schema_for!(InvalidView).to_value());
+    m.insert("render", schemars::schema_for!(RenderView).to_value());
+    m.insert(
+        "render-check",
+        schemars::schema_for!(RenderCheckView).to_value(),
+    );
+    m.insert(
+        "token-created",
+        schemars::schema_for!(TokenCreatedView).to_value(),
+    );
     m
 }
 

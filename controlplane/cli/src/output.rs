@@ -55,7 +55,10 @@ pub(crate) fn error(format: Output, e: &AppError) {
     match (format, e) {
         (Output::Text, AppError::Invalid(d)) => eprintln!("{d}"),
         (Output::Json, AppError::Invalid(d)) => {
-            let _ = json(&serde_json::json!({"ok": false, "errors": d}));
+            let _ = json(&cp_app::views::InvalidView {
+                ok: false,
+                errors: d.clone(),
+            });
         }
         (Output::Text, e) => eprintln!("error: {}", chain(e)),
         (Output::Json, e) => {
@@ -70,8 +73,8 @@ pub(crate) fn error(format: Output, e: &AppError) {
 }
 
 /// An error with its sources, each once.
-pub(crate) fn chain(e: &dyn std::error::Error) -> String {
-    cp_seed::error_chain(e)
+pub(crate) fn chain(e: &AppError) -> String {
+    e.chain()
 }
 
 /// Asks for a confirmation before destroying `what`. `--yes` confirms; on a terminal

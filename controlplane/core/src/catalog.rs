@@ -179,6 +179,25 @@ pub const RULES: &[RuleDefault] = &[
         "5m",
         Severity::Critical,
     ),
+    // `for` defaults to `drift.for`: what runs differs from the files for that long.
+    rule(
+        "environment_drifted",
+        "EnvironmentDrifted",
+        0.0,
+        ThresholdUnit::None,
+        "30m",
+        Severity::Warning,
+    ),
+    // The threshold is three intervals of `drift.schedule`, derived as
+    // `backup_too_old`'s is.
+    rule(
+        "drift_check_failing",
+        "DriftCheckFailing",
+        0.0,
+        ThresholdUnit::Seconds,
+        "1m",
+        Severity::Warning,
+    ),
 ];
 
 /// A built-in dashboard and its panel ids.

@@ -765,6 +765,12 @@ pub struct RawAlertRules {
     /// The newest successful backup is older than the schedule allows
     /// (threshold in seconds; defaults to `backup.max_age`).
     pub backup_too_old: Option<RawRule>,
+    /// What runs differs from the files (the drift watch of `controlplane serve`
+    /// found changes pending or blocked; `for` defaults to `drift.for`).
+    pub environment_drifted: Option<RawRule>,
+    /// No drift check succeeded for three intervals of `drift.schedule` (threshold in
+    /// seconds; defaults to that).
+    pub drift_check_failing: Option<RawRule>,
 }
 
 /// Settings of one built-in rule.

@@ -437,6 +437,11 @@ fn alerts(env: &Environment) -> RawAlerts {
         let threshold = match def.unit {
             ThresholdUnit::None => None,
             _ if def.key == "backup_too_old" && derived.unwrap_or(0.0) == r.threshold => None,
+            _ if def.key == "drift_check_failing"
+                && (3 * env.drift.schedule.max_interval.as_secs()) as f64 == r.threshold =>
+            {
+                None
+            }
             _ => Some(r.threshold),
         };
         *rule_slot(&mut rules, def.key) = Some(RawRule {
@@ -481,6 +486,8 @@ fn rule_slot<'r>(rules: &'r mut RawAlertRules, key: &str) -> &'r mut Option<RawR
         "vault_sealed" => &mut rules.vault_sealed,
         "backup_failed" => &mut rules.backup_failed,
         "backup_too_old" => &mut rules.backup_too_old,
+        "environment_drifted" => &mut rules.environment_drifted,
+        "drift_check_failing" => &mut rules.drift_check_failing,
         other => unreachable!("the catalogue has no rule `{other}` outside RawAlertRules"),
     }
 }

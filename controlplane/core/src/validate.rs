@@ -478,7 +478,7 @@ pub(crate) fn validate(name: &EnvName, raw: RawEnvironment, cx: &mut Cx<'_>) -> 
     let vault = vault_config(cx, &raw.vault);
     let backup = backup(cx, &raw.backup, &services);
     let drift = drift(cx, &raw.drift);
-    let alerts = alerts(cx, &raw.alerts, backup.as_ref());
+    let alerts = alerts(cx, &raw.alerts, backup.as_ref(), &drift);
     let dashboards = dashboards(cx, &raw.dashboards);
     let platform = raw.platform.unwrap_or(Platform::Auto);
 
@@ -1748,9 +1748,9 @@ pub(crate) fn cron_max_interval(expr: &str) -> Result<Duration, String> {
     ))
 }
 
-fn alerts(cx: &mut Cx<'_>, raw: &raw::RawAlerts, backup: Option<&Backup>) -> Alerts {
+fn alerts(cx: &mut Cx<'_>, raw: &raw::RawAlerts, backup: Option<&Backup>, drift: &Drift) -> Alerts {
     let r = &raw.rules;
-    let given: [(&str, &Option<raw::RawRule>); 15] = [
+    let given: [(&str, &Option<raw::RawRule>); 17] = [
         ("service_down", &r.service_down),
         ("high_error_rate", &r.high_error_rate),
         ("high_latency_p95", &r.high_latency_p95),
@@ -1769,6 +1769,8 @@ fn alerts(cx: &mut Cx<'_>, raw: &raw::RawAlerts, backup: Option<&Backup>) -> Ale
         ("vault_sealed", &r.vault_sealed),
         ("backup_failed", &r.backup_failed),
         ("backup_too_old", &r.backup_too_old),
+        ("environment_drifted", &r.environment_drifted),
+        ("drift_check_failing", &r.drift_check_failing),
     ];
     let mut rules = BTreeMap::new();
     for def in RULES {
@@ -1782,6 +1784,14 @@ fn alerts(cx: &mut Cx<'_>, raw: &raw::RawAlerts, backup: Option<&Backup>) -> Ale
         if def.key == "backup_too_old" && raw_rule.threshold.is_none() {
             threshold = backup.map_or(0.0, |b| b.max_age.as_secs() as f64);
         }
+        if def.key == "drift_check_failing" && raw_rule.threshold.is_none() {
+            threshold = (3 * drift.schedule.max_interval.as_secs()) as f64;
+        }
+        let default_for = if def.key == "environment_drifted" {
+            drift.for_.to_string()
+        } else {
+            def.for_.to_owned()
+        };
         if raw_rule.threshold.is_some() {
             let bad = match def.unit {
                 ThresholdUnit::Fraction => !(threshold > 0.0 && threshold <= 1.0),
@@ -1811,7 +1821,11 @@ fn alerts(cx: &mut Cx<'_>, raw: &raw::RawAlerts, backup: Option<&Backup>) -> Ale
             Rule {
                 enabled,
                 alert: def.alert.to_owned(),
-                for_: cx.duration(&format!("{path}.for"), raw_rule.for_.as_deref(), def.for_),
+                for_: cx.duration(
+                    &format!("{path}.for"),
+                    raw_rule.for_.as_deref(),
+                    &default_for,
+                ),
                 severity: raw_rule.severity.unwrap_or(def.severity),
                 threshold,
             },

@@ -5,6 +5,7 @@
 //! writes nothing. Files are then replaced atomically, and files under the rendered
 //! environment's directories that are no longer produced are removed.
 
+use cp_app::views::{RenderCheckView, RenderDriftView, RenderView};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -69,9 +70,12 @@ pub(crate) fn run(global: &Global, all: bool, out: Option<PathBuf>, check: bool)
             names.join(", "),
             out_dir.display()
         ))?,
-        Format::Json => output::json(
-            &serde_json::json!({"ok": true, "dir": out_dir, "files": rendered.files.len(), "changed": changed}),
-        )?,
+        Format::Json => output::json(&RenderView {
+            ok: true,
+            dir: out_dir.clone(),
+            files: rendered.files.len(),
+            changed,
+        })?,
     }
     Ok(Exit::Success)
 }
@@ -109,7 +113,11 @@ fn report_check(
     if drift.is_empty() {
         match global.output {
             Format::Text => output::out(&format!("ok: {} is up to date\n", out_dir.display()))?,
-            Format::Json => output::json(&serde_json::json!({"ok": true, "drift": []}))?,
+            Format::Json => output::json(&RenderCheckView {
+                ok: true,
+                drift: Vec::new(),
+                fix: None,
+            })?,
         }
         return Ok(Exit::Success);
     }
@@ -126,19 +134,24 @@ fn report_check(
             );
         }
         Format::Json => {
+            let item = |path: &str, kind: &str, diff: Option<&String>| RenderDriftView {
+                path: path.to_owned(),
+                kind: kind.to_owned(),
+                diff: diff.cloned(),
+            };
             let items: Vec<_> = drift
                 .iter()
                 .map(|d| match d {
-                    Drift::Changed { path, diff } => {
-                        serde_json::json!({"path": path, "kind": "changed", "diff": diff})
-                    }
-                    Drift::Missing { path } => serde_json::json!({"path": path, "kind": "missing"}),
-                    Drift::Stale { path } => serde_json::json!({"path": path, "kind": "stale"}),
+                    Drift::Changed { path, diff } => item(path, "changed", Some(diff)),
+                    Drift::Missing { path } => item(path, "missing", None),
+                    Drift::Stale { path } => item(path, "stale", None),
                 })
                 .collect();
-            output::json(
-                &serde_json::json!({"ok": false, "drift": items, "fix": fix_command(global, all, out)}),
-            )?;
+            output::json(&RenderCheckView {
+                ok: false,
+                drift: items,
+                fix: Some(fix_command(global, all, out)),
+            })?;
         }
     }
     Ok(Exit::Pending)

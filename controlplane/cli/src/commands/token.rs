@@ -97,9 +97,12 @@ pub(crate) fn run(global: &Global, args: TokenArgs) -> Outcome {
                 .create(&name, role, tenant.clone(), ttl)
                 .map_err(failure)?;
             match global.output {
-                Output::Json => output::json(&serde_json::json!({
-                    "name": name, "role": role, "tenant": tenant, "token": token
-                }))?,
+                Output::Json => output::json(&cp_app::views::TokenCreatedView {
+                    name,
+                    role: role.to_string(),
+                    tenant,
+                    token: token.to_string(),
+                })?,
                 Output::Text => {
                     output::out(&format!("{token}\n"))?;
                     eprintln!(

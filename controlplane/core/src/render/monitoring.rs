@@ -154,8 +154,22 @@ pub(super) fn alerting(env: &Environment) -> Value {
             "too_old_at_secs": (limit / step + 1) * step,
         })
     });
+    // For the DriftCheckFailing test: a step of about 1/20 of the limit (whole
+    // minutes), and the first step at which a check made at time 0 is too old.
+    let drift_limit = env
+        .alerts
+        .rules
+        .get("drift_check_failing")
+        .map_or(0, |r| r.threshold.max(0.0).round() as u64);
+    let drift_step = (drift_limit / 20 / 60 * 60).max(60);
+    let drift = json!({
+        "cron": env.drift.schedule.cron,
+        "failing_at_secs": (drift_limit / drift_step + 1) * drift_step,
+        "test_step_secs": drift_step,
+    });
     json!({
         "rules": rules,
+        "drift": drift,
         "services": services,
         "apps": env.apps.keys().map(|n| n.to_string()).collect::<Vec<_>>(),
         "streams": streams,
