@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 fn dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/views")
+    cp_testkit::repo_root().join("docs/views")
 }
 
 #[test]

@@ -7,12 +7,8 @@
 // Tests run the binaries they judge (ours, kubectl, promtool) by path on purpose.
 #![allow(clippy::disallowed_methods)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
@@ -36,8 +32,8 @@ impl Project {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         for d in ["environments", "templates", "alerts", "dashboards"] {
-            if repo().join(d).is_dir() {
-                copy_dir(&repo().join(d), &dir.path().join(d));
+            if cp_testkit::repo_root().join(d).is_dir() {
+                copy_dir(&cp_testkit::repo_root().join(d), &dir.path().join(d));
             }
         }
         Self { dir }

@@ -475,7 +475,7 @@ async fn schema_matches_the_committed_snapshot(pg: PgAccess) {
     while normal.contains("\n\n\n") {
         normal = normal.replace("\n\n\n", "\n\n");
     }
-    let path = cp_testkit::repo().join("migrations/schema.snapshot.sql");
+    let path = cp_testkit::repo_root().join("migrations/schema.snapshot.sql");
     if std::env::var_os("CP_UPDATE_SNAPSHOTS").is_some() {
         std::fs::write(&path, &normal).unwrap();
         return;
@@ -508,7 +508,7 @@ async fn privileges_match_the_committed_snapshot(pg: PgAccess) {
         .await
         .unwrap();
     let fresh = serde_json::to_string_pretty(&grants).unwrap() + "\n";
-    let path = cp_testkit::repo().join("migrations/privileges.json");
+    let path = cp_testkit::repo_root().join("migrations/privileges.json");
     if std::env::var_os("CP_UPDATE_SNAPSHOTS").is_some() {
         std::fs::write(&path, &fresh).unwrap();
         return;
@@ -979,7 +979,7 @@ async fn errors_say_what_to_do_and_never_the_password(pg: PgAccess) {
         "{e}"
     );
     let closed = PgAccess {
-        endpoint: Endpoint::local(cp_testkit::free_ports(1)[0]),
+        endpoint: Endpoint::local(cp_testkit::free_port()),
         ..pg.clone()
     };
     let e = postgres::seed(&closed).await.unwrap_err().to_string();
