@@ -41,26 +41,15 @@ pub fn golden(path: impl AsRef<Path>, actual: &str) {
             "{} is stale; {}:\n{}",
             path.display(),
             bless_hint(),
-            first_difference(&committed, actual)
+            diff(&committed, actual)
         );
     }
 }
 
-/// The first line that differs, with its number, for a failure message.
-pub fn first_difference(committed: &str, actual: &str) -> String {
-    let (mut a, mut b) = (committed.lines(), actual.lines());
-    for n in 1.. {
-        match (a.next(), b.next()) {
-            (None, None) => break,
-            (x, y) if x == y => {}
-            (x, y) => {
-                return format!(
-                    "line {n}:\n  committed: {}\n  now:       {}",
-                    x.unwrap_or("(end of file)"),
-                    y.unwrap_or("(end of file)")
-                );
-            }
-        }
-    }
-    "the files differ only in their final newline".into()
+/// A unified diff from the committed text to what the test computed.
+pub fn diff(committed: &str, actual: &str) -> String {
+    similar::TextDiff::from_lines(committed, actual)
+        .unified_diff()
+        .header("committed", "now")
+        .to_string()
 }

@@ -17,7 +17,7 @@ mod ports;
 pub mod promcheck;
 
 pub use down::{Down, processes_in};
-pub use golden::{BLESS, bless_hint, blessing, first_difference, golden};
+pub use golden::{BLESS, bless_hint, blessing, diff, golden};
 pub use ports::{band, ephemeral_range, free_port, free_port_block, free_ports};
 
 use std::path::{Path, PathBuf};
