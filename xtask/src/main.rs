@@ -186,8 +186,8 @@ const GOLDEN_TESTS: &[(&str, &str, &[&str])] = &[
 ];
 
 fn codegen() -> Result<()> {
-    // The database snapshots need a PostgreSQL server, as `cargo xtask test` does.
-    setup::ensure_services()?;
+    // The database snapshots need PostgreSQL's binaries; without them that test fails
+    // saying what to install (`cargo xtask test` or `up` installs them).
     for (package, test, filter) in GOLDEN_TESTS {
         eprintln!("xtask: CP_BLESS=1 cargo test -p {package} --test {test} {filter:?}");
         run(cargo()

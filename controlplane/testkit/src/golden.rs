@@ -24,6 +24,7 @@ pub fn bless_hint() -> String {
 
 /// Compares `actual` with the committed file at `path` (relative to the repository
 /// root or absolute); with `CP_BLESS=1`, writes it instead.
+#[track_caller]
 pub fn golden(path: impl AsRef<Path>, actual: &str) {
     let path = crate::repo_root().join(path);
     if blessing() {
