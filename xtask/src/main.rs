@@ -39,9 +39,8 @@ usage: cargo xtask <task>
   bench render|up|seed|status|serve
                     benchmarks, each compared in the same run with a peer or floor
   codegen           refresh every golden file the tests compare against, by running
-                    the tests that own them with CP_BLESS=1 (insta's with
-                    INSTA_UPDATE=always): environments/schema.json, rendered/,
-                    docs/views/*.schema.json, controlplane/cli/tests/snapshots/,
+                    the tests that own them with CP_BLESS=1: environments/schema.json,
+                    rendered/, docs/views/*.schema.json, controlplane/cli/tests/snapshots/,
                     migrations/schema.snapshot.sql and migrations/privileges.json
                     (these two against a real PostgreSQL). Review the diff and commit.
                     One test's goldens: CP_BLESS=1 cargo test -p <crate> --test <name>
@@ -169,8 +168,8 @@ fn test() -> Result<()> {
 }
 
 /// Every golden file, refreshed by the tests that compare against it: each runs with
-/// `CP_BLESS=1` (the one switch; insta's snapshots also need `INSTA_UPDATE=always`),
-/// so what is written is exactly what the test would have demanded.
+/// `CP_BLESS=1` (the one switch, insta's snapshots included), so what is written is
+/// exactly what the test would have demanded.
 const GOLDEN_TESTS: &[(&str, &str, &[&str])] = &[
     // environments/schema.json
     ("cp-core", "schema", &[]),
@@ -193,8 +192,7 @@ fn codegen() -> Result<()> {
         run(cargo()
             .args(["test", "--quiet", "-p", package, "--test", test, "--"])
             .args(*filter)
-            .env("CP_BLESS", "1")
-            .env("INSTA_UPDATE", "always"))?;
+            .env("CP_BLESS", "1"))?;
     }
     eprintln!("xtask: every golden is refreshed; review `git diff` and commit");
     Ok(())

@@ -1,8 +1,7 @@
 //! Committed golden files (generated output the tests compare against: the JSON
 //! Schema, `rendered/`, `docs/views/`, the database schema snapshot) and the one
-//! switch that refreshes them all: `CP_BLESS=1`. `cargo xtask codegen` runs every
-//! test that owns a golden with it set (and insta's snapshots with
-//! `INSTA_UPDATE=always`).
+//! switch that refreshes them all: `CP_BLESS=1` (the CLI's insta snapshots answer to
+//! it too). `cargo xtask codegen` runs every test that owns a golden with it set.
 
 use std::path::Path;
 
