@@ -348,6 +348,9 @@ impl Drop for TestEnv {
             Ok(Err(e)) => eprintln!("cleanup of {} failed: {e}", self.root.display()),
             Err(_) => eprintln!("cleanup of {} panicked", self.root.display()),
         }
+        // Like every `Down`: whatever still works in the state directory (a failed
+        // teardown, a child's server) is killed by pid.
+        Down::processes_in(&self.root).now();
     }
 }
 
