@@ -9,7 +9,7 @@
 //!   every test and `controlplane render --all --check`. This is what CI runs.
 //! - `bench render|up|seed|status|serve`: benchmarks compared in the same run with a peer or
 //!   floor.
-//! - `codegen`: regenerate the committed schema and rendered output.
+//! - `codegen`: refresh every golden file the tests compare against (see [`HELP`]).
 //! - `images [--force]`: build the docker driver's local images from Debian packages.
 
 // xtask drives cargo, apt-get, pip and docker directly; it is the installer that
@@ -26,6 +26,27 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
+
+/// `cargo xtask help`.
+const HELP: &str = "\
+usage: cargo xtask <task>
+
+  up [ARGS]         install the service binaries this machine lacks, build controlplane,
+                    bring `dev` up (seeded) and serve the console in the background
+  down [--volumes]  stop the console and `dev` (--volumes: delete its data too)
+  test | ci         install what the tests need, then fmt --check, clippy -D warnings,
+                    every test and `controlplane render --all --check` (what CI runs)
+  bench render|up|seed|status|serve
+                    benchmarks, each compared in the same run with a peer or floor
+  codegen           refresh every golden file the tests compare against, by running
+                    the tests that own them with CP_BLESS=1: environments/schema.json,
+                    rendered/, docs/views/*.schema.json, controlplane/cli/tests/snapshots/,
+                    migrations/schema.snapshot.sql and migrations/privileges.json
+                    (these two against a real PostgreSQL). Review the diff and commit.
+                    One test's goldens: CP_BLESS=1 cargo test -p <crate> --test <name>
+  images [--force]  build the docker driver's local images from Debian packages
+  help              this text
+";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -44,8 +65,13 @@ fn main() -> Result<()> {
         Some("bench-hello") => {
             bench_serve::hello(rest.first().map_or("127.0.0.1:0", String::as_str))
         }
-        other => {
-            bail!("unknown xtask {other:?}: use `cargo xtask up|down|test|ci|bench|codegen|images`")
+        None | Some("help" | "--help" | "-h") => {
+            print!("{HELP}");
+            Ok(())
+        }
+        Some(other) => {
+            eprint!("{HELP}");
+            bail!("unknown xtask {other:?}")
         }
     }
 }
@@ -141,24 +167,33 @@ fn test() -> Result<()> {
     Ok(())
 }
 
+/// Every golden file, refreshed by the tests that compare against it: each runs with
+/// `CP_BLESS=1` (the one switch, insta's snapshots included), so what is written is
+/// exactly what the test would have demanded.
+const GOLDEN_TESTS: &[(&str, &str, &[&str])] = &[
+    // environments/schema.json
+    ("cp-core", "schema", &[]),
+    // rendered/
+    ("cp-core", "render", &["committed_rendered_tree_is_fresh"]),
+    // docs/views/*.schema.json
+    ("cp-app", "views", &[]),
+    // controlplane/cli/tests/snapshots/ (insta)
+    ("controlplane", "bad_input", &[]),
+    // migrations/schema.snapshot.sql and migrations/privileges.json, against a real
+    // PostgreSQL (the test's own harness takes one filter, a substring).
+    ("cp-seed", "postgres", &["committed_snapshot"]),
+];
+
 fn codegen() -> Result<()> {
-    let bin = build_controlplane()?;
-    let schema = Command::new(&bin)
-        .arg("schema")
-        .output()
-        .context("running controlplane schema")?;
-    if !schema.status.success() {
-        bail!(
-            "controlplane schema failed: {}",
-            String::from_utf8_lossy(&schema.stderr)
-        );
+    // The database snapshots need PostgreSQL's binaries; without them that test fails
+    // saying what to install (`cargo xtask test` or `up` installs them).
+    for (package, test, filter) in GOLDEN_TESTS {
+        eprintln!("xtask: CP_BLESS=1 cargo test -p {package} --test {test} {filter:?}");
+        run(cargo()
+            .args(["test", "--quiet", "-p", package, "--test", test, "--"])
+            .args(*filter)
+            .env("CP_BLESS", "1"))?;
     }
-    std::fs::write("environments/schema.json", &schema.stdout)
-        .context("writing environments/schema.json")?;
-    run(Command::new(&bin).args(["render", "--all"]))?;
-    run(cargo()
-        .args(["test", "--quiet", "-p", "cp-app", "--test", "views"])
-        .env("CP_UPDATE_VIEWS", "1"))?;
-    eprintln!("xtask: wrote environments/schema.json, rendered/ and docs/views/");
+    eprintln!("xtask: every golden is refreshed; review `git diff` and commit");
     Ok(())
 }

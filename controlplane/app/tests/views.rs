@@ -1,18 +1,19 @@
 //! The JSON shapes every front end prints are documented: `docs/views/<name>.schema.json`
 //! is the JSON Schema of each view, generated from the types. This test fails when a
-//! committed schema is stale (`CP_UPDATE_VIEWS=1` rewrites them; `cargo xtask codegen`
-//! does too), and when a schema exists for a view that is gone.
+//! committed schema is stale (`CP_BLESS=1` rewrites them; `cargo xtask codegen` does
+//! too, with every other golden), and when a schema exists for a view that is gone
+//! (blessing removes it).
 
 use std::path::PathBuf;
 
 fn dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/views")
+    cp_testkit::repo_root().join("docs/views")
 }
 
 #[test]
 fn committed_view_schemas_are_fresh() {
     let dir = dir();
-    let update = std::env::var_os("CP_UPDATE_VIEWS").is_some();
+    let update = cp_testkit::blessing();
     let mut stale = Vec::new();
     let schemas = cp_app::views::schemas();
     for (name, schema) in &schemas {
@@ -29,12 +30,17 @@ fn committed_view_schemas_are_fresh() {
         let name = entry.unwrap().file_name().to_string_lossy().into_owned();
         let view = name.trim_end_matches(".schema.json");
         if name.ends_with(".schema.json") && !schemas.contains_key(view) {
-            stale.push(format!("{name} (no such view any more)"));
+            if update {
+                std::fs::remove_file(dir.join(&name)).unwrap();
+            } else {
+                stale.push(format!("{name} (no such view any more)"));
+            }
         }
     }
     assert!(
         stale.is_empty(),
-        "stale view schemas (run `cargo xtask codegen`, or CP_UPDATE_VIEWS=1 cargo test -p cp-app --test views):\n  {}",
+        "stale view schemas; {}:\n  {}",
+        cp_testkit::bless_hint(),
         stale.join("\n  ")
     );
 }

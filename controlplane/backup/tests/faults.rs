@@ -19,7 +19,8 @@ use cp_backup::run;
 use cp_core::names::CoreKind;
 use cp_testkit::TestEnv;
 
-const CHILD: &str = "CP_BACKUP_TEST_CHILD_DEST";
+/// The destination of the child side of the SIGKILL test.
+const CHILD_DEST: &str = "CP_BACKUP_TEST_CHILD_DEST";
 
 /// Redis and NATS only: small and fast, enough for every fault.
 fn small(dest: &std::path::Path, extra: &[&str]) -> TestEnv {
@@ -53,11 +54,8 @@ async fn take(
 
 /// The child's side of the SIGKILL test: start a set, write part of an artifact, and
 /// hang there until killed.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn child_that_dies_mid_backup() {
-    let Ok(dest) = std::env::var(CHILD) else {
-        return;
-    };
+    let dest = std::env::var(CHILD_DEST).expect("the child is told its destination");
     let store = cp_backup::dest::Store::build(
         "local",
         &cp_core::model::Destination::Local { path: dest },
@@ -87,21 +85,22 @@ async fn child_that_dies_mid_backup() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_killed_mid_backup_is_incomplete_and_pruned_after_the_next() {
-    if std::env::var(CHILD).is_ok() {
-        return;
+    if cp_testkit::is_child() {
+        return child_that_dies_mid_backup().await;
     }
     let dest = tempfile::tempdir().unwrap();
     let t = small(dest.path(), &[]);
     let a = up(&t).await;
-    let exe = std::env::current_exe().unwrap();
-    let mut child = cp_runtime::exec::command(&exe)
-        .args(["child_that_dies_mid_backup", "--exact", "--nocapture"])
-        .env(CHILD, dest.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = cp_testkit::rerun_as_child(
+        "a_run_killed_mid_backup_is_incomplete_and_pruned_after_the_next",
+    )
+    .env(CHILD_DEST, dest.path())
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .unwrap();
     let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let child = cp_testkit::Down::process(child);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let mut line = String::new();
@@ -116,11 +115,11 @@ async fn a_run_killed_mid_backup_is_incomplete_and_pruned_after_the_next() {
         assert!(Instant::now() < deadline);
     }
     nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::unistd::Pid::from_raw(child.pid().unwrap() as i32),
         nix::sys::signal::Signal::SIGKILL,
     )
     .unwrap();
-    child.wait().unwrap();
+    child.now();
     let store = support::store(&t).await;
     let listed = run::list(&store, None).await.unwrap();
     assert_eq!(listed.len(), 1, "{listed:?}");
@@ -143,9 +142,6 @@ async fn a_run_killed_mid_backup_is_incomplete_and_pruned_after_the_next() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_flipped_byte_fails_verify_and_restore_naming_the_artifact() {
-    if std::env::var(CHILD).is_ok() {
-        return;
-    }
     let dest = tempfile::tempdir().unwrap();
     let t = small(dest.path(), &[]);
     let a = up(&t).await;
@@ -204,9 +200,6 @@ async fn one_flipped_byte_fails_verify_and_restore_naming_the_artifact() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_concurrent_run_fails_fast_naming_the_holder() {
-    if std::env::var(CHILD).is_ok() {
-        return;
-    }
     let dest = tempfile::tempdir().unwrap();
     let t = small(dest.path(), &[]);
     let _held = run::lock(&t.state, "backup").unwrap();
@@ -221,9 +214,6 @@ async fn a_second_concurrent_run_fails_fast_naming_the_holder() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_service_down_fails_alone_and_the_set_is_partial() {
-    if std::env::var(CHILD).is_ok() {
-        return;
-    }
     let dest = tempfile::tempdir().unwrap();
     let t = small(dest.path(), &[]);
     let a = up(&t).await;
@@ -280,9 +270,6 @@ async fn a_service_down_fails_alone_and_the_set_is_partial() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_identity_is_a_clean_error_and_nothing_is_restored() {
-    if std::env::var(CHILD).is_ok() {
-        return;
-    }
     let right = age::x25519::Identity::generate();
     let wrong = age::x25519::Identity::generate();
     let dest = tempfile::tempdir().unwrap();
@@ -341,9 +328,6 @@ async fn a_wrong_identity_is_a_clean_error_and_nothing_is_restored() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_destination_fails_the_run_and_keeps_older_sets() {
-    if std::env::var(CHILD).is_ok() {
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
     let mnt = dir.path().join("small");
     std::fs::create_dir(&mnt).unwrap();

@@ -6,7 +6,7 @@
 
 mod support;
 
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -17,22 +17,14 @@ use serde_json::json;
 
 /// moto_server on a free loopback port, stopped (by pid) when dropped.
 struct Moto {
-    child: Child,
+    _down: cp_testkit::Down,
     endpoint: String,
 }
 
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 async fn moto() -> Moto {
-    let program = cp_runtime::exec::find_binary("moto_server").unwrap_or_else(|e| {
-        panic!("the S3 test needs moto_server: `pip install 'moto[server]'` (cargo xtask test does): {e}")
-    });
-    let port = cp_testkit::free_ports(1)[0];
+    // `pip install 'moto[server]'`.
+    let program = cp_testkit::require_tool("moto_server");
+    let port = cp_testkit::free_port();
     let child = cp_runtime::exec::command(&program)
         .args(["-H", "127.0.0.1", "-p", &port.to_string()])
         .stdout(Stdio::null())
@@ -40,7 +32,10 @@ async fn moto() -> Moto {
         .spawn()
         .expect("start moto_server");
     let endpoint = format!("http://127.0.0.1:{port}");
-    let m = Moto { child, endpoint };
+    let m = Moto {
+        _down: cp_testkit::Down::process(child),
+        endpoint,
+    };
     let http = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {

@@ -32,13 +32,7 @@ fn backup_list_refused_restore_restore_verify_prune() {
         format!("backup.destinations.local.path={}", dest.display()),
     ]);
     // Whatever happens, the servers go when the test ends.
-    struct Down<'a>(&'a std::path::Path, &'a [String]);
-    impl Drop for Down<'_> {
-        fn drop(&mut self) {
-            let _ = controlplane(self.0, self.1, &["down", "--volumes", "--yes"]);
-        }
-    }
-    let _down = Down(&state, &sets);
+    let _down = common::down(&state, &sets);
     let o = controlplane(&state, &sets, &["up"]);
     assert!(o.status.success(), "up:\n{}", text(&o));
     let o = controlplane(
@@ -135,15 +129,9 @@ fn up_backup_takes_a_set_first_and_applies_nothing_when_it_fails() {
         "platform=process".to_owned(),
         "backup.services=[redis, nats]".to_owned(),
     ]);
-    struct Down<'a>(&'a std::path::Path, &'a [String]);
-    impl Drop for Down<'_> {
-        fn drop(&mut self) {
-            let _ = controlplane(self.0, self.1, &["down", "--volumes", "--yes"]);
-        }
-    }
     let mut good = sets.clone();
     good.push(format!("backup.destinations.local.path={}", dest.display()));
-    let _down = Down(&state, &good);
+    let _down = common::down(&state, &good);
     let o = controlplane(&state, &good, &["up"]);
     assert!(o.status.success(), "up:\n{}", text(&o));
 

@@ -2,16 +2,59 @@
 //! changes pending), and nothing written.
 //!
 //! Every case runs the real binary in a copy of the project and snapshots what a
-//! person sees on stderr (`tests/snapshots/`), so a change to a message shows in review.
+//! person sees on stderr (`tests/snapshots/`, insta's files), so a change to a message
+//! shows in review. `CP_BLESS=1`, the switch of every golden, rewrites them too.
 
 // Tests run the binaries they judge (ours, kubectl, promtool) by path on purpose.
 #![allow(clippy::disallowed_methods)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+/// `insta::assert_snapshot!` of what a person sees, named after the test; under
+/// `CP_BLESS=1` (which insta does not read: it answers to `INSTA_UPDATE`) the
+/// snapshot is written instead.
+macro_rules! snapshot {
+    ($actual:expr) => {{
+        let actual: &str = &$actual;
+        fn here() {}
+        let test = std::any::type_name_of_val(&here)
+            .trim_end_matches("::here")
+            .rsplit("::")
+            .next()
+            .unwrap();
+        if cp_testkit::blessing() {
+            bless(test, actual);
+        } else {
+            insta::assert_snapshot!(actual);
+        }
+    }};
+}
+
+/// Writes `actual` as insta's snapshot of `test`, keeping the file's metadata header,
+/// and only when its contents changed (so blessing an unchanged snapshot is no diff);
+/// a pending `.snap.new` of an earlier failed run goes.
+fn bless(test: &str, actual: &str) {
+    let path = cp_testkit::repo_root().join(format!(
+        "controlplane/cli/tests/snapshots/bad_input__{test}.snap"
+    ));
+    let _ = std::fs::remove_file(path.with_extension("snap.new"));
+    let old = std::fs::read_to_string(&path).unwrap_or_default();
+    // insta's file: metadata between two `---` lines, then the contents.
+    let (header, body) = match old
+        .strip_prefix("---\n")
+        .and_then(|r| r.split_once("\n---\n"))
+    {
+        Some((h, b)) => (format!("---\n{h}\n---\n"), b),
+        None => (
+            "---\nsource: controlplane/cli/tests/bad_input.rs\nexpression: actual\n---\n"
+                .to_owned(),
+            "",
+        ),
+    };
+    if body.trim_end() != actual.trim_end() {
+        std::fs::write(&path, format!("{header}{}\n", actual.trim_end())).unwrap();
+    }
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -36,8 +79,8 @@ impl Project {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         for d in ["environments", "templates", "alerts", "dashboards"] {
-            if repo().join(d).is_dir() {
-                copy_dir(&repo().join(d), &dir.path().join(d));
+            if cp_testkit::repo_root().join(d).is_dir() {
+                copy_dir(&cp_testkit::repo_root().join(d), &dir.path().join(d));
             }
         }
         Self { dir }
@@ -101,7 +144,7 @@ fn unknown_key_suggests_the_closest() {
         "  vault:\n",
         "  postgres:\n    prot: 5433\n  vault:\n",
     );
-    insta::assert_snapshot!(p.rejects(&[]));
+    snapshot!(p.rejects(&[]));
 }
 
 #[test]
@@ -112,7 +155,7 @@ fn wrong_type() {
         "  vault:\n",
         "  redis:\n    port: high\n    replicas: [1]\n  vault:\n",
     );
-    insta::assert_snapshot!(p.rejects(&[]));
+    snapshot!(p.rejects(&[]));
 }
 
 #[test]
@@ -122,7 +165,7 @@ fn yaml_syntax_error() {
         "environments/dev.yaml",
         "tier: dev\nservices: [1, 2\nbackup: 3\n",
     );
-    insta::assert_snapshot!(p.rejects(&[]));
+    snapshot!(p.rejects(&[]));
 }
 
 #[test]
@@ -133,7 +176,7 @@ fn duplicate_port() {
         "  vault:\n",
         "  redis:\n    port: 5432\n  vault:\n",
     );
-    insta::assert_snapshot!(p.rejects(&[]));
+    snapshot!(p.rejects(&[]));
 }
 
 #[test]
@@ -144,7 +187,7 @@ fn invalid_cron_and_zero_retention_are_reported_together() {
         "backup:\n",
         "backup:\n  schedule: \"0 25 * * *\"\n  retention: {daily: 0, weekly: 0, monthly: 0}\n",
     );
-    insta::assert_snapshot!(p.rejects(&[]));
+    snapshot!(p.rejects(&[]));
 }
 
 #[test]
@@ -165,7 +208,7 @@ fn plaintext_secret_and_dev_token_in_production() {
         !err.contains("hunter2") && !err.contains("dev-root-token\n"),
         "a secret was echoed:\n{err}"
     );
-    insta::assert_snapshot!(err);
+    snapshot!(err);
 }
 
 #[test]
@@ -176,13 +219,13 @@ fn replicas_below_the_disruption_budget() {
         "      min_available: 2",
         "      min_available: 4",
     );
-    insta::assert_snapshot!(p.rejects(&["--env", "production"]));
+    snapshot!(p.rejects(&["--env", "production"]));
 }
 
 #[test]
 fn unknown_environment_lists_the_known_ones() {
     let p = Project::new();
-    insta::assert_snapshot!(p.rejects(&["--env", "prod"]));
+    snapshot!(p.rejects(&["--env", "prod"]));
 }
 
 #[test]
@@ -194,7 +237,7 @@ fn unreadable_file() {
         b"tier: dev\n\xff\xfe\n",
     )
     .unwrap();
-    insta::assert_snapshot!(p.rejects(&[]));
+    snapshot!(p.rejects(&[]));
 }
 
 #[test]
@@ -208,13 +251,13 @@ fn bad_set_paths() {
         "--set",
         "novalue",
     ]);
-    insta::assert_snapshot!(err);
+    snapshot!(err);
 }
 
 #[test]
 fn set_values_are_validated_like_the_files() {
     let p = Project::new();
-    insta::assert_snapshot!(p.rejects(&[
+    snapshot!(p.rejects(&[
         "--set",
         "services.postgres.port=99999",
         "--set",
@@ -246,7 +289,7 @@ fn broken_template_names_the_template_and_line() {
         "render wrote files despite a broken template"
     );
     assert!(err.contains("templates/kubernetes/broken.yaml"), "{err}");
-    insta::assert_snapshot!(err);
+    snapshot!(err);
     p.write("templates/kubernetes/broken.yaml", "{% if %}\n");
     let (code, _, err) = p.run(&["render", "--out", "out"]);
     assert_eq!(code, 3, "{err}");
@@ -315,7 +358,7 @@ fn topologies_that_would_split_data_are_refused() {
     // On the process platform: PostgreSQL beyond one instance (CloudNativePG needs
     // Kubernetes), Redis beyond one, a NATS of 2 (no quorum), a stream replicated more
     // often than NATS has nodes.
-    insta::assert_snapshot!(p.rejects(&[
+    snapshot!(p.rejects(&[
         "--set",
         "platform=process",
         "--set",
@@ -334,7 +377,7 @@ fn topologies_that_would_split_data_are_refused() {
 #[test]
 fn clusters_need_a_platform_that_runs_them() {
     let p = Project::new();
-    insta::assert_snapshot!(p.rejects(&[
+    snapshot!(p.rejects(&[
         "--set",
         "platform=docker",
         "--set",
@@ -378,7 +421,7 @@ fn validate_all_reports_a_base_error_once_with_the_environments_it_affects() {
     let (code, _, err) = p.run(&["validate", "--all"]);
     assert_eq!(code, 3, "{err}");
     assert_eq!(err.matches("no service named `cache`").count(), 1, "{err}");
-    insta::assert_snapshot!(err);
+    snapshot!(err);
     let (code, _, rerr) = p.run(&["render", "--all", "--out", "out"]);
     assert_eq!(code, 3, "{rerr}");
     assert_eq!(rerr, err, "render --all reports what validate --all does");
@@ -420,7 +463,7 @@ fn depends_on_errors_point_at_the_list_item() {
         "streams:\n",
         "extras:\n  jaeger:\n    depends_on: [nats, capsule-registry]\n\nstreams:\n",
     );
-    insta::assert_snapshot!(p.rejects(&[]));
+    snapshot!(p.rejects(&[]));
 }
 
 #[test]
@@ -431,7 +474,7 @@ fn overlapping_subjects_point_at_the_subject() {
         "streams:\n",
         "streams:\n  REPLAY_EVENTS:\n    subjects:\n      - replay.>\n      - events.plan.created\n",
     );
-    insta::assert_snapshot!(p.rejects(&[]));
+    snapshot!(p.rejects(&[]));
 }
 
 #[test]
@@ -447,14 +490,14 @@ fn duplicate_keys_name_the_first_occurrence() {
         "backup:\n",
         "tier: staging\n\nbackup:\n",
     );
-    insta::assert_snapshot!(p.rejects(&[]));
+    snapshot!(p.rejects(&[]));
 }
 
 #[test]
 fn cron_errors_name_the_field_and_its_range() {
     let p = Project::new();
     let err = p.rejects(&["--set", "backup.schedule=30 2 * JUNE MON-FRI"]);
-    insta::assert_snapshot!(err);
+    snapshot!(err);
 }
 
 /// Not bad input: the way back. What `config` prints is an environment file that, put

@@ -24,19 +24,7 @@ const SUBJECT: &str = "events.capsule.failover";
 /// A base port with the 15 ports above it free too (the nodes listen on base+i and
 /// base+2i of each configured port).
 fn port_block() -> u16 {
-    for _ in 0..50 {
-        let base = cp_testkit::free_ports(1)[0];
-        if base > 65000 {
-            continue;
-        }
-        let held: Vec<_> = (base..base + 16)
-            .map(|p| std::net::TcpListener::bind(("127.0.0.1", p)))
-            .collect();
-        if held.iter().all(Result::is_ok) {
-            return base;
-        }
-    }
-    panic!("no block of 16 free loopback ports found");
+    cp_testkit::free_port_block(16)
 }
 
 fn status_json(state: &Path, sets: &[String]) -> Value {

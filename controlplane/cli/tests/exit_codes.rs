@@ -15,7 +15,7 @@ use common::text;
 
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_controlplane"));
-    c.current_dir(cp_testkit::repo())
+    c.current_dir(cp_testkit::repo_root())
         .env_remove("CONTROLPLANE_ENV")
         .env_remove("CONTROLPLANE_ENVIRONMENTS")
         .env_remove("VAULT_TOKEN");
@@ -167,7 +167,7 @@ fn a_closed_pipe_ends_quietly() {
                 env!("CARGO_BIN_EXE_controlplane")
             ),
         ])
-        .current_dir(cp_testkit::repo())
+        .current_dir(cp_testkit::repo_root())
         .output()
         .unwrap();
     assert!(

@@ -12,7 +12,7 @@ use std::process::{Command, Output};
 /// `controlplane --env staging up` with `kubeconfig` and a fresh HOME.
 fn up(home: &Path, kubeconfig: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_controlplane"))
-        .current_dir(cp_testkit::repo())
+        .current_dir(cp_testkit::repo_root())
         .env("HOME", home)
         .env("KUBECONFIG", kubeconfig)
         .env_remove("KUBERNETES_SERVICE_HOST")
@@ -51,12 +51,9 @@ fn kubernetes_without_a_cluster_says_what_to_do_and_changes_nothing() {
 #[test]
 fn kubernetes_with_an_unreachable_api_server_names_it_and_changes_nothing() {
     let home = tempfile::tempdir().unwrap();
-    // A loopback port nothing listens on (bound, then released).
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // A loopback port nothing listens on (below the ephemeral range, so no outgoing
+    // connection takes it meanwhile).
+    let port = cp_testkit::free_port();
     let kubeconfig = home.path().join("kubeconfig");
     std::fs::write(
         &kubeconfig,

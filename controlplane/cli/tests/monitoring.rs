@@ -90,13 +90,15 @@ fn serve_target_sets(port: u16) -> Vec<String> {
 
 /// `controlplane serve --only dev` on `127.0.0.1:port` with the stack's `--set`s,
 /// stopped (SIGTERM, then reaped) when dropped.
-struct Serve(std::process::Child);
+struct Serve {
+    _down: cp_testkit::Down,
+}
 
 impl Serve {
     async fn start(stack: &Stack, port: u16) -> Self {
         #[allow(clippy::disallowed_methods)] // the binary under test, by path
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_controlplane"));
-        cmd.current_dir(cp_testkit::repo())
+        cmd.current_dir(cp_testkit::repo_root())
             .arg("--state-dir")
             .arg(&stack.state)
             .env_remove("CONTROLPLANE_ENV")
@@ -114,7 +116,9 @@ impl Serve {
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null());
-        let serve = Self(cmd.spawn().expect("start controlplane serve"));
+        let serve = Self {
+            _down: cp_testkit::Down::process(cmd.spawn().expect("start controlplane serve")),
+        };
         let url = format!("http://127.0.0.1:{port}/healthz");
         until(
             "serve answering /healthz",
@@ -129,16 +133,6 @@ impl Serve {
         )
         .await;
         serve
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.0.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-        let _ = self.0.wait();
     }
 }
 
@@ -224,6 +218,8 @@ impl Webhook {
 /// the `controlplane` binary, on free loopback ports; down with its data when
 /// dropped, however the test ends.
 struct Stack {
+    /// First, so the environment goes before its directory.
+    _down: cp_testkit::Down,
     _tmp: tempfile::TempDir,
     state: PathBuf,
     sets: Vec<String>,
@@ -263,6 +259,7 @@ impl Stack {
         };
         let prometheus = Prometheus::new(&Endpoint::local(port("monitoring.prometheus.port")));
         let stack = Self {
+            _down: common::down(&state, &sets),
             _tmp: tmp,
             state,
             sets,
@@ -296,15 +293,6 @@ impl Stack {
         )
         .unwrap();
         i32::try_from(rec["pid"].as_u64().unwrap()).unwrap()
-    }
-}
-
-impl Drop for Stack {
-    fn drop(&mut self) {
-        let o = self.run(&["down", "--volumes", "--yes"]);
-        if !o.status.success() {
-            eprintln!("cleanup failed:\n{}", text(&o));
-        }
     }
 }
 
@@ -410,7 +398,7 @@ async fn consume_every_stream(stack: &Stack) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_scrapes_everything_the_rules_select_and_a_dead_redis_pages() {
     let hook = Webhook::start().await;
-    let serve_port = cp_testkit::free_ports(1)[0];
+    let serve_port = cp_testkit::free_port();
     let mut extra = serve_target_sets(serve_port);
     extra.extend([
         // ServiceDown holds 2s instead of 1m; Alertmanager tells within a second.

@@ -7,28 +7,13 @@
 //! nothing, when the world moved.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 
 mod common;
 use common::{controlplane, text};
 
 use serde_json::Value;
-
-/// Brings the environment down (with its data) however the test ends.
-struct Down {
-    state: PathBuf,
-    sets: Vec<String>,
-}
-
-impl Drop for Down {
-    fn drop(&mut self) {
-        let o = controlplane(&self.state, &self.sets, &["down", "--volumes", "--yes"]);
-        if !o.status.success() {
-            eprintln!("cleanup failed:\n{}", text(&o));
-        }
-    }
-}
 
 fn ok(o: &Output) -> String {
     assert!(o.status.success(), "{}", text(o));
@@ -101,10 +86,7 @@ fn every_layer_drifts_shows_in_plan_and_up_repairs_it() {
     let state = tmp.path().join("dev");
     let mut sets = cp_testkit::port_sets();
     sets.push("platform=process".into());
-    let _down = Down {
-        state: state.clone(),
-        sets: sets.clone(),
-    };
+    let _down = common::down(&state, &sets);
     let run = |args: &[&str]| controlplane(&state, &sets, args);
     let rt = tokio::runtime::Runtime::new().unwrap();
 

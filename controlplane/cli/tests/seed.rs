@@ -1,7 +1,6 @@
 //! `up` seeds, and `seed`, `migrate` and `tenant` end to end through the binary, as a
 //! user runs them, against real servers on free loopback ports.
 
-use std::path::PathBuf;
 use std::process::Output;
 
 mod common;
@@ -14,21 +13,6 @@ fn json(o: &Output) -> Value {
     serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("json: {e}\n{}", text(o)))
 }
 
-/// Brings the environment down (with its data) however the test ends.
-struct Down {
-    state: PathBuf,
-    sets: Vec<String>,
-}
-
-impl Drop for Down {
-    fn drop(&mut self) {
-        let o = controlplane(&self.state, &self.sets, &["down", "--volumes", "--yes"]);
-        if !o.status.success() {
-            eprintln!("cleanup failed:\n{}", text(&o));
-        }
-    }
-}
-
 #[test]
 fn up_seeds_then_seed_migrate_and_tenants_converge() {
     use std::os::unix::fs::PermissionsExt;
@@ -37,10 +21,7 @@ fn up_seeds_then_seed_migrate_and_tenants_converge() {
     let state = tmp.path().join("dev");
     let mut sets = cp_testkit::port_sets();
     sets.push("platform=process".into());
-    let _down = Down {
-        state: state.clone(),
-        sets: sets.clone(),
-    };
+    let _down = common::down(&state, &sets);
     let run = |args: &[&str]| controlplane(&state, &sets, args);
 
     // `up` brings everything up and seeds it.

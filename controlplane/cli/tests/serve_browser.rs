@@ -11,23 +11,15 @@
 mod common;
 mod serve;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
-struct Driver(Child);
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn chromedriver() -> (Driver, String) {
-    let port = cp_testkit::free_ports(1)[0];
+/// chromedriver, stopped (by pid) when dropped.
+fn chromedriver() -> (cp_testkit::Down, String) {
+    let port = cp_testkit::free_port();
     let child = Command::new("chromedriver")
         .arg(format!("--port={port}"))
         .stdout(Stdio::null())
@@ -39,7 +31,7 @@ fn chromedriver() -> (Driver, String) {
     serve::eventually(30, "chromedriver to listen", || {
         std::net::TcpStream::connect(("127.0.0.1", port)).ok()
     });
-    (Driver(child), url)
+    (cp_testkit::Down::process(child), url)
 }
 
 /// The browser's console log since the last call (chromedriver's `se/log`).
@@ -173,9 +165,11 @@ async fn journey(c: &Client, s: &serve::Served) {
     })
     .await;
     let overview = shot(c, "overview").await;
-    let docs = cp_testkit::repo().join("docs");
+    let docs = cp_testkit::repo_root().join("docs");
     std::fs::create_dir_all(&docs).unwrap();
-    if std::env::var_os("CP_UPDATE_SCREENSHOT").is_some() {
+    // Not a golden (screenshots differ by a pixel from run to run): refreshed by
+    // CP_BLESS=1 for the README, never compared.
+    if cp_testkit::blessing() {
         std::fs::copy(&overview, docs.join("console.png")).unwrap();
     }
     // Keyboard: the first Tab lands on the skip link.

@@ -23,18 +23,6 @@ fn write_tree(dir: &Path, out: &cp_core::render::Output) {
     }
 }
 
-fn require(tool: &str, hint: &str) {
-    let ok = Command::new(tool)
-        .arg("version")
-        .output()
-        .map(|o| o.status.success() || !o.stdout.is_empty())
-        .unwrap_or(false);
-    assert!(
-        ok,
-        "`{tool}` is needed by this test and is not installed: {hint}"
-    );
-}
-
 #[test]
 fn rendering_is_deterministic() {
     let a = support::render(support::ENVS);
@@ -54,9 +42,9 @@ fn committed_rendered_tree_is_fresh() {
     // `controlplane render --check`), so reviews always see the manifest diff.
     let out = support::render(support::ENVS);
     let root = support::repo_root().join("rendered");
-    if std::env::var_os("CP_UPDATE_RENDERED").is_some_and(|v| v == "1") {
-        // `CP_UPDATE_RENDERED=1 cargo test -p cp-core --test render` rewrites the
-        // snapshot: the directories render owns are replaced, so removed files go too.
+    if cp_testkit::blessing() {
+        // `CP_BLESS=1` (or `cargo xtask codegen`) rewrites the snapshot: the
+        // directories render owns are replaced, so removed files go too.
         let mut dirs: Vec<String> = vec!["kubernetes/base/".into()];
         for env in support::ENVS {
             dirs.extend(cp_core::render::owned_dirs(env));
@@ -80,7 +68,8 @@ fn committed_rendered_tree_is_fresh() {
     }
     assert!(
         stale.is_empty(),
-        "the committed rendered/ tree is stale; run `cargo run -p controlplane -- render --all` (or `CP_UPDATE_RENDERED=1 cargo test -p cp-core --test render`) and commit:\n{}",
+        "the committed rendered/ tree is stale; {} (`controlplane render --all` writes the same):\n{}",
+        cp_testkit::bless_hint(),
         stale.join("\n")
     );
 }
@@ -99,8 +88,8 @@ fn every_rendered_file_parses() {
 }
 
 fn kustomize(dir: &Path, env: &str) -> Vec<Value> {
-    require("kubectl", "install kubectl (it bundles kustomize)");
-    let out = Command::new("kubectl")
+    // kubectl bundles kustomize.
+    let out = Command::new(cp_testkit::require_tool("kubectl"))
         .args(["kustomize"])
         .arg(dir.join(format!("kubernetes/overlays/{env}")))
         .output()
@@ -314,12 +303,10 @@ fn compose_files_pass_docker_compose_config() {
     let out = support::render(support::ENVS);
     let tmp = tempfile::tempdir().unwrap();
     write_tree(tmp.path(), &out);
-    let Ok(v) = Command::new("docker-compose").arg("version").output() else {
-        // The issue asks for this check "where present"; every CI machine of ours has it.
-        eprintln!("docker-compose not installed: skipping the compose check");
-        return;
-    };
-    assert!(v.status.success());
+    // The judge of compose files; a missing one fails the test (never a silent skip).
+    let compose = cp_testkit::require_tool("docker-compose");
+    let v = Command::new(&compose).arg("version").output().unwrap();
+    assert!(v.status.success(), "docker-compose version failed");
     for env in support::ENVS {
         let file = tmp
             .path()
@@ -335,7 +322,7 @@ fn compose_files_pass_docker_compose_config() {
             !vars.is_empty(),
             "{env}: compose file has no secret variables"
         );
-        let mut cmd = Command::new("docker-compose");
+        let mut cmd = Command::new(&compose);
         cmd.arg("-f").arg(&file).arg("config").arg("-q");
         for v in &vars {
             cmd.env(v, "placeholder");
@@ -347,7 +334,7 @@ fn compose_files_pass_docker_compose_config() {
             String::from_utf8_lossy(&o.stderr)
         );
         // Without the variables compose refuses, naming the setting: no silent empty passwords.
-        let o = Command::new("docker-compose")
+        let o = Command::new(&compose)
             .arg("-f")
             .arg(&file)
             .arg("config")

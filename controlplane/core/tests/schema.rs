@@ -5,16 +5,10 @@ mod support;
 
 #[test]
 fn committed_schema_is_fresh() {
-    let path = support::environments_dir().join("schema.json");
-    let committed = std::fs::read_to_string(&path).unwrap_or_default();
-    let fresh = cp_core::schema::environment_schema_text();
-    if std::env::var_os("UPDATE_SCHEMA").is_some() {
-        std::fs::write(&path, &fresh).unwrap();
-        return;
-    }
-    assert!(
-        committed == fresh,
-        "environments/schema.json is stale: run `cargo xtask codegen` (or UPDATE_SCHEMA=1 cargo test -p cp-core --test schema) and commit it"
+    // `CP_BLESS=1` (or `cargo xtask codegen`) rewrites it.
+    cp_testkit::golden(
+        "environments/schema.json",
+        &cp_core::schema::environment_schema_text(),
     );
 }
 

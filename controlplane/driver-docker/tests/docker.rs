@@ -12,7 +12,6 @@ mod images;
 
 use std::collections::HashMap;
 use std::net::TcpListener;
-use std::path::Path;
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -42,16 +41,6 @@ fn local_images() {
     if let Err(e) = r {
         panic!("the docker driver's tests need Docker and the local images: {e}");
     }
-}
-
-/// `n` distinct free ports on 127.0.0.1 (held together while chosen).
-fn free_ports(n: usize) -> Vec<u16> {
-    let held: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    held.iter()
-        .map(|l| l.local_addr().unwrap().port())
-        .collect()
 }
 
 /// An error with its sources, for failure messages.
@@ -121,7 +110,7 @@ impl Fixture {
     ) -> Self {
         local_images();
         let project = format!("cpt-{name}-{}", std::process::id());
-        let p = free_ports(8);
+        let p = cp_testkit::free_ports(8);
         let ports: HashMap<&'static str, u16> = [
             "postgres",
             "redis",
@@ -153,8 +142,7 @@ impl Fixture {
             "monitoring.enabled=false".into(),
         ];
         sets.extend(extra(&ports));
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../environments");
-        let env = Project::new(root)
+        let env = Project::new(cp_testkit::environments_dir())
             .load("dev", &sets)
             .unwrap_or_else(|e| panic!("dev does not load: {e:?}"))
             .env;
@@ -568,7 +556,7 @@ async fn an_unreachable_engine_says_what_to_do() {
         assert!(text.contains("DOCKER_HOST"), "{text}");
         assert!(text.contains("--platform process"), "{text}");
     }
-    let closed = free_ports(1)[0];
+    let closed = cp_testkit::free_port();
     let e = DockerDriver::connect_to(&format!("tcp://127.0.0.1:{closed}"))
         .await
         .unwrap_err();
@@ -664,8 +652,10 @@ async fn auto_gives_up_on_a_silent_engine_within_a_second() {
             held.push(conn);
         }
     });
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../environments");
-    let env = Project::new(root).load("dev", &[]).unwrap().env;
+    let env = Project::new(cp_testkit::environments_dir())
+        .load("dev", &[])
+        .unwrap()
+        .env;
     let host = format!("unix://{}", sock.display());
     let t = Instant::now();
     let why = docker_usable_at(&host, &env).await.unwrap_err().to_string();

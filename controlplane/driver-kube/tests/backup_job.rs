@@ -4,7 +4,6 @@
 
 mod fake;
 
-use std::path::Path;
 use std::time::Duration;
 
 use cp_driver_kube::KubeDriver;
@@ -17,7 +16,7 @@ const NS: &str = "anumate-staging";
 
 fn setup() -> (Fake, kube::Client, Value) {
     let (fake, client) = Fake::new(Rollout::Never);
-    let project = Project::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../environments"));
+    let project = Project::new(cp_testkit::environments_dir());
     let env = project.load("staging", &[]).expect("staging loads").env;
     let driver = KubeDriver::new(client.clone(), &project.templates().unwrap()).unwrap();
     let cronjob = driver

@@ -13,7 +13,6 @@
 mod fake;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -34,12 +33,8 @@ use serde_json::{Value, json};
 const ENV: &str = "staging";
 const NS: &str = "anumate-staging";
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 fn project() -> Project {
-    Project::new(root().join("environments"))
+    Project::new(cp_testkit::environments_dir())
 }
 
 fn svc(s: &str) -> ServiceName {

@@ -16,13 +16,6 @@ use cp_drivers::contract::{Driver, Health};
 use cp_runtime::vault::InitKeys;
 use support::TestEnv;
 
-/// Not a test of its own: the body of the child process the tests below start (and
-/// kill) to run `up` from another process. Does nothing unless started by them.
-#[tokio::test]
-async fn child_up() {
-    support::child_up_main().await;
-}
-
 /// Waits (polling the file system) until `cond` holds; false at the deadline.
 async fn until(deadline: Duration, cond: impl Fn() -> bool) -> bool {
     let end = Instant::now() + deadline;
@@ -46,8 +39,12 @@ async fn converges(t: &TestEnv) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_up_killed_during_initdb_converges() {
+    // In the child this test starts again: `up`, to be killed midway.
+    if support::child_up_main().await {
+        return;
+    }
     let t = TestEnv::new(&[]);
-    let mut child = support::spawn_child_up(&t, "child_up", &[]);
+    let mut child = support::spawn_child_up(&t, "an_up_killed_during_initdb_converges", &[]);
     // The marker names the running initdb once it started.
     let marker = t.root.join("postgres/initdb.pending");
     let hit = until(Duration::from_secs(30), || {
@@ -66,8 +63,12 @@ async fn an_up_killed_during_initdb_converges() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_up_killed_during_vault_init_converges() {
+    // In the child this test starts again: `up`, to be killed midway.
+    if support::child_up_main().await {
+        return;
+    }
     let t = TestEnv::new(&[]);
-    let mut child = support::spawn_child_up(&t, "child_up", &[]);
+    let mut child = support::spawn_child_up(&t, "an_up_killed_during_vault_init_converges", &[]);
     // Written just before `PUT /v1/sys/init`, whose answer (the keys) is then lost.
     let pending = t.root.join("vault/init.pending");
     let hit = until(Duration::from_secs(30), || pending.exists()).await;
@@ -106,6 +107,10 @@ async fn an_up_whose_future_is_dropped_midway_converges() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vault_keys_outside_dev_are_shown_once_never_stored_and_unseal_from_the_env() {
+    // In the child this test starts again: `up` with the keys in the variable.
+    if support::child_up_main().await {
+        return;
+    }
     const VAR: &str = "CP_PROCESS_TEST_UNSEAL_KEYS";
     assert!(
         std::env::var(VAR).is_err(),
@@ -168,7 +173,11 @@ async fn vault_keys_outside_dev_are_shown_once_never_stored_and_unseal_from_the_
     // Three of the five keys in the variable unseal it (a child process: this one
     // cannot set its own environment safely).
     let three: Vec<&str> = keys.keys[..3].iter().map(|k| k.expose()).collect();
-    let child = support::spawn_child_up(&t, "child_up", &[(VAR, &three.join(","))]);
+    let child = support::spawn_child_up(
+        &t,
+        "vault_keys_outside_dev_are_shown_once_never_stored_and_unseal_from_the_env",
+        &[(VAR, &three.join(","))],
+    );
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),

@@ -6,7 +6,8 @@
 //! it, runs the tests, and tears it down even when one fails); every test works in a
 //! database of its own. The two tests that change cluster-wide roles run first, alone;
 //! the rest run concurrently. `cargo test -p cp-seed --test postgres [FILTER]`;
-//! `CP_UPDATE_SNAPSHOTS=1` rewrites `migrations/schema.snapshot.sql`.
+//! `CP_BLESS=1` rewrites `migrations/schema.snapshot.sql` and
+//! `migrations/privileges.json` (`cargo xtask codegen` does, with every other golden).
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -475,22 +476,7 @@ async fn schema_matches_the_committed_snapshot(pg: PgAccess) {
     while normal.contains("\n\n\n") {
         normal = normal.replace("\n\n\n", "\n\n");
     }
-    let path = cp_testkit::repo().join("migrations/schema.snapshot.sql");
-    if std::env::var_os("CP_UPDATE_SNAPSHOTS").is_some() {
-        std::fs::write(&path, &normal).unwrap();
-        return;
-    }
-    let committed = std::fs::read_to_string(&path).unwrap_or_default();
-    if committed != normal {
-        let diff = similar::TextDiff::from_lines(&committed, &normal)
-            .unified_diff()
-            .header("committed", "migrated")
-            .to_string();
-        panic!(
-            "{} is stale; rerun with CP_UPDATE_SNAPSHOTS=1 and review:\n{diff}",
-            path.display()
-        );
-    }
+    cp_testkit::golden("migrations/schema.snapshot.sql", &normal);
 }
 
 /// `migrations/privileges.json`, what the database layer expects, is what the
@@ -508,22 +494,8 @@ async fn privileges_match_the_committed_snapshot(pg: PgAccess) {
         .await
         .unwrap();
     let fresh = serde_json::to_string_pretty(&grants).unwrap() + "\n";
-    let path = cp_testkit::repo().join("migrations/privileges.json");
-    if std::env::var_os("CP_UPDATE_SNAPSHOTS").is_some() {
-        std::fs::write(&path, &fresh).unwrap();
-        return;
-    }
-    let committed = std::fs::read_to_string(&path).unwrap_or_default();
-    if committed != fresh {
-        let diff = similar::TextDiff::from_lines(&committed, &fresh)
-            .unified_diff()
-            .header("committed", "migrated")
-            .to_string();
-        panic!(
-            "{} is stale (the seeder repairs privileges towards it); rerun with CP_UPDATE_SNAPSHOTS=1 and review:\n{diff}",
-            path.display()
-        );
-    }
+    // The seeder repairs privileges towards this file (it is compiled in).
+    cp_testkit::golden("migrations/privileges.json", &fresh);
     assert!(
         grants
             .iter()
@@ -979,7 +951,7 @@ async fn errors_say_what_to_do_and_never_the_password(pg: PgAccess) {
         "{e}"
     );
     let closed = PgAccess {
-        endpoint: Endpoint::local(cp_testkit::free_ports(1)[0]),
+        endpoint: Endpoint::local(cp_testkit::free_port()),
         ..pg.clone()
     };
     let e = postgres::seed(&closed).await.unwrap_err().to_string();

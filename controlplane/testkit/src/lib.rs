@@ -4,8 +4,21 @@
 //! and torn down (data included) when dropped, even when the test fails. Tests that
 //! cannot start the servers fail loudly, naming what to install. [`promcheck`] judges
 //! alert and recording rules against a real Prometheus.
+//!
+//! Every test helper that more than one test file needs lives here: the repository
+//! root ([`repo_root`]), free ports below the ephemeral range ([`free_ports`]), the
+//! cleanup guard ([`Down`]), golden files and their one refresh switch
+//! ([`golden`], `CP_BLESS=1`), a missing tool ([`require_tool`]), and a test binary
+//! started again as a child ([`rerun_as_child`]).
 
+mod down;
+mod golden;
+mod ports;
 pub mod promcheck;
+
+pub use down::{Down, processes_in};
+pub use golden::{BLESS, bless_hint, blessing, diff, golden};
+pub use ports::{band, ephemeral_range, free_port, free_port_block, free_ports};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -25,22 +38,29 @@ use cp_runtime::state::StateDir;
 /// should be fast are asserted to be much faster.
 pub const UP_TIMEOUT: Duration = Duration::from_secs(90);
 
-/// The repository root.
-pub fn repo() -> PathBuf {
+/// The repository root (where `Cargo.toml`, `environments/` and `rendered/` are).
+pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../..")
         .canonicalize()
         .expect("the repository root exists")
 }
 
-/// `n` distinct free loopback ports (held together while chosen, so distinct).
-pub fn free_ports(n: usize) -> Vec<u16> {
-    let held: Vec<std::net::TcpListener> = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0"))
-        .collect();
-    held.iter()
-        .map(|l| l.local_addr().unwrap().port())
-        .collect()
+/// The shipped environment files (`environments/`).
+pub fn environments_dir() -> PathBuf {
+    repo_root().join("environments")
+}
+
+/// The path of an external tool a test runs as its judge; fails the test, saying how
+/// to install it, when it is missing. Never a skip: a check that did not run must not
+/// show as passed.
+pub fn require_tool(name: &str) -> PathBuf {
+    cp_runtime::exec::find_binary(name).unwrap_or_else(|e| {
+        panic!(
+            "this test needs `{name}`: {e}
+(`cargo xtask test` installs every tool the tests use)"
+        )
+    })
 }
 
 /// `--set` overrides moving every core service to a free port, with the monitoring
@@ -85,14 +105,14 @@ pub fn monitoring_port_sets() -> Vec<String> {
 
 /// The project's templates (for the process driver's monitoring configuration).
 pub fn templates() -> cp_core::render::Templates {
-    Project::new(repo().join("environments"))
+    Project::new(environments_dir())
         .templates()
         .expect("the repository's templates are readable")
 }
 
 /// Loads the shipped `dev` environment with `sets`.
 pub fn load_dev(sets: &[String]) -> Environment {
-    match Project::new(repo().join("environments")).load("dev", sets) {
+    match Project::new(environments_dir()).load("dev", sets) {
         Ok(l) => l.env,
         Err(e) => panic!("environments/dev.yaml with {sets:?} does not load:\n{e}"),
     }
@@ -294,34 +314,9 @@ impl TestEnv {
         v["pid"].as_u64().map(|p| p as u32)
     }
 
-    /// Processes (pid, comm) working in the state directory, or recorded and alive.
+    /// Processes (pid, command line) working in the state directory.
     pub fn our_processes(&self) -> Vec<(u32, String)> {
-        let mut out = Vec::new();
-        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-            let Some(pid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|s| s.parse::<u32>().ok())
-            else {
-                continue;
-            };
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-                continue;
-            };
-            let state = stat.rsplit_once(") ").map(|(_, r)| r.chars().next());
-            if matches!(state, Some(Some('Z' | 'X'))) {
-                continue;
-            }
-            let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap_or_default();
-            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-            if pid != std::process::id()
-                && (cwd.starts_with(&self.root) || cmd.contains(self.root.to_str().unwrap()))
-            {
-                out.push((pid, cmd));
-            }
-        }
-        out
+        processes_in(&self.root)
     }
 }
 
@@ -353,22 +348,45 @@ impl Drop for TestEnv {
             Ok(Err(e)) => eprintln!("cleanup of {} failed: {e}", self.root.display()),
             Err(_) => eprintln!("cleanup of {} panicked", self.root.display()),
         }
+        // Like every `Down`: whatever still works in the state directory (a failed
+        // teardown, a child's server) is killed by pid.
+        Down::processes_in(&self.root).now();
     }
 }
 
-/// Variables that tell the test binary, started again as a child, to run `up`.
+/// Set in a test binary started again by [`rerun_as_child`]: the name of the test
+/// whose child side runs.
+pub const CHILD: &str = "CP_TEST_CHILD";
+
+/// Variables that tell a child started by [`spawn_child_up`] where to run `up`.
 pub const CHILD_STATE: &str = "CP_PROCESS_TEST_CHILD_STATE";
 pub const CHILD_SETS: &str = "CP_PROCESS_TEST_CHILD_SETS";
 
-/// Starts this test binary again as a child that runs `up` on `t`'s state directory
-/// and environment (see `child_up` in `crash.rs`), with extra variables.
-pub fn spawn_child_up(t: &TestEnv, test: &str, vars: &[(&str, &str)]) -> std::process::Child {
-    let exe = std::env::current_exe().unwrap();
+/// Starts this test binary again running only `test`, the calling test itself, with
+/// [`CHILD`] set: the test's first line hands over to its child side
+/// (`if cp_testkit::is_child() { ...; return; }`). The child side is thus no test of
+/// its own, so nothing that asserts nothing shows as passed.
+pub fn rerun_as_child(test: &str) -> std::process::Command {
+    let exe = std::env::current_exe().expect("the test binary's path");
     let mut cmd = cp_runtime::exec::command(&exe);
     cmd.args([test, "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD_STATE, &t.root)
+        .env(CHILD, test)
+        .stdin(std::process::Stdio::null());
+    cmd
+}
+
+/// Whether this process is a child started by [`rerun_as_child`].
+pub fn is_child() -> bool {
+    std::env::var_os(CHILD).is_some()
+}
+
+/// Starts this test binary again as a child that runs `up` on `t`'s state directory
+/// and environment (the child side is [`child_up_main`]), with extra variables;
+/// `test` is the calling test's name.
+pub fn spawn_child_up(t: &TestEnv, test: &str, vars: &[(&str, &str)]) -> std::process::Child {
+    let mut cmd = rerun_as_child(test);
+    cmd.env(CHILD_STATE, &t.root)
         .env(CHILD_SETS, t.sets.join("\n"))
-        .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
     for (k, v) in vars {
@@ -377,11 +395,14 @@ pub fn spawn_child_up(t: &TestEnv, test: &str, vars: &[(&str, &str)]) -> std::pr
     cmd.spawn().expect("start the test binary as a child")
 }
 
-/// The child's side: `up` like the CLI, then exit (the servers stay up). Returns
-/// false when this process is not such a child.
+/// The child's side of [`spawn_child_up`]: `up` like the CLI, then exit (the servers
+/// stay up). Returns false, doing nothing, when this process is not such a child.
 pub async fn child_up_main() -> bool {
-    let (Ok(root), Ok(sets)) = (std::env::var(CHILD_STATE), std::env::var(CHILD_SETS)) else {
+    if !is_child() {
         return false;
+    }
+    let (Ok(root), Ok(sets)) = (std::env::var(CHILD_STATE), std::env::var(CHILD_SETS)) else {
+        panic!("a child started by spawn_child_up has {CHILD_STATE} and {CHILD_SETS} set");
     };
     let sets: Vec<String> = sets.lines().map(str::to_owned).collect();
     let env = load_dev(&sets);

@@ -11,8 +11,15 @@ use std::process::{Command, Output};
 /// `controlplane --state-dir STATE [--set S]... ARGS` from the repository root, with
 /// nothing inherited that would change which environment or token it uses.
 pub(crate) fn controlplane(state: &Path, sets: &[String], args: &[&str]) -> Output {
+    controlplane_cmd(state, sets, args)
+        .output()
+        .expect("run controlplane")
+}
+
+/// The command [`controlplane`] runs, to run otherwise.
+pub(crate) fn controlplane_cmd(state: &Path, sets: &[String], args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_controlplane"));
-    cmd.current_dir(cp_testkit::repo())
+    cmd.current_dir(cp_testkit::repo_root())
         .arg("--state-dir")
         .arg(state)
         .env_remove("CONTROLPLANE_ENV")
@@ -21,7 +28,18 @@ pub(crate) fn controlplane(state: &Path, sets: &[String], args: &[&str]) -> Outp
     for s in sets {
         cmd.args(["--set", s]);
     }
-    cmd.args(args).output().expect("run controlplane")
+    cmd.args(args);
+    cmd
+}
+
+/// Brings the environment in `state` down (with its data) however the test ends:
+/// `controlplane down --volumes --yes`, then any process left in `state` killed by
+/// pid.
+pub(crate) fn down(state: &Path, sets: &[String]) -> cp_testkit::Down {
+    cp_testkit::Down::environment(
+        state,
+        controlplane_cmd(state, sets, &["down", "--volumes", "--yes"]),
+    )
 }
 
 /// Exit code, stdout and stderr, for assertion messages.

@@ -6,13 +6,16 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::common::{controlplane, text};
+use super::common::{controlplane, controlplane_cmd, text};
 
 pub struct Served {
+    /// First, so the servers go before their directory: `serve` stopped, then the
+    /// environment brought down.
+    down: Option<cp_testkit::Down>,
     pub tmp: tempfile::TempDir,
     pub state: PathBuf,
     pub server_dir: PathBuf,
@@ -20,7 +23,6 @@ pub struct Served {
     pub addr: String,
     pub admin: String,
     pub log: Arc<Mutex<Vec<String>>>,
-    child: Option<Child>,
 }
 
 impl Served {
@@ -37,22 +39,6 @@ impl Served {
 
     pub fn log_text(&self) -> String {
         self.log.lock().unwrap().join("\n")
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(c.id() as i32),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-            let _ = c.wait();
-        }
-        let o = controlplane(&self.state, &self.sets, &["down", "--volumes", "--yes"]);
-        if !o.status.success() {
-            eprintln!("cleanup failed:\n{}", text(&o));
-        }
     }
 }
 
@@ -76,7 +62,7 @@ pub fn served() -> Served {
         addr: String::new(),
         admin: String::new(),
         log: Arc::new(Mutex::new(Vec::new())),
-        child: None,
+        down: Some(super::common::down(&state, &sets)),
         tmp,
     };
     let o = controlplane(&state, &sets, &["up"]);
@@ -98,33 +84,27 @@ pub fn served() -> Served {
     );
     assert!(o.status.success(), "{}", text(&o));
     s.admin = String::from_utf8(o.stdout).unwrap().trim().to_owned();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_controlplane"));
-    cmd.current_dir(cp_testkit::repo())
-        .arg("--state-dir")
-        .arg(&state)
-        .env_remove("CONTROLPLANE_ENV")
-        .env_remove("CONTROLPLANE_ENVIRONMENTS")
-        .env_remove("VAULT_TOKEN");
-    for set in &sets {
-        cmd.args(["--set", set]);
-    }
-    cmd.args([
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--only",
-        "dev",
-        "--probe-interval",
-        "1s",
-        "--server-dir",
-        dir,
-    ])
-    .stdin(Stdio::null())
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped());
+    let mut cmd = controlplane_cmd(
+        &state,
+        &sets,
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--only",
+            "dev",
+            "--probe-interval",
+            "1s",
+            "--server-dir",
+            dir,
+        ],
+    );
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("start controlplane serve");
     let stderr = child.stderr.take().unwrap();
-    s.child = Some(child);
+    s.down = Some(cp_testkit::Down::process(child).then(s.down.take().expect("the guard")));
     let (tx, rx) = std::sync::mpsc::channel();
     let log = s.log.clone();
     std::thread::spawn(move || {

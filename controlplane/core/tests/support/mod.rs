@@ -2,14 +2,9 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-use std::path::PathBuf;
-
 use cp_core::{EnvFile, EnvFiles, Environment};
 
-/// The repository's `environments/` directory.
-pub fn environments_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../environments")
-}
+pub use cp_testkit::{environments_dir, repo_root};
 
 /// Reads a directory of environment files the way the CLI does.
 pub fn read_dir(dir: &std::path::Path) -> EnvFiles {
@@ -44,11 +39,6 @@ pub fn load(env: &str) -> Environment {
     cp_core::load(&shipped(), env, &[])
         .unwrap_or_else(|d| panic!("{env} is invalid:\n{d}"))
         .env
-}
-
-/// The repository root.
-pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 /// Reads the repository's templates the way `cp_runtime::project::Project::templates`

@@ -26,7 +26,7 @@ pub struct Fixture {
 pub fn target(sets: Vec<String>, state_dir: PathBuf) -> cp_app::Target {
     cp_app::Target {
         env: "dev".into(),
-        environments: cp_testkit::repo().join("environments"),
+        environments: cp_testkit::repo_root().join("environments"),
         sets,
         state_dir: Some(state_dir),
     }
