@@ -67,6 +67,14 @@ pub fn router(state: AppState) -> Router {
             error::ApiError::not_found("no such route; GET /openapi.json lists the API")
         })
         .layer(DefaultBodyLimit::max(auth::BODY_LIMIT))
+        // A panicking handler is a bug: 500 (inside the observing layer, so the answer
+        // carries the request id and the log line says which request).
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            |_: Box<dyn std::any::Any + Send>| {
+                use axum::response::IntoResponse;
+                error::ApiError::internal("a handler panicked").into_response()
+            },
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             layers::observe,
