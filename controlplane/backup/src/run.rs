@@ -384,7 +384,7 @@ pub async fn backup(
                 (rec, line)
             }
             Err(e) => {
-                let text = crate::error_chain(&e);
+                let text = cp_runtime::error::chain(&e);
                 failures.push(format!("{s}: {text}"));
                 (
                     ServiceRecord {
@@ -579,7 +579,7 @@ pub async fn verify(
     for (_, a) in m.artifacts() {
         n += 1;
         if let Err(e) = pipeline::verify(store, id, a, identity).await {
-            problems.push(crate::error_chain(&e));
+            problems.push(cp_runtime::error::chain(&e));
         }
     }
     let report = VerifyReport {
@@ -635,7 +635,7 @@ pub async fn precheck(
                 .await
                 .map_err(|e| BackupError::Damaged {
                     id: m.id.clone(),
-                    problem: crate::error_chain(&e),
+                    problem: cp_runtime::error::chain(&e),
                 })?;
         }
     }

@@ -2,6 +2,7 @@
 //! clients and readiness probes every driver, the seeder and the server share.
 
 pub mod access;
+pub mod error;
 pub mod events;
 pub mod exec;
 pub mod nats;

@@ -338,7 +338,8 @@ async fn a_root_token_is_revoked_and_other_tokens_are_left_alone() {
         .await
         .expect_err("a revoked token is refused");
     assert!(
-        err.to_string().contains("403") || err.to_string().contains("permission denied"),
+        cp_runtime::error::chain(&err).contains("403")
+            || cp_runtime::error::chain(&err).contains("permission denied"),
         "{err}"
     );
 
