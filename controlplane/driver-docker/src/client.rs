@@ -206,8 +206,8 @@ impl Engine {
         if is_connection_error(&e) {
             return unreachable(&self.host, e);
         }
-        DriverError::Other {
-            context: doing.into(),
+        DriverError::Request {
+            doing: doing.into(),
             source: Box::new(EngineSaid(message_of(&e))),
         }
     }

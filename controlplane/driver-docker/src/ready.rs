@@ -148,10 +148,10 @@ async fn unseal(cx: Context<'_>, c: &ContainerSpec) -> Option<Attempt> {
             return Some(Attempt::Fatal(DriverError::VaultSealed { detail }));
         }
         Err(e @ (VaultError::State(_) | VaultError::Corrupt { .. })) => {
-            return Some(Attempt::Fatal(DriverError::other(
-                "keeping vault's unseal keys",
-                e,
-            )));
+            return Some(Attempt::Fatal(DriverError::Vault {
+                step: "keeping vault's unseal keys",
+                source: e.into(),
+            }));
         }
         // Not answering yet, or not ready for the request (raft still electing).
         Err(e) => return Some(Attempt::Retry(e.to_string())),
@@ -179,7 +179,10 @@ pub(crate) fn forget_vault_keys(cx: Context<'_>) -> Result<Vec<PathBuf>, DriverE
     };
     vault::key_store(v, cx.state, VAULT_KEYS_DIR)
         .forget()
-        .map_err(|e| DriverError::other("forgetting vault's unseal keys", e))
+        .map_err(|e| DriverError::Vault {
+            step: "forgetting vault's unseal keys",
+            source: e.into(),
+        })
 }
 
 /// The probe itself.

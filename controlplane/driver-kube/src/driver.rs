@@ -95,13 +95,14 @@ fn api_error(what: String, e: KubeError) -> DriverError {
             detail: format!("{what}: {e}"),
             hint: UNREACHABLE_HINT.into(),
         },
-        KubeError::Api(s) if s.code == 403 => DriverError::other(
-            format!(
-                "{what}: forbidden; grant this identity the RBAC permission (check with `kubectl auth can-i`)"
-            ),
-            e,
-        ),
-        _ => DriverError::other(what, e),
+        KubeError::Api(s) if s.code == 403 => DriverError::Forbidden {
+            doing: what,
+            source: e.into(),
+        },
+        _ => DriverError::Request {
+            doing: what,
+            source: e.into(),
+        },
     }
 }
 
@@ -112,8 +113,10 @@ fn to_value(obj: &DynamicObject) -> Value {
 impl KubeDriver {
     /// A driver talking through `client`, rendering with `templates`.
     pub fn new(client: Client, templates: &Templates) -> Result<Self, DriverError> {
-        let renderer = Renderer::new(templates)
-            .map_err(|e| DriverError::other("cannot load the Kubernetes templates", e))?;
+        let renderer = Renderer::new(templates).map_err(|source| DriverError::Templates {
+            which: "Kubernetes",
+            source,
+        })?;
         Ok(Self {
             client,
             renderer,
@@ -126,12 +129,7 @@ impl KubeDriver {
     /// The cluster of the current kubeconfig (or the in-cluster service account), if
     /// its API server answers.
     pub async fn connect(templates: &Templates) -> Result<Self, DriverError> {
-        let no_cluster = |detail: String| {
-            DriverError::other(
-                "no Kubernetes cluster configured: set KUBECONFIG or run inside a cluster; or use --set platform=process",
-                detail,
-            )
-        };
+        let no_cluster = |detail: String| DriverError::NoCluster { detail };
         // kube's errors repeat themselves down their chain; the top line says it all.
         let config = kube::Config::infer()
             .await
@@ -168,12 +166,12 @@ impl KubeDriver {
         {
             return Ok(objects.clone());
         }
-        let objects = objects::objects(&self.renderer, env).map_err(|e| {
-            DriverError::other(
-                format!("cannot render the Kubernetes objects of {}", env.name),
-                e,
-            )
-        })?;
+        let objects =
+            objects::objects(&self.renderer, env).map_err(|source| DriverError::Render {
+                which: "Kubernetes objects",
+                env: env.name.to_string(),
+                source,
+            })?;
         *self.rendered.lock().expect("not poisoned") = Some((key, objects.clone()));
         Ok(objects)
     }
@@ -662,12 +660,11 @@ impl Driver for KubeDriver {
             .await
             .map_err(|e| api_error(format!("cannot read the log of pod {pod}"), e))?;
         let mut lines = stream.lines();
-        let write_err = |e: std::io::Error| DriverError::other("cannot write the log", e);
-        while let Some(line) = lines
-            .try_next()
-            .await
-            .map_err(|e| DriverError::other(format!("reading the log of pod {pod}"), e))?
-        {
+        let write_err = |source: std::io::Error| DriverError::WriteLog { source };
+        while let Some(line) = lines.try_next().await.map_err(|e| DriverError::PodLog {
+            pod: pod.to_string(),
+            source: e.into(),
+        })? {
             writeln!(out, "{line}").map_err(write_err)?;
         }
         Ok(())
