@@ -798,7 +798,11 @@ impl Driver for DockerDriver {
             let (state, health, version) = if running {
                 match ready::check_once(self, cx, &c).await {
                     Ok(r) => (ServiceState::Running, Health::Healthy, Some(r.version)),
-                    Err(e) => (ServiceState::Running, Health::Unhealthy(e), None),
+                    Err(e) => (
+                        ServiceState::Running,
+                        Health::Unhealthy(cp_runtime::error::chain(&e)),
+                        None,
+                    ),
                 }
             } else {
                 let why = match st.status {

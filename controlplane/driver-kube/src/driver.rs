@@ -87,6 +87,23 @@ fn not_found(e: &KubeError) -> bool {
     matches!(e, KubeError::Api(s) if s.code == 404)
 }
 
+/// Why a workload is not ready yet, while waiting for it.
+#[derive(Debug, thiserror::Error)]
+enum Waiting {
+    /// It has not rolled out.
+    #[error(transparent)]
+    Pending(rollout::Pending),
+    /// It does not exist.
+    #[error("{kind} {name} does not exist")]
+    Missing { kind: String, name: String },
+    /// Its status could not be read.
+    #[error("cannot read its status")]
+    Status {
+        #[source]
+        source: KubeError,
+    },
+}
+
 /// An API error with what was being done, and what to do where we know.
 fn api_error(what: String, e: KubeError) -> DriverError {
     match &e {
@@ -508,17 +525,17 @@ impl Driver for KubeDriver {
         for w in &workloads {
             let result = wait_for(deadline, self.poll, || async {
                 match self.get(cx.env, w).await {
-                    Ok(Some(live)) => rollout::rolled_out(&live),
-                    Ok(None) => Err(format!(
-                        "{} {} does not exist",
-                        w["kind"].as_str().unwrap_or(""),
-                        w["metadata"]["name"].as_str().unwrap_or("")
-                    )),
-                    Err(e) => Err(format!("cannot read its status: {e}")),
+                    Ok(Some(live)) => rollout::rolled_out(&live).map_err(Waiting::Pending),
+                    Ok(None) => Err(Waiting::Missing {
+                        kind: w["kind"].as_str().unwrap_or("").to_owned(),
+                        name: w["metadata"]["name"].as_str().unwrap_or("").to_owned(),
+                    }),
+                    Err(source) => Err(Waiting::Status { source }),
                 }
             })
             .await;
-            if let Err(detail) = result {
+            if let Err(waiting) = result {
+                let detail = cp_runtime::error::chain(&waiting);
                 // The log says why more often than the status does; without a pod
                 // (unschedulable, image not pulled) the conditions have said it.
                 let log_tail = self
@@ -594,7 +611,10 @@ impl Driver for KubeDriver {
                 None => (ServiceState::Missing, Health::Unknown),
                 Some(l) => match rollout::rolled_out(l) {
                     Ok(()) => (ServiceState::Running, Health::Healthy),
-                    Err(why) => (ServiceState::Stopped(why.clone()), Health::Unhealthy(why)),
+                    Err(why) => (
+                        ServiceState::Stopped(why.to_string()),
+                        Health::Unhealthy(why.to_string()),
+                    ),
                 },
             };
             out.push(ServiceStatus {
