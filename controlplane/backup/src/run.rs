@@ -19,7 +19,9 @@ use crate::catalog::{self, Entry, VERIFICATION, Verification};
 use crate::dest::{DestinationError, Store};
 use crate::error::ServiceError;
 use crate::id::BackupId;
-use crate::manifest::{self, Compression, Encryption, MANIFEST, Manifest, Outcome, ServiceRecord};
+use crate::manifest::{
+    self, Compression, Encryption, MANIFEST, Manifest, ManifestError, Outcome, ServiceRecord,
+};
 use crate::metrics::Metrics;
 use crate::pipeline::{self, Codec, Identity, Meter};
 use crate::retention::{self, Candidate, RetentionPlan};
@@ -471,15 +473,21 @@ pub async fn backup(
     })
 }
 
-/// Reads a set's manifest (`Err` text when unreadable) and verification record.
+/// Reads a set's manifest (or why it is unreadable) and verification record.
 async fn read_set(
     store: &Store,
     id: &BackupId,
-) -> Result<(Option<Result<Manifest, String>>, Option<Verification>), BackupError> {
+) -> Result<
+    (
+        Option<Result<Manifest, ManifestError>>,
+        Option<Verification>,
+    ),
+    BackupError,
+> {
     let m = store
         .get(id, MANIFEST)
         .await?
-        .map(|b| manifest::parse(&b, id).map_err(|e| e.to_string()));
+        .map(|b| manifest::parse(&b, id));
     let v = store
         .get(id, VERIFICATION)
         .await?
