@@ -108,7 +108,7 @@ pub(crate) async fn vault_attempt(nodes: &[Node], store: &dyn KeyStore) -> Vault
             Ok(h) if !h.sealed && !h.standby => active = Some((n, h.version)),
             Ok(h) if !h.sealed => {}
             Ok(_) => waiting.push(format!("{}: sealed", n.unit)),
-            Err(e) => waiting.push(format!("{}: {e}", n.unit)),
+            Err(e) => waiting.push(format!("{}: {}", n.unit, cp_runtime::error::chain(&e))),
         }
     }
     if !waiting.is_empty() {

@@ -50,7 +50,7 @@ pub enum ProbeError {
         timeout: Duration,
     },
     /// PostgreSQL refused or failed.
-    #[error("postgres at {addr}: {source}")]
+    #[error("postgres at {addr}")]
     Postgres {
         /// Address.
         addr: String,
@@ -59,7 +59,7 @@ pub enum ProbeError {
         source: sqlx::Error,
     },
     /// Redis refused or failed.
-    #[error("redis at {addr}: {source}")]
+    #[error("redis at {addr}")]
     Redis {
         /// Address.
         addr: String,
