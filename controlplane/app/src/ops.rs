@@ -400,10 +400,11 @@ pub async fn nats(s: &Session) -> Result<NatsView, AppError> {
         match js.get_stream(name.as_str()).await {
             Ok(mut st) => {
                 let i = st.info().await.map_err(|e| {
-                    cp_seed::SeedError::new(
-                        "nats",
-                        format!("cannot read the info of stream {name}: {e}"),
-                    )
+                    cp_seed::SeedError::from(cp_seed::SeedErrorKind::Stream {
+                        op: "read the info of",
+                        stream: name.to_string(),
+                        source: e.into(),
+                    })
                 })?;
                 streams.push(StreamView {
                     missing: false,

@@ -173,8 +173,8 @@ pub async fn plan(s: &Session) -> Result<SavedPlan, AppError> {
                 out.push(lp);
             }
             // Running but not answering yet (still starting): `up` waits for it.
-            Err(e) if e.unreachable => {
-                out.push(defer(&mut basis, layer, e.message.clone(), then(layer)));
+            Err(e) if e.unreachable() => {
+                out.push(defer(&mut basis, layer, e.message(), then(layer)));
             }
             Err(e) => return Err(e.into()),
         }

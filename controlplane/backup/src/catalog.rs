@@ -15,7 +15,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::id::BackupId;
-use crate::manifest::Manifest;
+use crate::manifest::{Manifest, ManifestError};
 
 /// The object name of a set's verification record (written after the manifest; it
 /// never makes a set complete).
@@ -122,7 +122,7 @@ pub struct Entry {
 
 /// A set's state from its manifest (parsed, or why not) and verification record.
 pub fn state(
-    manifest: Option<&Result<Manifest, String>>,
+    manifest: Option<&Result<Manifest, ManifestError>>,
     verification: Option<&Verification>,
 ) -> SetState {
     let Some(Ok(m)) = manifest else {
@@ -149,7 +149,7 @@ pub fn state(
 pub fn entry(
     id: &BackupId,
     listed: &Listed,
-    manifest: Option<&Result<Manifest, String>>,
+    manifest: Option<&Result<Manifest, ManifestError>>,
     verification: Option<&Verification>,
 ) -> Entry {
     let m = manifest.and_then(|m| m.as_ref().ok());
@@ -161,7 +161,7 @@ pub fn entry(
         size: m.map_or(0, Manifest::size),
         services: m.map_or_else(Vec::new, |m| m.services.keys().copied().collect()),
         environment: m.map(|m| m.environment.clone()),
-        unreadable: manifest.and_then(|m| m.as_ref().err().cloned()),
+        unreadable: manifest.and_then(|m| m.as_ref().err().map(|e| cp_runtime::error::chain(e))),
     }
 }
 
@@ -219,6 +219,10 @@ mod tests {
     #[test]
     fn no_manifest_is_incomplete_whatever_else_is_there() {
         assert_eq!(state(None, None), SetState::Incomplete);
-        assert_eq!(state(Some(&Err("bad".into())), None), SetState::Incomplete);
+        let bad = ManifestError::Syntax {
+            id: "x".into(),
+            detail: "bad".into(),
+        };
+        assert_eq!(state(Some(&Err(bad)), None), SetState::Incomplete);
     }
 }

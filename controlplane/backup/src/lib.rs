@@ -23,17 +23,6 @@ pub use id::{ArtifactName, BackupId};
 pub mod metrics;
 pub mod run;
 
-/// An error and its sources, joined with `: `, each once (for manifests and reports).
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let t = c.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        cur = c.source();
-    }
-    s
-}
+/// The one chain printer, [`cp_runtime::error::chain`], under its former name here
+/// (app and cli call it so; they move to `cp_runtime::error::chain` in the jobs branch).
+pub use cp_runtime::error::chain as error_chain;

@@ -19,7 +19,9 @@ use crate::catalog::{self, Entry, VERIFICATION, Verification};
 use crate::dest::{DestinationError, Store};
 use crate::error::ServiceError;
 use crate::id::BackupId;
-use crate::manifest::{self, Compression, Encryption, MANIFEST, Manifest, Outcome, ServiceRecord};
+use crate::manifest::{
+    self, Compression, Encryption, MANIFEST, Manifest, ManifestError, Outcome, ServiceRecord,
+};
 use crate::metrics::Metrics;
 use crate::pipeline::{self, Codec, Identity, Meter};
 use crate::retention::{self, Candidate, RetentionPlan};
@@ -384,7 +386,7 @@ pub async fn backup(
                 (rec, line)
             }
             Err(e) => {
-                let text = crate::error_chain(&e);
+                let text = cp_runtime::error::chain(&e);
                 failures.push(format!("{s}: {text}"));
                 (
                     ServiceRecord {
@@ -471,15 +473,21 @@ pub async fn backup(
     })
 }
 
-/// Reads a set's manifest (`Err` text when unreadable) and verification record.
+/// Reads a set's manifest (or why it is unreadable) and verification record.
 async fn read_set(
     store: &Store,
     id: &BackupId,
-) -> Result<(Option<Result<Manifest, String>>, Option<Verification>), BackupError> {
+) -> Result<
+    (
+        Option<Result<Manifest, ManifestError>>,
+        Option<Verification>,
+    ),
+    BackupError,
+> {
     let m = store
         .get(id, MANIFEST)
         .await?
-        .map(|b| manifest::parse(&b, id).map_err(|e| e.to_string()));
+        .map(|b| manifest::parse(&b, id));
     let v = store
         .get(id, VERIFICATION)
         .await?
@@ -579,7 +587,7 @@ pub async fn verify(
     for (_, a) in m.artifacts() {
         n += 1;
         if let Err(e) = pipeline::verify(store, id, a, identity).await {
-            problems.push(crate::error_chain(&e));
+            problems.push(cp_runtime::error::chain(&e));
         }
     }
     let report = VerifyReport {
@@ -635,7 +643,7 @@ pub async fn precheck(
                 .await
                 .map_err(|e| BackupError::Damaged {
                     id: m.id.clone(),
-                    problem: crate::error_chain(&e),
+                    problem: cp_runtime::error::chain(&e),
                 })?;
         }
     }

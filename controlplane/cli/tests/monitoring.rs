@@ -501,7 +501,9 @@ async fn prometheus_scrapes_everything_the_rules_select_and_a_dead_redis_pages()
         "every selector matching",
         Duration::from_secs(40),
         || async {
-            let r = promcheck::check(&exprs, CONDITIONAL, p).await?;
+            let r = promcheck::check(&exprs, CONDITIONAL, p)
+                .await
+                .map_err(|e| cp_runtime::error::chain(&e))?;
             if r.missing().is_empty() {
                 Ok(r)
             } else {

@@ -28,8 +28,8 @@ pub struct EnvFiles {
 pub struct EnvFile {
     /// Path for messages (`environments/dev.yaml`).
     pub display: String,
-    /// Its text, or the reason it could not be read.
-    pub text: Result<String, String>,
+    /// Its text, or why it could not be read (shared: the set of files is cloned).
+    pub text: Result<String, std::sync::Arc<std::io::Error>>,
 }
 
 impl EnvFiles {

@@ -18,6 +18,25 @@ pub fn is_dns_label(s: &str) -> bool {
         && !s.ends_with('-')
 }
 
+/// A name that does not have its kind's syntax.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    /// `base` and `schema` name other files.
+    #[error("`{0}` is reserved and cannot name an environment")]
+    ReservedEnv(String),
+    /// Not a DNS label.
+    #[error("`{0}` is not a valid environment name: use lowercase letters, digits and `-`")]
+    Env(String),
+    /// Not a DNS label.
+    #[error(
+        "`{0}` is not a valid service name: use lowercase letters, digits and `-` (at most 63), starting and ending with a letter or digit"
+    )]
+    Service(String),
+    /// Not a JetStream stream name.
+    #[error("`{0}` is not a valid stream name: use letters, digits, `_` and `-`")]
+    Stream(String),
+}
+
 macro_rules! string_newtype {
     ($(#[$meta:meta])* $name:ident) => {
         $(#[$meta])*
@@ -54,14 +73,12 @@ string_newtype! {
 impl EnvName {
     /// Accepts DNS labels other than `base` (which names the shared layer, not an
     /// environment) and `schema`.
-    pub fn new(s: &str) -> Result<Self, String> {
+    pub fn new(s: &str) -> Result<Self, NameError> {
         if s == "base" || s == "schema" {
-            return Err(format!("`{s}` is reserved and cannot name an environment"));
+            return Err(NameError::ReservedEnv(s.to_owned()));
         }
         if !is_dns_label(s) {
-            return Err(format!(
-                "`{s}` is not a valid environment name: use lowercase letters, digits and `-`"
-            ));
+            return Err(NameError::Env(s.to_owned()));
         }
         Ok(Self(s.to_owned()))
     }
@@ -80,14 +97,11 @@ string_newtype! {
 
 impl ServiceName {
     /// Accepts DNS labels.
-    pub fn new(s: &str) -> Result<Self, String> {
+    pub fn new(s: &str) -> Result<Self, NameError> {
         if is_dns_label(s) {
             Ok(Self(s.to_owned()))
         } else {
-            Err(format!(
-                "`{s}` is not a valid service name: use lowercase letters, digits and `-` \
-                 (at most 63), starting and ending with a letter or digit"
-            ))
+            Err(NameError::Service(s.to_owned()))
         }
     }
 
@@ -104,7 +118,7 @@ string_newtype! {
 
 impl StreamName {
     /// Accepts letters, digits, `_` and `-`.
-    pub fn new(s: &str) -> Result<Self, String> {
+    pub fn new(s: &str) -> Result<Self, NameError> {
         if !s.is_empty()
             && s.len() <= 255
             && s.bytes()
@@ -112,9 +126,7 @@ impl StreamName {
         {
             Ok(Self(s.to_owned()))
         } else {
-            Err(format!(
-                "`{s}` is not a valid stream name: use letters, digits, `_` and `-`"
-            ))
+            Err(NameError::Stream(s.to_owned()))
         }
     }
 }

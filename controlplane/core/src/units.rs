@@ -7,6 +7,38 @@ use std::fmt;
 
 use serde::{Serialize, Serializer};
 
+/// A value that does not have its type's syntax.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UnitError {
+    /// Not a duration.
+    #[error("`{0}` is not a duration")]
+    Duration(String),
+    /// Not a CPU quantity.
+    #[error("`{0}` is not a CPU quantity (like `50m`, `0.5` or `2`)")]
+    Cpu(String),
+    /// Zero CPU.
+    #[error("`{0}` is zero CPU")]
+    ZeroCpu(String),
+    /// Not a memory quantity.
+    #[error("`{0}` is not a memory quantity (like `64Mi`, `1Gi` or `512M`)")]
+    Memory(String),
+    /// Zero bytes.
+    #[error("`{0}` is zero bytes")]
+    ZeroMemory(String),
+    /// A Vault reference without its key.
+    #[error("`{0}` has no `#key`: write vault://<path>#<key>")]
+    VaultKey(String),
+    /// A malformed Vault reference.
+    #[error("`{0}` is not vault://<path>#<key>")]
+    Vault(String),
+    /// A malformed environment variable reference.
+    #[error("`{0}` does not name an environment variable: write env://NAME")]
+    EnvVar(String),
+    /// Nothing.
+    #[error("an empty secret")]
+    EmptySecret,
+}
+
 /// A duration written like Prometheus and Go do: `30s`, `5m`, `1h30m`, `7d`, `2w`.
 ///
 /// Keeps the text it was parsed from, so `7d` prints as `7d` (in `config` output and
@@ -37,8 +69,8 @@ impl Duration {
     }
 
     /// Parses `1h30m`-style text. Units: `s`, `m`, `h`, `d`, `w`.
-    pub fn parse(s: &str) -> Result<Self, String> {
-        let err = || format!("`{s}` is not a duration");
+    pub fn parse(s: &str) -> Result<Self, UnitError> {
+        let err = || UnitError::Duration(s.to_owned());
         if s.is_empty() {
             return Err(err());
         }
@@ -144,8 +176,8 @@ pub struct Cpu {
 
 impl Cpu {
     /// Parses a CPU quantity.
-    pub fn parse(s: &str) -> Result<Self, String> {
-        let err = || format!("`{s}` is not a CPU quantity (like `50m`, `0.5` or `2`)");
+    pub fn parse(s: &str) -> Result<Self, UnitError> {
+        let err = || UnitError::Cpu(s.to_owned());
         let millis = if let Some(m) = s.strip_suffix('m') {
             m.parse::<u64>().map_err(|_| err())?
         } else {
@@ -169,7 +201,7 @@ impl Cpu {
                 .ok_or_else(err)?
         };
         if millis == 0 {
-            return Err(format!("`{s}` is zero CPU"));
+            return Err(UnitError::ZeroCpu(s.to_owned()));
         }
         Ok(Self {
             text: s.to_owned(),
@@ -197,8 +229,8 @@ pub struct Memory {
 
 impl Memory {
     /// Parses a memory quantity.
-    pub fn parse(s: &str) -> Result<Self, String> {
-        let err = || format!("`{s}` is not a memory quantity (like `64Mi`, `1Gi` or `512M`)");
+    pub fn parse(s: &str) -> Result<Self, UnitError> {
+        let err = || UnitError::Memory(s.to_owned());
         let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
         let (num, unit) = s.split_at(split);
         let n: u64 = num.parse().map_err(|_| err())?;
@@ -216,7 +248,7 @@ impl Memory {
         };
         let bytes = n.checked_mul(mult).ok_or_else(err)?;
         if bytes == 0 {
-            return Err(format!("`{s}` is zero bytes"));
+            return Err(UnitError::ZeroMemory(s.to_owned()));
         }
         Ok(Self {
             text: s.to_owned(),
@@ -274,13 +306,13 @@ pub enum SecretRef {
 impl SecretRef {
     /// Parses a reference. Anything that is not `vault://`, `env://` or `generate` is
     /// an inline value (allowed only in dev; validation decides).
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> Result<Self, UnitError> {
         if let Some(rest) = s.strip_prefix("vault://") {
             let Some((path, key)) = rest.split_once('#') else {
-                return Err(format!("`{s}` has no `#key`: write vault://<path>#<key>"));
+                return Err(UnitError::VaultKey(s.to_owned()));
             };
             if path.is_empty() || key.is_empty() || path.starts_with('/') {
-                return Err(format!("`{s}` is not vault://<path>#<key>"));
+                return Err(UnitError::Vault(s.to_owned()));
             }
             return Ok(Self::Vault {
                 path: path.to_owned(),
@@ -292,9 +324,7 @@ impl SecretRef {
                 && !name.starts_with(|c: char| c.is_ascii_digit())
                 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
             if !valid {
-                return Err(format!(
-                    "`{s}` does not name an environment variable: write env://NAME"
-                ));
+                return Err(UnitError::EnvVar(s.to_owned()));
             }
             return Ok(Self::Env {
                 name: name.to_owned(),
@@ -304,7 +334,7 @@ impl SecretRef {
             return Ok(Self::Generate);
         }
         if s.is_empty() {
-            return Err("an empty secret".to_owned());
+            return Err(UnitError::EmptySecret);
         }
         Ok(Self::Plain(s.to_owned()))
     }

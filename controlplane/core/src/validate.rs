@@ -76,7 +76,7 @@ impl<'a> Cx<'a> {
     fn duration(&mut self, path: &str, value: Option<&str>, default: &str) -> Duration {
         let text = value.unwrap_or(default);
         Duration::parse(text).unwrap_or_else(|e| {
-            let d = self.err(path, e);
+            let d = self.err(path, e.to_string());
             d.expected = Some("a duration like `30s`, `5m`, `1h30m` or `7d`".into());
             Duration::from_secs(0)
         })
@@ -85,7 +85,7 @@ impl<'a> Cx<'a> {
     fn memory(&mut self, path: &str, value: Option<&str>, default: &str) -> Memory {
         let text = value.unwrap_or(default);
         Memory::parse(text).unwrap_or_else(|e| {
-            let d = self.err(path, e);
+            let d = self.err(path, e.to_string());
             d.expected = Some("a memory quantity like `64Mi`, `1Gi` or `512M`".into());
             Memory::parse(default).expect("defaults are valid")
         })
@@ -103,7 +103,7 @@ impl<'a> Cx<'a> {
                     match Cpu::parse(cpu) {
                         Ok(c) => a.cpu = Some(c),
                         Err(e) => {
-                            self.err(&p, e).expected =
+                            self.err(&p, e.to_string()).expected =
                                 Some("a CPU quantity like `50m`, `0.5` or `2`".into());
                         }
                     }
@@ -113,7 +113,7 @@ impl<'a> Cx<'a> {
                     match Memory::parse(mem) {
                         Ok(m) => a.memory = Some(m),
                         Err(e) => {
-                            self.err(&p, e).expected =
+                            self.err(&p, e.to_string()).expected =
                                 Some("a memory quantity like `64Mi`, `1Gi` or `512M`".into());
                         }
                     }
@@ -171,7 +171,7 @@ impl<'a> Cx<'a> {
         };
         match SecretRef::parse(text) {
             Err(e) => {
-                self.err(path, e).expected =
+                self.err(path, e.to_string()).expected =
                     Some("`vault://<path>#<key>`, `env://NAME` or (dev only) `generate`".into());
                 SecretRef::Generate
             }
@@ -232,7 +232,7 @@ impl<'a> Cx<'a> {
             Err(e) => {
                 let loc = self.key_loc(path);
                 self.errors.push(
-                    Diagnostic::new(e)
+                    Diagnostic::new(e.to_string())
                         .at(Some(loc))
                         .path(path)
                         .expected(format!(
@@ -831,7 +831,7 @@ fn deps(cx: &mut Cx<'_>, path: &str, raw: Option<&[String]>) -> Vec<ServiceName>
         .filter_map(|(i, d)| match ServiceName::new(d) {
             Ok(n) => Some(n),
             Err(e) => {
-                cx.err(&format!("{path}[{i}]"), e);
+                cx.err(&format!("{path}[{i}]"), e.to_string());
                 None
             }
         })
@@ -1092,8 +1092,11 @@ fn streams(cx: &mut Cx<'_>, raw: &RawEnvironment) -> BTreeMap<StreamName, Stream
             Ok(n) => n,
             Err(e) => {
                 let loc = cx.key_loc(&path);
-                cx.errors
-                    .push(Diagnostic::new(e).at(Some(loc)).path(path.clone()));
+                cx.errors.push(
+                    Diagnostic::new(e.to_string())
+                        .at(Some(loc))
+                        .path(path.clone()),
+                );
                 continue;
             }
         };
@@ -1649,28 +1652,51 @@ const CRON_FIELDS: [CronField; 5] = [
     },
 ];
 
+/// What is wrong with a cron schedule (without repeating the expression).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum CronError {
+    /// Not five fields.
+    #[error("it has {fields} field{}, not 5", if *fields == 1 { "" } else { "s" })]
+    FieldCount { fields: usize },
+    /// A step of zero.
+    #[error("the {field} field `{text}` steps by 0, but a step must be at least 1")]
+    ZeroStep { field: &'static str, text: String },
+    /// A value outside the field's range.
+    #[error(
+        "{}, but {values} run {range}",
+        if value == text { format!("the {field} field is {value}") } else { format!("the {field} field `{text}` has {value}") }
+    )]
+    OutOfRange {
+        field: &'static str,
+        text: String,
+        value: String,
+        values: &'static str,
+        range: &'static str,
+    },
+    /// croner refuses it; its message (trimmed of its full stop) is part of ours, as
+    /// the diagnostic shows one line.
+    #[error("not a valid cron schedule ({detail})")]
+    Invalid { detail: String },
+    /// No run in a year.
+    #[error("it never runs")]
+    Never,
+}
+
 /// Checks each field's values against its range, to say which field is wrong and what
 /// it takes (croner only says "out of bounds"). What this does not understand (croner's
 /// `L`, `W` and `#` extensions) is left to croner.
-fn check_cron_fields(expr: &str) -> Result<(), String> {
+fn check_cron_fields(expr: &str) -> Result<(), CronError> {
     for (text, field) in expr.split_whitespace().zip(&CRON_FIELDS) {
-        let is = |bad: &str| {
-            if bad == text {
-                format!("the {} field is {bad}", field.name)
-            } else {
-                format!("the {} field `{text}` has {bad}", field.name)
-            }
-        };
         for item in text.split(',') {
             let (base, step) = match item.split_once('/') {
                 Some((b, s)) => (b, Some(s)),
                 None => (item, None),
             };
             if step.and_then(|s| s.parse::<u32>().ok()) == Some(0) {
-                return Err(format!(
-                    "the {} field `{text}` steps by 0, but a step must be at least 1",
-                    field.name
-                ));
+                return Err(CronError::ZeroStep {
+                    field: field.name,
+                    text: text.to_owned(),
+                });
             }
             if base == "*" || base == "?" {
                 continue;
@@ -1690,12 +1716,13 @@ fn check_cron_fields(expr: &str) -> Result<(), String> {
                     Err(_) => true,
                 };
                 if !known {
-                    return Err(format!(
-                        "{}, but {} run {}",
-                        is(value),
-                        field.values,
-                        field.range
-                    ));
+                    return Err(CronError::OutOfRange {
+                        field: field.name,
+                        text: text.to_owned(),
+                        value: value.to_owned(),
+                        values: field.values,
+                        range: field.range,
+                    });
                 }
             }
         }
@@ -1706,24 +1733,20 @@ fn check_cron_fields(expr: &str) -> Result<(), String> {
 /// The longest gap between consecutive runs of a five-field cron schedule, measured
 /// over a year of runs from a fixed instant (pure: no clock). The error says what is
 /// wrong without repeating the expression.
-pub(crate) fn cron_max_interval(expr: &str) -> Result<Duration, String> {
+pub(crate) fn cron_max_interval(expr: &str) -> Result<Duration, CronError> {
     use chrono::TimeZone;
     if !expr.starts_with('@') {
         let fields = expr.split_whitespace().count();
         if fields != 5 {
-            return Err(format!(
-                "it has {fields} field{}, not 5",
-                if fields == 1 { "" } else { "s" }
-            ));
+            return Err(CronError::FieldCount { fields });
         }
         check_cron_fields(expr)?;
     }
-    let cron: croner::Cron = expr.parse().map_err(|e: croner::errors::CronError| {
-        format!(
-            "not a valid cron schedule ({})",
-            e.to_string().trim_end_matches('.')
-        )
-    })?;
+    let cron: croner::Cron =
+        expr.parse()
+            .map_err(|e: croner::errors::CronError| CronError::Invalid {
+                detail: e.to_string().trim_end_matches('.').to_owned(),
+            })?;
     let start = chrono::Utc
         .with_ymd_and_hms(2025, 1, 1, 0, 0, 0)
         .single()
@@ -1741,7 +1764,7 @@ pub(crate) fn cron_max_interval(expr: &str) -> Result<Duration, String> {
         prev = Some(t);
     }
     if prev.is_none() {
-        return Err("it never runs".into());
+        return Err(CronError::Never);
     }
     Ok(Duration::from_secs(
         u64::try_from(longest.max(60)).unwrap_or(60),
@@ -2236,10 +2259,14 @@ dashboards:
                 "the minute field `*/0` steps by 0, but a step must be at least 1",
             ),
         ] {
-            assert_eq!(cron_max_interval(expr).unwrap_err(), why, "{expr}");
+            assert_eq!(
+                cron_max_interval(expr).unwrap_err().to_string(),
+                why,
+                "{expr}"
+            );
         }
         assert_eq!(
-            cron_max_interval("0 2 * *").unwrap_err(),
+            cron_max_interval("0 2 * *").unwrap_err().to_string(),
             "it has 4 fields, not 5"
         );
     }

@@ -138,21 +138,20 @@ impl ConnectError {
         if matches!(e, BollardError::SocketNotFoundError(_)) {
             return "no socket there".into();
         }
-        let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-        while let Some(c) = cur {
-            if let Some(io) = c.downcast_ref::<std::io::Error>() {
-                return match io.kind() {
-                    std::io::ErrorKind::NotFound => "no socket there".into(),
-                    std::io::ErrorKind::ConnectionRefused => "connection refused".into(),
-                    std::io::ErrorKind::PermissionDenied => {
-                        "permission denied: are you in the `docker` group?".into()
-                    }
-                    _ => io.to_string(),
-                };
+        // The first I/O error down the chain says it in a few words (a search, not a
+        // printer: the chain is printed by `cp_runtime::error::chain`).
+        let first: &(dyn std::error::Error + 'static) = e;
+        let io = std::iter::successors(Some(first), |c| c.source())
+            .find_map(|c| c.downcast_ref::<std::io::Error>());
+        match io.map(|io| (io.kind(), io)) {
+            Some((std::io::ErrorKind::NotFound, _)) => "no socket there".into(),
+            Some((std::io::ErrorKind::ConnectionRefused, _)) => "connection refused".into(),
+            Some((std::io::ErrorKind::PermissionDenied, _)) => {
+                "permission denied: are you in the `docker` group?".into()
             }
-            cur = c.source();
+            Some((_, io)) => io.to_string(),
+            None => e.to_string().lines().next().unwrap_or_default().to_owned(),
         }
-        e.to_string().lines().next().unwrap_or_default().to_owned()
     }
 }
 
@@ -206,8 +205,8 @@ impl Engine {
         if is_connection_error(&e) {
             return unreachable(&self.host, e);
         }
-        DriverError::Other {
-            context: doing.into(),
+        DriverError::Request {
+            doing: doing.into(),
             source: Box::new(EngineSaid(message_of(&e))),
         }
     }

@@ -352,8 +352,12 @@ impl DockerDriver {
                     mode: 0o644,
                 })
                 .collect();
-            let tar = archive::build(&[CONFIG_DIR.trim_start_matches('/')], &entries)
-                .map_err(|e| DriverError::other("packing configuration files", e))?;
+            let tar = archive::build(&[CONFIG_DIR.trim_start_matches('/')], &entries).map_err(
+                |source| DriverError::Pack {
+                    what: "configuration files",
+                    source,
+                },
+            )?;
             self.upload(&c.name, "/", tar).await?;
         }
         if c.service.as_str() == CoreKind::Redis.as_str() {
@@ -418,7 +422,10 @@ impl DockerDriver {
                 mode: 0o644,
             }],
         )
-        .map_err(|e| DriverError::other("packing the redis ACL file", e))?;
+        .map_err(|source| DriverError::Pack {
+            what: "the redis ACL file",
+            source,
+        })?;
         self.upload(&c.name, REDIS_DATA, tar).await
     }
 
@@ -637,12 +644,11 @@ fn is_ours(env: &Environment, labels: Option<&HashMap<String, String>>) -> bool 
 }
 
 fn foreign(kind: &str, name: &str, remove: &str) -> DriverError {
-    DriverError::other(
-        format!(
-            "a {kind} named {name} exists but does not belong to this environment (it lacks controlplane's labels); remove it (`{remove} {name}`) or change the project name"
-        ),
-        client::EngineSaid(format!("{kind} {name} already exists")),
-    )
+    DriverError::Foreign {
+        kind: kind.to_owned(),
+        name: name.to_owned(),
+        remove: remove.to_owned(),
+    }
 }
 
 fn observed_state(state: Option<ContainerSummaryStateEnum>, status: Option<&str>) -> ObservedState {
@@ -792,7 +798,11 @@ impl Driver for DockerDriver {
             let (state, health, version) = if running {
                 match ready::check_once(self, cx, &c).await {
                     Ok(r) => (ServiceState::Running, Health::Healthy, Some(r.version)),
-                    Err(e) => (ServiceState::Running, Health::Unhealthy(e), None),
+                    Err(e) => (
+                        ServiceState::Running,
+                        Health::Unhealthy(cp_runtime::error::chain(&e)),
+                        None,
+                    ),
                 }
             } else {
                 let why = match st.status {
@@ -859,7 +869,7 @@ impl Driver for DockerDriver {
                 chunk.map_err(|e| self.engine.err(format!("reading the log of {}", c.name), e))?;
             out.write_all(chunk.as_ref())
                 .and_then(|()| out.flush())
-                .map_err(|e| DriverError::other("writing the log", e))?;
+                .map_err(|source| DriverError::WriteLog { source })?;
         }
         Ok(())
     }
@@ -955,10 +965,11 @@ impl DockerDriver {
             Doomed::KeyFile(p) => match std::fs::remove_file(p) {
                 Ok(()) => Ok(true),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-                Err(e) => Err(DriverError::other(
-                    format!("cannot remove {}", p.display()),
-                    e,
-                )),
+                Err(source) => Err(DriverError::File {
+                    action: "remove",
+                    path: p.to_path_buf(),
+                    source,
+                }),
             },
         }
     }

@@ -101,6 +101,89 @@ pub(crate) fn not_running(
     }
 }
 
+/// Why a container is not ready (yet).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum NotReady {
+    /// Its probe's credentials could not be resolved.
+    #[error(transparent)]
+    Secrets(DriverError),
+    /// A service probe failed.
+    #[error(transparent)]
+    Probe(probe::ProbeError),
+    /// No HTTP client could be made.
+    #[error("cannot make an HTTP client")]
+    Client(#[source] reqwest::Error),
+    /// An HTTP probe got no answer.
+    #[error("GET {url}: no answer")]
+    NoAnswer {
+        /// The URL.
+        url: String,
+        /// Why.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// An HTTP probe got an error status.
+    #[error("GET {url} answered {status}")]
+    Status {
+        /// The URL.
+        url: String,
+        /// The status.
+        status: reqwest::StatusCode,
+    },
+    /// A TCP probe's connection did not complete in time.
+    #[error("{addr}: no answer within {timeout:?}")]
+    TcpTimeout {
+        /// `127.0.0.1:port`.
+        addr: String,
+        /// The timeout.
+        timeout: Duration,
+    },
+    /// A TCP probe's connection failed.
+    #[error("{addr}")]
+    Tcp {
+        /// `127.0.0.1:port`.
+        addr: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Docker's proxy closed the connection: nothing listens in the container yet.
+    #[error("{addr}: the connection was closed (nothing listens yet)")]
+    Closed {
+        /// `127.0.0.1:port`.
+        addr: String,
+    },
+    /// A probe command could not be run or inspected.
+    #[error("cannot {action} {argv:?}")]
+    Exec {
+        /// `run`, `inspect`.
+        action: &'static str,
+        /// The command.
+        argv: Vec<String>,
+        /// Why.
+        #[source]
+        source: bollard::errors::Error,
+    },
+    /// A probe command did not finish in time.
+    #[error("{argv:?} did not finish within {timeout:?}")]
+    ExecTimeout {
+        /// The command.
+        argv: Vec<String>,
+        /// The timeout.
+        timeout: Duration,
+    },
+    /// A probe command failed.
+    #[error("{argv:?} exited with {}: {output}", code.map_or("no code".into(), |c| c.to_string()))]
+    ExecFailed {
+        /// The command.
+        argv: Vec<String>,
+        /// Its exit code.
+        code: Option<i64>,
+        /// What it printed.
+        output: String,
+    },
+}
+
 /// One readiness attempt, initialising and unsealing Vault when needed.
 pub(crate) async fn attempt(
     d: &DockerDriver,
@@ -115,7 +198,7 @@ pub(crate) async fn attempt(
     }
     match check(d, c, secrets).await {
         Ok(r) => Attempt::Ready(r),
-        Err(e) => Attempt::Retry(e),
+        Err(e) => Attempt::Retry(cp_runtime::error::chain(&e)),
     }
 }
 
@@ -124,10 +207,10 @@ pub(crate) async fn check_once(
     d: &DockerDriver,
     cx: Context<'_>,
     c: &ContainerSpec,
-) -> Result<Ready, String> {
+) -> Result<Ready, NotReady> {
     let secrets = ProbeSecrets::resolve(cx, c)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(NotReady::Secrets)?;
     check(d, c, &secrets).await
 }
 
@@ -148,10 +231,10 @@ async fn unseal(cx: Context<'_>, c: &ContainerSpec) -> Option<Attempt> {
             return Some(Attempt::Fatal(DriverError::VaultSealed { detail }));
         }
         Err(e @ (VaultError::State(_) | VaultError::Corrupt { .. })) => {
-            return Some(Attempt::Fatal(DriverError::other(
-                "keeping vault's unseal keys",
-                e,
-            )));
+            return Some(Attempt::Fatal(DriverError::Vault {
+                step: "keeping vault's unseal keys",
+                source: e.into(),
+            }));
         }
         // Not answering yet, or not ready for the request (raft still electing).
         Err(e) => return Some(Attempt::Retry(e.to_string())),
@@ -179,7 +262,10 @@ pub(crate) fn forget_vault_keys(cx: Context<'_>) -> Result<Vec<PathBuf>, DriverE
     };
     vault::key_store(v, cx.state, VAULT_KEYS_DIR)
         .forget()
-        .map_err(|e| DriverError::other("forgetting vault's unseal keys", e))
+        .map_err(|e| DriverError::Vault {
+            step: "forgetting vault's unseal keys",
+            source: e.into(),
+        })
 }
 
 /// The probe itself.
@@ -187,20 +273,20 @@ async fn check(
     d: &DockerDriver,
     c: &ContainerSpec,
     secrets: &ProbeSecrets,
-) -> Result<Ready, String> {
+) -> Result<Ready, NotReady> {
     let ep = endpoint(c);
     let pw = secrets.password.as_ref();
     match &c.probe {
         Probe::Postgres => probe::postgres(&ep, serverconf::POSTGRES_SUPERUSER, pw, "postgres")
             .await
-            .map_err(|e| e.to_string()),
+            .map_err(NotReady::Probe),
         Probe::Redis => probe::redis(&ep, Some(serverconf::REDIS_ADMIN_USER), pw)
             .await
-            .map_err(|e| e.to_string()),
+            .map_err(NotReady::Probe),
         Probe::Nats => probe::nats(&ep, Some(serverconf::NATS_ADMIN_USER), pw)
             .await
-            .map_err(|e| e.to_string()),
-        Probe::Vault { .. } => probe::vault(&ep).await.map_err(|e| e.to_string()),
+            .map_err(NotReady::Probe),
+        Probe::Vault { .. } => probe::vault(&ep).await.map_err(NotReady::Probe),
         Probe::Http { port, path } => http(*port, path).await.map(|()| tag_version(c)),
         Probe::Tcp { port } => tcp(*port).await.map(|()| tag_version(c)),
         Probe::Command(argv) => command(d, &c.name, argv).await.map(|()| tag_version(c)),
@@ -219,45 +305,59 @@ fn tag_version(c: &ContainerSpec) -> Ready {
 
 const HTTP_TIMEOUT: Duration = Duration::from_secs(3);
 
-async fn http(port: u16, path: &str) -> Result<(), String> {
+async fn http(port: u16, path: &str) -> Result<(), NotReady> {
     let url = format!("http://127.0.0.1:{port}{path}");
     let client = reqwest::Client::builder()
         .timeout(HTTP_TIMEOUT)
         .build()
-        .map_err(|e| e.to_string())?;
-    let resp = client
-        .get(&url)
-        .send()
-        .await
-        .map_err(|e| format!("GET {url}: no answer ({e})"))?;
+        .map_err(NotReady::Client)?;
+    let resp = match client.get(&url).send().await {
+        Ok(r) => r,
+        Err(source) => return Err(NotReady::NoAnswer { url, source }),
+    };
     if resp.status().is_success() {
         Ok(())
     } else {
-        Err(format!("GET {url} answered {}", resp.status()))
+        Err(NotReady::Status {
+            url,
+            status: resp.status(),
+        })
     }
 }
 
 /// A TCP peer answers. Through Docker's port proxy a connection always succeeds, and
 /// the proxy closes it at once when nothing listens in the container; so a peer is
 /// there when the connection stays open (or the server speaks first).
-async fn tcp(port: u16) -> Result<(), String> {
+async fn tcp(port: u16) -> Result<(), NotReady> {
     let addr = format!("127.0.0.1:{port}");
-    let mut s = tokio::time::timeout(HTTP_TIMEOUT, tokio::net::TcpStream::connect(&addr))
-        .await
-        .map_err(|_| format!("{addr}: no answer within {HTTP_TIMEOUT:?}"))?
-        .map_err(|e| format!("{addr}: {e}"))?;
+    let mut s =
+        match tokio::time::timeout(HTTP_TIMEOUT, tokio::net::TcpStream::connect(&addr)).await {
+            Err(_) => {
+                return Err(NotReady::TcpTimeout {
+                    addr,
+                    timeout: HTTP_TIMEOUT,
+                });
+            }
+            Ok(Err(source)) => return Err(NotReady::Tcp { addr, source }),
+            Ok(Ok(s)) => s,
+        };
     let mut buf = [0u8; 1];
     match tokio::time::timeout(Duration::from_millis(300), s.read(&mut buf)).await {
         Err(_) | Ok(Ok(1..)) => Ok(()),
-        Ok(Ok(0)) => Err(format!(
-            "{addr}: the connection was closed (nothing listens yet)"
-        )),
-        Ok(Err(e)) => Err(format!("{addr}: {e}")),
+        Ok(Ok(0)) => Err(NotReady::Closed { addr }),
+        Ok(Err(source)) => Err(NotReady::Tcp { addr, source }),
     }
 }
 
 /// A command in the container exits 0.
-async fn command(d: &DockerDriver, name: &str, argv: &[String]) -> Result<(), String> {
+async fn command(d: &DockerDriver, name: &str, argv: &[String]) -> Result<(), NotReady> {
+    let exec_err = |action: &'static str| {
+        move |source| NotReady::Exec {
+            action,
+            argv: argv.to_vec(),
+            source,
+        }
+    };
     let docker = &d.engine.docker;
     let exec = docker
         .create_exec(
@@ -270,14 +370,14 @@ async fn command(d: &DockerDriver, name: &str, argv: &[String]) -> Result<(), St
             },
         )
         .await
-        .map_err(|e| format!("cannot run {argv:?}: {e}"))?;
+        .map_err(exec_err("run"))?;
     let mut output = String::new();
     if let StartExecResults::Attached {
         output: mut out, ..
     } = docker
         .start_exec(&exec.id, None)
         .await
-        .map_err(|e| format!("cannot run {argv:?}: {e}"))?
+        .map_err(exec_err("run"))?
     {
         let read = async {
             while let Some(Ok(chunk)) = out.next().await {
@@ -285,19 +385,22 @@ async fn command(d: &DockerDriver, name: &str, argv: &[String]) -> Result<(), St
             }
         };
         if tokio::time::timeout(HTTP_TIMEOUT, read).await.is_err() {
-            return Err(format!("{argv:?} did not finish within {HTTP_TIMEOUT:?}"));
+            return Err(NotReady::ExecTimeout {
+                argv: argv.to_vec(),
+                timeout: HTTP_TIMEOUT,
+            });
         }
     }
     let inspect = docker
         .inspect_exec(&exec.id)
         .await
-        .map_err(|e| format!("cannot inspect {argv:?}: {e}"))?;
+        .map_err(exec_err("inspect"))?;
     match inspect.exit_code {
         Some(0) => Ok(()),
-        code => Err(format!(
-            "{argv:?} exited with {}: {}",
-            code.map_or("no code".into(), |c| c.to_string()),
-            output.trim()
-        )),
+        code => Err(NotReady::ExecFailed {
+            argv: argv.to_vec(),
+            code,
+            output: output.trim().to_owned(),
+        }),
     }
 }

@@ -45,14 +45,7 @@ fn local_images() {
 
 /// An error with its sources, for failure messages.
 fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
+    cp_runtime::error::chain(e)
 }
 
 fn svc(s: &str) -> ServiceName {

@@ -87,6 +87,23 @@ fn not_found(e: &KubeError) -> bool {
     matches!(e, KubeError::Api(s) if s.code == 404)
 }
 
+/// Why a workload is not ready yet, while waiting for it.
+#[derive(Debug, thiserror::Error)]
+enum Waiting {
+    /// It has not rolled out.
+    #[error(transparent)]
+    Pending(rollout::Pending),
+    /// It does not exist.
+    #[error("{kind} {name} does not exist")]
+    Missing { kind: String, name: String },
+    /// Its status could not be read.
+    #[error("cannot read its status")]
+    Status {
+        #[source]
+        source: KubeError,
+    },
+}
+
 /// An API error with what was being done, and what to do where we know.
 fn api_error(what: String, e: KubeError) -> DriverError {
     match &e {
@@ -95,13 +112,14 @@ fn api_error(what: String, e: KubeError) -> DriverError {
             detail: format!("{what}: {e}"),
             hint: UNREACHABLE_HINT.into(),
         },
-        KubeError::Api(s) if s.code == 403 => DriverError::other(
-            format!(
-                "{what}: forbidden; grant this identity the RBAC permission (check with `kubectl auth can-i`)"
-            ),
-            e,
-        ),
-        _ => DriverError::other(what, e),
+        KubeError::Api(s) if s.code == 403 => DriverError::Forbidden {
+            doing: what,
+            source: e.into(),
+        },
+        _ => DriverError::Request {
+            doing: what,
+            source: e.into(),
+        },
     }
 }
 
@@ -112,8 +130,10 @@ fn to_value(obj: &DynamicObject) -> Value {
 impl KubeDriver {
     /// A driver talking through `client`, rendering with `templates`.
     pub fn new(client: Client, templates: &Templates) -> Result<Self, DriverError> {
-        let renderer = Renderer::new(templates)
-            .map_err(|e| DriverError::other("cannot load the Kubernetes templates", e))?;
+        let renderer = Renderer::new(templates).map_err(|source| DriverError::Templates {
+            which: "Kubernetes",
+            source,
+        })?;
         Ok(Self {
             client,
             renderer,
@@ -126,12 +146,7 @@ impl KubeDriver {
     /// The cluster of the current kubeconfig (or the in-cluster service account), if
     /// its API server answers.
     pub async fn connect(templates: &Templates) -> Result<Self, DriverError> {
-        let no_cluster = |detail: String| {
-            DriverError::other(
-                "no Kubernetes cluster configured: set KUBECONFIG or run inside a cluster; or use --set platform=process",
-                detail,
-            )
-        };
+        let no_cluster = |detail: String| DriverError::NoCluster { detail };
         // kube's errors repeat themselves down their chain; the top line says it all.
         let config = kube::Config::infer()
             .await
@@ -168,12 +183,12 @@ impl KubeDriver {
         {
             return Ok(objects.clone());
         }
-        let objects = objects::objects(&self.renderer, env).map_err(|e| {
-            DriverError::other(
-                format!("cannot render the Kubernetes objects of {}", env.name),
-                e,
-            )
-        })?;
+        let objects =
+            objects::objects(&self.renderer, env).map_err(|source| DriverError::Render {
+                which: "Kubernetes objects",
+                env: env.name.to_string(),
+                source,
+            })?;
         *self.rendered.lock().expect("not poisoned") = Some((key, objects.clone()));
         Ok(objects)
     }
@@ -510,17 +525,17 @@ impl Driver for KubeDriver {
         for w in &workloads {
             let result = wait_for(deadline, self.poll, || async {
                 match self.get(cx.env, w).await {
-                    Ok(Some(live)) => rollout::rolled_out(&live),
-                    Ok(None) => Err(format!(
-                        "{} {} does not exist",
-                        w["kind"].as_str().unwrap_or(""),
-                        w["metadata"]["name"].as_str().unwrap_or("")
-                    )),
-                    Err(e) => Err(format!("cannot read its status: {e}")),
+                    Ok(Some(live)) => rollout::rolled_out(&live).map_err(Waiting::Pending),
+                    Ok(None) => Err(Waiting::Missing {
+                        kind: w["kind"].as_str().unwrap_or("").to_owned(),
+                        name: w["metadata"]["name"].as_str().unwrap_or("").to_owned(),
+                    }),
+                    Err(source) => Err(Waiting::Status { source }),
                 }
             })
             .await;
-            if let Err(detail) = result {
+            if let Err(waiting) = result {
+                let detail = cp_runtime::error::chain(&waiting);
                 // The log says why more often than the status does; without a pod
                 // (unschedulable, image not pulled) the conditions have said it.
                 let log_tail = self
@@ -596,7 +611,10 @@ impl Driver for KubeDriver {
                 None => (ServiceState::Missing, Health::Unknown),
                 Some(l) => match rollout::rolled_out(l) {
                     Ok(()) => (ServiceState::Running, Health::Healthy),
-                    Err(why) => (ServiceState::Stopped(why.clone()), Health::Unhealthy(why)),
+                    Err(why) => (
+                        ServiceState::Stopped(why.to_string()),
+                        Health::Unhealthy(why.to_string()),
+                    ),
                 },
             };
             out.push(ServiceStatus {
@@ -662,12 +680,11 @@ impl Driver for KubeDriver {
             .await
             .map_err(|e| api_error(format!("cannot read the log of pod {pod}"), e))?;
         let mut lines = stream.lines();
-        let write_err = |e: std::io::Error| DriverError::other("cannot write the log", e);
-        while let Some(line) = lines
-            .try_next()
-            .await
-            .map_err(|e| DriverError::other(format!("reading the log of pod {pod}"), e))?
-        {
+        let write_err = |source: std::io::Error| DriverError::WriteLog { source };
+        while let Some(line) = lines.try_next().await.map_err(|e| DriverError::PodLog {
+            pod: pod.to_string(),
+            source: e.into(),
+        })? {
             writeln!(out, "{line}").map_err(write_err)?;
         }
         Ok(())

@@ -3,9 +3,42 @@
 
 use serde_json::Value;
 
+/// What a workload still lacks to have rolled out.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Pending {
+    /// A StatefulSet or Deployment.
+    #[error("{kind} {name} has not rolled out: {}{conditions}", missing.join(", "))]
+    Workload {
+        /// `StatefulSet`, `Deployment`.
+        kind: String,
+        /// Its name.
+        name: String,
+        /// What is missing (`updatedReplicas 1/2`).
+        missing: Vec<String>,
+        /// Its status conditions (`; conditions: ...`).
+        conditions: String,
+    },
+    /// A CloudNativePG `Cluster`.
+    #[error(
+        "Cluster {name} is not ready: readyInstances {ready}/{want}, phase `{phase}`{conditions}"
+    )]
+    Cluster {
+        /// Its name.
+        name: String,
+        /// Ready instances.
+        ready: u64,
+        /// Wanted instances.
+        want: u64,
+        /// The phase it reports.
+        phase: String,
+        /// Its status conditions (`; conditions: ...`).
+        conditions: String,
+    },
+}
+
 /// Whether a workload has rolled out: `Ok` when the controller has seen its newest
 /// spec and every wanted replica is updated and ready; else what is still missing.
-pub fn rolled_out(live: &Value) -> Result<(), String> {
+pub fn rolled_out(live: &Value) -> Result<(), Pending> {
     let kind = live["kind"].as_str().unwrap_or("workload");
     let name = live["metadata"]["name"].as_str().unwrap_or("?");
     if kind == CNPG_CLUSTER {
@@ -39,11 +72,12 @@ pub fn rolled_out(live: &Value) -> Result<(), String> {
     if missing.is_empty() {
         return Ok(());
     }
-    Err(format!(
-        "{kind} {name} has not rolled out: {}{}",
-        missing.join(", "),
-        conditions(status)
-    ))
+    Err(Pending::Workload {
+        kind: kind.to_owned(),
+        name: name.to_owned(),
+        missing,
+        conditions: conditions(status),
+    })
 }
 
 /// A CloudNativePG `Cluster`'s kind.
@@ -55,7 +89,7 @@ pub const CNPG_HEALTHY: &str = "Cluster in healthy state";
 /// A CloudNativePG `Cluster` is ready when the operator has seen its spec, every
 /// instance is ready and it reports itself healthy (a primary elected, the replicas
 /// streaming).
-fn cluster_ready(live: &Value, name: &str) -> Result<(), String> {
+fn cluster_ready(live: &Value, name: &str) -> Result<(), Pending> {
     let want = live["spec"]["instances"].as_u64().unwrap_or(1);
     let status = &live["status"];
     let ready = status["readyInstances"].as_u64().unwrap_or(0);
@@ -63,10 +97,13 @@ fn cluster_ready(live: &Value, name: &str) -> Result<(), String> {
     if ready >= want && phase == CNPG_HEALTHY {
         return Ok(());
     }
-    Err(format!(
-        "Cluster {name} is not ready: readyInstances {ready}/{want}, phase `{phase}`{}",
-        conditions(status)
-    ))
+    Err(Pending::Cluster {
+        name: name.to_owned(),
+        ready,
+        want,
+        phase: phase.to_owned(),
+        conditions: conditions(status),
+    })
 }
 
 /// `; conditions: Available=False (MinimumReplicasUnavailable: ...)`, or nothing.
@@ -118,7 +155,7 @@ mod tests {
         let mut c = json!({"kind": "Cluster", "metadata": {"name": "postgres"},
             "spec": {"instances": 3, "imageName": "ghcr.io/cloudnative-pg/postgresql:15"},
             "status": {"readyInstances": 2, "phase": "Waiting for the instances to become active"}});
-        let e = rolled_out(&c).unwrap_err();
+        let e = rolled_out(&c).unwrap_err().to_string();
         assert!(
             e.contains("readyInstances 2/3") && e.contains("Waiting for the instances"),
             "{e}"
@@ -135,7 +172,7 @@ mod tests {
             "status": {"observedGeneration": 1, "replicas": 3, "updatedReplicas": 1, "readyReplicas": 2,
                 "conditions": [{"type": "Available", "status": "False", "reason": "MinimumReplicasUnavailable", "message": "not enough"}]}});
         assert_eq!(
-            rolled_out(&d).unwrap_err(),
+            rolled_out(&d).unwrap_err().to_string(),
             "Deployment web has not rolled out: the controller has not seen generation 2 yet (observedGeneration 1), updatedReplicas 1/2, 2 old replicas pending termination; conditions: Available=False (MinimumReplicasUnavailable: not enough)"
         );
         d["status"] = json!({"observedGeneration": 2, "replicas": 2, "updatedReplicas": 2, "readyReplicas": 2});

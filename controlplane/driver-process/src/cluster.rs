@@ -41,10 +41,17 @@ pub(crate) async fn vault_attempt(nodes: &[Node], store: &dyn KeyStore) -> Vault
     use cp_runtime::vault::VaultError;
     let keys = match store.unseal_keys() {
         Ok(k) => k,
-        Err(e) => return VaultStep::Fail(DriverError::other("reading vault's unseal keys", e)),
+        Err(e) => {
+            return VaultStep::Fail(DriverError::Vault {
+                step: "reading vault's unseal keys",
+                source: e.into(),
+            });
+        }
     };
     let Some(first) = nodes.first() else {
-        return VaultStep::Fail(DriverError::other("vault", "a cluster of no nodes"));
+        return VaultStep::Fail(DriverError::EmptyCluster {
+            service: cp_core::names::ServiceName::core(cp_core::names::CoreKind::Vault),
+        });
     };
     if keys.is_none() || store.init_pending() {
         // Never initialised (or interrupted): node 0 alone does it.
@@ -59,7 +66,10 @@ pub(crate) async fn vault_attempt(nodes: &[Node], store: &dyn KeyStore) -> Vault
             }
             Err(e @ VaultError::InitInterrupted { .. }) => VaultStep::Interrupted(e.to_string()),
             Err(e @ VaultError::Api { .. }) => VaultStep::Again(e.to_string()),
-            Err(e) => VaultStep::Fail(DriverError::other("initialising vault", e)),
+            Err(e) => VaultStep::Fail(DriverError::Vault {
+                step: "initialising vault",
+                source: e.into(),
+            }),
         };
     }
     let keys = keys.unwrap_or_default();
@@ -98,7 +108,7 @@ pub(crate) async fn vault_attempt(nodes: &[Node], store: &dyn KeyStore) -> Vault
             Ok(h) if !h.sealed && !h.standby => active = Some((n, h.version)),
             Ok(h) if !h.sealed => {}
             Ok(_) => waiting.push(format!("{}: sealed", n.unit)),
-            Err(e) => waiting.push(format!("{}: {e}", n.unit)),
+            Err(e) => waiting.push(format!("{}: {}", n.unit, cp_runtime::error::chain(&e))),
         }
     }
     if !waiting.is_empty() {
@@ -113,21 +123,43 @@ pub(crate) async fn vault_attempt(nodes: &[Node], store: &dyn KeyStore) -> Vault
     match store.root_token() {
         Ok(Some(token)) => match voters(&leader.ep, token, nodes.len()).await {
             Ok(()) => {}
-            Err(why) => return VaultStep::Again(why),
+            Err(why) => return VaultStep::Again(cp_runtime::error::chain(&why)),
         },
         Ok(None) => {}
-        Err(e) => return VaultStep::Fail(DriverError::other("reading vault's root token", e)),
+        Err(e) => {
+            return VaultStep::Fail(DriverError::Vault {
+                step: "reading vault's root token",
+                source: e.into(),
+            });
+        }
     }
     VaultStep::Ready(Ready { version })
 }
 
+/// Why a cluster's voters are not all there yet.
+#[derive(Debug, thiserror::Error)]
+enum VotersError {
+    /// The configuration could not be read.
+    #[error("raft configuration")]
+    Read(#[source] cp_runtime::vault::RequestError),
+    /// Not every server votes yet.
+    #[error(
+        "raft has {voting} voters of {servers} servers, {count} wanted (autopilot promotes a joined node once it is stable)"
+    )]
+    Missing {
+        voting: usize,
+        servers: usize,
+        count: usize,
+    },
+}
+
 /// Whether raft's configuration on `leader` lists `count` servers, every one a voter.
-async fn voters(leader: &Endpoint, token: Secret, count: usize) -> Result<(), String> {
+async fn voters(leader: &Endpoint, token: Secret, count: usize) -> Result<(), VotersError> {
     let c = Client::with_token(&format!("http://{}", leader.addr()), token);
     let v = c
         .read("sys/storage/raft/configuration")
         .await
-        .map_err(|e| format!("raft configuration: {e}"))?
+        .map_err(VotersError::Read)?
         .unwrap_or(Value::Null);
     let servers = v["data"]["config"]["servers"]
         .as_array()
@@ -140,10 +172,11 @@ async fn voters(leader: &Endpoint, token: Secret, count: usize) -> Result<(), St
     if servers.len() == count && voting == count {
         Ok(())
     } else {
-        Err(format!(
-            "raft has {voting} voters of {} servers, {count} wanted (autopilot promotes a joined node once it is stable)",
-            servers.len()
-        ))
+        Err(VotersError::Missing {
+            voting,
+            servers: servers.len(),
+            count,
+        })
     }
 }
 

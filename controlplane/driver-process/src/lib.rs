@@ -59,6 +59,7 @@ use cp_drivers::DriverError;
 use cp_drivers::contract::{
     Context, Driver, DriverKind, Health, Removal, ServiceState, ServiceStatus,
 };
+use cp_drivers::error::BoxError;
 use cp_runtime::exec::MissingBinary;
 use cp_runtime::probe::{self, Endpoint, Ready};
 use cp_runtime::secrets::Secret;
@@ -125,8 +126,10 @@ impl ProcessDriver {
     /// as `controlplane render` uses them). Without templates, an environment with
     /// monitoring cannot be planned here.
     pub fn with_templates(mut self, templates: &Templates) -> Result<Self, DriverError> {
-        let r = Renderer::new(templates)
-            .map_err(|e| DriverError::other("cannot load the monitoring templates", e))?;
+        let r = Renderer::new(templates).map_err(|source| DriverError::Templates {
+            which: "monitoring",
+            source,
+        })?;
         self.renderer = Some(Arc::new(r));
         Ok(self)
     }
@@ -185,28 +188,24 @@ impl ProcessDriver {
     }
 
     /// The environment's rendered `prometheus/<env>/` files.
-    fn rendered(&self, env: &Environment) -> Result<monitoring::Rendered, String> {
+    fn rendered(&self, env: &Environment) -> Result<monitoring::Rendered, monitoring::ConfigError> {
         let Some(r) = &self.renderer else {
-            return Err(
-                "the process driver was given no templates to render the monitoring configuration from"
-                    .into(),
-            );
+            return Err(monitoring::ConfigError::NoTemplates);
         };
         r.env_files_in(env, &format!("prometheus/{}/", env.name))
-            .map_err(|e| e.to_string())
+            .map_err(|e| monitoring::ConfigError::Render {
+                env: env.name.to_string(),
+                source: Arc::new(e),
+            })
     }
 
     fn check_cx(&self, cx: &Context<'_>) -> Result<(), DriverError> {
         let given = spawn::absolute(cx.state.path());
         if given != self.root {
-            return Err(DriverError::other(
-                "using the process driver",
-                format!(
-                    "the driver was made for {} but was handed the state directory {}",
-                    self.root.display(),
-                    given.display()
-                ),
-            ));
+            return Err(DriverError::WrongStateDir {
+                made_for: self.root.clone(),
+                given,
+            });
         }
         Ok(())
     }
@@ -221,7 +220,10 @@ impl ProcessDriver {
             Unit::Monitor(_) => self.rendered(env),
         };
         service::launch(&self.root, env, unit, &rendered)
-            .map_err(setup)?
+            .map_err(|e| DriverError::Prepare {
+                service: unit.service(),
+                source: e.into(),
+            })?
             .ok_or_else(|| setup("it is disabled in this environment".into()))
     }
 
@@ -235,6 +237,10 @@ impl ProcessDriver {
         let setup = |detail: String| DriverError::Setup {
             service: svc.clone(),
             detail,
+        };
+        let prepare = |e: BoxError| DriverError::Prepare {
+            service: svc.clone(),
+            source: e,
         };
 
         self.recover(cx.state, unit)?;
@@ -256,7 +262,7 @@ impl ProcessDriver {
         let program_name = procfs::base_name(&program.to_string_lossy()).to_owned();
         stop::leftovers_gone(&dir, &program_name, Instant::now() + LEFTOVERS)
             .await
-            .map_err(setup)?;
+            .map_err(|e| prepare(e.into()))?;
         let pg = match (&launch.program, &cx.env.services.postgres) {
             (service::Program::Postgres { major, .. }, Some(_)) => {
                 check_postgres_version(&svc, &program, major)?;
@@ -268,7 +274,9 @@ impl ProcessDriver {
         };
         ports::ensure_free(&svc, &launch.ports)?;
         let run_as = match unit {
-            Unit::Core(CoreKind::Postgres) => user::postgres_user().map_err(setup)?,
+            Unit::Core(CoreKind::Postgres) => {
+                user::postgres_user().map_err(|e| prepare(e.into()))?
+            }
             _ => None,
         };
         if unit == Unit::Core(CoreKind::Postgres) {
@@ -283,15 +291,16 @@ impl ProcessDriver {
         }
 
         // Prepare: directories, configuration, data.
-        make_dir(&dir).map_err(setup)?;
+        make_dir(&dir).map_err(|e| prepare(e.into()))?;
         for d in &launch.dirs {
-            make_dir(&dir.join(d)).map_err(setup)?;
+            make_dir(&dir.join(d)).map_err(|e| prepare(e.into()))?;
         }
         if let Some(u) = &run_as {
-            u.ensure_reachable(&self.root).map_err(setup)?;
-            u.own(&dir, false).map_err(setup)?;
+            u.ensure_reachable(&self.root)
+                .map_err(|e| prepare(e.into()))?;
+            u.own(&dir, false).map_err(|e| prepare(e.into()))?;
             for d in &launch.dirs {
-                u.own(&dir.join(d), false).map_err(setup)?;
+                u.own(&dir.join(d), false).map_err(|e| prepare(e.into()))?;
             }
         }
         let rel = |name: &str| Path::new(&*unit.name()).join(name);
@@ -310,7 +319,7 @@ impl ProcessDriver {
             if state == postgres::Data::Interrupted {
                 postgres::clear_interrupted(&self.root, &data)
                     .await
-                    .map_err(setup)?;
+                    .map_err(|e| prepare(e.into()))?;
             }
             if state != postgres::Data::Ready {
                 let Some(p) = &cx.env.services.postgres else {
@@ -345,7 +354,7 @@ impl ProcessDriver {
                 && u.owns_not(&data)
             {
                 // Made by another user (an earlier run as non-root).
-                u.own(&data, true).map_err(setup)?;
+                u.own(&data, true).map_err(|e| prepare(e.into()))?;
             }
         }
         if unit == Unit::Core(CoreKind::Redis)
@@ -440,7 +449,10 @@ impl ProcessDriver {
     /// Stops a recorded process and waits until it, its leftovers and its ports are
     /// gone.
     async fn stop_record(&self, unit: Unit, rec: &Record) -> Result<bool, DriverError> {
-        let fail = |e: String| DriverError::other(format!("cannot stop {unit}"), e);
+        let fail = |e: stop::StopError| DriverError::Stop {
+            unit: unit.to_string(),
+            source: e.into(),
+        };
         let deadline = Instant::now() + self.grace + Duration::from_secs(5);
         let was = stop::stop(rec, service::stop_signal(unit), self.grace, deadline)
             .await
@@ -477,7 +489,10 @@ impl ProcessDriver {
         }
         StateKeys::new(cx.state, "vault")
             .forget()
-            .map_err(|e| DriverError::other("resetting vault", e))?;
+            .map_err(|e| DriverError::Vault {
+                step: "resetting vault",
+                source: e.into(),
+            })?;
         for &unit in units {
             self.start(cx, unit).await?;
         }
@@ -545,7 +560,11 @@ impl ProcessDriver {
                                     version.get_or_insert(r);
                                 }
                                 Err(e) => {
-                                    return cluster::VaultStep::Again(format!("{}: {e}", n.unit));
+                                    return cluster::VaultStep::Again(format!(
+                                        "{}: {}",
+                                        n.unit,
+                                        cp_runtime::error::chain(&e)
+                                    ));
                                 }
                             }
                         }
@@ -618,7 +637,7 @@ impl ProcessDriver {
     }
 
     /// One readiness attempt with the admin credentials.
-    async fn probe(&self, unit: Unit, ep: &Endpoint, creds: &Creds) -> Result<Ready, String> {
+    async fn probe(&self, unit: Unit, ep: &Endpoint, creds: &Creds) -> Result<Ready, NotYet> {
         let r = match creds {
             Creds::Http(m) => {
                 let (path, build_info) = m.readiness();
@@ -628,7 +647,7 @@ impl ProcessDriver {
                     (Monitor::NatsExporter, Ok(Ready { version })) => Ok(Ready {
                         version: format!("controlplane {version}"),
                     }),
-                    (_, r) => r.map_err(|e| e.to_string()),
+                    (_, r) => r.map_err(NotYet::Probe),
                 };
             }
             Creds::Postgres(pw) => {
@@ -641,12 +660,16 @@ impl ProcessDriver {
                 let api = VaultApi::new(ep);
                 match api.is_active().await {
                     Ok(true) => probe::vault(ep).await,
-                    Ok(false) => return Err(format!("{unit} is not active yet")),
-                    Err(e) => return Err(e.to_string()),
+                    Ok(false) => {
+                        return Err(NotYet::Standby {
+                            unit: unit.to_string(),
+                        });
+                    }
+                    Err(e) => return Err(NotYet::Vault(e)),
                 }
             }
         };
-        r.map_err(|e| e.to_string())
+        r.map_err(NotYet::Probe)
     }
 
     async fn creds(&self, cx: &Context<'_>, unit: Unit) -> Result<Creds, DriverError> {
@@ -721,12 +744,12 @@ impl ProcessDriver {
                 let ep = self.endpoint(cx.env, &service).expect("enabled");
                 let r = tokio::time::timeout(Duration::from_secs(2), async {
                     if unit.kind() == Some(CoreKind::Vault) {
-                        let h = probe::vault_health(&ep).await.map_err(|e| e.to_string())?;
+                        let h = probe::vault_health(&ep).await.map_err(NotYet::Probe)?;
                         if !h.initialized {
-                            return Err("not initialised".to_owned());
+                            return Err(NotYet::NotInitialised);
                         }
                         if h.sealed {
-                            return Err("sealed".to_owned());
+                            return Err(NotYet::Sealed);
                         }
                         // A node of a cluster is healthy as a standby too: it
                         // forwards requests to the active node.
@@ -739,7 +762,7 @@ impl ProcessDriver {
                 .await;
                 match r {
                     Ok(Ok(ready)) => (Health::Healthy, Some(ready.version)),
-                    Ok(Err(e)) => (Health::Unhealthy(e), None),
+                    Ok(Err(e)) => (Health::Unhealthy(cp_runtime::error::chain(&e)), None),
                     Err(_) => (Health::Unhealthy("no answer within 2s".into()), None),
                 }
             }
@@ -832,9 +855,12 @@ impl ProcessDriver {
                     }
                 }
                 u if keeps_vault_keys(u) => {
-                    let gone = StateKeys::new(cx.state, "vault")
-                        .forget()
-                        .map_err(|e| DriverError::other("removing vault's keys", e))?;
+                    let gone = StateKeys::new(cx.state, "vault").forget().map_err(|e| {
+                        DriverError::Vault {
+                            step: "removing vault's keys",
+                            source: e.into(),
+                        }
+                    })?;
                     removed.extend(gone.into_iter().map(|p| Doomed::Keys(p).removal().what));
                 }
                 _ => {}
@@ -936,7 +962,36 @@ enum Creds {
     Http(Monitor),
 }
 
-fn make_dir(dir: &Path) -> Result<(), String> {
+/// Why a readiness attempt failed; the next one may succeed.
+#[derive(Debug, thiserror::Error)]
+enum NotYet {
+    /// The probe's request failed.
+    #[error(transparent)]
+    Probe(probe::ProbeError),
+    /// A Vault node is a standby (ready means active: a standby cannot serve writes).
+    #[error("{unit} is not active yet")]
+    Standby { unit: String },
+    /// Vault's API did not answer.
+    #[error(transparent)]
+    Vault(VaultError),
+    /// Vault is not initialised.
+    #[error("not initialised")]
+    NotInitialised,
+    /// Vault is sealed.
+    #[error("sealed")]
+    Sealed,
+}
+
+/// A directory could not be created.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot create {}", dir.display())]
+struct MakeDirError {
+    dir: PathBuf,
+    #[source]
+    source: std::io::Error,
+}
+
+fn make_dir(dir: &Path) -> Result<(), MakeDirError> {
     use std::os::unix::fs::DirBuilderExt;
     match std::fs::DirBuilder::new()
         .mode(0o700)
@@ -944,7 +999,10 @@ fn make_dir(dir: &Path) -> Result<(), String> {
         .create(dir)
     {
         Ok(()) => Ok(()),
-        Err(e) => Err(format!("cannot create {}: {e}", dir.display())),
+        Err(source) => Err(MakeDirError {
+            dir: dir.to_path_buf(),
+            source,
+        }),
     }
 }
 
@@ -953,10 +1011,11 @@ fn remove_file(path: &Path) -> Result<(), DriverError> {
     match std::fs::remove_file(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(DriverError::other(
-            format!("cannot remove {}", path.display()),
-            e,
-        )),
+        Err(source) => Err(DriverError::File {
+            action: "remove",
+            path: path.to_path_buf(),
+            source,
+        }),
     }
 }
 
@@ -965,10 +1024,11 @@ fn remove_dir(dir: &Path) -> Result<bool, DriverError> {
     match std::fs::remove_dir_all(dir) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(DriverError::other(
-            format!("cannot remove {}", dir.display()),
-            e,
-        )),
+        Err(source) => Err(DriverError::File {
+            action: "remove",
+            path: dir.to_path_buf(),
+            source,
+        }),
     }
 }
 
@@ -1065,10 +1125,10 @@ impl Driver for ProcessDriver {
         };
         let mut out = Vec::new();
         for unit in units {
-            let l = service::launch(&self.root, env, unit, &rendered).map_err(|detail| {
-                DriverError::Setup {
+            let l = service::launch(&self.root, env, unit, &rendered).map_err(|e| {
+                DriverError::Prepare {
                     service: unit.service(),
-                    detail,
+                    source: e.into(),
                 }
             })?;
             if let Some(l) = l {
@@ -1110,10 +1170,10 @@ impl Driver for ProcessDriver {
         self.check_cx(&cx)?;
         let Some(unit) = Unit::from_name(&step.id.name).filter(|_| step.id.kind == RESOURCE_KIND)
         else {
-            return Err(DriverError::other(
-                format!("applying {}", step.id),
-                "the process driver has no such resource",
-            ));
+            return Err(DriverError::NoSuchResource {
+                driver: "process",
+                step: step.id.to_string(),
+            });
         };
         match &step.action {
             Action::Create
@@ -1192,12 +1252,15 @@ impl Driver for ProcessDriver {
                             })
                         }
                         Err(e @ VaultError::Api { .. }) => Attempt::Again(e.to_string()),
-                        Err(e) => Attempt::Fail(DriverError::other("unsealing vault", e)),
+                        Err(e) => Attempt::Fail(DriverError::Vault {
+                            step: "unsealing vault",
+                            source: e.into(),
+                        }),
                     };
                 }
                 match self.probe(unit, &ep, &creds).await {
                     Ok(r) => Attempt::Ready(r),
-                    Err(e) => Attempt::Again(e),
+                    Err(e) => Attempt::Again(cp_runtime::error::chain(&e)),
                 }
             };
             match tokio::time::timeout_at(deadline, attempt).await {
@@ -1302,8 +1365,11 @@ impl Driver for ProcessDriver {
         lines: usize,
     ) -> Result<Vec<String>, DriverError> {
         let path = self.unit_log(unit_of(service)?);
-        logs::tail(&path, lines)
-            .map_err(|e| DriverError::other(format!("reading {}", path.display()), e))
+        logs::tail(&path, lines).map_err(|source| DriverError::File {
+            action: "read",
+            path: path.clone(),
+            source,
+        })
     }
 
     async fn logs(
@@ -1316,7 +1382,11 @@ impl Driver for ProcessDriver {
     ) -> Result<(), DriverError> {
         let unit = unit_of(service)?;
         let path = self.unit_log(unit);
-        let io = |e: std::io::Error| DriverError::other(format!("reading {}", path.display()), e);
+        let io = |source: std::io::Error| DriverError::File {
+            action: "read",
+            path: path.clone(),
+            source,
+        };
         let mut offset = std::fs::metadata(&path).map_or(0, |m| m.len());
         for line in logs::tail(&path, tail).map_err(io)? {
             writeln!(out, "{line}").map_err(io)?;

@@ -118,16 +118,43 @@ fn path_str(p: &Path) -> String {
     p.to_string_lossy().into_owned()
 }
 
+/// Why the monitoring stack's configuration is not there.
+#[derive(Debug, Clone, thiserror::Error)]
+pub(crate) enum ConfigError {
+    /// The driver was made without templates.
+    #[error(
+        "the process driver was given no templates to render the monitoring configuration from"
+    )]
+    NoTemplates,
+    /// The templates did not render.
+    #[error("cannot render the monitoring configuration of {env}")]
+    Render {
+        /// The environment.
+        env: String,
+        /// Why (shared: one rendering serves every unit).
+        #[source]
+        source: std::sync::Arc<cp_core::render::RenderError>,
+    },
+    /// A file the stack needs was not rendered.
+    #[error(
+        "the templates render no prometheus/{env}/{name} (templates/prometheus/ or alerts/ is missing a file)"
+    )]
+    MissingFile {
+        /// The environment.
+        env: String,
+        /// The file.
+        name: String,
+    },
+}
+
 /// The rendered file `name` of `env` (`prometheus/<env>/<name>`).
-fn rendered(files: &Rendered, env: &Environment, name: &str) -> Result<String, String> {
+fn rendered(files: &Rendered, env: &Environment, name: &str) -> Result<String, ConfigError> {
     files
         .get(&format!("prometheus/{}/{name}", env.name))
         .cloned()
-        .ok_or_else(|| {
-            format!(
-                "the templates render no prometheus/{}/{name} (templates/prometheus/ or alerts/ is missing a file)",
-                env.name
-            )
+        .ok_or_else(|| ConfigError::MissingFile {
+            env: env.name.to_string(),
+            name: name.to_owned(),
         })
 }
 
@@ -138,7 +165,7 @@ pub(crate) fn launch(
     env: &Environment,
     m: Monitor,
     files: &Rendered,
-) -> Result<Option<Launch>, String> {
+) -> Result<Option<Launch>, ConfigError> {
     let Some(c) = m.component(env) else {
         return Ok(None);
     };

@@ -67,9 +67,26 @@ pub(crate) fn inspect(
     }
 }
 
+/// Why a half-finished initdb could not be cleared away.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ClearError {
+    /// Its process or helpers did not go away.
+    #[error(transparent)]
+    Stop(#[from] stop::StopError),
+    /// Its data directory could not be removed.
+    #[error("cannot remove the half-made {}", data.display())]
+    Remove {
+        /// The data directory.
+        data: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 /// Removes a half-finished initdb: stops its process if it still runs (it is
 /// recorded in the marker), waits for its helpers, deletes the data directory.
-pub(crate) async fn clear_interrupted(root: &Path, data: &Path) -> Result<(), String> {
+pub(crate) async fn clear_interrupted(root: &Path, data: &Path) -> Result<(), ClearError> {
     if let Some(rec) = std::fs::read(root.join(MARKER))
         .ok()
         .and_then(|b| serde_json::from_slice::<Record>(&b).ok())
@@ -86,11 +103,11 @@ pub(crate) async fn clear_interrupted(root: &Path, data: &Path) -> Result<(), St
     match std::fs::remove_dir_all(data) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => {
-            return Err(format!(
-                "cannot remove the half-made {}: {e}",
-                data.display()
-            ));
+        Err(source) => {
+            return Err(ClearError::Remove {
+                data: data.to_path_buf(),
+                source,
+            });
         }
     }
     let _ = std::fs::remove_file(root.join(PWFILE));
@@ -132,7 +149,10 @@ pub(crate) async fn initdb(i: Initdb<'_>) -> Result<(), DriverError> {
         .map_err(DriverError::State)?;
     let pwfile: PathBuf = i.state.join(PWFILE);
     if let Some(u) = i.run_as {
-        u.own(&pwfile, false).map_err(setup)?;
+        u.own(&pwfile, false).map_err(|e| DriverError::Prepare {
+            service: i.service.clone(),
+            source: e.into(),
+        })?;
     }
     let args: Vec<String> = vec![
         "-D".into(),

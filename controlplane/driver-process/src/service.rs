@@ -328,8 +328,8 @@ pub(crate) fn launch(
     root: &Path,
     env: &Environment,
     unit: Unit,
-    rendered: &Result<Rendered, String>,
-) -> Result<Option<Launch>, String> {
+    rendered: &Result<Rendered, monitoring::ConfigError>,
+) -> Result<Option<Launch>, monitoring::ConfigError> {
     match unit {
         Unit::Core(_) | Unit::Node(..) if !unit.enabled_in(env) => Ok(None),
         Unit::Core(kind) => Ok(core_launch(root, env, kind)),

@@ -17,6 +17,37 @@ use crate::ports;
 use crate::procfs;
 use crate::record::Record;
 
+/// A process, its leftovers or its ports did not go away in time.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum StopError {
+    /// The process survived SIGKILL.
+    #[error("pid {pid} did not exit even after SIGKILL")]
+    Survived {
+        /// The pid.
+        pid: u32,
+    },
+    /// Processes of an earlier run still work in the directory.
+    #[error(
+        "{} of an earlier run still work in {} and did not exit; stop them, then run again",
+        procs.join(", "),
+        dir.display()
+    )]
+    Leftovers {
+        /// `pid 812 (postgres)` each.
+        procs: Vec<String>,
+        /// The directory.
+        dir: std::path::PathBuf,
+    },
+    /// A port stayed in use.
+    #[error("port {port} is still in use{}", holder.as_ref().map(|h| format!(" by {h}")).unwrap_or_default())]
+    PortBusy {
+        /// The port.
+        port: u16,
+        /// What holds it, when known.
+        holder: Option<String>,
+    },
+}
+
 /// How often stop and start poll `/proc` and ports.
 pub(crate) const POLL: Duration = Duration::from_millis(10);
 
@@ -28,7 +59,7 @@ pub(crate) async fn stop(
     signal: Signal,
     grace: Duration,
     deadline: Instant,
-) -> Result<bool, String> {
+) -> Result<bool, StopError> {
     if !rec.is_alive() {
         return Ok(false);
     }
@@ -51,7 +82,7 @@ pub(crate) async fn stop(
             let _ = kill(pid, Signal::SIGKILL);
             killed = true;
         } else if killed && now >= deadline + Duration::from_secs(5) {
-            return Err(format!("pid {} did not exit even after SIGKILL", rec.pid));
+            return Err(StopError::Survived { pid: rec.pid });
         }
         tokio::time::sleep(POLL).await;
     }
@@ -63,7 +94,7 @@ pub(crate) async fn leftovers_gone(
     dir: &Path,
     program: &str,
     deadline: Instant,
-) -> Result<(), String> {
+) -> Result<(), StopError> {
     loop {
         let left: Vec<(u32, String)> = procfs::working_in(dir)
             .into_iter()
@@ -73,33 +104,29 @@ pub(crate) async fn leftovers_gone(
             return Ok(());
         }
         if Instant::now() >= deadline {
-            let list: Vec<String> = left
-                .iter()
-                .map(|(pid, comm)| format!("pid {pid} ({comm})"))
-                .collect();
-            return Err(format!(
-                "{} of an earlier run still work in {} and did not exit; stop them, then run again",
-                list.join(", "),
-                dir.display()
-            ));
+            return Err(StopError::Leftovers {
+                procs: left
+                    .iter()
+                    .map(|(pid, comm)| format!("pid {pid} ({comm})"))
+                    .collect(),
+                dir: dir.to_path_buf(),
+            });
         }
         tokio::time::sleep(POLL).await;
     }
 }
 
 /// Waits until every port is free; names the holder when `deadline` passes.
-pub(crate) async fn ports_free(ports: &[u16], deadline: Instant) -> Result<(), String> {
+pub(crate) async fn ports_free(ports: &[u16], deadline: Instant) -> Result<(), StopError> {
     loop {
         let Some(busy) = ports.iter().copied().find(|p| !ports::is_free(*p)) else {
             return Ok(());
         };
         if Instant::now() >= deadline {
-            return Err(format!(
-                "port {busy} is still in use{}",
-                ports::holder(busy)
-                    .map(|h| format!(" by {h}"))
-                    .unwrap_or_default()
-            ));
+            return Err(StopError::PortBusy {
+                port: busy,
+                holder: ports::holder(busy),
+            });
         }
         tokio::time::sleep(POLL).await;
     }

@@ -28,7 +28,80 @@ pub(crate) struct RunAs {
 
 /// Who runs PostgreSQL: `None` (we do) unless we are root; then `postgres`, or
 /// `nobody` where there is no `postgres` user.
-pub(crate) fn postgres_user() -> Result<Option<RunAs>, String> {
+/// Why PostgreSQL cannot be given a user to run as, or its directories.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum UserError {
+    /// Root, and no user to run PostgreSQL as.
+    #[error(
+        "controlplane runs as root, PostgreSQL refuses to, and there is neither a `postgres` nor a `nobody` user to run it as; create one (`useradd --system postgres`) or run controlplane as an ordinary user"
+    )]
+    NoUser,
+    /// A directory above the state directory cannot be entered by the user.
+    #[error(
+        "PostgreSQL runs as the unprivileged user `{user}` (controlplane runs as root, which PostgreSQL refuses), and that user cannot enter {} (mode {mode:o}, owner uid {owner}); use a state directory it can reach, e.g. `--state-dir /var/tmp/controlplane/<env>`, or allow it with `chmod o+x {}`",
+        dir.display(),
+        dir.display()
+    )]
+    CannotEnter {
+        /// The user.
+        user: String,
+        /// The directory.
+        dir: PathBuf,
+        /// Its mode.
+        mode: u32,
+        /// Its owner.
+        owner: u32,
+    },
+    /// A path could not be inspected or listed.
+    #[error("{}", path.display())]
+    Read {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The state directory's group could not be changed.
+    #[error("cannot change the group of {}", path.display())]
+    Chgrp {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The state directory's mode could not be changed.
+    #[error("cannot let `{user}` enter {}", path.display())]
+    Chmod {
+        /// The user.
+        user: String,
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A path could not be given to the user.
+    #[error("cannot give {} to `{user}`", path.display())]
+    Chown {
+        /// The user.
+        user: String,
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn read(path: &Path) -> impl FnOnce(std::io::Error) -> UserError + '_ {
+    move |source| UserError::Read {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+pub(crate) fn postgres_user() -> Result<Option<RunAs>, UserError> {
     if !Uid::effective().is_root() {
         return Ok(None);
     }
@@ -47,10 +120,7 @@ pub(crate) fn postgres_user() -> Result<Option<RunAs>, String> {
             }));
         }
     }
-    Err(
-        "controlplane runs as root, PostgreSQL refuses to, and there is neither a `postgres` nor a `nobody` user to run it as; create one (`useradd --system postgres`) or run controlplane as an ordinary user"
-            .into(),
-    )
+    Err(UserError::NoUser)
 }
 
 impl RunAs {
@@ -69,36 +139,35 @@ impl RunAs {
     /// Checks that every directory above `state_root` can be entered by this user,
     /// and lets it enter `state_root` itself (group search only: it still cannot list
     /// or write it). The message names the directory and what to do.
-    pub(crate) fn ensure_reachable(&self, state_root: &Path) -> Result<(), String> {
+    pub(crate) fn ensure_reachable(&self, state_root: &Path) -> Result<(), UserError> {
         for dir in state_root.ancestors().skip(1) {
             let Ok(meta) = std::fs::metadata(dir) else {
                 continue;
             };
             if !self.can_search(&meta) {
-                return Err(format!(
-                    "PostgreSQL runs as the unprivileged user `{}` (controlplane runs as root, which PostgreSQL refuses), and that user cannot enter {} (mode {:o}, owner uid {}); use a state directory it can reach, e.g. `--state-dir /var/tmp/controlplane/<env>`, or allow it with `chmod o+x {}`",
-                    self.name,
-                    dir.display(),
-                    meta.permissions().mode() & 0o7777,
-                    meta.uid(),
-                    dir.display()
-                ));
+                return Err(UserError::CannotEnter {
+                    user: self.name.clone(),
+                    dir: dir.to_path_buf(),
+                    mode: meta.permissions().mode() & 0o7777,
+                    owner: meta.uid(),
+                });
             }
         }
-        let meta =
-            std::fs::metadata(state_root).map_err(|e| format!("{}: {e}", state_root.display()))?;
+        let meta = std::fs::metadata(state_root).map_err(read(state_root))?;
         if !self.can_search(&meta) {
             // Ours (we are root): hand search, and only search, to its group.
-            std::os::unix::fs::chown(state_root, None, Some(self.gid))
-                .map_err(|e| format!("cannot change the group of {}: {e}", state_root.display()))?;
+            std::os::unix::fs::chown(state_root, None, Some(self.gid)).map_err(|source| {
+                UserError::Chgrp {
+                    path: state_root.to_path_buf(),
+                    source,
+                }
+            })?;
             let mode = (meta.permissions().mode() & 0o777) | 0o010;
             std::fs::set_permissions(state_root, std::fs::Permissions::from_mode(mode)).map_err(
-                |e| {
-                    format!(
-                        "cannot let `{}` enter {}: {e}",
-                        self.name,
-                        state_root.display()
-                    )
+                |source| UserError::Chmod {
+                    user: self.name.clone(),
+                    path: state_root.to_path_buf(),
+                    source,
                 },
             )?;
         }
@@ -106,18 +175,22 @@ impl RunAs {
     }
 
     /// Makes `path` (and, when `recursive`, everything below) owned by this user.
-    pub(crate) fn own(&self, path: &Path, recursive: bool) -> Result<(), String> {
+    pub(crate) fn own(&self, path: &Path, recursive: bool) -> Result<(), UserError> {
         let mut todo: Vec<PathBuf> = vec![path.to_path_buf()];
         while let Some(p) = todo.pop() {
-            let meta =
-                std::fs::symlink_metadata(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+            let meta = std::fs::symlink_metadata(&p).map_err(read(&p))?;
             if meta.uid() != self.uid || meta.gid() != self.gid {
-                std::os::unix::fs::lchown(&p, Some(self.uid), Some(self.gid))
-                    .map_err(|e| format!("cannot give {} to `{}`: {e}", p.display(), self.name))?;
+                std::os::unix::fs::lchown(&p, Some(self.uid), Some(self.gid)).map_err(
+                    |source| UserError::Chown {
+                        user: self.name.clone(),
+                        path: p.clone(),
+                        source,
+                    },
+                )?;
             }
             if recursive && meta.is_dir() {
-                for e in std::fs::read_dir(&p).map_err(|e| format!("{}: {e}", p.display()))? {
-                    todo.push(e.map_err(|e| format!("{}: {e}", p.display()))?.path());
+                for e in std::fs::read_dir(&p).map_err(read(&p))? {
+                    todo.push(e.map_err(read(&p))?.path());
                 }
             }
         }
@@ -151,7 +224,7 @@ mod tests {
             gid: meta.gid() + 12345,
             groups: vec![meta.gid() + 12345],
         };
-        let e = stranger.ensure_reachable(&state).unwrap_err();
+        let e = stranger.ensure_reachable(&state).unwrap_err().to_string();
         assert!(e.contains(&closed.display().to_string()), "{e}");
         assert!(e.contains("--state-dir"), "{e}");
         std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o711)).unwrap();

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use cp_core::names::ServiceName;
+use cp_core::render::RenderError;
 use cp_runtime::exec::MissingBinary;
 use cp_runtime::secrets::SecretError;
 use cp_runtime::state::StateError;
@@ -97,6 +98,16 @@ pub enum DriverError {
         /// What is wrong and what to do.
         detail: String,
     },
+    /// Preparing what the service needs (its directories, their owner, a leftover of
+    /// an earlier run) failed.
+    #[error("cannot start {service}")]
+    Prepare {
+        /// The service.
+        service: ServiceName,
+        /// Why.
+        #[source]
+        source: BoxError,
+    },
     /// This driver does not run the service (`logs` of an app on the process
     /// driver).
     #[error("{service} is not run by this driver: it {reason}")]
@@ -112,29 +123,153 @@ pub enum DriverError {
     /// A secret.
     #[error(transparent)]
     Secret(#[from] SecretError),
-    /// Anything else, with what was being done.
-    #[error("{context}")]
-    Other {
-        /// What was being done.
-        context: String,
-        /// Why it failed.
+    /// A request to the container engine or the cluster's API failed.
+    #[error("{doing}")]
+    Request {
+        /// What was being done (`inspecting image postgres:17`).
+        doing: String,
+        /// What the engine or API said.
         #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
+        source: BoxError,
+    },
+    /// The cluster's API refused a request for lack of permission.
+    #[error(
+        "{doing}: forbidden; grant this identity the RBAC permission (check with `kubectl auth can-i`)"
+    )]
+    Forbidden {
+        /// What was being done.
+        doing: String,
+        /// The API's answer.
+        #[source]
+        source: BoxError,
+    },
+    /// No Kubernetes cluster is configured.
+    // `detail` is text, not a source: kube's errors repeat themselves down their
+    // chain, and their top line says it all.
+    #[error(
+        "no Kubernetes cluster configured: set KUBECONFIG or run inside a cluster; or use --set platform=process: {detail}"
+    )]
+    NoCluster {
+        /// Why (kube's top line).
+        detail: String,
+    },
+    /// A driver's templates cannot be loaded.
+    #[error("cannot load the {which} templates")]
+    Templates {
+        /// `Kubernetes`, `monitoring`.
+        which: &'static str,
+        /// Why.
+        #[source]
+        source: RenderError,
+    },
+    /// An environment's objects cannot be rendered.
+    #[error("cannot render the {which} of {env}")]
+    Render {
+        /// `Kubernetes objects`.
+        which: &'static str,
+        /// The environment.
+        env: String,
+        /// Why.
+        #[source]
+        source: RenderError,
+    },
+    /// A container, volume or network of the same name belongs to something else.
+    #[error(
+        "a {kind} named {name} exists but does not belong to this environment (it lacks controlplane's labels); remove it (`{remove} {name}`) or change the project name"
+    )]
+    Foreign {
+        /// `container`, `volume`, `network`.
+        kind: String,
+        /// Its name.
+        name: String,
+        /// The command that removes it (`docker rm`).
+        remove: String,
+    },
+    /// A file or directory could not be read or removed.
+    #[error("cannot {action} {}", path.display())]
+    File {
+        /// `remove`, `read`.
+        action: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Writing a log to the caller's output failed.
+    #[error("cannot write the log")]
+    WriteLog {
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A pod's log could not be read.
+    #[error("cannot read the log of pod {pod}")]
+    PodLog {
+        /// The pod.
+        pod: String,
+        /// Why.
+        #[source]
+        source: BoxError,
+    },
+    /// Files to upload into a container could not be packed.
+    #[error("cannot pack {what}")]
+    Pack {
+        /// `configuration files`, `the redis ACL file`.
+        what: &'static str,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A step of bringing Vault up (its keys, init, unseal) failed for good.
+    #[error("{step}")]
+    Vault {
+        /// `reading vault's unseal keys`, `initialising vault`, `unsealing vault`.
+        step: &'static str,
+        /// Why.
+        #[source]
+        source: BoxError,
+    },
+    /// A cluster was asked for with no nodes.
+    #[error("{service}: a cluster of no nodes")]
+    EmptyCluster {
+        /// The service.
+        service: ServiceName,
+    },
+    /// The process driver was handed another state directory than it was made for.
+    #[error(
+        "using the process driver: the driver was made for {} but was handed the state directory {}",
+        made_for.display(),
+        given.display()
+    )]
+    WrongStateDir {
+        /// The directory the driver was made for.
+        made_for: PathBuf,
+        /// The one it was handed.
+        given: PathBuf,
+    },
+    /// A service's process could not be stopped.
+    #[error("cannot stop {unit}")]
+    Stop {
+        /// The unit (`postgres`, `nats-1`).
+        unit: String,
+        /// Why.
+        #[source]
+        source: BoxError,
+    },
+    /// A plan step names a resource this driver does not have.
+    #[error("applying {step}: the {driver} driver has no such resource")]
+    NoSuchResource {
+        /// The driver.
+        driver: &'static str,
+        /// The step.
+        step: String,
     },
 }
 
-impl DriverError {
-    /// Wraps an error with what was being done.
-    pub fn other(
-        context: impl Into<String>,
-        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
-    ) -> Self {
-        DriverError::Other {
-            context: context.into(),
-            source: source.into(),
-        }
-    }
-}
+/// A cause from a client whose error types this crate does not name (bollard, kube,
+/// the process driver's own).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 fn tail_text(lines: &[String]) -> String {
     if lines.is_empty() {

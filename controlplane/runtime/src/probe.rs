@@ -50,7 +50,7 @@ pub enum ProbeError {
         timeout: Duration,
     },
     /// PostgreSQL refused or failed.
-    #[error("postgres at {addr}: {source}")]
+    #[error("postgres at {addr}")]
     Postgres {
         /// Address.
         addr: String,
@@ -59,7 +59,7 @@ pub enum ProbeError {
         source: sqlx::Error,
     },
     /// Redis refused or failed.
-    #[error("redis at {addr}: {source}")]
+    #[error("redis at {addr}")]
     Redis {
         /// Address.
         addr: String,
@@ -84,12 +84,40 @@ pub enum ProbeError {
         detail: String,
     },
     /// An HTTP server (Prometheus, Alertmanager, an exporter) refused or failed.
-    #[error("{addr}: {detail}")]
+    #[error("{addr}")]
     Http {
         /// Address.
         addr: String,
         /// Why.
-        detail: String,
+        #[source]
+        source: HttpError,
+    },
+}
+
+/// Why an HTTP probe failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    /// No HTTP client could be made.
+    #[error("cannot make an HTTP client")]
+    Client(#[source] reqwest::Error),
+    /// No answer.
+    #[error("GET {path}: no answer")]
+    NoAnswer {
+        /// The path.
+        path: String,
+        /// Why.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// An answer other than 2xx.
+    #[error("GET {path} answered {status}: {body}")]
+    Status {
+        /// The path.
+        path: String,
+        /// The status.
+        status: reqwest::StatusCode,
+        /// What it said.
+        body: String,
     },
 }
 
@@ -279,14 +307,14 @@ pub async fn http_metrics(
     build_info: &str,
 ) -> Result<Ready, ProbeError> {
     let addr = ep.addr();
-    let fail = |detail: String| ProbeError::Http {
+    let fail = |source: HttpError| ProbeError::Http {
         addr: addr.clone(),
-        detail,
+        source,
     };
     let http = reqwest::Client::builder()
         .timeout(ATTEMPT)
         .build()
-        .map_err(|e| fail(e.to_string()))?;
+        .map_err(|e| fail(HttpError::Client(e)))?;
     get_ok(&http, &addr, ready_path).await.map_err(fail)?;
     let page = get_ok(&http, &addr, "/metrics").await.map_err(fail)?;
     Ok(Ready {
@@ -296,16 +324,23 @@ pub async fn http_metrics(
 }
 
 /// `GET http://addr/path`: the body of a 2xx answer, else what it said.
-async fn get_ok(http: &reqwest::Client, addr: &str, path: &str) -> Result<String, String> {
+async fn get_ok(http: &reqwest::Client, addr: &str, path: &str) -> Result<String, HttpError> {
     let r = http
         .get(format!("http://{addr}{path}"))
         .send()
         .await
-        .map_err(|e| format!("GET {path}: no answer ({e})"))?;
+        .map_err(|source| HttpError::NoAnswer {
+            path: path.to_owned(),
+            source,
+        })?;
     let status = r.status();
     let body = r.text().await.unwrap_or_default();
     if !status.is_success() {
-        return Err(format!("GET {path} answered {status}: {}", body.trim()));
+        return Err(HttpError::Status {
+            path: path.to_owned(),
+            status,
+            body: body.trim().to_owned(),
+        });
     }
     Ok(body)
 }

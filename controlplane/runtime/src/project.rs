@@ -49,7 +49,7 @@ impl Project {
             ) else {
                 continue;
             };
-            let text = std::fs::read_to_string(&path).map_err(|e| e.to_string());
+            let text = std::fs::read_to_string(&path).map_err(std::sync::Arc::new);
             files.files.insert(
                 stem.to_owned(),
                 EnvFile {

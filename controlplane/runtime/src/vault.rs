@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 mod client;
 
-pub use client::{Answer, Client, Health, REQUEST_TIMEOUT, RequestError};
+pub use client::{Answer, Client, Health, REQUEST_TIMEOUT, Refusal, RequestError};
 
 use crate::probe::Endpoint;
 use crate::secrets::{Secret, SecretError, SecretResolver};

@@ -8,7 +8,7 @@ use cp_core::model::Environment;
 use cp_core::names::CoreKind;
 use cp_core::plan::{self, Layer, Observed, Plan, Resource};
 
-use crate::{Access, Report, SeedError, nats, postgres, redis, tenants, vault};
+use crate::{Access, Report, SeedError, SeedErrorKind, nats, postgres, redis, tenants, vault};
 
 /// The layers the seeder manages, in the order `up` applies them (tenants last: they
 /// need the database and Vault).
@@ -66,9 +66,7 @@ pub async fn observe(
     env: &Environment,
     report: &mut Report,
 ) -> Result<Observation, SeedError> {
-    let missing = |service: &'static str| {
-        SeedError::new(service, "the environment does not run this service")
-    };
+    let missing = |service: &'static str| SeedError::from(SeedErrorKind::NotRun { service });
     Ok(match layer {
         Layer::Database => {
             let pg = access
@@ -134,10 +132,7 @@ pub async fn observe(
             }
         }
         Layer::Platform | Layer::Backups => {
-            return Err(SeedError::new(
-                "seed",
-                "not a seeded layer (the platform belongs to the drivers, backups to cp-backup)",
-            ));
+            return Err(SeedErrorKind::NotSeeded { layer }.into());
         }
     })
 }
@@ -151,9 +146,7 @@ pub async fn apply(
     plan: &Plan,
     options: &nats::Options,
 ) -> Result<Report, SeedError> {
-    let missing = |service: &'static str| {
-        SeedError::new(service, "the environment does not run this service")
-    };
+    let missing = |service: &'static str| SeedError::from(SeedErrorKind::NotRun { service });
     match layer {
         Layer::Database => {
             let pg = access
@@ -175,9 +168,6 @@ pub async fn apply(
             vault::apply_plan(v, env, plan).await
         }
         Layer::Tenants => tenants::layer::apply(access, env, plan).await,
-        Layer::Platform | Layer::Backups => Err(SeedError::new(
-            "seed",
-            "not a seeded layer (the platform belongs to the drivers, backups to cp-backup)",
-        )),
+        Layer::Platform | Layer::Backups => Err(SeedErrorKind::NotSeeded { layer }.into()),
     }
 }

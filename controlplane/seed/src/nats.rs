@@ -14,7 +14,7 @@ use cp_core::seedspec;
 use futures::TryStreamExt;
 use serde_json::{Value, json};
 
-use crate::{NatsAccess, Report, SeedError};
+use crate::{NatsAccess, Report, SeedError, SeedErrorKind};
 
 const SERVICE: &str = "nats";
 
@@ -80,7 +80,7 @@ async fn observe_with(
 ) -> Result<Vec<Observed>, SeedError> {
     report.trips(1);
     let infos: Vec<stream::Info> = js.streams().try_collect().await.map_err(|e| {
-        SeedError::new(SERVICE, format!("cannot list JetStream streams: {e}"))
+        SeedError::from(SeedErrorKind::ListStreams { source: e.into() })
             .hint("check that JetStream is enabled for the account (`controlplane status`)")
     })?;
     Ok(infos
@@ -165,13 +165,7 @@ fn blocked_error(plan: &Plan, addr: &str, recreate: &[StreamName]) -> Option<See
         return None;
     }
     Some(
-        SeedError::new(
-            SERVICE,
-            format!(
-                "JetStream cannot change these on an existing stream, so nothing was changed:\n  {}",
-                lines.join("\n  ")
-            ),
-        )
+        SeedError::from(SeedErrorKind::StreamImmutable { differences: lines })
         .hint(format!(
             "either keep the old value in the environment, or remove the stream (its messages \
              are lost; back it up first with `controlplane backup --service nats`) and seed \
@@ -257,8 +251,13 @@ async fn apply_with(
             continue;
         };
         let cfg = config(name, declared);
-        let failed = |what: &str, e: &dyn std::fmt::Display| {
-            SeedError::new(SERVICE, format!("cannot {what} stream {name}: {e}")).hint(format!(
+        let failed = |op: &'static str, e: crate::BoxError| {
+            SeedError::from(SeedErrorKind::Stream {
+                op,
+                stream: name.to_owned(),
+                source: e,
+            })
+            .hint(format!(
                 "check `streams.{name}` in the environment (a single server takes replicas: 1; \
                  subjects must not overlap another stream's) and the server log"
             ))
@@ -268,14 +267,14 @@ async fn apply_with(
                 report.trips(1);
                 js.create_stream(cfg)
                     .await
-                    .map_err(|e| failed("create", &e))?;
+                    .map_err(|e| failed("create", e.into()))?;
                 report.change(format!("created stream {name}"));
             }
             Action::Update { changes } => {
                 report.trips(1);
                 js.update_stream(cfg)
                     .await
-                    .map_err(|e| failed("update", &e))?;
+                    .map_err(|e| failed("update", e.into()))?;
                 report.change(format!("updated stream {name}: {}", describe(changes)));
             }
             // Only streams the caller allowed to be recreated get here (the others
@@ -284,10 +283,10 @@ async fn apply_with(
                 report.trips(2);
                 js.delete_stream(name)
                     .await
-                    .map_err(|e| failed("delete (to recreate)", &e))?;
+                    .map_err(|e| failed("delete (to recreate)", e.into()))?;
                 js.create_stream(cfg)
                     .await
-                    .map_err(|e| failed("recreate", &e))?;
+                    .map_err(|e| failed("recreate", e.into()))?;
                 report.change(format!(
                     "recreated stream {name} (its messages were deleted): {}",
                     describe(changes)

@@ -19,7 +19,7 @@ use sqlx::migrate::{Migrate, MigrateError, Migration, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Postgres, Row, Transaction};
 
-use crate::{PgAccess, Report, SeedError};
+use crate::{PgAccess, Report, SeedError, SeedErrorKind};
 
 /// The migrations, embedded at build time so the binary carries them.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations");
@@ -131,52 +131,86 @@ pub fn connect_options(
 /// Turns a sqlx error into a [`SeedError`] saying what was being done and what to do.
 fn db_error(doing: &str, who: &str, pg: &PgAccess, e: sqlx::Error) -> SeedError {
     let addr = pg.endpoint.addr();
-    match &e {
-        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut => {
-            SeedError::new(SERVICE, format!("{doing}: cannot reach PostgreSQL at {addr}: {e}"))
-                .hint("start it with `controlplane up` (or check services.postgres.port)")
-                .unreachable()
+    let doing = doing.to_owned();
+    let role = who.to_owned();
+    let code = match &e {
+        sqlx::Error::Database(d) => d.code().map(|c| c.into_owned()),
+        _ => None,
+    };
+    match (&e, code.as_deref()) {
+        (sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut, _) => {
+            SeedError::from(SeedErrorKind::PostgresUnreachable {
+                doing,
+                addr,
+                source: e,
+            })
+            .hint("start it with `controlplane up` (or check services.postgres.port)")
         }
-        sqlx::Error::Database(d) if d.code().as_deref() == Some("28P01") => SeedError::new(
-            SERVICE,
-            format!("{doing}: PostgreSQL at {addr} rejected the password of role `{who}`"),
-        )
-        .hint(format!(
-            "`{}` does not match the server; set it to the role's password, or run `controlplane seed` with the superuser password to reset it",
-            setting(who)
-        )),
-        sqlx::Error::Database(d) if d.code().as_deref() == Some("3D000") => SeedError::new(
-            SERVICE,
-            format!("{doing}: the database does not exist on {addr}: {}", d.message()),
-        )
+        (sqlx::Error::Database(_), Some("28P01")) => {
+            SeedError::from(SeedErrorKind::PasswordRejected {
+                doing,
+                addr,
+                role,
+                source: e,
+            })
+            .hint(format!(
+                "`{}` does not match the server; set it to the role's password, or run `controlplane seed` with the superuser password to reset it",
+                setting(who)
+            ))
+        }
+        (sqlx::Error::Database(_), Some("3D000")) => SeedError::from(SeedErrorKind::NoDatabase {
+            doing,
+            addr,
+            source: e,
+        })
         .hint("run `controlplane seed` to create it"),
-        sqlx::Error::Database(d) if d.code().as_deref() == Some("42P01") => SeedError::new(
-            SERVICE,
-            format!("{doing} (as `{who}`): {}", d.message()),
-        )
+        (sqlx::Error::Database(_), Some("42P01")) => SeedError::from(SeedErrorKind::Statement {
+            doing,
+            role,
+            code: None,
+            source: e,
+        })
         .hint("the schema is missing or behind: run `controlplane migrate up` (or `controlplane seed`)"),
-        sqlx::Error::Database(d) => {
-            let code = d.code().map(|c| format!(" [SQLSTATE {c}]")).unwrap_or_default();
-            SeedError::new(SERVICE, format!("{doing} (as `{who}`): {}{code}", d.message()))
-                .hint("check the server log; `controlplane seed` repairs roles and privileges")
-        }
-        _ => SeedError::new(SERVICE, format!("{doing} (as `{who}` at {addr}): {e}"))
-            .hint("check that PostgreSQL is up and reachable (`controlplane status`)"),
+        (sqlx::Error::Database(_), _) => SeedError::from(SeedErrorKind::Statement {
+            doing,
+            role,
+            code,
+            source: e,
+        })
+        .hint("check the server log; `controlplane seed` repairs roles and privileges"),
+        _ => SeedError::from(SeedErrorKind::Postgres {
+            doing,
+            role,
+            addr,
+            source: e,
+        })
+        .hint("check that PostgreSQL is up and reachable (`controlplane status`)"),
     }
 }
 
 fn migrate_error(doing: &str, pg: &PgAccess, e: MigrateError) -> SeedError {
     match e {
         MigrateError::Execute(inner) => db_error(doing, ADMIN_ROLE, pg, inner),
-        MigrateError::ExecuteMigration(inner, version) => {
-            let mut err = db_error(&format!("{doing}: migration {version}"), ADMIN_ROLE, pg, inner);
-            err.hint = Some(
-                "the migration ran in a transaction and was rolled back; fix the cause (roles missing? run `controlplane seed`) and run it again".into(),
-            );
-            err
+        MigrateError::ExecuteMigration(source, version) => {
+            let description = embedded()
+                .find(|m| m.version == version)
+                .map(|m| m.description.to_string())
+                .unwrap_or_default();
+            SeedError::from(SeedErrorKind::Migration {
+                doing: doing.to_owned(),
+                version,
+                description,
+                source,
+            })
+            .hint(
+                "the migration ran in a transaction and was rolled back; fix the cause (roles missing? run `controlplane seed`) and run it again",
+            )
         }
-        other => SeedError::new(SERVICE, format!("{doing}: {other}"))
-            .hint("compare `controlplane migrate status` with the migrations/ folder this binary was built from"),
+        source => SeedError::from(SeedErrorKind::Migrate {
+            doing: doing.to_owned(),
+            source,
+        })
+        .hint("compare `controlplane migrate status` with the migrations/ folder this binary was built from"),
     }
 }
 
@@ -292,10 +326,10 @@ async fn prepare(
         .await
         .map_err(|e| migrate_error("reading the migrations table", pg, e))?
     {
-        return Err(SeedError::new(
-            SERVICE,
-            format!("migration {v} is marked as failed in {MIGRATIONS_TABLE}"),
-        )
+        return Err(SeedError::from(SeedErrorKind::MigrationFailed {
+            version: v,
+            table: MIGRATIONS_TABLE,
+        })
         .hint(format!(
             "inspect the database, then delete that row (DELETE FROM {MIGRATIONS_TABLE} WHERE version = {v}) and run the migrations again"
         )));
@@ -315,22 +349,16 @@ fn check_applied(applied: &BTreeMap<i64, Vec<u8>>) -> Result<(), SeedError> {
     for (version, checksum) in applied {
         match embedded().find(|m| m.version == *version) {
             None => {
-                return Err(SeedError::new(
-                    SERVICE,
-                    format!(
-                        "the database has migration {version}, which this binary does not know"
-                    ),
-                )
-                .hint("use the controlplane build that applied it (a newer one?)"));
+                return Err(
+                    SeedError::from(SeedErrorKind::UnknownMigration { version: *version })
+                        .hint("use the controlplane build that applied it (a newer one?)"),
+                );
             }
             Some(m) if *m.checksum != **checksum => {
-                return Err(SeedError::new(
-                    SERVICE,
-                    format!(
-                        "migration {version} ({}) was changed after it was applied",
-                        m.description
-                    ),
-                )
+                return Err(SeedError::from(SeedErrorKind::MigrationChanged {
+                    version: *version,
+                    description: m.description.to_string(),
+                })
                 .hint("restore the applied file from version control and add a new migration for the change"));
             }
             Some(_) => {}
@@ -373,7 +401,7 @@ pub async fn migrate_down(pg: &PgAccess, steps: u32) -> Result<Report, SeedError
             .iter()
             .find(|m| m.version == *version && m.migration_type.is_down_migration())
             .ok_or_else(|| {
-                SeedError::new(SERVICE, format!("migration {version} has no down script"))
+                SeedError::from(SeedErrorKind::NoDownScript { version: *version })
                     .hint("add a `.down.sql` file for it; migrations here are reversible")
             })?;
         report.trips(4);
@@ -472,20 +500,18 @@ pub async fn insert_tenant(
         if row.slug == slug {
             return Ok(false);
         }
-        return Err(SeedError::new(
-            SERVICE,
-            format!(
-                "tenant {id} already exists with slug `{}`, not `{slug}`",
-                row.slug
-            ),
-        )
+        return Err(SeedError::from(SeedErrorKind::TenantSlugMismatch {
+            id: id.to_string(),
+            slug: slug.to_string(),
+            existing: row.slug.clone(),
+        })
         .hint("use its existing slug, or another id"));
     }
     if let Some(row) = existing.first() {
-        return Err(SeedError::new(
-            SERVICE,
-            format!("the slug `{slug}` is already taken by tenant {}", row.id),
-        )
+        return Err(SeedError::from(SeedErrorKind::SlugTaken {
+            slug: slug.to_string(),
+            by: row.id.to_string(),
+        })
         .hint("choose another slug"));
     }
     let inserted = sqlx::query(
@@ -499,10 +525,10 @@ pub async fn insert_tenant(
     .map_err(|e| db_error(&format!("creating tenant `{slug}`"), ADMIN_ROLE, pg, e))?;
     if inserted.rows_affected() == 0 {
         // Another run created it (or took the slug) between our read and our insert.
-        return Err(SeedError::new(
-            SERVICE,
-            format!("tenant {id} or slug `{slug}` was created concurrently"),
-        )
+        return Err(SeedError::from(SeedErrorKind::TenantRace {
+            id: id.to_string(),
+            slug: slug.to_string(),
+        })
         .hint("run the command again"));
     }
     close(conn).await;

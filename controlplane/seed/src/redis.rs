@@ -20,7 +20,7 @@ use cp_runtime::secrets::Secret;
 use serde_json::{Value, json};
 use sha2::Digest;
 
-use crate::{RedisAccess, Report, SeedError};
+use crate::{RedisAccess, RedisStep, Report, SeedError, SeedErrorKind};
 
 const SERVICE: &str = "redis";
 
@@ -112,10 +112,14 @@ pub async fn observe(
     for want in wanted_users(redis, env) {
         let name = want.name.as_str();
         report.trips(1);
-        let reply = c
-            .command(&["ACL", "GETUSER", name])
-            .await
-            .map_err(|e| failed(&format!("cannot read ACL user `{name}`"), e))?;
+        let reply = c.command(&["ACL", "GETUSER", name]).await.map_err(|e| {
+            failed(
+                RedisStep::ReadUser {
+                    name: name.to_owned(),
+                },
+                e,
+            )
+        })?;
         let Some(have) = parse_getuser(&reply) else {
             continue;
         };
@@ -223,8 +227,8 @@ pub async fn ensure_users(redis: &RedisAccess, users: &[AclUser]) -> Result<Repo
     Ok(report)
 }
 
-fn failed(what: &str, e: RespError) -> SeedError {
-    SeedError::new(SERVICE, format!("{what}: {e}"))
+fn failed(step: RedisStep, source: RespError) -> SeedError {
+    SeedErrorKind::Redis { step, source }.into()
 }
 
 /// Connects and authenticates as the admin user.
@@ -234,15 +238,23 @@ pub(crate) async fn connect_admin(
 ) -> Result<Connection, SeedError> {
     let addr = redis.endpoint.addr();
     let mut c = Connection::connect(&addr).await.map_err(|e| {
-        SeedError::new(SERVICE, format!("cannot connect to Redis at {addr}: {e}"))
-            .hint("is Redis up? run `controlplane up` (or `controlplane status`) first")
-            .unreachable()
+        SeedError::from(SeedErrorKind::RedisConnect {
+            addr: addr.clone(),
+            source: e,
+        })
+        .hint("is Redis up? run `controlplane up` (or `controlplane status`) first")
     })?;
     report.trips(1);
     c.command(&["AUTH", REDIS_ADMIN_USER, redis.admin_password.expose()])
         .await
         .map_err(|e| {
-            failed(&format!("cannot log in as `{REDIS_ADMIN_USER}`"), e).hint(
+            failed(
+                RedisStep::LogIn {
+                    user: REDIS_ADMIN_USER.to_owned(),
+                },
+                e,
+            )
+            .hint(
                 "`services.redis.admin_password` does not match the server's ACL file; \
                  `controlplane up` rewrites the admin user in users.acl",
             )
@@ -326,7 +338,7 @@ impl Categories {
             let r = c
                 .command(&["COMMAND", "LIST"])
                 .await
-                .map_err(|e| failed("cannot list commands", e))?;
+                .map_err(|e| failed(RedisStep::ListCommands, e))?;
             self.all = Some(list(r));
         }
         for r in rules {
@@ -337,10 +349,14 @@ impl Categories {
                 continue;
             }
             report.trips(1);
-            let r = c
-                .command(&["ACL", "CAT", cat])
-                .await
-                .map_err(|e| failed(&format!("cannot list ACL category `{cat}`"), e))?;
+            let r = c.command(&["ACL", "CAT", cat]).await.map_err(|e| {
+                failed(
+                    RedisStep::ListCategory {
+                        category: cat.to_string(),
+                    },
+                    e,
+                )
+            })?;
             let members: BTreeSet<String> = list(r);
             if let Some(all) = &mut self.all {
                 all.extend(members.iter().cloned());
@@ -424,10 +440,14 @@ async fn ensure_user(
 ) -> Result<(), SeedError> {
     let name = user.name.as_str();
     report.trips(1);
-    let reply = c
-        .command(&["ACL", "GETUSER", name])
-        .await
-        .map_err(|e| failed(&format!("cannot read ACL user `{name}`"), e))?;
+    let reply = c.command(&["ACL", "GETUSER", name]).await.map_err(|e| {
+        failed(
+            RedisStep::ReadUser {
+                name: name.to_owned(),
+            },
+            e,
+        )
+    })?;
     let what = match parse_getuser(&reply) {
         None => format!("created Redis ACL user {name}"),
         Some(have) => match difference(c, &have, user, cats, report).await? {
@@ -451,8 +471,13 @@ async fn set_user(
     args.extend(user.rules.split_whitespace());
     report.trips(1);
     c.command(&args).await.map_err(|e| {
-        failed(&format!("cannot set ACL user `{name}`"), e)
-            .hint("check the rule text in cp_core::seedspec (Redis names the bad rule above)")
+        failed(
+            RedisStep::SetUser {
+                name: name.to_owned(),
+            },
+            e,
+        )
+        .hint("check the rule text in cp_core::seedspec (Redis names the bad rule above)")
     })?;
     Ok(())
 }
@@ -465,7 +490,7 @@ async fn persist(c: &mut Connection, report: &mut Report) -> Result<(), SeedErro
     let reply = c
         .command(&["CONFIG", "GET", "aclfile"])
         .await
-        .map_err(|e| failed("cannot read `aclfile`", e))?;
+        .map_err(|e| failed(RedisStep::ReadAclFile, e))?;
     let file = match reply {
         Reply::Array(Some(items)) => items.get(1).and_then(Reply::text).unwrap_or_default(),
         _ => String::new(),
@@ -475,7 +500,7 @@ async fn persist(c: &mut Connection, report: &mut Report) -> Result<(), SeedErro
     }
     report.trips(1);
     c.command(&["ACL", "SAVE"]).await.map_err(|e| {
-        failed(&format!("cannot save the ACL users to {file}"), e).hint(format!(
+        failed(RedisStep::SaveAcl { file: file.clone() }, e).hint(format!(
             "check that the Redis server can write {file} (its directory and mode)"
         ))
     })?;

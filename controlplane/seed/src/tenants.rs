@@ -13,10 +13,8 @@ use serde_json::json;
 use crate::events::{Event, Publisher};
 use crate::postgres::{self, TenantRow};
 use crate::vault::{self, TenantParts};
-use crate::{Access, PgAccess, Report, SeedError};
+use crate::{Access, PgAccess, Report, SeedError, SeedErrorKind};
 use cp_core::model::Environment;
-
-const SERVICE: &str = "tenants";
 
 /// A tenant slug: 1-63 characters, lowercase letters, digits and `-`, starting with a
 /// letter or digit.
@@ -30,18 +28,18 @@ pub fn check_slug(slug: &str) -> Result<(), SeedError> {
     if ok {
         Ok(())
     } else {
-        Err(SeedError::new(SERVICE, format!("`{slug}` is not a valid tenant slug"))
-            .hint("use 1-63 lowercase letters, digits and `-`, not starting with `-` (e.g. `acme-corp`)"))
+        Err(SeedError::from(SeedErrorKind::InvalidSlug {
+            slug: slug.to_owned(),
+        })
+        .hint(
+            "use 1-63 lowercase letters, digits and `-`, not starting with `-` (e.g. `acme-corp`)",
+        ))
     }
 }
 
 fn pg(access: &Access) -> Result<&PgAccess, SeedError> {
     access.postgres.as_ref().ok_or_else(|| {
-        SeedError::new(
-            SERVICE,
-            "tenants live in PostgreSQL, which this environment does not run",
-        )
-        .hint("enable services.postgres")
+        SeedError::from(SeedErrorKind::TenantsNeedPostgres).hint("enable services.postgres")
     })
 }
 
@@ -115,10 +113,7 @@ pub async fn create(
             postgres::find_tenant(pg, &id.to_string())
                 .await?
                 .ok_or_else(|| {
-                    SeedError::new(
-                        SERVICE,
-                        format!("tenant {id} vanished right after it was inserted"),
-                    )
+                    SeedError::from(SeedErrorKind::TenantVanished { id: id.to_string() })
                 })?
         }
     };
@@ -206,7 +201,7 @@ pub mod layer {
     use serde_json::{Value, json};
 
     use crate::vault::{self, VaultClient};
-    use crate::{Access, Report, SeedError};
+    use crate::{Access, Report, SeedError, SeedErrorKind};
 
     fn key_spec() -> Value {
         json!({"type": "aes256-gcm96", "exportable": false, "allow_plaintext_backup": false})
@@ -315,10 +310,9 @@ pub mod layer {
                     report.change(format!("created transit key {}", r.id.name));
                 }
                 (Action::Update { .. }, "transit-key") => {
-                    return Err(SeedError::new(
-                        "tenants",
-                        format!("transit key {} has flags that cannot be taken back (exportable or plaintext backup)", r.id.name),
-                    )
+                    return Err(SeedError::from(SeedErrorKind::IrreversibleKeyFlags {
+                        key: r.id.name.clone(),
+                    })
                     .hint("a key once exportable stays exportable: rotate the tenant's data to a new tenant and delete this one"));
                 }
                 (Action::Create | Action::Update { .. }, "policy") => {

@@ -16,7 +16,7 @@ use cp_core::plan::{self, Action, Observed, ObservedState, Resource};
 use cp_core::seedspec::{self, tenant_names, tenant_policy_hcl};
 use serde_json::{Value, json};
 
-use crate::{Report, SeedError, VaultAccess};
+use crate::{Report, SeedError, SeedErrorKind, VaultAccess};
 
 const SERVICE: &str = "vault";
 
@@ -144,10 +144,10 @@ async fn observe(c: &VaultClient, wanted: &[Resource]) -> Result<Vec<Observed>, 
                 })
             }),
             other => {
-                return Err(SeedError::new(
-                    SERVICE,
-                    format!("unknown Vault resource kind `{other}`"),
-                ));
+                return Err(SeedErrorKind::UnknownVaultResource {
+                    kind: other.to_owned(),
+                }
+                .into());
             }
         };
         if let Some(spec) = found {
@@ -176,7 +176,7 @@ async fn apply(
         "audit" => {
             // The server configuration declares the device (OpenBao refuses to
             // enable one through the API); a server without it is misconfigured.
-            return Err(SeedError::new(SERVICE, "vault has no file audit device enabled")
+            return Err(SeedError::from(SeedErrorKind::NoAuditDevice)
                 .hint("declare it in the server configuration (`audit \"file\" \"file\" { options { file_path = ... } }`, as controlplane's rendered config does) and restart vault; on HashiCorp Vault run `vault audit enable file file_path=...`"));
         }
         "mount" => {
@@ -221,10 +221,10 @@ async fn apply(
                 .await?;
         }
         other => {
-            return Err(SeedError::new(
-                SERVICE,
-                format!("unknown Vault resource kind `{other}`"),
-            ));
+            return Err(SeedErrorKind::UnknownVaultResource {
+                kind: other.to_owned(),
+            }
+            .into());
         }
     }
     Ok(())
@@ -276,14 +276,11 @@ pub async fn apply_plan(
     }
     let c = client(access)?;
     let want = wanted(env);
-    if let Some(b) = plan.steps.iter().find_map(|s| match &s.action {
-        Action::Blocked { reason, .. } => Some(format!("{}: {reason}", s.id)),
+    if let Some((step, reason)) = plan.steps.iter().find_map(|s| match &s.action {
+        Action::Blocked { reason, .. } => Some((s.id.to_string(), reason.clone())),
         _ => None,
     }) {
-        return Err(SeedError::new(
-            SERVICE,
-            format!("cannot apply the Vault configuration: {b}"),
-        ));
+        return Err(SeedErrorKind::VaultBlocked { step, reason }.into());
     }
     // The planner sorts by id; audit first, then mounts, then what lives in them.
     let order = |kind: &str| match kind {
@@ -473,7 +470,13 @@ pub async fn tenant_token(
     answer["auth"]["client_token"]
         .as_str()
         .map(crate::Secret::new)
-        .ok_or_else(|| SeedError::new(SERVICE, "token create answered without a token"))
+        .ok_or_else(|| {
+            SeedErrorKind::VaultAnswer {
+                request: "token create",
+                missing: "a token",
+            }
+            .into()
+        })
 }
 
 /// Logs in as the app through its AppRole (a fresh secret id each time): the token
@@ -489,24 +492,32 @@ pub async fn app_login(
         .await?
         .and_then(|v| v["data"]["role_id"].as_str().map(str::to_owned))
         .ok_or_else(|| {
-            SeedError::new(SERVICE, format!("AppRole `{role}` has no role id"))
-                .hint("run `controlplane seed`")
+            SeedError::from(SeedErrorKind::NoRoleId {
+                role: role.to_string(),
+            })
+            .hint("run `controlplane seed`")
         })?;
     let secret = c
         .write(&format!("auth/approle/role/{role}/secret-id"), &json!({}))
         .await?;
-    let secret_id = secret["data"]["secret_id"]
-        .as_str()
-        .ok_or_else(|| SeedError::new(SERVICE, "secret-id answered without a secret id"))?;
+    let secret_id = secret["data"]["secret_id"].as_str().ok_or_else(|| {
+        SeedError::from(SeedErrorKind::VaultAnswer {
+            request: "secret-id",
+            missing: "a secret id",
+        })
+    })?;
     let login = c
         .write(
             "auth/approle/login",
             &json!({"role_id": role_id, "secret_id": secret_id}),
         )
         .await?;
-    let token = login["auth"]["client_token"]
-        .as_str()
-        .ok_or_else(|| SeedError::new(SERVICE, "AppRole login answered without a token"))?;
+    let token = login["auth"]["client_token"].as_str().ok_or_else(|| {
+        SeedError::from(SeedErrorKind::VaultAnswer {
+            request: "AppRole login",
+            missing: "a token",
+        })
+    })?;
     let ttl = login["auth"]["lease_duration"].as_u64().unwrap_or(0);
     Ok((crate::Secret::new(token), ttl))
 }

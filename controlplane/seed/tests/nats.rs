@@ -142,20 +142,20 @@ async fn a_storage_or_retention_change_is_refused_and_nothing_is_touched() {
         .await
         .expect_err("storage and retention cannot change");
     let text = err.to_string();
-    assert_eq!(err.service, "nats");
+    assert_eq!(err.service(), "nats");
     assert!(
-        err.message.contains(
+        err.message().contains(
             "stream CAPSULE_EVENTS: storage is \"file\" but the environment wants \"memory\""
         ),
         "{text}"
     );
     assert!(
-        err.message.contains(
+        err.message().contains(
             "stream PLAN_EVENTS: retention is \"limits\" but the environment wants \"interest\""
         ),
         "{text}"
     );
-    assert!(err.message.contains("nothing was changed"), "{text}");
+    assert!(err.message().contains("nothing was changed"), "{text}");
     let hint = err.hint.as_deref().unwrap_or_default();
     assert!(
         hint.contains(&format!(
@@ -306,8 +306,8 @@ async fn a_stream_allowed_to_be_recreated_is_recreated_and_only_that_one() {
     let err = cp_seed::nats::seed_with(&a, &both, &recreate)
         .await
         .expect_err("PLAN_EVENTS is not allowed to be recreated");
-    assert!(err.message.contains("stream PLAN_EVENTS"), "{err}");
-    assert!(!err.message.contains("CAPSULE_EVENTS"), "{err}");
+    assert!(err.message().contains("stream PLAN_EVENTS"), "{err}");
+    assert!(!err.message().contains("CAPSULE_EVENTS"), "{err}");
     assert_eq!(config(&js, "CAPSULE_EVENTS").await.1, 1, "untouched");
 
     let env = with(&t, &["streams.CAPSULE_EVENTS.storage=memory"]);

@@ -408,7 +408,7 @@ async fn migrations_go_down_and_up_again(pg: PgAccess) {
     .await;
     let s = postgres::migrate_status(&pg).await.unwrap();
     assert!(!s[3].checksum_ok && s.iter().filter(|m| !m.checksum_ok).count() == 1);
-    let e = postgres::migrate_up(&pg).await.unwrap_err().to_string();
+    let e = cp_runtime::error::chain(&postgres::migrate_up(&pg).await.unwrap_err());
     assert!(
         e.contains("was changed after it was applied") && e.contains("hint:"),
         "{e}"
@@ -421,7 +421,7 @@ async fn a_failed_migration_leaves_nothing_and_reruns(pg: PgAccess) {
     // Something in the way of migration 3 (people), created after users would be.
     let mut c = admin(&pg).await;
     exec(&mut c, "CREATE TABLE anumate.roles (x int)").await;
-    let e = postgres::migrate_up(&pg).await.unwrap_err().to_string();
+    let e = cp_runtime::error::chain(&postgres::migrate_up(&pg).await.unwrap_err());
     assert!(
         e.contains("migration 20261201000300") && e.contains("already exists"),
         "{e}"
@@ -928,10 +928,7 @@ async fn errors_say_what_to_do_and_never_the_password(pg: PgAccess) {
         database: "t_never_created".into(),
         ..pg.clone()
     };
-    let e = postgres::migrate_status(&missing)
-        .await
-        .unwrap_err()
-        .to_string();
+    let e = cp_runtime::error::chain(&postgres::migrate_status(&missing).await.unwrap_err());
     assert!(
         e.contains("does not exist") && e.contains("run `controlplane seed`"),
         "{e}"
@@ -940,10 +937,7 @@ async fn errors_say_what_to_do_and_never_the_password(pg: PgAccess) {
         admin_password: cp_runtime::secrets::Secret::new("wrong-Pa55word"),
         ..pg.clone()
     };
-    let e = postgres::list_tenants(&wrong)
-        .await
-        .unwrap_err()
-        .to_string();
+    let e = cp_runtime::error::chain(&postgres::list_tenants(&wrong).await.unwrap_err());
     assert!(
         e.contains("rejected the password of role `anumate_admin`")
             && e.contains("services.postgres.admin_password")
@@ -954,16 +948,17 @@ async fn errors_say_what_to_do_and_never_the_password(pg: PgAccess) {
         endpoint: Endpoint::local(cp_testkit::free_port()),
         ..pg.clone()
     };
-    let e = postgres::seed(&closed).await.unwrap_err().to_string();
+    let e = cp_runtime::error::chain(&postgres::seed(&closed).await.unwrap_err());
     assert!(
         e.contains("cannot reach PostgreSQL") && e.contains("controlplane up"),
         "{e}"
     );
     postgres::migrate_down(&pg, 7).await.unwrap();
-    let e = postgres::insert_tenant(&pg, Uuid::new_v4(), "x", "X")
-        .await
-        .unwrap_err()
-        .to_string();
+    let e = cp_runtime::error::chain(
+        &postgres::insert_tenant(&pg, Uuid::new_v4(), "x", "X")
+            .await
+            .unwrap_err(),
+    );
     assert!(e.contains("migrate up"), "{e}");
 }
 

@@ -159,8 +159,8 @@ async fn a_wrong_admin_password_says_what_to_do() {
     let err = cp_seed::redis::seed(&a, &t.env)
         .await
         .expect_err("wrong admin password");
-    assert_eq!(err.service, "redis");
-    assert!(err.message.contains("cannot log in as `admin`"), "{err}");
+    assert_eq!(err.service(), "redis");
+    assert!(err.message().contains("cannot log in as `admin`"), "{err}");
     assert!(
         err.hint
             .as_deref()

@@ -15,6 +15,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::future::Future;
 
+use cp_runtime::prometheus::PromError;
+
 /// A metric that exists only under a condition, and which condition.
 #[derive(Debug, Clone, Copy)]
 pub struct Conditional {
@@ -132,16 +134,24 @@ impl fmt::Display for Report {
 /// Counts the series a selector matches.
 pub trait Series {
     /// How many series `selector` matches now.
-    fn count(&self, selector: &str) -> impl Future<Output = Result<usize, String>> + Send;
+    fn count(&self, selector: &str) -> impl Future<Output = Result<usize, PromError>> + Send;
 }
 
 impl Series for cp_runtime::prometheus::Prometheus {
-    async fn count(&self, selector: &str) -> Result<usize, String> {
-        self.series(selector)
-            .await
-            .map(|s| s.len())
-            .map_err(|e| format!("{selector}: {e}"))
+    async fn count(&self, selector: &str) -> Result<usize, PromError> {
+        self.series(selector).await.map(|s| s.len())
     }
+}
+
+/// Prometheus could not be asked about a selector.
+#[derive(Debug, thiserror::Error)]
+#[error("{selector}")]
+pub struct CheckError {
+    /// The selector.
+    pub selector: String,
+    /// Why.
+    #[source]
+    pub source: PromError,
 }
 
 /// Checks every selector of `exprs` against `series`. `recorded` maps each recorded
@@ -151,7 +161,7 @@ pub async fn check(
     exprs: &[Expr],
     conditional: &[Conditional],
     series: &impl Series,
-) -> Result<Report, String> {
+) -> Result<Report, CheckError> {
     let recorded: BTreeMap<String, String> = exprs
         .iter()
         .filter_map(|e| match &e.origin {
@@ -166,7 +176,10 @@ pub async fn check(
             let why = metric
                 .as_deref()
                 .and_then(|m| why_conditional(m, conditional, &recorded, &mut BTreeSet::new()));
-            let n = series.count(&selector).await?;
+            let n = match series.count(&selector).await {
+                Ok(n) => n,
+                Err(source) => return Err(CheckError { selector, source }),
+            };
             report.findings.push(Finding {
                 origin: e.origin.clone(),
                 selector,
@@ -357,7 +370,7 @@ mod tests {
     struct Fake(Vec<&'static str>);
 
     impl Series for Fake {
-        async fn count(&self, selector: &str) -> Result<usize, String> {
+        async fn count(&self, selector: &str) -> Result<usize, PromError> {
             let m = metric_of(selector).unwrap_or_default();
             Ok(self.0.iter().filter(|n| **n == m).count())
         }

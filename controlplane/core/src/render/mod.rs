@@ -107,7 +107,7 @@ fn json_filter(v: tera::Value, _: Kwargs, _: &State) -> tera::TeraResult<String>
 fn secs_filter(v: &str, _: Kwargs, _: &State) -> tera::TeraResult<u64> {
     crate::units::Duration::parse(v)
         .map(|d| d.as_secs())
-        .map_err(tera::Error::message)
+        .map_err(|e| tera::Error::message(e.to_string()))
 }
 
 /// `300 | duration` = `"5m"`.

@@ -22,7 +22,7 @@ pub fn read_dir(dir: &std::path::Path) -> EnvFiles {
             stem.clone(),
             EnvFile {
                 display: format!("environments/{stem}.yaml"),
-                text: std::fs::read_to_string(&path).map_err(|e| e.to_string()),
+                text: std::fs::read_to_string(&path).map_err(std::sync::Arc::new),
             },
         );
     }

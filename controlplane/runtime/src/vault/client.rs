@@ -109,6 +109,16 @@ impl Answer {
     }
 }
 
+/// Vault answered, and said no (`try_read`, `try_write`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{status}: {errors}")]
+pub struct Refusal {
+    /// The HTTP status (`403`).
+    pub status: u16,
+    /// Vault's `errors`, joined.
+    pub errors: String,
+}
+
 /// `/v1/sys/health` as OpenBao and Vault both answer it (read by hand: vaultrs's typed
 /// reply does not parse OpenBao's).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -314,28 +324,34 @@ impl Client {
         }
     }
 
-    /// POSTs without failing on a refusal: Vault's answer or `status: errors` (tests
+    /// POSTs without failing on a refusal: Vault's answer or its [`Refusal`] (tests
     /// use it to show what a token may not do).
     pub async fn try_write(
         &self,
         path: &str,
         body: &Value,
-    ) -> Result<Result<Value, String>, RequestError> {
+    ) -> Result<Result<Value, Refusal>, RequestError> {
         let a = self.call(Method::POST, path, Some(body)).await?;
         Ok(if a.ok() {
             Ok(a.body)
         } else {
-            Err(format!("{}: {}", a.status.as_u16(), a.errors()))
+            Err(Refusal {
+                status: a.status.as_u16(),
+                errors: a.errors(),
+            })
         })
     }
 
     /// GETs without failing on a refusal.
-    pub async fn try_read(&self, path: &str) -> Result<Result<Value, String>, RequestError> {
+    pub async fn try_read(&self, path: &str) -> Result<Result<Value, Refusal>, RequestError> {
         let a = self.call(Method::GET, path, None).await?;
         Ok(if a.ok() {
             Ok(a.body)
         } else {
-            Err(format!("{}: {}", a.status.as_u16(), a.errors()))
+            Err(Refusal {
+                status: a.status.as_u16(),
+                errors: a.errors(),
+            })
         })
     }
 

@@ -21,7 +21,7 @@ use sqlx::postgres::PgConnection;
 use sqlx::{AssertSqlSafe, Connection, Row};
 
 use super::{MIGRATIONS_TABLE, close, db_error, embedded, ident, literal, scram, superuser};
-use crate::{PgAccess, Report, SeedError};
+use crate::{PgAccess, Report, SeedError, SeedErrorKind};
 
 const SERVICE: &str = "postgres";
 
@@ -513,8 +513,11 @@ pub async fn apply(pg: &PgAccess, plan: &Plan) -> Result<Report, SeedError> {
         let Action::Blocked { reason, .. } = &s.action else {
             unreachable!()
         };
-        return Err(SeedError::new(SERVICE, format!("{}: {reason}", s.id))
-            .hint("nothing was changed; fix the cause and run `controlplane plan` again"));
+        return Err(SeedError::from(SeedErrorKind::DatabaseBlocked {
+            step: s.id.to_string(),
+            reason: reason.clone(),
+        })
+        .hint("nothing was changed; fix the cause and run `controlplane plan` again"));
     }
     let mut steps: Vec<&plan::Step> = plan.steps.iter().collect();
     steps.sort_by(|a, b| (order(a), &a.id.name).cmp(&(order(b), &b.id.name)));
@@ -562,10 +565,10 @@ pub async fn apply(pg: &PgAccess, plan: &Plan) -> Result<Report, SeedError> {
                 }
             }
             other => {
-                return Err(SeedError::new(
-                    SERVICE,
-                    format!("unknown database resource kind `{other}`"),
-                ));
+                return Err(SeedErrorKind::UnknownDatabaseResource {
+                    kind: other.to_owned(),
+                }
+                .into());
             }
         }
     }
@@ -883,10 +886,10 @@ async fn apply_grant(
         return Ok(());
     };
     let Some((kind, target, column)) = grant_target(object) else {
-        return Err(SeedError::new(
-            SERVICE,
-            format!("cannot grant on `{object}`"),
-        ));
+        return Err(SeedErrorKind::CannotGrant {
+            object: object.to_string(),
+        }
+        .into());
     };
     let who = if grantee == "PUBLIC" {
         "PUBLIC".to_owned()
