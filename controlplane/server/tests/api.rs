@@ -1028,8 +1028,11 @@ async fn backup_gauges_exist_for_every_backed_up_service_from_start() {
             "{text}"
         );
         for svc in ["postgres", "redis", "nats", "vault"] {
+            // Durations are floats: OpenMetrics writes them `0.0`.
+            let series = format!("{name}{{env=\"dev\",service=\"{svc}\"}}");
             assert!(
-                text.contains(&format!("{name}{{env=\"dev\",service=\"{svc}\"}} 0\n")),
+                text.contains(&format!("{series} 0\n"))
+                    || text.contains(&format!("{series} 0.0\n")),
                 "{name} {svc}: {text}"
             );
         }

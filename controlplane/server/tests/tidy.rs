@@ -42,7 +42,13 @@ fn offenders(dir: &str, needles: &[&str], except: &[&str]) -> Vec<String> {
 fn the_server_holds_no_job_or_state_code() {
     let found = offenders(
         "controlplane/server/src",
-        &["cp_backup", "StateDir", "block_on", "spawn_blocking(move || h", "run_schedule("],
+        &[
+            "cp_backup",
+            "StateDir",
+            "block_on",
+            "spawn_blocking(move || h",
+            "run_schedule(",
+        ],
         &[],
     );
     assert!(
@@ -65,7 +71,11 @@ fn no_front_end_builds_json_by_hand() {
 
 #[test]
 fn errors_are_printed_by_the_one_chain_printer() {
-    let mut found = offenders("controlplane/server/src", &[".source()", "source = s.source"], &[]);
+    let mut found = offenders(
+        "controlplane/server/src",
+        &[".source()", "source = s.source"],
+        &[],
+    );
     found.extend(offenders("controlplane/cli/src", &[".source()"], &[]));
     found.extend(offenders("controlplane/app/src", &[".source()"], &[]));
     assert!(
