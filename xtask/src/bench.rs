@@ -11,6 +11,10 @@
 //!   the same clusters in parallel (`floor-cluster.sh`).
 //! - `serve`: the status endpoint under loopback load vs a bare axum hello-world
 //!   (`bench_serve.rs`).
+//! - `drift`: one drift check (the whole-environment plan as a drift view) of a
+//!   seeded dev environment, in-process plan time and whole command, vs `plan` (the
+//!   same observation printed as a plan) and the floor of starting the binary
+//!   (`controlplane --version`).
 //! - `backup`: PostgreSQL backup and restore of a database over 1 GB of realistic
 //!   entropy vs `pg_dump -Fc`, `pg_dump -Fc -Z0` and `pg_restore -j 2`, with the
 //!   backup's peak memory at two sizes.
@@ -46,9 +50,10 @@ pub(crate) fn bench(rest: &[String]) -> Result<()> {
         Some("cluster") => cluster(),
         Some("serve") => crate::bench_serve::run(),
         Some("backup") => backup(),
+        Some("drift") => drift(),
         other => {
             bail!(
-                "unknown benchmark {other:?}: use `cargo xtask bench render|up|cluster|seed|status|serve|backup`"
+                "unknown benchmark {other:?}: use `cargo xtask bench render|up|cluster|seed|status|serve|backup|drift`"
             )
         }
     }
@@ -374,6 +379,63 @@ fn cluster() -> Result<()> {
 /// Seeding a fresh dev environment (brought up with `--no-seed`) and creating one
 /// tenant, through the binary as a user runs them, with the round trips each service
 /// saw (from `--output json`). A no-op re-seed is timed too.
+/// A drift check's cost on a seeded dev environment.
+fn drift() -> Result<()> {
+    crate::setup::ensure_services()?;
+    let bin = build_controlplane()?;
+    let root = crate::project_root();
+    let base = std::env::temp_dir().join(format!("cp-bench-drift-{}", std::process::id()));
+    std::fs::create_dir_all(&base)?;
+    crate::run(Command::new("chmod").arg("755").arg(&base))?;
+    let state = base.join("dev");
+    let ports = free_ports(6)?;
+    let runs = 9;
+    let timed = |args: &[&str]| -> Result<(Duration, serde_json::Value, Option<i32>)> {
+        let mut cmd = dev_command(&bin, &root, &state, &ports);
+        cmd.args(args).stderr(std::process::Stdio::null());
+        let t = Instant::now();
+        let out = cmd.output()?;
+        Ok((
+            t.elapsed(),
+            serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null),
+            out.status.code(),
+        ))
+    };
+    let (_, _, up) = timed(&["up"])?;
+    let r = (|| -> Result<()> {
+        if up != Some(0) {
+            bail!("up failed (state in {})", state.display());
+        }
+        let (mut check, mut plan_ms, mut plan, mut floor) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..runs {
+            let (t, v, code) = timed(&["drift"])?;
+            if code != Some(0) {
+                bail!("drift found drift on a fresh environment: {v}");
+            }
+            check.push(t);
+            plan_ms.push(Duration::from_millis(v["plan_ms"].as_u64().unwrap_or(0)));
+            plan.push(timed(&["plan"])?.0);
+            let t = Instant::now();
+            crate::run(
+                Command::new(&bin)
+                    .arg("--version")
+                    .stdout(std::process::Stdio::null()),
+            )?;
+            floor.push(t.elapsed());
+        }
+        println!("drift check of a seeded dev environment (process platform), median of {runs}:");
+        println!("  in-process plan (plan_ms):      {}", ms(median(plan_ms)));
+        println!("  `controlplane drift` command:   {}", ms(median(check)));
+        println!("  `controlplane plan` (peer):     {}", ms(median(plan)));
+        println!("  `controlplane --version` floor: {}", ms(median(floor)));
+        Ok(())
+    })();
+    let _ = timed(&["down", "--volumes", "--yes"]);
+    let _ = std::fs::remove_dir_all(&base);
+    r
+}
+
 fn seed() -> Result<()> {
     crate::setup::ensure_services()?;
     let bin = build_controlplane()?;

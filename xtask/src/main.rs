@@ -36,7 +36,7 @@ usage: cargo xtask <task>
   down [--volumes]  stop the console and `dev` (--volumes: delete its data too)
   test | ci         install what the tests need, then fmt --check, clippy -D warnings,
                     every test and `controlplane render --all --check` (what CI runs)
-  bench render|up|seed|status|serve
+  bench render|up|seed|status|serve|drift
                     benchmarks, each compared in the same run with a peer or floor
   codegen           refresh every golden file the tests compare against, by running
                     the tests that own them with CP_BLESS=1: environments/schema.json,

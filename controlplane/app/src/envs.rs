@@ -9,7 +9,7 @@ use std::time::SystemTime;
 use cp_core::Environment;
 
 use crate::error::AppError;
-use crate::session::{self, Target};
+use crate::session::{self, Mode, Prepared, Session, Target};
 
 /// What the files of the environments directory looked like when last loaded.
 type Stamp = Vec<(std::path::PathBuf, u64, Option<SystemTime>)>;
@@ -57,6 +57,17 @@ impl Environments {
                 "no environment `{env}` is served here; GET /api/v1/environments lists them"
             ))
         })
+    }
+
+    /// `env` prepared from its kept model (its driver chosen, nothing written).
+    pub async fn prepare(&self, env: &str) -> Result<Prepared, AppError> {
+        let model = (*self.model(env)?).clone();
+        Prepared::with_model(self.target(env)?, model, None).await
+    }
+
+    /// A session on `env` in `mode`, from its kept model.
+    pub async fn open(&self, env: &str, mode: Mode) -> Result<Session, AppError> {
+        self.prepare(env).await?.open(mode)
     }
 
     /// The model of `env`, loaded again only when its files changed.

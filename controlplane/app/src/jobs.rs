@@ -305,10 +305,21 @@ impl Jobs {
         request: JobRequest,
         trigger: Trigger,
     ) -> Result<JobHandle, AppError> {
+        let prepared = Prepared::new(target, None).await?;
+        self.start_prepared(prepared, request, trigger).await
+    }
+
+    /// [`Jobs::start`] on an environment already prepared (its model kept by a
+    /// long-running process).
+    pub async fn start_prepared(
+        &self,
+        prepared: Prepared,
+        request: JobRequest,
+        trigger: Trigger,
+    ) -> Result<JobHandle, AppError> {
         let kind = request.kind();
         let id = format!("job-{}", uuid::Uuid::new_v4().simple());
         let holder = format!("{kind} job {id} ({trigger})");
-        let prepared = Prepared::new(target, None).await?;
         let env = prepared.env.name.to_string();
         let on_cluster = matches!(prepared.driver(), AnyDriver::Kube(_));
         let (work, held, runs_on) = match request {

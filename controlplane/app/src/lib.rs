@@ -1,11 +1,15 @@
 //! controlplane's application layer: what every front end (the CLI, the server) needs
-//! and nothing front-end specific. Opening an environment ([`session`]: load,
-//! state directory, driver selection with its reason, the environment lock), the
-//! driver enum ([`driver`]), the whole-environment plan ([`plan`]) and its executor
-//! ([`up`]), the other commands ([`ops`]), the typed views they return ([`views`]),
-//! one error type ([`error`]) and one exit-code table ([`exit`]).
+//! and nothing front-end specific. Opening an environment ([`session`]: load, state
+//! directory, driver selection with its reason, the environment lock; [`envs`] keeps
+//! a long-running process's models), the driver enum ([`driver`]), the
+//! whole-environment plan ([`plan`]) and its executor ([`up`]), the other commands
+//! ([`ops`], [`backup`], [`connect`]), jobs with their registry, locks and schedules
+//! ([`jobs`]), the drift watch ([`drift`]) and the jobs' gauges ([`metrics`]), the
+//! typed views they return ([`views`]), one error type with its kinds ([`error`]) and
+//! one exit-code table ([`exit`]).
 
 pub mod backup;
+pub mod connect;
 pub mod drift;
 pub mod driver;
 pub mod envs;

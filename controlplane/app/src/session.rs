@@ -80,20 +80,20 @@ pub fn load(target: &Target) -> Result<Environment, AppError> {
 #[derive(Debug)]
 pub struct Session {
     /// The project.
-    pub project: Project,
+    pub(crate) project: Project,
     /// The validated environment.
-    pub env: Environment,
+    pub(crate) env: Environment,
     /// Its state directory (a phantom one for read-only commands on an environment
     /// that was never brought up).
-    pub state: StateDir,
+    pub(crate) state: StateDir,
     /// Resolves secret references (read-only for read-only commands).
-    pub secrets: SecretResolver,
+    pub(crate) secrets: SecretResolver,
     /// The driver.
-    pub driver: AnyDriver,
+    pub(crate) driver: AnyDriver,
     /// Why this driver (`auto: using local processes because ...`).
-    pub driver_reason: String,
+    pub(crate) driver_reason: String,
     /// The mode it was opened in.
-    pub mode: Mode,
+    pub(crate) mode: Mode,
     _lock: Option<StateLock>,
 }
 
@@ -125,7 +125,16 @@ impl Prepared {
     /// chosen before anything exists, so an unusable platform (no cluster configured)
     /// leaves nothing behind.
     pub async fn new(target: &Target, pulls: Option<PullObserver>) -> Result<Prepared, AppError> {
-        let env = load(target)?;
+        Prepared::with_model(target, load(target)?, pulls).await
+    }
+
+    /// As [`Prepared::new`], with the environment already loaded (a long-running
+    /// process keeps its models: [`crate::envs::Environments`]).
+    pub async fn with_model(
+        target: &Target,
+        env: Environment,
+        pulls: Option<PullObserver>,
+    ) -> Result<Prepared, AppError> {
         let project = target.project();
         let path = target.state_path();
         let (driver, driver_reason) = driver::select(&env, &path, &project, pulls).await?;
@@ -184,6 +193,26 @@ impl Session {
     /// The secret resolver.
     pub fn secrets(&self) -> &SecretResolver {
         &self.secrets
+    }
+
+    /// The state directory.
+    pub fn state(&self) -> &StateDir {
+        &self.state
+    }
+
+    /// The project.
+    pub fn project(&self) -> &Project {
+        &self.project
+    }
+
+    /// Why this driver (`auto: using local processes because ...`).
+    pub fn driver_reason(&self) -> &str {
+        &self.driver_reason
+    }
+
+    /// The mode it was opened in.
+    pub fn mode(&self) -> Mode {
+        self.mode
     }
 
     /// Opens `target` in `mode` ([`Prepared::new`], then [`Prepared::open`]).

@@ -16,6 +16,11 @@
 //!    again) and `BackupFailed` fires for redis from serve's `/metrics`; then its last
 //!    success is made two days old in the backup state file serve reads at each scrape
 //!    (backups stopped since) and `BackupTooOld` fires for redis, not for the others.
+//! 4. Drift: serve checks every minute (`drift.schedule`). A Vault policy deleted and
+//!    a role altered out of band show in `controlplane_drift_changes_pending` for
+//!    `vault` and `database`, `EnvironmentDrifted` fires in Prometheus and the drift
+//!    webhook (a loopback receiver, its URL a secret reference) receives the summary;
+//!    `up` repairs, the gauges return to 0 and the alert resolves.
 //!
 //! Scrape and evaluation intervals and Alertmanager's timers are shortened through
 //! the environment too; every wait polls the real thing under a deadline.
@@ -95,7 +100,7 @@ struct Serve {
 }
 
 impl Serve {
-    async fn start(stack: &Stack, port: u16) -> Self {
+    async fn start(stack: &Stack, port: u16, drift_hook: &str) -> Self {
         #[allow(clippy::disallowed_methods)] // the binary under test, by path
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_controlplane"));
         cmd.current_dir(cp_testkit::repo_root())
@@ -103,7 +108,9 @@ impl Serve {
             .arg(&stack.state)
             .env_remove("CONTROLPLANE_ENV")
             .env_remove("CONTROLPLANE_ENVIRONMENTS")
-            .env_remove("VAULT_TOKEN");
+            .env_remove("VAULT_TOKEN")
+            // `drift.webhook_url=env://CP_DRIFT_HOOK`: a secret reference.
+            .env("CP_DRIFT_HOOK", drift_hook);
         for s in &stack.sets {
             cmd.args(["--set", s]);
         }
@@ -398,6 +405,7 @@ async fn consume_every_stream(stack: &Stack) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_scrapes_everything_the_rules_select_and_a_dead_redis_pages() {
     let hook = Webhook::start().await;
+    let drift_hook = Webhook::start().await;
     let serve_port = cp_testkit::free_port();
     let mut extra = serve_target_sets(serve_port);
     extra.extend([
@@ -410,13 +418,17 @@ async fn prometheus_scrapes_everything_the_rules_select_and_a_dead_redis_pages()
         "monitoring.notify.group_interval=1s".into(),
         "monitoring.notify.repeat_interval=1m".into(),
         format!("monitoring.webhook_url={}", hook.url),
+        // The drift watch every minute, its alert after 1s of drift.
+        "drift.schedule=* * * * *".into(),
+        "drift.for=1s".into(),
+        "drift.webhook_url=env://CP_DRIFT_HOOK".into(),
     ]);
     let stack = Stack::up(&extra);
     // A first backup of everything, so no backup alert has reason to fire, and serve
     // beside the stack.
     let o = stack.run(&["backup"]);
     assert!(o.status.success(), "backup failed:\n{}", text(&o));
-    let _serve = Serve::start(&stack, serve_port).await;
+    let _serve = Serve::start(&stack, serve_port, &drift_hook.url).await;
 
     // `status` shows the monitoring processes like any other, Grafana skipped.
     let st = stack.json(&["status"]);
@@ -723,4 +735,143 @@ async fn prometheus_scrapes_everything_the_rules_select_and_a_dead_redis_pages()
     for other in ["postgres", "nats", "vault"] {
         assert!(!backup_alert(&v, "BackupTooOld", other), "{other}: {v}");
     }
+
+    // 4. Drift. Everything back in sync first (Redis is still dead from part 3).
+    let o = stack.run(&["up"]);
+    assert!(o.status.success(), "up failed:\n{}", text(&o));
+    let p = &stack.prometheus;
+    let layer_value = |samples: &[cp_runtime::prometheus::Sample], layer: &str| {
+        samples
+            .iter()
+            .find(|x| x.metric.get("layer").map(String::as_str) == Some(layer))
+            .map(|x| x.value)
+    };
+    let since = drift_hook.count();
+    // Out of band, as an operator would: a policy deleted, a role altered.
+    let o = stack.run(&[
+        "psql",
+        "--role",
+        "superuser",
+        "--",
+        "-d",
+        "anumate",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-c",
+        "ALTER ROLE anumate_app BYPASSRLS",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let init: Value =
+        serde_json::from_slice(&std::fs::read(stack.state.join("vault/init.json")).unwrap())
+            .unwrap();
+    let vault_port: u16 = stack
+        .sets
+        .iter()
+        .rev()
+        .find_map(|s| s.strip_prefix("services.vault.port="))
+        .and_then(|p| p.parse().ok())
+        .expect("a vault port among the sets");
+    cp_runtime::vault::Client::with_token(
+        &format!("http://127.0.0.1:{vault_port}"),
+        cp_runtime::secrets::Secret::new(init["root_token"].as_str().unwrap()),
+    )
+    .delete("sys/policies/acl/anumate-app")
+    .await
+    .unwrap();
+    // Within the interval (a slot every minute), the gauges show both layers.
+    until(
+        "controlplane_drift_changes_pending above 0 for vault and database",
+        Duration::from_secs(150),
+        || async {
+            let v = p
+                .query("controlplane_drift_changes_pending{env=\"dev\"}")
+                .await
+                .map_err(|e| e.to_string())?;
+            match (layer_value(&v, "vault"), layer_value(&v, "database")) {
+                (Some(a), Some(b)) if a > 0.0 && b > 0.0 => Ok(()),
+                _ => Err(format!("{v:?}")),
+            }
+        },
+    )
+    .await;
+    let drifted = |v: &Value, layer: &str| {
+        v["alerts"].as_array().into_iter().flatten().any(|a| {
+            a["alert"] == "EnvironmentDrifted"
+                && a["labels"]["layer"] == layer
+                && a["state"] == "firing"
+        })
+    };
+    until(
+        "EnvironmentDrifted firing",
+        Duration::from_secs(60),
+        || async {
+            let v = stack.json(&["alerts"]);
+            if drifted(&v, "vault") && drifted(&v, "database") {
+                Ok(())
+            } else {
+                Err(v.to_string())
+            }
+        },
+    )
+    .await;
+    until(
+        "the drift webhook received the summary",
+        Duration::from_secs(30),
+        || async {
+            let got = drift_hook.got.lock().unwrap().clone();
+            let hit = got.iter().skip(since).any(|d| {
+                d["environment"] == "dev"
+                    && d["drifted"] == true
+                    && ["vault", "database"].iter().all(|l| {
+                        d["resources"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .any(|r| r["layer"] == *l)
+                    })
+            });
+            if hit {
+                Ok(())
+            } else {
+                Err(drift_hook.bodies())
+            }
+        },
+    )
+    .await;
+    // `controlplane drift` prints the same view once: exit 2 while drifted.
+    let o = stack.run(&["drift"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    // `up` repairs; the next check finds nothing and the alert resolves.
+    let o = stack.run(&["up"]);
+    assert!(o.status.success(), "up failed:\n{}", text(&o));
+    until(
+        "controlplane_drift_changes_pending back to 0",
+        Duration::from_secs(150),
+        || async {
+            let v = p
+                .query("sum(controlplane_drift_changes_pending{env=\"dev\"}) + sum(controlplane_drift_blocked{env=\"dev\"})")
+                .await
+                .map_err(|e| e.to_string())?;
+            match v.first() {
+                Some(x) if x.value == 0.0 => Ok(()),
+                _ => Err(format!("{v:?}")),
+            }
+        },
+    )
+    .await;
+    until(
+        "EnvironmentDrifted resolved",
+        Duration::from_secs(60),
+        || async {
+            let v = stack.json(&["alerts"]);
+            if drifted(&v, "vault") || drifted(&v, "database") {
+                Err(v.to_string())
+            } else {
+                Ok(())
+            }
+        },
+    )
+    .await;
+    let o = stack.run(&["drift"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
 }

@@ -10,10 +10,10 @@ use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
+use cp_app::Mode;
 use cp_app::views::{
     AlertRulesView, NatsView, PlanView, StatusView, TenantChangeView, TenantView, TenantsView,
 };
-use cp_app::{Mode, Session};
 use http::{HeaderValue, StatusCode, header};
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
@@ -409,8 +409,7 @@ async fn plan(
     State(state): State<AppState>,
     Path(env): Path<String>,
 ) -> Result<Json<PlanView>, ApiError> {
-    let t = target(&state, &env)?;
-    let s = Session::open(t, Mode::ReadOnly, None).await?;
+    let s = state.envs.open(&env, Mode::ReadOnly).await?;
     let saved = cp_app::plan::plan(&s).await?;
     Ok(Json(saved.plan))
 }
@@ -419,8 +418,7 @@ async fn streams(
     State(state): State<AppState>,
     Path(env): Path<String>,
 ) -> Result<Json<NatsView>, ApiError> {
-    let t = target(&state, &env)?;
-    let s = Session::open(t, Mode::ReadOnly, None).await?;
+    let s = state.envs.open(&env, Mode::ReadOnly).await?;
     Ok(Json(cp_app::ops::nats(&s).await?))
 }
 
@@ -471,8 +469,7 @@ pub(crate) async fn firing(state: &AppState, url: &str) -> Result<Vec<FiringAler
 }
 
 pub(crate) async fn alerts_view(state: &AppState, env: &str) -> Result<AlertsView, ApiError> {
-    let t = target(state, env)?;
-    let model = cp_app::session::load(t)?;
+    let model = state.envs.model(env)?;
     let prometheus = state.config.prometheus.get(env).cloned();
     let (firing, firing_error) = match &prometheus {
         None => (None, None),
@@ -502,8 +499,7 @@ pub(crate) async fn visible_tenants(
     env: &str,
     p: &Principal,
 ) -> Result<TenantsView, ApiError> {
-    let t = target(state, env)?;
-    let s = Session::open(t, Mode::ReadOnly, None).await?;
+    let s = state.envs.open(env, Mode::ReadOnly).await?;
     let mut v = cp_app::ops::tenants(&s).await?;
     v.tenants.retain(|t| p.may_see_tenant(&t.id, &t.slug));
     Ok(v)
@@ -541,8 +537,7 @@ pub(crate) async fn create_tenant(
     slug: &str,
     name: Option<&str>,
 ) -> Result<TenantChangeView, ApiError> {
-    let t = target(state, env)?;
-    let s = Session::open(t, Mode::Mutating("tenant"), None).await?;
+    let s = state.envs.open(env, Mode::Mutating("tenant")).await?;
     Ok(cp_app::ops::tenant_create(&s, slug, name).await?)
 }
 
@@ -568,7 +563,7 @@ pub(crate) async fn delete_tenant(
     confirm: &str,
     p: &Principal,
 ) -> Result<TenantChangeView, ApiError> {
-    let t = target(state, env)?;
+    target(state, env)?;
     if confirm != tenant {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -584,7 +579,7 @@ pub(crate) async fn delete_tenant(
             return Err(no_tenant(env, tenant));
         }
     }
-    let s = Session::open(t, Mode::Mutating("tenant"), None).await?;
+    let s = state.envs.open(env, Mode::Mutating("tenant")).await?;
     Ok(cp_app::ops::tenant_delete(&s, tenant).await?)
 }
 

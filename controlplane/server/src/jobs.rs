@@ -13,12 +13,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use cp_app::JobRequest;
+use cp_app::Mode;
 use cp_app::views::jobs::{JobKind, ScheduleView};
 use cp_app::views::{
     BackupListView, DriftView, JobResult, JobStartedView, JobView, JobsView, LocksView,
     RestoreView, SchedulesView, Trigger, VerifyView,
 };
-use cp_app::{Mode, Session};
 use http::{Method, StatusCode};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -233,12 +233,16 @@ pub async fn start_backup(
     req: TriggerRequest,
     trigger: Trigger,
 ) -> Result<String, ApiError> {
-    let t = target(state, env)?;
     let request = JobRequest::Backup {
         services: services(&req.services)?,
         destination: req.destination,
     };
-    Ok(state.jobs.start(t, request, trigger).await?.id())
+    let prepared = state.envs.prepare(env).await?;
+    Ok(state
+        .jobs
+        .start_prepared(prepared, request, trigger)
+        .await?
+        .id())
 }
 
 /// The job routes' handlers (the console's pages are in `crate::console`).
@@ -285,8 +289,7 @@ pub async fn list_sets(
     env: &str,
     destination: Option<&str>,
 ) -> Result<BackupListView, ApiError> {
-    let t = target(state, env)?;
-    let s = Session::open(t, Mode::ReadOnly, None).await?;
+    let s = state.envs.open(env, Mode::ReadOnly).await?;
     Ok(cp_app::backup::list(&s, destination).await?)
 }
 
@@ -345,8 +348,11 @@ async fn run_job(
     request: JobRequest,
     trigger: Trigger,
 ) -> Result<JobView, ApiError> {
-    let t = target(state, env)?;
-    let handle = state.jobs.start(t, request, trigger).await?;
+    let prepared = state.envs.prepare(env).await?;
+    let handle = state
+        .jobs
+        .start_prepared(prepared, request, trigger)
+        .await?;
     handle
         .outcome()
         .await
@@ -442,7 +448,8 @@ async fn drift_check(
 
 /// The schedules of `env`.
 pub fn schedules_of(state: &AppState, env: &str) -> Result<SchedulesView, ApiError> {
-    Ok(state.jobs.schedules(target(state, env)?)?)
+    let model = state.envs.model(env)?;
+    Ok(state.jobs.schedules(target(state, env)?, &model)?)
 }
 
 /// The backup schedule of `env`, or 422 saying how to enable backups.

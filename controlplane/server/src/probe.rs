@@ -1,5 +1,5 @@
 //! The status cache and the background prober. Every served environment is probed
-//! through the application layer (`Session::open` read-only, then `ops::status`, the
+//! through the application layer (a read-only session from the kept model, then `ops::status`, the
 //! same view `controlplane status` prints) every `probe_interval`; handlers answer
 //! from the cache (`?refresh=true` probes now). What drifted is the drift watch's
 //! (`cp_app::drift`, a scheduled job), not the prober's.
@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use cp_app::Mode;
 use cp_app::views::{HealthView, StatusView};
-use cp_app::{Mode, Session};
 use tokio::sync::{Mutex, RwLock, watch};
 
 use crate::metrics::ServiceLabels;
@@ -81,9 +81,9 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
 
 /// Probes `env` now (or waits for the probe already running and returns its result).
 pub async fn probe(state: &AppState, env: &str) {
-    let Some(target) = state.targets.get(env) else {
+    if !state.targets.contains_key(env) {
         return;
-    };
+    }
     let lock = state.cache.probing.get(env).expect("an entry per target");
     let started = Instant::now();
     let mut last = lock.lock().await;
@@ -91,9 +91,9 @@ pub async fn probe(state: &AppState, env: &str) {
         // Someone probed while we waited: that answer is fresh enough.
         return;
     }
-    let result = match Session::open(target, Mode::ReadOnly, None).await {
+    let result = match state.envs.open(env, Mode::ReadOnly).await {
         Ok(s) => {
-            let tier = format!("{:?}", s.env.tier).to_lowercase();
+            let tier = format!("{:?}", s.env().tier).to_lowercase();
             let status = cp_app::ops::status(&s, cp_app::ops::Secrets::Hidden).await;
             Ok((tier, status))
         }

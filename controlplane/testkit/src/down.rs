@@ -69,6 +69,26 @@ impl Down {
         })
     }
 
+    /// Waits up to `within` for the (first) child this guard stops to exit by
+    /// itself, and returns its status (`None`: still running; the guard stops it
+    /// when dropped).
+    pub fn wait(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let child = self.steps.iter_mut().find_map(|s| match s {
+            Step::Stop(c) => Some(c),
+            _ => None,
+        })?;
+        let deadline = Instant::now() + within;
+        loop {
+            match child.try_wait() {
+                Ok(Some(status)) => return Some(status),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                _ => return None,
+            }
+        }
+    }
+
     /// Runs the cleanup now (as dropping the guard would).
     pub fn now(self) {}
 }

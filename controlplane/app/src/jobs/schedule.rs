@@ -254,9 +254,13 @@ impl Jobs {
         }
     }
 
-    /// The schedules of `t` as the API and the console show them.
-    pub fn schedules(&self, t: &Target) -> Result<SchedulesView, AppError> {
-        let env = session::load(t)?;
+    /// The schedules of `t` (whose model is `env`) as the API and the console show
+    /// them.
+    pub fn schedules(
+        &self,
+        t: &Target,
+        env: &cp_core::Environment,
+    ) -> Result<SchedulesView, AppError> {
         let mut schedules = Vec::new();
         let view = |kind: JobKind, schedule: &Schedule, last_run: Option<DateTime<Utc>>| {
             let s = self.0.schedules.get(&t.env, kind);

@@ -12,7 +12,6 @@ use cp_app::views::{JobResult, JobState, Trigger};
 use cp_app::{AppError, Exit, JobRequest, Mode, Session};
 use cp_core::envplan::SavedPlan;
 use cp_core::names::ServiceName;
-use cp_drivers::Driver as _;
 
 use super::{Failure, Outcome, connect};
 use crate::cli::{Command, Global, MigrateAction, Output, TenantAction};
@@ -73,7 +72,7 @@ pub(super) async fn open(
     let s = prepared.open(mode(command))?;
     // The plan document names the driver itself.
     if global.output == Output::Text && !matches!(command, Command::Plan { .. }) {
-        eprintln!("{}: {}", s.env.name, s.driver_reason);
+        eprintln!("{}: {}", s.env().name, s.driver_reason());
     }
     Ok((s, saved))
 }
@@ -147,7 +146,7 @@ pub(crate) async fn run(global: &Global, command: Command) -> Outcome {
             plan,
         } => {
             let timeout = parse_timeout(&timeout)?;
-            let services = service_names(&s.env, &services)?;
+            let services = service_names(s.env(), &services)?;
             let saved = match (&plan, loaded) {
                 (Some(file), Some(saved)) => {
                     check_saved(&s, &saved, &file.display().to_string()).await?;
@@ -179,11 +178,11 @@ pub(crate) async fn run(global: &Global, command: Command) -> Outcome {
             if ops::down_needs_confirmation(&s, volumes) {
                 let what = ops::down_preview(&s, volumes).await?;
                 let action = if volumes {
-                    format!("`down --volumes` on {}", s.env.name)
+                    format!("`down --volumes` on {}", s.env().name)
                 } else {
-                    format!("`down` on {}", s.env.name)
+                    format!("`down` on {}", s.env().name)
                 };
-                output::confirm(&action, s.env.name.as_str(), what, yes)?;
+                output::confirm(&action, s.env().name.as_str(), what, yes)?;
             }
             let view = ops::down(&s, volumes).await?;
             output::view(global.output, &view)?;
@@ -221,9 +220,9 @@ pub(crate) async fn run(global: &Global, command: Command) -> Outcome {
             follow,
             tail,
         } => {
-            let svc = service_names(&s.env, std::slice::from_ref(&service))?.remove(0);
+            let svc = service_names(s.env(), std::slice::from_ref(&service))?.remove(0);
             let mut out = PipeAware(std::io::stdout());
-            match s.driver.logs(&s.env, &svc, tail, follow, &mut out).await {
+            match cp_app::connect::logs(&s, &svc, tail, follow, &mut out).await {
                 Ok(()) => Ok(Exit::Success),
                 Err(_) if out.closed() => Err(Failure::Pipe),
                 Err(e) => Err(e.into()),
@@ -285,8 +284,8 @@ pub(crate) async fn run(global: &Global, command: Command) -> Outcome {
                 }
                 TenantAction::Delete { tenant, yes } => {
                     output::confirm(
-                        &format!("`tenant delete {tenant}` on {}", s.env.name),
-                        s.env.name.as_str(),
+                        &format!("`tenant delete {tenant}` on {}", s.env().name),
+                        s.env().name.as_str(),
                         ops::tenant_delete_warning(&tenant),
                         yes,
                     )?;
@@ -346,8 +345,8 @@ pub(crate) async fn run(global: &Global, command: Command) -> Outcome {
             };
             let what = cp_app::backup::restore_preview(target, &all).await?;
             output::confirm(
-                &format!("`restore {id}` on {}", target.env.name),
-                target.env.name.as_str(),
+                &format!("`restore {id}` on {}", target.env().name),
+                target.env().name.as_str(),
                 what,
                 yes,
             )?;

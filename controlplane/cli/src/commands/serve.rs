@@ -130,7 +130,7 @@ pub(crate) async fn run(global: &Global, args: ServeArgs) -> Outcome {
     match cp_server::serve(config).await {
         Ok(()) => Ok(Exit::Success),
         Err(e) => {
-            tracing::error!(error = %cp_seed::error_chain(&e), "serve failed");
+            tracing::error!(error = %cp_runtime::error::chain(&e), "serve failed");
             Err(anyhow::Error::new(e).into())
         }
     }

@@ -341,6 +341,12 @@ impl Fake {
         self.state.lock().unwrap().rollout = rollout;
     }
 
+    /// Answers one request, as the client's service does (for a test that serves
+    /// the fake on a socket, to a `controlplane` process).
+    pub async fn answer(&self, req: Request<kube::client::Body>) -> Response<Full<Bytes>> {
+        self.handle(req).await
+    }
+
     async fn handle(&self, req: Request<kube::client::Body>) -> Response<Full<Bytes>> {
         let method = req.method().clone();
         let path = req.uri().path().to_owned();

@@ -523,7 +523,7 @@ async fn environment(
     let Some(s) = session_of(&state, &headers) else {
         return Redirect::to("/console/login").into_response();
     };
-    let Ok(t) = crate::api::target(&state, &env) else {
+    let Ok(_) = crate::api::target(&state, &env) else {
         return error_page(
             StatusCode::NOT_FOUND,
             &format!("no environment `{env}` is served here"),
@@ -535,7 +535,7 @@ async fn environment(
     ctx.insert("card", &card);
     ctx.insert("msg", &m.msg);
     ctx.insert("error", &m.error);
-    let session = cp_app::Session::open(t, cp_app::Mode::ReadOnly, None).await;
+    let session = state.envs.open(&env, cp_app::Mode::ReadOnly).await;
     let (plan, streams, tenants) = match &session {
         Ok(sess) => {
             let (plan, streams, tenants) = tokio::join!(
