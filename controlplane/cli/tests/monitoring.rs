@@ -419,7 +419,7 @@ async fn prometheus_scrapes_everything_the_rules_select_and_a_dead_redis_pages()
         "monitoring.notify.repeat_interval=1m".into(),
         format!("monitoring.webhook_url={}", hook.url),
         // The drift watch every minute, its alert after 1s of drift.
-        "drift.schedule=* * * * *".into(),
+        "drift.schedule=\"* * * * *\"".into(),
         "drift.for=1s".into(),
         "drift.webhook_url=env://CP_DRIFT_HOOK".into(),
     ]);

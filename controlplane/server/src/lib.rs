@@ -55,7 +55,7 @@ pub enum ServeError {
 /// The whole application: API, console, operational endpoints; authorization on every
 /// route, the observing layer around everything.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let routes = Router::new()
         .merge(api::router())
         .merge(console::router())
         .merge(jobs::router())
@@ -65,10 +65,17 @@ pub fn router(state: AppState) -> Router {
         ))
         .fallback(|| async {
             error::ApiError::not_found("no such route; GET /openapi.json lists the API")
-        })
+        });
+    outer_layers(routes, state)
+}
+
+/// What wraps every route: the body limit, a panic turned into a 500 (inside the
+/// observing layer, so the answer carries the request id and the log line says
+/// which request), and the observing layer (request id, access log, metrics,
+/// security headers).
+pub fn outer_layers(routes: Router<AppState>, state: AppState) -> Router {
+    routes
         .layer(DefaultBodyLimit::max(auth::BODY_LIMIT))
-        // A panicking handler is a bug: 500 (inside the observing layer, so the answer
-        // carries the request id and the log line says which request).
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             |_: Box<dyn std::any::Any + Send>| {
                 use axum::response::IntoResponse;

@@ -12,7 +12,7 @@ mod common;
 use common::{audit, console_login, fixture, req};
 use cp_server::Role;
 use http::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{Value, json};
 
 #[tokio::test]
 async fn operational_endpoints_answer_without_credentials() {
@@ -129,6 +129,44 @@ async fn every_response_has_a_request_id_and_the_security_headers() {
         (n.status, n.json()["error"].clone()),
         (StatusCode::NOT_FOUND, json!("not_found"))
     );
+}
+
+/// A handler that panics is a bug: the layers every route runs in answer 500 with the
+/// request id and nothing internal, and the server goes on answering.
+#[tokio::test]
+async fn a_panicking_handler_answers_500_with_a_request_id() {
+    use tower::ServiceExt as _;
+    let f = fixture();
+    let routes = axum::Router::new().route(
+        "/boom",
+        axum::routing::get(|| async {
+            if std::hint::black_box(true) {
+                panic!("a bug in a handler");
+            }
+            "unreachable"
+        }),
+    );
+    let app = cp_server::outer_layers(routes, f.state.clone());
+    let r = http::Request::builder()
+        .uri("/boom")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let res = app.clone().oneshot(r).await.unwrap();
+    assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(res.headers()["x-request-id"].len(), 32);
+    let body = http_body_util::BodyExt::collect(res.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["error"], "internal", "{v}");
+    assert!(
+        !v["message"].as_str().unwrap().contains("a bug in a handler"),
+        "{v}"
+    );
+    // The real router still answers.
+    let a = req(Method::GET, "/healthz").send(&f.state).await;
+    assert_eq!(a.status, StatusCode::OK);
 }
 
 #[tokio::test]
