@@ -76,16 +76,28 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// Line numbers (1-based) where a `Result<..>` ends with `String` as its error type.
+/// Line numbers (1-based) where a `Result<..>` (or `Ok::<..>`, `Err::<..>`) ends with
+/// `String` as its error type.
 /// Brackets are matched, so `Result<Option<T>, String>` and signatures spread over
 /// lines are found too.
 fn string_results(text: &str) -> Vec<usize> {
+    let mut out: Vec<usize> = ["Result<", "Ok::<", "Err::<"]
+        .iter()
+        .flat_map(|open| string_errors(text, open))
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// Where `open` (`Result<`, `Ok::<`) starts a type list whose last type is `String`.
+fn string_errors(text: &str, open: &str) -> Vec<usize> {
     let bytes = text.as_bytes();
     let mut out = Vec::new();
     let mut from = 0;
-    while let Some(i) = text[from..].find("Result<") {
+    while let Some(i) = text[from..].find(open) {
         let start = from + i;
-        from = start + "Result<".len();
+        from = start + open.len();
         // `Result<` as a whole word (not `TeraResult<`, which fixes its error type).
         if start > 0 && (bytes[start - 1].is_ascii_alphanumeric() || bytes[start - 1] == b'_') {
             continue;
@@ -223,8 +235,9 @@ fn the_scanner_finds_what_it_should() {
                 fn b(\n) -> Result<\n    Option<Vec<u8>>,\n    String,\n> {}\n\
                 fn c() -> Result<String, Error> {}\n\
                 fn d() -> tera::TeraResult<String> {}\n\
-                fn e(x: Result<Result<u8, String>, E>) {}\n";
-    assert_eq!(string_results(text), vec![1, 3, 9]);
+                fn e(x: Result<Result<u8, String>, E>) {}\n\
+                let f = async { Ok::<_, String>(1) };\n";
+    assert_eq!(string_results(text), vec![1, 3, 9, 10]);
     let looped = "fn p(e: &dyn Error) {\n    let mut cur = e.source();\n    while let Some(c) = cur {\n        s.push_str(&c.to_string());\n        cur = c.source();\n    }\n}\n";
     assert_eq!(source_loops(looped), vec![3]);
     assert!(source_loops("while let Some(x) = it.next() {\n    f(x);\n}\n").is_empty());
