@@ -401,7 +401,11 @@ impl ProcessDriver {
             },
             &self.exits,
         )
-        .map_err(|e| setup(format!("cannot run {}: {e}", program.display())))?;
+        .map_err(|source| DriverError::Spawn {
+            service: svc.clone(),
+            program: program.clone(),
+            source,
+        })?;
         // No await between spawning and recording (a dropped `up` future cannot
         // leave an unrecorded server); a killed run leaves the intent to adopt from.
         let rec = Record {

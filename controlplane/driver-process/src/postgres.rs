@@ -137,9 +137,10 @@ pub(crate) struct Initdb<'a> {
 /// Runs initdb: superuser `postgres` with the password from a temporary 0600 file,
 /// SCRAM authentication, UTF-8.
 pub(crate) async fn initdb(i: Initdb<'_>) -> Result<(), DriverError> {
-    let setup = |detail: String| DriverError::Setup {
+    let spawn_err = |source: std::io::Error| DriverError::Spawn {
         service: i.service.clone(),
-        detail,
+        program: i.program.to_path_buf(),
+        source,
     };
     i.state
         .write_private(MARKER, b"{}")
@@ -174,14 +175,12 @@ pub(crate) async fn initdb(i: Initdb<'_>) -> Result<(), DriverError> {
         log: i.log,
         run_as: i.run_as,
     })
-    .map_err(|e| setup(format!("cannot run {}: {e}", i.program.display())))?;
+    .map_err(spawn_err)?;
     let mut cmd = tokio::process::Command::from(cmd);
     // Dropping the future (an aborted `up`) must not leave initdb writing into a
     // directory the next run will remove.
     cmd.kill_on_drop(true);
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| setup(format!("cannot run {}: {e}", i.program.display())))?;
+    let mut child = cmd.spawn().map_err(spawn_err)?;
     if let Some(pid) = child.id()
         && let Some(st) = procfs::stat(pid)
     {
@@ -202,7 +201,7 @@ pub(crate) async fn initdb(i: Initdb<'_>) -> Result<(), DriverError> {
     }
     let status = child.wait().await;
     let _ = std::fs::remove_file(&pwfile);
-    let status = status.map_err(|e| setup(format!("initdb: {e}")))?;
+    let status = status.map_err(spawn_err)?;
     if !status.success() {
         return Err(DriverError::NotReady {
             service: i.service.clone(),
@@ -212,11 +211,10 @@ pub(crate) async fn initdb(i: Initdb<'_>) -> Result<(), DriverError> {
     }
     // Only now is the cluster complete; a marker left behind would have the next
     // run remove it.
-    std::fs::remove_file(i.state.join(MARKER)).map_err(|e| {
-        setup(format!(
-            "cannot remove {}: {e}",
-            i.state.join(MARKER).display()
-        ))
+    std::fs::remove_file(i.state.join(MARKER)).map_err(|source| DriverError::File {
+        action: "remove",
+        path: i.state.join(MARKER),
+        source,
     })?;
     Ok(())
 }

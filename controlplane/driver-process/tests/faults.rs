@@ -222,8 +222,8 @@ async fn an_unreachable_state_directory_is_named() {
     if nix::unistd::Uid::effective().is_root() {
         // PostgreSQL runs as `postgres`, who cannot enter `closed`.
         let e = r.expect_err("postgres cannot reach its directory");
-        let text = e.to_string();
-        assert!(matches!(e, DriverError::Setup { .. }), "{text}");
+        let text = cp_runtime::error::chain(&e);
+        assert!(matches!(e, DriverError::Prepare { .. }), "{text}");
         assert!(
             text.contains(&format!("cannot enter {}", closed.display()))
                 && text.contains("--state-dir /var/tmp/controlplane/")

@@ -108,6 +108,17 @@ pub enum DriverError {
         #[source]
         source: BoxError,
     },
+    /// A program of the service could not be run or waited for.
+    #[error("cannot start {service}: cannot run {}", program.display())]
+    Spawn {
+        /// The service.
+        service: ServiceName,
+        /// The program.
+        program: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// This driver does not run the service (`logs` of an app on the process
     /// driver).
     #[error("{service} is not run by this driver: it {reason}")]

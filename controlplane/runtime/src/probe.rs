@@ -68,20 +68,22 @@ pub enum ProbeError {
         source: resp::RespError,
     },
     /// NATS refused or failed.
-    #[error("nats at {addr}: {detail}")]
+    #[error("nats at {addr}")]
     Nats {
         /// Address.
         addr: String,
         /// Why.
-        detail: String,
+        #[source]
+        source: NatsNotReady,
     },
     /// Vault refused or failed, or is not initialised/unsealed.
-    #[error("vault at {addr}: {detail}")]
+    #[error("vault at {addr}")]
     Vault {
         /// Address.
         addr: String,
         /// Why.
-        detail: String,
+        #[source]
+        source: VaultNotReady,
     },
     /// An HTTP server (Prometheus, Alertmanager, an exporter) refused or failed.
     #[error("{addr}")]
@@ -92,6 +94,43 @@ pub enum ProbeError {
         #[source]
         source: HttpError,
     },
+}
+
+/// Why NATS is not ready.
+#[derive(Debug, thiserror::Error)]
+pub enum NatsNotReady {
+    /// Connecting failed (its text says why).
+    #[error(transparent)]
+    Connect(async_nats::ConnectError),
+    /// `$JS.API.INFO` got no answer.
+    #[error("JetStream did not answer")]
+    Request(#[source] async_nats::RequestError),
+    /// The answer is not JSON.
+    #[error("JetStream sent a bad reply")]
+    Reply(#[source] serde_json::Error),
+    /// The answer is an error (JetStream disabled for the account).
+    #[error("JetStream is not available: {error}")]
+    Unavailable {
+        /// The reply's `error` object.
+        error: serde_json::Value,
+    },
+}
+
+/// Why Vault is not ready.
+#[derive(Debug, thiserror::Error)]
+pub enum VaultNotReady {
+    /// No answer (connection refused, timeout).
+    #[error("no answer")]
+    NoAnswer(#[source] reqwest::Error),
+    /// The health request failed otherwise.
+    #[error(transparent)]
+    Request(crate::vault::RequestError),
+    /// Not initialised.
+    #[error("not initialised")]
+    NotInitialised,
+    /// Sealed.
+    #[error("sealed")]
+    Sealed,
 }
 
 /// Why an HTTP probe failed.
@@ -155,9 +194,9 @@ impl From<(String, resp::RespError)> for ProbeError {
     }
 }
 
-impl From<(String, String)> for ProbeError {
-    fn from((addr, detail): (String, String)) -> Self {
-        ProbeError::Nats { addr, detail }
+impl From<(String, NatsNotReady)> for ProbeError {
+    fn from((addr, source): (String, NatsNotReady)) -> Self {
+        ProbeError::Nats { addr, source }
     }
 }
 
@@ -244,19 +283,19 @@ pub async fn nats(
         if let (Some(u), Some(p)) = (user, password) {
             opts = opts.user_and_password(u.to_owned(), p.expose().to_owned());
         }
-        let client = opts.connect(&addr).await.map_err(|e| e.to_string())?;
+        let client = opts.connect(&addr).await.map_err(NatsNotReady::Connect)?;
         let reply = client
             .request("$JS.API.INFO", "".into())
             .await
-            .map_err(|e| format!("JetStream did not answer: {e}"))?;
-        let info: serde_json::Value = serde_json::from_slice(&reply.payload)
-            .map_err(|e| format!("JetStream sent a bad reply: {e}"))?;
+            .map_err(NatsNotReady::Request)?;
+        let info: serde_json::Value =
+            serde_json::from_slice(&reply.payload).map_err(NatsNotReady::Reply)?;
         if let Some(err) = info.get("error") {
-            return Err(format!("JetStream is not available: {err}"));
+            return Err(NatsNotReady::Unavailable { error: err.clone() });
         }
         let version = client.server_info().version.clone();
         drop(client);
-        Ok::<_, String>(Ready { version })
+        Ok::<_, NatsNotReady>(Ready { version })
     })
     .await
 }
@@ -273,11 +312,11 @@ pub async fn vault_health(ep: &Endpoint) -> Result<VaultHealth, ProbeError> {
         .await
         .map_err(|e| ProbeError::Vault {
             addr: ep.addr(),
-            detail: match &e {
+            source: match e {
                 crate::vault::RequestError::Unreachable { source, .. } => {
-                    format!("no answer: {source}")
+                    VaultNotReady::NoAnswer(source)
                 }
-                other => other.to_string(),
+                other => VaultNotReady::Request(other),
             },
         })
 }
@@ -285,15 +324,15 @@ pub async fn vault_health(ep: &Endpoint) -> Result<VaultHealth, ProbeError> {
 /// Ready means initialised and unsealed.
 pub async fn vault(ep: &Endpoint) -> Result<Ready, ProbeError> {
     let h = vault_health(ep).await?;
-    let fail = |detail: &str| ProbeError::Vault {
+    let fail = |source: VaultNotReady| ProbeError::Vault {
         addr: ep.addr(),
-        detail: detail.into(),
+        source,
     };
     if !h.initialized {
-        return Err(fail("not initialised"));
+        return Err(fail(VaultNotReady::NotInitialised));
     }
     if h.sealed {
-        return Err(fail("sealed"));
+        return Err(fail(VaultNotReady::Sealed));
     }
     Ok(Ready { version: h.version })
 }

@@ -673,3 +673,41 @@ pub async fn finish(
         revoked_root_token,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_chain_names_the_service_then_the_cause_and_keeps_the_hint_last() {
+        let e = SeedError::from(SeedErrorKind::RedisConnect {
+            addr: "127.0.0.1:1".into(),
+            source: cp_runtime::resp::RespError::Io(std::io::Error::other("refused")),
+        })
+        .hint("is Redis up?");
+        assert!(e.unreachable());
+        assert_eq!(e.service(), "redis");
+        assert_eq!(
+            e.to_string(),
+            "redis: cannot connect to Redis at 127.0.0.1:1\n  hint: is Redis up?"
+        );
+        assert_eq!(
+            cp_runtime::error::chain(&e),
+            "redis: cannot connect to Redis at 127.0.0.1:1: redis connection failed: refused\n  hint: is Redis up?"
+        );
+        assert_eq!(
+            e.message(),
+            "cannot connect to Redis at 127.0.0.1:1: redis connection failed: refused"
+        );
+    }
+
+    #[test]
+    fn a_refusal_is_not_unreachable() {
+        let e = SeedError::from(SeedErrorKind::TenantRace {
+            id: "1".into(),
+            slug: "acme".into(),
+        });
+        assert!(!e.unreachable());
+        assert_eq!(e.service(), "postgres");
+    }
+}
