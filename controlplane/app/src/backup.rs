@@ -150,7 +150,7 @@ pub(crate) async fn verify(
         };
         match cp_backup::drill::drill(&reader, &m, &source).await {
             Ok(lines) => report.drill = lines,
-            Err(e) => report.problems.push(cp_backup::error_chain(&e)),
+            Err(e) => report.problems.push(cp_runtime::error::chain(&e)),
         }
     }
     run::record_verification(&store, id, &report, drill, Utc::now()).await?;

@@ -74,7 +74,15 @@ pub async fn alerts(s: &Session) -> Result<AlertsView, AppError> {
             env.name
         )));
     };
-    let p = cp_runtime::prometheus::Prometheus::new(&ep);
+    alerts_from(env, &cp_runtime::prometheus::Prometheus::new(&ep)).await
+}
+
+/// What fires and what is pending for `env` in the Prometheus `p` (the CLI's `alerts`
+/// and the server's alerts page and API ask through here).
+pub async fn alerts_from(
+    env: &cp_core::Environment,
+    p: &cp_runtime::prometheus::Prometheus,
+) -> Result<AlertsView, AppError> {
     let all = p.alerts().await.map_err(|source| AppError::Prometheus {
         what: format!(
             "cannot read {}'s alerts from Prometheus at {}; is it running? `controlplane --env {} status` shows it",

@@ -98,7 +98,7 @@ pub async fn plan(s: &Session) -> Result<SavedPlan, AppError> {
     let access = if any_running && !kube {
         match s.access().await {
             Ok(a) => Ok(a),
-            Err(e) => Err(cp_seed::error_chain(&e)),
+            Err(e) => Err(cp_runtime::error::chain(&e)),
         }
     } else {
         Err(String::new())

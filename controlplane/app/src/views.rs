@@ -512,6 +512,21 @@ pub struct AlertView {
     pub value: String,
 }
 
+/// An environment's alert rules and, with a Prometheus configured for it
+/// (`serve --prometheus ENV=URL`), what fires there: the server's alerts page and API.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct EnvironmentAlertsView {
+    /// The rendered rules with this environment's thresholds.
+    pub rules: AlertRulesView,
+    /// The Prometheus asked, if configured.
+    pub prometheus: Option<String>,
+    /// What fires and is pending (absent without a Prometheus, or when it failed):
+    /// the view `controlplane alerts` prints.
+    pub firing: Option<AlertsView>,
+    /// Why Prometheus could not be asked.
+    pub firing_error: Option<String>,
+}
+
 /// `alerts`: what fires and what is pending in the environment's Prometheus (the
 /// console's alerts page shows the same).
 #[derive(Debug, Clone, Serialize, JsonSchema)]

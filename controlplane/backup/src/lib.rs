@@ -22,7 +22,3 @@ pub mod vault;
 pub use id::{ArtifactName, BackupId};
 pub mod metrics;
 pub mod run;
-
-/// The one chain printer, [`cp_runtime::error::chain`], under its former name here
-/// (app and cli call it so; they move to `cp_runtime::error::chain` in the jobs branch).
-pub use cp_runtime::error::chain as error_chain;

@@ -307,7 +307,7 @@ async fn a_wrong_identity_is_a_clean_error_and_nothing_is_restored() {
     )
     .await
     .unwrap_err();
-    let text = cp_backup::error_chain(&e);
+    let text = cp_runtime::error::chain(&e);
     assert!(text.contains("cannot decrypt"), "{text}");
     assert_eq!(
         c.command(&["GET", "t:1:after"])
@@ -365,7 +365,7 @@ async fn a_full_destination_fails_the_run_and_keeps_older_sets() {
             .unwrap();
     }
     let e = take(&t, &a, &[CoreKind::Redis]).await.unwrap_err();
-    let text = cp_backup::error_chain(&e);
+    let text = cp_runtime::error::chain(&e);
     assert!(
         text.contains("every service failed") && text.contains("writing to destination"),
         "{text}"

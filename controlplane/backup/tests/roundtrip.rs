@@ -113,7 +113,7 @@ async fn a_seeded_environment_restores_into_a_fresh_one() {
                     );
                 }
             }
-            panic!("restore: {}", cp_backup::error_chain(&e));
+            panic!("restore: {}", cp_runtime::error::chain(&e));
         }
     };
     assert_eq!(done.len(), 4, "{done:?}");

@@ -168,6 +168,24 @@ impl Prometheus {
         }
     }
 
+    /// The server at `url` (`http://host:port`, as `serve --prometheus ENV=URL` names
+    /// it).
+    pub fn at_url(url: &str) -> Self {
+        let base = url.trim_end_matches('/').to_owned();
+        let addr = base
+            .split_once("://")
+            .map_or(base.as_str(), |(_, rest)| rest)
+            .to_owned();
+        Self {
+            base,
+            addr,
+            http: reqwest::Client::builder()
+                .timeout(TIMEOUT)
+                .build()
+                .expect("a client without TLS settings builds"),
+        }
+    }
+
     /// `http://host:port`.
     pub fn url(&self) -> &str {
         &self.base

@@ -562,10 +562,6 @@ impl From<cp_runtime::vault::RequestError> for SeedError {
     }
 }
 
-/// The one chain printer, [`cp_runtime::error::chain`], under its former name here
-/// (app and cli call it so; they move to `cp_runtime::error::chain` in the jobs branch).
-pub use cp_runtime::error::chain as error_chain;
-
 /// What `seed` did: one report per service, and whether the bootstrap root token was
 /// revoked.
 #[derive(Debug, Clone, Serialize)]

@@ -3,8 +3,6 @@
 //! prints them, or the server's own (below) for what only the server knows (the
 //! cache, the audit log, who is calling).
 
-use std::collections::BTreeMap;
-
 use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
@@ -12,7 +10,8 @@ use axum::routing::get;
 use axum::{Extension, Json, Router};
 use cp_app::Mode;
 use cp_app::views::{
-    AlertRulesView, NatsView, PlanView, StatusView, TenantChangeView, TenantView, TenantsView,
+    EnvironmentAlertsView, NatsView, PlanView, StatusView, TenantChangeView, TenantView,
+    TenantsView,
 };
 use http::{HeaderValue, StatusCode, header};
 use schemars::JsonSchema;
@@ -78,34 +77,6 @@ pub struct EnvironmentView {
 pub struct EnvironmentsView {
     /// In name order.
     pub environments: Vec<EnvironmentView>,
-}
-
-/// An alert Prometheus reports as pending or firing.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct FiringAlertView {
-    /// `alertname`.
-    pub alert: String,
-    /// `pending` or `firing`.
-    pub state: String,
-    /// The `severity` label.
-    pub severity: Option<String>,
-    /// Since when (RFC 3339).
-    pub active_at: Option<String>,
-    /// The `summary` annotation.
-    pub summary: Option<String>,
-}
-
-/// The alert rules of an environment and, with a Prometheus configured, what fires.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct AlertsView {
-    /// The rendered rules with this environment's thresholds.
-    pub rules: AlertRulesView,
-    /// The Prometheus asked, if configured (`serve --prometheus ENV=URL`).
-    pub prometheus: Option<String>,
-    /// Pending and firing alerts (absent without a Prometheus, or when it failed).
-    pub firing: Option<Vec<FiringAlertView>>,
-    /// Why Prometheus could not be asked.
-    pub firing_error: Option<String>,
 }
 
 /// `POST .../tenants`.
@@ -422,63 +393,23 @@ async fn streams(
     Ok(Json(cp_app::ops::nats(&s).await?))
 }
 
-#[derive(Deserialize)]
-struct PromAlerts {
-    data: PromData,
-}
-
-#[derive(Deserialize)]
-struct PromData {
-    alerts: Vec<PromAlert>,
-}
-
-#[derive(Deserialize)]
-struct PromAlert {
-    labels: BTreeMap<String, String>,
-    #[serde(default)]
-    annotations: BTreeMap<String, String>,
-    state: String,
-    #[serde(rename = "activeAt")]
-    active_at: Option<String>,
-}
-
-/// What the environment's Prometheus reports as pending or firing.
-pub(crate) async fn firing(state: &AppState, url: &str) -> Result<Vec<FiringAlertView>, String> {
-    let u = format!("{}/api/v1/alerts", url.trim_end_matches('/'));
-    let r: PromAlerts = state
-        .http
-        .get(&u)
-        .send()
-        .await
-        .and_then(reqwest::Response::error_for_status)
-        .map_err(|e| format!("cannot ask Prometheus at {u}: {e}"))?
-        .json()
-        .await
-        .map_err(|e| format!("Prometheus at {u} answered something else: {e}"))?;
-    Ok(r.data
-        .alerts
-        .into_iter()
-        .map(|a| FiringAlertView {
-            alert: a.labels.get("alertname").cloned().unwrap_or_default(),
-            state: a.state,
-            severity: a.labels.get("severity").cloned(),
-            active_at: a.active_at,
-            summary: a.annotations.get("summary").cloned(),
-        })
-        .collect())
-}
-
-pub(crate) async fn alerts_view(state: &AppState, env: &str) -> Result<AlertsView, ApiError> {
+pub(crate) async fn alerts_view(
+    state: &AppState,
+    env: &str,
+) -> Result<EnvironmentAlertsView, ApiError> {
     let model = state.envs.model(env)?;
     let prometheus = state.config.prometheus.get(env).cloned();
     let (firing, firing_error) = match &prometheus {
         None => (None, None),
-        Some(url) => match firing(state, url).await {
-            Ok(f) => (Some(f), None),
-            Err(e) => (None, Some(e)),
-        },
+        Some(url) => {
+            let p = cp_runtime::prometheus::Prometheus::at_url(url);
+            match cp_app::ops::alerts_from(&model, &p).await {
+                Ok(f) => (Some(f), None),
+                Err(e) => (None, Some(e.chain())),
+            }
+        }
     };
-    Ok(AlertsView {
+    Ok(EnvironmentAlertsView {
         rules: cp_app::ops::alert_rules(&model),
         prometheus,
         firing,
@@ -489,7 +420,7 @@ pub(crate) async fn alerts_view(state: &AppState, env: &str) -> Result<AlertsVie
 async fn alerts(
     State(state): State<AppState>,
     Path(env): Path<String>,
-) -> Result<Json<AlertsView>, ApiError> {
+) -> Result<Json<EnvironmentAlertsView>, ApiError> {
     Ok(Json(alerts_view(&state, &env).await?))
 }
 

@@ -19,7 +19,7 @@ use schemars::{JsonSchema, SchemaGenerator};
 use serde_json::{Map, Value, json};
 
 use crate::api::{
-    AlertsView, EnvironmentView, EnvironmentsView, HealthView, ReadyView, TenantCreateRequest,
+    EnvironmentView, EnvironmentsView, HealthView, ReadyView, TenantCreateRequest,
     TenantDeleteRequest,
 };
 use crate::audit::{AuditPage, Outcome};
@@ -170,7 +170,11 @@ fn ops(out: &mut SchemaGenerator, inp: &mut SchemaGenerator, action: &str) -> Op
             description: "Firing alerts only when `serve --prometheus ENV=URL` names this environment's Prometheus.",
             query: vec![],
             body: None,
-            ok: Ok::Json(&[200], out.subschema_for::<AlertsView>().to_value()),
+            ok: Ok::Json(
+                &[200],
+                out.subschema_for::<cp_app::views::EnvironmentAlertsView>()
+                    .to_value(),
+            ),
             errors: &[401, 403, 404, 429],
         },
         "tenants.list" => Op {

@@ -161,7 +161,10 @@ async fn a_panicking_handler_answers_500_with_a_request_id() {
     let v: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(v["error"], "internal", "{v}");
     assert!(
-        !v["message"].as_str().unwrap().contains("a bug in a handler"),
+        !v["message"]
+            .as_str()
+            .unwrap()
+            .contains("a bug in a handler"),
         "{v}"
     );
     // The real router still answers.

@@ -638,7 +638,7 @@ async fn tenant_delete(
 #[derive(Serialize)]
 struct EnvAlerts {
     env: String,
-    view: Option<crate::api::AlertsView>,
+    view: Option<cp_app::views::EnvironmentAlertsView>,
     error: Option<String>,
 }
 

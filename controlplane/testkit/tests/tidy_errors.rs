@@ -10,10 +10,6 @@ use std::path::{Path, PathBuf};
 
 /// What may still be found, and why: `(path from the repository root, check)`.
 const ALLOWED: &[(&str, Check)] = &[
-    // Being retired in the jobs branch.
-    ("controlplane/server/src/api.rs", Check::StringResult),
-    ("controlplane/server/src/state.rs", Check::SourceLoop),
-    ("controlplane/server/src/error.rs", Check::SourceLoop),
     // cp-core does no I/O and depends on nothing of ours, so it cannot call
     // cp_runtime::error::chain; the Tera report is joined into RenderError's message
     // until the CLI's `render` prints the chain and RenderError can hold the Tera
@@ -51,15 +47,7 @@ impl Check {
     }
 }
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .nth(2)
-        .expect("controlplane/runtime is two levels down")
-        .to_path_buf()
-}
-
-/// Every `.rs` file under `dir`, skipping `tests` folders.
+/// Every `.rs` file under `dir`, leaving out `tests` folders.
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
@@ -200,7 +188,7 @@ fn findings(root: &Path) -> Vec<(String, usize, Check)> {
 
 #[test]
 fn errors_carry_types() {
-    let root = repo_root();
+    let root = cp_testkit::repo_root();
     let bad: Vec<String> = findings(&root)
         .into_iter()
         .filter(|(path, _, check)| !ALLOWED.contains(&(path.as_str(), *check)))
@@ -215,7 +203,7 @@ fn errors_carry_types() {
 
 #[test]
 fn the_allow_list_has_no_stale_entries() {
-    let root = repo_root();
+    let root = cp_testkit::repo_root();
     let found = findings(&root);
     let stale: Vec<String> = ALLOWED
         .iter()
