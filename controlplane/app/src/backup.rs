@@ -238,7 +238,10 @@ pub(crate) async fn restore(
         Some(v) if services.contains(&CoreKind::Vault) => {
             cp_runtime::vault::key_store(v, &source.state, source.driver.vault_keys_dir())
                 .unseal_keys()
-                .map_err(|e| AppError::Usage(format!("the source's Vault unseal keys: {e}")))?
+                .map_err(|source| AppError::VaultKeys {
+                    what: "cannot read the source's Vault unseal keys".into(),
+                    source,
+                })?
                 .unwrap_or_default()
         }
         _ => Vec::new(),
@@ -274,10 +277,10 @@ pub(crate) async fn restore(
                 keys,
                 root_token: root,
             })
-            .map_err(|e| {
-                AppError::Usage(format!(
-                    "restored, but the source's Vault keys could not be kept for the target: {e}"
-                ))
+            .map_err(|source| AppError::VaultKeys {
+                what: "restored, but the source's Vault keys could not be kept for the target"
+                    .into(),
+                source,
             })?;
         }
     }

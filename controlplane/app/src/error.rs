@@ -93,6 +93,15 @@ pub enum AppError {
         /// Who runs it.
         holder: String,
     },
+    /// Vault's unseal keys (or root token) could not be read or kept.
+    #[error("{what}")]
+    VaultKeys {
+        /// What was being done (`reading the source's Vault unseal keys`).
+        what: String,
+        /// Why.
+        #[source]
+        source: cp_runtime::vault::VaultError,
+    },
     /// A backup run as a Kubernetes Job could not be run or followed.
     #[error("the backup as a Kubernetes Job")]
     ClusterJob(#[source] cp_driver_kube::job::JobError),
@@ -158,46 +167,45 @@ impl AppError {
         }
     }
 
-    /// Its kind.
+    /// Its kind. Every variant is classified here, without a catch-all, so a new
+    /// one must say what it is.
     pub fn kind(&self) -> ErrorKind {
         use cp_runtime::state::StateError;
-        match self {
-            AppError::Backup(
-                BackupError::Disabled { .. } | BackupError::ServiceNotInSet { .. },
-            ) => ErrorKind::Usage,
-            AppError::Backup(BackupError::NoSuchSet { .. }) => ErrorKind::NotFound,
-            AppError::Backup(BackupError::Incomplete { .. } | BackupError::Damaged { .. }) => {
-                ErrorKind::Conflict
-            }
-            // The environment's own settings or this process's state: not the
-            // client's doing, not a service's.
-            AppError::Backup(
-                BackupError::Recipient(_) | BackupError::Identity(_) | BackupError::Secret { .. },
-            )
-            | AppError::Project { .. } => ErrorKind::Internal,
-            AppError::State(s) if !matches!(s, StateError::Busy { .. }) => ErrorKind::Internal,
-            AppError::Backup(BackupError::State(s)) if !matches!(s, StateError::Busy { .. }) => {
-                ErrorKind::Internal
-            }
-            _ => self.kind_of_rest(),
-        }
-    }
-
-    fn kind_of_rest(&self) -> ErrorKind {
         match self {
             AppError::Invalid(_)
             | AppError::Usage(_)
             | AppError::NeedsConfirmation { .. }
             | AppError::Blocked { .. } => ErrorKind::Usage,
             AppError::NotFound(_) => ErrorKind::NotFound,
-            AppError::Busy { .. }
-            | AppError::StalePlan { .. }
-            | AppError::State(cp_runtime::state::StateError::Busy { .. })
-            | AppError::Backup(cp_backup::run::BackupError::State(
-                cp_runtime::state::StateError::Busy { .. },
-            )) => ErrorKind::Conflict,
+            AppError::Busy { .. } | AppError::StalePlan { .. } => ErrorKind::Conflict,
+            AppError::State(StateError::Busy { .. }) => ErrorKind::Conflict,
+            // This process's own files.
+            AppError::State(_) | AppError::Project { .. } | AppError::VaultKeys { .. } => {
+                ErrorKind::Internal
+            }
+            AppError::Backup(b) => match b {
+                BackupError::Disabled { .. } | BackupError::ServiceNotInSet { .. } => {
+                    ErrorKind::Usage
+                }
+                BackupError::NoSuchSet { .. } => ErrorKind::NotFound,
+                BackupError::State(StateError::Busy { .. })
+                | BackupError::Incomplete { .. }
+                | BackupError::Damaged { .. } => ErrorKind::Conflict,
+                // The environment's own settings or this process's state.
+                BackupError::State(_)
+                | BackupError::Recipient(_)
+                | BackupError::Identity(_)
+                | BackupError::Secret { .. } => ErrorKind::Internal,
+                // A destination, a service, a manifest: which one and why.
+                _ => ErrorKind::Unavailable,
+            },
+            AppError::Driver(_)
+            | AppError::Seed(_)
+            | AppError::Access(_)
+            | AppError::BackupFirst { .. }
+            | AppError::Prometheus { .. }
+            | AppError::ClusterJob(_) => ErrorKind::Unavailable,
             AppError::JobPanicked { .. } => ErrorKind::Internal,
-            _ => ErrorKind::Unavailable,
         }
     }
 
