@@ -116,6 +116,11 @@ impl Prepared {
         &self.driver
     }
 
+    /// Why this driver (`auto: using local processes because ...`).
+    pub fn driver_reason(&self) -> &str {
+        &self.driver_reason
+    }
+
     /// The state directory's path.
     pub fn state_path(&self) -> &Path {
         &self.path

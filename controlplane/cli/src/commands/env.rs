@@ -115,6 +115,9 @@ fn read_plan(file: &Path) -> Result<SavedPlan, AppError> {
 }
 
 pub(crate) async fn run(global: &Global, command: Command) -> Outcome {
+    if let Command::Drift = command {
+        return drift(global).await;
+    }
     let (s, loaded) = open(global, &command).await?;
     match command {
         Command::Plan { out } => {
@@ -300,21 +303,7 @@ pub(crate) async fn run(global: &Global, command: Command) -> Outcome {
             services,
             destination,
         } => backup(global, &s, action, &services, destination.as_deref()).await,
-        Command::Drift => {
-            let job = start(global, JobRequest::Drift).await?;
-            let v = crate::progress::follow(global.output, &job).await?;
-            let Some(JobResult::Drift(d)) = v.result else {
-                return Err(Failure::Other(anyhow::anyhow!(
-                    "a drift job ended without its view"
-                )));
-            };
-            output::view(global.output, &d)?;
-            Ok(if d.drifted {
-                Exit::Pending
-            } else {
-                Exit::Success
-            })
-        }
+        Command::Drift => unreachable!("handled before a session is opened"),
         Command::Restore {
             id,
             services,
@@ -462,6 +451,30 @@ async fn backup(
 }
 
 /// Starts `request` on the global flags' environment, as a job of this process.
+/// `drift`: the job loads and opens the environment itself, so this loads it once.
+async fn drift(global: &Global) -> Outcome {
+    let prepared =
+        cp_app::Prepared::new(&global.target(), Some(crate::progress::pull_observer())).await?;
+    if global.output == Output::Text {
+        eprintln!("{}: {}", prepared.env.name, prepared.driver_reason());
+    }
+    let job = cp_app::Jobs::new()
+        .start_prepared(prepared, JobRequest::Drift, Trigger::Cli)
+        .await?;
+    let v = crate::progress::follow(global.output, &job).await?;
+    let Some(JobResult::Drift(d)) = v.result else {
+        return Err(Failure::Other(anyhow::anyhow!(
+            "a drift job ended without its view"
+        )));
+    };
+    output::view(global.output, &d)?;
+    Ok(if d.drifted {
+        Exit::Pending
+    } else {
+        Exit::Success
+    })
+}
+
 async fn start(global: &Global, request: JobRequest) -> Result<cp_app::JobHandle, Failure> {
     Ok(cp_app::Jobs::new()
         .start(&global.target(), request, Trigger::Cli)
