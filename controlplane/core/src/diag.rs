@@ -179,42 +179,75 @@ impl Diagnostic {
 }
 
 impl fmt::Display for Diagnostic {
+    /// Every text that can carry a user's value (the file name, the key path, the
+    /// message, the source line, notes) goes through [`escape_control`]: a value with
+    /// an escape sequence or a newline prints as `\x1b` or `\n`, never raw, so it can
+    /// neither restyle a terminal nor forge a line of the report.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("error: ")?;
         if let Some(location) = &self.location {
-            write!(f, "{location}: ")?;
+            write!(f, "{}: ", escape_control(&location.to_string()))?;
         }
         if let Some(path) = &self.path {
-            write!(f, "{path}: ")?;
+            write!(f, "{}: ", escape_control(path))?;
         }
-        f.write_str(&self.message)?;
+        f.write_str(&escape_control(&self.message))?;
         if let Some(location) = &self.location
             && let Some(text) = &location.line_text
         {
             let number = location.line.to_string();
             let pad = " ".repeat(number.len());
-            let caret_pad: String = text
+            // The caret sits under the escaped text, so it is measured on it.
+            let before: String = text
                 .chars()
                 .take(location.column.saturating_sub(1) as usize)
+                .collect();
+            let caret_pad: String = escape_control(&before)
+                .chars()
                 .map(|c| if c == '\t' { '\t' } else { ' ' })
                 .collect();
+            let text = escape_control(text);
             write!(f, "\n{pad} |\n{number} | {text}\n{pad} | {caret_pad}^")?;
         }
         if let Some(expected) = &self.expected {
-            write!(f, "\n  = expected: {expected}")?;
+            write!(f, "\n  = expected: {}", escape_control(expected))?;
         }
         for note in &self.notes {
-            write!(f, "\n  = note: {note}")?;
+            write!(f, "\n  = note: {}", escape_control(note))?;
         }
         if !self.affects.is_empty() {
             let names: Vec<&str> = self.affects.iter().map(EnvName::as_str).collect();
             write!(f, "\n  = affects: {}", names.join(", "))?;
         }
         if let Some(help) = &self.help {
-            write!(f, "\n  = help: {help}")?;
+            write!(f, "\n  = help: {}", escape_control(help))?;
         }
         Ok(())
     }
+}
+
+/// `text` with every control character but the tab spelled as an escape (`\n`,
+/// `\r`, `\x1b`, `\u{9b}`), so a value echoed to a terminal or a log cannot move the
+/// cursor, change colours or start a line of its own. Borrowed when there is nothing
+/// to escape. The one place diagnostics and the CLI's errors escape what they echo.
+pub fn escape_control(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(|c| c.is_control() && c != '\t') {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\t' => out.push(c),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() && (c as u32) < 0x80 => {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+            }
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// Every problem found by one load. Non-empty.
@@ -268,6 +301,38 @@ mod tests {
         assert_eq!(closest("prot", keys), Some("port"));
         assert_eq!(closest("replica", keys), Some("replicas"));
         assert_eq!(closest("zzz", keys), None);
+    }
+
+    #[test]
+    fn control_characters_in_echoed_values_print_escaped() {
+        let mut sources = SourceMap::default();
+        let id = sources.add("environments/dev\x1b.yaml", "namespace: \"a\x1b[31mb\"\n");
+        let d = Diagnostic::new("`a\x1b[31mb` is not a valid namespace\nerror: forged")
+            .at(Some(sources.locate(Loc {
+                source: id,
+                line: 1,
+                col: 15,
+            })))
+            .path("namespace")
+            .note("seen \u{9b}here\r")
+            .help("fix\x07 it");
+        let shown = d.to_string();
+        assert!(
+            !shown
+                .chars()
+                .any(|c| c.is_control() && c != '\n' && c != '\t'),
+            "{shown:?}"
+        );
+        assert!(shown.contains("`a\\x1b[31mb` is not a valid namespace\\nerror: forged"));
+        assert!(shown.contains("environments/dev\\x1b.yaml:1:15"));
+        assert!(shown.contains("note: seen \\u{9b}here\\r"));
+        assert!(shown.contains("help: fix\\x07 it"));
+        // The caret stays under the column, measured on the escaped line.
+        let lines: Vec<&str> = shown.lines().collect();
+        let src = lines.iter().find(|l| l.starts_with("1 | ")).unwrap();
+        let caret = lines.iter().find(|l| l.trim_end().ends_with('^')).unwrap();
+        assert_eq!(&src[caret.len() - 1..caret.len()], "[");
+        assert_eq!(escape_control("plain"), "plain");
     }
 
     #[test]
