@@ -467,6 +467,17 @@ fn tree(root: &Path) -> BTreeMap<PathBuf, Option<Vec<u8>>> {
 
 /// Runs one case; returns what is wrong with the outcome, if anything.
 fn check(case: &Case) -> Result<(), String> {
+    check_input(case.name, case.files, case.args, case.says)
+}
+
+/// Runs `args` in a fresh project copy with `files` written first, and checks the
+/// outcome against every rule of this file.
+fn check_input(
+    name: &str,
+    files: &[(&str, &str)],
+    args: &[&str],
+    says: &str,
+) -> Result<(), String> {
     let dir = tempfile::tempdir().unwrap();
     for d in ["environments", "templates", "alerts", "dashboards"] {
         let from = cp_testkit::repo_root().join(d);
@@ -474,12 +485,12 @@ fn check(case: &Case) -> Result<(), String> {
             copy_dir(&from, &dir.path().join(d));
         }
     }
-    for (rel, text) in case.files {
+    for (rel, text) in files {
         std::fs::write(dir.path().join(rel), text).unwrap();
     }
     let before = tree(dir.path());
     let root = dir.path().to_str().unwrap();
-    let args: Vec<String> = case.args.iter().map(|a| a.replace("{dir}", root)).collect();
+    let args: Vec<String> = args.iter().map(|a| a.replace("{dir}", root)).collect();
     let started = Instant::now();
     let out = Command::new(env!("CARGO_BIN_EXE_controlplane"))
         .args(&args)
@@ -501,8 +512,8 @@ fn check(case: &Case) -> Result<(), String> {
     if out.status.code() != Some(3) {
         wrong.push(format!("exit {:?}, not 3", out.status.code()));
     }
-    if !stderr.contains(case.says) {
-        wrong.push(format!("stderr does not say `{}`", case.says));
+    if !stderr.contains(says) {
+        wrong.push(format!("stderr does not say `{says}`"));
     }
     let lines = stderr.lines().count();
     let errors = stderr.lines().filter(|l| l.starts_with("error")).count();
@@ -534,11 +545,7 @@ fn check(case: &Case) -> Result<(), String> {
     if wrong.is_empty() {
         Ok(())
     } else {
-        Err(format!(
-            "{}: {}\n--- stderr\n{shown}",
-            case.name,
-            wrong.join("; ")
-        ))
+        Err(format!("{name}: {}\n--- stderr\n{shown}", wrong.join("; ")))
     }
 }
 
@@ -569,4 +576,49 @@ fn every_hostile_input_is_refused_with_one_clear_error_and_nothing_written() {
         CASES.len(),
         failures.join("\n\n")
     );
+}
+
+/// Inputs too large to write out: each is still one error in a few lines, quickly.
+#[test]
+fn huge_inputs_are_refused_in_a_few_lines() {
+    let valid = "tier: dev\nbackup: {enabled: false}\n";
+    let nested = format!("{valid}x: {}{}\n", "[".repeat(100_000), "]".repeat(100_000));
+    let mut bomb = format!("{valid}a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+    for i in 1..10 {
+        let refs = vec![format!("*a{}", i - 1); 10].join(", ");
+        bomb.push_str(&format!("a{i}: &a{i} [{refs}]\n"));
+    }
+    let long_name = format!("{valid}namespace: x\nproject: {}\n", "a".repeat(1_000_000));
+    let long_set = format!("services.nats.app_user={}", "\u{1b}".repeat(100_000));
+    let cases: [(&str, Vec<(&str, &str)>, Vec<&str>, &str); 4] = [
+        (
+            "a flow sequence nested 100 000 deep",
+            vec![("environments/dev.yaml", nested.as_str())],
+            vec!["validate"],
+            "recursion limit",
+        ),
+        (
+            "a billion laughs of aliases",
+            vec![("environments/dev.yaml", bomb.as_str())],
+            vec!["validate"],
+            "environments/dev.yaml:",
+        ),
+        (
+            "a project name of a megabyte",
+            vec![("environments/dev.yaml", long_name.as_str())],
+            vec!["validate"],
+            "more characters)",
+        ),
+        (
+            "a --set of 100 000 escape characters",
+            vec![],
+            vec!["--set", long_set.as_str(), "validate"],
+            "more characters)",
+        ),
+    ];
+    let failures: Vec<String> = cases
+        .iter()
+        .filter_map(|(name, files, args, says)| check_input(name, files, args, says).err())
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }

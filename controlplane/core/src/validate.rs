@@ -1480,6 +1480,9 @@ fn streams(cx: &mut Cx<'_>, raw: &RawEnvironment) -> BTreeMap<StreamName, Stream
                         "JetStream refuses streams with overlapping subjects; make them disjoint"
                             .into(),
                     );
+                    // One clash per subject: a thousand streams on one subject are a
+                    // thousand errors, not half a million.
+                    break;
                 }
             }
         }
