@@ -240,6 +240,15 @@ const CASES: &[Case] = &[
         args: &["validate"],
         says: "services.redis.port",
     },
+    Case {
+        name: "a backup destination named like a path",
+        files: &[(
+            "environments/dev.yaml",
+            "tier: dev\nbackup:\n  destinations:\n    \"../x\": {type: local, path: b}\n",
+        )],
+        args: &["validate"],
+        says: "is not a valid destination name",
+    },
     // `--set` values.
     Case {
         name: "a --set without `=`",
@@ -590,35 +599,42 @@ fn huge_inputs_are_refused_in_a_few_lines() {
     }
     let long_name = format!("{valid}namespace: x\nproject: {}\n", "a".repeat(1_000_000));
     let long_set = format!("services.nats.app_user={}", "\u{1b}".repeat(100_000));
-    let cases: [(&str, Vec<(&str, &str)>, Vec<&str>, &str); 4] = [
-        (
-            "a flow sequence nested 100 000 deep",
-            vec![("environments/dev.yaml", nested.as_str())],
-            vec!["validate"],
-            "recursion limit",
-        ),
-        (
-            "a billion laughs of aliases",
-            vec![("environments/dev.yaml", bomb.as_str())],
-            vec!["validate"],
-            "environments/dev.yaml:",
-        ),
-        (
-            "a project name of a megabyte",
-            vec![("environments/dev.yaml", long_name.as_str())],
-            vec!["validate"],
-            "more characters)",
-        ),
-        (
-            "a --set of 100 000 escape characters",
-            vec![],
-            vec!["--set", long_set.as_str(), "validate"],
-            "more characters)",
-        ),
+    /// A case whose input is made at run time.
+    struct Generated<'a> {
+        name: &'a str,
+        files: Vec<(&'a str, &'a str)>,
+        args: Vec<&'a str>,
+        says: &'a str,
+    }
+    let cases = [
+        Generated {
+            name: "a flow sequence nested 100 000 deep",
+            files: vec![("environments/dev.yaml", nested.as_str())],
+            args: vec!["validate"],
+            says: "recursion limit",
+        },
+        Generated {
+            name: "a billion laughs of aliases",
+            files: vec![("environments/dev.yaml", bomb.as_str())],
+            args: vec!["validate"],
+            says: "environments/dev.yaml:",
+        },
+        Generated {
+            name: "a project name of a megabyte",
+            files: vec![("environments/dev.yaml", long_name.as_str())],
+            args: vec!["validate"],
+            says: "more characters)",
+        },
+        Generated {
+            name: "a --set of 100 000 escape characters",
+            files: vec![],
+            args: vec!["--set", long_set.as_str(), "validate"],
+            says: "more characters)",
+        },
     ];
     let failures: Vec<String> = cases
         .iter()
-        .filter_map(|(name, files, args, says)| check_input(name, files, args, says).err())
+        .filter_map(|c| check_input(c.name, &c.files, &c.args, c.says).err())
         .collect();
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }

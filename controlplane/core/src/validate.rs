@@ -1929,6 +1929,17 @@ fn backup(cx: &mut Cx<'_>, raw: &raw::RawBackup, services: &CoreServices) -> Opt
     let mut destinations = BTreeMap::new();
     for (name, d) in &raw.destinations {
         let Some(d) = d else { continue };
+        // The name is in every backup set's manifest and in `--destination NAME`.
+        if !is_identifier(name) {
+            let path = format!("backup.destinations.{name}");
+            let loc = cx.key_loc(&path);
+            cx.errors.push(
+                Diagnostic::new(format!("`{name}` is not a valid destination name"))
+                    .at(Some(loc))
+                    .path(path)
+                    .expected("an ASCII letter, then letters, digits, `_` and `-`, e.g. `offsite`"),
+            );
+        }
         if let Some(dest) = destination(cx, &format!("backup.destinations.{name}"), d) {
             destinations.insert(name.clone(), dest);
         }
