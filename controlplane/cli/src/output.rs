@@ -60,7 +60,7 @@ pub(crate) fn error(format: Output, e: &AppError) {
                 errors: d.clone(),
             });
         }
-        (Output::Text, e) => eprintln!("error: {}", chain(e)),
+        (Output::Text, e) => eprintln!("error: {}", terminal_safe(&chain(e))),
         (Output::Json, e) => {
             eprintln!("error: {}", chain(e));
             let _ = json(&ErrorView {
@@ -70,6 +70,16 @@ pub(crate) fn error(format: Output, e: &AppError) {
             });
         }
     }
+}
+
+/// A message for a terminal: control characters other than line breaks and tabs (an
+/// escape sequence from a value it quotes) spelled as escapes. Values echoed from the
+/// command line are escaped where the message is made (`commands::shown`).
+fn terminal_safe(text: &str) -> String {
+    text.split('\n')
+        .map(|line| cp_core::diag::escape_control(line).into_owned())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// An error with its sources, each once.

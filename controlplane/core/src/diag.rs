@@ -179,42 +179,109 @@ impl Diagnostic {
 }
 
 impl fmt::Display for Diagnostic {
+    /// Every text that can carry a user's value (the file name, the key path, the
+    /// message, the source line, notes) goes through [`escape_control`]: a value with
+    /// an escape sequence or a newline prints as `\x1b` or `\n`, never raw, so it can
+    /// neither restyle a terminal nor forge a line of the report.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("error: ")?;
         if let Some(location) = &self.location {
-            write!(f, "{location}: ")?;
+            write!(
+                f,
+                "{}: ",
+                clip(&escape_control(&location.to_string()), MAX_SHOWN)
+            )?;
         }
         if let Some(path) = &self.path {
-            write!(f, "{path}: ")?;
+            write!(f, "{}: ", clip(&escape_control(path), MAX_SHOWN))?;
         }
-        f.write_str(&self.message)?;
+        f.write_str(&clip(&escape_control(&self.message), MAX_SHOWN))?;
         if let Some(location) = &self.location
             && let Some(text) = &location.line_text
         {
             let number = location.line.to_string();
             let pad = " ".repeat(number.len());
-            let caret_pad: String = text
+            // A window of the line around the column: a line of a megabyte (a value
+            // pasted on one line, a flow collection nested 100 000 deep) shows as a
+            // few dozen characters either side of the caret.
+            let chars: Vec<char> = text.chars().collect();
+            let col = (location.column.saturating_sub(1) as usize).min(chars.len());
+            let from = col.saturating_sub(SNIPPET_SIDE);
+            let to = (col + SNIPPET_SIDE).min(chars.len());
+            let lead = if from > 0 { "…" } else { "" };
+            let tail = if to < chars.len() { "…" } else { "" };
+            let before: String = chars[from..col].iter().collect();
+            let after: String = chars[col..to].iter().collect();
+            // The caret sits under the escaped text, so it is measured on it.
+            let before = format!("{lead}{}", escape_control(&before));
+            let caret_pad: String = before
                 .chars()
-                .take(location.column.saturating_sub(1) as usize)
                 .map(|c| if c == '\t' { '\t' } else { ' ' })
                 .collect();
+            let text = format!("{before}{}{tail}", escape_control(&after));
             write!(f, "\n{pad} |\n{number} | {text}\n{pad} | {caret_pad}^")?;
         }
         if let Some(expected) = &self.expected {
-            write!(f, "\n  = expected: {expected}")?;
+            write!(
+                f,
+                "\n  = expected: {}",
+                clip(&escape_control(expected), MAX_SHOWN)
+            )?;
         }
         for note in &self.notes {
-            write!(f, "\n  = note: {note}")?;
+            write!(f, "\n  = note: {}", clip(&escape_control(note), MAX_SHOWN))?;
         }
         if !self.affects.is_empty() {
             let names: Vec<&str> = self.affects.iter().map(EnvName::as_str).collect();
             write!(f, "\n  = affects: {}", names.join(", "))?;
         }
         if let Some(help) = &self.help {
-            write!(f, "\n  = help: {help}")?;
+            write!(f, "\n  = help: {}", clip(&escape_control(help), MAX_SHOWN))?;
         }
         Ok(())
     }
+}
+
+/// The most characters of a message shown: a value echoed in it (a 1 MB string where
+/// a name belongs) is cut, saying how much was left out.
+const MAX_SHOWN: usize = 400;
+
+/// Characters of the source line shown on each side of the caret.
+const SNIPPET_SIDE: usize = 60;
+
+/// `text` cut to `max` characters, saying how many were left out.
+fn clip(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    match text.char_indices().nth(max) {
+        None => std::borrow::Cow::Borrowed(text),
+        Some((cut, _)) => {
+            let left = text[cut..].chars().count();
+            std::borrow::Cow::Owned(format!("{}… ({left} more characters)", &text[..cut]))
+        }
+    }
+}
+
+/// `text` with every control character but the tab spelled as an escape (`\n`,
+/// `\r`, `\x1b`, `\u{9b}`), so a value echoed to a terminal or a log cannot move the
+/// cursor, change colours or start a line of its own. Borrowed when there is nothing
+/// to escape. The one place diagnostics and the CLI's errors escape what they echo.
+pub fn escape_control(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(|c| c.is_control() && c != '\t') {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\t' => out.push(c),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() && (c as u32) < 0x80 => {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+            }
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// Every problem found by one load. Non-empty.
@@ -229,15 +296,26 @@ impl Diagnostics {
     }
 }
 
+/// The most diagnostics printed for a person; the rest are counted (`--output json`
+/// lists every one). Fixing the first few usually fixes many of the others.
+pub const MAX_PRINTED: usize = 50;
+
 impl fmt::Display for Diagnostics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, d) in self.0.iter().enumerate() {
+        for (i, d) in self.0.iter().take(MAX_PRINTED).enumerate() {
             if i > 0 {
                 f.write_str("\n\n")?;
             }
             write!(f, "{d}")?;
         }
         let n = self.0.len();
+        if n > MAX_PRINTED {
+            write!(
+                f,
+                "\n\n... and {} more (`--output json` lists them all)",
+                n - MAX_PRINTED
+            )?;
+        }
         write!(
             f,
             "\n\n{n} error{} found; nothing was changed.",
@@ -268,6 +346,60 @@ mod tests {
         assert_eq!(closest("prot", keys), Some("port"));
         assert_eq!(closest("replica", keys), Some("replicas"));
         assert_eq!(closest("zzz", keys), None);
+    }
+
+    #[test]
+    fn control_characters_in_echoed_values_print_escaped() {
+        let mut sources = SourceMap::default();
+        let id = sources.add("environments/dev\x1b.yaml", "namespace: \"a\x1b[31mb\"\n");
+        let d = Diagnostic::new("`a\x1b[31mb` is not a valid namespace\nerror: forged")
+            .at(Some(sources.locate(Loc {
+                source: id,
+                line: 1,
+                col: 15,
+            })))
+            .path("namespace")
+            .note("seen \u{9b}here\r")
+            .help("fix\x07 it");
+        let shown = d.to_string();
+        assert!(
+            !shown
+                .chars()
+                .any(|c| c.is_control() && c != '\n' && c != '\t'),
+            "{shown:?}"
+        );
+        assert!(shown.contains("`a\\x1b[31mb` is not a valid namespace\\nerror: forged"));
+        assert!(shown.contains("environments/dev\\x1b.yaml:1:15"));
+        assert!(shown.contains("note: seen \\u{9b}here\\r"));
+        assert!(shown.contains("help: fix\\x07 it"));
+        // The caret stays under the column, measured on the escaped line.
+        let lines: Vec<&str> = shown.lines().collect();
+        let src = lines.iter().find(|l| l.starts_with("1 | ")).unwrap();
+        let caret = lines.iter().find(|l| l.trim_end().ends_with('^')).unwrap();
+        assert_eq!(&src[caret.len() - 1..caret.len()], "[");
+        assert_eq!(escape_control("plain"), "plain");
+    }
+
+    #[test]
+    fn huge_values_and_lines_print_as_a_bounded_window() {
+        let mut sources = SourceMap::default();
+        let line = format!("x: {}{}", "[".repeat(100_000), "]".repeat(100_000));
+        let id = sources.add("dev.yaml", line);
+        let d = Diagnostic::new(format!("`{}` is not a name", "a".repeat(1_000_000))).at(Some(
+            sources.locate(Loc {
+                source: id,
+                line: 1,
+                col: 50_000,
+            }),
+        ));
+        let shown = d.to_string();
+        assert!(shown.len() < 2_000, "{} bytes", shown.len());
+        assert!(shown.contains("(999616 more characters)"), "{shown}");
+        let lines: Vec<&str> = shown.lines().collect();
+        let src = lines.iter().find(|l| l.starts_with("1 | ")).unwrap();
+        let caret = lines.iter().find(|l| l.trim_end().ends_with('^')).unwrap();
+        assert!(src.starts_with("1 | …[[[") && src.ends_with('…'), "{src}");
+        assert_eq!(caret.chars().count(), 4 + 1 + SNIPPET_SIDE + 1);
     }
 
     #[test]

@@ -18,6 +18,34 @@ pub fn is_dns_label(s: &str) -> bool {
         && !s.ends_with('-')
 }
 
+/// Checks an identifier written into a server's configuration or an API path (a NATS
+/// or Redis user, a Vault role, policy or transit key): an ASCII letter, then ASCII
+/// letters, digits, `_` and `-`, at most 63 characters. Nothing in it needs quoting in
+/// any of the formats controlplane writes (nats.conf, users.acl, HCL, YAML, SQL), and
+/// it cannot be a NATS subject wildcard or separator.
+pub fn is_identifier(s: &str) -> bool {
+    s.len() <= 63
+        && s.starts_with(|c: char| c.is_ascii_alphabetic())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// Checks a PostgreSQL identifier that is written unquoted (database names):
+/// lowercase letter or `_`, then lowercase letters, digits and `_`, at most 63 bytes
+/// (PostgreSQL's NAMEDATALEN).
+pub fn is_pg_identifier(s: &str) -> bool {
+    s.len() <= 63
+        && s.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// Checks a DNS name (ingress hosts, the domain): dot-separated DNS labels, at most
+/// 253 characters.
+pub fn is_dns_name(s: &str) -> bool {
+    s.len() <= 253 && s.split('.').all(is_dns_label)
+}
+
 /// A name that does not have its kind's syntax.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NameError {
@@ -201,6 +229,40 @@ mod tests {
         assert!(!is_dns_label("a-"));
         assert!(!is_dns_label(""));
         assert!(!is_dns_label(&"a".repeat(64)));
+    }
+
+    #[test]
+    fn identifiers_exclude_everything_a_config_format_would_need_quoted() {
+        for ok in ["anumate_app", "app-1", "A", &"a".repeat(63)] {
+            assert!(is_identifier(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "1app",
+            "_app",
+            "a\"b",
+            "a b",
+            "a.b",
+            "a>",
+            "a*",
+            "a\nb",
+            "a\\b",
+            "a'b",
+            "a{b",
+            "a$b",
+            "ä",
+            &"a".repeat(64),
+        ] {
+            assert!(!is_identifier(bad), "{bad:?}");
+        }
+        assert!(is_pg_identifier("anumate_2"));
+        assert!(is_pg_identifier("_x"));
+        for bad in ["Anumate", "a-b", "a;drop", "a\"", "1a", ""] {
+            assert!(!is_pg_identifier(bad), "{bad:?}");
+        }
+        assert!(is_dns_name("registry.anumate.io"));
+        assert!(!is_dns_name("registry..io"));
+        assert!(!is_dns_name("a\"b.io"));
     }
 
     #[test]

@@ -39,19 +39,106 @@ pub struct Layout {
 /// carry a quoted string. Other variables carry the value as is.
 pub fn secret_env_value(var: &str, value: &str) -> String {
     if var == NATS_APP_PASSWORD_VAR || var == NATS_ADMIN_PASSWORD_VAR {
-        let mut q = String::with_capacity(value.len() + 2);
-        q.push('"');
-        for c in value.chars() {
-            if c == '"' || c == '\\' {
-                q.push('\\');
-            }
-            q.push(c);
-        }
-        q.push('"');
-        q
+        nats_string(value)
     } else {
         value.to_owned()
     }
+}
+
+/// `text` as a double-quoted string of nats-server's configuration format: `"` and
+/// `\` escaped, control characters as `\n`, `\t`, `\r` or dropped (validation refuses
+/// them in every name written here; a state directory's path is the caller's).
+pub fn nats_string(text: &str) -> String {
+    let mut q = String::with_capacity(text.len() + 2);
+    q.push('"');
+    for c in text.chars() {
+        match c {
+            '"' | '\\' => {
+                q.push('\\');
+                q.push(c);
+            }
+            '\n' => q.push_str("\\n"),
+            '\t' => q.push_str("\\t"),
+            '\r' => q.push_str("\\r"),
+            c if c.is_control() => {}
+            c => q.push(c),
+        }
+    }
+    q.push('"');
+    q
+}
+
+/// `text` as a single-quoted `postgresql.conf` value: `'` doubled, `\` escaped (the
+/// file's lexer reads backslash escapes inside quotes), line breaks as `\n`.
+pub fn pg_string(text: &str) -> String {
+    let mut q = String::with_capacity(text.len() + 2);
+    q.push('\'');
+    for c in text.chars() {
+        match c {
+            '\'' => q.push_str("''"),
+            '\\' => q.push_str("\\\\"),
+            '\n' => q.push_str("\\n"),
+            '\r' => q.push_str("\\r"),
+            c if c.is_control() && c != '\t' => {}
+            c => q.push(c),
+        }
+    }
+    q.push('\'');
+    q
+}
+
+/// `text` as an HCL double-quoted string: `"` and `\` escaped, and the template
+/// introducers `${` and `%{` written as their literal escapes `$${` and `%%{`.
+pub fn hcl_string(text: &str) -> String {
+    let mut q = String::with_capacity(text.len() + 2);
+    q.push('"');
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' | '\\' => {
+                q.push('\\');
+                q.push(c);
+            }
+            '\n' => q.push_str("\\n"),
+            '\t' => q.push_str("\\t"),
+            '\r' => q.push_str("\\r"),
+            '$' | '%' if chars.peek() == Some(&'{') => {
+                q.push(c);
+                q.push(c);
+            }
+            c if c.is_control() => {}
+            c => q.push(c),
+        }
+    }
+    q.push('"');
+    q
+}
+
+/// `text` as one argument of `redis.conf`: bare when it has nothing Redis's line
+/// splitter reads specially, else double-quoted with `"` and `\` escaped and control
+/// characters as `\xhh`.
+pub fn redis_arg(text: &str) -> String {
+    let plain = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_graphic() && !matches!(c, '"' | '\'' | '\\'));
+    if plain {
+        return text.to_owned();
+    }
+    let mut q = String::with_capacity(text.len() + 2);
+    q.push('"');
+    for c in text.chars() {
+        match c {
+            '"' | '\\' => {
+                q.push('\\');
+                q.push(c);
+            }
+            c if c.is_ascii_control() => q.push_str(&format!("\\x{:02x}", c as u32)),
+            c => q.push(c),
+        }
+    }
+    q.push('"');
+    q
 }
 
 /// Environment variable holding the NATS app user's password.
@@ -76,14 +163,19 @@ fn header(_env: &Environment, comment: &str) -> String {
 /// `postgresql.conf` settings (included after the defaults initdb writes).
 pub fn postgresql_conf(env: &Environment, pg: &Postgres, layout: &Layout) -> String {
     let mut s = header(env, "#");
-    let _ = writeln!(s, "listen_addresses = '{}'", layout.bind);
+    let _ = writeln!(s, "listen_addresses = {}", pg_string(&layout.bind));
     let _ = writeln!(s, "port = {}", pg.common.port);
-    let _ = writeln!(s, "unix_socket_directories = '{}'", layout.run_dir);
+    let _ = writeln!(
+        s,
+        "unix_socket_directories = {}",
+        pg_string(&layout.run_dir)
+    );
     let _ = writeln!(s, "password_encryption = 'scram-sha-256'");
     let _ = writeln!(s, "logging_collector = off");
     let _ = writeln!(s, "log_line_prefix = '%m [%p] %q%u@%d '");
+    // Setting names are GUC names (validation refuses anything else).
     for (k, v) in &pg.settings {
-        let _ = writeln!(s, "{k} = '{}'", v.replace('\'', "''"));
+        let _ = writeln!(s, "{k} = {}", pg_string(v));
     }
     s
 }
@@ -107,15 +199,20 @@ pub fn redis_conf(env: &Environment, redis: &Redis, layout: &Layout) -> String {
     let _ = writeln!(s, "port {}", redis.common.port);
     let _ = writeln!(s, "protected-mode yes");
     let _ = writeln!(s, "daemonize no");
-    let _ = writeln!(s, "dir {}", layout.data_dir);
+    let _ = writeln!(s, "dir {}", redis_arg(&layout.data_dir));
     let _ = writeln!(s, "dbfilename dump.rdb");
     let _ = writeln!(s, "save 900 1 300 10 60 10000");
-    let _ = writeln!(s, "aclfile {}/users.acl", layout.run_dir);
+    let _ = writeln!(
+        s,
+        "aclfile {}",
+        redis_arg(&format!("{}/users.acl", layout.run_dir))
+    );
+    // Validation allows only a size and a policy name here; quoted all the same.
     if let Some(m) = &redis.maxmemory {
-        let _ = writeln!(s, "maxmemory {m}");
+        let _ = writeln!(s, "maxmemory {}", redis_arg(m));
     }
     if let Some(p) = &redis.maxmemory_policy {
-        let _ = writeln!(s, "maxmemory-policy {p}");
+        let _ = writeln!(s, "maxmemory-policy {}", redis_arg(p));
     }
     s
 }
@@ -140,7 +237,7 @@ fn app_subjects(env: &Environment) -> Vec<String> {
 fn quote_list(items: &[String]) -> String {
     items
         .iter()
-        .map(|i| format!("\"{i}\""))
+        .map(|i| nats_string(i))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -239,7 +336,7 @@ pub fn nats_node_conf(
     let mut s = header(env, "#");
     match &node.name {
         NodeName::Fixed(name) => {
-            let _ = writeln!(s, "server_name: \"{name}\"");
+            let _ = writeln!(s, "server_name: {}", nats_string(name));
         }
         NodeName::FromEnv(var) => {
             let _ = writeln!(s, "server_name: ${var}");
@@ -255,7 +352,7 @@ pub fn nats_node_conf(
         s.push_str("}\n");
     }
     s.push_str("jetstream {\n");
-    let _ = writeln!(s, "  store_dir: \"{}\"", layout.data_dir);
+    let _ = writeln!(s, "  store_dir: {}", nats_string(&layout.data_dir));
     let _ = writeln!(s, "  max_memory_store: {}", nats.max_memory.bytes());
     let _ = writeln!(s, "  max_file_store: {}", nats.max_file.bytes());
     s.push_str("}\n");
@@ -270,8 +367,8 @@ pub fn nats_node_conf(
     let _ = writeln!(s, "      {{");
     let _ = writeln!(
         s,
-        "        user: \"{}\", password: ${NATS_APP_PASSWORD_VAR}",
-        nats.app_user
+        "        user: {}, password: ${NATS_APP_PASSWORD_VAR}",
+        nats_string(&nats.app_user)
     );
     s.push_str("        permissions: {\n");
     let _ = writeln!(
@@ -383,7 +480,7 @@ pub fn vault_node_hcl(
     s.push_str("  telemetry {\n    unauthenticated_metrics_access = true\n  }\n");
     s.push_str("}\n");
     s.push_str("storage \"raft\" {\n");
-    let _ = writeln!(s, "  path = \"{}\"", layout.data_dir);
+    let _ = writeln!(s, "  path = {}", hcl_string(&layout.data_dir));
     if let Some(id) = &node.identity {
         let _ = writeln!(s, "  node_id = \"{}\"", id.node_id);
     }
@@ -406,7 +503,11 @@ pub fn vault_node_hcl(
     // request is answered, so nothing (tenant data included) goes unrecorded, and
     // OpenBao refuses API-created audit devices anyway.
     s.push_str("audit \"file\" \"file\" {\n  options {\n");
-    let _ = writeln!(s, "    file_path = \"{}\"", vault_audit_path(env, layout));
+    let _ = writeln!(
+        s,
+        "    file_path = {}",
+        hcl_string(&vault_audit_path(env, layout))
+    );
     s.push_str("  }\n}\n");
     Some(s)
 }
@@ -430,4 +531,89 @@ pub fn stream_for_subject<'e>(env: &'e Environment, subject: &str) -> Option<&'e
             .any(|f| crate::validate::subjects_overlap(f, subject))
             .then_some(name)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(sets: &[&str]) -> Environment {
+        let mut files = crate::load::EnvFiles::default();
+        files.files.insert(
+            "dev".into(),
+            crate::load::EnvFile {
+                display: "dev.yaml".into(),
+                text: Ok("backup: {enabled: false}\n\
+                          vault: {policies: {anumate-app: [{path: x/*, capabilities: [read]}]}}\n"
+                    .into()),
+            },
+        );
+        let sets: Vec<String> = sets.iter().map(|s| (*s).to_owned()).collect();
+        crate::load::load(&files, "dev", &sets)
+            .unwrap_or_else(|d| panic!("{d}"))
+            .env
+    }
+
+    /// A hostile state directory (the one path the user chooses that lands in these
+    /// files) with a quote, a backslash, a newline and a template introducer.
+    fn hostile_layout() -> Layout {
+        let dir = "/tmp/a\"b\\c\nd${x}%{y}'e".to_owned();
+        Layout {
+            bind: "127.0.0.1".into(),
+            advertise: "127.0.0.1".into(),
+            data_dir: dir.clone(),
+            run_dir: dir,
+            client_networks: vec!["127.0.0.1/32".into()],
+            runs_in_run_dir: false,
+        }
+    }
+
+    #[test]
+    fn quoting_functions_escape_what_each_format_reads_specially() {
+        assert_eq!(nats_string("a\"b\\c\nd"), r#""a\"b\\c\nd""#);
+        assert_eq!(nats_string("x\u{1b}y"), r#""xy""#);
+        assert_eq!(pg_string("it's a\\b\nc"), r"'it''s a\\b\nc'");
+        assert_eq!(hcl_string("a\"${b}%{c}$d\\"), r#""a\"$${b}%%{c}$d\\""#);
+        assert_eq!(redis_arg("/var/lib/redis"), "/var/lib/redis");
+        assert_eq!(redis_arg("/a b\"c\n"), r#""/a b\"c\x0a""#);
+        assert_eq!(secret_env_value(NATS_APP_PASSWORD_VAR, "1\"2"), r#""1\"2""#);
+        assert_eq!(secret_env_value("OTHER", "1\"2"), "1\"2");
+    }
+
+    #[test]
+    fn generated_configs_keep_hostile_paths_inside_their_quotes() {
+        let e = env(&["services.postgres.settings.search_path=\"it's \\\\ here\""]);
+        let layout = hostile_layout();
+        let nats = nats_conf(&e, e.services.nats.as_ref().unwrap(), &layout);
+        assert!(
+            nats.contains(r#"store_dir: "/tmp/a\"b\\c\nd${x}%{y}'e""#),
+            "{nats}"
+        );
+        assert!(nats.contains(r#"user: "anumate_app", password: $NATS_APP_PASSWORD"#));
+        // The newline in the path starts no line of its own (checked for every file
+        // below).
+        let pg = postgresql_conf(&e, e.services.postgres.as_ref().unwrap(), &layout);
+        assert!(
+            pg.contains(r#"unix_socket_directories = '/tmp/a"b\\c\nd${x}%{y}''e'"#),
+            "{pg}"
+        );
+        assert!(pg.contains(r"search_path = 'it''s \\ here'"), "{pg}");
+        let redis = redis_conf(&e, e.services.redis.as_ref().unwrap(), &layout);
+        assert!(
+            redis.contains(r#"dir "/tmp/a\"b\\c\x0ad${x}%{y}'e""#),
+            "{redis}"
+        );
+        let hcl = vault_hcl(&e, e.services.vault.as_ref().unwrap(), &layout).unwrap();
+        assert!(
+            hcl.contains(r#"path = "/tmp/a\"b\\c\nd$${x}%%{y}'e""#),
+            "{hcl}"
+        );
+        assert!(
+            hcl.contains(r#"file_path = "/tmp/a\"b\\c\nd$${x}%%{y}'e/vault-audit.log""#),
+            "{hcl}"
+        );
+        for text in [&nats, &pg, &redis, &hcl] {
+            assert!(!text.lines().any(|l| l.starts_with("d$")), "{text}");
+        }
+    }
 }

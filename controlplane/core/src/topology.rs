@@ -15,6 +15,13 @@ use crate::model::{Environment, Nats, Platform, Vault};
 /// one.
 pub const MIN_CLUSTER: u32 = 3;
 
+/// The most nodes a raft group (NATS, OpenBao) or a CloudNativePG cluster may have:
+/// every write waits for a majority, so each node beyond this slows writes and adds
+/// election traffic without a useful gain in fault tolerance. (It also bounds what
+/// per-node output the generators expand: validation refuses more before anything
+/// lists nodes.)
+pub const MAX_CLUSTER: u32 = 9;
+
 /// JetStream's largest stream replication factor.
 pub const MAX_STREAM_REPLICAS: u8 = 5;
 

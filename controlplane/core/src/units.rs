@@ -13,6 +13,11 @@ pub enum UnitError {
     /// Not a duration.
     #[error("`{0}` is not a duration")]
     Duration(String),
+    /// A duration beyond any schedule, retention or TTL that makes sense.
+    #[error(
+        "`{0}` is longer than 100 years, the longest duration controlplane accepts (a longer one is a typo, and would overflow the servers' own duration types)"
+    )]
+    DurationTooLong(String),
     /// Not a CPU quantity.
     #[error("`{0}` is not a CPU quantity (like `50m`, `0.5` or `2`)")]
     Cpu(String),
@@ -50,6 +55,12 @@ pub struct Duration {
 }
 
 impl Duration {
+    /// The longest duration accepted: 100 years of 365.25 days. Servers keep durations
+    /// as nanoseconds in an `i64` (NATS, Go's `time.Duration`: about 292 years) or as
+    /// seconds in narrower types; a bound well inside all of them means no conversion
+    /// downstream can overflow or panic.
+    pub const MAX_SECS: u64 = 36_525 * 86_400;
+
     /// A duration of seconds, spelled in the shortest exact way (`90` is `1m30s`).
     pub fn from_secs(secs: u64) -> Self {
         Self {
@@ -98,6 +109,9 @@ impl Duration {
         }
         if !digits.is_empty() {
             return Err(err());
+        }
+        if total > Self::MAX_SECS {
+            return Err(UnitError::DurationTooLong(s.to_owned()));
         }
         Ok(Self {
             secs: total,
@@ -392,6 +406,33 @@ mod tests {
         assert!(Duration::parse("5").is_err());
         assert!(Duration::parse("m").is_err());
         assert!(Duration::parse("5y").is_err());
+    }
+
+    #[test]
+    fn absurd_durations_are_refused_without_overflow() {
+        assert_eq!(
+            Duration::parse("36525d").unwrap().as_secs(),
+            Duration::MAX_SECS
+        );
+        for text in [
+            "36526d",
+            "100000000000000d",
+            "18446744073709551615s",
+            "99999999999999999999999999s",
+            "5218w",
+            "1s36525d",
+        ] {
+            assert!(Duration::parse(text).is_err(), "{text} was accepted");
+        }
+        assert!(matches!(
+            Duration::parse("100000000000000d"),
+            Err(UnitError::DurationTooLong(_))
+        ));
+        // Memory and CPU quantities overflow into an error too, never a panic.
+        assert!(Memory::parse("99999999999999999999Ti").is_err());
+        assert!(Memory::parse("18446744073709551615Ti").is_err());
+        assert!(Cpu::parse("18446744073709551615").is_err());
+        assert!(Cpu::parse("99999999999999999999999m").is_err());
     }
 
     #[test]

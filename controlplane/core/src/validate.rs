@@ -10,7 +10,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::catalog::{BOARDS, RULES, ThresholdUnit};
 use crate::diag::{Diagnostic, Loc, SourceMap, closest};
 use crate::model::*;
-use crate::names::{CoreKind, EnvName, ServiceName, StreamName, is_dns_label};
+use crate::names::{
+    CoreKind, EnvName, ServiceName, StreamName, is_dns_label, is_dns_name, is_identifier,
+    is_pg_identifier,
+};
 use crate::raw::{self, RawEnvironment, RawResources};
 use crate::tree::{Node, Path, PathSeg};
 use crate::units::{Cpu, Duration, Memory, SecretRef};
@@ -76,8 +79,13 @@ impl<'a> Cx<'a> {
     fn duration(&mut self, path: &str, value: Option<&str>, default: &str) -> Duration {
         let text = value.unwrap_or(default);
         Duration::parse(text).unwrap_or_else(|e| {
+            let too_long = matches!(e, crate::units::UnitError::DurationTooLong(_));
             let d = self.err(path, e.to_string());
-            d.expected = Some("a duration like `30s`, `5m`, `1h30m` or `7d`".into());
+            d.expected = Some(if too_long {
+                format!("at most 100 years (`{}d`)", Duration::MAX_SECS / 86_400)
+            } else {
+                "a duration like `30s`, `5m`, `1h30m` or `7d`".into()
+            });
             Duration::from_secs(0)
         })
     }
@@ -245,6 +253,144 @@ impl<'a> Cx<'a> {
     }
 }
 
+impl Cx<'_> {
+    /// A name written as is into a server's configuration or an API path: refused
+    /// here, naming the field, the rule and a valid example, so no generator ever has
+    /// to write a hostile one.
+    fn identifier(&mut self, path: &str, value: &str, rule: Ident) -> bool {
+        let (ok, what, expected, example): (fn(&str) -> bool, _, _, _) = match rule {
+            Ident::Name(what, example) => (
+                is_identifier,
+                what,
+                "an ASCII letter, then letters, digits, `_` and `-`, at most 63 characters",
+                example,
+            ),
+            Ident::Postgres(what, example) => (
+                is_pg_identifier,
+                what,
+                "a lowercase letter or `_`, then lowercase letters, digits and `_`, at most 63 characters",
+                example,
+            ),
+            Ident::Dns(what, example) => (
+                is_dns_label,
+                what,
+                "a DNS label: lowercase letters, digits and `-`, at most 63, starting and ending with a letter or digit",
+                example,
+            ),
+            Ident::Host(what, example) => (
+                is_dns_name,
+                what,
+                "a DNS name: dot-separated labels of lowercase letters, digits and `-`",
+                example,
+            ),
+            Ident::Mount(what, example) => (
+                is_mount_path,
+                what,
+                "`/`-separated segments of letters, digits, `-`, `_` and `.`, without leading or trailing `/`",
+                example,
+            ),
+        };
+        if ok(value) {
+            return true;
+        }
+        let d = self.err(path, format!("`{value}` is not a valid {what}"));
+        d.expected = Some(format!("{expected}, e.g. `{example}`"));
+        false
+    }
+
+    /// A number outside the range that makes sense, with why.
+    fn bound<T: PartialOrd + std::fmt::Display + Copy>(
+        &mut self,
+        path: &str,
+        value: T,
+        range: std::ops::RangeInclusive<T>,
+        why: &str,
+    ) -> bool {
+        if range.contains(&value) {
+            return true;
+        }
+        self.err(
+            path,
+            format!(
+                "{value} is outside {} to {}: {why}",
+                range.start(),
+                range.end()
+            ),
+        )
+        .expected = Some(format!(
+            "a number from {} to {}",
+            range.start(),
+            range.end()
+        ));
+        false
+    }
+}
+
+/// The rule an identifier follows, with what it names and a valid example.
+#[derive(Clone, Copy)]
+enum Ident {
+    /// [`is_identifier`].
+    Name(&'static str, &'static str),
+    /// [`is_pg_identifier`].
+    Postgres(&'static str, &'static str),
+    /// [`is_dns_label`].
+    Dns(&'static str, &'static str),
+    /// [`is_dns_name`].
+    Host(&'static str, &'static str),
+    /// [`is_mount_path`].
+    Mount(&'static str, &'static str),
+}
+
+/// A Vault mount path: `/`-separated segments of letters, digits, `-`, `_` and `.`.
+fn is_mount_path(s: &str) -> bool {
+    s.len() <= 255
+        && s.split('/').all(|seg| {
+            !seg.is_empty()
+                && seg != "."
+                && seg != ".."
+                && seg
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        })
+}
+
+/// An image tag (the OCI distribution spec's rule).
+fn is_image_tag(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+/// An HTTP path as the manifests and probes take it: printable ASCII without spaces,
+/// quotes, backslashes or braces.
+fn is_url_path(s: &str) -> bool {
+    s.len() <= 1024
+        && s.chars()
+            .all(|c| c.is_ascii_graphic() && !matches!(c, '"' | '\'' | '\\' | '{' | '}' | '`'))
+}
+
+/// An image reference: no whitespace, quotes or control characters, at most 255.
+fn image_ref(cx: &mut Cx<'_>, path: &str, image: &str) {
+    let ok = !image.is_empty()
+        && image.len() <= 255
+        && image.chars().all(|c| {
+            c.is_ascii_graphic() && !matches!(c, '"' | '\'' | '\\' | '{' | '}' | '`' | '$')
+        });
+    if !ok {
+        cx.err(path, format!("`{image}` is not an image reference"))
+            .expected = Some(
+            "a registry path without spaces or quotes, e.g. `ghcr.io/anumate/capsule-registry`"
+                .into(),
+        );
+    }
+}
+
+/// The most replicas of an app or an extra: beyond this a number is a typo, not a
+/// deployment (and every replica is a process on the process platform).
+const MAX_APP_REPLICAS: u32 = 1000;
+
 fn tier_name(t: Tier) -> &'static str {
     match t {
         Tier::Dev => "dev",
@@ -318,6 +464,32 @@ fn common(cx: &mut Cx<'_>, kind: CoreKind, c: CommonIn<'_>) -> Option<ServiceCom
     if replicas == 0 {
         cx.err(&format!("{path}.replicas"), "0 replicas").expected =
             Some("at least 1 (set `enabled: false` to turn the service off)".into());
+    } else if replicas > crate::topology::MAX_CLUSTER {
+        let max = crate::topology::MAX_CLUSTER;
+        let d = cx.err(
+            &format!("{path}.replicas"),
+            format!(
+                "replicas is {replicas}, but a cluster has at most {max} nodes: every write waits for a majority, so more nodes only slow it down"
+            ),
+        );
+        d.expected = Some(format!("1 to {max}"));
+    }
+    if let Some(image) = c.image {
+        image_ref(cx, &format!("{path}.image"), image);
+    }
+    if !c
+        .version
+        .as_deref()
+        .is_none_or(|v| !v.is_empty() && v.len() <= 32 && is_url_path(v) && !v.contains('/'))
+    {
+        cx.err(
+            &format!("{path}.version"),
+            format!(
+                "`{}` is not a version",
+                c.version.as_deref().unwrap_or_default()
+            ),
+        )
+        .expected = Some("a version like `15` or `2.9`".into());
     }
     Some(ServiceCommon {
         image: c
@@ -395,6 +567,20 @@ fn check_topology(cx: &mut Cx<'_>, env: &Environment) {
             d.help = Some(format!(
                 "set replicas: {MIN_CLUSTER} (it survives one node down) or 1"
             ));
+        } else if n > MIN_CLUSTER && n % 2 == 0 && n <= crate::topology::MAX_CLUSTER {
+            let d = cx.err(
+                &path,
+                format!(
+                    "replicas is {n}, but {product} cluster of {n} survives no more failures than one of {} (raft needs a majority: {} of {n}) and splits into two halves without one",
+                    n - 1,
+                    n / 2 + 1
+                ),
+            );
+            d.expected = Some(format!(
+                "an odd number from {MIN_CLUSTER} to {}",
+                crate::topology::MAX_CLUSTER
+            ));
+            d.help = Some(format!("set replicas: {} or {}", n - 1, n + 1));
         } else if n >= MIN_CLUSTER && !clusters_here {
             let d = cx.err(
                 &path,
@@ -469,6 +655,9 @@ pub(crate) fn validate(name: &EnvName, raw: RawEnvironment, cx: &mut Cx<'_>) -> 
         .domain
         .clone()
         .unwrap_or_else(|| format!("{name}.{project}.local"));
+    if raw.domain.is_some() {
+        cx.identifier("domain", &domain, Ident::Host("domain", "anumate.io"));
+    }
 
     let services = core_services(cx, &raw.services, tier);
     let apps = apps(cx, &raw, &domain);
@@ -563,18 +752,40 @@ fn core_services(cx: &mut Cx<'_>, raw: &raw::RawServices, tier: Tier) -> CoreSer
     });
     if let Some(p) = &postgres {
         let db = &p.database;
-        let ok = !db.is_empty()
-            && db.len() <= 63
-            && db.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
-            && db
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-        if !ok {
+        if cx.identifier(
+            "services.postgres.database",
+            db,
+            Ident::Postgres("PostgreSQL database name", "anumate"),
+        ) && matches!(db.as_str(), "template0" | "template1")
+        {
             cx.err(
                 "services.postgres.database",
-                format!("`{db}` is not a safe PostgreSQL identifier"),
+                format!("`{db}` is PostgreSQL's own template database"),
             )
-            .expected = Some("lowercase letters, digits and `_`, starting with a letter".into());
+            .expected = Some("a database of your own, e.g. `anumate`".into());
+        }
+        for (k, v) in &p.settings {
+            let path = format!("services.postgres.settings.{k}");
+            let guc = !k.is_empty()
+                && k.len() <= 63
+                && k.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                && k.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
+            if !guc {
+                let loc = cx.key_loc(&path);
+                cx.errors.push(
+                    Diagnostic::new(format!("`{k}` is not a PostgreSQL setting name"))
+                        .at(Some(loc))
+                        .path(path.clone())
+                        .expected(
+                            "letters, digits, `_` and `.` (a GUC name), e.g. `max_connections`",
+                        ),
+                );
+            }
+            if v.contains(['\n', '\r']) {
+                cx.err(&path, "a setting's value spans lines").expected =
+                    Some("one line, e.g. `\"200\"`".into());
+            }
         }
     }
     let r = &raw.redis;
@@ -585,6 +796,27 @@ fn core_services(cx: &mut Cx<'_>, raw: &raw::RawServices, tier: Tier) -> CoreSer
         maxmemory: r.maxmemory.clone(),
         maxmemory_policy: r.maxmemory_policy.clone(),
     });
+    if let Some(m) = &r.maxmemory
+        && !is_redis_memory(m)
+    {
+        cx.err(
+            "services.redis.maxmemory",
+            format!("`{m}` is not a Redis memory size"),
+        )
+        .expected = Some("a number of bytes with an optional unit (`b`, `k`, `kb`, `m`, `mb`, `g`, `gb`), e.g. `256mb`".into());
+    }
+    if let Some(p) = &r.maxmemory_policy
+        && !REDIS_POLICIES.contains(&p.as_str())
+    {
+        let d = cx.err(
+            "services.redis.maxmemory_policy",
+            format!("`{p}` is not a Redis eviction policy"),
+        );
+        d.expected = Some(format!("one of {}", REDIS_POLICIES.join(", ")));
+        if let Some(c) = closest(p, REDIS_POLICIES) {
+            d.help = Some(format!("did you mean `{c}`?"));
+        }
+    }
     let n = &raw.nats;
     let nats = common(cx, CoreKind::Nats, common_in!(n)).map(|common| Nats {
         common,
@@ -596,6 +828,21 @@ fn core_services(cx: &mut Cx<'_>, raw: &raw::RawServices, tier: Tier) -> CoreSer
         max_memory: cx.memory("services.nats.max_memory", n.max_memory.as_deref(), "256Mi"),
         max_file: cx.memory("services.nats.max_file", n.max_file.as_deref(), "1Gi"),
     });
+    if let Some(n) = &nats {
+        let user = &n.app_user;
+        if cx.identifier(
+            "services.nats.app_user",
+            user,
+            Ident::Name("NATS user name", "anumate_app"),
+        ) && user == crate::serverconf::NATS_ADMIN_USER
+        {
+            cx.err(
+                "services.nats.app_user",
+                format!("`{user}` is the name of controlplane's own NATS admin user"),
+            )
+            .expected = Some("another name, e.g. `anumate_app`".into());
+        }
+    }
     let v = &raw.vault;
     let vault = common(cx, CoreKind::Vault, common_in!(v)).map(|common| {
         let mode = v.mode.unwrap_or(VaultMode::Raft);
@@ -681,7 +928,24 @@ fn apps(cx: &mut Cx<'_>, raw: &RawEnvironment, domain: &str) -> BTreeMap<Service
         if replicas == 0 {
             cx.err(&format!("{path}.replicas"), "0 replicas").expected =
                 Some("at least 1 (set `enabled: false` to turn the app off)".into());
+        } else {
+            cx.bound(
+                &format!("{path}.replicas"),
+                replicas,
+                1..=MAX_APP_REPLICAS,
+                "more replicas than that is a typo, not a deployment",
+            );
         }
+        if let Some(tag) = &app.tag
+            && !is_image_tag(tag)
+        {
+            cx.err(&format!("{path}.tag"), format!("`{tag}` is not an image tag"))
+                .expected = Some(
+                "letters, digits, `_`, `.` and `-`, at most 128, not starting with `.` or `-`, e.g. `1.4.2`"
+                    .into(),
+            );
+        }
+        image_ref(cx, &format!("{path}.image"), &image);
         let autoscaling = app
             .autoscaling
             .as_ref()
@@ -696,6 +960,12 @@ fn apps(cx: &mut Cx<'_>, raw: &RawEnvironment, domain: &str) -> BTreeMap<Service
                     )
                     .expected = Some("at least 1".into());
                 }
+                cx.bound(
+                    &format!("{path}.autoscaling.max_replicas"),
+                    max,
+                    0..=MAX_APP_REPLICAS,
+                    "more replicas than that is a typo, not a deployment",
+                );
                 if max < min {
                     let d = cx.err(
                         &format!("{path}.autoscaling.max_replicas"),
@@ -761,18 +1031,34 @@ fn apps(cx: &mut Cx<'_>, raw: &RawEnvironment, domain: &str) -> BTreeMap<Service
             }
         }
         let health = app.health.clone().unwrap_or_default();
+        for (k, v) in [
+            ("initial_delay_seconds", health.initial_delay_seconds),
+            ("period_seconds", health.period_seconds),
+        ] {
+            if let Some(v) = v {
+                cx.bound(
+                    &format!("{path}.health.{k}"),
+                    v,
+                    if k == "period_seconds" { 1 } else { 0 }..=3600,
+                    "a probe waits at most an hour (Kubernetes takes a period of at least 1 s)",
+                );
+            }
+        }
         for (k, p) in [
             ("liveness", &health.liveness),
             ("readiness", &health.readiness),
         ] {
             if let Some(p) = p
-                && !p.starts_with('/')
+                && (!p.starts_with('/') || !is_url_path(p))
             {
                 cx.err(
                     &format!("{path}.health.{k}"),
-                    format!("`{p}` does not start with `/`"),
+                    format!("`{p}` is not an absolute HTTP path"),
                 )
-                .expected = Some("an absolute HTTP path, e.g. `/health`".into());
+                .expected = Some(
+                    "a path starting with `/`, without spaces, quotes or control characters, e.g. `/health`"
+                        .into(),
+                );
             }
         }
         let ingress = app
@@ -786,6 +1072,36 @@ fn apps(cx: &mut Cx<'_>, raw: &RawEnvironment, domain: &str) -> BTreeMap<Service
                 tls: i.tls.unwrap_or(false),
                 cluster_issuer: i.cluster_issuer.clone(),
             });
+        if let Some(i) = &ingress {
+            let explicit = app.ingress.as_ref().and_then(|r| r.host.as_ref()).is_some();
+            if explicit {
+                // A wildcard host (`*.example.com`) is an Ingress rule's own syntax.
+                cx.identifier(
+                    &format!("{path}.ingress.host"),
+                    i.host.strip_prefix("*.").unwrap_or(&i.host),
+                    Ident::Host("host name", "registry.anumate.io"),
+                );
+            }
+            if !i.path.starts_with('/') || !is_url_path(&i.path) {
+                cx.err(
+                    &format!("{path}.ingress.path"),
+                    format!("`{}` is not an absolute HTTP path", i.path),
+                )
+                .expected = Some("a path starting with `/`, e.g. `/` or `/api`".into());
+            }
+            cx.identifier(
+                &format!("{path}.ingress.class"),
+                &i.class,
+                Ident::Dns("ingress class", "nginx"),
+            );
+            if let Some(issuer) = &i.cluster_issuer {
+                cx.identifier(
+                    &format!("{path}.ingress.cluster_issuer"),
+                    issuer,
+                    Ident::Dns("ClusterIssuer name", "letsencrypt-prod"),
+                );
+            }
+        }
         for k in app.env.keys() {
             cx.env_var_name(&format!("{path}.env.{k}"), k);
         }
@@ -929,8 +1245,28 @@ fn extras(cx: &mut Cx<'_>, raw: &RawEnvironment) -> BTreeMap<ServiceName, Extra>
         if let Some(mp) = &extra.metrics_port {
             port_of(cx, &format!("{path}.metrics_port"), mp);
         }
+        image_ref(cx, &format!("{path}.image"), &image);
+        if let Some(r) = extra.replicas {
+            cx.bound(
+                &format!("{path}.replicas"),
+                r,
+                1..=MAX_APP_REPLICAS,
+                "more replicas than that is a typo, not a deployment",
+            );
+        }
         for (k, v) in &extra.volumes {
-            if !v.starts_with('/') {
+            if !is_dns_label(k) {
+                let loc = cx.key_loc(&format!("{path}.volumes.{k}"));
+                cx.errors.push(
+                    Diagnostic::new(format!("`{k}` is not a valid volume name"))
+                        .at(Some(loc))
+                        .path(format!("{path}.volumes.{k}"))
+                        .expected(
+                            "a DNS label (it names a volume and a Kubernetes claim), e.g. `data`",
+                        ),
+                );
+            }
+            if !v.starts_with('/') || v.contains(|c: char| c.is_control() || c == '"') {
                 cx.err(
                     &format!("{path}.volumes.{k}"),
                     format!("`{v}` is not an absolute path"),
@@ -978,6 +1314,9 @@ fn monitoring(cx: &mut Cx<'_>, raw: &raw::RawMonitoring) -> Option<Monitoring> {
             let c = c.clone().unwrap_or_default();
             if c.enabled == Some(false) {
                 return None;
+            }
+            if let Some(i) = &c.image {
+                image_ref(cx, &format!("monitoring.{key}.image"), i);
             }
             Some(Component {
                 image: c.image.unwrap_or_else(|| image.to_owned()),
@@ -1117,6 +1456,18 @@ fn streams(cx: &mut Cx<'_>, raw: &RawEnvironment) -> BTreeMap<StreamName, Stream
                 );
                 continue;
             }
+            if let Some((reserved, whose)) = reserved_subject(subj) {
+                let d = cx.err(
+                    &format!("{path}.subjects[{i}]"),
+                    format!("`{subj}` overlaps `{reserved}`, the subjects of {whose}"),
+                );
+                d.expected = Some(
+                    "subjects of your own, e.g. `events.capsule.>`; not `>`, `$...` or `_INBOX...`"
+                        .into(),
+                );
+                d.help = Some("a stream over reserved subjects would record other clients' traffic and open them to the app user".into());
+                continue;
+            }
             for (other_stream, other_path, other) in &subjects_seen {
                 if subjects_overlap(subj, other) {
                     let note = format!("{other_path} is set at {}", cx.loc(other_path));
@@ -1129,6 +1480,9 @@ fn streams(cx: &mut Cx<'_>, raw: &RawEnvironment) -> BTreeMap<StreamName, Stream
                         "JetStream refuses streams with overlapping subjects; make them disjoint"
                             .into(),
                     );
+                    // One clash per subject: a thousand streams on one subject are a
+                    // thousand errors, not half a million.
+                    break;
                 }
             }
         }
@@ -1139,6 +1493,12 @@ fn streams(cx: &mut Cx<'_>, raw: &RawEnvironment) -> BTreeMap<StreamName, Stream
         if !(1..=5).contains(&replicas) {
             cx.err(&format!("{path}.replicas"), format!("{replicas} replicas"))
                 .expected = Some("1 to 5".into());
+        }
+        if let Some(m) = s.max_msgs
+            && m < -1
+        {
+            cx.err(&format!("{path}.max_msgs"), format!("{m} messages"))
+                .expected = Some("a count of at least 1, or -1 for no limit".into());
         }
         let max_bytes = s.max_bytes.as_deref().map(|b| {
             cx.memory(&format!("{path}.max_bytes"), Some(b), "1Gi")
@@ -1167,12 +1527,71 @@ fn streams(cx: &mut Cx<'_>, raw: &RawEnvironment) -> BTreeMap<StreamName, Stream
     out
 }
 
+/// Redis's eviction policies (`maxmemory-policy`).
+const REDIS_POLICIES: [&str; 8] = [
+    "noeviction",
+    "allkeys-lru",
+    "allkeys-lfu",
+    "allkeys-random",
+    "volatile-lru",
+    "volatile-lfu",
+    "volatile-random",
+    "volatile-ttl",
+];
+
+/// A Redis memory size: digits and an optional unit (`redis.conf`'s syntax).
+fn is_redis_memory(s: &str) -> bool {
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    !num.is_empty()
+        && num.parse::<u64>().is_ok()
+        && matches!(
+            unit.to_ascii_lowercase().as_str(),
+            "" | "b" | "k" | "kb" | "m" | "mb" | "g" | "gb"
+        )
+}
+
+/// Subjects a stream may not capture, with whose they are: JetStream's API and
+/// acknowledgements, the system account, the KV and object stores, reply inboxes
+/// (everyone's `_INBOX.>`, controlplane's own `_INBOX_CP`, which carries stream
+/// snapshots, and every user's custom prefix `_INBOX_<user>`). A stream over any of
+/// them would record other clients' traffic and put it in the app user's allow-lists.
+pub(crate) const RESERVED_SUBJECTS: [(&str, &str); 7] = [
+    ("$JS.>", "JetStream's API"),
+    ("$SYS.>", "the NATS system account"),
+    ("$KV.>", "JetStream key-value buckets"),
+    ("$O.>", "JetStream object stores"),
+    ("$NRG.>", "JetStream's RAFT groups"),
+    ("_INBOX.>", "reply inboxes"),
+    ("_INBOX_CP.>", "controlplane's own reply inbox"),
+];
+
+/// The reserved subject filter `subject` overlaps, if any ([`RESERVED_SUBJECTS`]; any
+/// first token starting with `$` or `_INBOX` is reserved too).
+fn reserved_subject(subject: &str) -> Option<(&'static str, &'static str)> {
+    if let Some(r) = RESERVED_SUBJECTS
+        .iter()
+        .find(|(r, _)| subjects_overlap(subject, r))
+    {
+        return Some(*r);
+    }
+    let first = subject.split('.').next().unwrap_or_default();
+    if first.starts_with('$') {
+        return Some(("$*", "NATS's internal subjects"));
+    }
+    if first.starts_with("_INBOX") {
+        return Some(("_INBOX*", "reply inboxes"));
+    }
+    None
+}
+
 fn valid_subject(s: &str) -> bool {
     let tokens: Vec<&str> = s.split('.').collect();
     !s.is_empty()
         && tokens.iter().enumerate().all(|(i, t)| {
             !t.is_empty()
                 && !t.contains(char::is_whitespace)
+                && !t.contains(|c: char| c.is_control() || c == '"' || c == '\\')
                 && (*t == "*" || *t == ">" || !t.contains(['*', '>']))
                 && (*t != ">" || i == tokens.len() - 1)
         })
@@ -1223,6 +1642,17 @@ fn vault_config(cx: &mut Cx<'_>, raw: &raw::RawVaultConfig) -> VaultConfig {
                     Some("an API path like `secret/data/anumate/*`".into());
                 continue;
             };
+            if p.len() > 512
+                || !p
+                    .chars()
+                    .all(|c| c.is_ascii_graphic() && !matches!(c, '"' | '\\' | '\''))
+            {
+                cx.err(&format!("{rp}.path"), format!("`{p}` is not a Vault API path"))
+                    .expected = Some(
+                    "printable ASCII without spaces, quotes or backslashes, e.g. `secret/data/anumate/*`"
+                        .into(),
+                );
+            }
             let caps = r.capabilities.clone().unwrap_or_default();
             if caps.is_empty() {
                 cx.err(&format!("{rp}.capabilities"), "no capabilities")
@@ -1286,10 +1716,42 @@ fn vault_config(cx: &mut Cx<'_>, raw: &raw::RawVaultConfig) -> VaultConfig {
         .clone()
         .unwrap_or_else(|| vec!["anumate-config".into(), "anumate-audit".into()]);
     for (i, k) in keys.iter().enumerate() {
+        if !cx.identifier(
+            &format!("vault.keys[{i}]"),
+            k,
+            Ident::Name("transit key name", "anumate-config"),
+        ) {
+            continue;
+        }
         if k.starts_with("tenant-") {
             cx.err(&format!("vault.keys[{i}]"), format!("`{k}` uses the tenant key prefix")).help =
                 Some("`tenant-*` keys are created by `controlplane tenant create`; name global keys `anumate-*`".into());
         }
+    }
+    for (key, value) in [
+        ("kv_mount", &raw.kv_mount),
+        ("transit_mount", &raw.transit_mount),
+    ] {
+        if let Some(m) = value {
+            cx.identifier(
+                &format!("vault.{key}"),
+                m,
+                Ident::Mount("Vault mount path", "secret"),
+            );
+        }
+    }
+    if let Some(name) = &role.name {
+        cx.identifier(
+            "vault.app_role.name",
+            name,
+            Ident::Name("AppRole name", "anumate-app"),
+        );
+    }
+    if let Some(a) = &raw.audit_log
+        && (a.is_empty() || a.len() > 1024 || a.contains(|c: char| c.is_control()))
+    {
+        cx.err("vault.audit_log", format!("`{a}` is not a file path"))
+            .expected = Some("a path on one line, e.g. `vault-audit.log`".into());
     }
     VaultConfig {
         kv_mount: raw.kv_mount.clone().unwrap_or_else(|| "secret".into()),
@@ -1417,7 +1879,20 @@ fn backup(cx: &mut Cx<'_>, raw: &raw::RawBackup, services: &CoreServices) -> Opt
         weekly: r.weekly.unwrap_or(4),
         monthly: r.monthly.unwrap_or(6),
     };
-    if retention.daily + retention.weekly + retention.monthly == 0 {
+    for (key, n, max, unit) in [
+        ("daily", retention.daily, 3660, "days"),
+        ("weekly", retention.weekly, 520, "weeks"),
+        ("monthly", retention.monthly, 1200, "months"),
+    ] {
+        cx.bound(
+            &format!("backup.retention.{key}"),
+            n,
+            0..=max,
+            &format!("{max} {unit} is 10 years or more (100 for months) of backups; keep longer archives outside controlplane's retention"),
+        );
+    }
+    if u64::from(retention.daily) + u64::from(retention.weekly) + u64::from(retention.monthly) == 0
+    {
         let d = cx.err(
             "backup.retention",
             "a retention of zero: every backup would be pruned",
@@ -1454,6 +1929,17 @@ fn backup(cx: &mut Cx<'_>, raw: &raw::RawBackup, services: &CoreServices) -> Opt
     let mut destinations = BTreeMap::new();
     for (name, d) in &raw.destinations {
         let Some(d) = d else { continue };
+        // The name is in every backup set's manifest and in `--destination NAME`.
+        if !is_identifier(name) {
+            let path = format!("backup.destinations.{name}");
+            let loc = cx.key_loc(&path);
+            cx.errors.push(
+                Diagnostic::new(format!("`{name}` is not a valid destination name"))
+                    .at(Some(loc))
+                    .path(path)
+                    .expected("an ASCII letter, then letters, digits, `_` and `-`, e.g. `offsite`"),
+            );
+        }
         if let Some(dest) = destination(cx, &format!("backup.destinations.{name}"), d) {
             destinations.insert(name.clone(), dest);
         }
@@ -1816,12 +2302,14 @@ fn alerts(cx: &mut Cx<'_>, raw: &raw::RawAlerts, backup: Option<&Backup>, drift:
             def.for_.to_owned()
         };
         if raw_rule.threshold.is_some() {
-            let bad = match def.unit {
-                ThresholdUnit::Fraction => !(threshold > 0.0 && threshold <= 1.0),
-                ThresholdUnit::Seconds | ThresholdUnit::PerSecond => threshold <= 0.0,
-                ThresholdUnit::Count => threshold < 0.0 || threshold.fract() != 0.0,
-                ThresholdUnit::None => true,
-            };
+            let bad = !threshold.is_finite()
+                || threshold > 1e15
+                || match def.unit {
+                    ThresholdUnit::Fraction => !(threshold > 0.0 && threshold <= 1.0),
+                    ThresholdUnit::Seconds | ThresholdUnit::PerSecond => threshold <= 0.0,
+                    ThresholdUnit::Count => threshold < 0.0 || threshold.fract() != 0.0,
+                    ThresholdUnit::None => true,
+                };
             if bad {
                 let expected = match def.unit {
                     ThresholdUnit::Fraction => "a fraction above 0 and at most 1 (0.05 means 5%)",
@@ -1950,10 +2438,7 @@ fn dashboards(cx: &mut Cx<'_>, raw: &raw::RawDashboards) -> Dashboards {
 
 /// Two services publishing the same host port cannot both start (process and docker).
 fn check_ports(cx: &mut Cx<'_>, env: &Environment) {
-    if env.platform == Platform::Kubernetes {
-        // Every pod has its own address: ports cannot clash across services.
-        return;
-    }
+    let kubernetes = env.platform == Platform::Kubernetes;
     let mut ports: Vec<(u16, String)> = Vec::new();
     for kind in env.services.enabled() {
         let c = env.services.common(kind).expect("enabled");
@@ -1964,8 +2449,23 @@ fn check_ports(cx: &mut Cx<'_>, env: &Environment) {
         if crate::topology::nats_clustered(n) {
             ports.push((n.cluster_port, "services.nats.cluster_port".into()));
         }
-        // Further nodes of a cluster listen on the next ports (topology.rs).
-        for node in crate::topology::nats_nodes(env, n).iter().skip(1) {
+        // Further nodes of a cluster listen on the next ports (topology.rs); a count
+        // beyond a cluster's size was refused already, and is not expanded.
+        let nodes = if n.common.replicas <= crate::topology::MAX_CLUSTER && !kubernetes {
+            crate::topology::nats_nodes(env, n)
+        } else {
+            Vec::new()
+        };
+        let last = u64::from(n.common.port.max(n.monitor_port).max(n.cluster_port))
+            + u64::from(n.common.replicas.saturating_sub(1));
+        if nodes.len() > 1 && last > u64::from(u16::MAX) {
+            cx.err(
+                "services.nats.replicas",
+                format!("node {} would listen on port {last}, above 65535 (node i listens on each configured port plus i)", nodes.len() - 1),
+            )
+            .expected = Some("lower services.nats ports".into());
+        }
+        for node in nodes.iter().skip(1) {
             let i = node.index;
             ports.push((node.client, format!("services.nats.port (node {i})")));
             ports.push((
@@ -1980,7 +2480,21 @@ fn check_ports(cx: &mut Cx<'_>, env: &Environment) {
     }
     if let Some(v) = &env.services.vault {
         ports.push((v.cluster_port, "services.vault.cluster_port".into()));
-        for node in crate::topology::vault_nodes(env, v).iter().skip(1) {
+        let nodes = if v.common.replicas <= crate::topology::MAX_CLUSTER && !kubernetes {
+            crate::topology::vault_nodes(env, v)
+        } else {
+            Vec::new()
+        };
+        let last = u64::from(v.common.port.max(v.cluster_port))
+            + 2 * u64::from(v.common.replicas.saturating_sub(1));
+        if nodes.len() > 1 && last > u64::from(u16::MAX) {
+            cx.err(
+                "services.vault.replicas",
+                format!("node {} would listen on port {last}, above 65535 (node i listens on each configured port plus 2 i)", nodes.len() - 1),
+            )
+            .expected = Some("lower services.vault ports".into());
+        }
+        for node in nodes.iter().skip(1) {
             let i = node.index;
             ports.push((node.api, format!("services.vault.port (node {i})")));
             ports.push((
@@ -2020,7 +2534,15 @@ fn check_ports(cx: &mut Cx<'_>, env: &Environment) {
     let mut first: BTreeMap<u16, String> = BTreeMap::new();
     for (port, path) in ports {
         if port == 0 {
-            cx.err(&path, "port 0").expected = Some("a port from 1 to 65535".into());
+            cx.err(
+                &path,
+                "port 0: a service needs a fixed port to be reached at",
+            )
+            .expected = Some("a port from 1 to 65535".into());
+            continue;
+        }
+        if kubernetes {
+            // Every pod has its own address: ports cannot clash across services.
             continue;
         }
         match first.get(&port) {
@@ -2268,6 +2790,189 @@ dashboards:
         assert_eq!(
             cron_max_interval("0 2 * *").unwrap_err().to_string(),
             "it has 4 fields, not 5"
+        );
+    }
+
+    /// A dev environment that validates, plus `extra` (a YAML flow mapping's entries).
+    const VALID: &str = "backup: {enabled: false}\nvault: {policies: {anumate-app: [{path: x/*, capabilities: [read]}]}}\n";
+
+    /// Every error of `VALID` with `sets` applied: (key path, message).
+    fn refused(sets: &[&str]) -> Vec<(String, String)> {
+        let mut files = crate::load::EnvFiles::default();
+        files.files.insert(
+            "dev".into(),
+            crate::load::EnvFile {
+                display: "dev.yaml".into(),
+                text: Ok(VALID.into()),
+            },
+        );
+        let sets: Vec<String> = sets.iter().map(|s| (*s).to_owned()).collect();
+        match crate::load::load(&files, "dev", &sets) {
+            Ok(_) => Vec::new(),
+            Err(d) => {
+                d.0.into_iter()
+                    .map(|d| (d.path.unwrap_or_default(), d.message))
+                    .collect()
+            }
+        }
+    }
+
+    #[test]
+    fn the_valid_base_of_these_tests_is_valid() {
+        assert_eq!(refused(&[]), Vec::<(String, String)>::new());
+        assert_eq!(
+            refused(&["streams.OK.subjects=[\"events.ok.>\"]"]),
+            Vec::<(String, String)>::new()
+        );
+    }
+
+    #[test]
+    fn identifiers_written_into_server_configs_are_refused_when_hostile() {
+        for (set, path) in [
+            ("services.nats.app_user=a\"b", "services.nats.app_user"),
+            ("services.nats.app_user=\"a b\"", "services.nats.app_user"),
+            ("services.nats.app_user=app.>", "services.nats.app_user"),
+            ("services.nats.app_user=admin", "services.nats.app_user"),
+            (
+                "services.postgres.database=x;drop",
+                "services.postgres.database",
+            ),
+            (
+                "services.postgres.database=template1",
+                "services.postgres.database",
+            ),
+            (
+                "services.postgres.settings={\"a = 1\": x}",
+                "services.postgres.settings.a = 1",
+            ),
+            (
+                "services.postgres.settings.work_mem=\"1\\nfsync = off\"",
+                "services.postgres.settings.work_mem",
+            ),
+            (
+                "services.redis.maxmemory=\"1mb\\nrequirepass x\"",
+                "services.redis.maxmemory",
+            ),
+            (
+                "services.redis.maxmemory_policy=allkeys-lru x",
+                "services.redis.maxmemory_policy",
+            ),
+            ("vault.kv_mount=../sys", "vault.kv_mount"),
+            ("vault.transit_mount=\"a\\\"b\"", "vault.transit_mount"),
+            ("vault.keys=[\"a/b\"]", "vault.keys[0]"),
+            ("vault.app_role.name=\"r\\\"x\"", "vault.app_role.name"),
+            ("vault.audit_log=\"a\\nb\"", "vault.audit_log"),
+            ("domain=\"a\\\"b.io\"", "domain"),
+            ("services.nats.image=\"nats:2 x\"", "services.nats.image"),
+            ("services.nats.version=\"2\\\"\"", "services.nats.version"),
+        ] {
+            let found = refused(&[set]);
+            assert!(
+                found.iter().any(|(p, _)| p == path),
+                "{set}: expected an error at {path}, got {found:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn reserved_subjects_are_refused_and_own_subjects_accepted() {
+        for subject in [
+            "$JS.API.>",
+            "$JS.*.>",
+            "$JS.API.STREAM.INFO.X",
+            ">",
+            "*.API.>",
+            "$SYS.>",
+            "$KV.bucket.key",
+            "$O.store.>",
+            "_INBOX.>",
+            "_INBOX.abc",
+            "_INBOX_CP.>",
+            "_INBOX_anumate_app.>",
+            "$G",
+        ] {
+            let found = refused(&[&format!("streams.X.subjects=[\"{subject}\"]")]);
+            assert!(
+                found
+                    .iter()
+                    .any(|(p, m)| p == "streams.X.subjects[0]" && m.contains("overlaps")),
+                "{subject} was not refused: {found:?}"
+            );
+        }
+        for subject in ["events.x.>", "orders.*", "a.b.c"] {
+            assert_eq!(
+                refused(&[&format!("streams.X.subjects=[\"{subject}\"]")]),
+                Vec::<(String, String)>::new(),
+                "{subject}"
+            );
+        }
+    }
+
+    #[test]
+    fn absurd_numbers_are_one_error_each_found_fast() {
+        let started = std::time::Instant::now();
+        for (set, path) in [
+            ("services.nats.replicas=1000000", "services.nats.replicas"),
+            (
+                "services.vault.replicas=4294967295",
+                "services.vault.replicas",
+            ),
+            ("services.nats.replicas=4", "services.nats.replicas"),
+            (
+                "apps.a={image: x, port: 9000, replicas: 4000000000}",
+                "apps.a.replicas",
+            ),
+            (
+                "streams.X={subjects: [x.>], max_age: 100000000000000d}",
+                "streams.X.max_age",
+            ),
+            (
+                "streams.X={subjects: [x.>], max_msgs: -5}",
+                "streams.X.max_msgs",
+            ),
+            ("vault.app_role.token_ttl=0s", "vault.app_role.token_ttl"),
+            (
+                "backup={enabled: true, destinations: {l: {path: b}}, retention: {daily: 4294967295, weekly: 4294967295, monthly: 4294967295}}",
+                "backup.retention.daily",
+            ),
+            (
+                "alerts.rules.high_latency_p95.threshold=1e300",
+                "alerts.rules.high_latency_p95.threshold",
+            ),
+            (
+                "alerts.rules.high_error_rate.threshold=-0.0",
+                "alerts.rules.high_error_rate.threshold",
+            ),
+        ] {
+            let found = refused(&["platform=process", set]);
+            let at: Vec<_> = found.iter().filter(|(p, _)| p == path).collect();
+            assert_eq!(at.len(), 1, "{set}: {found:?}");
+            assert!(found.len() <= 3, "{set}: {found:?}");
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "validation took {:?}",
+            started.elapsed()
+        );
+    }
+
+    #[test]
+    fn ports_are_checked_on_every_platform_and_cluster_ports_stay_below_65536() {
+        let found = refused(&["platform=kubernetes", "services.redis.port=0"]);
+        assert!(
+            found.iter().any(|(p, _)| p == "services.redis.port"),
+            "{found:?}"
+        );
+        let found = refused(&[
+            "platform=process",
+            "services.nats.replicas=3",
+            "services.nats.port=65534",
+        ]);
+        assert!(
+            found
+                .iter()
+                .any(|(p, m)| p == "services.nats.replicas" && m.contains("above 65535")),
+            "{found:?}"
         );
     }
 }

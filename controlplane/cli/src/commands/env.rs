@@ -13,7 +13,7 @@ use cp_app::{AppError, Exit, JobRequest, Mode, Session};
 use cp_core::envplan::SavedPlan;
 use cp_core::names::ServiceName;
 
-use super::{Failure, Outcome, connect};
+use super::{Failure, Outcome, connect, shown};
 use crate::cli::{Command, Global, MigrateAction, Output, TenantAction};
 use crate::output;
 
@@ -52,14 +52,47 @@ fn preflight(env: &cp_core::Environment, command: &Command) -> Result<Option<Sav
         Command::Logs { service, .. } => {
             service_names(env, std::slice::from_ref(service)).map(|_| None)
         }
+        Command::Tenant {
+            action: TenantAction::Create { slug, .. },
+        } => cp_seed::tenants::check_slug(slug)
+            .map(|_| None)
+            .map_err(|e| AppError::Usage(shown(&e.to_string()).into_owned())),
+        Command::Tenant {
+            action: TenantAction::Delete { tenant, .. },
+        } => {
+            if is_uuid(tenant) || cp_seed::tenants::check_slug(tenant).is_ok() {
+                Ok(None)
+            } else {
+                Err(AppError::Usage(format!(
+                    "`{}` is neither a tenant id (a UUID) nor a slug (1-63 lowercase letters, digits and `-`, e.g. `acme-corp`); `controlplane tenant list` shows them",
+                    shown(tenant)
+                )))
+            }
+        }
         _ => Ok(None),
     }
 }
 
+/// Whether `s` is a UUID in its hyphenated form (a tenant id).
+fn is_uuid(s: &str) -> bool {
+    let groups: Vec<&str> = s.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, n)| g.len() == n && g.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
 fn parse_timeout(text: &str) -> Result<Duration, AppError> {
-    cp_core::units::Duration::parse(text)
-        .map(|d| Duration::from_secs(d.as_secs()))
-        .map_err(|e| AppError::Usage(format!("--timeout: {e}; write e.g. 90s or 5m")))
+    let usage = |why: String| AppError::Usage(format!("--timeout: {why}; write e.g. 90s or 5m"));
+    match cp_core::units::Duration::parse(text) {
+        Ok(d) if d.as_secs() == 0 => Err(usage(format!(
+            "`{}` leaves no time to start anything",
+            shown(text)
+        ))),
+        Ok(d) => Ok(Duration::from_secs(d.as_secs())),
+        Err(e) => Err(usage(shown(&e.to_string()).into_owned())),
+    }
 }
 
 pub(super) async fn open(
@@ -92,7 +125,8 @@ fn service_names(
                 .ok_or_else(|| {
                     let all: Vec<&str> = known.iter().map(ServiceName::as_str).collect();
                     AppError::Usage(format!(
-                        "no service `{name}` in {}; known: {}",
+                        "no service `{}` in {}; known: {}",
+                        shown(name),
                         env.name,
                         all.join(", ")
                     ))
@@ -102,14 +136,17 @@ fn service_names(
 }
 
 fn read_plan(file: &Path) -> Result<SavedPlan, AppError> {
+    let name = file.display().to_string();
+    // A missing file is "something named does not exist" (exit 1, the exit table); a
+    // file that is not a plan is invalid input (exit 3).
     let text = std::fs::read(file).map_err(|source| AppError::Project {
-        what: format!("cannot read the saved plan {}", file.display()),
+        what: format!("cannot read the saved plan {}", shown(&name)),
         source,
     })?;
     serde_json::from_slice(&text).map_err(|e| {
         AppError::Usage(format!(
             "{} is not a plan saved by `controlplane plan --out` ({e})",
-            file.display()
+            shown(&name)
         ))
     })
 }

@@ -71,6 +71,9 @@ pub(crate) type Outcome = Result<Exit, Failure>;
 
 pub(crate) fn run(cli: Cli) -> Exit {
     let format = cli.global.output;
+    if let Err(e) = check_global(&cli.global) {
+        return finish(format, Err(e.into()));
+    }
     let result = match cli.command {
         Command::Validate { all } => validate::run(&cli.global, all),
         Command::Render { all, out, check } => render::run(&cli.global, all, out, check),
@@ -117,6 +120,41 @@ pub(crate) fn finish(format: Output, result: Outcome) -> Exit {
             Exit::Failure
         }
     }
+}
+
+/// The global flags every command shares, checked before anything reads or writes:
+/// an unusable `--state-dir` or a malformed `--env` is invalid input (exit 3), not a
+/// failure found halfway through.
+fn check_global(global: &crate::cli::Global) -> Result<(), AppError> {
+    if let Some(dir) = &global.state_dir {
+        let text = dir.to_string_lossy();
+        if text.is_empty() || text.chars().any(char::is_control) {
+            return Err(AppError::Usage(format!(
+                "--state-dir `{}` has a control character (or is empty); pass a plain directory path, e.g. .controlplane/dev",
+                shown(&text)
+            )));
+        }
+        if dir.exists() && !dir.is_dir() {
+            return Err(AppError::Usage(format!(
+                "--state-dir {} is a file, not a directory; pass a directory (it is created when missing), e.g. .controlplane/{}",
+                shown(&text),
+                shown(&global.env)
+            )));
+        }
+    }
+    if let Err(e) = cp_core::names::EnvName::new(&global.env) {
+        return Err(AppError::Usage(format!(
+            "--env: {}; environments are named by their file, e.g. `dev` for environments/dev.yaml",
+            shown(&e.to_string())
+        )));
+    }
+    Ok(())
+}
+
+/// A value from the command line as an error message shows it: control characters
+/// escaped (`\x1b`, `\n`), so echoing it cannot restyle the terminal or forge a line.
+pub(crate) fn shown(text: &str) -> std::borrow::Cow<'_, str> {
+    cp_core::diag::escape_control(text)
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

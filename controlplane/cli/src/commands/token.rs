@@ -83,9 +83,20 @@ pub(crate) fn run(global: &Global, args: TokenArgs) -> Outcome {
         } => {
             let ttl = ttl
                 .map(|t| {
-                    cp_core::units::Duration::parse(&t)
-                        .map(|d| chrono::Duration::seconds(d.as_secs() as i64))
-                        .map_err(|e| AppError::Usage(format!("--ttl: {e}; write e.g. 12h or 30d")))
+                    match cp_core::units::Duration::parse(&t) {
+                        // At most 100 years (units.rs), so the seconds fit chrono's range.
+                        Ok(d) if d.as_secs() > 0 => Ok(chrono::Duration::seconds(
+                            i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 1000),
+                        )),
+                        Ok(_) => Err(AppError::Usage(
+                            "--ttl: a token that expires at once is no token; write e.g. 12h or 30d"
+                                .into(),
+                        )),
+                        Err(e) => Err(AppError::Usage(format!(
+                            "--ttl: {}; write e.g. 12h or 30d",
+                            super::shown(&e.to_string())
+                        ))),
+                    }
                 })
                 .transpose()?;
             let role = match role {

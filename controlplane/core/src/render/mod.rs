@@ -103,6 +103,15 @@ fn json_filter(v: tera::Value, _: Kwargs, _: &State) -> tera::TeraResult<String>
     serde_json::to_string(&v).map_err(|e| tera::Error::message(e.to_string()))
 }
 
+/// `value | compose`: JSON (a YAML flow scalar or sequence) with every `$` doubled, the
+/// escape Compose reads as a literal `$`: a value from the environment files is never
+/// interpolated from the shell of whoever runs `docker compose up`.
+fn compose_filter(v: tera::Value, _: Kwargs, _: &State) -> tera::TeraResult<String> {
+    serde_json::to_string(&v)
+        .map(|s| s.replace('$', "$$"))
+        .map_err(|e| tera::Error::message(e.to_string()))
+}
+
 /// `"5m" | secs` = 300.
 fn secs_filter(v: &str, _: Kwargs, _: &State) -> tera::TeraResult<u64> {
     crate::units::Duration::parse(v)
@@ -121,6 +130,7 @@ impl Renderer {
         let mut tera = Tera::new();
         tera.autoescape_on(vec![".html"]);
         tera.register_filter("json", json_filter);
+        tera.register_filter("compose", compose_filter);
         tera.register_filter("secs", secs_filter);
         tera.register_filter("duration", duration_filter);
         // Add one at a time so an error names the template it is in.
