@@ -196,8 +196,8 @@ impl Driver for AnyDriver {
         each!(self, d => d.status(cx).await)
     }
 
-    async fn vanished(&self, env: &Environment) -> Result<Vec<Vanished>, DriverError> {
-        each!(self, d => d.vanished(env).await)
+    async fn vanished(&self, cx: Context<'_>) -> Result<Vec<Vanished>, DriverError> {
+        each!(self, d => d.vanished(cx).await)
     }
 
     async fn reinitialise(

@@ -29,7 +29,7 @@ async fn platform(s: &Session) -> Result<Platform, AppError> {
     let observed = s.driver.observe(&s.env).await?;
     let mut unsafe_services: Vec<(ServiceName, String)> = s
         .driver
-        .vanished(&s.env)
+        .vanished(s.cx())
         .await?
         .into_iter()
         .map(|v| (v.service, v.reason))

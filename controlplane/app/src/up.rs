@@ -129,7 +129,7 @@ pub async fn reinitialise_preview(
     kinds: &[cp_core::names::CoreKind],
 ) -> Result<Vec<String>, AppError> {
     use cp_core::names::CoreKind;
-    let vanished = s.driver.vanished(&s.env).await?;
+    let vanished = s.driver.vanished(s.cx()).await?;
     let mut out = Vec::new();
     for &kind in kinds {
         if s.env.services.common(kind).is_none() {

@@ -1459,7 +1459,8 @@ impl Driver for ProcessDriver {
         self.endpoint(env, service)
     }
 
-    async fn vanished(&self, env: &Environment) -> Result<Vec<Vanished>, DriverError> {
+    async fn vanished(&self, cx: Context<'_>) -> Result<Vec<Vanished>, DriverError> {
+        let env = cx.env;
         let mut out = Vec::new();
         for kind in [CoreKind::Postgres, CoreKind::Vault] {
             // Vault clusters keep no record yet (see `wait_cluster`).

@@ -191,7 +191,7 @@ pub trait Driver: Send + Sync {
     /// that keeps no records reports none.
     fn vanished(
         &self,
-        _env: &Environment,
+        _cx: Context<'_>,
     ) -> impl Future<Output = Result<Vec<Vanished>, DriverError>> + Send {
         async { Ok(Vec::new()) }
     }
