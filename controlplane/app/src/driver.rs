@@ -13,7 +13,7 @@ use cp_core::plan::{Observed, Resource, Step};
 use cp_driver_docker::DockerDriver;
 use cp_driver_kube::KubeDriver;
 use cp_driver_process::ProcessDriver;
-use cp_drivers::{Context, Driver, DriverError, DriverKind, Removal, ServiceStatus};
+use cp_drivers::{Context, Driver, DriverError, DriverKind, Removal, ServiceStatus, Vanished};
 use cp_runtime::probe::{Endpoint, Ready};
 use cp_runtime::project::Project;
 use tokio::time::Instant;
@@ -194,6 +194,18 @@ impl Driver for AnyDriver {
 
     async fn status(&self, cx: Context<'_>) -> Result<Vec<ServiceStatus>, DriverError> {
         each!(self, d => d.status(cx).await)
+    }
+
+    async fn vanished(&self, cx: Context<'_>) -> Result<Vec<Vanished>, DriverError> {
+        each!(self, d => d.vanished(cx).await)
+    }
+
+    async fn reinitialise(
+        &self,
+        cx: Context<'_>,
+        service: &ServiceName,
+    ) -> Result<Vec<String>, DriverError> {
+        each!(self, d => d.reinitialise(cx, service).await)
     }
 
     async fn log_tail(

@@ -258,6 +258,10 @@ pub async fn migrate_status(s: &Session) -> Result<MigrationsView, AppError> {
 
 /// `migrate up` (`steps: None`) or `migrate down --steps N`.
 pub async fn migrate(s: &Session, down: Option<u32>) -> Result<MigrateView, AppError> {
+    // Reverting drops what a running backup may be reading.
+    let _backups = down
+        .map(|_| s.exclude_backups("migrate down"))
+        .transpose()?;
     let a = s.access().await?;
     let p = pg(&a)?;
     let r = match down {
@@ -326,6 +330,7 @@ pub fn tenant_delete_warning(tenant: &str) -> Vec<String> {
 
 /// `tenant delete ID|SLUG`: the caller has confirmed.
 pub async fn tenant_delete(s: &Session, tenant: &str) -> Result<TenantChangeView, AppError> {
+    let _backups = s.exclude_backups("tenant delete")?;
     let a = s.access().await?;
     match tenants::delete(&a, &s.env, tenant).await? {
         None => Err(AppError::NotFound(format!(
@@ -365,6 +370,8 @@ pub async fn down_preview(s: &Session, volumes: bool) -> Result<Vec<String>, App
 
 /// `down [--volumes]`: the caller has confirmed where needed.
 pub async fn down(s: &Session, volumes: bool) -> Result<crate::views::DownView, AppError> {
+    // Stopping a service under a running backup would leave that backup partial.
+    let _backups = s.exclude_backups(if volumes { "down --volumes" } else { "down" })?;
     let removed = s.driver.teardown(s.cx(), volumes).await?;
     if volumes {
         // With the data gone, `auto` may choose afresh next time.

@@ -27,6 +27,16 @@ struct Platform {
 async fn platform(s: &Session) -> Result<Platform, AppError> {
     let desired = s.driver.desired(&s.env)?;
     let observed = s.driver.observe(&s.env).await?;
+    let mut unsafe_services: Vec<(ServiceName, String)> = s
+        .driver
+        .vanished(s.cx())
+        .await?
+        .into_iter()
+        .map(|v| (v.service, v.reason))
+        .collect();
+    if let Some(reason) = vault_interrupted(s)? {
+        unsafe_services.push((ServiceName::core(CoreKind::Vault), reason));
+    }
     let state: BTreeMap<&plan::ResourceId, &ObservedState> =
         observed.iter().map(|o| (&o.id, &o.state)).collect();
     let mut running = BTreeMap::new();
@@ -48,12 +58,106 @@ async fn platform(s: &Session) -> Result<Platform, AppError> {
         });
         running.insert(kind, up);
     }
+    let mut plan = plan::plan(&desired, &observed, true);
+    for (service, reason) in unsafe_services {
+        block(&mut plan, &desired, &service, &reason);
+    }
     Ok(Platform {
-        plan: plan::plan(&desired, &observed, true),
+        plan,
         desired,
         observed,
         running,
     })
+}
+
+/// Makes every platform step of `service` a blocked one with `reason`; when it has
+/// none (it runs, unchanged), adds one for its first resource. `up` refuses the plan.
+fn block(plan: &mut plan::Plan, desired: &[plan::Resource], service: &ServiceName, reason: &str) {
+    let blocked = || plan::Action::Blocked {
+        changes: Vec::new(),
+        reason: reason.to_owned(),
+    };
+    let mut found = false;
+    for st in plan
+        .steps
+        .iter_mut()
+        .filter(|st| st.service.as_ref() == Some(service))
+    {
+        st.action = blocked();
+        found = true;
+    }
+    if !found && let Some(r) = desired.iter().find(|r| r.service.as_ref() == Some(service)) {
+        plan.unchanged = plan.unchanged.saturating_sub(1);
+        plan.steps.push(plan::Step {
+            id: r.id.clone(),
+            service: r.service.clone(),
+            action: blocked(),
+            desired: Some(r.clone()),
+        });
+        plan.steps.sort_by(|a, b| a.id.cmp(&b.id));
+    }
+}
+
+/// Why Vault cannot be brought up without a confirmation: a run asked it to
+/// initialise and stopped before keeping the answer (its unseal keys and root
+/// token), and no keys are at hand. `None` otherwise. Read-only.
+pub(crate) fn vault_interrupted(s: &Session) -> Result<Option<String>, AppError> {
+    use cp_core::model::{UnsealKeys, VaultMode};
+    let Some(v) = s
+        .env
+        .services
+        .vault
+        .as_ref()
+        .filter(|v| v.mode != VaultMode::Dev)
+    else {
+        return Ok(None);
+    };
+    let store = cp_runtime::vault::key_store(v, &s.state, s.driver.vault_keys_dir());
+    let keys = store.unseal_keys().map_err(|source| AppError::VaultKeys {
+        what: "reading vault's unseal keys".into(),
+        source,
+    })?;
+    if !store.init_pending() || keys.is_some() {
+        return Ok(None);
+    }
+    let head = "vault's first initialisation was interrupted: a run asked vault to \
+                initialise and stopped before keeping the answer (its unseal keys and root \
+                token), so nobody can unseal it";
+    Ok(Some(match &v.unseal {
+        UnsealKeys::State => format!(
+            "{head}; nothing was stored in it yet. `controlplane up --reinitialise vault --yes` \
+             removes it and initialises it again"
+        ),
+        UnsealKeys::Env(var) => format!(
+            "{head}. Lost: that initialisation's unseal keys and root token (shown once on \
+             the stderr of the run that stopped, if it got that far); nothing else, since \
+             nothing is stored before they are kept. If you saved them, export {var}=<key>,<key>,... \
+             and run up again; if not, `controlplane up --reinitialise vault --yes` removes \
+             its data and initialises it again (new keys, shown once)"
+        ),
+    }))
+}
+
+/// Why the seeded layers that need Vault cannot be observed though its server runs:
+/// not initialised, or sealed (until `up` initialises or unseals it). Read-only.
+async fn vault_unready(s: &Session) -> Option<String> {
+    use cp_core::model::VaultMode;
+    s.env
+        .services
+        .vault
+        .as_ref()
+        .filter(|v| v.mode != VaultMode::Dev)?;
+    let ep = s
+        .driver
+        .client_endpoint(&s.env, &ServiceName::core(CoreKind::Vault))
+        .await?;
+    match cp_runtime::vault::VaultApi::new(&ep).seal_status().await {
+        Ok(st) if !st.initialized => Some("vault is not initialised".into()),
+        Ok(st) if st.sealed => Some("vault is sealed".into()),
+        Ok(_) => None,
+        // Not answering: the layer's own observation says so.
+        Err(_) => None,
+    }
 }
 
 /// What `up` does about a layer whose services do not run yet.
@@ -103,6 +207,11 @@ pub async fn plan(s: &Session) -> Result<SavedPlan, AppError> {
     } else {
         Err(String::new())
     };
+    let vault_unready = if kube || !p.running.get(&CoreKind::Vault).copied().unwrap_or(false) {
+        None
+    } else {
+        vault_unready(s).await
+    };
     let mut database_complete = false;
     for layer in layers::SEEDED {
         if !layers::used(layer, &s.env) {
@@ -134,6 +243,12 @@ pub async fn plan(s: &Session) -> Result<SavedPlan, AppError> {
                 ),
                 then(layer),
             ));
+            continue;
+        }
+        if let Some(why) = &vault_unready
+            && layers::services(layer).contains(&CoreKind::Vault)
+        {
+            out.push(defer(&mut basis, layer, why.clone(), then(layer)));
             continue;
         }
         if layer == Layer::Tenants && !database_complete {
@@ -191,4 +306,51 @@ pub async fn plan(s: &Session) -> Result<SavedPlan, AppError> {
         plan: doc,
         basis,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cp_core::plan::{Action, Observed, ObservedState, Resource, ResourceId, UpdateMode};
+
+    fn resource(name: &str) -> Resource {
+        Resource {
+            id: ResourceId::new(Layer::Platform, "process", name),
+            service: Some(ServiceName::core(CoreKind::from_name(name).unwrap())),
+            spec: serde_json::json!({"v": 1}),
+            update: UpdateMode::Replace,
+        }
+    }
+
+    #[test]
+    fn a_service_whose_data_vanished_is_blocked_whether_it_has_a_step_or_not() {
+        let desired = vec![resource("postgres"), resource("vault")];
+        // Postgres is to be created; vault runs unchanged.
+        let observed = vec![Observed {
+            id: desired[1].id.clone(),
+            spec: Some(desired[1].spec.clone()),
+            state: ObservedState::Running,
+        }];
+        let mut p = plan::plan(&desired, &observed, true);
+        assert_eq!((p.steps.len(), p.unchanged), (1, 1));
+        for name in ["postgres", "vault"] {
+            block(
+                &mut p,
+                &desired,
+                &ServiceName::core(CoreKind::from_name(name).unwrap()),
+                "data missing",
+            );
+        }
+        assert_eq!(p.unchanged, 0);
+        let blocked: Vec<&str> = p
+            .steps
+            .iter()
+            .filter(
+                |s| matches!(&s.action, Action::Blocked { reason, .. } if reason == "data missing"),
+            )
+            .map(|s| s.id.name.as_str())
+            .collect();
+        assert_eq!(blocked, ["postgres", "vault"]);
+        assert!(p.is_blocked());
+    }
 }

@@ -243,6 +243,14 @@ impl Session {
         self.state.path()
     }
 
+    /// For a command that stops services or deletes data (`down`, `migrate down`,
+    /// `tenant delete`): refuses while a backup of this environment runs, naming it
+    /// (`Busy`, exit 1), and keeps a backup from starting until the lock returned is
+    /// dropped. A backup run as a Kubernetes Job holds no local lock and is not seen.
+    pub fn exclude_backups(&self, command: &str) -> Result<StateLock, AppError> {
+        Ok(cp_backup::run::lock(&self.state, command)?)
+    }
+
     /// Where a core service answers, if the environment runs it.
     pub fn endpoint(&self, kind: CoreKind) -> Option<Endpoint> {
         self.driver.endpoint(&self.env, &ServiceName::core(kind))

@@ -9,6 +9,7 @@ use std::time::Duration;
 use cp_core::envplan::{LayerState, SavedPlan};
 use cp_core::names::ServiceName;
 use cp_core::plan::{Action, Layer};
+use cp_drivers::Driver;
 use cp_drivers::engine::{self, Progress};
 use cp_seed::{Access, layers};
 use serde_json::json;
@@ -116,6 +117,63 @@ pub async fn check_saved(s: &Session, saved: &SavedPlan, file: &str) -> Result<(
             moved,
         })
     }
+}
+
+/// What `up --reinitialise <service>...` would lose, one line per service, for the
+/// confirmation. Refuses (usage, nothing touched) a service that is not enabled, or
+/// whose data is present and complete: re-initialising only ever replaces data that
+/// is already gone (`plan` shows it as "data missing") or a Vault whose first
+/// initialisation was interrupted. Read-only.
+pub async fn reinitialise_preview(
+    s: &Session,
+    kinds: &[cp_core::names::CoreKind],
+) -> Result<Vec<String>, AppError> {
+    use cp_core::names::CoreKind;
+    let vanished = s.driver.vanished(s.cx()).await?;
+    let mut out = Vec::new();
+    for &kind in kinds {
+        if s.env.services.common(kind).is_none() {
+            return Err(AppError::Usage(format!(
+                "--reinitialise {kind}: {kind} is not enabled in {}",
+                s.env.name
+            )));
+        }
+        let svc = ServiceName::core(kind);
+        if vanished.iter().any(|v| v.service == svc) {
+            out.push(format!(
+                "everything {kind} held (its data is already missing): it starts empty, and is seeded again"
+            ));
+        } else if kind == CoreKind::Vault && crate::plan::vault_interrupted(s)?.is_some() {
+            out.push(
+                "vault's interrupted first initialisation: its data directory and the keys it may have shown"
+                    .into(),
+            );
+        } else {
+            return Err(AppError::Usage(format!(
+                "--reinitialise {kind}: {kind}'s data is present, so there is nothing to re-initialise \
+                 (it only replaces data that is missing); to delete its data, use `controlplane down --volumes`"
+            )));
+        }
+    }
+    Ok(out)
+}
+
+/// Re-initialises `kinds` after the user confirmed [`reinitialise_preview`]: the
+/// driver removes what is left of their data and forgets that they were initialised,
+/// so the plan made next creates them empty. Returns what was removed.
+pub async fn reinitialise(
+    s: &Session,
+    kinds: &[cp_core::names::CoreKind],
+) -> Result<Vec<String>, AppError> {
+    let mut removed = Vec::new();
+    for &kind in kinds {
+        removed.extend(
+            s.driver
+                .reinitialise(s.cx(), &ServiceName::core(kind))
+                .await?,
+        );
+    }
+    Ok(removed)
 }
 
 /// The layers `--service` touches: those whose services are all selected.

@@ -160,6 +160,14 @@ pub(crate) enum Command {
         /// when what it observed has changed.
         #[arg(long, value_name = "FILE")]
         plan: Option<PathBuf>,
+        /// Start this stateful service empty (`postgres`, `vault`; repeatable): only
+        /// one whose data is missing, or a Vault whose first initialisation was
+        /// interrupted (`plan` shows either as blocked). Asks first; --yes confirms.
+        #[arg(long, value_name = "SERVICE")]
+        reinitialise: Vec<String>,
+        /// Confirm --reinitialise without asking (needed without a terminal).
+        #[arg(long, short = 'y')]
+        yes: bool,
     },
     /// Stop everything of the environment (outside dev, or with --volumes, after a
     /// confirmation).

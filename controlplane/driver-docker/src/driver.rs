@@ -33,7 +33,9 @@ use cp_core::plan::{Action, Layer, Observed, ObservedState, Resource, ResourceId
 use cp_core::serverconf;
 use cp_drivers::{
     Context, Driver, DriverError, DriverKind, Health, Removal, ServiceState, ServiceStatus,
+    Vanished,
 };
+use cp_runtime::initialised;
 use cp_runtime::probe::{Endpoint, Ready};
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
@@ -255,9 +257,53 @@ impl DockerDriver {
         }
     }
 
+    /// A volume of PostgreSQL or OpenBao that is gone while the state directory
+    /// records the service as initialised ([`initialised`]): its data vanished, and
+    /// a new empty volume must not silently take its place. Read-only.
+    async fn missing_volume(
+        &self,
+        state: &std::path::Path,
+        c: &ContainerSpec,
+    ) -> Result<Option<Vanished>, DriverError> {
+        let Some(kind) = guarded(&c.service) else {
+            return Ok(None);
+        };
+        let Some(rec) = initialised::read(state, kind.as_str())? else {
+            return Ok(None);
+        };
+        for v in &c.volumes {
+            match self.docker().inspect_volume(&v.name).await {
+                Ok(_) => {}
+                Err(e) if status_of(&e) == Some(404) => {
+                    return Ok(Some(Vanished {
+                        service: c.service.clone(),
+                        reason: rec
+                            .missing_reason(kind.as_str(), &format!("its volume {}", v.name)),
+                    }));
+                }
+                Err(e) => {
+                    return Err(self.engine.err(format!("inspecting volume {}", v.name), e));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// [`Self::missing_volume`] as the error that stops `up`.
+    async fn refuse_missing(&self, cx: Context<'_>, c: &ContainerSpec) -> Result<(), DriverError> {
+        match self.missing_volume(cx.state.path(), c).await? {
+            Some(v) => Err(DriverError::DataMissing {
+                service: v.service,
+                reason: v.reason,
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// Creates the container of `c` (image, volumes, secrets, files) and starts it.
     async fn create(&self, cx: Context<'_>, c: &ContainerSpec) -> Result<(), DriverError> {
         let env = cx.env;
+        self.refuse_missing(cx, c).await?;
         self.ensure_image(c).await?;
         for v in &c.volumes {
             self.ensure_volume(env, &c.service, &v.name).await?;
@@ -739,7 +785,12 @@ impl Driver for DockerDriver {
             (Action::Delete, KIND_VOLUME) => self.remove_volume(&id.name).await.map(drop),
             (Action::Delete, KIND_NETWORK) => self.remove_network(&id.name).await.map(drop),
             (_, KIND_NETWORK) => self.ensure_network(cx.env).await,
-            (_, KIND_VOLUME) => self.ensure_volume(cx.env, service()?, &id.name).await,
+            (_, KIND_VOLUME) => {
+                if let Ok(c) = Self::spec_of(cx.env, service()?) {
+                    self.refuse_missing(cx, &c).await?;
+                }
+                self.ensure_volume(cx.env, service()?, &id.name).await
+            }
             (action, KIND_CONTAINER) => {
                 let c = Self::spec_of(cx.env, service()?)?;
                 match action {
@@ -764,7 +815,68 @@ impl Driver for DockerDriver {
         deadline: Instant,
     ) -> Result<Ready, DriverError> {
         let c = Self::spec_of(cx.env, service)?;
-        self.wait(cx, &c, deadline).await
+        let ready = self.wait(cx, &c, deadline).await?;
+        // Answering (Vault: unsealed) on its volume: its data exists from here on.
+        if let Some(kind) = guarded(service)
+            && !c.volumes.is_empty()
+        {
+            let id = match (kind, c.main_port) {
+                (CoreKind::Vault, Some(port)) => {
+                    cp_runtime::vault::VaultApi::new(&Endpoint::local(port))
+                        .seal_status()
+                        .await
+                        .ok()
+                        .and_then(|s| s.cluster_id)
+                        .map(|i| format!("cluster id {i}"))
+                }
+                _ => None,
+            };
+            initialised::record(cx.state, kind.as_str(), id)?;
+        }
+        Ok(ready)
+    }
+
+    async fn vanished(&self, cx: Context<'_>) -> Result<Vec<Vanished>, DriverError> {
+        let mut out = Vec::new();
+        for c in spec::containers(cx.env) {
+            out.extend(self.missing_volume(cx.state.path(), &c).await?);
+        }
+        Ok(out)
+    }
+
+    async fn reinitialise(
+        &self,
+        cx: Context<'_>,
+        service: &ServiceName,
+    ) -> Result<Vec<String>, DriverError> {
+        let Some(kind) = guarded(service) else {
+            return Err(DriverError::Unsupported {
+                service: service.clone(),
+                reason: "only postgres and vault can be re-initialised".into(),
+            });
+        };
+        let c = Self::spec_of(cx.env, service)?;
+        let mut removed = Vec::new();
+        if self.remove_container(&c.name).await? {
+            removed.push(Doomed::Container(c.name.clone()).removal().what);
+        }
+        for v in &c.volumes {
+            if self.remove_volume(&v.name).await? {
+                removed.push(Doomed::Volume(v.name.clone()).removal().what);
+            }
+        }
+        if kind == CoreKind::Vault {
+            use cp_runtime::vault::KeyStore as _;
+            let gone = cp_runtime::vault::StateKeys::new(cx.state, VAULT_KEYS_DIR)
+                .forget()
+                .map_err(|e| DriverError::Vault {
+                    step: "removing vault's keys",
+                    source: e.into(),
+                })?;
+            removed.extend(gone.into_iter().map(|p| Doomed::KeyFile(p).removal().what));
+        }
+        initialised::forget(cx.state.path(), kind.as_str())?;
+        Ok(removed)
     }
 
     fn vault_keys_dir(&self) -> &'static str {
@@ -889,6 +1001,12 @@ impl Driver for DockerDriver {
 
     async fn teardown(&self, cx: Context<'_>, volumes: bool) -> Result<Vec<String>, DriverError> {
         let doomed = self.doomed(cx, volumes).await?;
+        if volumes {
+            // The data goes on purpose: the next `up` starts these empty.
+            for kind in [CoreKind::Postgres, CoreKind::Vault] {
+                initialised::forget(cx.state.path(), kind.as_str())?;
+            }
+        }
         let (containers, rest): (Vec<&Doomed>, Vec<&Doomed>) = doomed
             .iter()
             .partition(|d| matches!(d, Doomed::Container(_)));
@@ -908,6 +1026,12 @@ impl Driver for DockerDriver {
         }
         Ok(removed)
     }
+}
+
+/// The stateful services whose data is guarded by an initialisation record.
+fn guarded(service: &ServiceName) -> Option<CoreKind> {
+    CoreKind::from_name(service.as_str())
+        .filter(|k| matches!(k, CoreKind::Postgres | CoreKind::Vault))
 }
 
 /// One thing a teardown of the docker driver removes.

@@ -690,3 +690,59 @@ async fn a_container_that_exits_fails_fast_with_its_log() {
         other => panic!("expected NotReady, got {other}"),
     }
 }
+
+#[tokio::test]
+async fn a_removed_postgres_volume_is_refused_not_recreated_empty() {
+    let f = Fixture::new("vanished", |_| {
+        [
+            "services.redis.enabled=false",
+            "services.nats.enabled=false",
+            "services.vault.enabled=false",
+            "backup.enabled=false",
+        ]
+        .map(String::from)
+        .to_vec()
+    })
+    .await;
+    f.up(&[]).await.expect("first up");
+    let record = f.state.join("initialised/postgres.json");
+    assert!(record.exists(), "up records postgres as initialised");
+    let volumes = f.labelled(&["volume", "ls"]);
+    assert!(!volumes.is_empty(), "postgres keeps its data on a volume");
+
+    // The container and its volume go (`docker volume prune`, a wrong `rm`).
+    f.docker(&["rm", "-f", &f.container("postgres")]);
+    for v in &volumes {
+        f.docker(&["volume", "rm", v]);
+    }
+    let gone = f.driver.vanished(f.cx()).await.expect("vanished");
+    assert_eq!(gone.len(), 1, "{gone:?}");
+    assert!(
+        gone[0]
+            .reason
+            .starts_with("data missing: postgres was initialised at")
+            && gone[0].reason.contains("up --reinitialise postgres --yes"),
+        "{}",
+        gone[0].reason
+    );
+    let e = f.up(&[]).await.expect_err("a vanished volume is refused");
+    assert!(
+        matches!(e, DriverError::DataMissing { .. }),
+        "{}",
+        chain(&e)
+    );
+    assert!(
+        f.labelled(&["volume", "ls"]).is_empty(),
+        "a refused up created an empty volume"
+    );
+
+    // Confirmed (`up --reinitialise postgres --yes`): it starts empty.
+    f.driver
+        .reinitialise(f.cx(), &svc("postgres"))
+        .await
+        .expect("reinitialise");
+    assert!(!record.exists());
+    f.up(&[]).await.expect("up after reinitialise");
+    assert!(record.exists());
+    assert!(f.driver.vanished(f.cx()).await.unwrap().is_empty());
+}

@@ -57,10 +57,11 @@ use cp_core::render::{Renderer, Templates};
 use cp_core::serverconf::{NATS_ADMIN_USER, POSTGRES_SUPERUSER, REDIS_ADMIN_USER};
 use cp_drivers::DriverError;
 use cp_drivers::contract::{
-    Context, Driver, DriverKind, Health, Removal, ServiceState, ServiceStatus,
+    Context, Driver, DriverKind, Health, Removal, ServiceState, ServiceStatus, Vanished,
 };
 use cp_drivers::error::BoxError;
 use cp_runtime::exec::MissingBinary;
+use cp_runtime::initialised;
 use cp_runtime::probe::{self, Endpoint, Ready};
 use cp_runtime::secrets::Secret;
 use cp_runtime::state::StateDir;
@@ -83,6 +84,8 @@ pub const RESOURCE_KIND: &str = "process";
 const READY_POLL: Duration = Duration::from_millis(15);
 /// How long a stop waits for the graceful signal before SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(15);
+/// How long Redis gets to write its final save before `SHUTDOWN NOSAVE`.
+const REDIS_SAVE_GRACE: Duration = Duration::from_secs(5);
 /// How long leftovers of an earlier instance get to exit by themselves.
 const LEFTOVERS: Duration = Duration::from_secs(10);
 /// How many log lines an error carries.
@@ -268,10 +271,38 @@ impl ProcessDriver {
                 check_postgres_version(&svc, &program, major)?;
                 let data = dir.join("data");
                 let state = postgres::inspect(&svc, &self.root, &data, major)?;
+                // Initialised before and gone now: never initdb it again behind the
+                // user's back (`up --reinitialise postgres` forgets the record).
+                if state != postgres::Data::Ready
+                    && let Some(rec) = initialised::read(&self.root, CoreKind::Postgres.as_str())?
+                {
+                    return Err(DriverError::DataMissing {
+                        service: svc.clone(),
+                        reason: rec.missing_reason(
+                            CoreKind::Postgres.as_str(),
+                            &format!("its data directory {}", data.display()),
+                        ),
+                    });
+                }
                 Some((major.clone(), data, state))
             }
             _ => None,
         };
+        if unit == Unit::Core(CoreKind::Vault) {
+            let data = dir.join("data");
+            // Started on an empty directory it would only wait to be initialised anew.
+            if !has_entries(&data)
+                && let Some(rec) = initialised::read(&self.root, CoreKind::Vault.as_str())?
+            {
+                return Err(DriverError::DataMissing {
+                    service: svc.clone(),
+                    reason: rec.missing_reason(
+                        CoreKind::Vault.as_str(),
+                        &format!("its data directory {}", data.display()),
+                    ),
+                });
+            }
+        }
         ports::ensure_free(&svc, &launch.ports)?;
         let run_as = match unit {
             Unit::Core(CoreKind::Postgres) => {
@@ -356,6 +387,13 @@ impl ProcessDriver {
                 // Made by another user (an earlier run as non-root).
                 u.own(&data, true).map_err(|e| prepare(e.into()))?;
             }
+            // Its data exists from here on (also recorded for data made before
+            // records were kept).
+            initialised::record(
+                cx.state,
+                CoreKind::Postgres.as_str(),
+                initialised::pg_system_identifier(&data),
+            )?;
         }
         if unit == Unit::Core(CoreKind::Redis)
             && let Some(r) = &cx.env.services.redis
@@ -472,13 +510,73 @@ impl ProcessDriver {
 
     /// Stops a unit and forgets its record (its data stays).
     async fn remove(&self, cx: Context<'_>, unit: Unit) -> Result<Option<u32>, DriverError> {
+        Ok(self.remove_noted(cx, unit).await?.0)
+    }
+
+    /// [`Self::remove`], with what a person must know about how it stopped (Redis
+    /// stopped without its final save).
+    async fn remove_noted(
+        &self,
+        cx: Context<'_>,
+        unit: Unit,
+    ) -> Result<(Option<u32>, Option<String>), DriverError> {
         self.recover(cx.state, unit)?;
         let Some(rec) = Record::read(&self.root, &unit.name()) else {
-            return Ok(None);
+            return Ok((None, None));
         };
-        let was = self.stop_record(unit, &rec).await?;
+        let alive = rec.is_alive();
+        let note = if alive && unit.kind() == Some(CoreKind::Redis) {
+            self.stop_redis(cx, unit, &rec).await
+        } else {
+            None
+        };
+        let was = self.stop_record(unit, &rec).await? || alive;
         remove_file(&cx.state.join(record::rel_path(&unit.name())))?;
-        Ok(was.then_some(rec.pid))
+        Ok((was.then_some(rec.pid), note))
+    }
+
+    /// Redis writes a final save on SIGTERM and, when it cannot (its directory
+    /// vanished, a full disk), logs that it "can't exit" and goes on serving. Seen in
+    /// its log within [`REDIS_SAVE_GRACE`], it is told `SHUTDOWN NOSAVE`, so `down`
+    /// ends within its deadline, and the note says so. A save still being written is
+    /// left alone (the caller's grace, then SIGKILL). `None`: nothing to say.
+    async fn stop_redis(&self, cx: Context<'_>, unit: Unit, rec: &Record) -> Option<String> {
+        let log = self.unit_log(unit);
+        let offset = std::fs::metadata(&log).map_or(0, |m| m.len());
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(rec.pid).ok()?);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let end = Instant::now() + REDIS_SAVE_GRACE.min(self.grace);
+        let mut buf = Vec::new();
+        loop {
+            if !rec.is_alive() || Instant::now() >= end {
+                return None;
+            }
+            buf.clear();
+            let _ = logs::read_from(&log, offset, &mut buf);
+            let text = String::from_utf8_lossy(&buf);
+            if text.contains("can't exit") || text.contains("Errors trying to shut down") {
+                break;
+            }
+            tokio::time::sleep(stop::POLL).await;
+        }
+        let Ok(Creds::Redis(pw)) = self.creds(&cx, unit).await else {
+            return None;
+        };
+        let ep = Endpoint::local(unit.port(cx.env)?);
+        let sent = async {
+            let mut c = cp_runtime::resp::Connection::connect(&ep.addr()).await?;
+            c.command(&["AUTH", REDIS_ADMIN_USER, pw.expose()]).await?;
+            // The connection closes as it exits: that is the answer.
+            let _ = c.command(&["SHUTDOWN", "NOSAVE"]).await;
+            Ok::<(), cp_runtime::resp::RespError>(())
+        };
+        let how = match tokio::time::timeout(Duration::from_secs(2), sent).await {
+            Ok(Ok(())) => "stopped with SHUTDOWN NOSAVE",
+            _ => "SHUTDOWN NOSAVE was not taken, so it is killed",
+        };
+        Some(format!(
+            "{unit} could not write its final save (its log says why); {how}: changes since its last save are lost"
+        ))
     }
 
     /// Dev only: a Vault whose initialisation answer was lost can never be unsealed
@@ -840,8 +938,13 @@ impl ProcessDriver {
         let doomed = self.doomed(cx.state, unit, volumes);
         let mut removed = Vec::new();
         // Always, listed or not: a dead server's record and a stale intent go too.
-        if let Some(pid) = self.remove(cx, unit).await? {
-            removed.push(Doomed::Process { unit, pid }.removal().what);
+        let (pid, note) = self.remove_noted(cx, unit).await?;
+        if let Some(pid) = pid {
+            let what = Doomed::Process { unit, pid }.removal().what;
+            removed.push(match note {
+                Some(n) => format!("{what}: {n}"),
+                None => what,
+            });
         }
         for d in &doomed {
             if let Doomed::Data { dir, .. } = d
@@ -851,6 +954,10 @@ impl ProcessDriver {
             }
         }
         if volumes {
+            if let Unit::Core(kind) = unit {
+                // Its data was deleted on purpose: the next `up` starts it empty.
+                initialised::forget(&self.root, kind.as_str())?;
+            }
             match unit {
                 Unit::Core(CoreKind::Postgres) => {
                     // A half-finished initdb's scratch files: part of the data.
@@ -1021,6 +1128,11 @@ fn remove_file(path: &Path) -> Result<(), DriverError> {
             source,
         }),
     }
+}
+
+/// Whether `dir` exists and holds anything.
+fn has_entries(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some())
 }
 
 /// Removes a directory tree; false when there was none.
@@ -1230,11 +1342,43 @@ impl Driver for ProcessDriver {
             let attempt = async {
                 if !unsealed && let (Some(v), Some(store)) = (vault, &store) {
                     // Only once it answers at all.
-                    if let Err(e) = api.seal_status().await {
-                        return Attempt::Again(e.to_string());
+                    let status = match api.seal_status().await {
+                        Ok(s) => s,
+                        Err(e) => return Attempt::Again(e.to_string()),
+                    };
+                    // Initialised before, uninitialised now: its data is gone. Never
+                    // initialise it again (new keys would replace the kept ones, which
+                    // a restored snapshot needs).
+                    if !status.initialized {
+                        match initialised::read(&self.root, CoreKind::Vault.as_str()) {
+                            Ok(Some(rec)) => {
+                                return Attempt::Fail(DriverError::DataMissing {
+                                    service: service.clone(),
+                                    reason: rec.missing_reason(
+                                        CoreKind::Vault.as_str(),
+                                        &format!(
+                                            "its data directory {}",
+                                            service_dir(&self.root, unit).join("data").display()
+                                        ),
+                                    ),
+                                });
+                            }
+                            Ok(None) => {}
+                            Err(e) => return Attempt::Fail(e.into()),
+                        }
                     }
                     return match api.ensure_unsealed(store.as_ref()).await {
-                        Ok(_) => Attempt::Unsealed,
+                        Ok(_) => {
+                            let id = api.seal_status().await.ok().and_then(|s| s.cluster_id);
+                            match initialised::record(
+                                cx.state,
+                                CoreKind::Vault.as_str(),
+                                id.map(|i| format!("cluster id {i}")),
+                            ) {
+                                Ok(_) => Attempt::Unsealed,
+                                Err(e) => Attempt::Fail(e.into()),
+                            }
+                        }
                         Err(VaultError::Sealed { detail }) => {
                             Attempt::Fail(DriverError::VaultSealed { detail })
                         }
@@ -1313,6 +1457,86 @@ impl Driver for ProcessDriver {
             }
         }
         self.endpoint(env, service)
+    }
+
+    async fn vanished(&self, cx: Context<'_>) -> Result<Vec<Vanished>, DriverError> {
+        let env = cx.env;
+        let mut out = Vec::new();
+        for kind in [CoreKind::Postgres, CoreKind::Vault] {
+            // Vault clusters keep no record yet (see `wait_cluster`).
+            if !Unit::Core(kind).enabled_in(env) {
+                continue;
+            }
+            let Some(rec) = initialised::read(&self.root, kind.as_str())? else {
+                continue;
+            };
+            let data = service_dir(&self.root, Unit::Core(kind)).join("data");
+            let present = match kind {
+                CoreKind::Postgres => data.join("PG_VERSION").exists(),
+                _ => has_entries(&data),
+            };
+            if !present {
+                out.push(Vanished {
+                    service: ServiceName::core(kind),
+                    reason: rec.missing_reason(
+                        kind.as_str(),
+                        &format!("its data directory {}", data.display()),
+                    ),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn reinitialise(
+        &self,
+        cx: Context<'_>,
+        service: &ServiceName,
+    ) -> Result<Vec<String>, DriverError> {
+        self.check_cx(&cx)?;
+        let kind = match unit_of(service)? {
+            Unit::Core(k @ (CoreKind::Postgres | CoreKind::Vault)) => k,
+            _ => {
+                return Err(DriverError::Unsupported {
+                    service: service.clone(),
+                    reason: "only postgres and vault can be re-initialised".into(),
+                });
+            }
+        };
+        let units: Vec<Unit> = Unit::recorded(&self.root)
+            .into_iter()
+            .filter(|u| u.kind() == Some(kind))
+            .collect();
+        let mut removed = Vec::new();
+        for &unit in &units {
+            if let Some(pid) = self.remove(cx, unit).await? {
+                removed.push(Doomed::Process { unit, pid }.removal().what);
+            }
+            let data = service_dir(&self.root, unit).join("data");
+            if remove_dir(&data)? {
+                removed.push(format!("what was left of {}", data.display()));
+            }
+        }
+        match kind {
+            CoreKind::Postgres => {
+                for f in postgres::scratch_files(&self.root) {
+                    let _ = std::fs::remove_file(f);
+                }
+            }
+            _ => {
+                // The keys of the lost (or never-kept) initialisation, and its journal.
+                let gone =
+                    StateKeys::new(cx.state, "vault")
+                        .forget()
+                        .map_err(|e| DriverError::Vault {
+                            step: "removing vault's keys",
+                            source: e.into(),
+                        })?;
+                removed.extend(gone.into_iter().map(|p| Doomed::Keys(p).removal().what));
+            }
+        }
+        initialised::forget(&self.root, kind.as_str())?;
+        Ok(removed)
     }
 
     async fn status(&self, cx: Context<'_>) -> Result<Vec<ServiceStatus>, DriverError> {

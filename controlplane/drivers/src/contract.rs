@@ -124,6 +124,17 @@ impl Removal {
     }
 }
 
+/// A stateful service this environment initialised whose data is gone now (a data
+/// directory deleted, a volume or claim removed): `plan` shows it blocked and `up`
+/// refuses it until `up --reinitialise <service>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Vanished {
+    /// The service.
+    pub service: ServiceName,
+    /// What was initialised, what is gone, and the ways on.
+    pub reason: String,
+}
+
 /// A platform driver. Implementations live in one folder each.
 pub trait Driver: Send + Sync {
     /// Which driver this is.
@@ -173,6 +184,34 @@ pub trait Driver: Send + Sync {
     /// journal and, for dev, its keys and root token.
     fn vault_keys_dir(&self) -> &'static str {
         "vault"
+    }
+
+    /// The stateful services of `env` recorded as initialised
+    /// ([`cp_runtime::initialised`]) whose data is gone now. Read-only. A driver
+    /// that keeps no records reports none.
+    fn vanished(
+        &self,
+        _cx: Context<'_>,
+    ) -> impl Future<Output = Result<Vec<Vanished>, DriverError>> + Send {
+        async { Ok(Vec::new()) }
+    }
+
+    /// Makes `service` start empty on the next `up` (after the user confirmed):
+    /// stops it, removes what is left of its data (Vault: its kept keys and
+    /// initialisation journal too) and forgets that it was initialised. Returns what
+    /// was removed, for the report.
+    fn reinitialise(
+        &self,
+        _cx: Context<'_>,
+        service: &ServiceName,
+    ) -> impl Future<Output = Result<Vec<String>, DriverError>> + Send {
+        let service = service.clone();
+        async move {
+            Err(DriverError::Unsupported {
+                service,
+                reason: "this driver cannot re-initialise a service; remove its data with `controlplane down --volumes` (all services' data) and run up again".into(),
+            })
+        }
     }
 
     /// The status of every service of the environment. Read-only.

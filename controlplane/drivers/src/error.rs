@@ -89,6 +89,16 @@ pub enum DriverError {
     /// A plan step cannot be applied.
     #[error("cannot apply: {0}")]
     Blocked(String),
+    /// A stateful service was initialised before and its data is gone: it is not
+    /// re-created empty without `up --reinitialise <service>`.
+    #[error("{service}: {reason}")]
+    DataMissing {
+        /// The service.
+        service: ServiceName,
+        /// What was initialised, what is gone, and what to do
+        /// ([`cp_runtime::initialised::Record::missing_reason`]).
+        reason: String,
+    },
     /// Something the service needs around it is not right (a directory it cannot
     /// reach, a path too long for a socket), and what to do about it.
     #[error("cannot start {service}: {detail}")]

@@ -9,5 +9,7 @@ pub mod contract;
 pub mod engine;
 pub mod error;
 
-pub use contract::{Context, Driver, DriverKind, Health, Removal, ServiceState, ServiceStatus};
+pub use contract::{
+    Context, Driver, DriverKind, Health, Removal, ServiceState, ServiceStatus, Vanished,
+};
 pub use error::DriverError;

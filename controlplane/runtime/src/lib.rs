@@ -5,6 +5,7 @@ pub mod access;
 pub mod error;
 pub mod events;
 pub mod exec;
+pub mod initialised;
 pub mod nats;
 pub mod probe;
 pub mod project;

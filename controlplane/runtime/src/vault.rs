@@ -457,6 +457,9 @@ pub struct SealStatus {
     /// Server version.
     #[serde(default)]
     pub version: String,
+    /// The cluster's id (once initialised and unsealed).
+    #[serde(default)]
+    pub cluster_id: Option<String>,
 }
 
 /// What [`VaultApi::ensure_unsealed`] did.

@@ -43,10 +43,17 @@ fn preflight(env: &cp_core::Environment, command: &Command) -> Result<Option<Sav
             services,
             timeout,
             plan,
+            reinitialise,
             ..
         } => {
             parse_timeout(timeout)?;
             service_names(env, services)?;
+            reinitialise_kinds(reinitialise)?;
+            if plan.is_some() && !reinitialise.is_empty() {
+                return Err(AppError::Usage(
+                    "--reinitialise changes what a saved plan observed; run it without --plan, then make the plan again".into(),
+                ));
+            }
             plan.as_deref().map(read_plan).transpose()
         }
         Command::Logs { service, .. } => {
@@ -81,6 +88,23 @@ fn is_uuid(s: &str) -> bool {
             .iter()
             .zip([8, 4, 4, 4, 12])
             .all(|(g, n)| g.len() == n && g.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+/// `--reinitialise` names: stateful core services only.
+fn reinitialise_kinds(names: &[String]) -> Result<Vec<cp_core::names::CoreKind>, AppError> {
+    use cp_core::names::CoreKind;
+    names
+        .iter()
+        .map(|n| {
+            CoreKind::from_name(n)
+                .filter(|k| matches!(k, CoreKind::Postgres | CoreKind::Vault))
+                .ok_or_else(|| {
+                    AppError::Usage(format!(
+                        "--reinitialise {n}: only postgres and vault can be re-initialised"
+                    ))
+                })
+        })
+        .collect()
 }
 
 fn parse_timeout(text: &str) -> Result<Duration, AppError> {
@@ -184,9 +208,33 @@ pub(crate) async fn run(global: &Global, command: Command) -> Outcome {
             no_seed,
             backup,
             plan,
+            reinitialise,
+            yes,
         } => {
             let timeout = parse_timeout(&timeout)?;
             let services = service_names(s.env(), &services)?;
+            let kinds = reinitialise_kinds(&reinitialise)?;
+            if !kinds.is_empty() {
+                let what = cp_app::up::reinitialise_preview(&s, &kinds).await?;
+                let names: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+                output::confirm(
+                    &format!(
+                        "`up --reinitialise {}` on {}",
+                        names.join(" "),
+                        s.env().name
+                    ),
+                    s.env().name.as_str(),
+                    what,
+                    yes,
+                )?;
+                let removed = cp_app::up::reinitialise(&s, &kinds).await?;
+                if global.output == Output::Text {
+                    eprintln!("re-initialising {}", names.join(", "));
+                    for r in removed {
+                        eprintln!("  - removed {r}");
+                    }
+                }
+            }
             let saved = match (&plan, loaded) {
                 (Some(file), Some(saved)) => {
                     check_saved(&s, &saved, &file.display().to_string()).await?;
