@@ -110,7 +110,12 @@ fn ms(d: Duration) -> String {
 }
 
 pub(crate) fn bench(rest: &[String]) -> Result<()> {
-    let full = Size::Full;
+    // `--smoke`: the size `cargo xtask test` runs, to check one benchmark still runs.
+    let full = if rest.iter().any(|a| a == "--smoke") {
+        Size::Smoke
+    } else {
+        Size::Full
+    };
     match rest.first().map(String::as_str) {
         Some("render") => render(full),
         Some("up") => up(full),

@@ -41,9 +41,9 @@ usage: cargo xtask <task>
                     every test binary (--no-fail-fast), `controlplane render --all
                     --check` and every benchmark once at a smoke size; ends with one
                     line saying what failed (what CI runs)
-  bench render|up|seed|status|cluster|serve|backup|drift
+  bench render|up|seed|status|cluster|serve|backup|drift [--smoke]
                     benchmarks (release builds), each compared in the same run with a
-                    peer or floor
+                    peer or floor; --smoke: once, small, debug build (as `test` runs it)
   codegen           refresh every golden file the tests compare against, by running
                     the tests that own them with CP_BLESS=1: environments/schema.json,
                     rendered/, docs/views/*.schema.json, controlplane/cli/tests/snapshots/,

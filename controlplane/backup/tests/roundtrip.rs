@@ -14,8 +14,10 @@ use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_seeded_environment_restores_into_a_fresh_one() {
-    let dest = tempfile::tempdir().unwrap();
-    let a = support::env(dest.path(), &[]);
+    let tmp = tempfile::tempdir().unwrap();
+    // A destination directory the backup creates (with its parent `backups`).
+    let dest = tmp.path().join("backups/sets");
+    let a = support::env(&dest, &[]);
     let aa = support::up_and_seed(&a).await;
     let seeded = support::data(&a, &aa).await;
     let report = support::backup(&a, &aa).await;
@@ -25,7 +27,7 @@ async fn a_seeded_environment_restores_into_a_fresh_one() {
     }
     // The set (full dumps, the RDB, the Vault snapshot) and the backup state files
     // are this user's only: every directory 0700, every file 0600.
-    let private = private_tree(dest.path());
+    let private = private_tree(&tmp.path().join("backups"));
     assert!(private.files >= 5, "too few files to judge: {private:?}");
     private_tree(&a.state.join("backup"));
     // The metrics `serve` exports, in the contract's names.
@@ -93,7 +95,7 @@ async fn a_seeded_environment_restores_into_a_fresh_one() {
     );
 
     // A fresh environment, seeded (roles exist), then restored over.
-    let b = support::env(dest.path(), &[]);
+    let b = support::env(&dest, &[]);
     let ba = support::up_and_seed(&b).await;
     let before = support::table_digests(&ba).await;
     assert_ne!(before, support::table_digests(&aa).await);
