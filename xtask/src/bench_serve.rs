@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+use crate::bench::Size;
+
 const CONNECTIONS: usize = 4;
-const REQUESTS: usize = 20_000;
 // However slow the machine, the run stops.
 const TIME_CAP: Duration = Duration::from_secs(120);
 
@@ -121,7 +122,7 @@ struct Run {
     n: usize,
 }
 
-fn load(addr: &str, path: &str, token: Option<&str>) -> Result<Run> {
+fn load(addr: &str, path: &str, token: Option<&str>, requests: usize) -> Result<Run> {
     let auth = token
         .map(|t| format!("Authorization: Bearer {t}\r\n"))
         .unwrap_or_default();
@@ -132,7 +133,7 @@ fn load(addr: &str, path: &str, token: Option<&str>) -> Result<Run> {
         .map(|_| {
             let addr = addr.to_owned();
             let req = req.clone();
-            std::thread::spawn(move || connection(&addr, &req, REQUESTS / CONNECTIONS, until))
+            std::thread::spawn(move || connection(&addr, &req, requests / CONNECTIONS, until))
         })
         .collect();
     let mut all = Vec::new();
@@ -161,29 +162,37 @@ fn release_bin(name: &str) -> PathBuf {
         .join(name)
 }
 
-pub(crate) fn run() -> Result<()> {
-    eprintln!("xtask: building controlplane and xtask (release)");
-    crate::run(
-        Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())).args([
-            "build",
-            "--release",
-            "--quiet",
-            "-p",
-            "controlplane",
-            "-p",
-            "xtask",
-        ]),
-    )?;
-    let (bin, xtask) = (release_bin("controlplane"), release_bin("xtask"));
+pub(crate) fn run(size: Size) -> Result<()> {
+    // The bare floor is this xtask's own `bench-hello`: built with the same profile as
+    // the controlplane binary it is compared with.
+    let (bin, xtask) = match size {
+        Size::Full => {
+            eprintln!("xtask: building controlplane and xtask (release)");
+            crate::run(
+                Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())).args([
+                    "build",
+                    "--release",
+                    "--quiet",
+                    "-p",
+                    "controlplane",
+                    "-p",
+                    "xtask",
+                ]),
+            )?;
+            (release_bin("controlplane"), release_bin("xtask"))
+        }
+        Size::Smoke => (size.controlplane()?, std::env::current_exe()?),
+    };
     let tmp = std::env::temp_dir().join(format!("cp-bench-serve-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp)?;
-    let result = measure(&bin, &xtask, &tmp);
+    let result = measure(&bin, &xtask, &tmp, size);
     let _ = std::fs::remove_dir_all(&tmp);
     result
 }
 
-fn measure(bin: &Path, xtask: &Path, tmp: &Path) -> Result<()> {
+fn measure(bin: &Path, xtask: &Path, tmp: &Path, size: Size) -> Result<()> {
+    let requests = size.pick(400, 20_000);
     let root = crate::project_root();
     let server_dir = tmp.join("server");
     let out = Command::new(bin)
@@ -253,18 +262,19 @@ fn measure(bin: &Path, xtask: &Path, tmp: &Path) -> Result<()> {
     wait_healthy(&addr, "/healthz")?;
     let path = "/api/v1/environments/dev/services";
     // The first probe fills the cache.
-    load(&addr, path, Some(&token)).map(drop).ok();
+    load(&addr, path, Some(&token), CONNECTIONS).map(drop).ok();
     std::thread::sleep(Duration::from_secs(1));
     let rss_start = rss_kib(pid)?;
 
-    let bare = load(&hello_addr, "/", None)?;
-    let ours = load(&addr, path, Some(&token))?;
+    let bare = load(&hello_addr, "/", None, requests)?;
+    let ours = load(&addr, path, Some(&token), requests)?;
     std::thread::sleep(Duration::from_secs(1));
     let rss_after = rss_kib(pid)?;
     let served = ours.n + 1;
 
     println!(
-        "bench serve: {CONNECTIONS} keep-alive connections, {REQUESTS} requests each target, loopback"
+        "bench serve: {CONNECTIONS} keep-alive connections, {requests} requests each target, loopback{}",
+        size.note()
     );
     println!(
         "  bare axum hello-world:        {:>9.0} req/s   p50 {}   p99 {}",

@@ -6,7 +6,9 @@
 //!   `.controlplane/server/serve.pid`) and prints its URL and an admin token.
 //! - `down [--volumes]`: stop the console and `dev` (and delete its data).
 //! - `test` / `ci`: install what the tests need, then fmt --check, clippy -D warnings,
-//!   every test and `controlplane render --all --check`. This is what CI runs.
+//!   every test binary (`--no-fail-fast`), `controlplane render --all --check` and
+//!   every benchmark once at a smoke size; every step runs, and one last line says
+//!   what failed. This is what CI runs.
 //! - `bench render|up|seed|status|serve`: benchmarks compared in the same run with a peer or
 //!   floor.
 //! - `codegen`: refresh every golden file the tests compare against (see [`HELP`]).
@@ -21,6 +23,7 @@ mod bench_serve;
 mod images;
 mod serve;
 mod setup;
+mod testrun;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -35,9 +38,12 @@ usage: cargo xtask <task>
                     bring `dev` up (seeded) and serve the console in the background
   down [--volumes]  stop the console and `dev` (--volumes: delete its data too)
   test | ci         install what the tests need, then fmt --check, clippy -D warnings,
-                    every test and `controlplane render --all --check` (what CI runs)
-  bench render|up|seed|status|serve|drift
-                    benchmarks, each compared in the same run with a peer or floor
+                    every test binary (--no-fail-fast), `controlplane render --all
+                    --check` and every benchmark once at a smoke size; ends with one
+                    line saying what failed (what CI runs)
+  bench render|up|seed|status|cluster|serve|backup|drift [--smoke]
+                    benchmarks (release builds), each compared in the same run with a
+                    peer or floor; --smoke: once, small, debug build (as `test` runs it)
   codegen           refresh every golden file the tests compare against, by running
                     the tests that own them with CP_BLESS=1: environments/schema.json,
                     rendered/, docs/views/*.schema.json, controlplane/cli/tests/snapshots/,
@@ -143,28 +149,61 @@ fn down(rest: &[String]) -> Result<()> {
     run(Command::new(&bin).args(["--env", "dev", "down"]).args(rest))
 }
 
+/// Everything CI checks. Every step runs even when an earlier one failed (so one
+/// failing test binary does not hide another's), and the run ends with one line
+/// saying what failed.
 fn test() -> Result<()> {
     setup::ensure_test_tools()?;
     images::ensure(false).context("building the docker driver's local test images")?;
+    let mut failed: Vec<String> = Vec::new();
+    let mut step = |what: &str, r: Result<()>| {
+        if let Err(e) = r {
+            eprintln!("xtask: {what} failed: {e:#}");
+            failed.push(what.to_owned());
+        }
+    };
     eprintln!("xtask: cargo fmt --check");
-    run(cargo().args(["fmt", "--all", "--check"]))?;
+    step("fmt", run(cargo().args(["fmt", "--all", "--check"])));
     eprintln!("xtask: cargo clippy -D warnings");
-    run(cargo().args([
+    step(
         "clippy",
-        "--workspace",
-        "--all-targets",
-        "--quiet",
-        "--",
-        "-D",
-        "warnings",
-    ]))?;
-    eprintln!("xtask: cargo test --workspace");
-    run(cargo().args(["test", "--workspace"]))?;
-    let bin = build_controlplane()?;
+        run(cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--quiet",
+            "--",
+            "-D",
+            "warnings",
+        ])),
+    );
+    eprintln!("xtask: cargo test --workspace --no-fail-fast");
+    let tests = testrun::run_all();
+    match &tests {
+        Ok(t) if t.is_empty() => {}
+        Ok(t) => step(
+            &format!("tests: {}", t.join(", ")),
+            Err(anyhow::anyhow!("see above")),
+        ),
+        Err(e) => step("tests", Err(anyhow::anyhow!("{e:#}"))),
+    }
     eprintln!("xtask: controlplane render --all --check");
-    run(Command::new(&bin).args(["render", "--all", "--check"]))?;
-    eprintln!("xtask: all checks passed");
-    Ok(())
+    step(
+        "render --check",
+        build_controlplane()
+            .and_then(|bin| run(Command::new(&bin).args(["render", "--all", "--check"]))),
+    );
+    // Every benchmark once at a smoke size, so a broken one fails here.
+    for (name, r) in bench::smoke() {
+        step(&format!("bench {name} (smoke)"), r);
+    }
+    if failed.is_empty() {
+        eprintln!("xtask: all checks passed");
+        Ok(())
+    } else {
+        // The last line of the run (anyhow prints it as `Error: ...`).
+        bail!("{} check(s) failed: {}", failed.len(), failed.join("; "))
+    }
 }
 
 /// Every golden file, refreshed by the tests that compare against it: each runs with

@@ -56,7 +56,15 @@ pub(crate) fn stop(root: &Path) -> Result<()> {
 pub(crate) fn start(bin: &Path, root: &Path) -> Result<()> {
     stop(root)?;
     let d = dir(root);
-    std::fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
+    // The server's directory holds its tokens and audit log: 0700 from creation (its
+    // parent as the umask has it: a service user may have to pass through).
+    if let Some(parent) = d.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+        .create(&d)
+        .with_context(|| format!("creating {}", d.display()))?;
     // A fresh admin token for this run (the old one, if any, is revoked).
     let _ = Command::new(bin)
         .args(["token", "revoke", "dev-admin"])
@@ -71,7 +79,18 @@ pub(crate) fn start(bin: &Path, root: &Path) -> Result<()> {
         bail!("controlplane token create failed");
     }
     let token = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    let log = std::fs::File::create(d.join("serve.log")).context("creating serve.log")?;
+    let private = |name: &str| {
+        std::os::unix::fs::OpenOptionsExt::mode(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .write(true)
+                .truncate(true),
+            0o600,
+        )
+        .open(d.join(name))
+        .with_context(|| format!("creating {name}"))
+    };
+    let log = private("serve.log")?;
     let mut cmd = Command::new(bin);
     cmd.args([
         "--env", "dev", "serve", "--only", "dev", "--listen", DEV_LISTEN,
@@ -83,7 +102,8 @@ pub(crate) fn start(bin: &Path, root: &Path) -> Result<()> {
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     let mut child = cmd.spawn().context("starting controlplane serve")?;
     let pid = child.id();
-    std::fs::write(d.join("serve.pid"), format!("{pid}\n")).context("writing serve.pid")?;
+    std::io::Write::write_all(&mut private("serve.pid")?, format!("{pid}\n").as_bytes())
+        .context("writing serve.pid")?;
     // Ready when /healthz answers (bounded).
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {

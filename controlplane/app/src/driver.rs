@@ -47,8 +47,12 @@ pub async fn select(
     pulls: Option<PullObserver>,
 ) -> Result<(AnyDriver, String), AppError> {
     // The process driver renders the monitoring stack's configuration from the
-    // project's templates, as `render` does.
+    // project's templates, as `render` does: only when there is a stack to run
+    // (parsing every template costs a no-op `up` milliseconds).
     let process = || -> Result<AnyDriver, AppError> {
+        if env.monitoring.is_none() {
+            return Ok(AnyDriver::Process(ProcessDriver::new(state_dir)));
+        }
         let templates = project.templates().map_err(|source| AppError::Project {
             what: format!("cannot read the templates under {}", project.root.display()),
             source,

@@ -59,6 +59,8 @@ impl Collector for JobGauges {
         let mut last_ok = Vec::new();
         let mut duration = Vec::new();
         let mut size = Vec::new();
+        let mut configured = Vec::new();
+        let mut last_run = Vec::new();
         let mut pending = Vec::new();
         let mut blocked = Vec::new();
         let mut checked = Vec::new();
@@ -68,14 +70,36 @@ impl Collector for JobGauges {
             if let Ok(model) = self.envs.model(&env)
                 && let Some(b) = &model.backup
             {
-                let m = cp_runtime::state::StateDir::open_existing(t.state_path())
+                // The first scrape that sees backups configured records when (once,
+                // in the state directory; never for an environment not brought up).
+                let dir = cp_runtime::state::StateDir::open_existing(t.state_path())
                     .ok()
-                    .flatten()
-                    .map(|d| cp_backup::metrics::Metrics::read(&d))
+                    .flatten();
+                let m = dir
+                    .as_ref()
+                    .map(cp_backup::metrics::Metrics::read)
+                    .unwrap_or_default();
+                let c = dir
+                    .as_ref()
+                    .map(|d| {
+                        cp_backup::metrics::Configured::ensure(
+                            d,
+                            &b.services,
+                            chrono::Utc::now().timestamp(),
+                        )
+                    })
                     .unwrap_or_default();
                 for s in &b.services {
-                    let v = m.services.get(s).cloned().unwrap_or_default();
                     let l: Labels = vec![("env", env.clone()), ("service", s.as_str().to_owned())];
+                    if let Some(at) = c.services.get(s) {
+                        configured.push((l.clone(), *at));
+                    }
+                    // 0 for a service that never ran: it has not failed.
+                    last_run.push((
+                        l.clone(),
+                        cp_backup::metrics::ServiceMetrics::last_run(m.services.get(s)),
+                    ));
+                    let v = m.services.get(s).cloned().unwrap_or_default();
                     last_success.push((l.clone(), v.last_success_timestamp_seconds));
                     last_ok.push((l.clone(), i64::from(v.last_run_success)));
                     duration.push((l.clone(), v.duration_seconds));
@@ -104,7 +128,7 @@ impl Collector for JobGauges {
         family(
             &mut encoder,
             "controlplane_backup_last_run_success",
-            "1 when the last backup run succeeded.",
+            "1 when the last backup run succeeded (0 too before the first run).",
             &last_ok,
         )?;
         family(
@@ -118,6 +142,18 @@ impl Collector for JobGauges {
             "controlplane_backup_size_bytes",
             "Stored size of the last successful backup.",
             &size,
+        )?;
+        family(
+            &mut encoder,
+            cp_backup::metrics::LAST_RUN_NAME,
+            cp_backup::metrics::LAST_RUN_HELP,
+            &last_run,
+        )?;
+        family(
+            &mut encoder,
+            cp_backup::metrics::CONFIGURED_NAME,
+            cp_backup::metrics::CONFIGURED_HELP,
+            &configured,
         )?;
         family(
             &mut encoder,

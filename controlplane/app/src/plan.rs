@@ -190,6 +190,17 @@ fn defer(basis: &mut Basis, layer: Layer, reason: String, then: String) -> Layer
 /// Plans every layer of the session's environment. The result carries what it was
 /// computed from, so it can be saved (`plan --out`) and checked again (`up --plan`).
 pub async fn plan(s: &Session) -> Result<SavedPlan, AppError> {
+    plan_for(s, true).await
+}
+
+/// The plan `up --no-seed` applies: the platform observed, every seeded layer
+/// deferred unobserved (it would never be applied; observing it meant a connection
+/// and queries per service, a no-op `up`'s largest cost after start-up).
+pub async fn plan_platform(s: &Session) -> Result<SavedPlan, AppError> {
+    plan_for(s, false).await
+}
+
+async fn plan_for(s: &Session, seeded: bool) -> Result<SavedPlan, AppError> {
     let p = platform(s).await?;
     let mut basis = Basis::default();
     basis.insert(Layer::Platform, p.desired.clone(), Some(p.observed.clone()));
@@ -199,7 +210,7 @@ pub async fn plan(s: &Session) -> Result<SavedPlan, AppError> {
     // Access (endpoints and credentials) only when some seeded service runs, resolved
     // read-only: a secret that was never generated means nothing was brought up.
     let any_running = p.running.values().any(|up| *up);
-    let access = if any_running && !kube {
+    let access = if any_running && !kube && seeded {
         match s.access().await {
             Ok(a) => Ok(a),
             Err(e) => Err(cp_runtime::error::chain(&e)),
@@ -223,6 +234,15 @@ pub async fn plan(s: &Session) -> Result<SavedPlan, AppError> {
             .filter(|k| !p.running.get(k).copied().unwrap_or(false))
             .map(|k| k.as_str())
             .collect();
+        if !seeded {
+            out.push(defer(
+                &mut basis,
+                layer,
+                "not seeded: `up --no-seed`".into(),
+                "`controlplane seed` (or `up` without --no-seed) plans and applies it".into(),
+            ));
+            continue;
+        }
         if kube {
             out.push(defer(
                 &mut basis,

@@ -142,14 +142,14 @@ impl Store {
                 } else {
                     project_root.join(path)
                 };
-                std::fs::create_dir_all(&dir).map_err(|source| DestinationError::Dir {
-                    name: name.to_owned(),
-                    path: dir.clone(),
-                    source,
+                // Directories 0700 and files 0600 from their creation.
+                let fs = crate::local::PrivateLocal::new(&dir).map_err(|source| {
+                    DestinationError::Dir {
+                        name: name.to_owned(),
+                        path: dir.clone(),
+                        source,
+                    }
                 })?;
-                let fs = object_store::local::LocalFileSystem::new_with_prefix(&dir)
-                    .map_err(store_err)?
-                    .with_automatic_cleanup(true);
                 (Arc::new(fs), String::new(), Some(dir))
             }
             Destination::S3 {

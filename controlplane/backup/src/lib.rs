@@ -9,6 +9,7 @@ pub mod dest;
 pub mod drill;
 pub mod error;
 pub mod id;
+pub mod local;
 pub mod manifest;
 pub mod nats;
 pub mod pipeline;

@@ -505,10 +505,9 @@ pub async fn list(store: &Store, state: Option<&StateDir>) -> Result<Vec<Entry>,
         out.push(catalog::entry(id, listed, m.as_ref(), v.as_ref()));
     }
     if let Some(state) = state {
-        let _ = state.write(
+        let _ = state.write_private(
             format!("backup/catalog-{}.json", store.name()),
             &serde_json::to_vec_pretty(&out).expect("serializes"),
-            0o644,
         );
     }
     Ok(out)

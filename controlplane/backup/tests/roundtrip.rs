@@ -14,8 +14,10 @@ use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_seeded_environment_restores_into_a_fresh_one() {
-    let dest = tempfile::tempdir().unwrap();
-    let a = support::env(dest.path(), &[]);
+    let tmp = tempfile::tempdir().unwrap();
+    // A destination directory the backup creates (with its parent `backups`).
+    let dest = tmp.path().join("backups/sets");
+    let a = support::env(&dest, &[]);
     let aa = support::up_and_seed(&a).await;
     let seeded = support::data(&a, &aa).await;
     let report = support::backup(&a, &aa).await;
@@ -23,9 +25,18 @@ async fn a_seeded_environment_restores_into_a_fresh_one() {
     for s in &report.services {
         assert!(s.ok && s.stored_size > 0, "{s:?}");
     }
+    // The set (full dumps, the RDB, the Vault snapshot) and the backup state files
+    // are this user's only: every directory 0700, every file 0600.
+    let private = private_tree(&tmp.path().join("backups"));
+    assert!(private.files >= 5, "too few files to judge: {private:?}");
+    private_tree(&a.state.join("backup"));
     // The metrics `serve` exports, in the contract's names.
     let metrics = cp_backup::metrics::Metrics::read(&a.state);
-    let text = metrics.exposition("dev", &support::kinds());
+    let text = metrics.exposition(
+        "dev",
+        &support::kinds(),
+        &cp_backup::metrics::Configured::default(),
+    );
     for k in support::kinds() {
         assert!(
             text.contains(&format!(
@@ -84,7 +95,7 @@ async fn a_seeded_environment_restores_into_a_fresh_one() {
     );
 
     // A fresh environment, seeded (roles exist), then restored over.
-    let b = support::env(dest.path(), &[]);
+    let b = support::env(&dest, &[]);
     let ba = support::up_and_seed(&b).await;
     let before = support::table_digests(&ba).await;
     assert_ne!(before, support::table_digests(&aa).await);
@@ -165,4 +176,32 @@ async fn a_seeded_environment_restores_into_a_fresh_one() {
                 .is_some()
         );
     }
+}
+
+/// What [`private_tree`] saw.
+#[derive(Debug)]
+struct Walked {
+    dirs: usize,
+    files: usize,
+}
+
+/// Asserts every directory under `root` (itself included) is 0700 and every file
+/// 0600; says how many of each it saw.
+fn private_tree(root: &std::path::Path) -> Walked {
+    use std::os::unix::fs::PermissionsExt;
+    let mut seen = Walked { dirs: 0, files: 0 };
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(p) = todo.pop() {
+        let meta = std::fs::symlink_metadata(&p).unwrap();
+        let mode = meta.permissions().mode() & 0o777;
+        if meta.is_dir() {
+            assert_eq!(mode, 0o700, "{} is {mode:o}", p.display());
+            seen.dirs += 1;
+            todo.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+        } else {
+            assert_eq!(mode, 0o600, "{} is {mode:o}", p.display());
+            seen.files += 1;
+        }
+    }
+    seen
 }

@@ -15,7 +15,8 @@
 //!    backup of everything nothing fires; then Redis's backup fails (Redis killed
 //!    again) and `BackupFailed` fires for redis from serve's `/metrics`; then its last
 //!    success is made two days old in the backup state file serve reads at each scrape
-//!    (backups stopped since) and `BackupTooOld` fires for redis, not for the others.
+//!    (backups stopped since; their first-configured time moved back too) and
+//!    `BackupTooOld` fires for redis, not for the others.
 //! 4. Drift: serve checks every minute (`drift.schedule`). A Vault policy deleted and
 //!    a role altered out of band show in `controlplane_drift_changes_pending` for
 //!    `vault` and `database`, `EnvironmentDrifted` fires in Prometheus and the drift
@@ -718,6 +719,14 @@ async fn prometheus_scrapes_everything_the_rules_select_and_a_dead_redis_pages()
     assert!(last > 0, "{m}");
     *redis = Value::from(last - 2 * 86_400);
     std::fs::write(&file, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+    // Age runs from the later of the last success and when backups were first
+    // configured (recorded at serve's first scrape): that moves back too.
+    let file = stack.state.join("backup").join("configured.json");
+    let mut c: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let since = &mut c["services"]["redis"];
+    let at = since.as_i64().expect("backups configured for redis");
+    *since = Value::from(at - 3 * 86_400);
+    std::fs::write(&file, serde_json::to_vec_pretty(&c).unwrap()).unwrap();
     until(
         "BackupTooOld for redis firing",
         Duration::from_secs(40),

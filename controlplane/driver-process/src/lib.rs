@@ -895,7 +895,13 @@ impl ProcessDriver {
     /// What tearing `unit` down removes, read-only: its server while it runs (the
     /// one an interrupted run started, too), and with `volumes` its data directory
     /// and, for Vault, its kept keys.
-    fn doomed(&self, state: &StateDir, unit: Unit, volumes: bool) -> Vec<Doomed> {
+    fn doomed(
+        &self,
+        env: &Environment,
+        state: &StateDir,
+        unit: Unit,
+        volumes: bool,
+    ) -> Vec<Doomed> {
         let dir = service_dir(&self.root, unit);
         let mut out = Vec::new();
         // As `remove` sees it after `recover`: an adoptable intent wins.
@@ -915,6 +921,15 @@ impl ProcessDriver {
                     });
                 }
             }
+            if unit.base() == Unit::Core(CoreKind::Vault) {
+                // The audit log records every request: it goes with the data.
+                out.extend(
+                    cp_runtime::vault::audit::files(&self.audit_log(env, unit))
+                        .into_iter()
+                        .filter(|f| f.exists())
+                        .map(Doomed::AuditLog),
+                );
+            }
             if keeps_vault_keys(unit) {
                 out.extend(
                     StateKeys::new(state, "vault")
@@ -927,6 +942,42 @@ impl ProcessDriver {
         out
     }
 
+    /// Where a Vault node's file audit device writes (`vault.audit_log`, relative to
+    /// the node's directory, where the server runs, unless absolute).
+    fn audit_log(&self, env: &Environment, unit: Unit) -> PathBuf {
+        service_dir(&self.root, unit).join(&env.vault.audit_log)
+    }
+
+    /// Bounds every Vault node's audit log: one past the limit is moved aside and its
+    /// running server told to reopen its file (SIGHUP, the file device's rotation).
+    /// Runs at every `up` (from `wait_ready`); a failure is logged, never fatal.
+    fn rotate_audit_logs(&self, env: &Environment) {
+        for unit in Unit::recorded(&self.root)
+            .into_iter()
+            .filter(|u| u.base() == Unit::Core(CoreKind::Vault))
+        {
+            let log = self.audit_log(env, unit);
+            match cp_runtime::vault::audit::rotate(&log, cp_runtime::vault::audit::LIMIT) {
+                Ok(true) => {
+                    if let Some(rec) =
+                        Record::read(&self.root, &unit.name()).filter(Record::is_alive)
+                        && let Ok(pid) = i32::try_from(rec.pid)
+                    {
+                        let _ = nix::sys::signal::kill(
+                            nix::unistd::Pid::from_raw(pid),
+                            nix::sys::signal::Signal::SIGHUP,
+                        );
+                    }
+                    tracing::info!(log = %log.display(), "rotated vault's audit log");
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(log = %log.display(), error = %e, "cannot rotate vault's audit log");
+                }
+            }
+        }
+    }
+
     /// Tears `unit` down: what [`Self::doomed`] lists, in its order (the server
     /// first, so its data is not in use), reported as listed.
     async fn teardown_one(
@@ -935,7 +986,7 @@ impl ProcessDriver {
         unit: Unit,
         volumes: bool,
     ) -> Result<Vec<String>, DriverError> {
-        let doomed = self.doomed(cx.state, unit, volumes);
+        let doomed = self.doomed(cx.env, cx.state, unit, volumes);
         let mut removed = Vec::new();
         // Always, listed or not: a dead server's record and a stale intent go too.
         let (pid, note) = self.remove_noted(cx, unit).await?;
@@ -947,9 +998,12 @@ impl ProcessDriver {
             });
         }
         for d in &doomed {
-            if let Doomed::Data { dir, .. } = d
-                && remove_dir(dir)?
-            {
+            let gone = match d {
+                Doomed::Data { dir, .. } => remove_dir(dir)?,
+                Doomed::AuditLog(f) => remove_listed_file(f)?,
+                Doomed::Process { .. } | Doomed::Keys(_) => false,
+            };
+            if gone {
                 removed.push(d.removal().what);
             }
         }
@@ -990,6 +1044,8 @@ enum Doomed {
     Data { dir: PathBuf, bytes: Option<u64> },
     /// A file of Vault's kept keys or initialisation journal.
     Keys(PathBuf),
+    /// Vault's file audit log (or its rotated copy).
+    AuditLog(PathBuf),
 }
 
 impl Doomed {
@@ -1004,6 +1060,14 @@ impl Doomed {
                 bytes.map_or_else(String::new, |b| format!(" ({})", human_bytes(b)))
             )),
             Doomed::Keys(p) => Removal::data(format!("vault keys {}", shown(p))),
+            Doomed::AuditLog(p) => Removal::data(format!(
+                "vault audit log {}{}",
+                shown(p),
+                std::fs::metadata(p).map_or_else(
+                    |_| String::new(),
+                    |m| format!(" ({})", human_bytes(m.len()))
+                )
+            )),
         }
     }
 }
@@ -1133,6 +1197,19 @@ fn remove_file(path: &Path) -> Result<(), DriverError> {
 /// Whether `dir` exists and holds anything.
 fn has_entries(dir: &Path) -> bool {
     std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some())
+}
+
+/// Removes a file; false when there was none.
+fn remove_listed_file(file: &Path) -> Result<bool, DriverError> {
+    match std::fs::remove_file(file) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(source) => Err(DriverError::File {
+            action: "remove",
+            path: file.to_path_buf(),
+            source,
+        }),
+    }
 }
 
 /// Removes a directory tree; false when there was none.
@@ -1311,6 +1388,9 @@ impl Driver for ProcessDriver {
     ) -> Result<Ready, DriverError> {
         self.check_cx(&cx)?;
         let unit = unit_of(service)?;
+        if unit.base() == Unit::Core(CoreKind::Vault) {
+            self.rotate_audit_logs(cx.env);
+        }
         if let Some(kind) = unit.kind()
             && service::nodes(cx.env, kind) > 1
         {
@@ -1647,7 +1727,7 @@ impl Driver for ProcessDriver {
         self.check_cx(&cx)?;
         Ok(Unit::recorded(&self.root)
             .into_iter()
-            .flat_map(|u| self.doomed(cx.state, u, volumes))
+            .flat_map(|u| self.doomed(cx.env, cx.state, u, volumes))
             .map(|d| d.removal())
             .collect())
     }

@@ -90,7 +90,19 @@ impl StateDir {
     pub fn open(root: impl Into<PathBuf>, env: &str) -> Result<Self, StateError> {
         let root = absolute(root.into());
         let existed = root.is_dir();
-        fs::create_dir_all(&root).map_err(io(&root))?;
+        if !existed {
+            // The parents as the umask has them (a service user may have to pass
+            // through them), the directory itself 0700 from its creation.
+            if let Some(parent) = root.parent() {
+                fs::create_dir_all(parent).map_err(io(parent))?;
+            }
+            use std::os::unix::fs::DirBuilderExt;
+            match fs::DirBuilder::new().mode(0o700).create(&root) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(io(&root)(e)),
+            }
+        }
         // Private: nobody else may list or write it. Group search (x) alone may be
         // granted to a service user (the process driver runs PostgreSQL as `postgres`
         // when we are root, and that user must reach its own directory): keep it.
@@ -125,10 +137,9 @@ impl StateDir {
                     environment: env.to_owned(),
                     written_by: format!("controlplane {}", env!("CARGO_PKG_VERSION")),
                 };
-                dir.write(
+                dir.write_private(
                     "state.json",
                     &serde_json::to_vec_pretty(&state).expect("serializes"),
-                    0o644,
                 )?;
             }
             Err(e) => return Err(io(&state_path)(e)),
@@ -179,9 +190,15 @@ impl StateDir {
         self.root.join(rel)
     }
 
-    /// Writes a file atomically with the given mode (temp file, fsync, rename).
+    /// Writes a file atomically with the given mode (temp file, fsync, rename). A
+    /// missing directory on the way is created 0700: what the state directory holds
+    /// (data, credentials, hashes) is nobody else's.
     pub fn write(&self, rel: impl AsRef<Path>, bytes: &[u8], mode: u32) -> Result<(), StateError> {
-        write_atomic(&self.root.join(rel), bytes, mode)
+        let path = self.root.join(rel);
+        if let Some(dir) = path.parent() {
+            private_dir_all(dir)?;
+        }
+        write_atomic(&path, bytes, mode)
     }
 
     /// Writes a file that holds a secret: mode 0600.
@@ -260,6 +277,17 @@ struct Holder {
 #[derive(Debug)]
 pub struct StateLock {
     _lock: nix::fcntl::Flock<File>,
+}
+
+/// Creates `dir` and its missing parents with mode 0700 (set at creation; existing
+/// directories are left as they are).
+pub fn private_dir_all(dir: &Path) -> Result<(), StateError> {
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(io(dir))
 }
 
 /// Writes `bytes` to `path` atomically with `mode`: a crash leaves the old file or the
@@ -361,6 +389,11 @@ mod tests {
             fs::metadata(dir.path()).unwrap().permissions().mode() & 0o777,
             0o700
         );
+        // state.json and a directory made on the way are private too.
+        dir.write_private("backup/metrics.json", b"{}").unwrap();
+        let mode = |p: &str| fs::metadata(dir.join(p)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode("state.json"), 0o600);
+        assert_eq!(mode("backup"), 0o700);
         fs::write(
             dir.join("state.json"),
             br#"{"format": 99, "environment": "dev", "written_by": "x"}"#,

@@ -22,6 +22,7 @@ use cp_core::model::{UnsealKeys, Vault, VaultMode};
 use cp_core::units::SecretRef;
 use serde::{Deserialize, Serialize};
 
+pub mod audit;
 mod client;
 
 pub use client::{Answer, Client, Health, REQUEST_TIMEOUT, Refusal, RequestError};

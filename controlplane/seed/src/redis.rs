@@ -504,7 +504,23 @@ async fn persist(c: &mut Connection, report: &mut Report) -> Result<(), SeedErro
             "check that the Redis server can write {file} (its directory and mode)"
         ))
     })?;
+    keep_private(std::path::Path::new(&file));
     Ok(())
+}
+
+/// `ACL SAVE` has Redis write the file itself, opened with mode 0644 and renamed over
+/// the driver's 0600 copy; it holds the admin password's hash. When the server runs
+/// on this machine as this user (the process platform), the file is ours: make it
+/// 0600 again. Anything else (a container's path, another user's file) is left alone.
+fn keep_private(file: &std::path::Path) {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    // `/proc/self` belongs to this process's effective user.
+    let (Ok(meta), Ok(me)) = (std::fs::metadata(file), std::fs::metadata("/proc/self")) else {
+        return;
+    };
+    if meta.is_file() && meta.uid() == me.uid() && meta.mode() & 0o077 != 0 {
+        let _ = std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600));
+    }
 }
 
 #[cfg(test)]

@@ -92,6 +92,11 @@ async fn the_app_user_is_limited_to_tenant_keys_and_seeding_twice_changes_nothin
         panic!("CONFIG GET aclfile")
     };
     let file = cfg[1].text().unwrap();
+    // It holds the admin password's hash: this user's only, even after Redis
+    // rewrote it (`ACL SAVE` creates it 0644).
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "{file} is {mode:o}");
     let text = std::fs::read_to_string(&file).unwrap();
     assert!(text.contains(&format!("user {user} on")), "{text}");
     assert!(

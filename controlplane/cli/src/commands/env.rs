@@ -241,7 +241,11 @@ pub(crate) async fn run(global: &Global, command: Command) -> Outcome {
                     saved
                 }
                 _ => {
-                    let saved = cp_app::plan::plan(&s).await?;
+                    let saved = if no_seed {
+                        cp_app::plan::plan_platform(&s).await?
+                    } else {
+                        cp_app::plan::plan(&s).await?
+                    };
                     if saved.plan.changes_pending && global.output == Output::Text {
                         eprintln!("{}", saved.plan);
                     }
