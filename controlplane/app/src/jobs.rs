@@ -308,7 +308,13 @@ pub fn check_request(
             env.name
         )));
     };
-    let known = || b.destinations.keys().cloned().collect::<Vec<_>>().join(", ");
+    let known = || {
+        b.destinations
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let chosen = match destination {
         Some(d) if b.destinations.contains_key(d) => d.to_owned(),
         Some(d) => {
@@ -330,7 +336,11 @@ pub fn check_request(
             "`{}` is not backed up in {}; backup.services is: {}",
             s.as_str(),
             env.name,
-            b.services.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+            b.services
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         )));
     }
     Ok(Some(chosen))

@@ -120,8 +120,18 @@ fn up_seeds_then_seed_migrate_and_tenants_converge() {
     let sd = server.to_str().unwrap();
     let token = |name: &str, tenant: &str| {
         run(&[
-            "--output", "json", "token", "create", "--role", "viewer", "--name", name,
-            "--tenant", tenant, "--server-dir", sd,
+            "--output",
+            "json",
+            "token",
+            "create",
+            "--role",
+            "viewer",
+            "--name",
+            name,
+            "--tenant",
+            tenant,
+            "--server-dir",
+            sd,
         ])
     };
     let made = json(&token("acme-dash", "acme"));

@@ -22,7 +22,12 @@ pub const NAME_MAX: usize = 200;
 /// Client input as an error message shows it: escaped (no control character reaches
 /// a terminal or a log line) and cut to 40 characters.
 pub fn shown(text: &str) -> String {
-    let mut out: String = text.chars().take(40).collect::<String>().escape_debug().collect();
+    let mut out: String = text
+        .chars()
+        .take(40)
+        .collect::<String>()
+        .escape_debug()
+        .collect();
     if text.chars().count() > 40 {
         out.push_str("...");
     }
@@ -488,7 +493,14 @@ mod tests {
     fn a_key_is_a_uuid_or_a_slug_and_nothing_else() {
         assert!(is_key("acme-corp"));
         assert!(is_key("0b6f8a4e-4d1c-4b7e-9a77-1f6c2d9e8b10"));
-        for k in ["../../etc/passwd", "acme\0", "", "Acme", "a b", &"a".repeat(64)] {
+        for k in [
+            "../../etc/passwd",
+            "acme\0",
+            "",
+            "Acme",
+            "a b",
+            &"a".repeat(64),
+        ] {
             assert!(!is_key(k), "{k:?}");
         }
     }

@@ -545,7 +545,9 @@ pub(crate) async fn delete_tenant(
         Ok(names) => subject.tokens_revoked = names,
         // The tenant is gone; its tokens name an id no tenant will have again, so
         // they see nothing. Say so in the log rather than failing the delete.
-        Err(e) => tracing::error!(error = %cp_runtime::error::chain(&e), tenant = %v.tenant.id, "the deleted tenant's tokens could not be revoked"),
+        Err(e) => {
+            tracing::error!(error = %cp_runtime::error::chain(&e), tenant = %v.tenant.id, "the deleted tenant's tokens could not be revoked")
+        }
     }
     Ok((v, subject))
 }

@@ -252,7 +252,8 @@ pub async fn authorize(State(state): State<AppState>, req: Request, next: Next) 
             if let Ok(v) = HeaderValue::from_str(&allowed.join(", ")) {
                 res.headers_mut().insert(header::ALLOW, v);
             }
-            res.extensions_mut().insert(RouteTemplate(crate::metrics::UNMATCHED));
+            res.extensions_mut()
+                .insert(RouteTemplate(crate::metrics::UNMATCHED));
             return res;
         }
         let mut res = ApiError::internal(format!(
@@ -527,9 +528,8 @@ pub fn has_body(req: &Request) -> bool {
     use axum::body::HttpBody;
     let h = req.headers();
     let declared = h.contains_key(header::TRANSFER_ENCODING)
-        || h.get(header::CONTENT_LENGTH).is_some_and(|v| {
-            v.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok()) != Some(0)
-        });
+        || h.get(header::CONTENT_LENGTH)
+            .is_some_and(|v| v.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok()) != Some(0));
     declared || req.body().size_hint().exact() != Some(0)
 }
 

@@ -738,8 +738,7 @@ async fn console_verify(
         restore_drill: f.restore_drill.is_some(),
         destination: None,
     };
-    let (mut res, subject) = match verify_set(&state, &env, &backup, body, Trigger::Console).await
-    {
+    let (mut res, subject) = match verify_set(&state, &env, &backup, body, Trigger::Console).await {
         Ok((v, subject)) if v.ok => (
             console_back(
                 &env,

@@ -98,7 +98,9 @@ impl AppState {
             audit: Arc::new(AuditLog::new(&config.server_dir)),
             cache: Cache::new(config.targets.iter().map(|t| t.env.clone())),
             tenant_parts: cp_app::ops::PartsCache::new(
-                config.probe_interval.max(std::time::Duration::from_millis(100)),
+                config
+                    .probe_interval
+                    .max(std::time::Duration::from_millis(100)),
             ),
             metrics: Metrics::new(cp_app::metrics::JobGauges::new(envs.clone(), jobs.clone())),
             oidc: config.oidc.clone().map(Oidc::new),

@@ -123,12 +123,18 @@ fn probes() -> Vec<Probe> {
                 format!("{}{}", "[".repeat(5000), "]".repeat(5000)),
             )
             .code("invalid"),
-        p("JSON nested 5000 deep in a field", "POST", TENANTS, Editor, 400)
-            .raw(
-                "application/json",
-                format!(r#"{{"slug": "{}"#, "[".repeat(5000)),
-            )
-            .code("bad_request"),
+        p(
+            "JSON nested 5000 deep in a field",
+            "POST",
+            TENANTS,
+            Editor,
+            400,
+        )
+        .raw(
+            "application/json",
+            format!(r#"{{"slug": "{}"#, "[".repeat(5000)),
+        )
+        .code("bad_request"),
         p("a body as text/plain", "POST", TENANTS, Editor, 415)
             .raw("text/plain", br#"{"slug":"acme"}"#.to_vec())
             .code("unsupported_media_type"),
@@ -138,17 +144,32 @@ fn probes() -> Vec<Probe> {
         p("a +json media type", "POST", TENANTS, Editor, 415)
             .raw("application/vnd.evil+json", br#"{"slug":"acme"}"#.to_vec())
             .code("unsupported_media_type"),
-        p("a body without a content type", "POST", TENANTS, Editor, 415)
-            .raw("", br#"{"slug":"acme"}"#.to_vec())
-            .code("unsupported_media_type"),
-        p("a text body to a route that takes none", "POST", "/api/v1/environments/dev/drift", Editor, 415)
-            .raw("text/plain", b"now please".to_vec())
-            .code("unsupported_media_type"),
+        p(
+            "a body without a content type",
+            "POST",
+            TENANTS,
+            Editor,
+            415,
+        )
+        .raw("", br#"{"slug":"acme"}"#.to_vec())
+        .code("unsupported_media_type"),
+        p(
+            "a text body to a route that takes none",
+            "POST",
+            "/api/v1/environments/dev/drift",
+            Editor,
+            415,
+        )
+        .raw("text/plain", b"now please".to_vec())
+        .code("unsupported_media_type"),
         p("a backup trigger as XML", "POST", BACKUPS, Editor, 415)
             .raw("application/xml", b"<services/>".to_vec())
             .code("unsupported_media_type"),
         p("a 20 KiB body", "POST", TENANTS, Editor, 413)
-            .raw("application/json", format!(r#"{{"slug":"{}"}}"#, "a".repeat(20 * 1024)))
+            .raw(
+                "application/json",
+                format!(r#"{{"slug":"{}"}}"#, "a".repeat(20 * 1024)),
+            )
             .code("too_large"),
         // Tenant names and slugs.
         p("an empty tenant name", "POST", TENANTS, Editor, 422)
@@ -160,9 +181,15 @@ fn probes() -> Vec<Probe> {
         p("a NUL in the tenant name", "POST", TENANTS, Editor, 422)
             .json(json!({"slug": "acme", "name": "acme\u{0}corp"}))
             .code("invalid"),
-        p("an escape sequence in the tenant name", "POST", TENANTS, Editor, 422)
-            .json(json!({"slug": "acme", "name": "\u{1b}[2Jacme"}))
-            .code("invalid"),
+        p(
+            "an escape sequence in the tenant name",
+            "POST",
+            TENANTS,
+            Editor,
+            422,
+        )
+        .json(json!({"slug": "acme", "name": "\u{1b}[2Jacme"}))
+        .code("invalid"),
         p("a 5000-character slug", "POST", TENANTS, Editor, 422)
             .json(json!({"slug": long}))
             .code("invalid"),
@@ -176,69 +203,234 @@ fn probes() -> Vec<Probe> {
             .json(json!({"slug": ""}))
             .code("invalid"),
         // Backups.
-        p("an unknown backup destination", "POST", BACKUPS, Editor, 422)
-            .json(json!({"destination": "s3-elsewhere"}))
-            .code("invalid"),
+        p(
+            "an unknown backup destination",
+            "POST",
+            BACKUPS,
+            Editor,
+            422,
+        )
+        .json(json!({"destination": "s3-elsewhere"}))
+        .code("invalid"),
         p("an unknown backup service", "POST", BACKUPS, Editor, 422)
             .json(json!({"services": ["mysql"]}))
             .code("invalid"),
-        p("verify at an unknown destination", "POST", &format!("{BACKUPS}/{SET}/verify"), Editor, 422)
-            .json(json!({"destination": "../../etc"}))
-            .code("invalid"),
-        p("restore from an unknown destination", "POST", &format!("{BACKUPS}/{SET}/restore"), Admin, 422)
-            .json(json!({"confirm": SET, "destination": "nowhere"}))
-            .code("invalid"),
+        p(
+            "verify at an unknown destination",
+            "POST",
+            &format!("{BACKUPS}/{SET}/verify"),
+            Editor,
+            422,
+        )
+        .json(json!({"destination": "../../etc"}))
+        .code("invalid"),
+        p(
+            "restore from an unknown destination",
+            "POST",
+            &format!("{BACKUPS}/{SET}/restore"),
+            Admin,
+            422,
+        )
+        .json(json!({"confirm": SET, "destination": "nowhere"}))
+        .code("invalid"),
         // Routes and methods.
         p("an unknown route", "GET", "/api/v1/nope", Admin, 404).code("not_found"),
-        p("an unknown API version", "GET", "/api/v2/environments", Admin, 404).code("not_found"),
-        p("a routed path with TRACE", "TRACE", "/api/v1/environments", Viewer, 405)
-            .code("method_not_allowed"),
-        p("an invented method on a routed path", "BREW", "/api/v1/environments", Viewer, 405)
-            .code("method_not_allowed"),
-        p("an invented method on an unknown path", "PROPFIND", "/api/v1/x/y/z", Viewer, 404)
-            .code("not_found"),
-        p("an unknown environment", "GET", "/api/v1/environments/prod/services", Viewer, 404)
-            .code("not_found"),
+        p(
+            "an unknown API version",
+            "GET",
+            "/api/v2/environments",
+            Admin,
+            404,
+        )
+        .code("not_found"),
+        p(
+            "a routed path with TRACE",
+            "TRACE",
+            "/api/v1/environments",
+            Viewer,
+            405,
+        )
+        .code("method_not_allowed"),
+        p(
+            "an invented method on a routed path",
+            "BREW",
+            "/api/v1/environments",
+            Viewer,
+            405,
+        )
+        .code("method_not_allowed"),
+        p(
+            "an invented method on an unknown path",
+            "PROPFIND",
+            "/api/v1/x/y/z",
+            Viewer,
+            404,
+        )
+        .code("not_found"),
+        p(
+            "an unknown environment",
+            "GET",
+            "/api/v1/environments/prod/services",
+            Viewer,
+            404,
+        )
+        .code("not_found"),
         // Credentials.
         p("no credentials", "GET", "/api/v1/environments", Nobody, 401).code("unauthorized"),
-        p("a token that does not exist", "GET", "/api/v1/environments", Raw("cpt_0000"), 401)
-            .code("unauthorized"),
-        p("a JWT with no OIDC configured", "GET", "/api/v1/environments", Raw("eyJhbGciOiJub25lIn0.e30."), 401)
-            .code("unauthorized"),
-        p("an expired token", "GET", "/api/v1/environments", Expired, 401).code("unauthorized"),
-        p("a revoked token", "GET", "/api/v1/environments", Revoked, 401).code("unauthorized"),
-        p("a revoked token creating a tenant", "POST", TENANTS, Revoked, 401)
-            .json(json!({"slug": "acme"}))
-            .code("unauthorized"),
+        p(
+            "a token that does not exist",
+            "GET",
+            "/api/v1/environments",
+            Raw("cpt_0000"),
+            401,
+        )
+        .code("unauthorized"),
+        p(
+            "a JWT with no OIDC configured",
+            "GET",
+            "/api/v1/environments",
+            Raw("eyJhbGciOiJub25lIn0.e30."),
+            401,
+        )
+        .code("unauthorized"),
+        p(
+            "an expired token",
+            "GET",
+            "/api/v1/environments",
+            Expired,
+            401,
+        )
+        .code("unauthorized"),
+        p(
+            "a revoked token",
+            "GET",
+            "/api/v1/environments",
+            Revoked,
+            401,
+        )
+        .code("unauthorized"),
+        p(
+            "a revoked token creating a tenant",
+            "POST",
+            TENANTS,
+            Revoked,
+            401,
+        )
+        .json(json!({"slug": "acme"}))
+        .code("unauthorized"),
         p("a viewer creating a tenant", "POST", TENANTS, Viewer, 403)
             .json(json!({"slug": "acme"}))
             .code("forbidden"),
-        p("an editor reading the audit log", "GET", "/api/v1/audit", Editor, 403).code("forbidden"),
-        p("a 10 KiB bearer", "GET", "/api/v1/environments", Nobody, 401)
-            .header("authorization", format!("Bearer cpt_{}", "f".repeat(10 * 1024)))
-            .code("unauthorized"),
+        p(
+            "an editor reading the audit log",
+            "GET",
+            "/api/v1/audit",
+            Editor,
+            403,
+        )
+        .code("forbidden"),
+        p(
+            "a 10 KiB bearer",
+            "GET",
+            "/api/v1/environments",
+            Nobody,
+            401,
+        )
+        .header(
+            "authorization",
+            format!("Bearer cpt_{}", "f".repeat(10 * 1024)),
+        )
+        .code("unauthorized"),
         // Path traversal and hostile ids.
-        p("traversal as a tenant", "GET", &format!("{TENANTS}/..%2F..%2Fetc%2Fpasswd"), Viewer, 404)
-            .code("not_found"),
-        p("a NUL as a tenant", "GET", &format!("{TENANTS}/acme%00"), Viewer, 404).code("not_found"),
-        p("a 5000-character tenant key", "GET", &format!("{TENANTS}/{long}"), Viewer, 404)
-            .code("not_found"),
-        p("deleting a traversal", "DELETE", &format!("{TENANTS}/..%2F..%2Fx"), Admin, 404)
-            .json(json!({"confirm": "../../x"}))
-            .code("not_found"),
-        p("traversal as an environment", "GET", "/api/v1/environments/..%2F..%2Fetc/services", Viewer, 404)
-            .code("not_found"),
-        p("traversal as a job", "GET", "/api/v1/jobs/..%2F..%2Fetc%2Fpasswd", Viewer, 404)
-            .code("not_found"),
-        p("traversal as a backup id", "POST", &format!("{BACKUPS}/..%2F..%2Fetc/verify"), Editor, 400)
-            .code("bad_request"),
-        p("traversal as a static file", "GET", "/static/..%2F..%2FCargo.toml", Nobody, 404),
+        p(
+            "traversal as a tenant",
+            "GET",
+            &format!("{TENANTS}/..%2F..%2Fetc%2Fpasswd"),
+            Viewer,
+            404,
+        )
+        .code("not_found"),
+        p(
+            "a NUL as a tenant",
+            "GET",
+            &format!("{TENANTS}/acme%00"),
+            Viewer,
+            404,
+        )
+        .code("not_found"),
+        p(
+            "a 5000-character tenant key",
+            "GET",
+            &format!("{TENANTS}/{long}"),
+            Viewer,
+            404,
+        )
+        .code("not_found"),
+        p(
+            "deleting a traversal",
+            "DELETE",
+            &format!("{TENANTS}/..%2F..%2Fx"),
+            Admin,
+            404,
+        )
+        .json(json!({"confirm": "../../x"}))
+        .code("not_found"),
+        p(
+            "traversal as an environment",
+            "GET",
+            "/api/v1/environments/..%2F..%2Fetc/services",
+            Viewer,
+            404,
+        )
+        .code("not_found"),
+        p(
+            "traversal as a job",
+            "GET",
+            "/api/v1/jobs/..%2F..%2Fetc%2Fpasswd",
+            Viewer,
+            404,
+        )
+        .code("not_found"),
+        p(
+            "traversal as a backup id",
+            "POST",
+            &format!("{BACKUPS}/..%2F..%2Fetc/verify"),
+            Editor,
+            400,
+        )
+        .code("bad_request"),
+        p(
+            "traversal as a static file",
+            "GET",
+            "/static/..%2F..%2FCargo.toml",
+            Nobody,
+            404,
+        ),
         // Queries and headers.
-        p("a malformed audit limit", "GET", "/api/v1/audit?limit=abc", Admin, 400).code("bad_request"),
-        p("an unknown query parameter", "GET", "/api/v1/environments/dev/services?refresh=yes&x=1", Viewer, 400)
-            .code("bad_request"),
-        p("a 10 KiB request id", "GET", "/api/v1/environments", Viewer, 200)
-            .header("x-request-id", "r".repeat(10 * 1024)),
+        p(
+            "a malformed audit limit",
+            "GET",
+            "/api/v1/audit?limit=abc",
+            Admin,
+            400,
+        )
+        .code("bad_request"),
+        p(
+            "an unknown query parameter",
+            "GET",
+            "/api/v1/environments/dev/services?refresh=yes&x=1",
+            Viewer,
+            400,
+        )
+        .code("bad_request"),
+        p(
+            "a 10 KiB request id",
+            "GET",
+            "/api/v1/environments",
+            Viewer,
+            200,
+        )
+        .header("x-request-id", "r".repeat(10 * 1024)),
     ]
 }
 
@@ -248,7 +440,12 @@ async fn hostile_requests_get_the_expected_4xx_and_never_a_5xx() {
     let expired = f
         .state
         .tokens
-        .create("old", Role::Admin, None, Some(chrono::Duration::seconds(-1)))
+        .create(
+            "old",
+            Role::Admin,
+            None,
+            Some(chrono::Duration::seconds(-1)),
+        )
         .unwrap();
     let revoked = token(&f.state, "gone", Role::Admin, None);
     f.state.tokens.revoke("gone").unwrap();
@@ -298,25 +495,36 @@ async fn hostile_requests_get_the_expected_4xx_and_never_a_5xx() {
             let body: Value = serde_json::from_slice(&a.body)
                 .unwrap_or_else(|e| panic!("{what}: not JSON ({e}): {}", a.text()));
             if body["error"] != code {
-                failures.push(format!("{what}: error {} where {code} was expected", body["error"]));
+                failures.push(format!(
+                    "{what}: error {} where {code} was expected",
+                    body["error"]
+                ));
             }
             let message = body["message"].as_str().unwrap_or_default();
             if message.is_empty() || message.len() > 600 || message.contains('\0') {
                 failures.push(format!("{what}: message {message:?}"));
             }
             if body["request_id"] != id.as_str() {
-                failures.push(format!("{what}: the body names request {} not {id}", body["request_id"]));
+                failures.push(format!(
+                    "{what}: the body names request {} not {id}",
+                    body["request_id"]
+                ));
             }
         }
     }
     assert!(failures.is_empty(), "\n  {}", failures.join("\n  "));
     // Nothing of it created anything: no job started, no state written.
-    let jobs = req(Method::GET, "/api/v1/jobs").bearer(&f.viewer).send(&f.state).await;
+    let jobs = req(Method::GET, "/api/v1/jobs")
+        .bearer(&f.viewer)
+        .send(&f.state)
+        .await;
     assert_eq!(jobs.json()["jobs"], json!([]), "{}", jobs.text());
     // Every refused mutation is in the audit log, with who and why.
     let denied = audit(&f.state, &f.admin, "outcome=denied&limit=200").await;
     assert!(
-        denied.iter().any(|e| e["status"] == 415 && e["actor"] == "token:editor"),
+        denied
+            .iter()
+            .any(|e| e["status"] == 415 && e["actor"] == "token:editor"),
         "{denied:?}"
     );
 }
@@ -329,7 +537,11 @@ const KNOWN_METHODS: [&str; 10] = [
 async fn invented_methods_and_paths_cannot_grow_the_metrics() {
     use rand::Rng;
     let f = fixture();
-    let baseline = req(Method::GET, "/metrics").send(&f.state).await.text().len();
+    let baseline = req(Method::GET, "/metrics")
+        .send(&f.state)
+        .await
+        .text()
+        .len();
     let mut rng = rand::rng();
     let word = |rng: &mut rand::rngs::ThreadRng, n: usize| -> String {
         (0..n)
@@ -387,7 +599,10 @@ async fn invented_methods_and_paths_cannot_grow_the_metrics() {
 
 /// Logs in to the console with `tok` and checks a page loads.
 async fn page(state: &AppState, cookie: &str) -> common::Answer {
-    req(Method::GET, "/console").header("cookie", cookie).send(state).await
+    req(Method::GET, "/console")
+        .header("cookie", cookie)
+        .send(state)
+        .await
 }
 
 #[tokio::test]
@@ -428,7 +643,12 @@ async fn revoking_or_expiring_a_token_ends_its_console_sessions_at_the_next_requ
     let short = f
         .state
         .tokens
-        .create("brief", Role::Viewer, None, Some(chrono::Duration::seconds(2)))
+        .create(
+            "brief",
+            Role::Viewer,
+            None,
+            Some(chrono::Duration::seconds(2)),
+        )
         .unwrap();
     let (cookie, _) = console_login(&f.state, &short).await;
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
@@ -464,7 +684,10 @@ fn vault_reads(root: &std::path::Path, path: &str) -> usize {
 
 #[tokio::test]
 async fn against_postgres_and_openbao() {
-    let t = cp_testkit::TestEnv::only(&[CoreKind::Postgres, CoreKind::Vault], &["platform=process"]);
+    let t = cp_testkit::TestEnv::only(
+        &[CoreKind::Postgres, CoreKind::Vault],
+        &["platform=process"],
+    );
     t.up().await.expect("the services come up");
     let target = common::target(t.sets.clone(), t.root.clone());
     {
@@ -485,16 +708,33 @@ async fn against_postgres_and_openbao() {
     // answer carries the database's words.
     for (body, rule) in [
         (json!({"slug": "acme", "name": ""}), "empty"),
-        (json!({"slug": "acme", "name": "a".repeat(5000)}), "longer than 200"),
-        (json!({"slug": "acme", "name": "a\u{0}b"}), "control character"),
+        (
+            json!({"slug": "acme", "name": "a".repeat(5000)}),
+            "longer than 200",
+        ),
+        (
+            json!({"slug": "acme", "name": "a\u{0}b"}),
+            "control character",
+        ),
         (json!({"slug": "a".repeat(5000)}), "not a valid tenant slug"),
     ] {
-        let a = req(Method::POST, TENANTS).bearer(&editor).json(body).send(&state).await;
+        let a = req(Method::POST, TENANTS)
+            .bearer(&editor)
+            .json(body)
+            .send(&state)
+            .await;
         assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", a.text());
-        assert!(a.json()["message"].as_str().unwrap().contains(rule), "{}", a.text());
+        assert!(
+            a.json()["message"].as_str().unwrap().contains(rule),
+            "{}",
+            a.text()
+        );
     }
     for key in ["acme%00", "..%2F..%2Fetc", &"b".repeat(5000)] {
-        let a = req(Method::GET, &format!("{TENANTS}/{key}")).bearer(&editor).send(&state).await;
+        let a = req(Method::GET, &format!("{TENANTS}/{key}"))
+            .bearer(&editor)
+            .send(&state)
+            .await;
         assert_eq!(a.status, StatusCode::NOT_FOUND, "{key}: {}", a.text());
     }
 
@@ -520,10 +760,17 @@ async fn against_postgres_and_openbao() {
         assert_eq!(l.json()["tenants"][0]["complete"], true, "{}", l.text());
     };
     list().await;
-    assert_eq!(vault_reads(&t.root, &key_path), before + 1, "one read for the first listing");
+    assert_eq!(
+        vault_reads(&t.root, &key_path),
+        before + 1,
+        "one read for the first listing"
+    );
     for _ in 0..5 {
         list().await;
-        let g = req(Method::GET, &format!("{TENANTS}/acme")).bearer(&editor).send(&state).await;
+        let g = req(Method::GET, &format!("{TENANTS}/acme"))
+            .bearer(&editor)
+            .send(&state)
+            .await;
         assert_eq!(g.status, StatusCode::OK, "{}", g.text());
     }
     assert_eq!(
@@ -534,11 +781,23 @@ async fn against_postgres_and_openbao() {
 
     // A token scoped to the tenant is bound to its id; an unknown tenant resolves to
     // nothing (the CLI refuses it with exit 3).
-    let s = cp_app::Session::open(&target, cp_app::Mode::ReadOnly, None).await.unwrap();
+    let s = cp_app::Session::open(&target, cp_app::Mode::ReadOnly, None)
+        .await
+        .unwrap();
     let found = cp_app::ops::tenant_find(&s, "acme").await.unwrap().unwrap();
     assert_eq!(found.id, id);
-    assert!(cp_app::ops::tenant_find(&s, "globex").await.unwrap().is_none());
-    assert!(cp_app::ops::tenant_find(&s, "../x").await.unwrap().is_none());
+    assert!(
+        cp_app::ops::tenant_find(&s, "globex")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        cp_app::ops::tenant_find(&s, "../x")
+            .await
+            .unwrap()
+            .is_none()
+    );
     let scoped = token(&state, "acme-dash", Role::Viewer, Some(&id));
     let l = req(Method::GET, TENANTS).bearer(&scoped).send(&state).await;
     assert_eq!(l.json()["tenants"][0]["slug"], "acme", "{}", l.text());

@@ -113,9 +113,7 @@ pub(crate) fn run(global: &Global, args: TokenArgs) -> Outcome {
                 RoleArg::Editor => Role::Editor,
                 RoleArg::Admin => Role::Admin,
             };
-            let tenant = tenant
-                .map(|key| resolve_tenant(global, &key))
-                .transpose()?;
+            let tenant = tenant.map(|key| resolve_tenant(global, &key)).transpose()?;
             let token = store
                 .create(&name, role, tenant.as_ref().map(|t| t.id.clone()), ttl)
                 .map_err(failure)?;

@@ -501,27 +501,27 @@ async fn events(
         move |(state, mut rx, mut stop, first)| {
             let sid = sid.clone();
             async move {
-            if *stop.borrow() {
-                return None;
-            }
-            if !first {
-                tokio::select! {
-                    changed = rx.changed() => changed.ok()?,
-                    // The server is stopping: end the stream (the browser reconnects).
-                    _ = stop.wait_for(|s| *s) => return None,
+                if *stop.borrow() {
+                    return None;
                 }
-            }
-            // A session whose token was revoked meanwhile hears nothing more.
-            let s = state.sessions.get(&sid)?;
-            if auth::still_valid(&state, &s.credential).is_err() {
-                state.sessions.end(&sid);
-                return None;
-            }
-            let data = serde_json::to_string(&cards(&state).await).expect("cards serialize");
-            Some((
-                Ok(Event::default().event("status").data(data)),
-                (state, rx, stop, false),
-            ))
+                if !first {
+                    tokio::select! {
+                        changed = rx.changed() => changed.ok()?,
+                        // The server is stopping: end the stream (the browser reconnects).
+                        _ = stop.wait_for(|s| *s) => return None,
+                    }
+                }
+                // A session whose token was revoked meanwhile hears nothing more.
+                let s = state.sessions.get(&sid)?;
+                if auth::still_valid(&state, &s.credential).is_err() {
+                    state.sessions.end(&sid);
+                    return None;
+                }
+                let data = serde_json::to_string(&cards(&state).await).expect("cards serialize");
+                Some((
+                    Ok(Event::default().event("status").data(data)),
+                    (state, rx, stop, false),
+                ))
             }
         },
     );
@@ -565,7 +565,8 @@ async fn environment(
                 cp_app::ops::tenants_cached(sess, Some(&state.tenant_parts))
             );
             (
-                plan.map(|p| p.plan.to_string()).map_err(|e| shown_error(&e)),
+                plan.map(|p| p.plan.to_string())
+                    .map_err(|e| shown_error(&e)),
                 streams.map_err(|e| shown_error(&e)),
                 tenants.map_err(|e| shown_error(&e)),
             )
@@ -619,23 +620,22 @@ async fn tenant_create(
     Form(f): Form<CreateForm>,
 ) -> Response {
     let name = Some(f.name.trim()).filter(|n| !n.is_empty());
-    let (mut res, subject) = match crate::api::create_tenant(&state, &env, f.slug.trim(), name)
-        .await
-    {
-        Ok((v, subject)) if v.changed => (
-            back(&env, "msg", &format!("tenant {} created", v.tenant.slug)),
-            subject,
-        ),
-        Ok((v, subject)) => (
-            back(
-                &env,
-                "msg",
-                &format!("tenant {} already exists", v.tenant.slug),
+    let (mut res, subject) =
+        match crate::api::create_tenant(&state, &env, f.slug.trim(), name).await {
+            Ok((v, subject)) if v.changed => (
+                back(&env, "msg", &format!("tenant {} created", v.tenant.slug)),
+                subject,
             ),
-            subject,
-        ),
-        Err(e) => return failed(&env, e),
-    };
+            Ok((v, subject)) => (
+                back(
+                    &env,
+                    "msg",
+                    &format!("tenant {} already exists", v.tenant.slug),
+                ),
+                subject,
+            ),
+            Err(e) => return failed(&env, e),
+        };
     res.extensions_mut().insert(subject);
     res
 }
