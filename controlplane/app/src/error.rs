@@ -209,6 +209,27 @@ impl AppError {
         }
     }
 
+    /// Whether the error carries what PostgreSQL answered (its message names roles,
+    /// constraints, SQLSTATEs): every PostgreSQL failure but an unreachable server and
+    /// the tenant conflicts, whose messages are this program's own. A front end that
+    /// answers strangers (the server) keeps such text in its log.
+    pub fn database_detail(&self) -> bool {
+        use cp_seed::SeedErrorKind as K;
+        match self {
+            AppError::Seed(s) => {
+                s.service() == "postgres"
+                    && !matches!(
+                        s.kind,
+                        K::PostgresUnreachable { .. }
+                            | K::TenantSlugMismatch { .. }
+                            | K::SlugTaken { .. }
+                            | K::TenantRace { .. }
+                    )
+            }
+            _ => false,
+        }
+    }
+
     /// The exit code this failure means.
     pub fn exit(&self) -> Exit {
         match self {

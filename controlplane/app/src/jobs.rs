@@ -285,6 +285,67 @@ fn backups_enabled(p: &Prepared) -> Result<(), AppError> {
     Ok(())
 }
 
+/// Refuses, before any lock is taken or job made, a request naming a destination or
+/// a service the environment's backups do not have (`Usage`: 422, exit 3). Returns
+/// the destination the request will use (the first by name when it names none).
+pub fn check_request(
+    env: &cp_core::model::Environment,
+    request: &JobRequest,
+) -> Result<Option<String>, AppError> {
+    let (services, destination): (&[CoreKind], Option<&str>) = match request {
+        JobRequest::Backup {
+            services,
+            destination,
+        } => (services.as_slice(), destination.as_deref()),
+        JobRequest::Verify { destination, .. } | JobRequest::Restore { destination, .. } => {
+            (&[][..], destination.as_deref())
+        }
+        JobRequest::Drift => return Ok(None),
+    };
+    let Some(b) = &env.backup else {
+        return Err(AppError::Usage(format!(
+            "backups are not enabled in {}; set backup.enabled and backup.destinations in its environment file",
+            env.name
+        )));
+    };
+    let known = || {
+        b.destinations
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let chosen = match destination {
+        Some(d) if b.destinations.contains_key(d) => d.to_owned(),
+        Some(d) => {
+            return Err(AppError::Usage(format!(
+                "`{d}` is not a backup destination of {}; use one of: {}",
+                env.name,
+                known()
+            )));
+        }
+        None => b.destinations.keys().next().cloned().ok_or_else(|| {
+            AppError::Usage(format!(
+                "{} has no backup destination; set backup.destinations in its environment file",
+                env.name
+            ))
+        })?,
+    };
+    if let Some(s) = services.iter().find(|s| !b.services.contains(*s)) {
+        return Err(AppError::Usage(format!(
+            "`{}` is not backed up in {}; backup.services is: {}",
+            s.as_str(),
+            env.name,
+            b.services
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    Ok(Some(chosen))
+}
+
 fn state_of(p: &Prepared) -> Result<StateDir, AppError> {
     Ok(StateDir::open(p.state_path(), p.env.name.as_str())?)
 }
@@ -317,6 +378,7 @@ impl Jobs {
         request: JobRequest,
         trigger: Trigger,
     ) -> Result<JobHandle, AppError> {
+        check_request(&prepared.env, &request)?;
         let kind = request.kind();
         let id = format!("job-{}", uuid::Uuid::new_v4().simple());
         let holder = format!("{kind} job {id} ({trigger})");

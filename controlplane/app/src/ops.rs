@@ -10,6 +10,8 @@ use cp_core::serverconf::NATS_ADMIN_USER;
 use cp_drivers::Driver;
 use cp_seed::{Access, postgres, tenants};
 
+pub use cp_seed::tenants::{PartsCache, is_key as is_tenant_key, shown};
+
 use crate::error::AppError;
 use crate::session::Session;
 use crate::views::{
@@ -294,11 +296,42 @@ fn tenant_view(
 
 /// `tenant list`.
 pub async fn tenants(s: &Session) -> Result<TenantsView, AppError> {
+    tenants_cached(s, None).await
+}
+
+/// `tenant list` reading each tenant's Vault parts only when `cache` holds none fresh
+/// (a long-running process lists tenants at every request).
+pub async fn tenants_cached(
+    s: &Session,
+    cache: Option<&PartsCache>,
+) -> Result<TenantsView, AppError> {
     let a = s.access().await?;
-    let all = tenants::list(&a, &s.env).await?;
+    let all = tenants::list_cached(&a, &s.env, cache).await?;
     Ok(TenantsView {
         tenants: all.iter().map(|t| tenant_view(&t.row, t.vault)).collect(),
     })
+}
+
+/// The tenant with this id or slug (`None` when there is none; a key that is neither a
+/// UUID nor a slug names none, and the database is not asked).
+pub async fn tenant_find(s: &Session, id_or_slug: &str) -> Result<Option<TenantView>, AppError> {
+    if !tenants::is_key(id_or_slug) {
+        return Ok(None);
+    }
+    let a = s.access().await?;
+    Ok(tenants::find(&a, id_or_slug)
+        .await?
+        .map(|row| tenant_view(&row, None)))
+}
+
+/// A new tenant's slug and display name, checked before anything is opened or
+/// written (`Usage`, naming the rule broken).
+pub fn check_tenant(slug: &str, name: Option<&str>) -> Result<(), AppError> {
+    tenants::check_slug(slug).map_err(|e| AppError::Usage(e.to_string()))?;
+    if let Some(n) = name {
+        tenants::check_name(n).map_err(|e| AppError::Usage(e.to_string()))?;
+    }
+    Ok(())
 }
 
 /// `tenant create SLUG [--name NAME]`.
@@ -307,7 +340,7 @@ pub async fn tenant_create(
     slug: &str,
     name: Option<&str>,
 ) -> Result<TenantChangeView, AppError> {
-    tenants::check_slug(slug).map_err(|e| AppError::Usage(e.to_string()))?;
+    check_tenant(slug, name)?;
     let a = s.access().await?;
     let o = tenants::create(&a, &s.env, slug, name).await?;
     Ok(TenantChangeView {
@@ -330,13 +363,20 @@ pub fn tenant_delete_warning(tenant: &str) -> Vec<String> {
 
 /// `tenant delete ID|SLUG`: the caller has confirmed.
 pub async fn tenant_delete(s: &Session, tenant: &str) -> Result<TenantChangeView, AppError> {
+    let none = || {
+        AppError::NotFound(format!(
+            "no tenant {} in {}; `controlplane tenant list` shows them",
+            tenants::shown(tenant),
+            s.env.name
+        ))
+    };
+    if !tenants::is_key(tenant) {
+        return Err(none());
+    }
     let _backups = s.exclude_backups("tenant delete")?;
     let a = s.access().await?;
     match tenants::delete(&a, &s.env, tenant).await? {
-        None => Err(AppError::NotFound(format!(
-            "no tenant `{tenant}` in {}; `controlplane tenant list` shows them",
-            s.env.name
-        ))),
+        None => Err(none()),
         Some(o) => Ok(TenantChangeView {
             changed: o.changed(),
             tenant: tenant_view(&o.tenant, None),

@@ -114,6 +114,38 @@ fn up_seeds_then_seed_migrate_and_tenants_converge() {
         assert_eq!(t[part], true, "{part}: {list}");
     }
 
+    // A token scoped to a tenant is bound to its id; an unknown tenant is refused
+    // (exit 3) and no token is made.
+    let server = tmp.path().join("server");
+    let sd = server.to_str().unwrap();
+    let token = |name: &str, tenant: &str| {
+        run(&[
+            "--output",
+            "json",
+            "token",
+            "create",
+            "--role",
+            "viewer",
+            "--name",
+            name,
+            "--tenant",
+            tenant,
+            "--server-dir",
+            sd,
+        ])
+    };
+    let made = json(&token("acme-dash", "acme"));
+    assert_eq!(made["tenant"], id.as_str(), "{made}");
+    let unknown = token("globex-dash", "globex");
+    assert_eq!(unknown.status.code(), Some(3), "{}", text(&unknown));
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr).contains("no tenant `globex`"),
+        "{}",
+        text(&unknown)
+    );
+    let tokens = std::fs::read_to_string(server.join("tokens.json")).unwrap();
+    assert!(!tokens.contains("globex-dash"), "{tokens}");
+
     // Without a terminal, deleting needs --yes (exit 3: usage), and says what goes.
     let refused = run(&["tenant", "delete", "acme"]);
     assert_eq!(refused.status.code(), Some(3), "{}", text(&refused));
@@ -122,8 +154,19 @@ fn up_seeds_then_seed_migrate_and_tenants_converge() {
         "{}",
         text(&refused)
     );
-    let o = run(&["tenant", "delete", &id, "--yes"]);
+    let o = common::controlplane_cmd(&state, &sets, &["tenant", "delete", &id, "--yes"])
+        .env("CONTROLPLANE_SERVER_DIR", &server)
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", text(&o));
+    // Its tokens went with it.
+    let tokens = std::fs::read_to_string(server.join("tokens.json")).unwrap();
+    assert!(!tokens.contains("acme-dash"), "{tokens}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("acme-dash"),
+        "{}",
+        text(&o)
+    );
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("destroyed transit key"),
         "{}",

@@ -407,10 +407,18 @@ pub enum SeedErrorKind {
         slug: String,
     },
     /// A slug that is not a DNS label.
-    #[error("`{slug}` is not a valid tenant slug")]
+    #[error("{slug} is not a valid tenant slug")]
     InvalidSlug {
-        /// The slug.
+        /// The slug, shortened and escaped for display (`crate::tenants::shown`).
         slug: String,
+    },
+    /// A display name that breaks a rule (`crate::tenants::check_name`).
+    #[error("the tenant name {name} is refused: {rule}")]
+    InvalidTenantName {
+        /// The name, shortened and escaped for display.
+        name: String,
+        /// The rule it breaks.
+        rule: &'static str,
     },
     /// Tenants need PostgreSQL.
     #[error("tenants live in PostgreSQL, which this environment does not run")]
@@ -475,6 +483,7 @@ impl SeedErrorKind {
             | K::SlugTaken { .. }
             | K::TenantRace { .. } => "postgres",
             K::InvalidSlug { .. }
+            | K::InvalidTenantName { .. }
             | K::TenantsNeedPostgres
             | K::TenantVanished { .. }
             | K::IrreversibleKeyFlags { .. } => "tenants",

@@ -16,6 +16,52 @@ use crate::vault::{self, TenantParts};
 use crate::{Access, PgAccess, Report, SeedError, SeedErrorKind};
 use cp_core::model::Environment;
 
+/// The longest display name, in characters.
+pub const NAME_MAX: usize = 200;
+
+/// Client input as an error message shows it: escaped (no control character reaches
+/// a terminal or a log line) and cut to 40 characters.
+pub fn shown(text: &str) -> String {
+    let mut out: String = text
+        .chars()
+        .take(40)
+        .collect::<String>()
+        .escape_debug()
+        .collect();
+    if text.chars().count() > 40 {
+        out.push_str("...");
+    }
+    format!("`{out}`")
+}
+
+/// A tenant's display name: 1 to [`NAME_MAX`] characters, not only spaces, no control
+/// character (a NUL, a newline, an escape). Checked before anything is written.
+pub fn check_name(name: &str) -> Result<(), SeedError> {
+    let rule = if name.trim().is_empty() {
+        Some("it is empty; give 1 to 200 characters, or leave it out to use the slug")
+    } else if name.chars().count() > NAME_MAX {
+        Some("it is longer than 200 characters")
+    } else if name.chars().any(char::is_control) {
+        Some("it contains a control character (a NUL, a newline, a tab or an escape)")
+    } else {
+        None
+    };
+    match rule {
+        None => Ok(()),
+        Some(rule) => Err(SeedError::from(SeedErrorKind::InvalidTenantName {
+            name: shown(name),
+            rule,
+        })
+        .hint("use 1 to 200 printable characters (e.g. `Acme Corp`)")),
+    }
+}
+
+/// A tenant's id or slug as a client names it: a UUID or a valid slug. Anything else
+/// (a path, a NUL, 5000 characters) names no tenant and never reaches the database.
+pub fn is_key(id_or_slug: &str) -> bool {
+    uuid::Uuid::parse_str(id_or_slug).is_ok() || check_slug(id_or_slug).is_ok()
+}
+
 /// A tenant slug: 1-63 characters, lowercase letters, digits and `-`, starting with a
 /// letter or digit.
 pub fn check_slug(slug: &str) -> Result<(), SeedError> {
@@ -28,9 +74,7 @@ pub fn check_slug(slug: &str) -> Result<(), SeedError> {
     if ok {
         Ok(())
     } else {
-        Err(SeedError::from(SeedErrorKind::InvalidSlug {
-            slug: slug.to_owned(),
-        })
+        Err(SeedError::from(SeedErrorKind::InvalidSlug { slug: shown(slug) })
         .hint(
             "use 1-63 lowercase letters, digits and `-`, not starting with `-` (e.g. `acme-corp`)",
         ))
@@ -102,6 +146,9 @@ pub async fn create(
     name: Option<&str>,
 ) -> Result<Outcome, SeedError> {
     check_slug(slug)?;
+    if let Some(n) = name {
+        check_name(n)?;
+    }
     let pg = pg(access)?;
     let mut rows = Report::new("postgres");
     let row = match postgres::find_tenant(pg, slug).await? {
@@ -169,19 +216,97 @@ pub async fn delete(
     }))
 }
 
+/// The tenant with this id or slug, if any. A key that is neither a UUID nor a valid
+/// slug names no tenant: `None` without asking the database.
+pub async fn find(access: &Access, id_or_slug: &str) -> Result<Option<TenantRow>, SeedError> {
+    if !is_key(id_or_slug) {
+        return Ok(None);
+    }
+    postgres::find_tenant(pg(access)?, id_or_slug).await
+}
+
 /// Every tenant with the state of each of its parts.
 pub async fn list(access: &Access, env: &Environment) -> Result<Vec<TenantState>, SeedError> {
+    list_cached(access, env, None).await
+}
+
+/// What Vault held of each tenant, kept for a while: a long-running process (the
+/// server, listing tenants on every request and page) reads each tenant's parts at
+/// most once per `ttl`, not at every listing.
+#[derive(Debug)]
+pub struct PartsCache {
+    ttl: std::time::Duration,
+    parts: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, TenantParts)>>,
+}
+
+impl PartsCache {
+    /// An empty cache whose entries are fresh for `ttl`.
+    pub fn new(ttl: std::time::Duration) -> Self {
+        Self {
+            ttl,
+            parts: std::sync::Mutex::default(),
+        }
+    }
+
+    fn key(env: &str, id: &str) -> String {
+        format!("{env}/{id}")
+    }
+
+    /// The parts of tenant `id` of `env`, if read less than `ttl` ago.
+    pub fn get(&self, env: &str, id: &str) -> Option<TenantParts> {
+        let m = self.parts.lock().expect("parts cache lock");
+        m.get(&Self::key(env, id))
+            .filter(|(at, _)| at.elapsed() < self.ttl)
+            .map(|(_, p)| *p)
+    }
+
+    /// Keeps what was just read.
+    pub fn put(&self, env: &str, id: &str, parts: TenantParts) {
+        let mut m = self.parts.lock().expect("parts cache lock");
+        let ttl = self.ttl;
+        // Stale entries go, so deleted tenants do not accumulate.
+        m.retain(|_, (at, _)| at.elapsed() < ttl);
+        m.insert(Self::key(env, id), (std::time::Instant::now(), parts));
+    }
+
+    /// Forgets tenant `id` of `env` (it was just created, finished or deleted).
+    pub fn forget(&self, env: &str, id: &str) {
+        self.parts
+            .lock()
+            .expect("parts cache lock")
+            .remove(&Self::key(env, id));
+    }
+}
+
+/// [`list`], reading Vault only for tenants whose parts `cache` does not hold fresh.
+pub async fn list_cached(
+    access: &Access,
+    env: &Environment,
+    cache: Option<&PartsCache>,
+) -> Result<Vec<TenantState>, SeedError> {
     let pg = pg(access)?;
     let rows = postgres::list_tenants(pg).await?;
-    let client = match &access.vault {
-        Some(v) => Some(vault::client(v)?),
-        None => None,
-    };
+    let mut client = None;
+    let name = env.name.as_str();
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
-        let vault = match &client {
-            Some(c) => Some(vault::tenant_parts(c, env, &row.id.to_string()).await?),
+        let id = row.id.to_string();
+        let vault = match &access.vault {
             None => None,
+            Some(v) => match cache.and_then(|c| c.get(name, &id)) {
+                Some(p) => Some(p),
+                None => {
+                    if client.is_none() {
+                        client = Some(vault::client(v)?);
+                    }
+                    let c = client.as_ref().expect("set above");
+                    let p = vault::tenant_parts(c, env, &id).await?;
+                    if let Some(cache) = cache {
+                        cache.put(name, &id, p);
+                    }
+                    Some(p)
+                }
+            },
         };
         out.push(TenantState { row, vault });
     }
@@ -330,5 +455,72 @@ pub mod layer {
         }
         report.trips(c.round_trips());
         Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_refused_empty_overlong_or_with_control_characters_naming_the_rule() {
+        check_name("Acme Corp").unwrap();
+        check_name(&"é".repeat(NAME_MAX)).unwrap();
+        for (name, rule) in [
+            ("", "empty"),
+            ("   ", "empty"),
+            (&*"a".repeat(5000), "longer than 200"),
+            ("acme\0corp", "control character"),
+            ("acme\ncorp", "control character"),
+            ("\u{1b}[31mred", "control character"),
+        ] {
+            let e = check_name(name).unwrap_err().to_string();
+            assert!(e.contains(rule), "{name:?}: {e}");
+            assert!(!e.contains('\0') && e.len() < 400, "{e}");
+        }
+    }
+
+    #[test]
+    fn hostile_slugs_are_refused_shown_short_and_escaped() {
+        let e = check_slug(&format!("a\0{}", "b".repeat(5000)))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(r"`a\0bbb") && e.contains("...`"), "{e}");
+        assert!(e.len() < 300, "{e}");
+    }
+
+    #[test]
+    fn a_key_is_a_uuid_or_a_slug_and_nothing_else() {
+        assert!(is_key("acme-corp"));
+        assert!(is_key("0b6f8a4e-4d1c-4b7e-9a77-1f6c2d9e8b10"));
+        for k in [
+            "../../etc/passwd",
+            "acme\0",
+            "",
+            "Acme",
+            "a b",
+            &"a".repeat(64),
+        ] {
+            assert!(!is_key(k), "{k:?}");
+        }
+    }
+
+    #[test]
+    fn the_parts_cache_answers_until_its_entries_are_stale_or_forgotten() {
+        let parts = TenantParts {
+            key: true,
+            policy: true,
+            kv: false,
+        };
+        let c = PartsCache::new(std::time::Duration::from_secs(60));
+        assert_eq!(c.get("dev", "t1"), None);
+        c.put("dev", "t1", parts);
+        assert_eq!(c.get("dev", "t1"), Some(parts));
+        assert_eq!(c.get("prod", "t1"), None, "per environment");
+        c.forget("dev", "t1");
+        assert_eq!(c.get("dev", "t1"), None);
+        let stale = PartsCache::new(std::time::Duration::ZERO);
+        stale.put("dev", "t1", parts);
+        assert_eq!(stale.get("dev", "t1"), None);
     }
 }

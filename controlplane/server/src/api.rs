@@ -18,7 +18,7 @@ use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::audit::{self, AuditPage, Filter};
+use crate::audit::{self, AuditPage, Filter, Subject};
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::probe;
@@ -150,13 +150,12 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for J<T> {
     type Rejection = ApiError;
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         use axum::extract::rejection::JsonRejection;
+        if !crate::auth::is_json(req.headers()) {
+            return Err(crate::auth::not_json());
+        }
         match Json::<T>::from_request(req, state).await {
             Ok(Json(v)) => Ok(J(v)),
-            Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "send the body as JSON (`content-type: application/json`)",
-            )),
+            Err(JsonRejection::MissingJsonContentType(_)) => Err(crate::auth::not_json()),
             Err(JsonRejection::JsonDataError(e)) => Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid",
@@ -431,7 +430,7 @@ pub(crate) async fn visible_tenants(
     p: &Principal,
 ) -> Result<TenantsView, ApiError> {
     let s = state.envs.open(env, Mode::ReadOnly).await?;
-    let mut v = cp_app::ops::tenants(&s).await?;
+    let mut v = cp_app::ops::tenants_cached(&s, Some(&state.tenant_parts)).await?;
     v.tenants.retain(|t| p.may_see_tenant(&t.id, &t.slug));
     Ok(v)
 }
@@ -445,7 +444,10 @@ async fn tenants(
 }
 
 fn no_tenant(env: &str, tenant: &str) -> ApiError {
-    ApiError::not_found(format!("no tenant `{tenant}` in {env}"))
+    ApiError::not_found(format!(
+        "no tenant {} in {env}; a tenant is named by its id (a UUID) or its slug",
+        cp_app::ops::shown(tenant)
+    ))
 }
 
 async fn tenant_get(
@@ -453,6 +455,10 @@ async fn tenant_get(
     Path((env, tenant)): Path<(String, String)>,
     Extension(p): Extension<Principal>,
 ) -> Result<Json<TenantView>, ApiError> {
+    target(&state, &env)?;
+    if !cp_app::ops::is_tenant_key(&tenant) {
+        return Err(no_tenant(&env, &tenant));
+    }
     let v = visible_tenants(&state, &env, &p).await?;
     v.tenants
         .into_iter()
@@ -461,15 +467,30 @@ async fn tenant_get(
         .ok_or_else(|| no_tenant(&env, &tenant))
 }
 
-/// Creates a tenant (the application layer validates the slug).
+/// What a tenant change acted on, for the audit log.
+fn tenant_subject(env: &str, v: &TenantChangeView) -> Subject {
+    Subject {
+        env: Some(env.to_owned()),
+        tenant_id: Some(v.tenant.id.clone()),
+        tenant_slug: Some(v.tenant.slug.clone()),
+        ..Subject::default()
+    }
+}
+
+/// Creates a tenant: its slug and name are checked before anything is opened.
 pub(crate) async fn create_tenant(
     state: &AppState,
     env: &str,
     slug: &str,
     name: Option<&str>,
-) -> Result<TenantChangeView, ApiError> {
+) -> Result<(TenantChangeView, Subject), ApiError> {
+    target(state, env)?;
+    cp_app::ops::check_tenant(slug, name)?;
     let s = state.envs.open(env, Mode::Mutating("tenant")).await?;
-    Ok(cp_app::ops::tenant_create(&s, slug, name).await?)
+    let v = cp_app::ops::tenant_create(&s, slug, name).await?;
+    state.tenant_parts.forget(env, &v.tenant.id);
+    let subject = tenant_subject(env, &v);
+    Ok((v, subject))
 }
 
 async fn tenant_create(
@@ -477,24 +498,30 @@ async fn tenant_create(
     Path(env): Path<String>,
     J(body): J<TenantCreateRequest>,
 ) -> Result<Response, ApiError> {
-    let v = create_tenant(&state, &env, &body.slug, body.name.as_deref()).await?;
+    let (v, subject) = create_tenant(&state, &env, &body.slug, body.name.as_deref()).await?;
     let status = if v.changed {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(v)).into_response())
+    let mut res = (status, Json(v)).into_response();
+    res.extensions_mut().insert(subject);
+    Ok(res)
 }
 
-/// Deletes a tenant the principal may see, once confirmed.
+/// Deletes a tenant the principal may see, once confirmed, and revokes the tokens
+/// scoped to it.
 pub(crate) async fn delete_tenant(
     state: &AppState,
     env: &str,
     tenant: &str,
     confirm: &str,
     p: &Principal,
-) -> Result<TenantChangeView, ApiError> {
+) -> Result<(TenantChangeView, Subject), ApiError> {
     target(state, env)?;
+    if !cp_app::ops::is_tenant_key(tenant) {
+        return Err(no_tenant(env, tenant));
+    }
     if confirm != tenant {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -511,7 +538,18 @@ pub(crate) async fn delete_tenant(
         }
     }
     let s = state.envs.open(env, Mode::Mutating("tenant")).await?;
-    Ok(cp_app::ops::tenant_delete(&s, tenant).await?)
+    let v = cp_app::ops::tenant_delete(&s, tenant).await?;
+    state.tenant_parts.forget(env, &v.tenant.id);
+    let mut subject = tenant_subject(env, &v);
+    match state.tokens.revoke_tenant(&v.tenant.id, &v.tenant.slug) {
+        Ok(names) => subject.tokens_revoked = names,
+        // The tenant is gone; its tokens name an id no tenant will have again, so
+        // they see nothing. Say so in the log rather than failing the delete.
+        Err(e) => {
+            tracing::error!(error = %cp_runtime::error::chain(&e), tenant = %v.tenant.id, "the deleted tenant's tokens could not be revoked")
+        }
+    }
+    Ok((v, subject))
 }
 
 async fn tenant_delete(
@@ -519,10 +557,11 @@ async fn tenant_delete(
     Path((env, tenant)): Path<(String, String)>,
     Extension(p): Extension<Principal>,
     J(body): J<TenantDeleteRequest>,
-) -> Result<Json<TenantChangeView>, ApiError> {
-    Ok(Json(
-        delete_tenant(&state, &env, &tenant, &body.confirm, &p).await?,
-    ))
+) -> Result<Response, ApiError> {
+    let (v, subject) = delete_tenant(&state, &env, &tenant, &body.confirm, &p).await?;
+    let mut res = Json(v).into_response();
+    res.extensions_mut().insert(subject);
+    Ok(res)
 }
 
 fn time(name: &str, v: Option<&str>) -> Result<Option<chrono::DateTime<chrono::Utc>>, ApiError> {

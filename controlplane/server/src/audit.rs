@@ -49,6 +49,38 @@ impl Outcome {
     }
 }
 
+/// What a change acted on, as its handler knows it once it ran: the tenant's slug
+/// and id, a backup's destination and job, a restore's set and services, the tokens
+/// a change revoked. Handlers put it on their response; the authorization middleware
+/// writes it into the entry of the result.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Subject {
+    /// The environment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<String>,
+    /// The tenant's id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<String>,
+    /// The tenant's slug.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_slug: Option<String>,
+    /// The job that does the work.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
+    /// The backup set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_id: Option<String>,
+    /// The backup destination.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination: Option<String>,
+    /// The services backed up or restored.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<String>,
+    /// The names of the tokens the change revoked (a deleted tenant's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tokens_revoked: Vec<String>,
+}
+
 /// One audit record.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct AuditEntry {
@@ -65,8 +97,12 @@ pub struct AuditEntry {
     pub tenant: Option<String>,
     /// The action (the route's operation id, `tenant.create`).
     pub action: String,
-    /// What it acts on (`dev/tenants/acme`).
+    /// What it acts on: the request's path (`/api/v1/environments/dev/tenants/acme`).
     pub target: String,
+    /// What the change acted on, named (on `succeeded` entries, and `failed` ones
+    /// when the handler knew).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<Subject>,
     /// What happened.
     pub outcome: Outcome,
     /// The HTTP status answered (0 for `allowed`, which precedes the answer).
@@ -268,6 +304,7 @@ mod tests {
             tenant: None,
             action: "tenant.create".into(),
             target: "dev/tenants".into(),
+            subject: None,
             outcome,
             status: 0,
             detail: None,

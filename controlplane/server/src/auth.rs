@@ -76,28 +76,78 @@ pub enum AuthError {
     Store(#[from] crate::tokens::TokenError),
 }
 
+/// What a principal authenticated with, as a console session keeps it to check at
+/// every request that it still holds (never the credential itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// An API token, by its hash: revoking or expiring it ends the session.
+    Token {
+        /// The token's SHA-256 (hex).
+        sha256: String,
+    },
+    /// An OIDC JWT: the session ends when it expires.
+    Jwt {
+        /// Its `exp`.
+        expires_at: Option<chrono::DateTime<Utc>>,
+    },
+}
+
 /// Identifies the bearer of `credential` (an API token or a JWT).
 pub async fn identify(state: &AppState, credential: &str) -> Result<Principal, AuthError> {
+    identify_with(state, credential).await.map(|(p, _)| p)
+}
+
+/// [`identify`], also saying what it was identified by.
+pub async fn identify_with(
+    state: &AppState,
+    credential: &str,
+) -> Result<(Principal, Credential), AuthError> {
     if credential.starts_with(crate::tokens::PREFIX) {
         let t = state
             .tokens
             .verify(credential)?
             .ok_or(AuthError::UnknownToken)?;
-        return Ok(Principal {
+        let p = Principal {
             actor: format!("token:{}", t.name),
             role: t.role,
             tenant: t.tenant,
             via: Via::Token,
-        });
+        };
+        return Ok((p, Credential::Token { sha256: t.sha256 }));
     }
     let oidc = state.oidc.as_ref().ok_or(AuthError::NoOidc)?;
     let id = oidc.validate(credential).await?;
-    Ok(Principal {
+    let p = Principal {
         actor: format!("oidc:{}", id.subject),
         role: id.role,
         tenant: id.tenant,
         via: Via::Oidc,
-    })
+    };
+    Ok((
+        p,
+        Credential::Jwt {
+            expires_at: id.expires_at,
+        },
+    ))
+}
+
+/// Whether the credential a console session was started with still holds: its token
+/// not revoked nor expired, its JWT not expired. `Err` says why not.
+pub fn still_valid(state: &AppState, c: &Credential) -> Result<(), String> {
+    match c {
+        Credential::Token { sha256 } => match state.tokens.by_hash(sha256) {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => Err("the session's token was revoked or expired".into()),
+            Err(e) => Err(format!(
+                "the session's token cannot be checked: {}",
+                cp_runtime::error::chain(&e)
+            )),
+        },
+        Credential::Jwt {
+            expires_at: Some(t),
+        } if *t <= Utc::now() => Err("the session's JWT expired".into()),
+        Credential::Jwt { .. } => Ok(()),
+    }
 }
 
 /// The client's address (the peer of the connection).
@@ -169,6 +219,7 @@ fn entry(
         tenant: p.and_then(|p| p.tenant.clone()),
         action: route.action.to_owned(),
         target: target.to_owned(),
+        subject: None,
         outcome,
         status,
         detail,
@@ -201,7 +252,8 @@ pub async fn authorize(State(state): State<AppState>, req: Request, next: Next) 
             if let Ok(v) = HeaderValue::from_str(&allowed.join(", ")) {
                 res.headers_mut().insert(header::ALLOW, v);
             }
-            res.extensions_mut().insert(RouteTemplate("unmatched"));
+            res.extensions_mut()
+                .insert(RouteTemplate(crate::metrics::UNMATCHED));
             return res;
         }
         let mut res = ApiError::internal(format!(
@@ -289,7 +341,7 @@ async fn authorize_route(
     let ok = (status.is_success() || status.is_redirection())
         && res.extensions().get::<crate::console::Failed>().is_none();
     let detail = res.extensions().get::<ErrorCode>().map(|c| c.0.to_owned());
-    let done = entry(
+    let mut done = entry(
         &req_id,
         principal.as_ref(),
         route,
@@ -307,6 +359,7 @@ async fn authorize_route(
         },
         ip,
     );
+    done.subject = res.extensions().get::<crate::audit::Subject>().cloned();
     if let Err(err) = state.audit.append(done).await {
         // The change is made and its `allowed` line is durable; say the result is
         // missing rather than pretending.
@@ -380,9 +433,23 @@ async fn check(
             },
         },
         Surface::Console => match cookie(req.headers(), crate::console::SESSION_COOKIE)
-            .and_then(|sid| state.sessions.get(sid))
+            .and_then(|sid| state.sessions.get(sid).map(|s| (sid, s)))
         {
-            Some(s) => (s.principal, Some(s.csrf)),
+            Some((sid, s)) => {
+                // Checked at every request: a revoked or expired credential ends
+                // every session started with it.
+                if let Err(why) = still_valid(state, &s.credential) {
+                    state.sessions.end(sid);
+                    return Err(deny(
+                        ApiError::unauthorized(
+                            "your session ended (its token was revoked or expired); log in again",
+                        ),
+                        why,
+                        Some(s.principal),
+                    ));
+                }
+                (s.principal, Some(s.csrf))
+            }
             None => {
                 return Err(deny(
                     ApiError::unauthorized("log in first"),
@@ -406,6 +473,14 @@ async fn check(
         return Err(deny(
             ApiError::forbidden("a tenant-scoped principal may use only its tenant's routes"),
             "tenant-scoped principal on a route across tenants",
+            Some(principal),
+        ));
+    }
+    if route.surface == Surface::Api && route.mutates() && has_body(&req) && !is_json(req.headers())
+    {
+        return Err(deny(
+            not_json(),
+            "the body is not application/json",
             Some(principal),
         ));
     }
@@ -445,6 +520,35 @@ async fn check(
     }
     req.extensions_mut().insert(principal.clone());
     Ok((req, Some(principal)))
+}
+
+/// Whether a request carries a body: a length other than zero, or one not known
+/// (chunked).
+pub fn has_body(req: &Request) -> bool {
+    use axum::body::HttpBody;
+    let h = req.headers();
+    let declared = h.contains_key(header::TRANSFER_ENCODING)
+        || h.get(header::CONTENT_LENGTH)
+            .is_some_and(|v| v.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok()) != Some(0));
+    declared || req.body().size_hint().exact() != Some(0)
+}
+
+/// Whether the body is declared `application/json` (parameters such as `charset`
+/// allowed; no other type, `+json` suffixes included, is).
+pub fn is_json(h: &http::HeaderMap) -> bool {
+    h.get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// 415: the API's bodies are JSON.
+pub fn not_json() -> ApiError {
+    ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        "the API takes JSON bodies only: send the body with `content-type: application/json`",
+    )
 }
 
 /// One field of an `application/x-www-form-urlencoded` body.

@@ -17,6 +17,10 @@ pub struct ErrorBody {
     pub error: String,
     /// What went wrong and what to do, for people.
     pub message: String,
+    /// The request's id (also the `x-request-id` header): the server's log has the
+    /// details of a failure under it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 /// An error answer.
@@ -110,6 +114,14 @@ impl From<&AppError> for ApiError {
                 Some((what, holder)) => busy(&what, &holder, chain),
                 None => ApiError::new(StatusCode::CONFLICT, "conflict", chain),
             },
+            // The database's own words (role and constraint names, SQLSTATEs) stay in
+            // the log.
+            ErrorKind::Unavailable if e.database_detail() => ApiError {
+                status: StatusCode::BAD_GATEWAY,
+                code: e.code(),
+                external: "postgres: the database failed to answer this request; the server's log has the details (look up the request_id)".into(),
+                internal: Some(chain),
+            },
             ErrorKind::Unavailable => ApiError::new(StatusCode::BAD_GATEWAY, e.code(), chain),
             ErrorKind::Internal => ApiError::internal(chain),
         }
@@ -143,6 +155,7 @@ impl IntoResponse for ApiError {
             Json(ErrorBody {
                 error: self.code.to_owned(),
                 message: self.external,
+                request_id: crate::layers::current_request_id(),
             }),
         )
             .into_response();

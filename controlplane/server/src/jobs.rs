@@ -24,6 +24,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::api::{J, target};
+use crate::audit::Subject;
 use crate::error::ApiError;
 use crate::routes::{Access, Role, Route, Surface, TenantScope};
 use crate::state::AppState;
@@ -225,24 +226,60 @@ fn backup_id(text: &str) -> Result<cp_app::backup::SetId, ApiError> {
     })
 }
 
-/// Starts a backup of `env`: 409 naming the holder when one runs (started here, by a
-/// schedule, or by the CLI).
+/// What a job request acts on, for the audit log; refuses (422) an unknown
+/// destination or service before any job or lock exists.
+fn subject_of(
+    env: &cp_core::model::Environment,
+    request: &JobRequest,
+) -> Result<Subject, ApiError> {
+    let destination = cp_app::jobs::check_request(env, request)?;
+    let names = |s: &[cp_core::names::CoreKind]| -> Vec<String> {
+        s.iter().map(|k| k.as_str().to_owned()).collect()
+    };
+    let (backup_id, services) = match request {
+        JobRequest::Backup { services, .. } if services.is_empty() => (
+            None,
+            env.backup
+                .as_ref()
+                .map(|b| names(&b.services))
+                .unwrap_or_default(),
+        ),
+        JobRequest::Backup { services, .. } => (None, names(services)),
+        JobRequest::Verify { id, .. } => (Some(id.to_string()), Vec::new()),
+        JobRequest::Restore { id, services, .. } => (Some(id.to_string()), names(services)),
+        JobRequest::Drift => (None, Vec::new()),
+    };
+    Ok(Subject {
+        env: Some(env.name.to_string()),
+        backup_id,
+        destination,
+        services,
+        ..Subject::default()
+    })
+}
+
+/// Starts a backup of `env`: 422 for an unknown destination or service, 409 naming
+/// the holder when one runs (started here, by a schedule, or by the CLI). Returns the
+/// job's id and what it acts on.
 pub async fn start_backup(
     state: &AppState,
     env: &str,
     req: TriggerRequest,
     trigger: Trigger,
-) -> Result<String, ApiError> {
+) -> Result<(String, Subject), ApiError> {
     let request = JobRequest::Backup {
         services: services(&req.services)?,
         destination: req.destination,
     };
     let prepared = state.envs.prepare(env).await?;
-    Ok(state
+    let mut subject = subject_of(&prepared.env, &request)?;
+    let id = state
         .jobs
         .start_prepared(prepared, request, trigger)
         .await?
-        .id())
+        .id();
+    subject.job_id = Some(id.clone());
+    Ok((id, subject))
 }
 
 /// The job routes' handlers (the console's pages are in `crate::console`).
@@ -337,26 +374,32 @@ async fn trigger(
     Path(env): Path<String>,
     OptJ(body): OptJ<TriggerRequest>,
 ) -> Result<Response, ApiError> {
-    let job = start_backup(&state, &env, body, Trigger::Api).await?;
-    Ok(started(&job))
+    let (job, subject) = start_backup(&state, &env, body, Trigger::Api).await?;
+    let mut res = started(&job);
+    res.extensions_mut().insert(subject);
+    Ok(res)
 }
 
-/// Runs `request` on `env` as a job and waits for its result.
+/// Runs `request` on `env` as a job and waits for its result, with what it acted on
+/// (an unknown destination or service is refused before the job starts).
 async fn run_job(
     state: &AppState,
     env: &str,
     request: JobRequest,
     trigger: Trigger,
-) -> Result<JobView, ApiError> {
+) -> Result<(JobView, Subject), ApiError> {
     let prepared = state.envs.prepare(env).await?;
+    let mut subject = subject_of(&prepared.env, &request)?;
     let handle = state
         .jobs
         .start_prepared(prepared, request, trigger)
         .await?;
-    handle
+    subject.job_id = Some(handle.id());
+    let v = handle
         .outcome()
         .await
-        .map_err(|e| ApiError::from(e.as_ref()))
+        .map_err(|e| ApiError::from(e.as_ref()))?;
+    Ok((v, subject))
 }
 
 /// Verifies set `backup` of `env`.
@@ -366,14 +409,15 @@ pub async fn verify_set(
     backup: &str,
     body: VerifyRequest,
     trigger: Trigger,
-) -> Result<VerifyView, ApiError> {
+) -> Result<(VerifyView, Subject), ApiError> {
     let request = JobRequest::Verify {
         id: backup_id(backup)?,
         destination: body.destination,
         drill: body.restore_drill,
     };
-    match run_job(state, env, request, trigger).await?.result {
-        Some(JobResult::Verify(v)) => Ok(v),
+    let (job, subject) = run_job(state, env, request, trigger).await?;
+    match job.result {
+        Some(JobResult::Verify(v)) => Ok((v, subject)),
         other => Err(ApiError::internal(format!(
             "a verify job returned {other:?}"
         ))),
@@ -384,17 +428,18 @@ async fn verify(
     State(state): State<AppState>,
     Path((env, backup)): Path<(String, String)>,
     OptJ(body): OptJ<VerifyRequest>,
-) -> Result<Json<VerifyView>, ApiError> {
-    Ok(Json(
-        verify_set(&state, &env, &backup, body, Trigger::Api).await?,
-    ))
+) -> Result<Response, ApiError> {
+    let (v, subject) = verify_set(&state, &env, &backup, body, Trigger::Api).await?;
+    let mut res = Json(v).into_response();
+    res.extensions_mut().insert(subject);
+    Ok(res)
 }
 
 async fn restore(
     State(state): State<AppState>,
     Path((env, backup)): Path<(String, String)>,
     OptJ(body): OptJ<RestoreRequest>,
-) -> Result<Json<RestoreView>, ApiError> {
+) -> Result<Response, ApiError> {
     target(&state, &env)?;
     if body.confirm.as_deref() != Some(backup.as_str()) {
         return Err(ApiError::bad_request(format!(
@@ -407,8 +452,23 @@ async fn restore(
         destination: body.destination,
         into: None,
     };
-    match run_job(&state, &env, request, Trigger::Api).await?.result {
-        Some(JobResult::Restore(v)) => Ok(Json(v)),
+    let (job, mut subject) = run_job(&state, &env, request, Trigger::Api).await?;
+    match job.result {
+        Some(JobResult::Restore(v)) => {
+            if subject.services.is_empty() {
+                // Every service the set held: as the restore names them.
+                subject.services = v
+                    .restored
+                    .iter()
+                    .filter_map(|l| l.split([':', ' ']).next())
+                    .filter(|w| cp_core::names::CoreKind::from_name(w).is_some())
+                    .map(str::to_owned)
+                    .collect();
+            }
+            let mut res = Json::<RestoreView>(v).into_response();
+            res.extensions_mut().insert(subject);
+            Ok(res)
+        }
         other => Err(ApiError::internal(format!(
             "a restore job returned {other:?}"
         ))),
@@ -434,12 +494,14 @@ async fn drift(
 async fn drift_check(
     State(state): State<AppState>,
     Path(env): Path<String>,
-) -> Result<Json<DriftView>, ApiError> {
-    match run_job(&state, &env, JobRequest::Drift, Trigger::Api)
-        .await?
-        .result
-    {
-        Some(JobResult::Drift(v)) => Ok(Json(v)),
+) -> Result<Response, ApiError> {
+    let (job, subject) = run_job(&state, &env, JobRequest::Drift, Trigger::Api).await?;
+    match job.result {
+        Some(JobResult::Drift(v)) => {
+            let mut res = Json::<DriftView>(v).into_response();
+            res.extensions_mut().insert(subject);
+            Ok(res)
+        }
         other => Err(ApiError::internal(format!(
             "a drift job returned {other:?}"
         ))),
@@ -647,12 +709,16 @@ async fn console_page(
 
 async fn console_trigger(State(state): State<AppState>, Path(env): Path<String>) -> Response {
     match start_backup(&state, &env, TriggerRequest::default(), Trigger::Console).await {
-        Ok(job) => console_back(
-            &env,
-            "msg",
-            &format!("backup started (job {job})"),
-            Some(&job),
-        ),
+        Ok((job, subject)) => {
+            let mut res = console_back(
+                &env,
+                "msg",
+                &format!("backup started (job {job})"),
+                Some(&job),
+            );
+            res.extensions_mut().insert(subject);
+            res
+        }
         Err(e) => console_failed(&env, e),
     }
 }
@@ -672,22 +738,30 @@ async fn console_verify(
         restore_drill: f.restore_drill.is_some(),
         destination: None,
     };
-    match verify_set(&state, &env, &backup, body, Trigger::Console).await {
-        Ok(v) if v.ok => console_back(
-            &env,
-            "msg",
-            &format!(
-                "{backup}: verified, {} artifacts read back and checked",
-                v.report.artifacts
+    let (mut res, subject) = match verify_set(&state, &env, &backup, body, Trigger::Console).await {
+        Ok((v, subject)) if v.ok => (
+            console_back(
+                &env,
+                "msg",
+                &format!(
+                    "{backup}: verified, {} artifacts read back and checked",
+                    v.report.artifacts
+                ),
+                None,
             ),
-            None,
+            subject,
         ),
-        Ok(v) => console_back(
-            &env,
-            "error",
-            &format!("{backup}: {}", v.report.problems.join("; ")),
-            None,
+        Ok((v, subject)) => (
+            console_back(
+                &env,
+                "error",
+                &format!("{backup}: {}", v.report.problems.join("; ")),
+                None,
+            ),
+            subject,
         ),
-        Err(e) => console_failed(&env, e),
-    }
+        Err(e) => return console_failed(&env, e),
+    };
+    res.extensions_mut().insert(subject);
+    res
 }

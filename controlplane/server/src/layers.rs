@@ -22,6 +22,17 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
 
+tokio::task_local! {
+    /// The id of the request this task is answering (set by [`observe`] around the
+    /// whole request), so an error answer can name it.
+    static CURRENT: String;
+}
+
+/// The id of the request being answered, inside [`observe`].
+pub fn current_request_id() -> Option<String> {
+    CURRENT.try_with(Clone::clone).ok()
+}
+
 /// The console's Content-Security-Policy: scripts and styles from this server only,
 /// nothing inline, no framing, forms post only here.
 pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
@@ -48,19 +59,23 @@ pub async fn observe(State(state): State<AppState>, mut req: Request, next: Next
     let path = req.uri().path().to_owned();
     let client = crate::auth::client_ip(&req);
     let span = tracing::info_span!("request", request_id = %id);
-    let mut res = next.run(req).instrument(span.clone()).await;
+    let mut res = CURRENT
+        .scope(id.clone(), next.run(req))
+        .instrument(span.clone())
+        .await;
     let elapsed = started.elapsed();
     let route = res
         .extensions()
         .get::<RouteTemplate>()
-        .map_or("unmatched", |r| r.0);
+        .map_or(crate::metrics::UNMATCHED, |r| r.0);
+    let method_label = crate::metrics::method_label(&method);
     let status = res.status().as_u16();
     state
         .metrics
         .requests
         .get_or_create(&RequestLabels {
             route: route.to_owned(),
-            method: method.to_string(),
+            method: method_label.to_owned(),
             status: status.to_string(),
         })
         .inc();
@@ -69,7 +84,7 @@ pub async fn observe(State(state): State<AppState>, mut req: Request, next: Next
         .latency
         .get_or_create(&RouteLabels {
             route: route.to_owned(),
-            method: method.to_string(),
+            method: method_label.to_owned(),
         })
         .observe(elapsed.as_secs_f64());
     let actor = res.extensions().get::<Actor>().map(|a| a.0.clone());

@@ -1,7 +1,8 @@
 //! `/metrics`: Prometheus text (OpenMetrics) from one registry. Requests are counted
 //! under the names the metrics contract gives applications (`http_requests_total`,
-//! `http_request_duration_seconds`), labelled by route template (never the raw path,
-//! so cardinality is bounded) and status, so the control plane is covered by the same
+//! `http_request_duration_seconds`), labelled by route template (never the raw path:
+//! a path no route matched is `unmatched`), method (an invented one is `other`) and
+//! status, so cardinality is bounded whatever clients send, so the control plane is covered by the same
 //! recording rules, alerts and dashboards as every app; each probed service is
 //! `controlplane_service_up{env,service}`. The jobs' gauges (`controlplane_backup_*`,
 //! `controlplane_drift_*`) are a collector of the application layer
@@ -42,6 +43,30 @@ pub struct ServiceLabels {
     /// The service.
     pub service: String,
 }
+
+/// The label of a request's method: one of the standard methods, every other
+/// (invented) one `other`, so a client cannot grow the label set.
+pub fn method_label(m: &http::Method) -> &'static str {
+    use http::Method;
+    const KNOWN: [Method; 9] = [
+        Method::GET,
+        Method::HEAD,
+        Method::POST,
+        Method::PUT,
+        Method::DELETE,
+        Method::PATCH,
+        Method::OPTIONS,
+        Method::CONNECT,
+        Method::TRACE,
+    ];
+    KNOWN
+        .iter()
+        .find(|k| *k == m)
+        .map_or("other", Method::as_str)
+}
+
+/// The route label of a request no route matched.
+pub const UNMATCHED: &str = "unmatched";
 
 fn latency_histogram() -> Histogram {
     Histogram::new([

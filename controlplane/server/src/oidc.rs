@@ -64,6 +64,8 @@ pub struct Identity {
     pub role: Role,
     /// The tenant it is scoped to.
     pub tenant: Option<String>,
+    /// When the JWT expires (`exp`).
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 #[derive(Debug, Default)]
@@ -218,6 +220,10 @@ impl Oidc {
                 .get(&self.cfg.tenant_claim)
                 .and_then(|s| s.as_str())
                 .map(str::to_owned),
+            expires_at: claims
+                .get("exp")
+                .and_then(serde_json::Value::as_i64)
+                .and_then(|t| chrono::DateTime::from_timestamp(t, 0)),
         })
     }
 }

@@ -32,6 +32,9 @@ pub struct Inner {
     pub audit: Arc<AuditLog>,
     /// Status of every environment.
     pub cache: Cache,
+    /// What Vault held of each tenant, read at most once per probe interval however
+    /// often tenants are listed.
+    pub tenant_parts: cp_app::ops::PartsCache,
     /// Metrics.
     pub metrics: Metrics,
     /// OIDC, when configured.
@@ -94,6 +97,11 @@ impl AppState {
             tokens: TokenStore::new(&config.server_dir),
             audit: Arc::new(AuditLog::new(&config.server_dir)),
             cache: Cache::new(config.targets.iter().map(|t| t.env.clone())),
+            tenant_parts: cp_app::ops::PartsCache::new(
+                config
+                    .probe_interval
+                    .max(std::time::Duration::from_millis(100)),
+            ),
             metrics: Metrics::new(cp_app::metrics::JobGauges::new(envs.clone(), jobs.clone())),
             oidc: config.oidc.clone().map(Oidc::new),
             failed_auth: FailedAuth::new(config.auth_failures_per_minute),

@@ -65,7 +65,9 @@ pub struct StoredToken {
     pub name: String,
     /// Its role.
     pub role: Role,
-    /// The one tenant it may see, if scoped.
+    /// The id of the one tenant it may see, if scoped (resolved from a slug when the
+    /// token is made, so a tenant deleted and made again under the same slug is
+    /// another tenant to it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant: Option<String>,
     /// Hex SHA-256 of the token.
@@ -221,12 +223,31 @@ impl TokenStore {
         self.write(tokens)
     }
 
+    /// Removes every token scoped to the tenant `id` (or, made before tokens were
+    /// bound to ids, to its `slug`): the tenant was deleted. Returns their names.
+    pub fn revoke_tenant(&self, id: &str, slug: &str) -> Result<Vec<String>, TokenError> {
+        let tokens = self.read()?;
+        let (gone, kept): (Vec<StoredToken>, Vec<StoredToken>) = tokens
+            .into_iter()
+            .partition(|t| t.tenant.as_deref().is_some_and(|t| t == id || t == slug));
+        if !gone.is_empty() {
+            self.write(kept)?;
+        }
+        Ok(gone.into_iter().map(|t| t.name).collect())
+    }
+
     /// The stored token matching `token`, if it exists and has not expired. Re-reads
     /// the file when its modification time or size changed.
     pub fn verify(&self, token: &str) -> Result<Option<StoredToken>, TokenError> {
         if !token.starts_with(PREFIX) {
             return Ok(None);
         }
+        self.by_hash(&hash(token))
+    }
+
+    /// The stored token whose hash is `sha256`, if it still exists and has not
+    /// expired (a console session checks its token this way at every request).
+    pub fn by_hash(&self, sha256: &str) -> Result<Option<StoredToken>, TokenError> {
         let stamp = match std::fs::metadata(&self.path) {
             Ok(m) => Some((m.modified().unwrap_or(SystemTime::UNIX_EPOCH), m.len())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
@@ -242,12 +263,11 @@ impl TokenStore {
             cache.tokens = self.read()?;
             cache.stamp = stamp;
         }
-        let h = hash(token);
         let now = Utc::now();
         Ok(cache
             .tokens
             .iter()
-            .find(|t| constant_time_eq(t.sha256.as_bytes(), h.as_bytes()))
+            .find(|t| constant_time_eq(t.sha256.as_bytes(), sha256.as_bytes()))
             .filter(|t| t.expires_at.is_none_or(|e| e > now))
             .cloned())
     }
@@ -291,6 +311,31 @@ mod tests {
             store.revoke("ci"),
             Err(TokenError::NoSuchToken(_))
         ));
+    }
+
+    #[test]
+    fn revoking_a_tenant_removes_the_tokens_scoped_to_its_id_or_slug_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = TokenStore::new(tmp.path());
+        let id = "0b6f8a4e-4d1c-4b7e-9a77-1f6c2d9e8b10";
+        let by_id = store
+            .create("by-id", Role::Viewer, Some(id.into()), None)
+            .unwrap();
+        let by_slug = store
+            .create("by-slug", Role::Viewer, Some("acme".into()), None)
+            .unwrap();
+        let other = store
+            .create("other", Role::Viewer, Some("globex".into()), None)
+            .unwrap();
+        let all = store.create("all", Role::Admin, None, None).unwrap();
+        let mut gone = store.revoke_tenant(id, "acme").unwrap();
+        gone.sort();
+        assert_eq!(gone, ["by-id", "by-slug"]);
+        assert!(store.verify(&by_id).unwrap().is_none());
+        assert!(store.verify(&by_slug).unwrap().is_none());
+        assert!(store.verify(&other).unwrap().is_some());
+        assert!(store.verify(&all).unwrap().is_some());
+        assert!(store.revoke_tenant(id, "acme").unwrap().is_empty());
     }
 
     #[test]

@@ -383,6 +383,21 @@ pub(crate) async fn run(global: &Global, command: Command) -> Outcome {
                     )?;
                     let view = ops::tenant_delete(&s, &tenant).await?;
                     show_changes(global.output, &view)?;
+                    // The tenant's API tokens go with it.
+                    let given =
+                        std::env::var_os("CONTROLPLANE_SERVER_DIR").map(std::path::PathBuf::from);
+                    let store = cp_server::tokens::TokenStore::new(&super::serve::server_dir(
+                        global,
+                        given.as_ref(),
+                    ));
+                    match store.revoke_tenant(&view.tenant.id, &view.tenant.slug) {
+                        Ok(names) if names.is_empty() => {}
+                        Ok(names) => eprintln!("revoked the tenant's tokens: {}", names.join(", ")),
+                        Err(e) => eprintln!(
+                            "warning: the tenant's tokens could not be revoked ({}); run `controlplane token revoke` for each",
+                            cp_runtime::error::chain(&e)
+                        ),
+                    }
                 }
             }
             Ok(Exit::Success)

@@ -45,7 +45,9 @@ pub(crate) enum TokenAction {
         /// A unique name (the audit log's actor is `token:<name>`).
         #[arg(long)]
         name: String,
-        /// Scope it to one tenant (id or slug): it sees only that tenant's routes.
+        /// Scope it to one tenant (id or slug) of the environment (`--env`): it sees
+        /// only that tenant's routes. The tenant must exist; the token is bound to its
+        /// id, and deleting the tenant through the server revokes it.
         #[arg(long)]
         tenant: Option<String>,
         /// Expire after this long (`12h`, `30d`); default: never.
@@ -59,6 +61,24 @@ pub(crate) enum TokenAction {
         /// Its name.
         name: String,
     },
+}
+
+/// The tenant `key` names in the environment, or a usage error (exit 3): a token is
+/// scoped only to a tenant that exists.
+fn resolve_tenant(global: &Global, key: &str) -> Result<cp_app::views::TenantView, Failure> {
+    let rt = super::runtime().map_err(Failure::Other)?;
+    let target = global.target();
+    let found = rt.block_on(async {
+        let s = cp_app::Session::open(&target, cp_app::Mode::ReadOnly, None).await?;
+        cp_app::ops::tenant_find(&s, key).await
+    })?;
+    found.ok_or_else(|| {
+        Failure::App(AppError::Usage(format!(
+            "no tenant {} in {}: a token can be scoped only to a tenant that exists; `controlplane tenant list` shows them",
+            cp_app::ops::shown(key),
+            global.env
+        )))
+    })
 }
 
 fn failure(e: TokenError) -> Failure {
@@ -104,21 +124,24 @@ pub(crate) fn run(global: &Global, args: TokenArgs) -> Outcome {
                 RoleArg::Editor => Role::Editor,
                 RoleArg::Admin => Role::Admin,
             };
+            let tenant = tenant.map(|key| resolve_tenant(global, &key)).transpose()?;
             let token = store
-                .create(&name, role, tenant.clone(), ttl)
+                .create(&name, role, tenant.as_ref().map(|t| t.id.clone()), ttl)
                 .map_err(failure)?;
             match global.output {
                 Output::Json => output::json(&cp_app::views::TokenCreatedView {
                     name,
                     role: role.to_string(),
-                    tenant,
+                    tenant: tenant.as_ref().map(|t| t.id.clone()),
                     token: token.to_string(),
                 })?,
                 Output::Text => {
                     output::out(&format!("{token}\n"))?;
                     eprintln!(
                         "token `{name}` ({role}{}) created; it is shown only now, keep it safe",
-                        tenant.map(|t| format!(", tenant {t}")).unwrap_or_default()
+                        tenant
+                            .map(|t| format!(", tenant {} ({})", t.slug, t.id))
+                            .unwrap_or_default()
                     );
                 }
             }

@@ -39,6 +39,8 @@ pub struct ConsoleSession {
     pub principal: Principal,
     /// The CSRF token every form of this session carries.
     pub csrf: String,
+    /// What it logged in with, checked at every request (`auth::still_valid`).
+    pub credential: auth::Credential,
     expires: Instant,
 }
 
@@ -60,7 +62,11 @@ impl Sessions {
         }
     }
 
-    fn start(&self, principal: Principal) -> (String, ConsoleSession) {
+    fn start(
+        &self,
+        principal: Principal,
+        credential: auth::Credential,
+    ) -> (String, ConsoleSession) {
         let mut m = self.0.lock().expect("sessions lock");
         if m.len() >= MAX_SESSIONS {
             let now = Instant::now();
@@ -69,6 +75,7 @@ impl Sessions {
         let sid = random();
         let s = ConsoleSession {
             principal,
+            credential,
             csrf: random(),
             expires: Instant::now() + SESSION_TTL,
         };
@@ -76,7 +83,8 @@ impl Sessions {
         (sid, s)
     }
 
-    fn end(&self, sid: &str) {
+    /// Ends session `sid`.
+    pub fn end(&self, sid: &str) {
         self.0.lock().expect("sessions lock").remove(sid);
     }
 }
@@ -289,10 +297,10 @@ async fn login(State(state): State<AppState>, req: Request) -> Response {
             StatusCode::TOO_MANY_REQUESTS,
         );
     }
-    match auth::identify(&state, f.token.trim()).await {
-        Ok(p) => {
+    match auth::identify_with(&state, f.token.trim()).await {
+        Ok((p, credential)) => {
             let actor = p.actor.clone();
-            let (sid, _) = state.sessions.start(p.clone());
+            let (sid, _) = state.sessions.start(p.clone(), credential);
             let mut res = Redirect::to("/console").into_response();
             res.headers_mut().append(
                 header::SET_COOKIE,
@@ -481,27 +489,40 @@ async fn overview(
 
 async fn events(
     State(state): State<AppState>,
+    headers: http::HeaderMap,
 ) -> Sse<impl futures::Stream<Item = Result<Event, Infallible>>> {
     let rx = state.cache.subscribe();
     let stop = state.shutdown.subscribe();
+    let sid = auth::cookie(&headers, SESSION_COOKIE)
+        .unwrap_or_default()
+        .to_owned();
     let stream = futures::stream::unfold(
         (state, rx, stop, true),
-        |(state, mut rx, mut stop, first)| async move {
-            if *stop.borrow() {
-                return None;
-            }
-            if !first {
-                tokio::select! {
-                    changed = rx.changed() => changed.ok()?,
-                    // The server is stopping: end the stream (the browser reconnects).
-                    _ = stop.wait_for(|s| *s) => return None,
+        move |(state, mut rx, mut stop, first)| {
+            let sid = sid.clone();
+            async move {
+                if *stop.borrow() {
+                    return None;
                 }
+                if !first {
+                    tokio::select! {
+                        changed = rx.changed() => changed.ok()?,
+                        // The server is stopping: end the stream (the browser reconnects).
+                        _ = stop.wait_for(|s| *s) => return None,
+                    }
+                }
+                // A session whose token was revoked meanwhile hears nothing more.
+                let s = state.sessions.get(&sid)?;
+                if auth::still_valid(&state, &s.credential).is_err() {
+                    state.sessions.end(&sid);
+                    return None;
+                }
+                let data = serde_json::to_string(&cards(&state).await).expect("cards serialize");
+                Some((
+                    Ok(Event::default().event("status").data(data)),
+                    (state, rx, stop, false),
+                ))
             }
-            let data = serde_json::to_string(&cards(&state).await).expect("cards serialize");
-            Some((
-                Ok(Event::default().event("status").data(data)),
-                (state, rx, stop, false),
-            ))
         },
     );
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
@@ -541,17 +562,17 @@ async fn environment(
             let (plan, streams, tenants) = tokio::join!(
                 cp_app::plan::plan(sess),
                 cp_app::ops::nats(sess),
-                cp_app::ops::tenants(sess)
+                cp_app::ops::tenants_cached(sess, Some(&state.tenant_parts))
             );
             (
                 plan.map(|p| p.plan.to_string())
-                    .map_err(|e| cp_runtime::error::chain(&e)),
-                streams.map_err(|e| cp_runtime::error::chain(&e)),
-                tenants.map_err(|e| cp_runtime::error::chain(&e)),
+                    .map_err(|e| shown_error(&e)),
+                streams.map_err(|e| shown_error(&e)),
+                tenants.map_err(|e| shown_error(&e)),
             )
         }
         Err(e) => {
-            let why = cp_runtime::error::chain(e);
+            let why = shown_error(e);
             (Err(why.clone()), Err(why.clone()), Err(why))
         }
     };
@@ -569,6 +590,16 @@ async fn environment(
     ctx.insert("tenants", &visible);
     ctx.insert("tenants_error", &tenants.as_ref().err());
     render(&state, "environment.html", &ctx)
+}
+
+/// An application error as a page shows it: what the API would answer (the
+/// database's own words stay in the log).
+fn shown_error(e: &cp_app::AppError) -> String {
+    let api = crate::error::ApiError::from(e);
+    if let Some(internal) = &api.internal {
+        tracing::warn!(error = %internal, "a console page part failed");
+    }
+    api.external
 }
 
 fn back(env: &str, key: &str, text: &str) -> Response {
@@ -589,15 +620,24 @@ async fn tenant_create(
     Form(f): Form<CreateForm>,
 ) -> Response {
     let name = Some(f.name.trim()).filter(|n| !n.is_empty());
-    match crate::api::create_tenant(&state, &env, f.slug.trim(), name).await {
-        Ok(v) if v.changed => back(&env, "msg", &format!("tenant {} created", v.tenant.slug)),
-        Ok(v) => back(
-            &env,
-            "msg",
-            &format!("tenant {} already exists", v.tenant.slug),
-        ),
-        Err(e) => failed(&env, e),
-    }
+    let (mut res, subject) =
+        match crate::api::create_tenant(&state, &env, f.slug.trim(), name).await {
+            Ok((v, subject)) if v.changed => (
+                back(&env, "msg", &format!("tenant {} created", v.tenant.slug)),
+                subject,
+            ),
+            Ok((v, subject)) => (
+                back(
+                    &env,
+                    "msg",
+                    &format!("tenant {} already exists", v.tenant.slug),
+                ),
+                subject,
+            ),
+            Err(e) => return failed(&env, e),
+        };
+    res.extensions_mut().insert(subject);
+    res
 }
 
 fn failed(env: &str, e: crate::error::ApiError) -> Response {
@@ -630,7 +670,11 @@ async fn tenant_delete(
     Form(f): Form<DeleteForm>,
 ) -> Response {
     match crate::api::delete_tenant(&state, &env, &tenant, f.confirm.trim(), &p).await {
-        Ok(v) => back(&env, "msg", &format!("tenant {} deleted", v.tenant.slug)),
+        Ok((v, subject)) => {
+            let mut res = back(&env, "msg", &format!("tenant {} deleted", v.tenant.slug));
+            res.extensions_mut().insert(subject);
+            res
+        }
         Err(e) => failed(&env, e),
     }
 }
