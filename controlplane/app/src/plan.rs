@@ -209,8 +209,11 @@ async fn plan_for(s: &Session, seeded: bool) -> Result<SavedPlan, AppError> {
     let kube = matches!(s.driver, AnyDriver::Kube(_));
     // Access (endpoints and credentials) only when some seeded service runs, resolved
     // read-only: a secret that was never generated means nothing was brought up.
+    // Resolved even for `up --no-seed`, which observes no seeded layer: a mutating
+    // session generates the environment's `generate` secrets here, and a later `plan`
+    // or `seed` needs them.
     let any_running = p.running.values().any(|up| *up);
-    let access = if any_running && !kube && seeded {
+    let access = if any_running && !kube {
         match s.access().await {
             Ok(a) => Ok(a),
             Err(e) => Err(cp_runtime::error::chain(&e)),
@@ -218,11 +221,12 @@ async fn plan_for(s: &Session, seeded: bool) -> Result<SavedPlan, AppError> {
     } else {
         Err(String::new())
     };
-    let vault_unready = if kube || !p.running.get(&CoreKind::Vault).copied().unwrap_or(false) {
-        None
-    } else {
-        vault_unready(s).await
-    };
+    let vault_unready =
+        if kube || !seeded || !p.running.get(&CoreKind::Vault).copied().unwrap_or(false) {
+            None
+        } else {
+            vault_unready(s).await
+        };
     let mut database_complete = false;
     for layer in layers::SEEDED {
         if !layers::used(layer, &s.env) {

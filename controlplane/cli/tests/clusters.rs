@@ -138,6 +138,8 @@ async fn raft_voters(port: u16, token: &str) -> (usize, usize) {
 async fn three_node_nats_and_openbao_fail_over_and_rejoin() {
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("dev");
+    // However the test ends, no node outlives it.
+    let _down = cp_testkit::Down::processes_in(&state);
     let base = port_block();
     let nats_ports: Vec<u16> = (0..3).map(|i| base + i).collect();
     let vault_ports: Vec<u16> = (0..3).map(|i| base + 9 + 2 * i).collect();

@@ -221,6 +221,7 @@ fn down_outside_dev_without_a_terminal_refuses_and_lists_what_it_would_delete() 
     let tmp = tempfile::tempdir().unwrap();
     std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let state = tmp.path().join("staging");
+    let _down = cp_testkit::Down::processes_in(&state);
     let mut sets = cp_testkit::port_sets();
     sets.push("platform=process".into());
     let o = staging(&state, &sets, &["up", "--service", "redis", "--no-seed"]);

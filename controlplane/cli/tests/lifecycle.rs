@@ -51,6 +51,8 @@ fn plan_up_twice_status_heal_and_down() {
         .filter(|s| s.contains(".port=") && !s.contains("cluster"))
         .map(|s| s.rsplit('=').next().unwrap().parse().unwrap())
         .collect();
+    // However the test ends, nothing it started outlives it.
+    let _down = common::down(&state, &sets);
 
     // plan before anything exists: read-only, exit 2, creates nothing.
     let o = controlplane(&state, &sets, &["plan"]);

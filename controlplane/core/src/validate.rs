@@ -2237,7 +2237,14 @@ pub(crate) fn cron_max_interval(expr: &str) -> Result<Duration, CronError> {
         .with_ymd_and_hms(2025, 1, 1, 0, 0, 0)
         .single()
         .expect("valid instant");
-    let end = start + chrono::Duration::days(400);
+    // A schedule whose day, month and weekday fields are all `*` repeats every day,
+    // so two days hold its longest gap (across midnight included); walking a year of
+    // a `*/10` schedule minute by minute was most of a no-op `up`.
+    let daily = {
+        let f: Vec<&str> = expr.split_whitespace().collect();
+        (f.len() == 5 && f[2..].iter().all(|x| *x == "*")) || matches!(expr, "@hourly" | "@daily")
+    };
+    let end = start + chrono::Duration::days(if daily { 2 } else { 400 });
     let mut prev: Option<chrono::DateTime<chrono::Utc>> = None;
     let mut longest = 0i64;
     for (n, t) in cron.iter_after(start).enumerate() {
@@ -2737,6 +2744,13 @@ dashboards:
     fn cron_intervals() {
         assert_eq!(cron_max_interval("0 2 * * *").unwrap().as_secs(), 86_400);
         assert_eq!(cron_max_interval("*/15 * * * *").unwrap().as_secs(), 900);
+        // Daily schedules are measured over two days: the gap across midnight counts.
+        assert_eq!(
+            cron_max_interval("0 9,11 * * *").unwrap().as_secs(),
+            22 * 3_600
+        );
+        assert_eq!(cron_max_interval("*/7 * * * *").unwrap().as_secs(), 420);
+        assert_eq!(cron_max_interval("@hourly").unwrap().as_secs(), 3_600);
         assert_eq!(cron_max_interval("0 3 * * 0").unwrap().as_secs(), 604_800);
         assert!(cron_max_interval("0 2 * *").is_err());
         assert!(cron_max_interval("every day").is_err());

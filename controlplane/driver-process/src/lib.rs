@@ -998,13 +998,15 @@ impl ProcessDriver {
             });
         }
         for d in &doomed {
+            // Described before it goes: the description measures what is removed.
+            let what = d.removal().what;
             let gone = match d {
                 Doomed::Data { dir, .. } => remove_dir(dir)?,
                 Doomed::AuditLog(f) => remove_listed_file(f)?,
                 Doomed::Process { .. } | Doomed::Keys(_) => false,
             };
             if gone {
-                removed.push(d.removal().what);
+                removed.push(what);
             }
         }
         if volumes {

@@ -131,21 +131,32 @@ pub async fn identify_with(
     ))
 }
 
+/// Why a console session's credential no longer holds.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionEnded {
+    /// Its token is no longer in the store.
+    #[error("the session's token was revoked or expired")]
+    Revoked,
+    /// The token store could not be read.
+    #[error("the session's token cannot be checked")]
+    Unchecked(#[source] crate::tokens::TokenError),
+    /// Its JWT's expiry passed.
+    #[error("the session's JWT expired")]
+    JwtExpired,
+}
+
 /// Whether the credential a console session was started with still holds: its token
-/// not revoked nor expired, its JWT not expired. `Err` says why not.
-pub fn still_valid(state: &AppState, c: &Credential) -> Result<(), String> {
+/// not revoked nor expired, its JWT not expired.
+pub fn still_valid(state: &AppState, c: &Credential) -> Result<(), SessionEnded> {
     match c {
         Credential::Token { sha256 } => match state.tokens.by_hash(sha256) {
             Ok(Some(_)) => Ok(()),
-            Ok(None) => Err("the session's token was revoked or expired".into()),
-            Err(e) => Err(format!(
-                "the session's token cannot be checked: {}",
-                cp_runtime::error::chain(&e)
-            )),
+            Ok(None) => Err(SessionEnded::Revoked),
+            Err(e) => Err(SessionEnded::Unchecked(e)),
         },
         Credential::Jwt {
             expires_at: Some(t),
-        } if *t <= Utc::now() => Err("the session's JWT expired".into()),
+        } if *t <= Utc::now() => Err(SessionEnded::JwtExpired),
         Credential::Jwt { .. } => Ok(()),
     }
 }
@@ -444,7 +455,7 @@ async fn check(
                         ApiError::unauthorized(
                             "your session ended (its token was revoked or expired); log in again",
                         ),
-                        why,
+                        cp_runtime::error::chain(&why),
                         Some(s.principal),
                     ));
                 }
