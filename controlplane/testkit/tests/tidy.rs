@@ -111,3 +111,46 @@ fn no_child_body_is_a_test_of_its_own() {
         found.join("\n")
     );
 }
+
+/// Test files of the CLI that bring an environment up without starting anything
+/// (and why they need no guard).
+const UP_WITHOUT_SERVICES: &[(&str, &str)] = &[
+    (
+        "adversarial_inputs.rs",
+        "every `up` there is invalid input, refused before anything starts",
+    ),
+    (
+        "kubernetes.rs",
+        "its `up` talks to a fake API server, starting no local process",
+    ),
+];
+
+/// A CLI test that runs `up` holds a `Down` guard (`common::down` or
+/// `cp_testkit::Down`), so a failing assertion still stops every server it started.
+#[test]
+fn every_test_that_brings_servers_up_stops_them_however_it_ends() {
+    let root = cp_testkit::repo_root();
+    let mut found = Vec::new();
+    for path in test_files() {
+        let rel = path.strip_prefix(&root).unwrap().display().to_string();
+        if !rel.starts_with("controlplane/cli/tests/") || rel.contains("/common/") {
+            continue;
+        }
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if UP_WITHOUT_SERVICES.iter().any(|(f, _)| *f == name) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let runs_up = text.contains("\"up\"");
+        let guarded = text.contains("down(&") || text.contains("Down::");
+        if runs_up && !guarded {
+            found.push(rel);
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "these tests run `up` with no Down guard (common::down or cp_testkit::Down): \
+         a failure would leave servers running:\n{}",
+        found.join("\n")
+    );
+}
