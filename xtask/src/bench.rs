@@ -188,16 +188,6 @@ fn render(size: Size) -> Result<()> {
     Ok(())
 }
 
-fn free_ports(n: usize) -> Result<Vec<u16>> {
-    let held = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
-        .collect::<std::io::Result<Vec<_>>>()?;
-    Ok(held
-        .iter()
-        .map(|l| l.local_addr().map(|a| a.port()))
-        .collect::<std::io::Result<Vec<_>>>()?)
-}
-
 /// The unprivileged user PostgreSQL runs as when we are root (as the process driver
 /// picks it).
 fn pg_user() -> &'static str {
@@ -310,7 +300,7 @@ fn up(size: Size) -> Result<()> {
     let result = (|| -> Result<()> {
         for i in 0..runs {
             let state = base.join(format!("cp-{i}"));
-            let ports = free_ports(6)?;
+            let ports = crate::ports::free_ports(6);
             // Whatever happens, what this run started is stopped and its data deleted.
             let r = (|| -> Result<()> {
                 cold.push(cp(&state, &ports, &["up", "--no-seed"])?);
@@ -345,7 +335,7 @@ fn up(size: Size) -> Result<()> {
         let dir = base.join(format!("floor-{i}"));
         std::fs::create_dir_all(&dir)?;
         crate::run(Command::new("chmod").arg("755").arg(&dir))?;
-        let p = free_ports(6)?;
+        let p = crate::ports::free_ports(6);
         let mut cmd = Command::new("bash");
         cmd.arg(&script).arg(&dir).arg(user);
         for port in &p {
@@ -383,21 +373,9 @@ fn up(size: Size) -> Result<()> {
 }
 
 /// A block of `n` consecutive free loopback ports (the cluster nodes' ports are
-/// base + i).
+/// base + i), below the ephemeral range.
 fn port_block(n: u16) -> Result<u16> {
-    for _ in 0..50 {
-        let base = free_ports(1)?[0];
-        if base > 65535 - n {
-            continue;
-        }
-        let held: Vec<_> = (base..base + n)
-            .map(|p| std::net::TcpListener::bind(("127.0.0.1", p)))
-            .collect();
-        if held.iter().all(Result::is_ok) {
-            return Ok(base);
-        }
-    }
-    bail!("no block of {n} free loopback ports found")
+    Ok(crate::ports::free_port_block(usize::from(n)))
 }
 
 /// Cold `up` of 3 NATS + 3 OpenBao nodes on the process platform (every node
@@ -495,7 +473,7 @@ fn drift(size: Size) -> Result<()> {
     std::fs::create_dir_all(&base)?;
     crate::run(Command::new("chmod").arg("755").arg(&base))?;
     let state = base.join("dev");
-    let ports = free_ports(6)?;
+    let ports = crate::ports::free_ports(6);
     let runs = size.pick(1, 9);
     let timed = |args: &[&str]| -> Result<(Duration, serde_json::Value, Option<i32>)> {
         let mut cmd = dev_command(&bin, &root, &state, &ports);
@@ -600,7 +578,7 @@ fn seed(size: Size) -> Result<()> {
         (String::new(), String::new(), String::new());
     for i in 0..runs {
         let state = base.join(format!("cp-{i}"));
-        let ports = free_ports(6)?;
+        let ports = crate::ports::free_ports(6);
         let r = (|| -> Result<()> {
             cp(&state, &ports, &["up", "--no-seed"])?;
             let (t, v) = cp(&state, &ports, &["seed"])?;
@@ -826,7 +804,7 @@ fn backup(size: Size) -> Result<()> {
     crate::run(Command::new("chmod").arg("755").arg(&base))?;
     let state = base.join("dev");
     let dest = base.join("sets");
-    let ports = free_ports(6)?;
+    let ports = crate::ports::free_ports(6);
     let sets = [
         "services.redis.enabled=false".to_owned(),
         "services.nats.enabled=false".to_owned(),

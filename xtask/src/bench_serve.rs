@@ -45,9 +45,7 @@ impl Drop for Proc {
 }
 
 fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+    Ok(crate::ports::free_port())
 }
 
 fn rss_kib(pid: u32) -> Result<u64> {
@@ -230,15 +228,8 @@ fn measure(bin: &Path, xtask: &Path, tmp: &Path, size: Size) -> Result<()> {
         .args(["--env", "dev", "--state-dir"])
         .arg(tmp.join("dev"))
         .args(["--set", "platform=process"]);
-    // Held together while chosen, so distinct.
-    let held = (0..6)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
-        .collect::<std::io::Result<Vec<_>>>()?;
-    let ports: Vec<u16> = held
-        .iter()
-        .map(|l| l.local_addr().map(|a| a.port()))
-        .collect::<std::io::Result<_>>()?;
-    drop(held);
+    // Distinct, below the ephemeral range.
+    let ports = crate::ports::free_ports(6);
     for (k, p) in [
         "services.postgres.port",
         "services.redis.port",

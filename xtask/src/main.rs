@@ -21,6 +21,12 @@
 mod bench;
 mod bench_serve;
 mod images;
+/// The tests' port allocator (below the kernel's ephemeral range, never handed out
+/// twice across processes), shared as a source file so xtask needs none of the
+/// testkit's dependencies.
+#[path = "../../controlplane/testkit/src/ports.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod ports;
 mod serve;
 mod setup;
 mod testrun;

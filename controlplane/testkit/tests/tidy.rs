@@ -1,5 +1,5 @@
 //! The testkit invariant of ARCHITECTURE.md, checked over every test file of the
-//! workspace (`controlplane/*/tests/**/*.rs`): helpers more than one test needs come
+//! workspace (`controlplane/*/tests/**/*.rs`, and xtask's sources, whose benchmarks start servers): helpers more than one test needs come
 //! from testkit (no cleanup guard, repository root or port allocator of a file's
 //! own), goldens answer to one switch (`CP_BLESS`), nothing skips silently, and no
 //! child-process body is registered as a test that passes doing nothing.
@@ -31,6 +31,8 @@ fn test_files() -> Vec<PathBuf> {
     {
         rust_files(&krate.path().join("tests"), &mut out);
     }
+    // xtask's benchmarks start servers too.
+    rust_files(&root.join("xtask/src"), &mut out);
     out.retain(|p| !p.ends_with("testkit/tests/tidy.rs"));
     assert!(out.len() > 30, "suspiciously few test files: {out:?}");
     out
