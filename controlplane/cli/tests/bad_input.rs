@@ -518,3 +518,66 @@ fn config_output_is_accepted_back_as_an_environment_file() {
         assert_eq!(again, out, "{env}");
     }
 }
+
+/// The tier policy through the binary: production refuses an unaccepted interval
+/// naming the rule and the way to accept it; accepted, `validate` prints the
+/// acceptance with its reason (and its JSON view lists it); an unknown rule id is an
+/// error.
+#[test]
+fn tier_policy_acceptances_are_shown_by_validate() {
+    let p = Project::new();
+    let (code, _, err) = p.run(&[
+        "--env",
+        "production",
+        "--set",
+        "services.nats.sync=2m",
+        "validate",
+    ]);
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("[nats-sync-interval]") && err.contains("accept"),
+        "{err}"
+    );
+    let accept =
+        r#"accept=[{rule: nats-sync-interval, reason: "a load test; the data is disposable"}]"#;
+    let (code, out, err) = p.run(&[
+        "--env",
+        "production",
+        "--set",
+        "services.nats.sync=2m",
+        "--set",
+        accept,
+        "validate",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("production: accepted [nats-sync-interval]")
+            && out.contains("reason: a load test; the data is disposable"),
+        "{out}"
+    );
+    let (_, out, _) = p.run(&[
+        "--env",
+        "production",
+        "--set",
+        "services.nats.sync=2m",
+        "--set",
+        accept,
+        "--output",
+        "json",
+        "validate",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["policy"][0]["rule"], "nats-sync-interval", "{out}");
+    let (code, _, err) = p.run(&[
+        "--env",
+        "production",
+        "--set",
+        "accept=[{rule: no-such-rule, reason: x}]",
+        "validate",
+    ]);
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("`no-such-rule` is not a tier-policy rule"),
+        "{err}"
+    );
+}

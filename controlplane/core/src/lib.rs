@@ -10,6 +10,7 @@ pub mod load;
 pub mod model;
 pub mod names;
 pub mod plan;
+pub mod policy;
 pub mod raw;
 pub mod render;
 pub mod resolved;

@@ -52,6 +52,11 @@ pub struct Environment {
     pub alerts: Alerts,
     /// Dashboards.
     pub dashboards: Dashboards,
+    /// Tier-policy rules accepted by the file (`accept:`), with their reasons.
+    pub accept: Vec<crate::policy::Acceptance>,
+    /// What the tier policy found and did not refuse: acceptances that applied and
+    /// warnings (`validate` and `plan` show them).
+    pub policy: Vec<crate::policy::Finding>,
 }
 
 impl Environment {
@@ -229,6 +234,27 @@ pub struct Nats {
     pub max_memory: Memory,
     /// JetStream file limit.
     pub max_file: Memory,
+    /// JetStream `sync_interval`; `None` leaves the server's default (every 2 minutes).
+    pub sync: Option<NatsSync>,
+}
+
+/// When JetStream flushes to disk.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NatsSync {
+    /// Before acknowledging each write.
+    Always,
+    /// Every this often (acknowledged writes since the last flush can be lost).
+    Interval(Duration),
+}
+
+impl std::fmt::Display for NatsSync {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NatsSync::Always => f.write_str("always"),
+            NatsSync::Interval(d) => write!(f, "{d}"),
+        }
+    }
 }
 
 /// Vault / OpenBao.

@@ -51,6 +51,21 @@ pub struct RawEnvironment {
     pub alerts: RawAlerts,
     /// Grafana dashboards and which panels this environment shows.
     pub dashboards: RawDashboards,
+    /// Tier-policy rules this environment knowingly breaks, each with why (like a lint
+    /// suppression): `validate` and `plan` show every acceptance. Rules: see
+    /// `controlplane validate`'s messages (`nats-sync-interval`, `version-end-of-support`,
+    /// `postgres-durability`, `postgres-ha`, `nats-ha`, `vault-ha`, `backup-encryption`).
+    pub accept: Vec<RawAccept>,
+}
+
+/// One accepted tier-policy rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawAccept {
+    /// The rule's id, e.g. `nats-ha`.
+    pub rule: String,
+    /// Why this environment may break it (shown by `validate` and `plan`).
+    pub reason: String,
 }
 
 /// What kind of environment this is.
@@ -192,6 +207,11 @@ core_service! {
         max_memory: Option<String>,
         /// JetStream file store limit, e.g. `10Gi`.
         max_file: Option<String>,
+        /// When JetStream flushes its files to disk (`sync_interval`): `always` (before
+        /// acknowledging each write) or an interval like `2m` (the server's default:
+        /// acknowledged messages written since the last flush are lost if the machine
+        /// fails). `always` by default in staging and production; needs nats-server 2.10+.
+        sync: Option<String>,
     }
 }
 

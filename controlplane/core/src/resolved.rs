@@ -49,6 +49,14 @@ pub fn to_raw(env: &Environment) -> RawEnvironment {
         },
         alerts: alerts(env),
         dashboards: dashboards(&env.dashboards),
+        accept: env
+            .accept
+            .iter()
+            .map(|a| RawAccept {
+                rule: a.rule.clone(),
+                reason: a.reason.clone(),
+            })
+            .collect(),
     }
 }
 
@@ -145,6 +153,7 @@ fn services(s: &CoreServices) -> RawServices {
                 monitor_port: Some(n.monitor_port),
                 cluster_port: Some(n.cluster_port),
                 app_user: Some(n.app_user.clone()),
+                sync: n.sync.as_ref().map(ToString::to_string),
                 app_password: secret(&n.app_password),
                 admin_password: secret(&n.admin_password),
                 max_memory: Some(n.max_memory.as_str().to_owned()),

@@ -355,6 +355,16 @@ pub fn nats_node_conf(
     let _ = writeln!(s, "  store_dir: {}", nats_string(&layout.data_dir));
     let _ = writeln!(s, "  max_memory_store: {}", nats.max_memory.bytes());
     let _ = writeln!(s, "  max_file_store: {}", nats.max_file.bytes());
+    // When the store is flushed to disk: `always` syncs before each acknowledgement;
+    // unset, nats-server flushes every 2 minutes (services.nats.sync).
+    // An interval is written in seconds: nats-server reads Go durations (no `d`).
+    match &nats.sync {
+        Some(crate::model::NatsSync::Always) => s.push_str("  sync_interval: always\n"),
+        Some(crate::model::NatsSync::Interval(d)) => {
+            let _ = writeln!(s, "  sync_interval: \"{}s\"", d.as_secs());
+        }
+        None => {}
+    }
     s.push_str("}\n");
     s.push_str("accounts {\n");
     let _ = writeln!(s, "  {NATS_ACCOUNT} {{");

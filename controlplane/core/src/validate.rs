@@ -409,13 +409,9 @@ fn default_image(kind: CoreKind, version: &str) -> String {
     }
 }
 
+/// The default version of each core service: `data/server-versions.yaml`.
 fn default_version(kind: CoreKind) -> &'static str {
-    match kind {
-        CoreKind::Postgres => "15",
-        CoreKind::Redis => "7.0",
-        CoreKind::Nats => "2.9",
-        CoreKind::Vault => "2.7",
-    }
+    &crate::policy::versions_of(kind).default
 }
 
 fn default_port(kind: CoreKind) -> u16 {
@@ -671,7 +667,7 @@ pub(crate) fn validate(name: &EnvName, raw: RawEnvironment, cx: &mut Cx<'_>) -> 
     let dashboards = dashboards(cx, &raw.dashboards);
     let platform = raw.platform.unwrap_or(Platform::Auto);
 
-    let env = Environment {
+    let mut env = Environment {
         name: name.clone(),
         project,
         tier,
@@ -688,7 +684,10 @@ pub(crate) fn validate(name: &EnvName, raw: RawEnvironment, cx: &mut Cx<'_>) -> 
         drift,
         alerts,
         dashboards,
+        accept: Vec::new(),
+        policy: Vec::new(),
     };
+    check_policy(cx, &mut env, &raw.accept);
     check_topology(cx, &env);
     check_ports(cx, &env);
     check_dependencies(cx, &env);
@@ -827,6 +826,11 @@ fn core_services(cx: &mut Cx<'_>, raw: &raw::RawServices, tier: Tier) -> CoreSer
         admin_password: cx.secret("services.nats.admin_password", n.admin_password.as_deref()),
         max_memory: cx.memory("services.nats.max_memory", n.max_memory.as_deref(), "256Mi"),
         max_file: cx.memory("services.nats.max_file", n.max_file.as_deref(), "1Gi"),
+        sync: None,
+    });
+    let nats = nats.map(|mut nats| {
+        nats.sync = nats_sync(cx, n.sync.as_deref(), tier, &nats.common.version);
+        nats
     });
     if let Some(n) = &nats {
         let user = &n.app_user;
@@ -901,6 +905,121 @@ fn core_services(cx: &mut Cx<'_>, raw: &raw::RawServices, tier: Tier) -> CoreSer
         nats,
         vault,
     }
+}
+
+/// `services.nats.sync`: `always` or an interval; unset, `always` in staging and
+/// production when the server can honour it (else the server's default, which the
+/// production rule `nats-sync-interval` then reports), nothing in dev. Set on a
+/// server that cannot honour it (2.9), refused: nats-server 2.9 stops on the field.
+fn nats_sync(cx: &mut Cx<'_>, raw: Option<&str>, tier: Tier, version: &str) -> Option<NatsSync> {
+    let supported = crate::policy::nats_supports_sync(version);
+    let Some(text) = raw else {
+        return (tier != Tier::Dev && supported).then_some(NatsSync::Always);
+    };
+    let sync = if text == "always" {
+        NatsSync::Always
+    } else {
+        match Duration::parse(text) {
+            Ok(d) if d.as_secs() > 0 => NatsSync::Interval(d),
+            _ => {
+                cx.err(
+                    "services.nats.sync",
+                    format!("`{text}` is not a sync setting"),
+                )
+                .expected = Some("`always` or an interval like `1s`, `2m`".into());
+                return None;
+            }
+        }
+    };
+    if !supported {
+        let d = cx.err(
+            "services.nats.sync",
+            format!(
+                "nats-server {version} cannot honour `sync` (its `sync_interval` came in 2.10)"
+            ),
+        );
+        d.expected = Some("services.nats.version 2.10 or later".into());
+        d.help = Some("nats-server 2.9 refuses `sync_interval` and stops; move to a supported NATS (see data/server-versions.yaml), or remove `sync`".into());
+        return None;
+    }
+    Some(sync)
+}
+
+/// The tier policy (`policy.rs`): each broken rule is an error (or a warning) unless an
+/// `accept:` entry names it with a reason; acceptances of unknown rules are refused,
+/// and acceptances that cover nothing are shown as warnings.
+fn check_policy(cx: &mut Cx<'_>, env: &mut Environment, raw: &[raw::RawAccept]) {
+    use crate::policy::{Acceptance, Finding, Severity, rule_ids, violations};
+    let ids = rule_ids();
+    let mut accept = Vec::new();
+    for (i, a) in raw.iter().enumerate() {
+        if !ids.contains(&a.rule.as_str()) {
+            let d = cx.err(
+                &format!("accept[{i}].rule"),
+                format!("`{}` is not a tier-policy rule", a.rule),
+            );
+            d.expected = Some(format!("one of {}", ids.join(", ")));
+            if let Some(c) = closest(&a.rule, ids.clone()) {
+                d.help = Some(format!("did you mean `{c}`?"));
+            }
+            continue;
+        }
+        if a.reason.trim().is_empty() {
+            cx.err(
+                &format!("accept[{i}].reason"),
+                "an acceptance without a reason",
+            )
+            .expected = Some("why this environment may break the rule, in a sentence".into());
+            continue;
+        }
+        accept.push(Acceptance {
+            rule: a.rule.clone(),
+            reason: a.reason.clone(),
+        });
+    }
+    let mut findings = Vec::new();
+    let found = violations(env, &crate::policy::today());
+    for v in &found {
+        if let Some(a) = accept.iter().find(|a| a.rule == v.rule) {
+            findings.push(Finding {
+                rule: v.rule.into(),
+                path: v.path.clone(),
+                message: v.message.clone(),
+                accepted: Some(a.reason.clone()),
+            });
+            continue;
+        }
+        match v.severity {
+            Severity::Warning => findings.push(Finding {
+                rule: v.rule.into(),
+                path: v.path.clone(),
+                message: v.message.clone(),
+                accepted: None,
+            }),
+            Severity::Error => {
+                let tier = tier_name(env.tier);
+                let d = cx.err(&v.path, format!("{} [{}]", v.message, v.rule));
+                d.help = Some(format!(
+                    "fix it, or accept it in the {tier} file with a reason: `accept: [{{rule: {}, reason: \"...\"}}]`",
+                    v.rule
+                ));
+            }
+        }
+    }
+    for a in &accept {
+        if !found.iter().any(|v| v.rule == a.rule) {
+            findings.push(Finding {
+                rule: a.rule.clone(),
+                path: "accept".into(),
+                message:
+                    "accepted, but this environment does not break the rule: remove the acceptance"
+                        .into(),
+                accepted: None,
+            });
+        }
+    }
+    env.accept = accept;
+    env.policy = findings;
 }
 
 fn apps(cx: &mut Cx<'_>, raw: &RawEnvironment, domain: &str) -> BTreeMap<ServiceName, App> {

