@@ -261,7 +261,8 @@ pub(crate) async fn run(global: &Global, command: Command) -> Outcome {
             };
             let view = cp_app::up::up(&s, &saved, &opts, progress.as_ref()).await?;
             match global.output {
-                Output::Text => eprintln!("{view}"),
+                // Each change was printed as it was made (the progress's `layer`).
+                Output::Text => eprintln!("{}", view.summary()),
                 Output::Json => output::json(&view)?,
             }
             Ok(Exit::Success)
