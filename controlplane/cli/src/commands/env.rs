@@ -127,8 +127,11 @@ pub(super) async fn open(
         cp_app::Prepared::new(&global.target(), Some(crate::progress::pull_observer())).await?;
     let saved = preflight(&prepared.env, command)?;
     let s = prepared.open(mode(command))?;
-    // The plan document names the driver itself.
-    if global.output == Output::Text && !matches!(command, Command::Plan { .. }) {
+    // The plan document names the driver itself; `up` prints the notice or its plan,
+    // whose heading says it (each notice once).
+    if global.output == Output::Text
+        && !matches!(command, Command::Plan { .. } | Command::Up { .. })
+    {
         eprintln!("{}: {}", s.env().name, s.driver_reason());
     }
     Ok((s, saved))
@@ -238,6 +241,9 @@ pub(crate) async fn run(global: &Global, command: Command) -> Outcome {
             let saved = match (&plan, loaded) {
                 (Some(file), Some(saved)) => {
                     check_saved(&s, &saved, &file.display().to_string()).await?;
+                    if global.output == Output::Text {
+                        eprintln!("{}: {}", s.env().name, s.driver_reason());
+                    }
                     saved
                 }
                 _ => {
@@ -246,8 +252,13 @@ pub(crate) async fn run(global: &Global, command: Command) -> Outcome {
                     } else {
                         cp_app::plan::plan(&s).await?
                     };
-                    if saved.plan.changes_pending && global.output == Output::Text {
-                        eprintln!("{}", saved.plan);
+                    if global.output == Output::Text {
+                        // The plan's heading names the driver and why.
+                        if saved.plan.changes_pending {
+                            eprintln!("{}", saved.plan);
+                        } else {
+                            eprintln!("{}: {}", s.env().name, s.driver_reason());
+                        }
                     }
                     saved
                 }
