@@ -43,7 +43,7 @@
       // truncates it, its full text in the title (as the server renders it).
       var cells = [["data-health", s.health, s.class, false], ["data-version", s.version, null, true], ["data-uptime", s.uptime, null, false]];
       if (withEndpoint) {
-        cells.push([null, s.endpoint, null, true]);
+        cells.push([null, s.endpoint, "opt", true]);
       }
       cells.forEach(function (c) {
         var td = document.createElement("td");

@@ -98,6 +98,13 @@ pub struct SetPoint {
     pub duration_ms: u64,
 }
 
+/// `, newest 0.1 MB` (or nothing without points).
+fn last(points: &[(String, f64, String)]) -> String {
+    points
+        .last()
+        .map_or_else(String::new, |p| format!(", newest {}", p.2))
+}
+
 /// A service's stored size and duration over its sets (oldest first).
 pub fn backup_charts(service: &str, points: &[SetPoint]) -> [Chart; 2] {
     let size: Vec<_> = points
@@ -123,12 +130,20 @@ pub fn backup_charts(service: &str, points: &[SetPoint]) -> [Chart; 2] {
     [
         bars(
             &format!("backup-size/{service}"),
-            &format!("{service}: stored size of the last {} set(s)", points.len()),
+            &format!(
+                "{service}: stored size of the last {} set(s){}",
+                points.len(),
+                last(&size)
+            ),
             &size,
         ),
         bars(
             &format!("backup-duration/{service}"),
-            &format!("{service}: duration of the last {} set(s)", points.len()),
+            &format!(
+                "{service}: duration of the last {} set(s){}",
+                points.len(),
+                last(&time)
+            ),
             &time,
         ),
     ]
@@ -174,6 +189,13 @@ pub fn drift_item(s: &HealthSample) -> String {
     format!("{}: {what}", rfc3339(s.at))
 }
 
+/// Where a chart of `samples` starts: the window's start, or the first sample when
+/// the history is younger (a fresh server), so its few samples are not a sliver.
+fn start(samples: &[HealthSample], since: DateTime<Utc>, until: DateTime<Utc>) -> DateTime<Utc> {
+    let first = samples.first().map_or(since, |s| s.at.max(since));
+    first.min(until - chrono::Duration::minutes(1))
+}
+
 /// Each sample holds until the next one (the last until `until`).
 fn steps(
     samples: &[HealthSample],
@@ -197,6 +219,7 @@ pub fn health_chart(
     since: DateTime<Utc>,
     until: DateTime<Utc>,
 ) -> Chart {
+    let since = start(samples, since, until);
     let (shown, note) = listed(samples);
     let desc = if samples.is_empty() {
         "no samples yet".to_owned()
@@ -250,6 +273,7 @@ pub fn drift_chart(
             changes.push(s.clone());
         }
     }
+    let since = start(samples, since, until);
     let (shown, note) = listed(&changes);
     let desc = if changes.is_empty() {
         "no samples yet".to_owned()
@@ -321,9 +345,15 @@ pub fn alert_timeline(
     svg(
         &format!("alerts/{env}"),
         &format!(
-            "{env}: alerts firing, {} to {}",
+            "{env}: alerts firing, {} to {}{}",
             rfc3339(since),
-            rfc3339(until)
+            rfc3339(until),
+            // An empty timeline says why in its caption too.
+            if spans.is_empty() {
+                format!(": {desc}")
+            } else {
+                String::new()
+            }
         ),
         &desc,
         &body,
