@@ -31,6 +31,7 @@ mod serve;
 mod setup;
 mod testrun;
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -38,7 +39,10 @@ use anyhow::{Context, Result, bail};
 
 /// `cargo xtask help`.
 const HELP: &str = "\
-usage: cargo xtask <task>
+usage: cargo xtask [--backtrace] <task>
+
+  --backtrace       on failure, print the error's causes and backtrace (otherwise one
+                    line; RUST_BACKTRACE alone does not make xtask print one)
 
   up [ARGS]         install the service binaries this machine lacks, build controlplane,
                     bring `dev` up (seeded) and serve the console in the background
@@ -60,8 +64,31 @@ usage: cargo xtask <task>
   help              this text
 ";
 
-fn main() -> Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+fn main() -> std::process::ExitCode {
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let backtrace = args.first().is_some_and(|a| a == "--backtrace");
+    if backtrace {
+        args.remove(0);
+    }
+    match task(&args) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            if backtrace {
+                eprintln!("xtask: error: {e:?}");
+            } else {
+                eprintln!("{}", one_line(&e));
+            }
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// An error as xtask's last line: what failed and why, causes joined on one line.
+fn one_line(e: &anyhow::Error) -> String {
+    format!("xtask: error: {e:#}").replace('\n', " ")
+}
+
+fn task(args: &[String]) -> Result<()> {
     let root = project_root();
     std::env::set_current_dir(&root)
         .with_context(|| format!("cannot enter the project root {}", root.display()))?;
@@ -121,9 +148,12 @@ pub(crate) fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
 
-/// Builds the `controlplane` binary (debug profile) and returns its path.
+/// Builds the `controlplane` binary (debug profile) and returns its path. Cargo's own
+/// progress shows (its bar on a terminal, a line per crate otherwise), so a cold
+/// build of a few minutes is visibly alive; a fresh binary is one `Finished` line.
 pub(crate) fn build_controlplane() -> Result<PathBuf> {
-    run(cargo().args(["build", "--quiet", "--package", "controlplane"]))?;
+    eprintln!("xtask: building controlplane (cargo build -p controlplane)");
+    run(cargo().args(["build", "--package", "controlplane"]))?;
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map_or_else(|| project_root().join("target"), PathBuf::from);
     Ok(target.join("debug/controlplane"))
@@ -134,7 +164,7 @@ fn up(rest: &[String]) -> Result<()> {
     let bin = build_controlplane()?;
     eprintln!("xtask: bringing `dev` up (controlplane --env dev up)");
     run(Command::new(&bin).args(["--env", "dev", "up"]).args(rest))?;
-    run(Command::new(&bin).args(["--env", "dev", "status"]))?;
+    status_without_notice(&bin)?;
     println!();
     serve::start(&bin, &project_root())?;
     println!("connect:  target/debug/controlplane psql            (admin; --role app for RLS)");
@@ -147,12 +177,64 @@ fn up(rest: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// `controlplane status` after `up`: its table, and its stderr without the driver
+/// notice `up` has just printed (each notice prints once).
+fn status_without_notice(bin: &Path) -> Result<()> {
+    let out = Command::new(bin)
+        .args(["--env", "dev", "status"])
+        .stdout(std::process::Stdio::inherit())
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .context("cannot run controlplane status")?;
+    eprint!(
+        "{}",
+        without_driver_notice(&String::from_utf8_lossy(&out.stderr), "dev")
+    );
+    if !out.status.success() {
+        bail!("controlplane --env dev status failed ({})", out.status);
+    }
+    Ok(())
+}
+
+/// `stderr` without the `ENV: <why this driver>` line every command starts with.
+fn without_driver_notice(stderr: &str, env: &str) -> String {
+    let prefix = format!("{env}: ");
+    stderr
+        .lines()
+        .filter(|l| {
+            let Some(why) = l.strip_prefix(&prefix) else {
+                return true;
+            };
+            !(why.starts_with("auto: ") || why.starts_with("platform: "))
+        })
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
 fn down(rest: &[String]) -> Result<()> {
-    serve::stop(&project_root())?;
-    let bin = build_controlplane()?;
     // `cargo xtask down -- --volumes` (as the README writes it) hands us the `--`.
     let rest: Vec<&String> = rest.iter().filter(|a| a.as_str() != "--").collect();
+    // What `down` would refuse, refused before anything is stopped (the console
+    // included): deleting the data needs a terminal to confirm on, or `--yes`.
+    refused_down(
+        &rest,
+        std::io::stdin().is_terminal() && std::io::stderr().is_terminal(),
+    )?;
+    serve::stop(&project_root())?;
+    let bin = build_controlplane()?;
     run(Command::new(&bin).args(["--env", "dev", "down"]).args(rest))
+}
+
+/// Why `controlplane --env dev down ARGS` would refuse to start, if it would (dev
+/// needs a confirmation only to delete its data).
+fn refused_down(args: &[&String], terminal: bool) -> Result<()> {
+    let has = |f: &[&str]| args.iter().any(|a| f.contains(&a.as_str()));
+    if has(&["--volumes"]) && !has(&["--yes", "-y"]) && !terminal {
+        bail!(
+            "`down --volumes` deletes dev's data and needs a confirmation: run it in a terminal, or add --yes (`cargo xtask down -- --volumes --yes`); nothing was stopped"
+        );
+    }
+    Ok(())
 }
 
 /// Everything CI checks. Every step runs even when an earlier one failed (so one
@@ -241,4 +323,38 @@ fn codegen() -> Result<()> {
     }
     eprintln!("xtask: every golden is refreshed; review `git diff` and commit");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_driver_notice_up_printed_is_not_printed_again() {
+        let stderr = "dev: auto: using local processes, as when dev was brought up\nwarning: x\n";
+        assert_eq!(without_driver_notice(stderr, "dev"), "warning: x\n");
+        let stderr = "dev: platform: process\ndev: something else\n";
+        assert_eq!(
+            without_driver_notice(stderr, "dev"),
+            "dev: something else\n"
+        );
+    }
+
+    #[test]
+    fn down_refuses_before_stopping_anything() {
+        let (v, y) = ("--volumes".to_owned(), "--yes".to_owned());
+        assert!(refused_down(&[&v], false).is_err());
+        assert!(refused_down(&[&v], true).is_ok());
+        assert!(refused_down(&[&v, &y], false).is_ok());
+        assert!(refused_down(&[], false).is_ok());
+    }
+
+    #[test]
+    fn errors_are_one_line() {
+        let e = anyhow::anyhow!("apt-get failed\n(exit 100)").context("installing redis-server");
+        assert_eq!(
+            one_line(&e),
+            "xtask: error: installing redis-server: apt-get failed (exit 100)"
+        );
+    }
 }

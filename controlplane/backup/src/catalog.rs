@@ -114,10 +114,28 @@ pub struct Entry {
     pub size: u64,
     /// The services in it.
     pub services: Vec<CoreKind>,
+    /// Each service's sizes and time (from the manifest; empty without one): what the
+    /// console's backup charts draw.
+    pub per_service: Vec<ServiceStat>,
     /// The environment its manifest names.
     pub environment: Option<String>,
     /// A manifest that did not parse (the set counts as incomplete).
     pub unreadable: Option<String>,
+}
+
+/// One service's part of a set, in numbers.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct ServiceStat {
+    /// The service.
+    pub service: CoreKind,
+    /// Whether it was backed up.
+    pub ok: bool,
+    /// Bytes before compression.
+    pub size: u64,
+    /// Bytes stored.
+    pub stored_size: u64,
+    /// How long it took, in milliseconds.
+    pub duration_ms: u64,
 }
 
 /// A set's state from its manifest (parsed, or why not) and verification record.
@@ -160,6 +178,18 @@ pub fn entry(
         stored_size: listed.objects.values().sum(),
         size: m.map_or(0, Manifest::size),
         services: m.map_or_else(Vec::new, |m| m.services.keys().copied().collect()),
+        per_service: m.map_or_else(Vec::new, |m| {
+            m.services
+                .iter()
+                .map(|(k, r)| ServiceStat {
+                    service: *k,
+                    ok: matches!(r.outcome, crate::manifest::Outcome::Ok),
+                    size: r.size(),
+                    stored_size: r.stored_size(),
+                    duration_ms: r.duration_ms,
+                })
+                .collect()
+        }),
         environment: m.map(|m| m.environment.clone()),
         unreadable: manifest.and_then(|m| m.as_ref().err().map(|e| cp_runtime::error::chain(e))),
     }

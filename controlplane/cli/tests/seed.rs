@@ -30,6 +30,14 @@ fn up_seeds_then_seed_migrate_and_tenants_converge() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("seed change(s) applied"), "{}", text(&o));
     assert!(err.contains("created role anumate_app"), "{}", text(&o));
+    // Each notice and each change prints once: live as it happens, never again in
+    // the closing summary (issue 21).
+    assert_eq!(err.matches("created role anumate_app").count(), 1, "{err}");
+    assert_eq!(err.matches(": platform: process").count(), 1, "{err}");
+    let mut seen = std::collections::BTreeSet::new();
+    for line in err.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        assert!(seen.insert(line), "`{line}` printed twice:\n{err}");
+    }
 
     // A second seed changes nothing and says so.
     let o = run(&["seed"]);

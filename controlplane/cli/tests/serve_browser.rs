@@ -3,7 +3,11 @@
 //! create and delete a tenant, read the audit entries those made, have a form
 //! without its CSRF token refused, then kill one service's process and watch the
 //! overview show it down without a reload. Phone width, keyboard focus and the
-//! browser console are checked on the way. Screenshots go to `target/tmp/console/`.
+//! browser console are checked on the way. Every page is laid out at 1400 and 390 px
+//! wide: nothing wider than the window, no table cut off, every cell's text visible
+//! or in a title, and the charts present with text alternatives that say the API's
+//! numbers. Screenshots go to `target/tmp/console/` (and, with CP_BLESS=1, the ones
+//! the README shows to `docs/`).
 
 // Tests run the binaries they judge (ours, chromedriver, schemathesis) by path on purpose.
 #![allow(clippy::disallowed_methods)]
@@ -105,7 +109,7 @@ async fn the_console_in_chromium() {
     let mut caps = serde_json::Map::new();
     caps.insert(
         "goog:chromeOptions".into(),
-        json!({"args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,900"]}),
+        json!({"args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,900"]}),
     );
     caps.insert("goog:loggingPrefs".into(), json!({"browser": "ALL"}));
     let c = ClientBuilder::rustls()
@@ -196,7 +200,7 @@ async fn journey(c: &Client, s: &serve::Served) {
         "the overview scrolls sideways at phone width by {overflow}px"
     );
     shot(c, "overview-phone").await;
-    c.set_window_size(1280, 900).await.unwrap();
+    c.set_window_size(1400, 900).await.unwrap();
 
     // Create a tenant on the environment's page.
     c.goto(&s.url("/console/env/dev")).await.unwrap();
@@ -300,6 +304,33 @@ async fn journey(c: &Client, s: &serve::Served) {
     let state = text(c, "tr[data-set] td").await;
     assert_eq!(state, "complete", "the new set listed");
 
+    // Every page at a wide window and at phone width: laid out within the window,
+    // charts present and saying the API's numbers.
+    for (width, height) in [(1400, 900), (390, 844)] {
+        c.set_window_size(width, height).await.unwrap();
+        for (page, name) in [
+            ("/console", "overview"),
+            ("/console/env/dev", "environment"),
+            ("/console/env/dev/backups", "backups"),
+            ("/console/alerts", "alerts"),
+            ("/console/audit", "audit"),
+        ] {
+            c.goto(&s.url(page)).await.unwrap();
+            fits(c, &format!("{page} at {width}px")).await;
+            let png = shot(c, &format!("{name}-{width}")).await;
+            if cp_testkit::blessing() && matches!(name, "overview" | "backups" | "alerts") {
+                std::fs::copy(&png, docs.join(format!("console-{name}-{width}.png"))).unwrap();
+            }
+            match name {
+                "overview" | "environment" => history_charts(c, s).await,
+                "backups" => backup_charts(c, s).await,
+                "alerts" => alert_chart(c, s).await,
+                _ => {}
+            }
+        }
+    }
+    c.set_window_size(1400, 900).await.unwrap();
+
     // The audit page shows what those did.
     c.goto(&s.url("/console/audit")).await.unwrap();
     for (action, outcome) in [
@@ -375,6 +406,197 @@ async fn journey(c: &Client, s: &serve::Served) {
         errors.is_empty(),
         "the browser console has errors: {errors:#?}"
     );
+}
+
+/// An API document, as the admin reads it.
+async fn api(s: &serve::Served, path: &str) -> Value {
+    let r = reqwest::Client::new()
+        .get(s.url(path))
+        .bearer_auth(&s.admin)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "GET {path}: {}", r.status());
+    r.json().await.unwrap()
+}
+
+/// The page is no wider than the window, no table box scrolls sideways, and every
+/// table cell's text is either wholly visible or in a title.
+async fn fits(c: &Client, what: &str) {
+    let v = js(
+        c,
+        r#"
+        const d = document.documentElement;
+        const cut = [];
+        document.querySelectorAll('td, th').forEach(cell => {
+          const text = cell.textContent.trim();
+          const boxes = [cell, ...cell.querySelectorAll('span, a, code')];
+          const clipped = boxes.some(e => e.clientWidth > 0 && e.scrollWidth > e.clientWidth + 1);
+          if (!clipped) return;
+          const titled = [cell, ...cell.querySelectorAll('[title]')]
+            .some(e => e.title && e.title.trim() === text);
+          if (!titled) cut.push(text);
+        });
+        const boxes = [...document.querySelectorAll('.scroll, table, svg.chart')]
+          .filter(e => e.scrollWidth > e.clientWidth + 1
+            || e.getBoundingClientRect().right > d.clientWidth + 1)
+          .map(e => e.tagName + ' ' + (e.getAttribute('class') || ''));
+        return {scroll: d.scrollWidth, client: d.clientWidth, cut, boxes};
+        "#,
+    )
+    .await;
+    assert!(
+        v["scroll"].as_i64().unwrap() <= v["client"].as_i64().unwrap(),
+        "{what}: the page is wider than the window: {v}"
+    );
+    assert_eq!(
+        v["boxes"],
+        json!([]),
+        "{what}: boxes wider than their place"
+    );
+    assert_eq!(v["cut"], json!([]), "{what}: cells cut off without a title");
+}
+
+/// The `<desc>` of the chart `key`.
+async fn chart_desc(c: &Client, key: &str) -> String {
+    let v = js(
+        c,
+        &format!(
+            "const e = document.querySelector('svg[data-chart=\"{key}\"]'); \
+             return e && e.getAttribute('role') === 'img' && e.querySelector('title').textContent \
+               ? e.querySelector('desc').textContent : null"
+        ),
+    )
+    .await;
+    v.as_str()
+        .unwrap_or_else(|| panic!("no chart {key} with a title and a desc"))
+        .to_owned()
+}
+
+fn at(v: &Value) -> String {
+    let t: chrono::DateTime<chrono::Utc> = v.as_str().unwrap().parse().unwrap();
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// Health and drift of the last day: each sample the chart lists is one the API
+/// answers (the API, asked after the page, may know one more).
+async fn history_charts(c: &Client, s: &serve::Served) {
+    let health = chart_desc(c, "health/dev").await;
+    let drift = chart_desc(c, "drift/dev").await;
+    let h = api(s, "/api/v1/environments/dev/history").await;
+    let samples = h["samples"].as_array().unwrap();
+    assert!(!samples.is_empty(), "the prober has sampled dev: {h}");
+    let healthy: Vec<String> = samples
+        .iter()
+        .map(|x| {
+            let failed = if x["probe_failed"] == true {
+                ", probe failed"
+            } else {
+                ""
+            };
+            format!(
+                "{}: {}/{} healthy{failed}",
+                at(&x["at"]),
+                x["services_up"],
+                x["services_total"]
+            )
+        })
+        .collect();
+    for item in health.split("; ") {
+        assert!(
+            healthy.iter().any(|h| h == item),
+            "health chart says `{item}`, the API {healthy:?}"
+        );
+    }
+    let drifted: Vec<String> = samples
+        .iter()
+        .map(|x| {
+            let what = match x["drifted"].as_bool() {
+                Some(true) => "drifted",
+                Some(false) => "no drift",
+                None => "not checked",
+            };
+            format!("{}: {what}", at(&x["at"]))
+        })
+        .collect();
+    for item in drift.split("; ") {
+        assert!(
+            drifted.iter().any(|d| d == item),
+            "drift chart says `{item}`, the API {drifted:?}"
+        );
+    }
+}
+
+/// Per service, stored size and duration of its sets, oldest first, as the CLI
+/// writes sizes and times.
+async fn backup_charts(c: &Client, s: &serve::Served) {
+    let list = api(s, "/api/v1/environments/dev/backups").await;
+    let sets = list["sets"].as_array().unwrap();
+    let mut services = std::collections::BTreeMap::<String, Vec<(String, u64, u64)>>::new();
+    for set in sets.iter().rev() {
+        for st in set["per_service"].as_array().unwrap() {
+            if st["ok"] == true {
+                services
+                    .entry(st["service"].as_str().unwrap().to_owned())
+                    .or_default()
+                    .push((
+                        set["id"].as_str().unwrap().to_owned(),
+                        st["stored_size"].as_u64().unwrap(),
+                        st["duration_ms"].as_u64().unwrap(),
+                    ));
+            }
+        }
+    }
+    assert!(services.contains_key("postgres"), "{list}");
+    for (service, points) in services {
+        let points = &points[points.len().saturating_sub(10)..];
+        let size: Vec<String> = points
+            .iter()
+            .map(|(id, stored, _)| format!("{id}: {}", cp_app::views::units::size(*stored)))
+            .collect();
+        let time: Vec<String> = points
+            .iter()
+            .map(|(id, _, ms)| format!("{id}: {}", cp_app::views::units::seconds(*ms)))
+            .collect();
+        assert_eq!(
+            chart_desc(c, &format!("backup-size/{service}")).await,
+            size.join("; ")
+        );
+        assert_eq!(
+            chart_desc(c, &format!("backup-duration/{service}")).await,
+            time.join("; ")
+        );
+    }
+}
+
+/// The 24-hour alert timeline says what the API's history says.
+async fn alert_chart(c: &Client, s: &serve::Served) {
+    let desc = chart_desc(c, "alerts/dev").await;
+    let h = api(s, "/api/v1/environments/dev/history").await;
+    let a = &h["alerts"];
+    let expected = if a["prometheus"].is_null() {
+        "no Prometheus configured: no alert history".to_owned()
+    } else if let Some(e) = a["error"].as_str() {
+        format!("Prometheus could not be asked: {e}")
+    } else if a["spans"].as_array().unwrap().is_empty() {
+        "nothing fired".to_owned()
+    } else {
+        a["spans"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| {
+                format!(
+                    "{} firing from {} to {}",
+                    x["alert"].as_str().unwrap(),
+                    at(&x["from"]),
+                    at(&x["to"])
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    assert_eq!(desc, expected, "{h}");
 }
 
 async fn serve_eventually(c: &Client, what: &str, ok: impl Fn(&str) -> bool) {

@@ -118,6 +118,28 @@ struct QueryData {
 }
 
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RangeData {
+    result_type: String,
+    result: Vec<MatrixSeries>,
+}
+
+#[derive(Deserialize)]
+struct MatrixSeries {
+    metric: BTreeMap<String, String>,
+    values: Vec<(f64, String)>,
+}
+
+/// One series of a range query's result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    /// The series' labels.
+    pub metric: BTreeMap<String, String>,
+    /// Its points: Unix seconds and value.
+    pub points: Vec<(f64, f64)>,
+}
+
+#[derive(Deserialize)]
 struct VectorSample {
     metric: BTreeMap<String, String>,
     value: (f64, String),
@@ -264,6 +286,47 @@ impl Prometheus {
             .map(|s| Sample {
                 metric: s.metric,
                 value: s.value.1.parse().unwrap_or(f64::NAN),
+            })
+            .collect())
+    }
+
+    /// The range vector `expr` evaluates to from `start` to `end` (Unix seconds),
+    /// one point every `step_secs`.
+    pub async fn query_range(
+        &self,
+        expr: &str,
+        start: i64,
+        end: i64,
+        step_secs: u64,
+    ) -> Result<Vec<Series>, PromError> {
+        let (start, end, step) = (start.to_string(), end.to_string(), step_secs.to_string());
+        let d: RangeData = self
+            .get(
+                "/api/v1/query_range",
+                &[
+                    ("query", expr),
+                    ("start", &start),
+                    ("end", &end),
+                    ("step", &step),
+                ],
+            )
+            .await?;
+        if d.result_type != "matrix" {
+            return Err(PromError::Api {
+                addr: self.addr.clone(),
+                what: format!("GET /api/v1/query_range?query={expr}"),
+                detail: format!("a {} where a range vector was asked for", d.result_type),
+            });
+        }
+        Ok(d.result
+            .into_iter()
+            .map(|s| Series {
+                metric: s.metric,
+                points: s
+                    .values
+                    .into_iter()
+                    .map(|(t, v)| (t, v.parse().unwrap_or(f64::NAN)))
+                    .collect(),
             })
             .collect())
     }

@@ -20,6 +20,9 @@
     if (el.textContent !== text) {
       el.textContent = text;
     }
+    if (el.hasAttribute("title")) {
+      el.title = text;
+    }
     if (cls !== undefined) {
       el.classList.remove("ok", "bad", "unknown");
       el.classList.add(cls);
@@ -36,16 +39,25 @@
       th.scope = "row";
       th.textContent = s.service;
       tr.appendChild(th);
-      var cells = [["data-health", s.health, s.class], ["data-version", s.version], ["data-uptime", s.uptime]];
+      // [attribute, text, class, clipped]: a clipped value sits in a span that
+      // truncates it, its full text in the title (as the server renders it).
+      var cells = [["data-health", s.health, s.class, false], ["data-version", s.version, null, true], ["data-uptime", s.uptime, null, false]];
       if (withEndpoint) {
-        cells.push([null, s.endpoint]);
+        cells.push([null, s.endpoint, "opt", true]);
       }
       cells.forEach(function (c) {
         var td = document.createElement("td");
-        if (c[0]) {
-          td.setAttribute(c[0], key);
+        var holder = td;
+        if (c[3]) {
+          holder = document.createElement("span");
+          holder.className = "clip";
+          td.appendChild(holder);
         }
-        td.textContent = c[1];
+        if (c[0]) {
+          holder.setAttribute(c[0], key);
+        }
+        holder.textContent = c[1];
+        holder.title = c[1];
         if (c[2]) {
           td.className = c[2];
         }

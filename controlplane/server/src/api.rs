@@ -188,6 +188,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/api/v1/environments/{env}/plan", get(plan))
         .route("/api/v1/environments/{env}/streams", get(streams))
         .route("/api/v1/environments/{env}/alerts", get(alerts))
+        .route("/api/v1/environments/{env}/history", get(history))
         .route(
             "/api/v1/environments/{env}/tenants",
             get(tenants).post(tenant_create),
@@ -414,6 +415,35 @@ pub(crate) async fn alerts_view(
         firing,
         firing_error,
     })
+}
+
+/// The last day of `env`: the server's samples and, with a Prometheus, the alerts
+/// that fired (what the console's charts draw).
+pub(crate) async fn history_view(
+    state: &AppState,
+    env: &str,
+) -> Result<cp_app::views::history::HistoryView, ApiError> {
+    target(state, env)?;
+    let until = chrono::Utc::now();
+    let since = until - crate::history::WINDOW;
+    let alerts = match state.config.prometheus.get(env) {
+        Some(url) => cp_app::history::alert_timeline(url, since, until).await,
+        None => Default::default(),
+    };
+    Ok(cp_app::views::history::HistoryView {
+        environment: env.to_owned(),
+        since,
+        until,
+        samples: state.history.since(env, since),
+        alerts,
+    })
+}
+
+async fn history(
+    State(state): State<AppState>,
+    Path(env): Path<String>,
+) -> Result<Json<cp_app::views::history::HistoryView>, ApiError> {
+    Ok(Json(history_view(&state, &env).await?))
 }
 
 async fn alerts(

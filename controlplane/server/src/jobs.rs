@@ -608,6 +608,37 @@ async fn events(
 
 // ---- Console ---------------------------------------------------------------------
 
+/// How many sets the backup charts draw.
+pub const CHART_SETS: usize = 10;
+
+/// Per service, its stored size and duration over the newest [`CHART_SETS`] sets that
+/// backed it up, oldest first.
+pub fn backup_charts(v: &cp_app::views::BackupListView) -> Vec<crate::console::charts::Chart> {
+    use crate::console::charts::{SetPoint, backup_charts as draw};
+    let mut by_service: std::collections::BTreeMap<String, Vec<SetPoint>> = Default::default();
+    // Newest first in the list: walk it backwards so each service's points are oldest first.
+    for s in v.sets.iter().rev() {
+        for st in s.entry.per_service.iter().filter(|st| st.ok) {
+            by_service
+                .entry(st.service.as_str().to_owned())
+                .or_default()
+                .push(SetPoint {
+                    id: s.entry.id.as_str().to_owned(),
+                    stored_size: st.stored_size,
+                    duration_ms: st.duration_ms,
+                });
+        }
+    }
+    by_service
+        .into_iter()
+        .flat_map(|(service, mut points)| {
+            let from = points.len().saturating_sub(CHART_SETS);
+            points.drain(..from);
+            draw(&service, &points)
+        })
+        .collect()
+}
+
 /// An environment's backups on the console's overview.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct BackupCard {
@@ -694,6 +725,18 @@ async fn console_page(
         Err(e) => (None, Some(e.external)),
     };
     let last_verified = sets.as_ref().and_then(cp_app::backup::last_verified);
+    ctx.insert("backup_charts", &sets.as_ref().map(backup_charts));
+    // Each set with its stored size as the CLI writes it.
+    let rows: Vec<serde_json::Value> = sets
+        .iter()
+        .flat_map(|v| &v.sets)
+        .map(|s| {
+            let mut v = serde_json::to_value(s).unwrap_or_default();
+            v["stored_shown"] = cp_app::views::units::size(s.entry.stored_size).into();
+            v
+        })
+        .collect();
+    ctx.insert("rows", &rows);
     ctx.insert("sets", &sets);
     ctx.insert("sets_error", &sets_error);
     ctx.insert("last_verified", &last_verified);

@@ -15,6 +15,7 @@ pub mod auth;
 pub mod config;
 pub mod console;
 pub mod error;
+pub mod history;
 pub mod jobs;
 pub mod layers;
 pub mod metrics;

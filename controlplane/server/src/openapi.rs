@@ -177,6 +177,18 @@ fn ops(out: &mut SchemaGenerator, inp: &mut SchemaGenerator, action: &str) -> Op
             ),
             errors: &[401, 403, 404, 429],
         },
+        "history.get" => Op {
+            summary: "The last day: health and drift as this server sampled them, and the alerts that fired",
+            description: "Samples are kept in memory (at each change, and every 5 minutes while nothing changes; a restarted server starts anew). Alerts only when `serve --prometheus ENV=URL` names this environment's Prometheus (its `ALERTS` series). What the console's charts draw.",
+            query: vec![],
+            body: None,
+            ok: Ok::Json(
+                &[200],
+                out.subschema_for::<cp_app::views::history::HistoryView>()
+                    .to_value(),
+            ),
+            errors: &[401, 403, 404, 429],
+        },
         "tenants.list" => Op {
             summary: "Tenants and the state of their parts",
             description: "A tenant-scoped principal sees only its tenant.",

@@ -134,6 +134,19 @@ pub async fn probe(state: &AppState, env: &str) {
                 .await;
         }
     }
+    if let Some(e) = state.cache.get(env).await {
+        let v = crate::api::environment_view(env, &e, state.jobs.drift().get(env));
+        state.history.record(
+            env,
+            cp_app::views::history::HealthSample {
+                at: now,
+                services_up: v.services_up,
+                services_total: v.services_total,
+                drifted: v.drift.map(|d| d.drifted),
+                probe_failed: v.error.is_some(),
+            },
+        );
+    }
 }
 
 fn record_up(state: &AppState, env: &str, st: &StatusView) {

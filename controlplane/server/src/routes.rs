@@ -200,6 +200,14 @@ pub const ROUTES: &[Route] = &[
     ),
     r(
         Method::GET,
+        "/api/v1/environments/{env}/history",
+        "history.get",
+        Least(Viewer),
+        Denied,
+        Api,
+    ),
+    r(
+        Method::GET,
         "/api/v1/environments/{env}/tenants",
         "tenants.list",
         Least(Viewer),

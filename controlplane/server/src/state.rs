@@ -32,6 +32,8 @@ pub struct Inner {
     pub audit: Arc<AuditLog>,
     /// Status of every environment.
     pub cache: Cache,
+    /// Each environment's last day of health and drift, as the prober saw it.
+    pub history: crate::history::History,
     /// What Vault held of each tenant, read at most once per probe interval however
     /// often tenants are listed.
     pub tenant_parts: cp_app::ops::PartsCache,
@@ -96,6 +98,7 @@ impl AppState {
         let inner = Inner {
             tokens: TokenStore::new(&config.server_dir),
             audit: Arc::new(AuditLog::new(&config.server_dir)),
+            history: crate::history::History::default(),
             cache: Cache::new(config.targets.iter().map(|t| t.env.clone())),
             tenant_parts: cp_app::ops::PartsCache::new(
                 config

@@ -159,7 +159,11 @@ impl Event {
         match self {
             Event::Started { service } => format!("{service}: started"),
             Event::Finished { service, line } if line.ok => {
-                format!("{service}: {} bytes in {} ms", line.size, line.duration_ms)
+                format!(
+                    "{service}: {} in {}",
+                    super::units::size(line.size),
+                    super::units::seconds(line.duration_ms)
+                )
             }
             Event::Finished { service, line } => {
                 format!("{service}: FAILED: {}", line.error.as_deref().unwrap_or(""))

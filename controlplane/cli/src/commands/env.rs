@@ -127,8 +127,11 @@ pub(super) async fn open(
         cp_app::Prepared::new(&global.target(), Some(crate::progress::pull_observer())).await?;
     let saved = preflight(&prepared.env, command)?;
     let s = prepared.open(mode(command))?;
-    // The plan document names the driver itself.
-    if global.output == Output::Text && !matches!(command, Command::Plan { .. }) {
+    // The plan document names the driver itself; `up` prints the notice or its plan,
+    // whose heading says it (each notice once).
+    if global.output == Output::Text
+        && !matches!(command, Command::Plan { .. } | Command::Up { .. })
+    {
         eprintln!("{}: {}", s.env().name, s.driver_reason());
     }
     Ok((s, saved))
@@ -244,6 +247,9 @@ pub(crate) async fn run(global: &Global, command: Command) -> Outcome {
             let saved = match (&plan, loaded) {
                 (Some(file), Some(saved)) => {
                     check_saved(&s, &saved, &file.display().to_string()).await?;
+                    if global.output == Output::Text {
+                        eprintln!("{}: {}", s.env().name, s.driver_reason());
+                    }
                     saved
                 }
                 _ => {
@@ -252,8 +258,13 @@ pub(crate) async fn run(global: &Global, command: Command) -> Outcome {
                     } else {
                         cp_app::plan::plan(&s).await?
                     };
-                    if saved.plan.changes_pending && global.output == Output::Text {
-                        eprintln!("{}", saved.plan);
+                    if global.output == Output::Text {
+                        // The plan's heading names the driver and why.
+                        if saved.plan.changes_pending {
+                            eprintln!("{}", saved.plan);
+                        } else {
+                            eprintln!("{}: {}", s.env().name, s.driver_reason());
+                        }
                     }
                     saved
                 }
@@ -267,7 +278,8 @@ pub(crate) async fn run(global: &Global, command: Command) -> Outcome {
             };
             let view = cp_app::up::up(&s, &saved, &opts, progress.as_ref()).await?;
             match global.output {
-                Output::Text => eprintln!("{view}"),
+                // Each change was printed as it was made (the progress's `layer`).
+                Output::Text => eprintln!("{}", view.summary()),
                 Output::Json => output::json(&view)?,
             }
             Ok(Exit::Success)

@@ -21,6 +21,8 @@ use http::{HeaderValue, StatusCode, header};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
+pub mod charts;
+
 use crate::auth::{self, Principal};
 use crate::routes::Role;
 use crate::state::AppState;
@@ -355,14 +357,25 @@ pub struct ServiceRow {
     pub endpoint: String,
 }
 
-fn uptime(secs: Option<u64>) -> String {
-    match secs {
-        None => "-".into(),
-        Some(s) if s < 120 => format!("{s}s"),
-        Some(s) if s < 7200 => format!("{}m", s / 60),
-        Some(s) if s < 172_800 => format!("{}h", s / 3600),
-        Some(s) => format!("{}d", s / 86_400),
-    }
+/// Each environment's health and drift charts over the last day (from the server's
+/// own history, the numbers `GET .../history` answers).
+pub fn env_charts(state: &AppState) -> std::collections::BTreeMap<String, [charts::Chart; 2]> {
+    let until = chrono::Utc::now();
+    let since = until - crate::history::WINDOW;
+    state
+        .targets
+        .keys()
+        .map(|env| {
+            let samples = state.history.since(env, since);
+            (
+                env.clone(),
+                [
+                    charts::health_chart(env, &samples, since, until),
+                    charts::drift_chart(env, &samples, since, until),
+                ],
+            )
+        })
+        .collect()
 }
 
 /// The row of a service view.
@@ -380,7 +393,7 @@ pub fn row(s: &ServiceView) -> ServiceRow {
         class,
         health,
         version: s.version.clone().unwrap_or_else(|| "-".into()),
-        uptime: uptime(s.uptime_secs),
+        uptime: cp_app::views::units::uptime(s.uptime_secs),
         endpoint: s.endpoint.clone().unwrap_or_else(|| "-".into()),
     }
 }
@@ -484,6 +497,7 @@ async fn overview(
     let mut ctx = page_ctx(&p, &s.csrf, "Overview");
     ctx.insert("envs", &cards(&state).await);
     ctx.insert("backups", &crate::jobs::backup_cards(&state).await);
+    ctx.insert("charts", &env_charts(&state));
     render(&state, "overview.html", &ctx)
 }
 
@@ -554,6 +568,7 @@ async fn environment(
     let mut ctx = page_ctx(&p, &s.csrf, &env);
     ctx.insert("env", &env);
     ctx.insert("card", &card);
+    ctx.insert("charts", &env_charts(&state).remove(&env));
     ctx.insert("msg", &m.msg);
     ctx.insert("error", &m.error);
     let session = state.envs.open(&env, cp_app::Mode::ReadOnly).await;
@@ -578,7 +593,18 @@ async fn environment(
     };
     ctx.insert("plan", &plan.as_ref().ok());
     ctx.insert("plan_error", &plan.as_ref().err());
-    ctx.insert("streams", &streams.as_ref().ok().map(|n| &n.streams));
+    // Each stream with its size as the CLI writes it.
+    let shown_streams = streams.as_ref().ok().map(|n| {
+        n.streams
+            .iter()
+            .map(|s| {
+                let mut v = serde_json::to_value(s).unwrap_or_default();
+                v["bytes_shown"] = cp_app::views::units::size(s.bytes).into();
+                v
+            })
+            .collect::<Vec<_>>()
+    });
+    ctx.insert("streams", &shown_streams);
     ctx.insert("streams_error", &streams.as_ref().err());
     let visible = tenants.as_ref().ok().map(|v| {
         v.tenants
@@ -684,6 +710,7 @@ struct EnvAlerts {
     env: String,
     view: Option<cp_app::views::EnvironmentAlertsView>,
     error: Option<String>,
+    timeline: Option<charts::Chart>,
 }
 
 async fn alerts(
@@ -696,16 +723,22 @@ async fn alerts(
     };
     let mut out = Vec::new();
     for env in state.targets.keys() {
+        let timeline = crate::api::history_view(&state, env)
+            .await
+            .ok()
+            .map(|h| charts::alert_timeline(env, &h.alerts, h.since, h.until));
         match crate::api::alerts_view(&state, env).await {
             Ok(v) => out.push(EnvAlerts {
                 env: env.clone(),
                 view: Some(v),
                 error: None,
+                timeline,
             }),
             Err(e) => out.push(EnvAlerts {
                 env: env.clone(),
                 view: None,
                 error: Some(e.external),
+                timeline,
             }),
         }
     }
