@@ -448,6 +448,12 @@ impl Driver for KubeDriver {
             .iter()
             .filter_map(|o| {
                 let id = objects::id_of(o)?;
+                // A claim we do not declare is a StatefulSet's (its template carries
+                // our label): it holds data, so `up` never plans it away; only
+                // `down --volumes` deletes claims.
+                if id.kind == CLAIM && !wanted.contains_key(&id) {
+                    return None;
+                }
                 let spec = wanted.get(&id).map(|w| objects::observed_spec(o, w));
                 Some(Observed {
                     id,

@@ -835,7 +835,16 @@ async fn a_deleted_claim_of_an_initialised_stateful_service_is_reported_not_repl
     fx.up(&env).await.unwrap();
     let rec = cp_runtime::initialised::read(fx.state.path(), "nats")
         .unwrap()
-        .expect("nats is recorded with its claims");
+        .unwrap_or_else(|| {
+            let pvc: Vec<String> = fx
+                .fake
+                .requests()
+                .iter()
+                .filter(|r| format!("{r:?}").contains("persistentvolumeclaims"))
+                .map(|r| format!("{r:?}"))
+                .collect();
+            panic!("nats is not recorded with its claims; made {made:?}; requests {pvc:?}")
+        });
     assert_eq!(
         rec.volumes.keys().collect::<Vec<_>>(),
         ["data-nats-0"],
