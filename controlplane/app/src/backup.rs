@@ -297,13 +297,15 @@ pub async fn prune(
     dry_run: bool,
     destination: Option<&str>,
 ) -> Result<PruneView, AppError> {
+    // The arguments first (an unknown destination is invalid input, refused before
+    // anything is locked or written), then the lock.
+    let b = run::settings(&s.env)?;
+    let store = store(s, destination).await?;
     let _lock = if dry_run {
         None
     } else {
         Some(run::lock(&s.state, "backup prune")?)
     };
-    let b = run::settings(&s.env)?;
-    let store = store(s, destination).await?;
     let report = run::prune_store(&store, b, Utc::now(), dry_run).await?;
     Ok(PruneView {
         destination: store.name().to_owned(),

@@ -184,9 +184,12 @@ impl AppError {
                 ErrorKind::Internal
             }
             AppError::Backup(b) => match b {
-                BackupError::Disabled { .. } | BackupError::ServiceNotInSet { .. } => {
-                    ErrorKind::Usage
-                }
+                BackupError::Disabled { .. }
+                | BackupError::ServiceNotInSet { .. }
+                // A destination name the environment does not have: a wrong argument.
+                | BackupError::Destination(cp_backup::dest::DestinationError::Unknown {
+                    ..
+                }) => ErrorKind::Usage,
                 BackupError::NoSuchSet { .. } => ErrorKind::NotFound,
                 BackupError::State(StateError::Busy { .. })
                 | BackupError::Incomplete { .. }
@@ -236,6 +239,11 @@ impl AppError {
             AppError::Invalid(_) | AppError::Usage(_) | AppError::NeedsConfirmation { .. } => {
                 Exit::Invalid
             }
+            // A destination name the environment does not have (`backup list
+            // --destination nope`): a wrong argument, like an unknown service.
+            AppError::Backup(BackupError::Destination(
+                cp_backup::dest::DestinationError::Unknown { .. },
+            )) => Exit::Invalid,
             _ => Exit::Failure,
         }
     }

@@ -160,7 +160,7 @@ pub(crate) enum Command {
         /// when what it observed has changed.
         #[arg(long, value_name = "FILE")]
         plan: Option<PathBuf>,
-        /// Start this stateful service empty (`postgres`, `vault`; repeatable): only
+        /// Start this stateful service empty (`postgres`, `vault`, `nats`; repeatable): only
         /// one whose data is missing, or a Vault whose first initialisation was
         /// interrupted (`plan` shows either as blocked). Asks first; --yes confirms.
         #[arg(long, value_name = "SERVICE")]

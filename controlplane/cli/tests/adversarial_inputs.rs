@@ -12,9 +12,9 @@
 // Tests run the binaries they judge (ours, kubectl, promtool) by path on purpose.
 #![allow(clippy::disallowed_methods)]
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use cp_testkit::project::tree;
 use std::time::{Duration, Instant};
 
 /// One hostile input.
@@ -400,6 +400,60 @@ const CASES: &[Case] = &[
         says: "is not a plan saved by",
     },
     Case {
+        name: "up --plan naming a file that does not exist",
+        files: &[],
+        args: &["--set", PROCESS, "up", "--plan", "no-such.plan"],
+        says: "--plan no-such.plan: no such file",
+    },
+    Case {
+        name: "up --plan naming a directory",
+        files: &[],
+        args: &["--set", PROCESS, "up", "--plan", "environments"],
+        says: "--plan environments: it is a directory",
+    },
+    Case {
+        name: "up --reinitialise of a cache",
+        files: &[],
+        args: &["--set", PROCESS, "up", "--reinitialise", "redis", "--yes"],
+        says: "redis is a cache",
+    },
+    Case {
+        name: "plan --out into a directory that does not exist",
+        files: &[],
+        args: &["--set", PROCESS, "plan", "--out", "no/such/dir/dev.plan"],
+        says: "--out no/such/dir/dev.plan: its directory does not exist",
+    },
+    Case {
+        name: "plan --out naming a directory",
+        files: &[],
+        args: &["--set", PROCESS, "plan", "--out", "environments"],
+        says: "--out environments: it is a directory",
+    },
+    Case {
+        name: "render --out under a file",
+        files: &[],
+        args: &["render", "--out", "environments/dev.yaml/out"],
+        says: "environments/dev.yaml is not a directory",
+    },
+    Case {
+        name: "token revoke of a name no token can have",
+        files: &[],
+        args: &["token", "revoke", "Bad Name!"],
+        says: "is not a token name",
+    },
+    Case {
+        name: "backup list from an unknown destination",
+        files: &[],
+        args: &["--set", PROCESS, "backup", "list", "--destination", "nope"],
+        says: "no backup destination `nope`",
+    },
+    Case {
+        name: "backup prune at an unknown destination",
+        files: &[],
+        args: &["--set", PROCESS, "backup", "prune", "--destination", "nope"],
+        says: "no backup destination `nope`",
+    },
+    Case {
         name: "up --service naming no service",
         files: &[],
         args: &["--set", PROCESS, "up", "--service", "no\u{7}pe"],
@@ -442,38 +496,6 @@ const CASES: &[Case] = &[
     },
 ];
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let p = entry.unwrap().path();
-        let dest = to.join(p.file_name().unwrap());
-        if p.is_dir() {
-            copy_dir(&p, &dest);
-        } else {
-            std::fs::copy(&p, &dest).unwrap();
-        }
-    }
-}
-
-/// Every file and directory under `root` with its contents (directories: `None`).
-fn tree(root: &Path) -> BTreeMap<PathBuf, Option<Vec<u8>>> {
-    let mut out = BTreeMap::new();
-    let mut todo = vec![root.to_path_buf()];
-    while let Some(dir) = todo.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let p = entry.unwrap().path();
-            let rel = p.strip_prefix(root).unwrap().to_path_buf();
-            if p.is_dir() {
-                out.insert(rel, None);
-                todo.push(p);
-            } else {
-                out.insert(rel, Some(std::fs::read(&p).unwrap()));
-            }
-        }
-    }
-    out
-}
-
 /// Runs one case; returns what is wrong with the outcome, if anything.
 fn check(case: &Case) -> Result<(), String> {
     check_input(case.name, case.files, case.args, case.says)
@@ -488,12 +510,7 @@ fn check_input(
     says: &str,
 ) -> Result<(), String> {
     let dir = tempfile::tempdir().unwrap();
-    for d in ["environments", "templates", "alerts", "dashboards"] {
-        let from = cp_testkit::repo_root().join(d);
-        if from.is_dir() {
-            copy_dir(&from, &dir.path().join(d));
-        }
-    }
+    cp_testkit::project::copy_project(dir.path());
     for (rel, text) in files {
         std::fs::write(dir.path().join(rel), text).unwrap();
     }
@@ -543,12 +560,7 @@ fn check_input(
     }
     let after = tree(dir.path());
     if after != before {
-        let changed: Vec<String> = after
-            .keys()
-            .chain(before.keys())
-            .filter(|k| after.get(*k) != before.get(*k))
-            .map(|k| k.display().to_string())
-            .collect();
+        let changed = cp_testkit::project::changed(&before, &after);
         wrong.push(format!("wrote or changed: {}", changed.join(", ")));
     }
     if wrong.is_empty() {

@@ -8,7 +8,6 @@
 // Tests run the binaries they judge (ours, kubectl, promtool) by path on purpose.
 #![allow(clippy::disallowed_methods)]
 
-use std::path::Path;
 use std::process::Command;
 
 /// `insta::assert_snapshot!` of what a person sees, named after the test; under
@@ -57,19 +56,6 @@ fn bless(test: &str, actual: &str) {
     }
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let p = entry.unwrap().path();
-        let dest = to.join(p.file_name().unwrap());
-        if p.is_dir() {
-            copy_dir(&p, &dest);
-        } else {
-            std::fs::copy(&p, &dest).unwrap();
-        }
-    }
-}
-
 /// A scratch copy of the project: environments and templates.
 struct Project {
     dir: tempfile::TempDir,
@@ -78,11 +64,7 @@ struct Project {
 impl Project {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        for d in ["environments", "templates", "alerts", "dashboards"] {
-            if cp_testkit::repo_root().join(d).is_dir() {
-                copy_dir(&cp_testkit::repo_root().join(d), &dir.path().join(d));
-            }
-        }
+        cp_testkit::project::copy_project(dir.path());
         Self { dir }
     }
 

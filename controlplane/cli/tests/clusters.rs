@@ -4,8 +4,9 @@
 //! stream's RAFT group loses no acknowledged message and publishes resume after the
 //! election; SIGKILL of the active OpenBao node makes another active and the seeded
 //! transit key still encrypts and decrypts; `status` shows the dead nodes down; `up`
-//! brings them back and they rejoin (3 current stream peers, 3 raft voters). The
-//! failover times are printed.
+//! brings them back and they rejoin (3 current stream peers, 3 raft voters); both
+//! clusters are recorded as initialised, and with every node's data gone `plan` shows
+//! them blocked and `up` refuses. The failover times are printed.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -400,6 +401,46 @@ async fn three_node_nats_and_openbao_fail_over_and_rejoin() {
     }
     let active = active_vault(&vault_ports).await.expect("an active node");
     assert_eq!(raft_voters(active, &token).await, (3, 3));
+
+    // Both clusters are recorded as initialised, OpenBao with its cluster id; with
+    // every node's data gone, neither is started empty again.
+    let rec = std::fs::read_to_string(state.join("initialised/vault.json"))
+        .expect("an OpenBao cluster is recorded as initialised");
+    assert!(rec.contains("cluster id "), "{rec}");
+    assert!(state.join("initialised/nats.json").exists());
+    let o = controlplane(&state, &sets, &["down"]);
+    assert!(o.status.success(), "down:\n{}", text(&o));
+    for i in 0..3 {
+        std::fs::remove_dir_all(state.join(format!("vault-{i}/data"))).unwrap();
+        std::fs::remove_dir_all(state.join(format!("nats-{i}/jetstream"))).unwrap();
+    }
+    let o = controlplane(&state, &sets, &["plan"]);
+    assert_eq!(o.status.code(), Some(2), "plan:\n{}", text(&o));
+    for kind in ["vault", "nats"] {
+        assert!(
+            String::from_utf8_lossy(&o.stdout).contains(&format!(
+                "(blocked: data missing: {kind} was initialised at"
+            )),
+            "{kind}:\n{}",
+            text(&o)
+        );
+    }
+    let o = controlplane(&state, &sets, &["up"]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "up on missing data:\n{}",
+        text(&o)
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("the data directories of its nodes"),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        (0..3).all(|i| !state.join(format!("vault-{i}/data")).exists()),
+        "a refused up started a node on an empty directory"
+    );
 
     let o = controlplane(&state, &sets, &["down", "--volumes", "--yes"]);
     assert!(o.status.success(), "down:\n{}", text(&o));

@@ -3,7 +3,9 @@
 //! data vanished after initialisation is refused, not re-created empty, until `up
 //! --reinitialise` is confirmed; an interrupted first initialisation of Vault is named
 //! and redone only when confirmed; `down`, `migrate down` and `tenant delete` refuse
-//! to run under a running backup, naming it.
+//! to run under a running backup, naming it; a JetStream store that vanished is
+//! refused like PostgreSQL's data (Redis, a cache, is not); every file a service
+//! writes is private to its user.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -254,4 +256,117 @@ fn a_redis_that_cannot_write_its_final_save_still_stops_within_downs_deadline() 
         text(&o)
     );
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+}
+
+#[test]
+fn a_jetstream_store_that_vanished_is_never_recreated_empty_and_redis_as_a_cache_is() {
+    use cp_core::names::CoreKind;
+    let (_tmp, state, mut sets) = setup();
+    sets.extend(cp_testkit::only(&[CoreKind::Nats, CoreKind::Redis]));
+    let _down = down(&state, &sets);
+    let o = controlplane(&state, &sets, &["up"]);
+    assert!(o.status.success(), "first up:\n{}", text(&o));
+    let record = state.join("initialised/nats.json");
+    assert!(record.exists(), "up records nats as initialised");
+    assert!(
+        !state.join("initialised/redis.json").exists(),
+        "redis is a cache: no record"
+    );
+    let o = controlplane(&state, &sets, &["down"]);
+    assert!(o.status.success(), "down:\n{}", text(&o));
+
+    // JetStream's store goes: the streams (and every message) with it.
+    let store = state.join("nats/jetstream");
+    std::fs::remove_dir_all(&store).unwrap();
+    // Redis's dump and ACL file go too: a cache (allkeys-lru evicts any key at any
+    // time) whose users the seed writes again, so it starts empty, and says nothing.
+    std::fs::remove_dir_all(state.join("redis/data")).unwrap();
+    let o = controlplane(&state, &sets, &["plan"]);
+    assert_eq!(o.status.code(), Some(2), "plan:\n{}", text(&o));
+    assert!(
+        stdout(&o).contains("(blocked: data missing: nats was initialised at"),
+        "{}",
+        text(&o)
+    );
+    assert!(!stdout(&o).contains("data missing: redis"), "{}", text(&o));
+    let o = controlplane(&state, &sets, &["up"]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "up on missing data:\n{}",
+        text(&o)
+    );
+    assert!(
+        stderr(&o).contains("data missing: nats was initialised at")
+            && stderr(&o).contains("up --reinitialise nats --yes"),
+        "{}",
+        text(&o)
+    );
+    assert!(!store.exists(), "a refused up started JetStream empty");
+
+    let o = controlplane(&state, &sets, &["up", "--reinitialise", "nats", "--yes"]);
+    assert!(o.status.success(), "up --reinitialise nats:\n{}", text(&o));
+    assert!(record.exists());
+    let o = controlplane(&state, &sets, &["plan"]);
+    assert_eq!(o.status.code(), Some(0), "plan after:\n{}", text(&o));
+}
+
+/// Every file under `root` with group or other permission bits, and every such
+/// directory, as `path (mode)`.
+fn not_private(root: &Path) -> Vec<String> {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    let mut out = Vec::new();
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            let meta = std::fs::symlink_metadata(&p).unwrap();
+            if meta.file_type().is_symlink() || meta.file_type().is_socket() {
+                continue;
+            }
+            let mode = meta.permissions().mode() & 0o777;
+            if meta.is_dir() {
+                todo.push(p.clone());
+            }
+            if mode & 0o077 != 0 {
+                out.push(format!(
+                    "{} ({mode:o})",
+                    p.strip_prefix(root).unwrap().display()
+                ));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn every_file_a_service_writes_is_private_to_its_user() {
+    let (_tmp, state, sets) = setup();
+    let _down = down(&state, &sets);
+    let o = controlplane(&state, &sets, &["up"]);
+    assert!(o.status.success(), "up:\n{}", text(&o));
+    // `down` makes Redis write its dump on the way out.
+    let o = controlplane(&state, &sets, &["down"]);
+    assert!(o.status.success(), "down:\n{}", text(&o));
+    for f in [
+        "redis/data/dump.rdb",
+        "redis/data/users.acl",
+        "postgres/data/PG_VERSION",
+    ] {
+        assert!(state.join(f).exists(), "{f} is not there to check");
+    }
+    assert!(
+        std::fs::read_dir(state.join("nats/jetstream"))
+            .unwrap()
+            .next()
+            .is_some(),
+        "JetStream wrote nothing to check"
+    );
+    let open = not_private(&state);
+    assert!(
+        open.is_empty(),
+        "readable by others than the service's user:\n{}",
+        open.join("\n")
+    );
 }

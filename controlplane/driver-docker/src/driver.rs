@@ -46,7 +46,7 @@ use crate::client::{self, Engine, PullError, PullObserver, status_of};
 use crate::ready::{self, Attempt};
 use crate::spec::{
     self, CONFIG_DIR, ContainerSpec, KIND_CONTAINER, KIND_NETWORK, KIND_VOLUME, LABEL_SERVICE,
-    LABEL_SPEC, REDIS_DATA,
+    LABEL_SPEC, PGDATA, REDIS_DATA,
 };
 
 /// Where the docker Vault's unseal keys (dev) and its initialisation journal live,
@@ -286,7 +286,41 @@ impl DockerDriver {
                 }
             }
         }
+        // The volume is there; is it the database that was initialised? (A volume
+        // removed and made again, or another one mounted, holds another cluster.)
+        if kind == CoreKind::Postgres
+            && let Some(was) = &rec.identity
+            && let Some(now) = self.pg_system_identifier(&c.name).await
+            && &now != was
+        {
+            let volume = c.volumes.first().map_or("", |v| v.name.as_str());
+            return Ok(Some(Vanished {
+                service: c.service.clone(),
+                reason: rec.missing_reason(
+                    kind.as_str(),
+                    &format!(
+                        "the database on its volume {volume} (it holds another one now, {now})"
+                    ),
+                ),
+            }));
+        }
         Ok(None)
+    }
+
+    /// PostgreSQL's system identifier, read from `global/pg_control` on its volume
+    /// through the container (created, running or stopped); `None` when there is no
+    /// container or no such file yet.
+    async fn pg_system_identifier(&self, container: &str) -> Option<String> {
+        let path = format!("{PGDATA}/global/pg_control");
+        let opts = DownloadFromContainerOptionsBuilder::new()
+            .path(&path)
+            .build();
+        let mut stream = self.docker().download_from_container(container, Some(opts));
+        let mut tar = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            tar.extend_from_slice(&chunk.ok()?);
+        }
+        initialised::pg_identity(&archive::first_file(&tar).ok()??)
     }
 
     /// [`Self::missing_volume`] as the error that stops `up`.
@@ -821,6 +855,7 @@ impl Driver for DockerDriver {
             && !c.volumes.is_empty()
         {
             let id = match (kind, c.main_port) {
+                (CoreKind::Postgres, _) => self.pg_system_identifier(&c.name).await,
                 (CoreKind::Vault, Some(port)) => {
                     cp_runtime::vault::VaultApi::new(&Endpoint::local(port))
                         .seal_status()
@@ -849,12 +884,7 @@ impl Driver for DockerDriver {
         cx: Context<'_>,
         service: &ServiceName,
     ) -> Result<Vec<String>, DriverError> {
-        let Some(kind) = guarded(service) else {
-            return Err(DriverError::Unsupported {
-                service: service.clone(),
-                reason: "only postgres and vault can be re-initialised".into(),
-            });
-        };
+        let kind = cp_drivers::reinit::reinitialisable(service, &GUARDED)?;
         let c = Self::spec_of(cx.env, service)?;
         let mut removed = Vec::new();
         if self.remove_container(&c.name).await? {
@@ -865,17 +895,8 @@ impl Driver for DockerDriver {
                 removed.push(Doomed::Volume(v.name.clone()).removal().what);
             }
         }
-        if kind == CoreKind::Vault {
-            use cp_runtime::vault::KeyStore as _;
-            let gone = cp_runtime::vault::StateKeys::new(cx.state, VAULT_KEYS_DIR)
-                .forget()
-                .map_err(|e| DriverError::Vault {
-                    step: "removing vault's keys",
-                    source: e.into(),
-                })?;
-            removed.extend(gone.into_iter().map(|p| Doomed::KeyFile(p).removal().what));
-        }
-        initialised::forget(cx.state.path(), kind.as_str())?;
+        let gone = cp_drivers::reinit::forget(cx, kind, VAULT_KEYS_DIR)?;
+        removed.extend(gone.into_iter().map(|p| Doomed::KeyFile(p).removal().what));
         Ok(removed)
     }
 
@@ -910,11 +931,16 @@ impl Driver for DockerDriver {
             let (state, health, version) = if running {
                 match ready::check_once(self, cx, &c).await {
                     Ok(r) => (ServiceState::Running, Health::Healthy, Some(r.version)),
-                    Err(e) => (
-                        ServiceState::Running,
-                        Health::Unhealthy(cp_runtime::error::chain(&e)),
-                        None,
-                    ),
+                    Err(e) => {
+                        // What kind of failure, never the server's words (they can
+                        // name roles and users); the whole chain to the log.
+                        tracing::info!(service = %c.service, error = %cp_runtime::error::chain(&e), "unhealthy");
+                        (
+                            ServiceState::Running,
+                            Health::Unhealthy(cp_runtime::error::public(&e)),
+                            None,
+                        )
+                    }
                 }
             } else {
                 let why = match st.status {
@@ -1030,9 +1056,11 @@ impl Driver for DockerDriver {
 
 /// The stateful services whose data is guarded by an initialisation record.
 fn guarded(service: &ServiceName) -> Option<CoreKind> {
-    CoreKind::from_name(service.as_str())
-        .filter(|k| matches!(k, CoreKind::Postgres | CoreKind::Vault))
+    CoreKind::from_name(service.as_str()).filter(|k| GUARDED.contains(k))
 }
+
+/// The services whose initialisation this driver records (and can re-initialise).
+const GUARDED: [CoreKind; 2] = [CoreKind::Postgres, CoreKind::Vault];
 
 /// One thing a teardown of the docker driver removes.
 #[derive(Debug, Clone, PartialEq, Eq)]

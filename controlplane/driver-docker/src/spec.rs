@@ -9,7 +9,7 @@
 //! | service  | runs as    | binary                                    | data volume at               |
 //! |----------|------------|-------------------------------------------|------------------------------|
 //! | postgres | `postgres` | `sh -c` → `/usr/lib/postgresql/<v>/bin/…` | `/var/lib/postgresql/data`   |
-//! | redis    | `redis`    | `redis-server` (PATH)                     | `/data`                      |
+//! | redis    | `redis`    | `sh -c` (umask 077) → `redis-server`      | `/data`                      |
 //! | nats     | image user | `/nats-server`                            | `/data`                      |
 //! | vault    | `openbao`  | `/bin/bao`                                | `/openbao/file`              |
 //!
@@ -378,7 +378,8 @@ fn core(env: &Environment, kind: CoreKind) -> ContainerSpec {
 
 /// The data directory of the PostgreSQL cluster: a subdirectory of the volume, as
 /// the official image recommends (a mount point may hold `lost+found`).
-const PGDATA: &str = "/var/lib/postgresql/data/pgdata";
+/// PostgreSQL's data directory in its container (on its volume).
+pub(crate) const PGDATA: &str = "/var/lib/postgresql/data/pgdata";
 
 fn postgres(env: &Environment, pg: &Postgres) -> ContainerSpec {
     let mut c = core(env, CoreKind::Postgres);
@@ -448,7 +449,14 @@ fn redis(env: &Environment, r: &cp_core::model::Redis) -> ContainerSpec {
     let mut c = core(env, CoreKind::Redis);
     let layout = core_layout(REDIS_DATA, REDIS_DATA, "redis");
     c.file("redis.conf", serverconf::redis_conf(env, r, &layout));
-    c.entrypoint = Some(vec!["redis-server".into()]);
+    // Under umask 0077, what Redis writes (`dump.rdb`, and `users.acl` at every
+    // `ACL SAVE`) is 0600: both images have a POSIX shell, and `exec` keeps the pid.
+    c.entrypoint = Some(vec![
+        "sh".into(),
+        "-c".into(),
+        "umask 077 && exec redis-server \"$@\"".into(),
+        "redis-server".into(),
+    ]);
     c.cmd = Some(vec![format!("{CONFIG_DIR}/redis.conf")]);
     c.user = Some("redis".into());
     c.volume(env, "data", REDIS_DATA);

@@ -31,14 +31,16 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use cp_core::Environment;
-use cp_core::names::ServiceName;
+use cp_core::names::{CoreKind, ServiceName};
 use cp_core::plan::{Action, Observed, ObservedState, Resource, ResourceId, Step};
 use cp_core::render::context::secret_bindings;
 use cp_core::render::{Renderer, Templates};
 use cp_core::units::SecretRef;
 use cp_drivers::{
     Context, Driver, DriverError, DriverKind, Health, Removal, ServiceState, ServiceStatus,
+    Vanished,
 };
+use cp_runtime::initialised;
 use cp_runtime::probe::{Endpoint, Ready, wait_for};
 use futures::{AsyncBufReadExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Pod;
@@ -446,6 +448,12 @@ impl Driver for KubeDriver {
             .iter()
             .filter_map(|o| {
                 let id = objects::id_of(o)?;
+                // A claim we do not declare is a StatefulSet's (its template carries
+                // our label): it holds data, so `up` never plans it away; only
+                // `down --volumes` deletes claims.
+                if id.kind == CLAIM && !wanted.contains_key(&id) {
+                    return None;
+                }
                 let spec = wanted.get(&id).map(|w| objects::observed_spec(o, w));
                 Some(Observed {
                     id,
@@ -549,12 +557,41 @@ impl Driver for KubeDriver {
                 });
             }
         }
+        self.record_claims(cx, service, &workloads).await?;
         Ok(Ready {
             version: workloads
                 .first()
                 .map(rollout::version)
                 .unwrap_or_else(|| "no workload".into()),
         })
+    }
+
+    async fn vanished(&self, cx: Context<'_>) -> Result<Vec<Vanished>, DriverError> {
+        let mut out = Vec::new();
+        for kind in GUARDED {
+            if cx.env.services.common(kind).is_none() {
+                continue;
+            }
+            let Some(rec) = initialised::read(cx.state.path(), kind.as_str())? else {
+                continue;
+            };
+            let now = self.claims(cx.env, rec.volumes.keys()).await?;
+            for (name, uid) in &rec.volumes {
+                let what = match now.get(name) {
+                    None => format!("its PersistentVolumeClaim {name}"),
+                    Some(u) if u != uid => format!(
+                        "its PersistentVolumeClaim {name} (deleted; the one of that name now is a new, empty claim)"
+                    ),
+                    Some(_) => continue,
+                };
+                out.push(Vanished {
+                    service: ServiceName::core(kind),
+                    reason: rec.missing_reason(kind.as_str(), &what),
+                });
+                break;
+            }
+        }
+        Ok(out)
     }
 
     fn endpoint(&self, env: &Environment, service: &ServiceName) -> Option<Endpoint> {
@@ -728,6 +765,12 @@ impl Driver for KubeDriver {
                 Err(e) => return Err(api_error(format!("cannot delete {}", d.id), e)),
             }
         }
+        if volumes {
+            // The claims were deleted on purpose: the next `up` starts them empty.
+            for kind in GUARDED {
+                initialised::forget(cx.state.path(), kind.as_str())?;
+            }
+        }
         Ok(removed)
     }
 }
@@ -762,6 +805,74 @@ const CNPG_HIBERNATION: &str = "cnpg.io/hibernation";
 
 /// The kind that holds a StatefulSet's data.
 const CLAIM: &str = "PersistentVolumeClaim";
+
+/// The services whose data is guarded (`cp_runtime::initialised`): a claim of theirs
+/// deleted is data lost, never silently replaced by the new, empty claim the
+/// StatefulSet controller makes. Redis is a cache (see ARCHITECTURE.md).
+const GUARDED: [CoreKind; 3] = [CoreKind::Postgres, CoreKind::Vault, CoreKind::Nats];
+
+/// The claims a StatefulSet's controller makes for it: `<template>-<set>-<ordinal>`,
+/// one per replica and claim template.
+fn claim_names(set: &Value) -> Vec<String> {
+    if set["kind"] != "StatefulSet" {
+        return Vec::new();
+    }
+    let name = set["metadata"]["name"].as_str().unwrap_or_default();
+    let replicas = set["spec"]["replicas"].as_u64().unwrap_or(1);
+    set["spec"]["volumeClaimTemplates"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t["metadata"]["name"].as_str())
+        .flat_map(|t| (0..replicas).map(move |i| format!("{t}-{name}-{i}")))
+        .collect()
+}
+
+impl KubeDriver {
+    /// The claims of `names` that exist, with their `uid`s. Read-only.
+    async fn claims<'a>(
+        &self,
+        env: &Environment,
+        names: impl IntoIterator<Item = &'a String>,
+    ) -> Result<BTreeMap<String, String>, DriverError> {
+        let api = self.api(env, &objects::api_resource("v1", CLAIM));
+        let mut out = BTreeMap::new();
+        for name in names {
+            let claim = api
+                .get_opt(name)
+                .await
+                .map_err(|e| api_error(format!("cannot read PersistentVolumeClaim {name}"), e))?;
+            if let Some(uid) = claim.and_then(|c| c.metadata.uid) {
+                out.insert(name.clone(), uid);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Once a guarded service rolled out: records its claims (with their `uid`s) as
+    /// what holds its data, when every claim its StatefulSets need exists (the
+    /// controller makes them with the pods; the next `up` records them otherwise).
+    async fn record_claims(
+        &self,
+        cx: Context<'_>,
+        service: &ServiceName,
+        workloads: &[Value],
+    ) -> Result<(), DriverError> {
+        let Some(kind) = CoreKind::from_name(service.as_str()).filter(|k| GUARDED.contains(k))
+        else {
+            return Ok(());
+        };
+        let names: Vec<String> = workloads.iter().flat_map(claim_names).collect();
+        if names.is_empty() {
+            return Ok(());
+        }
+        let found = self.claims(cx.env, &names).await?;
+        if found.len() == names.len() {
+            initialised::record_volumes(cx.state, kind.as_str(), found)?;
+        }
+        Ok(())
+    }
+}
 
 impl KubeDriver {
     /// What a teardown deletes, read-only: every object labelled with the environment

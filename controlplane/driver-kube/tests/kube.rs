@@ -822,3 +822,75 @@ async fn down_hibernates_a_cloudnativepg_cluster_and_deletes_it_only_with_volume
     fx.driver.teardown(fx.cx(&env), true).await.unwrap();
     assert!(!fx.fake.objects().contains_key(&cluster_key()));
 }
+
+#[tokio::test]
+async fn a_deleted_claim_of_an_initialised_stateful_service_is_reported_not_replaced_silently() {
+    let fx = Fixture::new(Rollout::Immediate);
+    let env = load(&[]);
+    fx.up(&env).await.unwrap();
+    // The StatefulSet controller makes the claims with the pods; the next up finds
+    // them and records them as what holds the data (by uid).
+    let made = fx.fake.run_statefulset_controller();
+    assert!(fx.driver.vanished(fx.cx(&env)).await.unwrap().is_empty());
+    fx.up(&env).await.unwrap();
+    let rec = cp_runtime::initialised::read(fx.state.path(), "nats")
+        .unwrap()
+        .unwrap_or_else(|| {
+            let pvc: Vec<String> = fx
+                .fake
+                .requests()
+                .iter()
+                .filter(|r| format!("{r:?}").contains("persistentvolumeclaims"))
+                .map(|r| format!("{r:?}"))
+                .collect();
+            panic!("nats is not recorded with its claims; made {made:?}; requests {pvc:?}")
+        });
+    assert_eq!(
+        rec.volumes.keys().collect::<Vec<_>>(),
+        ["data-nats-0"],
+        "{rec:?}"
+    );
+    assert!(
+        cp_runtime::initialised::read(fx.state.path(), "redis")
+            .unwrap()
+            .is_none(),
+        "redis is a cache: no record"
+    );
+    assert!(fx.driver.vanished(fx.cx(&env)).await.unwrap().is_empty());
+
+    // `kubectl delete pvc data-nats-0`: the pod goes, and the controller makes a new,
+    // empty claim under the same name. Both are data lost.
+    let claim = made.iter().find(|k| k.3 == "data-nats-0").unwrap().clone();
+    assert!(fx.fake.remove(&claim));
+    let gone = fx.driver.vanished(fx.cx(&env)).await.unwrap();
+    assert_eq!(gone.len(), 1, "{gone:?}");
+    assert_eq!(gone[0].service.as_str(), "nats");
+    assert!(
+        gone[0]
+            .reason
+            .starts_with("data missing: nats was initialised at")
+            && gone[0].reason.contains("PersistentVolumeClaim data-nats-0")
+            && gone[0].reason.contains("up --reinitialise nats --yes"),
+        "{}",
+        gone[0].reason
+    );
+    fx.fake.run_statefulset_controller();
+    let gone = fx.driver.vanished(fx.cx(&env)).await.unwrap();
+    assert_eq!(gone.len(), 1, "{gone:?}");
+    assert!(
+        gone[0].reason.contains("a new, empty claim"),
+        "{}",
+        gone[0].reason
+    );
+    // Another up does not take the new claim as the data: it stays reported.
+    let _ = fx.up(&env).await;
+    assert_eq!(fx.driver.vanished(fx.cx(&env)).await.unwrap().len(), 1);
+    // `down --volumes` deletes the claims on purpose: nothing is missing after.
+    fx.driver.teardown(fx.cx(&env), true).await.unwrap();
+    assert!(
+        cp_runtime::initialised::read(fx.state.path(), "nats")
+            .unwrap()
+            .is_none()
+    );
+    assert!(fx.driver.vanished(fx.cx(&env)).await.unwrap().is_empty());
+}

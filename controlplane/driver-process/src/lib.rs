@@ -80,6 +80,9 @@ pub const SKIPPED_REASON: &str = "needs a container platform (docker or kubernet
 /// The resource kind of this driver's resources in a plan.
 pub const RESOURCE_KIND: &str = "process";
 
+/// The services `up --reinitialise` can start empty here: those with a record.
+const REINITIALISABLE: [CoreKind; 3] = [CoreKind::Postgres, CoreKind::Vault, CoreKind::Nats];
+
 /// How often readiness is polled.
 const READY_POLL: Duration = Duration::from_millis(15);
 /// How long a stop waits for the graceful signal before SIGKILL.
@@ -294,20 +297,11 @@ impl ProcessDriver {
             }
             _ => None,
         };
-        if unit == Unit::Core(CoreKind::Vault) {
-            let data = dir.join("data");
-            // Started on an empty directory it would only wait to be initialised anew.
-            if !has_entries(&data)
-                && let Some(rec) = initialised::read(&self.root, CoreKind::Vault.as_str())?
-            {
-                return Err(DriverError::DataMissing {
-                    service: svc.clone(),
-                    reason: rec.missing_reason(
-                        CoreKind::Vault.as_str(),
-                        &format!("its data directory {}", data.display()),
-                    ),
-                });
-            }
+        if let Some(kind @ (CoreKind::Vault | CoreKind::Nats)) = unit.kind() {
+            // Started on empty directories, OpenBao would only wait to be initialised
+            // anew and JetStream would start without its streams, which the seed then
+            // re-creates empty. A node whose peers still hold the data rejoins them.
+            self.refuse_missing(cx.env, kind)?;
         }
         ports::ensure_free(&svc, &launch.ports)?;
         let run_as = match unit {
@@ -870,11 +864,11 @@ impl ProcessDriver {
                 .await;
                 match r {
                     Ok(Ok(ready)) => (Health::Healthy, Some(ready.version)),
-                    Ok(Err(e)) => (Health::Unhealthy(cp_runtime::error::chain(&e)), None),
+                    Ok(Err(e)) => (unhealthy(&service, &e), None),
                     Err(_) => (Health::Unhealthy("no answer within 2s".into()), None),
                 }
             }
-            (Err(e), _) => (Health::Unhealthy(e.to_string()), None),
+            (Err(e), _) => (unhealthy(&service, &e), None),
             // Running, but no longer part of the environment.
             (Ok(_), None) => (Health::Unknown, None),
         };
@@ -1016,8 +1010,9 @@ impl ProcessDriver {
             }
         }
         if volumes {
-            if let Unit::Core(kind) = unit {
-                // Its data was deleted on purpose: the next `up` starts it empty.
+            if let Some(kind) = unit.kind() {
+                // Its data (a cluster's: each node's) was deleted on purpose: the next
+                // `up` starts it empty.
                 initialised::forget(&self.root, kind.as_str())?;
             }
             match unit {
@@ -1040,6 +1035,202 @@ impl ProcessDriver {
             }
         }
         Ok(removed)
+    }
+
+    /// Once a NATS server or cluster answered, or an OpenBao cluster is ready: its data
+    /// exists from here on (a single OpenBao and PostgreSQL are recorded where they are
+    /// initialised). NATS only once its JetStream store exists on disk.
+    async fn record_initialised(&self, cx: Context<'_>, kind: CoreKind) -> Result<(), DriverError> {
+        if !self.data_present(cx.env, kind) {
+            return Ok(());
+        }
+        let identity = match kind {
+            CoreKind::Vault => {
+                let Some(ep) = self.client_endpoint(cx.env, &ServiceName::core(kind)).await else {
+                    return Ok(());
+                };
+                VaultApi::new(&ep)
+                    .seal_status()
+                    .await
+                    .ok()
+                    .and_then(|s| s.cluster_id)
+                    .map(|i| format!("cluster id {i}"))
+            }
+            _ => None,
+        };
+        initialised::record(cx.state, kind.as_str(), identity)?;
+        Ok(())
+    }
+
+    /// The data directories of `kind` in `env`: the service's, or each node's.
+    fn data_dirs(&self, env: &Environment, kind: CoreKind) -> Vec<PathBuf> {
+        let n = service::nodes(env, kind);
+        let units: Vec<Unit> = if n > 1 {
+            (0..n).map(|i| Unit::Node(kind, i)).collect()
+        } else {
+            vec![Unit::Core(kind)]
+        };
+        units
+            .into_iter()
+            .map(|u| service_dir(&self.root, u).join(service::data_dir_of(kind)))
+            .collect()
+    }
+
+    /// Whether any of `kind`'s data directories holds data: a cluster whose other
+    /// nodes still hold it gets a node's back through replication, so only all of
+    /// them gone is data lost.
+    fn data_present(&self, env: &Environment, kind: CoreKind) -> bool {
+        self.data_dirs(env, kind).iter().any(|d| match kind {
+            CoreKind::Postgres => d.join("PG_VERSION").exists(),
+            _ => has_entries(d),
+        })
+    }
+
+    /// [`DriverError::DataMissing`] when `kind` was recorded as initialised and none
+    /// of its data directories holds data any more.
+    fn refuse_missing(&self, env: &Environment, kind: CoreKind) -> Result<(), DriverError> {
+        if !self.data_present(env, kind)
+            && let Some(rec) = initialised::read(&self.root, kind.as_str())?
+        {
+            return Err(DriverError::DataMissing {
+                service: ServiceName::core(kind),
+                reason: rec.missing_reason(kind.as_str(), &self.data_what(env, kind)),
+            });
+        }
+        Ok(())
+    }
+
+    /// "its data directory X" or "the data directories of its nodes (X, Y, Z)".
+    fn data_what(&self, env: &Environment, kind: CoreKind) -> String {
+        let dirs: Vec<String> = self
+            .data_dirs(env, kind)
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect();
+        match dirs.as_slice() {
+            [one] => format!("its data directory {one}"),
+            many => format!("the data directories of its nodes ({})", many.join(", ")),
+        }
+    }
+
+    /// [`Driver::wait_ready`] of one unit (not a cluster).
+    async fn wait_unit(
+        &self,
+        cx: Context<'_>,
+        service: &ServiceName,
+        unit: Unit,
+        deadline: Instant,
+    ) -> Result<Ready, DriverError> {
+        let ep = Endpoint::local(unit.port(cx.env).ok_or_else(|| DriverError::Setup {
+            service: service.clone(),
+            detail: "it is disabled in this environment".into(),
+        })?);
+        let creds = self.creds(&cx, unit).await?;
+        // Vault in raft mode: initialise and unseal once it answers.
+        let vault = cx
+            .env
+            .services
+            .vault
+            .as_ref()
+            .filter(|_| unit == Unit::Core(CoreKind::Vault));
+        let mut unsealed = vault.is_none_or(|v| v.mode == VaultMode::Dev);
+        let store = vault.map(|v| self.key_store(&v.unseal, cx.state));
+        let api = VaultApi::new(&ep);
+        let mut last = String::from("no answer yet");
+        loop {
+            let Some(rec) = Record::read(&self.root, &unit.name()) else {
+                return Err(self.not_ready(unit, "it was not started".into()));
+            };
+            if !rec.is_alive() {
+                return Err(self.not_ready(unit, self.exited(unit, &rec)));
+            }
+            let attempt = async {
+                if !unsealed && let (Some(v), Some(store)) = (vault, &store) {
+                    // Only once it answers at all.
+                    let status = match api.seal_status().await {
+                        Ok(s) => s,
+                        Err(e) => return Attempt::Again(e.to_string()),
+                    };
+                    // Initialised before, uninitialised now: its data is gone. Never
+                    // initialise it again (new keys would replace the kept ones, which
+                    // a restored snapshot needs).
+                    if !status.initialized {
+                        match initialised::read(&self.root, CoreKind::Vault.as_str()) {
+                            Ok(Some(rec)) => {
+                                return Attempt::Fail(DriverError::DataMissing {
+                                    service: service.clone(),
+                                    reason: rec.missing_reason(
+                                        CoreKind::Vault.as_str(),
+                                        &format!(
+                                            "its data directory {}",
+                                            service_dir(&self.root, unit).join("data").display()
+                                        ),
+                                    ),
+                                });
+                            }
+                            Ok(None) => {}
+                            Err(e) => return Attempt::Fail(e.into()),
+                        }
+                    }
+                    return match api.ensure_unsealed(store.as_ref()).await {
+                        Ok(_) => {
+                            let id = api.seal_status().await.ok().and_then(|s| s.cluster_id);
+                            match initialised::record(
+                                cx.state,
+                                CoreKind::Vault.as_str(),
+                                id.map(|i| format!("cluster id {i}")),
+                            ) {
+                                Ok(_) => Attempt::Unsealed,
+                                Err(e) => Attempt::Fail(e.into()),
+                            }
+                        }
+                        Err(VaultError::Sealed { detail }) => {
+                            Attempt::Fail(DriverError::VaultSealed { detail })
+                        }
+                        Err(VaultError::InitInterrupted { .. })
+                            if v.unseal == UnsealKeys::State =>
+                        {
+                            match self.reset_vault(cx, &[unit]).await {
+                                Ok(()) => Attempt::Again("re-initialising".into()),
+                                Err(e) => Attempt::Fail(e),
+                            }
+                        }
+                        Err(e @ VaultError::InitInterrupted { .. }) => {
+                            Attempt::Fail(DriverError::VaultSealed {
+                                detail: format!(
+                                    "{e}. If you saved the keys it showed: {}. If not, remove {} and run up again",
+                                    store.missing_hint(),
+                                    service_dir(&self.root, unit).join("data").display()
+                                ),
+                            })
+                        }
+                        Err(e @ VaultError::Api { .. }) => Attempt::Again(e.to_string()),
+                        Err(e) => Attempt::Fail(DriverError::Vault {
+                            step: "unsealing vault",
+                            source: e.into(),
+                        }),
+                    };
+                }
+                match self.probe(unit, &ep, &creds).await {
+                    Ok(r) => Attempt::Ready(r),
+                    Err(e) => Attempt::Again(cp_runtime::error::chain(&e)),
+                }
+            };
+            match tokio::time::timeout_at(deadline, attempt).await {
+                Ok(Attempt::Ready(ready)) => return Ok(ready),
+                Ok(Attempt::Unsealed) => {
+                    unsealed = true;
+                    continue;
+                }
+                Ok(Attempt::Fail(e)) => return Err(e),
+                Ok(Attempt::Again(e)) => last = e,
+                Err(_) => {}
+            }
+            if Instant::now() + READY_POLL >= deadline {
+                return Err(self.not_ready(unit, format!("no answer before the deadline: {last}")));
+            }
+            tokio::time::sleep(READY_POLL).await;
+        }
     }
 }
 
@@ -1431,118 +1622,15 @@ impl Driver for ProcessDriver {
         if let Some(kind) = unit.kind()
             && service::nodes(cx.env, kind) > 1
         {
-            return self.wait_cluster(cx, kind, deadline).await;
+            let ready = self.wait_cluster(cx, kind, deadline).await?;
+            self.record_initialised(cx, kind).await?;
+            return Ok(ready);
         }
-        let ep = Endpoint::local(unit.port(cx.env).ok_or_else(|| DriverError::Setup {
-            service: service.clone(),
-            detail: "it is disabled in this environment".into(),
-        })?);
-        let creds = self.creds(&cx, unit).await?;
-        // Vault in raft mode: initialise and unseal once it answers.
-        let vault = cx
-            .env
-            .services
-            .vault
-            .as_ref()
-            .filter(|_| unit == Unit::Core(CoreKind::Vault));
-        let mut unsealed = vault.is_none_or(|v| v.mode == VaultMode::Dev);
-        let store = vault.map(|v| self.key_store(&v.unseal, cx.state));
-        let api = VaultApi::new(&ep);
-        let mut last = String::from("no answer yet");
-        loop {
-            let Some(rec) = Record::read(&self.root, &unit.name()) else {
-                return Err(self.not_ready(unit, "it was not started".into()));
-            };
-            if !rec.is_alive() {
-                return Err(self.not_ready(unit, self.exited(unit, &rec)));
-            }
-            let attempt = async {
-                if !unsealed && let (Some(v), Some(store)) = (vault, &store) {
-                    // Only once it answers at all.
-                    let status = match api.seal_status().await {
-                        Ok(s) => s,
-                        Err(e) => return Attempt::Again(e.to_string()),
-                    };
-                    // Initialised before, uninitialised now: its data is gone. Never
-                    // initialise it again (new keys would replace the kept ones, which
-                    // a restored snapshot needs).
-                    if !status.initialized {
-                        match initialised::read(&self.root, CoreKind::Vault.as_str()) {
-                            Ok(Some(rec)) => {
-                                return Attempt::Fail(DriverError::DataMissing {
-                                    service: service.clone(),
-                                    reason: rec.missing_reason(
-                                        CoreKind::Vault.as_str(),
-                                        &format!(
-                                            "its data directory {}",
-                                            service_dir(&self.root, unit).join("data").display()
-                                        ),
-                                    ),
-                                });
-                            }
-                            Ok(None) => {}
-                            Err(e) => return Attempt::Fail(e.into()),
-                        }
-                    }
-                    return match api.ensure_unsealed(store.as_ref()).await {
-                        Ok(_) => {
-                            let id = api.seal_status().await.ok().and_then(|s| s.cluster_id);
-                            match initialised::record(
-                                cx.state,
-                                CoreKind::Vault.as_str(),
-                                id.map(|i| format!("cluster id {i}")),
-                            ) {
-                                Ok(_) => Attempt::Unsealed,
-                                Err(e) => Attempt::Fail(e.into()),
-                            }
-                        }
-                        Err(VaultError::Sealed { detail }) => {
-                            Attempt::Fail(DriverError::VaultSealed { detail })
-                        }
-                        Err(VaultError::InitInterrupted { .. })
-                            if v.unseal == UnsealKeys::State =>
-                        {
-                            match self.reset_vault(cx, &[unit]).await {
-                                Ok(()) => Attempt::Again("re-initialising".into()),
-                                Err(e) => Attempt::Fail(e),
-                            }
-                        }
-                        Err(e @ VaultError::InitInterrupted { .. }) => {
-                            Attempt::Fail(DriverError::VaultSealed {
-                                detail: format!(
-                                    "{e}. If you saved the keys it showed: {}. If not, remove {} and run up again",
-                                    store.missing_hint(),
-                                    service_dir(&self.root, unit).join("data").display()
-                                ),
-                            })
-                        }
-                        Err(e @ VaultError::Api { .. }) => Attempt::Again(e.to_string()),
-                        Err(e) => Attempt::Fail(DriverError::Vault {
-                            step: "unsealing vault",
-                            source: e.into(),
-                        }),
-                    };
-                }
-                match self.probe(unit, &ep, &creds).await {
-                    Ok(r) => Attempt::Ready(r),
-                    Err(e) => Attempt::Again(cp_runtime::error::chain(&e)),
-                }
-            };
-            match tokio::time::timeout_at(deadline, attempt).await {
-                Ok(Attempt::Ready(ready)) => return Ok(ready),
-                Ok(Attempt::Unsealed) => {
-                    unsealed = true;
-                    continue;
-                }
-                Ok(Attempt::Fail(e)) => return Err(e),
-                Ok(Attempt::Again(e)) => last = e,
-                Err(_) => {}
-            }
-            if Instant::now() + READY_POLL >= deadline {
-                return Err(self.not_ready(unit, format!("no answer before the deadline: {last}")));
-            }
-            tokio::time::sleep(READY_POLL).await;
+        let ready = self.wait_unit(cx, service, unit, deadline).await?;
+        if unit == Unit::Core(CoreKind::Nats) {
+            self.record_initialised(cx, CoreKind::Nats).await?;
         }
+        Ok(ready)
     }
 
     fn endpoint(&self, env: &Environment, service: &ServiceName) -> Option<Endpoint> {
@@ -1579,27 +1667,18 @@ impl Driver for ProcessDriver {
     async fn vanished(&self, cx: Context<'_>) -> Result<Vec<Vanished>, DriverError> {
         let env = cx.env;
         let mut out = Vec::new();
-        for kind in [CoreKind::Postgres, CoreKind::Vault] {
-            // Vault clusters keep no record yet (see `wait_cluster`).
-            if !Unit::Core(kind).enabled_in(env) {
+        // Redis is not here: it is a cache, rebuilt by its clients (and its dump is
+        // in every backup set); see ARCHITECTURE.md.
+        for kind in [CoreKind::Postgres, CoreKind::Vault, CoreKind::Nats] {
+            if service::nodes(env, kind) == 0 {
                 continue;
             }
-            let Some(rec) = initialised::read(&self.root, kind.as_str())? else {
-                continue;
-            };
-            let data = service_dir(&self.root, Unit::Core(kind)).join("data");
-            let present = match kind {
-                CoreKind::Postgres => data.join("PG_VERSION").exists(),
-                _ => has_entries(&data),
-            };
-            if !present {
-                out.push(Vanished {
-                    service: ServiceName::core(kind),
-                    reason: rec.missing_reason(
-                        kind.as_str(),
-                        &format!("its data directory {}", data.display()),
-                    ),
-                });
+            match self.refuse_missing(env, kind) {
+                Ok(()) => {}
+                Err(DriverError::DataMissing { service, reason }) => {
+                    out.push(Vanished { service, reason });
+                }
+                Err(e) => return Err(e),
             }
         }
         Ok(out)
@@ -1611,15 +1690,7 @@ impl Driver for ProcessDriver {
         service: &ServiceName,
     ) -> Result<Vec<String>, DriverError> {
         self.check_cx(&cx)?;
-        let kind = match unit_of(service)? {
-            Unit::Core(k @ (CoreKind::Postgres | CoreKind::Vault)) => k,
-            _ => {
-                return Err(DriverError::Unsupported {
-                    service: service.clone(),
-                    reason: "only postgres and vault can be re-initialised".into(),
-                });
-            }
-        };
+        let kind = cp_drivers::reinit::reinitialisable(service, &REINITIALISABLE)?;
         let units: Vec<Unit> = Unit::recorded(&self.root)
             .into_iter()
             .filter(|u| u.kind() == Some(kind))
@@ -1629,7 +1700,7 @@ impl Driver for ProcessDriver {
             if let Some(pid) = self.remove(cx, unit).await? {
                 removed.push(Doomed::Process { unit, pid }.removal().what);
             }
-            let data = service_dir(&self.root, unit).join("data");
+            let data = service_dir(&self.root, unit).join(service::data_dir_of(kind));
             if remove_dir(&data)? {
                 removed.push(format!("what was left of {}", data.display()));
             }
@@ -1640,19 +1711,11 @@ impl Driver for ProcessDriver {
                     let _ = std::fs::remove_file(f);
                 }
             }
-            _ => {
-                // The keys of the lost (or never-kept) initialisation, and its journal.
-                let gone =
-                    StateKeys::new(cx.state, "vault")
-                        .forget()
-                        .map_err(|e| DriverError::Vault {
-                            step: "removing vault's keys",
-                            source: e.into(),
-                        })?;
-                removed.extend(gone.into_iter().map(|p| Doomed::Keys(p).removal().what));
-            }
+            _ => {}
         }
-        initialised::forget(&self.root, kind.as_str())?;
+        // The keys of the lost (or never-kept) initialisation, its journal, the record.
+        let gone = cp_drivers::reinit::forget(cx, kind, self.vault_keys_dir())?;
+        removed.extend(gone.into_iter().map(|p| Doomed::Keys(p).removal().what));
         Ok(removed)
     }
 
@@ -1797,6 +1860,14 @@ impl Driver for ProcessDriver {
 /// Runs futures concurrently on this task, results in order.
 async fn futures_join<F: std::future::Future>(futs: impl IntoIterator<Item = F>) -> Vec<F::Output> {
     futures::future::join_all(futs).await
+}
+
+/// A failed health check as `status` shows it: what kind of failure, never the
+/// server's own words (they can name roles and users); the whole chain goes to the
+/// log.
+fn unhealthy(service: &ServiceName, e: &(dyn std::error::Error + 'static)) -> Health {
+    tracing::info!(%service, error = %cp_runtime::error::chain(e), "unhealthy");
+    Health::Unhealthy(cp_runtime::error::public(e))
 }
 
 #[cfg(test)]

@@ -78,6 +78,7 @@ impl Intent {
     /// True when `cmdline` is this program with these arguments, as started or as
     /// the server retitled itself (`/usr/bin/redis-server 127.0.0.1:6379`).
     fn started(&self, cmdline: &[String]) -> bool {
+        let cmdline = crate::spawn::unwrapped(cmdline);
         let binary = self.binary.to_string_lossy();
         match cmdline {
             [one] if !self.args.is_empty() && one.starts_with(&format!("{binary} ")) => true,
@@ -144,7 +145,7 @@ impl Record {
     fn same_program(&self) -> bool {
         let want = procfs::base_name(self.binary.to_str().unwrap_or_default());
         let cmd = procfs::cmdline(self.pid).unwrap_or_default();
-        let first_words = cmd
+        let first_words = crate::spawn::unwrapped(&cmd)
             .iter()
             .take(2)
             .filter_map(|a| a.split_whitespace().next());

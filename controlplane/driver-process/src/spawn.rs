@@ -6,6 +6,7 @@
 //! unseal keys), and secrets only through the variables it is given. While this
 //! process lives, a thread reaps the child when it exits and keeps its exit status,
 //! so readiness can say "exited with status 1" instead of waiting for a deadline.
+//! Every program starts under umask 0077 (see [`SHELL`]).
 
 use std::collections::HashMap;
 use std::fs::OpenOptions;
@@ -90,11 +91,37 @@ pub(crate) fn open_log(path: &Path) -> std::io::Result<std::fs::File> {
         .open(path)
 }
 
+/// The shell every server and helper is started through: it sets the umask to 0077
+/// and replaces itself with the program (same pid, the program's own command line).
+/// Every file a server writes holds data (Redis's `dump.rdb` and `users.acl`,
+/// JetStream's store, Prometheus's blocks) and each picks its own mode from the umask
+/// (Redis: 0644), so they start under 0077: files 0600, directories 0700. std sets a
+/// child's umask only in an `unsafe` `pre_exec`, which this workspace forbids.
+pub(crate) const SHELL: &str = "/bin/sh";
+
+/// The shell's arguments before the program and its own.
+pub(crate) const UMASK_WRAPPER: [&str; 2] = ["-c", "umask 077 && exec \"$0\" \"$@\""];
+
+/// `cmdline` with the umask wrapper taken off when it is still the shell (in the
+/// moment between the spawn and its `exec`).
+pub(crate) fn unwrapped(cmdline: &[String]) -> &[String] {
+    match cmdline {
+        [sh, c, line, rest @ ..]
+            if sh == SHELL && c == UMASK_WRAPPER[0] && line == UMASK_WRAPPER[1] =>
+        {
+            rest
+        }
+        _ => cmdline,
+    }
+}
+
 /// Builds the command shared by servers and one-shot helpers (initdb).
 pub(crate) fn command(s: &Spawn<'_>) -> std::io::Result<std::process::Command> {
     let log = open_log(s.log)?;
-    let mut cmd = exec::command(s.program);
-    cmd.args(s.args)
+    let mut cmd = exec::command(Path::new(SHELL));
+    cmd.args(UMASK_WRAPPER)
+        .arg(s.program)
+        .args(s.args)
         .current_dir(s.cwd)
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)

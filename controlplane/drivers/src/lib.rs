@@ -8,6 +8,7 @@
 pub mod contract;
 pub mod engine;
 pub mod error;
+pub mod reinit;
 
 pub use contract::{
     Context, Driver, DriverKind, Health, Removal, ServiceState, ServiceStatus, Vanished,

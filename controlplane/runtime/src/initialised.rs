@@ -8,6 +8,7 @@
 //! says what happened and what to do). One file per service, so services started in
 //! parallel never race on a shared file; each is written atomically.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -26,6 +27,11 @@ pub struct Record {
     /// id. `None` when it could not be read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<String>,
+    /// The volumes that hold it, by name, with their unique id (Kubernetes: each
+    /// PersistentVolumeClaim's `uid`, so a claim deleted and made again empty under
+    /// the same name is told apart).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub volumes: BTreeMap<String, String>,
 }
 
 impl Record {
@@ -82,11 +88,33 @@ pub fn record(
             |o| o.at.clone(),
         ),
         identity: identity.or_else(|| old.as_ref().and_then(|o| o.identity.clone())),
+        volumes: old.as_ref().map(|o| o.volumes.clone()).unwrap_or_default(),
     };
     if old.as_ref() != Some(&rec) {
         let bytes = serde_json::to_vec_pretty(&rec).expect("serializes");
-        write_atomic(&path(state.path(), service), &bytes, 0o644)?;
+        write_atomic(&path(state.path(), service), &bytes, 0o600)?;
     }
+    Ok(rec)
+}
+
+/// Records that `service`'s data exists on `volumes` (name → unique id). Keeps the
+/// volumes of an existing record that has them: those are what was initialised, and
+/// a volume that differs now is data lost, for `vanished` to report, not to record.
+pub fn record_volumes(
+    state: &StateDir,
+    service: &str,
+    volumes: BTreeMap<String, String>,
+) -> Result<Record, StateError> {
+    let old = read(state.path(), service)?;
+    if let Some(o) = &old
+        && !o.volumes.is_empty()
+    {
+        return Ok(o.clone());
+    }
+    let mut rec = record(state, service, None)?;
+    rec.volumes = volumes;
+    let bytes = serde_json::to_vec_pretty(&rec).expect("serializes");
+    write_atomic(&path(state.path(), service), &bytes, 0o600)?;
     Ok(rec)
 }
 
@@ -105,8 +133,13 @@ pub fn forget(root: &Path, service: &str) -> Result<bool, StateError> {
 /// (its first field, a native-endian 64-bit integer: what `pg_controldata` prints as
 /// "Database system identifier"). `None` when the file cannot be read.
 pub fn pg_system_identifier(data: &Path) -> Option<String> {
-    let bytes = std::fs::read(data.join("global/pg_control")).ok()?;
-    let first: [u8; 8] = bytes.get(..8)?.try_into().ok()?;
+    pg_identity(&std::fs::read(data.join("global/pg_control")).ok()?)
+}
+
+/// [`pg_system_identifier`] of the bytes of a `pg_control` file read otherwise (the
+/// Docker driver reads it through the container).
+pub fn pg_identity(pg_control: &[u8]) -> Option<String> {
+    let first: [u8; 8] = pg_control.get(..8)?.try_into().ok()?;
     Some(format!("system identifier {}", u64::from_ne_bytes(first)))
 }
 

@@ -49,12 +49,24 @@ pub struct Principal {
     pub tenant: Option<String>,
     /// How it authenticated.
     pub via: Via,
+    /// Whether `tenant` is a tenant's id and matches nothing else (API tokens, and
+    /// console sessions started with one); otherwise it is what an identity provider's
+    /// claim says, a tenant's id or slug.
+    #[serde(skip)]
+    pub tenant_is_id: bool,
 }
 
 impl Principal {
-    /// Whether this principal may see tenant `id`/`slug`.
+    /// Whether this principal may see tenant `id`/`slug`. A token is bound to the id
+    /// its tenant had when the token was made: a tenant deleted and made again under
+    /// the same slug is another tenant to it (and a slug that looks like some other
+    /// tenant's id matches nothing).
     pub fn may_see_tenant(&self, id: &str, slug: &str) -> bool {
-        self.tenant.as_deref().is_none_or(|t| t == id || t == slug)
+        match &self.tenant {
+            None => true,
+            Some(t) if self.tenant_is_id => t == id,
+            Some(t) => t == id || t == slug,
+        }
     }
 }
 
@@ -65,6 +77,17 @@ pub enum AuthError {
     /// A token that is not (or no longer) in the store.
     #[error("unknown, revoked or expired token")]
     UnknownToken,
+    /// A token scoped to a tenant by slug, made before tokens were bound to tenant
+    /// ids: it could reach another tenant made later under that slug, so it is refused.
+    #[error(
+        "token `{name}` is scoped to tenant `{slug}` by slug (made before tokens were bound to tenant ids); revoke it and create it again"
+    )]
+    UnboundTenant {
+        /// The token's name.
+        name: String,
+        /// The slug it names.
+        slug: String,
+    },
     /// A JWT, but no OIDC is configured.
     #[error("a JWT was presented but no OIDC issuer is configured")]
     NoOidc,
@@ -107,11 +130,22 @@ pub async fn identify_with(
             .tokens
             .verify(credential)?
             .ok_or(AuthError::UnknownToken)?;
+        if let Some(slug) = t
+            .tenant
+            .as_ref()
+            .filter(|k| uuid::Uuid::parse_str(k).is_err())
+        {
+            return Err(AuthError::UnboundTenant {
+                name: t.name.clone(),
+                slug: slug.clone(),
+            });
+        }
         let p = Principal {
             actor: format!("token:{}", t.name),
             role: t.role,
             tenant: t.tenant,
             via: Via::Token,
+            tenant_is_id: true,
         };
         return Ok((p, Credential::Token { sha256: t.sha256 }));
     }
@@ -122,6 +156,7 @@ pub async fn identify_with(
         role: id.role,
         tenant: id.tenant,
         via: Via::Oidc,
+        tenant_is_id: false,
     };
     Ok((
         p,
@@ -156,8 +191,51 @@ pub fn still_valid(state: &AppState, c: &Credential) -> Result<(), SessionEnded>
         },
         Credential::Jwt {
             expires_at: Some(t),
-        } if *t <= Utc::now() => Err(SessionEnded::JwtExpired),
+        } if *t <= state.clock.now() => Err(SessionEnded::JwtExpired),
         Credential::Jwt { .. } => Ok(()),
+    }
+}
+
+/// What an authenticated request was let in by, kept in its extensions so a
+/// long-lived response (an event stream) can check again that it still holds.
+#[derive(Debug, Clone)]
+pub enum Holder {
+    /// A bearer credential of the API.
+    Bearer(Credential),
+    /// A console session, by id.
+    Session(String),
+}
+
+/// How often a long-lived response checks that its credential still holds.
+pub const RECHECK: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Whether what let the request in still holds: the token not revoked nor expired,
+/// the JWT not expired, the console session not ended (and its own credential
+/// holding; a session whose credential failed is ended here).
+pub fn still_holds(state: &AppState, holder: &Holder) -> bool {
+    match holder {
+        Holder::Bearer(c) => still_valid(state, c).is_ok(),
+        Holder::Session(sid) => match state.sessions.get(sid) {
+            Some(s) if still_valid(state, &s.credential).is_ok() => true,
+            Some(_) => {
+                state.sessions.end(sid);
+                false
+            }
+            None => false,
+        },
+    }
+}
+
+/// Resolves when `holder` stops holding (checked every [`RECHECK`]): an event
+/// stream selects on it and ends, so a revoked or expired credential hears nothing
+/// more however long the stream was meant to last.
+pub async fn until_revoked(state: AppState, holder: Holder) {
+    loop {
+        if !still_holds(&state, &holder) {
+            tracing::info!("an event stream ended: its credential was revoked or expired");
+            return;
+        }
+        tokio::time::sleep(RECHECK).await;
     }
 }
 
@@ -420,7 +498,7 @@ async fn check(
             None,
         ));
     }
-    let (principal, csrf) = match route.surface {
+    let (principal, holder, csrf) = match route.surface {
         Surface::Api => match bearer(&req) {
             None => {
                 return Err(deny(
@@ -431,8 +509,8 @@ async fn check(
                     None,
                 ));
             }
-            Some(cred) => match identify(state, cred).await {
-                Ok(p) => (p, None),
+            Some(cred) => match identify_with(state, cred).await {
+                Ok((p, c)) => (p, Holder::Bearer(c), None),
                 Err(e) => {
                     state.failed_auth.failed(ip);
                     return Err(deny(
@@ -459,7 +537,7 @@ async fn check(
                         Some(s.principal),
                     ));
                 }
-                (s.principal, Some(s.csrf))
+                (s.principal, Holder::Session(sid.to_owned()), Some(s.csrf))
             }
             None => {
                 return Err(deny(
@@ -530,6 +608,7 @@ async fn check(
         req = Request::from_parts(parts, Body::from(bytes));
     }
     req.extensions_mut().insert(principal.clone());
+    req.extensions_mut().insert(holder);
     Ok((req, Some(principal)))
 }
 

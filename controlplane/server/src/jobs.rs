@@ -565,17 +565,30 @@ async fn job(
 
 /// The job's events as SSE: every event so far, each new one as it happens, then
 /// `result` with the whole [`JobView`] and the end of the stream.
+/// The stream ends early when the server stops or when the token (or console session)
+/// it was opened with is revoked or expires.
 async fn events(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    holder: Option<axum::Extension<crate::auth::Holder>>,
 ) -> Result<Response, ApiError> {
     let handle = state.jobs.get(&id)?;
     let mut shutdown = state.shutdown.subscribe();
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
+    let revoked = holder.map(|h| crate::auth::until_revoked(state.clone(), h.0));
     tokio::spawn(async move {
         let progress = tx.clone();
         let stop = async move {
-            let _ = shutdown.wait_for(|s| *s).await;
+            let revoked = async move {
+                match revoked {
+                    Some(r) => r.await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = shutdown.wait_for(|s| *s) => {}
+                () = revoked => {}
+            }
         };
         let v = handle
             .follow(

@@ -12,6 +12,7 @@
 pub mod api;
 pub mod audit;
 pub mod auth;
+pub mod clock;
 pub mod config;
 pub mod console;
 pub mod error;

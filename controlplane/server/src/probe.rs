@@ -75,8 +75,12 @@ impl Cache {
     }
 }
 
+/// A failed probe as the environment's views show it: what kind of failure, never a
+/// server's own words, control characters escaped (`cp_runtime::error::public`); the
+/// whole chain goes to the log (with the request id when a request asked for it).
 fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    cp_runtime::error::chain(e)
+    tracing::warn!(error = %cp_runtime::error::chain(e), "an environment's probe failed");
+    cp_runtime::error::public(e)
 }
 
 /// Probes `env` now (or waits for the probe already running and returns its result).

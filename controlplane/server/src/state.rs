@@ -28,6 +28,8 @@ pub struct Inner {
     pub targets: BTreeMap<String, cp_app::Target>,
     /// Tokens.
     pub tokens: TokenStore,
+    /// What token and JWT expiry are judged against (tests move it forward).
+    pub clock: crate::clock::Clock,
     /// The audit log.
     pub audit: Arc<AuditLog>,
     /// Status of every environment.
@@ -95,8 +97,10 @@ impl AppState {
             config.targets.iter().cloned(),
         ));
         let jobs = cp_app::Jobs::new();
+        let clock = crate::clock::Clock::default();
         let inner = Inner {
-            tokens: TokenStore::new(&config.server_dir),
+            tokens: TokenStore::with_clock(&config.server_dir, clock.clone()),
+            clock,
             audit: Arc::new(AuditLog::new(&config.server_dir)),
             history: crate::history::History::default(),
             cache: Cache::new(config.targets.iter().map(|t| t.env.clone())),

@@ -14,6 +14,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::clock::Clock;
 use crate::routes::Role;
 
 /// Every token starts with this, so a leaked one is recognisable (and scanners can
@@ -120,6 +121,7 @@ fn valid_name(name: &str) -> bool {
 pub struct TokenStore {
     path: PathBuf,
     cache: Mutex<Cache>,
+    clock: Clock,
 }
 
 #[derive(Debug, Default)]
@@ -129,11 +131,17 @@ struct Cache {
 }
 
 impl TokenStore {
-    /// The store in `dir` (nothing is read or created yet).
+    /// The store in `dir` (nothing is read or created yet), on real time.
     pub fn new(dir: &Path) -> Self {
+        Self::with_clock(dir, Clock::default())
+    }
+
+    /// The store in `dir`, judging expiry by `clock` (the server's).
+    pub fn with_clock(dir: &Path, clock: Clock) -> Self {
         Self {
             path: dir.join(FILE),
             cache: Mutex::new(Cache::default()),
+            clock,
         }
     }
 
@@ -181,7 +189,7 @@ impl TokenStore {
         let mut raw = [0u8; 32];
         rand::rng().fill_bytes(&mut raw);
         let token = format!("{PREFIX}{}", hex::encode(raw));
-        let now = Utc::now();
+        let now = self.clock.now();
         tokens.push(StoredToken {
             name: name.to_owned(),
             role,
@@ -196,7 +204,7 @@ impl TokenStore {
 
     /// Every token, without hashes.
     pub fn list(&self) -> Result<Vec<TokenInfo>, TokenError> {
-        let now = Utc::now();
+        let now = self.clock.now();
         let ts = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         Ok(self
             .read()?
@@ -212,8 +220,11 @@ impl TokenStore {
             .collect())
     }
 
-    /// Removes a token by name.
+    /// Removes a token by name (a name no token can have is refused as such).
     pub fn revoke(&self, name: &str) -> Result<(), TokenError> {
+        if !valid_name(name) {
+            return Err(TokenError::BadName(name.to_owned()));
+        }
         let mut tokens = self.read()?;
         let before = tokens.len();
         tokens.retain(|t| t.name != name);
@@ -263,7 +274,7 @@ impl TokenStore {
             cache.tokens = self.read()?;
             cache.stamp = stamp;
         }
-        let now = Utc::now();
+        let now = self.clock.now();
         Ok(cache
             .tokens
             .iter()

@@ -10,34 +10,11 @@
 
 mod common;
 
-use common::{Fixture, audit, console_login, req, token};
+use common::{audit, console_login, req, token};
 use cp_core::names::CoreKind;
 use cp_server::{AppState, Role};
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
-
-/// `dev` with nothing running, backups to a directory of the test.
-fn fixture() -> Fixture {
-    let tmp = tempfile::tempdir().unwrap();
-    let mut sets = cp_testkit::port_sets();
-    sets.push("platform=process".into());
-    sets.push(format!(
-        "backup.destinations.local.path={}",
-        tmp.path().join("backups").display()
-    ));
-    let state = AppState::new(common::config(
-        sets,
-        &tmp.path().join("dev"),
-        &tmp.path().join("server"),
-    ));
-    Fixture {
-        admin: token(&state, "admin", Role::Admin, None),
-        editor: token(&state, "editor", Role::Editor, None),
-        viewer: token(&state, "viewer", Role::Viewer, None),
-        state,
-        tmp,
-    }
-}
 
 /// Who a probe calls as.
 #[derive(Debug, Clone, Copy)]
@@ -436,7 +413,7 @@ fn probes() -> Vec<Probe> {
 
 #[tokio::test]
 async fn hostile_requests_get_the_expected_4xx_and_never_a_5xx() {
-    let f = fixture();
+    let f = common::backup_fixture();
     let expired = f
         .state
         .tokens
@@ -536,7 +513,7 @@ const KNOWN_METHODS: [&str; 10] = [
 #[tokio::test]
 async fn invented_methods_and_paths_cannot_grow_the_metrics() {
     use rand::Rng;
-    let f = fixture();
+    let f = common::backup_fixture();
     let baseline = req(Method::GET, "/metrics")
         .send(&f.state)
         .await
@@ -607,7 +584,7 @@ async fn page(state: &AppState, cookie: &str) -> common::Answer {
 
 #[tokio::test]
 async fn revoking_or_expiring_a_token_ends_its_console_sessions_at_the_next_request() {
-    let f = fixture();
+    let f = common::backup_fixture();
     let tok = token(&f.state, "alice", Role::Editor, None);
     let (cookie, csrf) = console_login(&f.state, &tok).await;
     let (cookie2, _) = console_login(&f.state, &tok).await;
@@ -639,7 +616,7 @@ async fn revoking_or_expiring_a_token_ends_its_console_sessions_at_the_next_requ
     let _again = token(&f.state, "alice", Role::Editor, None);
     assert_eq!(page(&f.state, &cookie).await.status, StatusCode::SEE_OTHER);
 
-    // Expiry ends a session too.
+    // Expiry ends a session too (the server's clock moved past it, no sleeping).
     let short = f
         .state
         .tokens
@@ -647,14 +624,149 @@ async fn revoking_or_expiring_a_token_ends_its_console_sessions_at_the_next_requ
             "brief",
             Role::Viewer,
             None,
-            Some(chrono::Duration::seconds(2)),
+            Some(chrono::Duration::seconds(60)),
         )
         .unwrap();
     let (cookie, _) = console_login(&f.state, &short).await;
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert_eq!(page(&f.state, &cookie).await.status, StatusCode::OK);
+    f.state.clock.advance(chrono::Duration::seconds(61));
     let a = page(&f.state, &cookie).await;
     assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.text());
     assert_eq!(a.headers["location"], "/console/login");
+}
+
+/// Listeners on every service port of the fixture's environment that accept and never
+/// answer: a job that connects hangs there, so it runs as long as the test needs.
+async fn black_holes(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut out = Vec::new();
+    for set in &state.targets["dev"].sets {
+        let Some(port) = set
+            .split_once("port=")
+            .and_then(|(_, p)| p.parse::<u16>().ok())
+        else {
+            continue;
+        };
+        let l = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
+        out.push(tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((sock, _)) = l.accept().await {
+                held.push(sock);
+            }
+        }));
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_job_event_stream_ends_when_its_token_or_session_is_revoked_or_expires() {
+    // A backup of Redis alone, whose password is given (nothing was brought up to
+    // generate one), against a Redis that accepts and never answers: the job runs
+    // as long as the test needs.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut sets = cp_testkit::port_sets();
+    sets.extend(
+        cp_testkit::only(&[CoreKind::Redis])
+            .into_iter()
+            .filter(|s| s != "backup.enabled=false"),
+    );
+    sets.extend([
+        "platform=process".to_owned(),
+        "backup.services=[redis]".to_owned(),
+        "services.redis.admin_password=never-checked".to_owned(),
+        "services.redis.app_password=never-checked-either".to_owned(),
+        format!(
+            "backup.destinations.local.path={}",
+            tmp.path().join("backups").display()
+        ),
+    ]);
+    let state = AppState::new(common::config(
+        sets,
+        &tmp.path().join("dev"),
+        &tmp.path().join("server"),
+    ));
+    let f = common::Fixture {
+        admin: token(&state, "admin", Role::Admin, None),
+        editor: token(&state, "editor", Role::Editor, None),
+        viewer: token(&state, "viewer", Role::Viewer, None),
+        state,
+        tmp,
+    };
+    let holes = black_holes(&f.state).await;
+    let a = req(Method::POST, "/api/v1/environments/dev/backups")
+        .bearer(&f.editor)
+        .json(json!({"services": ["redis"]}))
+        .send(&f.state)
+        .await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text());
+    let job = a.json()["job"].as_str().unwrap().to_owned();
+    let api = format!("/api/v1/jobs/{job}/events");
+    let console = format!("/console/jobs/{job}/events");
+    let open_for = std::time::Duration::from_millis(1500);
+    let ends_in = std::time::Duration::from_secs(3);
+
+    // An API stream: open while the token holds, ended once it is revoked.
+    let tok = token(&f.state, "follower", Role::Viewer, None);
+    let res = req(Method::GET, &api).bearer(&tok).open(&f.state).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let mut body = res.into_body();
+    assert!(
+        !common::ends_within(&mut body, open_for).await,
+        "the job ended or the stream closed by itself; the test needs a running job: {}",
+        serde_json::to_string(&f.state.jobs.get(&job).unwrap().view()).unwrap()
+    );
+    f.state.tokens.revoke("follower").unwrap();
+    assert!(
+        common::ends_within(&mut body, ends_in).await,
+        "the stream went on after its token was revoked"
+    );
+
+    // The console's stream of the same job, through a session: its token expiring
+    // (the server's clock moved past it) ends it.
+    let brief = f
+        .state
+        .tokens
+        .create(
+            "brief",
+            Role::Viewer,
+            None,
+            Some(chrono::Duration::seconds(60)),
+        )
+        .unwrap();
+    let (cookie, _) = console_login(&f.state, &brief).await;
+    let res = req(Method::GET, &console)
+        .header("cookie", &cookie)
+        .open(&f.state)
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let mut body = res.into_body();
+    // The console's status stream of the same session ends with it.
+    let res = req(Method::GET, "/console/events")
+        .header("cookie", &cookie)
+        .open(&f.state)
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let mut status = res.into_body();
+    assert!(!common::ends_within(&mut body, open_for).await);
+    assert!(!common::ends_within(&mut status, std::time::Duration::from_millis(10)).await);
+    f.state.clock.advance(chrono::Duration::seconds(61));
+    assert!(
+        common::ends_within(&mut body, ends_in).await,
+        "the console's job stream went on after its session's token expired"
+    );
+    assert!(
+        common::ends_within(&mut status, ends_in).await,
+        "the console's status stream went on after its session's token expired"
+    );
+    let ended = req(Method::GET, &console)
+        .header("cookie", &cookie)
+        .send(&f.state)
+        .await;
+    assert_eq!(ended.status, StatusCode::SEE_OTHER, "{}", ended.text());
+    for h in holes {
+        h.abort();
+    }
 }
 
 // ---- Against real PostgreSQL and OpenBao ---------------------------------------
@@ -680,6 +792,45 @@ fn vault_reads(root: &std::path::Path, path: &str) -> usize {
         .lines()
         .filter(|l| l.contains(r#""type":"request""#) && l.contains(path))
         .count()
+}
+
+#[tokio::test]
+async fn a_failing_probe_shows_the_kind_of_refusal_never_the_servers_words() {
+    let t = cp_testkit::TestEnv::only(&[CoreKind::Redis], &["platform=process"]);
+    t.up().await.expect("redis comes up");
+    // The server's configuration has another admin password than the one Redis
+    // holds: every probe is refused, and Redis says why in its own words.
+    let mut sets = t.sets.clone();
+    sets.push("services.redis.admin_password=not-the-password".into());
+    let server = tempfile::tempdir().unwrap();
+    let state = AppState::new(common::config(sets, &t.root, server.path()));
+    let viewer = token(&state, "viewer", Role::Viewer, None);
+    let a = req(
+        Method::GET,
+        "/api/v1/environments/dev/services?refresh=true",
+    )
+    .bearer(&viewer)
+    .send(&state)
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    let body = a.text();
+    let services = a.json();
+    let redis = services["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["service"] == "redis")
+        .unwrap_or_else(|| panic!("no redis: {body}"))
+        .clone();
+    let health = redis["health"].to_string();
+    assert!(health.contains("unhealthy"), "{redis}");
+    // The kind of refusal, not Redis's sentence.
+    assert!(
+        health.contains("redis refused `AUTH`: WRONGPASS"),
+        "{redis}"
+    );
+    assert!(!body.contains("username-password"), "{body}");
+    assert!(!body.contains("not-the-password"), "{body}");
 }
 
 #[tokio::test]
@@ -801,6 +952,16 @@ async fn against_postgres_and_openbao() {
     let scoped = token(&state, "acme-dash", Role::Viewer, Some(&id));
     let l = req(Method::GET, TENANTS).bearer(&scoped).send(&state).await;
     assert_eq!(l.json()["tenants"][0]["slug"], "acme", "{}", l.text());
+    // A token scoped by slug (made before tokens were bound to ids) is refused: it
+    // would reach whatever tenant holds that slug later.
+    let by_slug = token(&state, "acme-by-slug", Role::Viewer, Some("acme"));
+    let l = req(Method::GET, TENANTS)
+        .bearer(&by_slug)
+        .send(&state)
+        .await;
+    assert_eq!(l.status, StatusCode::UNAUTHORIZED, "{}", l.text());
+    // Deleting through the server revokes every token of the tenant, by id or slug.
+    token(&state, "acme-stale", Role::Viewer, Some(&id));
 
     // Deleting the tenant revokes its tokens (and their console sessions), and the
     // audit log names the tenant and the tokens.
@@ -813,7 +974,11 @@ async fn against_postgres_and_openbao() {
     let e = &audit(&state, &admin, "action=tenant.delete&outcome=succeeded").await[0];
     assert_eq!(e["subject"]["tenant_id"], id.as_str(), "{e}");
     assert_eq!(e["subject"]["tenant_slug"], "acme", "{e}");
-    assert_eq!(e["subject"]["tokens_revoked"], json!(["acme-dash"]), "{e}");
+    assert_eq!(
+        e["subject"]["tokens_revoked"],
+        json!(["acme-dash", "acme-by-slug", "acme-stale"]),
+        "{e}"
+    );
     let l = req(Method::GET, TENANTS).bearer(&scoped).send(&state).await;
     assert_eq!(l.status, StatusCode::UNAUTHORIZED, "{}", l.text());
     // Made again under the same slug, it is another tenant.
@@ -823,4 +988,19 @@ async fn against_postgres_and_openbao() {
         .send(&state)
         .await;
     assert_ne!(a.json()["tenant"]["id"], id.as_str());
+    // The stale token, bound to the old id, is put back as if it had escaped the
+    // revocation (made by an older server, or the tenant deleted by the CLI): it
+    // authenticates, and sees nothing of the new `acme`.
+    let stale = state
+        .tokens
+        .create("acme-stale-2", Role::Viewer, Some(id.clone()), None)
+        .unwrap();
+    let l = req(Method::GET, TENANTS).bearer(&stale).send(&state).await;
+    assert_eq!(l.status, StatusCode::OK, "{}", l.text());
+    assert_eq!(l.json()["tenants"], json!([]), "{}", l.text());
+    let g = req(Method::GET, &format!("{TENANTS}/acme"))
+        .bearer(&stale)
+        .send(&state)
+        .await;
+    assert_eq!(g.status, StatusCode::NOT_FOUND, "{}", g.text());
 }

@@ -892,32 +892,9 @@ fn the_router_and_the_access_table_agree() {
     }
 }
 
-/// The fixture with its backups at a destination inside the test's directory.
-fn backup_fixture() -> common::Fixture {
-    let tmp = tempfile::tempdir().unwrap();
-    let mut sets = cp_testkit::port_sets();
-    sets.push("platform=process".into());
-    sets.push(format!(
-        "backup.destinations.local.path={}",
-        tmp.path().join("backups").display()
-    ));
-    let state = cp_server::AppState::new(common::config(
-        sets,
-        &tmp.path().join("dev"),
-        &tmp.path().join("server"),
-    ));
-    common::Fixture {
-        admin: common::token(&state, "admin", Role::Admin, None),
-        editor: common::token(&state, "editor", Role::Editor, None),
-        viewer: common::token(&state, "viewer", Role::Viewer, None),
-        state,
-        tmp,
-    }
-}
-
 #[tokio::test]
 async fn backup_routes_enforce_roles_and_the_restore_confirmation() {
-    let f = backup_fixture();
+    let f = common::backup_fixture();
     let id = "20261201T020000000Z-000000";
     // A viewer lists but may not trigger or verify; an editor may not restore.
     let l = req(Method::GET, "/api/v1/environments/dev/backups")
@@ -1005,7 +982,7 @@ async fn backup_routes_enforce_roles_and_the_restore_confirmation() {
 
 #[tokio::test]
 async fn a_trigger_while_the_backup_lock_is_held_is_409_naming_the_holder() {
-    let f = backup_fixture();
+    let f = common::backup_fixture();
     let dir = cp_runtime::state::StateDir::open(f.tmp.path().join("dev"), "dev").unwrap();
     let held = cp_backup::run::lock(&dir, "backup (the test)").unwrap();
     let a = req(Method::POST, "/api/v1/environments/dev/backups")
@@ -1055,7 +1032,7 @@ async fn a_trigger_while_the_backup_lock_is_held_is_409_naming_the_holder() {
 
 #[tokio::test]
 async fn backup_gauges_exist_for_every_backed_up_service_from_start() {
-    let f = backup_fixture();
+    let f = common::backup_fixture();
     let text = req(Method::GET, "/metrics").send(&f.state).await.text();
     for name in [
         "controlplane_backup_last_success_timestamp_seconds",
@@ -1106,7 +1083,7 @@ async fn backup_gauges_exist_for_every_backed_up_service_from_start() {
 #[tokio::test]
 async fn the_schedule_shows_the_next_run_and_missed_runs_are_counted() {
     use chrono::TimeZone;
-    let f = backup_fixture();
+    let f = common::backup_fixture();
     let s = req(Method::GET, "/api/v1/environments/dev/backups/schedule")
         .bearer(&f.viewer)
         .send(&f.state)
@@ -1144,7 +1121,7 @@ async fn the_schedule_shows_the_next_run_and_missed_runs_are_counted() {
 
 #[tokio::test]
 async fn the_console_backups_page_shows_the_schedule_and_its_forms_need_csrf() {
-    let f = backup_fixture();
+    let f = common::backup_fixture();
     let (cookie, csrf) = console_login(&f.state, &f.editor).await;
     let page = req(Method::GET, "/console/env/dev/backups")
         .header("cookie", &cookie)

@@ -9,11 +9,13 @@
 //! root ([`repo_root`]), free ports below the ephemeral range ([`free_ports`]), the
 //! cleanup guard ([`Down`]), golden files and their one refresh switch
 //! ([`golden`], `CP_BLESS=1`), a missing tool ([`require_tool`]), and a test binary
-//! started again as a child ([`rerun_as_child`]).
+//! started again as a child ([`rerun_as_child`]), a scratch copy of the project and a
+//! snapshot of a tree ([`project`]).
 
 mod down;
 mod golden;
 mod ports;
+pub mod project;
 pub mod promcheck;
 
 pub use down::{Down, processes_in};

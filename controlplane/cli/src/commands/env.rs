@@ -56,6 +56,7 @@ fn preflight(env: &cp_core::Environment, command: &Command) -> Result<Option<Sav
             }
             plan.as_deref().map(read_plan).transpose()
         }
+        Command::Plan { out: Some(file) } => check_out(file).map(|()| None),
         Command::Logs { service, .. } => {
             service_names(env, std::slice::from_ref(service)).map(|_| None)
         }
@@ -80,6 +81,30 @@ fn preflight(env: &cp_core::Environment, command: &Command) -> Result<Option<Sav
     }
 }
 
+/// `plan --out FILE`: a file that can be written, checked before planning (a wrong
+/// path is invalid input, exit 3, not a failure after the plan was made).
+fn check_out(file: &Path) -> Result<(), AppError> {
+    let name = file.display().to_string();
+    let dir = match file.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let why = if file.is_dir() {
+        Some("it is a directory")
+    } else if !dir.is_dir() {
+        Some("its directory does not exist")
+    } else {
+        None
+    };
+    match why {
+        Some(why) => Err(AppError::Usage(format!(
+            "--out {}: {why}; name a file in an existing directory",
+            shown(&name)
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Whether `s` is a UUID in its hyphenated form (a tenant id).
 fn is_uuid(s: &str) -> bool {
     let groups: Vec<&str> = s.split('-').collect();
@@ -97,10 +122,11 @@ fn reinitialise_kinds(names: &[String]) -> Result<Vec<cp_core::names::CoreKind>,
         .iter()
         .map(|n| {
             CoreKind::from_name(n)
-                .filter(|k| matches!(k, CoreKind::Postgres | CoreKind::Vault))
+                .filter(|k| matches!(k, CoreKind::Postgres | CoreKind::Vault | CoreKind::Nats))
                 .ok_or_else(|| {
                     AppError::Usage(format!(
-                        "--reinitialise {n}: only postgres and vault can be re-initialised"
+                        "--reinitialise {}: only postgres, vault and nats can be re-initialised (redis is a cache)",
+                        shown(n)
                     ))
                 })
         })
@@ -164,11 +190,18 @@ fn service_names(
 
 fn read_plan(file: &Path) -> Result<SavedPlan, AppError> {
     let name = file.display().to_string();
-    // A missing file is "something named does not exist" (exit 1, the exit table); a
-    // file that is not a plan is invalid input (exit 3).
-    let text = std::fs::read(file).map_err(|source| AppError::Project {
-        what: format!("cannot read the saved plan {}", shown(&name)),
-        source,
+    // A file named on the command line that cannot be read is a wrong argument, like a
+    // file that is not a plan: invalid input (exit 3), one line saying what to do.
+    let text = std::fs::read(file).map_err(|e| {
+        let why = match e.kind() {
+            std::io::ErrorKind::NotFound => "no such file".to_owned(),
+            std::io::ErrorKind::IsADirectory => "it is a directory".to_owned(),
+            _ => e.to_string(),
+        };
+        AppError::Usage(format!(
+            "--plan {}: {why}; save a plan with `controlplane plan --out FILE` first",
+            shown(&name)
+        ))
     })?;
     serde_json::from_slice(&text).map_err(|e| {
         AppError::Usage(format!(

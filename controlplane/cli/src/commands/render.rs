@@ -52,6 +52,15 @@ pub(crate) fn run(global: &Global, all: bool, out: Option<PathBuf>, check: bool)
         .and_then(|r| r.render(&base, &envs))
         .map_err(|e| AppError::Usage(format!("{e}\n\nnothing was written.")))?;
     let out_dir = out.clone().unwrap_or_else(|| project.rendered_dir());
+    if let Some(file) = out_dir.ancestors().find(|a| a.exists() && !a.is_dir()) {
+        // A wrong argument, refused before anything is written (exit 3).
+        return Err(AppError::Usage(format!(
+            "--out {}: {} is not a directory; name a directory (it is created if missing)",
+            out_dir.display(),
+            file.display()
+        ))
+        .into());
+    }
     let mut owned: Vec<String> = vec!["kubernetes/base/".into()];
     for e in &envs {
         owned.extend(render::owned_dirs(e.name.as_str()));

@@ -712,7 +712,16 @@ impl Fake {
         st.next_rv += 1;
         obj["metadata"]["resourceVersion"] = json!(st.next_rv.to_string());
         obj["metadata"]["generation"] = json!(1);
+        if obj["metadata"]["uid"].is_null() {
+            // Unique per object made, as the API server's.
+            obj["metadata"]["uid"] = json!(format!("uid-{}", st.next_rv));
+        }
         st.objects.insert(key_of(&obj), obj);
+    }
+
+    /// Removes an object as someone else did (`kubectl delete`); true when it was held.
+    pub fn remove(&self, key: &Key) -> bool {
+        self.state.lock().unwrap().objects.remove(key).is_some()
     }
 
     /// Does what the StatefulSet controller does for every StatefulSet held: makes

@@ -519,10 +519,14 @@ async fn events(
                     return None;
                 }
                 if !first {
+                    let holder = auth::Holder::Session(sid.clone());
                     tokio::select! {
                         changed = rx.changed() => changed.ok()?,
                         // The server is stopping: end the stream (the browser reconnects).
                         _ = stop.wait_for(|s| *s) => return None,
+                        // Revoked or expired while nothing changed: end it now, not at
+                        // the next change.
+                        () = auth::until_revoked(state.clone(), holder) => return None,
                     }
                 }
                 // A session whose token was revoked meanwhile hears nothing more.

@@ -133,7 +133,9 @@ impl Req {
         self.ip = ip.into();
         self
     }
-    pub async fn send(self, state: &AppState) -> Answer {
+    /// Sends the request and returns the response with its body still streaming
+    /// (an event stream).
+    pub async fn open(self, state: &AppState) -> http::Response<Body> {
         let mut b = Request::builder().method(self.method).uri(&self.uri);
         for (k, v) in &self.headers {
             b = b.header(k, v);
@@ -141,7 +143,11 @@ impl Req {
         let mut r = b.body(Body::from(self.body)).unwrap();
         let addr: SocketAddr = format!("{}:40000", self.ip).parse().unwrap();
         r.extensions_mut().insert(ConnectInfo(addr));
-        let res = cp_server::router(state.clone()).oneshot(r).await.unwrap();
+        cp_server::router(state.clone()).oneshot(r).await.unwrap()
+    }
+
+    pub async fn send(self, state: &AppState) -> Answer {
+        let res = self.open(state).await;
         let status = res.status();
         let headers = res.headers().clone();
         let body = res.into_body().collect().await.unwrap().to_bytes().to_vec();
@@ -203,4 +209,42 @@ pub async fn audit(state: &AppState, admin: &str, query: &str) -> Vec<serde_json
         .await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.text());
     a.json()["entries"].as_array().unwrap().clone()
+}
+
+/// Reads a streaming body until it ends or `within` passes: true when it ended.
+pub async fn ends_within(body: &mut Body, within: std::time::Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, body.frame()).await {
+            Err(_) => return false,
+            Ok(None) => return true,
+            Ok(Some(Err(e))) => panic!("the stream failed: {e}"),
+            Ok(Some(Ok(_))) => {}
+        }
+    }
+}
+
+/// `dev` with nothing running (every service on a free port, so nothing real is
+/// reached), the process platform, backups to a directory of the test, and a token of
+/// each role.
+pub fn backup_fixture() -> Fixture {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut sets = cp_testkit::port_sets();
+    sets.push("platform=process".into());
+    sets.push(format!(
+        "backup.destinations.local.path={}",
+        tmp.path().join("backups").display()
+    ));
+    let state = AppState::new(config(
+        sets,
+        &tmp.path().join("dev"),
+        &tmp.path().join("server"),
+    ));
+    Fixture {
+        admin: token(&state, "admin", Role::Admin, None),
+        editor: token(&state, "editor", Role::Editor, None),
+        viewer: token(&state, "viewer", Role::Viewer, None),
+        state,
+        tmp,
+    }
 }
