@@ -172,3 +172,145 @@ async fn nats_plaintext(ep: &Endpoint) -> String {
     }
     String::from_utf8_lossy(&out).into_owned()
 }
+
+/// The password controlplane generated for `setting` (dev keeps it in the state
+/// directory).
+async fn generated(state: &std::path::Path, setting: &str) -> cp_runtime::secrets::Secret {
+    let dir = cp_runtime::state::StateDir::open(state, "dev").unwrap();
+    cp_runtime::secrets::SecretResolver::read_only(Some(dir))
+        .resolve(setting, &cp_core::units::SecretRef::Generate)
+        .await
+        .unwrap()
+}
+
+#[test]
+fn certificates_renew_at_their_point_and_servers_reload_without_dropping_connections() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let state = tmp.path().join("dev");
+    let mut sets = cp_testkit::port_sets();
+    sets.extend([
+        "platform=process".to_owned(),
+        "apps.capsule-registry.enabled=false".to_owned(),
+        "backup.enabled=false".to_owned(),
+        "tls.mode=required".to_owned(),
+        // Due 6 s after issuance.
+        "tls.lifetime=60s".to_owned(),
+        "tls.renew_at_percent=10".to_owned(),
+    ]);
+    let _down = common::down(&state, &sets);
+    let o = controlplane(&state, &sets, &["up"]);
+    assert!(o.status.success(), "up:\n{}", text(&o));
+    let ca = cp_runtime::tls::ca_path(&state);
+    let ep = |key: &str| Endpoint::local(port(&sets, key)).with_tls(ca.clone());
+    let pg = ep("services.postgres.port");
+    let redis = ep("services.redis.port");
+    let nats = ep("services.nats.port");
+    let vault = ep("services.vault.port");
+    let listeners = [
+        (&pg, Prelude::Postgres),
+        (&redis, Prelude::None),
+        (&nats, Prelude::NatsInfo),
+        (&vault, Prelude::None),
+    ];
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let before: Vec<String> = rt.block_on(async {
+        let mut v = Vec::new();
+        for (ep, p) in listeners {
+            v.push(handshake(ep, p).await.unwrap().cert.serial);
+        }
+        v
+    });
+
+    // One connection to each, opened now and used in a loop through the renewal.
+    let errors = Arc::new(AtomicU64::new(0));
+    let rounds = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let workers = rt.block_on(async {
+        use sqlx::Connection as _;
+        let pg_pw = generated(&state, "services.postgres.superuser_password").await;
+        let redis_pw = generated(&state, "services.redis.admin_password").await;
+        let nats_pw = generated(&state, "services.nats.admin_password").await;
+        let mut pgc = sqlx::postgres::PgConnection::connect_with(
+            &pg.pg_options()
+                .username("postgres")
+                .password(pg_pw.expose())
+                .database("postgres"),
+        )
+        .await
+        .unwrap();
+        let mut rc = cp_runtime::resp::Connection::connect_to(&redis)
+            .await
+            .unwrap();
+        rc.command(&["AUTH", "admin", redis_pw.expose()])
+            .await
+            .unwrap();
+        let nc = cp_runtime::probe::nats_tls(async_nats::ConnectOptions::new(), &nats)
+            .user_and_password("admin".into(), nats_pw.expose().to_owned())
+            .connect(nats.addr())
+            .await
+            .unwrap();
+        let vc = cp_runtime::vault::Client::at(&vault);
+        let (e, r, s) = (errors.clone(), rounds.clone(), stop.clone());
+        tokio::spawn(async move {
+            while !s.load(Ordering::Relaxed) {
+                let one: Result<i32, _> = sqlx::query_scalar("SELECT 1").fetch_one(&mut pgc).await;
+                let ok = one.is_ok()
+                    && rc.command(&["PING"]).await.is_ok()
+                    && nc.request("$JS.API.INFO", "".into()).await.is_ok()
+                    && vc.health().await.is_ok();
+                if !ok {
+                    e.fetch_add(1, Ordering::Relaxed);
+                }
+                r.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            // The same PostgreSQL session throughout.
+            let _ = pgc.close().await;
+        })
+    });
+    std::thread::sleep(std::time::Duration::from_secs(7));
+
+    // Past the renewal point: `plan` shows it, `up` renews.
+    let o = controlplane(&state, &sets, &["plan"]);
+    assert_eq!(o.status.code(), Some(2), "plan:\n{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("renewal due"), "{out}");
+    let o = controlplane(&state, &sets, &["up"]);
+    assert!(o.status.success(), "up:\n{}", text(&o));
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    stop.store(true, Ordering::Relaxed);
+    rt.block_on(workers).unwrap();
+    assert!(
+        rounds.load(Ordering::Relaxed) > 20,
+        "the connections were used"
+    );
+    assert_eq!(
+        errors.load(Ordering::Relaxed),
+        0,
+        "a held connection failed"
+    );
+
+    // Each listener now serves a new certificate from the same CA.
+    rt.block_on(async {
+        for ((ep, p), old) in listeners.into_iter().zip(&before) {
+            let h = handshake(ep, p).await.unwrap();
+            assert_ne!(
+                &h.cert.serial,
+                old,
+                "{} serves its old certificate",
+                ep.addr()
+            );
+        }
+    });
+    let o = controlplane(&state, &sets, &["plan"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "renewed, nothing due:\n{}",
+        text(&o)
+    );
+}
