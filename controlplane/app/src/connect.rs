@@ -70,16 +70,19 @@ pub async fn psql(s: &Session, role: PgRole) -> Result<Invocation, AppError> {
     let password = cp_runtime::access::credential(env, s.secrets(), setting).await?;
     let program =
         cp_runtime::exec::find_postgres_binary("psql", &pg.common.version).map_err(not_found)?;
+    let mut env = vec![
+        ("PGHOST".into(), ep.host.clone()),
+        ("PGPORT".into(), ep.port.to_string()),
+        ("PGUSER".into(), user.into()),
+        ("PGDATABASE".into(), db.into()),
+        ("PGPASSWORD".into(), password.expose().to_owned()),
+    ];
+    // verify-full against the environment's CA under TLS.
+    env.extend(ep.libpq_tls_env());
     Ok(Invocation {
         program,
         args: Vec::new(),
-        env: vec![
-            ("PGHOST".into(), ep.host.clone()),
-            ("PGPORT".into(), ep.port.to_string()),
-            ("PGUSER".into(), user.into()),
-            ("PGDATABASE".into(), db.into()),
-            ("PGPASSWORD".into(), password.expose().to_owned()),
-        ],
+        env,
     })
 }
 
@@ -96,16 +99,27 @@ pub async fn redis_cli(s: &Session) -> Result<Invocation, AppError> {
     let password =
         cp_runtime::access::credential(env, s.secrets(), SecretSetting::RedisAdmin).await?;
     let program = cp_runtime::exec::find_binary("redis-cli").map_err(not_found)?;
+    let mut args = vec![
+        "-h".into(),
+        ep.host.clone(),
+        "-p".into(),
+        ep.port.to_string(),
+        "--user".into(),
+        REDIS_ADMIN_USER.into(),
+    ];
+    if let Some(t) = &ep.tls {
+        // redis-cli verifies the server against the CA (and its name) with --tls.
+        args.extend([
+            "--tls".into(),
+            "--cacert".into(),
+            t.ca.to_string_lossy().into_owned(),
+            "--sni".into(),
+            t.server_name.clone(),
+        ]);
+    }
     Ok(Invocation {
         program,
-        args: vec![
-            "-h".into(),
-            ep.host.clone(),
-            "-p".into(),
-            ep.port.to_string(),
-            "--user".into(),
-            REDIS_ADMIN_USER.into(),
-        ],
+        args,
         env: vec![("REDISCLI_AUTH".into(), password.expose().to_owned())],
     })
 }
@@ -122,10 +136,13 @@ pub async fn vault_env(s: &Session) -> Result<(String, Option<String>), AppError
         )));
     };
     let ep = endpoint(s, CoreKind::Vault)?;
-    let mut text = format!(
-        "export VAULT_ADDR=http://{a}\nexport BAO_ADDR=http://{a}\n",
-        a = ep.addr()
-    );
+    let mut text = format!("export VAULT_ADDR={a}\nexport BAO_ADDR={a}\n", a = ep.url());
+    if let Some(t) = &ep.tls {
+        text.push_str(&format!(
+            "export VAULT_CACERT={c}\nexport BAO_CACERT={c}\n",
+            c = t.ca.display()
+        ));
+    }
     let token =
         cp_runtime::vault::root_token(v, s.secrets(), s.state(), s.driver().vault_keys_dir()).await;
     match token {

@@ -49,6 +49,15 @@ pub async fn status(s: &Session, secrets: Secrets) -> Result<StatusView, AppErro
         driver_reason: s.driver_reason.clone(),
         services,
         healthy,
+        tls_ca: s
+            .endpoint(CoreKind::Postgres)
+            .into_iter()
+            .chain(s.endpoint(CoreKind::Redis))
+            .chain(s.endpoint(CoreKind::Nats))
+            .chain(s.endpoint(CoreKind::Vault))
+            .find_map(|e| e.tls)
+            .filter(|t| t.ca.exists())
+            .map(|t| t.ca.display().to_string()),
     })
 }
 
@@ -149,6 +158,10 @@ fn connect_urls(s: &Session, kind: CoreKind, access: Option<&Access>) -> BTreeMa
         Some(p) => format!("{user}:{}@", p.expose()),
         None => format!("{user}@"),
     };
+    let pg_tls = ep.tls.as_ref().map_or_else(String::new, |t| {
+        format!("?sslmode=verify-full&sslrootcert={}", t.ca.display())
+    });
+    let nats_scheme = if ep.tls.is_some() { "tls" } else { "nats" };
     match kind {
         CoreKind::Postgres => {
             let Some(pg) = &s.env.services.postgres else {
@@ -158,7 +171,7 @@ fn connect_urls(s: &Session, kind: CoreKind, access: Option<&Access>) -> BTreeMa
             out.insert(
                 "app".into(),
                 format!(
-                    "postgres://{}{}/{}",
+                    "postgres://{}{}/{}{pg_tls}",
                     cred(cp_core::roles::APP, a.map(|a| &a.app_password)),
                     ep.addr(),
                     pg.database
@@ -167,7 +180,7 @@ fn connect_urls(s: &Session, kind: CoreKind, access: Option<&Access>) -> BTreeMa
             out.insert(
                 "admin".into(),
                 format!(
-                    "postgres://{}{}/{}",
+                    "postgres://{}{}/{}{pg_tls}",
                     cred(cp_core::roles::ADMIN, a.map(|a| &a.admin_password)),
                     ep.addr(),
                     pg.database
@@ -179,7 +192,8 @@ fn connect_urls(s: &Session, kind: CoreKind, access: Option<&Access>) -> BTreeMa
             out.insert(
                 "app".into(),
                 format!(
-                    "redis://{}{}",
+                    "{}://{}{}",
+                    if ep.tls.is_some() { "rediss" } else { "redis" },
                     cred(cp_core::roles::APP, a.map(|a| &a.app_password)),
                     ep.addr()
                 ),
@@ -193,7 +207,7 @@ fn connect_urls(s: &Session, kind: CoreKind, access: Option<&Access>) -> BTreeMa
             out.insert(
                 "app".into(),
                 format!(
-                    "nats://{}{}",
+                    "{nats_scheme}://{}{}",
                     cred(&n.app_user, a.map(|a| &a.app_password)),
                     ep.addr()
                 ),
@@ -201,18 +215,18 @@ fn connect_urls(s: &Session, kind: CoreKind, access: Option<&Access>) -> BTreeMa
             out.insert(
                 "admin".into(),
                 format!(
-                    "nats://{}{}",
+                    "{nats_scheme}://{}{}",
                     cred(NATS_ADMIN_USER, a.map(|a| &a.admin_password)),
                     ep.addr()
                 ),
             );
             out.insert(
                 "monitor".into(),
-                format!("http://{}:{}", ep.host, n.monitor_port),
+                format!("{}://{}:{}", ep.http_scheme(), ep.host, n.monitor_port),
             );
         }
         CoreKind::Vault => {
-            out.insert("addr".into(), format!("http://{}", ep.addr()));
+            out.insert("addr".into(), ep.url());
         }
     }
     out
@@ -477,7 +491,7 @@ pub async fn nats(s: &Session) -> Result<NatsView, AppError> {
         version: info.version.clone(),
         jetstream: info.jetstream,
         client_url: format!("nats://{}@{}", n.app_user, a.endpoint.addr()),
-        monitor_url: format!("http://{}", a.monitor.addr()),
+        monitor_url: a.monitor.url(),
         streams,
     })
 }

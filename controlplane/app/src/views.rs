@@ -121,6 +121,9 @@ pub struct StatusView {
     pub services: Vec<ServiceView>,
     /// True when every service is running (or skipped here) and none is unhealthy.
     pub healthy: bool,
+    /// The CA certificate (PEM file) the services' TLS certificates chain to, when
+    /// the environment has TLS on and the CA exists: what clients trust.
+    pub tls_ca: Option<String>,
 }
 
 /// Left-aligned columns, two spaces apart, trailing blanks trimmed.
@@ -177,7 +180,11 @@ impl fmt::Display for StatusView {
                 health,
             ]);
         }
-        f.write_str(&table(&rows))
+        f.write_str(&table(&rows))?;
+        if let Some(ca) = &self.tls_ca {
+            write!(f, "\nTLS: clients trust the CA certificate {ca}\n")?;
+        }
+        Ok(())
     }
 }
 

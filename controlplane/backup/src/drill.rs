@@ -215,7 +215,7 @@ pub async fn drill(
                 .map_err(fail(CoreKind::Vault))?;
             match (&rec.detail, &source.vault_token) {
                 (Detail::Vault { canary: Some(canary) }, Some(token)) => {
-                    let t = cp_runtime::vault::Client::with_token(&v.addr, token.clone());
+                    let t = v.client_with(token.clone());
                     crate::vault::check_canary(&t, &source.env.vault.transit_mount, canary)
                         .await
                         .map_err(fail(CoreKind::Vault))?;

@@ -36,9 +36,8 @@ const S: CoreKind = CoreKind::Postgres;
 pub const JOBS: usize = 2;
 
 fn opts(pg: &PgAccess, user: &str, password: &str, database: &str) -> PgConnectOptions {
-    PgConnectOptions::new_without_pgpass()
-        .host(&pg.endpoint.host)
-        .port(pg.endpoint.port)
+    pg.endpoint
+        .pg_options()
         .username(user)
         .password(password)
         .database(database)
@@ -128,6 +127,7 @@ async fn dump_section(
             database,
         ])
         .env("PGPASSWORD", pg.backup_password.expose())
+        .envs(pg.endpoint.libpq_tls_env())
         .env("PGAPPNAME", "controlplane-backup")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -423,6 +423,7 @@ async fn psql(
             "-",
         ])
         .env("PGPASSWORD", pg.superuser_password.expose())
+        .envs(pg.endpoint.libpq_tls_env())
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

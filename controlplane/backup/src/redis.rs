@@ -40,7 +40,7 @@ fn cmd(args: &[&str]) -> Vec<u8> {
 }
 
 async fn admin(r: &RedisAccess) -> Result<Connection, ServiceError> {
-    let mut c = Connection::connect(&r.endpoint.addr())
+    let mut c = Connection::connect_to(&r.endpoint)
         .await
         .map_err(ServiceError::redis(format!(
             "connecting to {}",
@@ -93,10 +93,10 @@ pub async fn backup(w: &SetWriter, r: &RedisAccess) -> Result<Part, ServiceError
     let version = field(&info(&mut c, "server").await?, "redis_version").map(str::to_owned);
     let keys = keyspace_keys(&info(&mut c, "keyspace").await?);
     drop(c);
-    let addr = r.endpoint.addr();
-    let stream = TcpStream::connect(&addr)
+    // TLS, verified against the environment's CA, when the endpoint has it.
+    let stream = cp_runtime::resp::stream(&r.endpoint)
         .await
-        .map_err(|e| ServiceError::redis("connecting for SYNC")(e.into()))?;
+        .map_err(ServiceError::redis("connecting for SYNC"))?;
     let mut s = BufReader::new(stream);
     s.get_mut()
         .write_all(&cmd(&["AUTH", REDIS_ADMIN_USER, r.admin_password.expose()]))

@@ -275,7 +275,7 @@ pub async fn vault_backup_client(cx: &Context<'_>) -> Result<Option<Client>, Ser
             .map_err(|e| {
                 ServiceError::VaultState(format!("cannot resolve backup.vault_token: {e}"))
             })?;
-        return Ok(Some(Client::with_token(&v.addr, t)));
+        return Ok(Some(v.client_with(t)));
     }
     let Some(parent) = &v.token else {
         return Err(ServiceError::Unavailable {
@@ -285,10 +285,10 @@ pub async fn vault_backup_client(cx: &Context<'_>) -> Result<Option<Client>, Ser
                     .into(),
         });
     };
-    let parent = Client::with_token(&v.addr, parent.clone());
+    let parent = v.client_with(parent.clone());
     if cx.env.tier == Tier::Dev {
         let t = crate::vault::mint_backup_token(&parent).await?;
-        return Ok(Some(Client::with_token(&v.addr, t)));
+        return Ok(Some(v.client_with(t)));
     }
     Ok(Some(parent))
 }

@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::names::{CoreKind, EnvName, ServiceName, StreamName};
 pub use crate::raw::{
     DestinationKind, LogLevel, Platform, Severity, StreamDiscard, StreamRetention, StreamStorage,
-    Tier, VaultCapability, VaultMode,
+    Tier, TlsMode, TlsVersion, VaultCapability, VaultMode,
 };
 use crate::units::{Cpu, Duration, Memory, SecretRef};
 
@@ -57,6 +57,57 @@ pub struct Environment {
     /// What the tier policy found and did not refuse: acceptances that applied and
     /// warnings (`validate` and `plan` show them).
     pub policy: Vec<crate::policy::Finding>,
+    /// TLS on the platform's listeners.
+    pub tls: Tls,
+}
+
+/// TLS on the platform's listeners and the certificates they serve.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Tls {
+    /// Off, offered, or required.
+    pub mode: TlsMode,
+    /// The lowest version listeners accept.
+    pub min_version: TlsVersion,
+    /// How long an issued certificate is valid.
+    pub lifetime: Duration,
+    /// Renewed once this percentage of its lifetime has passed.
+    pub renew_at_percent: u8,
+    /// Where certificates come from.
+    pub ca: TlsCa,
+}
+
+impl Tls {
+    /// Listeners serve TLS (`on` or `required`).
+    pub fn enabled(&self) -> bool {
+        self.mode != TlsMode::Off
+    }
+
+    /// Plaintext is refused.
+    pub fn required(&self) -> bool {
+        self.mode == TlsMode::Required
+    }
+
+    /// Seconds after issuance at which a certificate is renewed.
+    pub fn renew_after_secs(&self) -> u64 {
+        self.lifetime.as_secs() * u64::from(self.renew_at_percent) / 100
+    }
+}
+
+/// Where certificates come from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum TlsCa {
+    /// A CA made by controlplane, kept 0600 in the state directory.
+    Generate,
+    /// OpenBao's PKI secrets engine.
+    VaultPki,
+    /// A CA certificate and key from secret references.
+    Ref {
+        /// The CA certificate (PEM).
+        cert: SecretRef,
+        /// The CA key (PEM).
+        key: SecretRef,
+    },
 }
 
 impl Environment {

@@ -57,6 +57,26 @@ pub fn to_raw(env: &Environment) -> RawEnvironment {
                 reason: a.reason.clone(),
             })
             .collect(),
+        tls: tls(&env.tls),
+    }
+}
+
+fn tls(t: &crate::model::Tls) -> RawTls {
+    let (ca, ca_cert, ca_key) = match &t.ca {
+        crate::model::TlsCa::Generate => (crate::raw::TlsCa::Generate, None, None),
+        crate::model::TlsCa::VaultPki => (crate::raw::TlsCa::VaultPki, None, None),
+        crate::model::TlsCa::Ref { cert, key } => {
+            (crate::raw::TlsCa::Ref, secret(cert), secret(key))
+        }
+    };
+    RawTls {
+        mode: Some(t.mode),
+        min_version: Some(t.min_version),
+        lifetime: Some(t.lifetime.to_string()),
+        renew_at_percent: Some(t.renew_at_percent),
+        ca: Some(ca),
+        ca_cert,
+        ca_key,
     }
 }
 

@@ -533,6 +533,150 @@ pub fn vault_audit_path(env: &Environment, layout: &Layout) -> String {
     }
 }
 
+/// A server's TLS files as the server sees them, and what the environment asks of
+/// its listener (`tls` section). `None` from [`server_tls`] when TLS is off.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerTls {
+    /// The server certificate (PEM).
+    pub cert: String,
+    /// Its key (PEM).
+    pub key: String,
+    /// The environment's CA (PEM): what nodes of a cluster verify each other with.
+    pub ca: String,
+    /// Plaintext refused.
+    pub required: bool,
+    /// The lowest version accepted.
+    pub min_version: crate::model::TlsVersion,
+}
+
+/// The TLS files in `dir` (`server.crt`, `server.key`, `ca.crt`), when the
+/// environment has TLS on.
+pub fn server_tls(env: &Environment, dir: &str) -> Option<ServerTls> {
+    if !env.tls.enabled() {
+        return None;
+    }
+    let dir = dir.trim_end_matches('/');
+    Some(ServerTls {
+        cert: format!("{dir}/server.crt"),
+        key: format!("{dir}/server.key"),
+        ca: format!("{dir}/ca.crt"),
+        required: env.tls.required(),
+        min_version: env.tls.min_version,
+    })
+}
+
+/// `postgresql.conf` lines for TLS (after [`postgresql_conf`]'s: the later setting
+/// wins). PostgreSQL rereads the files on `pg_reload_conf()`.
+pub fn postgresql_tls_conf(t: &ServerTls) -> String {
+    let mut s = String::new();
+    s.push_str(
+        "ssl = on
+",
+    );
+    let _ = writeln!(s, "ssl_cert_file = {}", pg_string(&t.cert));
+    let _ = writeln!(s, "ssl_key_file = {}", pg_string(&t.key));
+    let _ = writeln!(s, "ssl_min_protocol_version = 'TLSv{}'", t.min_version);
+    s
+}
+
+/// `pg_hba.conf` (as [`pg_hba_conf`] wrote it) with `hostssl` for every network rule:
+/// with TLS required a plaintext connection matches no rule and is refused.
+pub fn pg_hba_hostssl(hba: &str) -> String {
+    hba.lines()
+        .map(|l| match l.strip_prefix("host    ") {
+            Some(rest) => format!("hostssl {rest}\n"),
+            None => format!("{l}\n"),
+        })
+        .collect()
+}
+
+/// `redis.conf` lines for TLS, after [`redis_conf`]'s: TLS on the configured port and
+/// no plaintext port (Redis cannot serve both on one port, so `on` and `required` are
+/// alike here). Redis takes a renewed certificate with `CONFIG SET tls-cert-file`.
+pub fn redis_tls_conf(redis: &Redis, t: &ServerTls) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "port 0");
+    let _ = writeln!(s, "tls-port {}", redis.common.port);
+    let _ = writeln!(s, "tls-cert-file {}", redis_arg(&t.cert));
+    let _ = writeln!(s, "tls-key-file {}", redis_arg(&t.key));
+    let _ = writeln!(s, "tls-ca-cert-file {}", redis_arg(&t.ca));
+    // Clients prove nothing with certificates: they authenticate as ACL users.
+    let _ = writeln!(s, "tls-auth-clients no");
+    let protocols = match t.min_version {
+        crate::model::TlsVersion::V1_2 => "\"TLSv1.2 TLSv1.3\"",
+        crate::model::TlsVersion::V1_3 => "TLSv1.3",
+    };
+    let _ = writeln!(s, "tls-protocols {protocols}");
+    s
+}
+
+/// `nats-server.conf` with TLS: a `tls` block for clients (plaintext still accepted
+/// with `on`), monitoring over https, and cluster routes over TLS verified against
+/// the environment's CA. nats-server rereads the files on its reload signal (SIGHUP).
+pub fn nats_tls_conf(conf: &str, t: &ServerTls) -> String {
+    let block = |indent: &str, verify: bool| {
+        let mut b = String::new();
+        let _ = writeln!(b, "{indent}tls {{");
+        let _ = writeln!(b, "{indent}  cert_file: {}", nats_string(&t.cert));
+        let _ = writeln!(b, "{indent}  key_file: {}", nats_string(&t.key));
+        let _ = writeln!(b, "{indent}  ca_file: {}", nats_string(&t.ca));
+        if verify {
+            let _ = writeln!(b, "{indent}  verify: true");
+        }
+        let _ = writeln!(b, "{indent}  timeout: 2");
+        let _ = writeln!(b, "{indent}}}");
+        b
+    };
+    let mut s = String::new();
+    for line in conf.lines() {
+        if let Some(rest) = line.strip_prefix("http: ") {
+            let _ = writeln!(s, "https: {rest}");
+        } else if line == "cluster {" {
+            s.push_str(line);
+            s.push('\n');
+            s.push_str(&block("  ", true));
+        } else {
+            s.push_str(line);
+            s.push('\n');
+        }
+    }
+    s.push_str(&block("", false));
+    if !t.required {
+        s.push_str("allow_non_tls: true\n");
+    }
+    s
+}
+
+/// OpenBao's configuration with a TLS listener (OpenBao has no optional TLS: `on`
+/// and `required` are alike here), `https://` addresses, and `retry_join` verifying
+/// the leader against the environment's CA. OpenBao rereads the listener's files on
+/// SIGHUP. Raft between nodes keeps its own mutual TLS on the cluster port.
+pub fn vault_tls_hcl(hcl: &str, t: &ServerTls) -> String {
+    let version = match t.min_version {
+        crate::model::TlsVersion::V1_2 => "tls12",
+        crate::model::TlsVersion::V1_3 => "tls13",
+    };
+    let mut s = String::new();
+    for line in hcl.lines() {
+        if line == "  tls_disable = true" {
+            let _ = writeln!(s, "  tls_cert_file = {}", hcl_string(&t.cert));
+            let _ = writeln!(s, "  tls_key_file = {}", hcl_string(&t.key));
+            let _ = writeln!(s, "  tls_min_version = \"{version}\"");
+        } else if let Some(rest) = line.strip_prefix("api_addr = \"http://") {
+            let _ = writeln!(s, "api_addr = \"https://{rest}");
+        } else if let Some(rest) = line.strip_prefix("cluster_addr = \"http://") {
+            let _ = writeln!(s, "cluster_addr = \"https://{rest}");
+        } else if let Some(rest) = line.strip_prefix("    leader_api_addr = \"http://") {
+            let _ = writeln!(s, "    leader_api_addr = \"https://{rest}");
+            let _ = writeln!(s, "    leader_ca_cert_file = {}", hcl_string(&t.ca));
+        } else {
+            s.push_str(line);
+            s.push('\n');
+        }
+    }
+    s
+}
+
 /// The stream a subject belongs to, if any (for the CloudEvents publisher).
 pub fn stream_for_subject<'e>(env: &'e Environment, subject: &str) -> Option<&'e StreamName> {
     env.streams.iter().find_map(|(name, s)| {

@@ -665,6 +665,7 @@ pub(crate) fn validate(name: &EnvName, raw: RawEnvironment, cx: &mut Cx<'_>) -> 
     let drift = drift(cx, &raw.drift);
     let alerts = alerts(cx, &raw.alerts, backup.as_ref(), &drift);
     let dashboards = dashboards(cx, &raw.dashboards);
+    let tls = tls(cx, &raw.tls, tier);
     let platform = raw.platform.unwrap_or(Platform::Auto);
 
     let mut env = Environment {
@@ -686,6 +687,7 @@ pub(crate) fn validate(name: &EnvName, raw: RawEnvironment, cx: &mut Cx<'_>) -> 
         dashboards,
         accept: Vec::new(),
         policy: Vec::new(),
+        tls,
     };
     check_policy(cx, &mut env, &raw.accept);
     check_topology(cx, &env);
@@ -1954,6 +1956,85 @@ fn drift(cx: &mut Cx<'_>, raw: &raw::RawDrift) -> Drift {
         schedule,
         for_,
         webhook_url,
+    }
+}
+
+/// The `tls` section: `required` by default outside dev, where `off` is refused;
+/// TLS 1.3 and 30-day certificates by default outside dev.
+fn tls(cx: &mut Cx<'_>, raw: &raw::RawTls, tier: Tier) -> Tls {
+    let dev = tier == Tier::Dev;
+    let mode = raw
+        .mode
+        .unwrap_or(if dev { TlsMode::Off } else { TlsMode::Required });
+    if mode == TlsMode::Off && !dev {
+        let tier = tier_name(tier);
+        let d = cx.err(
+            "tls.mode",
+            format!(
+                "TLS is off in {tier}: every connection would carry passwords and data in plaintext"
+            ),
+        );
+        d.expected = Some("`required` (or `on` while clients move to TLS)".into());
+        d.help = Some("remove `tls.mode: off`; `off` is accepted only in dev".into());
+    }
+    let min_version = raw.min_version.unwrap_or(if dev {
+        TlsVersion::V1_2
+    } else {
+        TlsVersion::V1_3
+    });
+    let lifetime = cx.duration(
+        "tls.lifetime",
+        raw.lifetime.as_deref(),
+        if dev { "90d" } else { "30d" },
+    );
+    if lifetime.as_secs() != 0 && lifetime.as_secs() < 60 {
+        cx.err(
+            "tls.lifetime",
+            format!("a certificate lifetime of {lifetime} leaves no time to renew it"),
+        )
+        .expected = Some("at least `1m` (days in practice, e.g. `30d`)".into());
+    }
+    let renew_at_percent = raw.renew_at_percent.unwrap_or(67);
+    cx.bound(
+        "tls.renew_at_percent",
+        renew_at_percent,
+        10..=95,
+        "a certificate is renewed once this share of its lifetime has passed",
+    );
+    let ca = match raw.ca.unwrap_or(raw::TlsCa::Generate) {
+        raw::TlsCa::Generate => TlsCa::Generate,
+        raw::TlsCa::VaultPki => {
+            let d = cx.err(
+                "tls.ca",
+                "`vault-pki` certificates are not supported yet by this version of controlplane",
+            );
+            d.expected = Some("`generate`".into());
+            TlsCa::Generate
+        }
+        raw::TlsCa::Ref => {
+            let cert = cx.secret("tls.ca_cert", raw.ca_cert.as_deref());
+            let key = cx.secret("tls.ca_key", raw.ca_key.as_deref());
+            let d = cx.err(
+                "tls.ca",
+                "`ref` (a CA from secret references) is not supported yet by this version of controlplane",
+            );
+            d.expected = Some("`generate`".into());
+            let _ = (cert, key);
+            TlsCa::Generate
+        }
+    };
+    for (path, given) in [("tls.ca_cert", &raw.ca_cert), ("tls.ca_key", &raw.ca_key)] {
+        if given.is_some() && raw.ca != Some(raw::TlsCa::Ref) {
+            cx.err(path, "set, but `tls.ca` is not `ref`").expected =
+                Some("`tls.ca: ref`, or remove this setting".into());
+        }
+    }
+    Tls {
+        mode,
+        min_version,
+        lifetime,
+        renew_at_percent,
+        ca,
     }
 }
 

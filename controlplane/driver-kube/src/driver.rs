@@ -603,19 +603,19 @@ impl Driver for KubeDriver {
         }) {
             let pg = env.services.postgres.as_ref()?;
             let name = c["metadata"]["name"].as_str()?;
-            return Some(Endpoint {
-                host: format!("{name}-rw.{}.svc", env.namespace),
-                port: pg.common.port,
-            });
+            return Some(Endpoint::plain(
+                format!("{name}-rw.{}.svc", env.namespace),
+                pg.common.port,
+            ));
         }
         let svc = objects
             .iter()
             .find(|o| o["kind"] == "Service" && o["metadata"]["name"] == service.as_str())?;
         let port = u16::try_from(svc["spec"]["ports"][0]["port"].as_u64()?).ok()?;
-        Some(Endpoint {
-            host: format!("{service}.{}.svc", env.namespace),
+        Some(Endpoint::plain(
+            format!("{service}.{}.svc", env.namespace),
             port,
-        })
+        ))
     }
 
     async fn status(&self, cx: Context<'_>) -> Result<Vec<ServiceStatus>, DriverError> {

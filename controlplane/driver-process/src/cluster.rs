@@ -155,7 +155,11 @@ enum VotersError {
 
 /// Whether raft's configuration on `leader` lists `count` servers, every one a voter.
 async fn voters(leader: &Endpoint, token: Secret, count: usize) -> Result<(), VotersError> {
-    let c = Client::with_token(&format!("http://{}", leader.addr()), token);
+    let c = Client::with_token_ca(
+        &leader.url(),
+        token,
+        leader.tls.as_ref().map(|t| t.ca.as_path()),
+    );
     let v = c
         .read("sys/storage/raft/configuration")
         .await

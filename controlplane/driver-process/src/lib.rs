@@ -254,6 +254,11 @@ impl ProcessDriver {
             && rec.is_alive()
         {
             if rec.spec == spec {
+                // Running as wanted; a certificate past its renewal point is renewed
+                // and the server reloads it, keeping its connections.
+                if launch.tls && self.ensure_cert(&cx, unit)? {
+                    self.reload_cert(&cx, unit, &rec).await?;
+                }
                 return Ok(());
             }
             self.stop_record(unit, &rec).await?;
@@ -335,6 +340,13 @@ impl ProcessDriver {
             }
         }
         let rel = |name: &str| Path::new(&*unit.name()).join(name);
+        if launch.tls {
+            self.ensure_cert(&cx, unit)?;
+            if let Some(u) = &run_as {
+                u.own(&dir.join("tls"), true)
+                    .map_err(|e| prepare(e.into()))?;
+            }
+        }
         for f in &launch.files {
             match &f.secret {
                 None => cx.state.write(rel(f.name), f.text.as_bytes(), 0o644)?,
@@ -462,6 +474,113 @@ impl ProcessDriver {
         self.write_record(cx.state, unit, &rec)
     }
 
+    /// What `observe` reports of `unit`'s certificate: valid, or why it is renewed.
+    fn certificate_state(&self, env: &Environment, unit: Unit) -> String {
+        let path = service_dir(&self.root, unit).join(cp_runtime::tls::SERVER_CERT);
+        match cp_runtime::tls::CertInfo::read(&path) {
+            None => "missing".into(),
+            Some(i) if i.due(&env.tls, now_secs() as i64) => format!(
+                "renewal due (issued for {}s, expires at unix {})",
+                i.not_after - i.not_before,
+                i.not_after
+            ),
+            Some(_) => service::CERT_VALID.into(),
+        }
+    }
+
+    /// Makes sure `unit` has a certificate from the environment's CA not yet due for
+    /// renewal; `true` when one was issued now.
+    fn ensure_cert(&self, cx: &Context<'_>, unit: Unit) -> Result<bool, DriverError> {
+        let names = cp_runtime::tls::server_names(unit.service().as_str(), &[]);
+        let now = now_secs() as i64;
+        let e = cp_runtime::tls::ensure_server_cert(
+            cx.state,
+            cx.env.name.as_str(),
+            &cx.env.tls,
+            &unit.name(),
+            &names,
+            now,
+        )
+        .map_err(|e| DriverError::Prepare {
+            service: unit.service(),
+            source: e.into(),
+        })?;
+        if e.issued {
+            tracing::info!(unit = %unit, serial = %e.info.serial, not_after = e.info.not_after, "issued a server certificate");
+        }
+        Ok(e.issued)
+    }
+
+    /// Tells a running server to load its renewed certificate without dropping its
+    /// connections: PostgreSQL, NATS and OpenBao reread their files on SIGHUP
+    /// (PostgreSQL's `pg_reload_conf()`, nats-server's reload signal); Redis on
+    /// `CONFIG SET tls-cert-file` (a volatile setting: the same path reloads it).
+    async fn reload_cert(
+        &self,
+        cx: &Context<'_>,
+        unit: Unit,
+        rec: &Record,
+    ) -> Result<(), DriverError> {
+        if let Some(u) = user::postgres_user()
+            .ok()
+            .flatten()
+            .filter(|_| unit == Unit::Core(CoreKind::Postgres))
+        {
+            let _ = u.own(&service_dir(&self.root, unit).join("tls"), true);
+        }
+        match unit.kind() {
+            Some(CoreKind::Redis) => {
+                let Creds::Redis(pw) = self.creds(cx, unit).await? else {
+                    return Ok(());
+                };
+                let dir = service_dir(&self.root, unit).join("tls");
+                let ep = self
+                    .endpoint(cx.env, &unit.service())
+                    .unwrap_or_else(|| Endpoint::local(0));
+                let run = async {
+                    let mut c = cp_runtime::resp::Connection::connect_to(&ep).await?;
+                    c.command(&["AUTH", REDIS_ADMIN_USER, pw.expose()]).await?;
+                    let cert = dir.join("server.crt").to_string_lossy().into_owned();
+                    let key = dir.join("server.key").to_string_lossy().into_owned();
+                    c.command(&[
+                        "CONFIG",
+                        "SET",
+                        "tls-cert-file",
+                        &cert,
+                        "tls-key-file",
+                        &key,
+                    ])
+                    .await?;
+                    Ok::<_, cp_runtime::resp::RespError>(())
+                };
+                run.await.map_err(|e| DriverError::Prepare {
+                    service: unit.service(),
+                    source: e.into(),
+                })
+            }
+            _ => {
+                if let Ok(pid) = i32::try_from(rec.pid) {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGHUP,
+                    );
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// `127.0.0.1:port`, over TLS verified against the environment's CA for a core
+    /// service when the environment has TLS on.
+    fn tls_endpoint(&self, env: &Environment, unit: Unit, port: u16) -> Endpoint {
+        let ep = Endpoint::local(port);
+        if env.tls.enabled() && unit.kind().is_some() && vault_tls_capable(env, unit) {
+            ep.with_tls(cp_runtime::tls::ca_path(&self.root))
+        } else {
+            ep
+        }
+    }
+
     fn write_record(&self, state: &StateDir, unit: Unit, rec: &Record) -> Result<(), DriverError> {
         state.write_private(
             record::rel_path(&unit.name()),
@@ -562,9 +681,9 @@ impl ProcessDriver {
         let Ok(Creds::Redis(pw)) = self.creds(&cx, unit).await else {
             return None;
         };
-        let ep = Endpoint::local(unit.port(cx.env)?);
+        let ep = self.tls_endpoint(cx.env, unit, unit.port(cx.env)?);
         let sent = async {
-            let mut c = cp_runtime::resp::Connection::connect(&ep.addr()).await?;
+            let mut c = cp_runtime::resp::Connection::connect_to(&ep).await?;
             c.command(&["AUTH", REDIS_ADMIN_USER, pw.expose()]).await?;
             // The connection closes as it exits: that is the answer.
             let _ = c.command(&["SHUTDOWN", "NOSAVE"]).await;
@@ -608,7 +727,7 @@ impl ProcessDriver {
                 let unit = Unit::Node(kind, i);
                 Some(cluster::Node {
                     unit,
-                    ep: Endpoint::local(unit.port(env)?),
+                    ep: self.tls_endpoint(env, unit, unit.port(env)?),
                 })
             })
             .collect()
@@ -1121,10 +1240,14 @@ impl ProcessDriver {
         unit: Unit,
         deadline: Instant,
     ) -> Result<Ready, DriverError> {
-        let ep = Endpoint::local(unit.port(cx.env).ok_or_else(|| DriverError::Setup {
-            service: service.clone(),
-            detail: "it is disabled in this environment".into(),
-        })?);
+        let ep = self.tls_endpoint(
+            cx.env,
+            unit,
+            unit.port(cx.env).ok_or_else(|| DriverError::Setup {
+                service: service.clone(),
+                detail: "it is disabled in this environment".into(),
+            })?,
+        );
         let creds = self.creds(&cx, unit).await?;
         // Vault in raft mode: initialise and unseal once it answers.
         let vault = cx
@@ -1505,6 +1628,16 @@ fn write_redis_acl(
 }
 
 /// Why this driver does not run `service` (an app, an extra, Grafana).
+/// A dev-mode OpenBao (`-dev`) serves plain HTTP whatever the environment says.
+fn vault_tls_capable(env: &Environment, unit: Unit) -> bool {
+    unit.kind() != Some(CoreKind::Vault)
+        || env
+            .services
+            .vault
+            .as_ref()
+            .is_some_and(|v| v.mode != cp_core::model::VaultMode::Dev)
+}
+
 fn skipped_reason(service: &ServiceName) -> &'static str {
     if service.as_str() == "grafana" {
         GRAFANA_SKIPPED
@@ -1564,7 +1697,7 @@ impl Driver for ProcessDriver {
         Ok(out)
     }
 
-    async fn observe(&self, _env: &Environment) -> Result<Vec<Observed>, DriverError> {
+    async fn observe(&self, env: &Environment) -> Result<Vec<Observed>, DriverError> {
         // Refuses a state directory written by a newer controlplane; creates nothing.
         if StateDir::open_existing(&self.root)?.is_none() {
             return Ok(Vec::new());
@@ -1572,12 +1705,15 @@ impl Driver for ProcessDriver {
         Ok(Unit::recorded(&self.root)
             .into_iter()
             .filter_map(|unit| {
-                let rec = Record::read(&self.root, &unit.name())?;
+                let mut rec = Record::read(&self.root, &unit.name())?;
                 let state = if rec.is_alive() {
                     ObservedState::Running
                 } else {
                     ObservedState::Stopped(self.exited(unit, &rec))
                 };
+                if rec.spec.get("certificate").is_some() {
+                    rec.spec["certificate"] = self.certificate_state(env, unit).into();
+                }
                 Some(Observed {
                     id: resource_id(unit),
                     spec: Some(rec.spec),
@@ -1641,9 +1777,9 @@ impl Driver for ProcessDriver {
             // A cluster: the first node that runs (node 0 when none does).
             let live = self.live_nodes(env, kind);
             let node = live.first().map_or(Unit::Node(kind, 0), |n| n.unit);
-            return node.port(env).map(Endpoint::local);
+            return node.port(env).map(|p| self.tls_endpoint(env, unit, p));
         }
-        unit.port(env).map(Endpoint::local)
+        unit.port(env).map(|p| self.tls_endpoint(env, unit, p))
     }
 
     async fn client_endpoint(&self, env: &Environment, service: &ServiceName) -> Option<Endpoint> {

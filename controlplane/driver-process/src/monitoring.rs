@@ -179,6 +179,7 @@ pub(crate) fn launch(
         secrets: Vec::new(),
         env: Vec::new(),
         dirs: Vec::new(),
+        tls: false,
     };
     let file = |name: &'static str, text: String| ConfigFile {
         name,

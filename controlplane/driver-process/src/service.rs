@@ -277,6 +277,8 @@ pub(crate) struct Launch {
     pub(crate) env: Vec<(&'static str, String)>,
     /// Directories it needs (relative to the service directory).
     pub(crate) dirs: Vec<&'static str>,
+    /// It serves the environment's certificate (`<unit>/tls/`).
+    pub(crate) tls: bool,
 }
 
 /// The data directory of each unit that keeps data, relative to its directory.
@@ -321,6 +323,16 @@ fn layout(root: &Path, unit: Unit, run: &str) -> Layout {
     }
 }
 
+/// The TLS files of `unit` as its server reads them (`<unit>/tls/`), when the
+/// environment has TLS on.
+pub(crate) fn unit_tls(
+    root: &Path,
+    env: &Environment,
+    unit: Unit,
+) -> Option<serverconf::ServerTls> {
+    serverconf::server_tls(env, &path_str(&service_dir(root, unit).join("tls")))
+}
+
 /// How `unit` runs in `env`, with its state under `root`; `Ok(None)` when `env` does
 /// not run it. The monitoring stack's configuration comes from `rendered` (the
 /// environment's rendered `prometheus/<env>/` files, or why there are none).
@@ -332,14 +344,45 @@ pub(crate) fn launch(
 ) -> Result<Option<Launch>, monitoring::ConfigError> {
     match unit {
         Unit::Core(_) | Unit::Node(..) if !unit.enabled_in(env) => Ok(None),
-        Unit::Core(kind) => Ok(core_launch(root, env, kind)),
-        Unit::Node(kind, i) => Ok(node_launch(root, env, kind, i)),
+        Unit::Core(kind) => Ok(core_launch(root, env, kind).map(|l| with_tls(root, env, unit, l))),
+        Unit::Node(kind, i) => {
+            Ok(node_launch(root, env, kind, i).map(|l| with_tls(root, env, unit, l)))
+        }
         Unit::Monitor(m) if m.component(env).is_none() => Ok(None),
         Unit::Monitor(m) => {
             let files = rendered.as_ref().map_err(Clone::clone)?;
             monitoring::launch(&service_dir(root, unit), env, m, files)
         }
     }
+}
+
+/// `launch` with the environment's TLS in its server configuration, and the
+/// certificate's state (`"certificate": "valid"`, which `observe` reports as due once
+/// past the renewal point, so `plan` shows a renewal).
+fn with_tls(root: &Path, env: &Environment, unit: Unit, mut launch: Launch) -> Launch {
+    let Some(t) = unit_tls(root, env, unit) else {
+        return launch;
+    };
+    let kind = unit.kind().expect("core units only");
+    for f in &mut launch.files {
+        f.text = match (kind, f.name) {
+            (CoreKind::Postgres, "postgresql.conf") => {
+                format!("{}{}", f.text, serverconf::postgresql_tls_conf(&t))
+            }
+            (CoreKind::Postgres, "pg_hba.conf") if t.required => {
+                serverconf::pg_hba_hostssl(&f.text)
+            }
+            (CoreKind::Redis, "redis.conf") => match env.services.redis.as_ref() {
+                Some(r) => format!("{}{}", f.text, serverconf::redis_tls_conf(r, &t)),
+                None => continue,
+            },
+            (CoreKind::Nats, "nats.conf") => serverconf::nats_tls_conf(&f.text, &t),
+            (CoreKind::Vault, "vault.hcl") => serverconf::vault_tls_hcl(&f.text, &t),
+            _ => continue,
+        };
+    }
+    launch.tls = true;
+    launch
 }
 
 /// How core service `kind` runs in `env`; `None` when disabled.
@@ -397,6 +440,7 @@ fn core_launch(root: &Path, env: &Environment, kind: CoreKind) -> Option<Launch>
                 secrets: vec![],
                 env: vec![],
                 dirs: vec!["run"],
+                tls: false,
             }
         }
         CoreKind::Redis => {
@@ -415,6 +459,7 @@ fn core_launch(root: &Path, env: &Environment, kind: CoreKind) -> Option<Launch>
                 secrets: vec![],
                 env: vec![],
                 dirs: vec!["data"],
+                tls: false,
             }
         }
         CoreKind::Nats => {
@@ -447,6 +492,7 @@ fn core_launch(root: &Path, env: &Environment, kind: CoreKind) -> Option<Launch>
                 ],
                 env: vec![],
                 dirs: vec!["jetstream"],
+                tls: false,
             }
         }
         CoreKind::Vault => {
@@ -473,6 +519,7 @@ fn core_launch(root: &Path, env: &Environment, kind: CoreKind) -> Option<Launch>
                     secrets: vec![],
                     env: vec![],
                     dirs: vec!["data"],
+                    tls: false,
                 },
                 None => {
                     debug_assert_eq!(v.mode, VaultMode::Dev);
@@ -510,6 +557,7 @@ fn core_launch(root: &Path, env: &Environment, kind: CoreKind) -> Option<Launch>
                         ],
                         env: vec![],
                         dirs: vec![],
+                        tls: false,
                     }
                 }
             }
@@ -602,6 +650,10 @@ pub(crate) fn stop_signal(unit: Unit) -> nix::sys::signal::Signal {
     }
 }
 
+/// A TLS unit's spec says its certificate is valid; `observe` says otherwise once it
+/// is past its renewal point.
+pub(crate) const CERT_VALID: &str = "valid";
+
 impl Launch {
     /// The canonical spec: what a restart would change. Secret references only,
     /// never values; configuration files as lines so a plan shows which changed.
@@ -645,6 +697,9 @@ impl Launch {
         });
         if let Some(v) = &self.version {
             spec["version"] = Value::from(v.as_str());
+        }
+        if self.tls {
+            spec["certificate"] = Value::from(CERT_VALID);
         }
         spec
     }

@@ -121,8 +121,10 @@ pub struct NatsAccess {
 /// Where Vault answers and the token controlplane uses.
 #[derive(Debug, Clone)]
 pub struct VaultAccess {
-    /// `http://host:port`.
+    /// `http://host:port`, or `https://` under TLS.
     pub addr: String,
+    /// The environment's CA (PEM file) to verify an `https://` server against.
+    pub ca: Option<std::path::PathBuf>,
     /// The token: the dev root token, the kept bootstrap root token, or `VAULT_TOKEN`.
     /// `None` when none is available (outside dev after the root token was revoked
     /// and no `VAULT_TOKEN` is set).
@@ -130,10 +132,15 @@ pub struct VaultAccess {
 }
 
 impl VaultAccess {
+    /// A client with `token` (the environment's CA trusted under TLS).
+    pub fn client_with(&self, token: Secret) -> Client {
+        Client::with_token_ca(&self.addr, token, self.ca.as_deref())
+    }
+
     /// A client with the token; [`RequestError::NoToken`] when there is none.
     pub fn client(&self) -> Result<Client, RequestError> {
         match &self.token {
-            Some(t) => Ok(Client::with_token(&self.addr, t.clone())),
+            Some(t) => Ok(self.client_with(t.clone())),
             None => Err(RequestError::NoToken {
                 hint: "outside dev the bootstrap root token is revoked after the first seed: export \
                        VAULT_TOKEN with a token holding the `controlplane-seeder` policy (or a root \
@@ -206,6 +213,7 @@ impl Access {
                     monitor: Endpoint {
                         host: client.host.clone(),
                         port: monitor_port,
+                        tls: client.tls.clone(),
                     },
                     endpoint: client,
                     admin_password: cred(SecretSetting::NatsAdmin).await?,
@@ -227,7 +235,8 @@ impl Access {
                         .map(Secret::new)
                 });
                 Some(VaultAccess {
-                    addr: format!("http://{}", ep.addr()),
+                    addr: ep.url(),
+                    ca: ep.tls.as_ref().map(|t| t.ca.clone()),
                     token,
                 })
             }

@@ -13,4 +13,5 @@ pub mod prometheus;
 pub mod resp;
 pub mod secrets;
 pub mod state;
+pub mod tls;
 pub mod vault;

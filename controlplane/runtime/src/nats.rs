@@ -54,7 +54,8 @@ pub async fn connect_as(
     setting: &'static str,
 ) -> Result<async_nats::Client, ConnectError> {
     let addr = nats.endpoint.addr();
-    async_nats::ConnectOptions::new()
+    // Verified against the environment's CA (and the address as its name) under TLS.
+    crate::probe::nats_tls(async_nats::ConnectOptions::new(), &nats.endpoint)
         .user_and_password(user.to_owned(), password.to_owned())
         .connection_timeout(TIMEOUT)
         .custom_inbox_prefix(INBOX_PREFIX)

@@ -21,6 +21,9 @@ pub struct Endpoint {
     pub host: String,
     /// Port.
     pub port: u16,
+    /// TLS: the CA to verify the server against and the name to check; `None`:
+    /// plaintext.
+    pub tls: Option<crate::tls::ClientTls>,
 }
 
 impl Endpoint {
@@ -29,6 +32,61 @@ impl Endpoint {
         Self {
             host: "127.0.0.1".into(),
             port,
+            tls: None,
+        }
+    }
+
+    /// `host:port` without TLS.
+    pub fn plain(host: impl Into<String>, port: u16) -> Self {
+        Self {
+            host: host.into(),
+            port,
+            tls: None,
+        }
+    }
+
+    /// The same endpoint over TLS, verified against `ca` with the host as the name.
+    #[must_use]
+    pub fn with_tls(mut self, ca: std::path::PathBuf) -> Self {
+        self.tls = Some(crate::tls::ClientTls {
+            ca,
+            server_name: self.host.clone(),
+        });
+        self
+    }
+
+    /// `http` or `https`.
+    pub fn http_scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
+    }
+
+    /// `http(s)://host:port`.
+    pub fn url(&self) -> String {
+        format!("{}://{}", self.http_scheme(), self.addr())
+    }
+
+    /// libpq's environment for this endpoint's TLS (`psql`, `pg_dump`, `pg_restore`):
+    /// `PGSSLMODE=verify-full` and the CA, or nothing in plaintext.
+    pub fn libpq_tls_env(&self) -> Vec<(String, String)> {
+        match &self.tls {
+            Some(t) => vec![
+                ("PGSSLMODE".into(), "verify-full".into()),
+                ("PGSSLROOTCERT".into(), t.ca.to_string_lossy().into_owned()),
+            ],
+            None => Vec::new(),
+        }
+    }
+
+    /// sqlx options for this endpoint: `verify-full` against the CA under TLS.
+    pub fn pg_options(&self) -> sqlx::postgres::PgConnectOptions {
+        let o = sqlx::postgres::PgConnectOptions::new_without_pgpass()
+            .host(&self.host)
+            .port(self.port);
+        match &self.tls {
+            Some(t) => o
+                .ssl_mode(sqlx::postgres::PgSslMode::VerifyFull)
+                .ssl_root_cert(t.ca.clone()),
+            None => o,
         }
     }
 
@@ -208,9 +266,8 @@ pub async fn postgres(
     database: &str,
 ) -> Result<Ready, ProbeError> {
     let addr = ep.addr();
-    let mut opts = sqlx::postgres::PgConnectOptions::new()
-        .host(&ep.host)
-        .port(ep.port)
+    let mut opts = ep
+        .pg_options()
         .username(user)
         .database(database)
         .log_statements(tracing::log::LevelFilter::Trace);
@@ -239,7 +296,7 @@ pub async fn redis(
 ) -> Result<Ready, ProbeError> {
     let addr = ep.addr();
     attempt(&addr, async {
-        let mut c = resp::Connection::connect(&addr).await?;
+        let mut c = resp::Connection::connect_to(ep).await?;
         match (user, password) {
             (Some(u), Some(p)) => {
                 c.command(&["AUTH", u, p.expose()]).await?;
@@ -279,7 +336,10 @@ pub async fn nats(
 ) -> Result<Ready, ProbeError> {
     let addr = ep.addr();
     attempt(&addr, async {
-        let mut opts = async_nats::ConnectOptions::new().connection_timeout(ATTEMPT);
+        let mut opts = nats_tls(
+            async_nats::ConnectOptions::new().connection_timeout(ATTEMPT),
+            ep,
+        );
         if let (Some(u), Some(p)) = (user, password) {
             opts = opts.user_and_password(u.to_owned(), p.expose().to_owned());
         }
@@ -298,6 +358,14 @@ pub async fn nats(
         Ok::<_, NatsNotReady>(Ready { version })
     })
     .await
+}
+
+/// `opts` verifying the server against `ep`'s CA when it has TLS.
+pub fn nats_tls(opts: async_nats::ConnectOptions, ep: &Endpoint) -> async_nats::ConnectOptions {
+    match &ep.tls {
+        Some(t) => opts.require_tls(true).add_root_certificates(t.ca.clone()),
+        None => opts,
+    }
 }
 
 /// Vault's health, as [`crate::vault::Client::health`] reads it.

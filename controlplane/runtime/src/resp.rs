@@ -1,8 +1,30 @@
 //! A minimal Redis (RESP2) client: enough for readiness probes and ACL seeding,
 //! without pulling a full client library.
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
+
+use crate::probe::Endpoint;
+
+/// A byte stream to the server: TCP, or TLS over TCP.
+pub trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
+
+/// A raw stream to `ep` (TLS verified against its CA when it has TLS), for what
+/// speaks more than request and reply (`SYNC`).
+pub async fn stream(ep: &Endpoint) -> Result<Box<dyn Io>, RespError> {
+    let tcp = TcpStream::connect(ep.addr()).await?;
+    tcp.set_nodelay(true)?;
+    let Some(tls) = &ep.tls else {
+        return Ok(Box::new(tcp));
+    };
+    let config = tls.config().map_err(RespError::Tls)?;
+    let name = tls.name().map_err(RespError::Tls)?;
+    let s = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(name, tcp)
+        .await?;
+    Ok(Box::new(s))
+}
 
 /// A reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,21 +69,37 @@ pub enum RespError {
     /// Not RESP.
     #[error("redis sent something that is not RESP: {0}")]
     Protocol(String),
+    /// The TLS configuration could not be made.
+    #[error("redis: TLS")]
+    Tls(#[source] crate::tls::TlsError),
 }
 
 /// One connection.
-#[derive(Debug)]
 pub struct Connection {
-    stream: BufReader<TcpStream>,
+    stream: BufReader<Box<dyn Io>>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection").finish_non_exhaustive()
+    }
 }
 
 impl Connection {
-    /// Connects to `addr` (`127.0.0.1:6379`).
+    /// Connects to `addr` (`127.0.0.1:6379`) in plaintext.
     pub async fn connect(addr: &str) -> Result<Self, RespError> {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
         Ok(Self {
-            stream: BufReader::new(stream),
+            stream: BufReader::new(Box::new(stream)),
+        })
+    }
+
+    /// Connects to `ep`: over TLS (tokio-rustls, the server verified against the
+    /// environment's CA and its name) when the endpoint says so.
+    pub async fn connect_to(ep: &Endpoint) -> Result<Self, RespError> {
+        Ok(Self {
+            stream: BufReader::new(stream(ep).await?),
         })
     }
 

@@ -216,7 +216,9 @@ impl SecretResolver {
         };
         // KV v2: `<mount>/<path>` is read at `<mount>/data/<path>`.
         let (mount, rest) = path.split_once('/').unwrap_or((path, ""));
-        let client = crate::vault::Client::with_token(&addr, Secret::new(token));
+        // VAULT_CACERT, as the Vault CLI reads it: the CA of an `https://` server.
+        let ca = std::env::var_os("VAULT_CACERT").map(std::path::PathBuf::from);
+        let client = crate::vault::Client::with_token_ca(&addr, Secret::new(token), ca.as_deref());
         let body = client
             .read(&format!("{mount}/data/{rest}"))
             .await

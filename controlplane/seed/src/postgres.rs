@@ -119,9 +119,9 @@ pub fn connect_options(
     password: &str,
     database: &str,
 ) -> PgConnectOptions {
-    PgConnectOptions::new_without_pgpass()
-        .host(&pg.endpoint.host)
-        .port(pg.endpoint.port)
+    // verify-full against the environment's CA when the endpoint has TLS.
+    pg.endpoint
+        .pg_options()
         .username(user)
         .password(password)
         .database(database)

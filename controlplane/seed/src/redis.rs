@@ -237,7 +237,7 @@ pub(crate) async fn connect_admin(
     report: &mut Report,
 ) -> Result<Connection, SeedError> {
     let addr = redis.endpoint.addr();
-    let mut c = Connection::connect(&addr).await.map_err(|e| {
+    let mut c = Connection::connect_to(&redis.endpoint).await.map_err(|e| {
         SeedError::from(SeedErrorKind::RedisConnect {
             addr: addr.clone(),
             source: e,

@@ -312,6 +312,7 @@ async fn a_root_token_is_revoked_and_other_tokens_are_left_alone() {
         .unwrap();
     let child = cp_seed::VaultAccess {
         addr: v.addr.clone(),
+        ca: None,
         token: Some(cp_runtime::secrets::Secret::new(
             child["auth"]["client_token"].as_str().unwrap(),
         )),
@@ -325,6 +326,7 @@ async fn a_root_token_is_revoked_and_other_tokens_are_left_alone() {
         .unwrap();
     let plain = cp_seed::VaultAccess {
         addr: v.addr.clone(),
+        ca: None,
         token: Some(cp_runtime::secrets::Secret::new(
             plain["auth"]["client_token"].as_str().unwrap(),
         )),
@@ -345,6 +347,7 @@ async fn a_root_token_is_revoked_and_other_tokens_are_left_alone() {
 
     let none = VaultAccess {
         addr: v.addr.clone(),
+        ca: None,
         token: None,
     };
     let err = vault::seed(&none, &_t.env).await.expect_err("no token");

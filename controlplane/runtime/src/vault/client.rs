@@ -139,43 +139,74 @@ pub struct Client {
     http: reqwest::Client,
     addr: String,
     token: Option<Secret>,
+    ca: Option<std::path::PathBuf>,
     trips: AtomicU64,
 }
 
 impl Client {
     /// A client for `addr` (`http://host:port`), without a token.
     pub fn new(addr: &str) -> Self {
-        Self::build(addr, None, REQUEST_TIMEOUT)
+        Self::build(addr, None, None, REQUEST_TIMEOUT)
     }
 
-    /// A client for the server at `ep` (plain HTTP: loopback or a private network).
+    /// A client for the server at `ep`: plain HTTP, or HTTPS verified against the
+    /// environment's CA when the endpoint has TLS.
     pub fn at(ep: &Endpoint) -> Self {
-        Self::new(&format!("http://{}", ep.addr()))
+        Self::build(
+            &ep.url(),
+            None,
+            ep.tls.as_ref().map(|t| t.ca.clone()),
+            REQUEST_TIMEOUT,
+        )
     }
 
     /// A client for `addr` using `token`.
     pub fn with_token(addr: &str, token: Secret) -> Self {
-        Self::build(addr, Some(token), REQUEST_TIMEOUT)
+        Self::build(addr, Some(token), None, REQUEST_TIMEOUT)
+    }
+
+    /// A client for `addr` using `token`, trusting only the CA in `ca` (PEM) when
+    /// given (an `https://` address of the environment's own OpenBao).
+    pub fn with_token_ca(addr: &str, token: Secret, ca: Option<&std::path::Path>) -> Self {
+        Self::build(
+            addr,
+            Some(token),
+            ca.map(ToOwned::to_owned),
+            REQUEST_TIMEOUT,
+        )
     }
 
     /// The same client with a per-request timeout of `t`.
     #[must_use]
     pub fn timeout(self, t: Duration) -> Self {
-        Self::build(&self.addr, self.token, t)
+        Self::build(&self.addr, self.token, self.ca, t)
     }
 
-    fn build(addr: &str, token: Option<Secret>, timeout: Duration) -> Self {
+    fn build(
+        addr: &str,
+        token: Option<Secret>,
+        ca: Option<std::path::PathBuf>,
+        timeout: Duration,
+    ) -> Self {
         let mut b = reqwest::Client::builder().timeout(timeout);
         if addr.starts_with("http://") {
             // Plain HTTP (loopback, a private network) needs no root certificates, and
             // loading the system's (hundreds of PEM files) at every build was most of
             // a no-op `up`'s time: every Vault client, per timeout, built its own.
             b = b.tls_certs_only(Vec::new());
+        } else if let Some(path) = &ca {
+            // The environment's own OpenBao: its CA only, host name checked.
+            let certs = std::fs::read(path)
+                .ok()
+                .and_then(|pem| reqwest::Certificate::from_pem_bundle(&pem).ok())
+                .unwrap_or_default();
+            b = b.tls_certs_only(certs);
         }
         Self {
             http: b.build().expect("an HTTP client builds"),
             addr: addr.trim_end_matches('/').to_owned(),
             token,
+            ca,
             trips: AtomicU64::new(0),
         }
     }

@@ -1,0 +1,316 @@
+//! TLS on the process platform (`tls.mode: required`), against real servers: `up`,
+//! `seed`, a backup, its restore drill and a restore work over TLS; the connect
+//! helpers verify the server (`psql` with verify-full, `redis-cli --tls`); a
+//! plaintext connection to each of PostgreSQL, Redis, NATS and OpenBao is refused; a
+//! client trusting another CA is refused; TLS 1.3 is negotiated; a certificate past
+//! its renewal point shows in `plan` and is renewed by `up` while a connection opened
+//! before keeps working, and the listener then serves the new serial.
+
+mod common;
+use common::{controlplane, text};
+
+use std::path::PathBuf;
+
+use cp_runtime::probe::Endpoint;
+use cp_runtime::tls::{Prelude, handshake};
+use serde_json::Value;
+
+fn port(sets: &[String], key: &str) -> u16 {
+    sets.iter()
+        .find_map(|s| s.strip_prefix(&format!("{key}=")))
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("{key} in {sets:?}"))
+}
+
+fn json(o: &std::process::Output) -> Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("json: {e}\n{}", text(o)))
+}
+
+#[test]
+fn required_tls_on_every_listener_with_verification_and_renewal() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let state = tmp.path().join("dev");
+    let dest = tmp.path().join("backups");
+    let mut sets = cp_testkit::port_sets();
+    sets.extend([
+        "platform=process".to_owned(),
+        "apps.capsule-registry.enabled=false".to_owned(),
+        "tls.mode=required".to_owned(),
+        "tls.min_version=\"1.3\"".to_owned(),
+        format!("backup.destinations.local.path={}", dest.display()),
+    ]);
+    let _down = common::down(&state, &sets);
+    let o = controlplane(&state, &sets, &["up"]);
+    assert!(o.status.success(), "up:\n{}", text(&o));
+
+    // `status` names the CA clients trust.
+    let o = controlplane(&state, &sets, &["-o", "json", "status"]);
+    assert!(o.status.success(), "status:\n{}", text(&o));
+    let ca = PathBuf::from(
+        json(&o)["tls_ca"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no tls_ca:\n{}", text(&o))),
+    );
+    assert!(ca.exists(), "{}", ca.display());
+
+    // The connect helpers verify the server.
+    let o = controlplane(
+        &state,
+        &sets,
+        &[
+            "psql",
+            "--",
+            "-tAc",
+            "SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+        ],
+    );
+    assert!(o.status.success(), "psql:\n{}", text(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "t|TLSv1.3");
+    let o = controlplane(&state, &sets, &["redis-cli", "--", "PING"]);
+    assert!(o.status.success(), "redis-cli:\n{}", text(&o));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        "PONG",
+        "{}",
+        text(&o)
+    );
+    let o = controlplane(&state, &sets, &["vault-env"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("VAULT_ADDR=https://") && out.contains("VAULT_CACERT="),
+        "{out}"
+    );
+
+    // Seed again (nothing to change), a backup of every service, its drill, a restore.
+    let o = controlplane(&state, &sets, &["seed"]);
+    assert!(o.status.success(), "seed:\n{}", text(&o));
+    let o = controlplane(&state, &sets, &["backup"]);
+    assert!(o.status.success(), "backup:\n{}", text(&o));
+    let id = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+    let o = controlplane(&state, &sets, &["backup", "verify", &id, "--restore-drill"]);
+    assert!(o.status.success(), "drill:\n{}", text(&o));
+    let o = controlplane(&state, &sets, &["restore", &id, "--yes"]);
+    assert!(o.status.success(), "restore:\n{}", text(&o));
+
+    let pg = Endpoint::local(port(&sets, "services.postgres.port"));
+    let redis = Endpoint::local(port(&sets, "services.redis.port"));
+    let nats = Endpoint::local(port(&sets, "services.nats.port"));
+    let vault = Endpoint::local(port(&sets, "services.vault.port"));
+    let listeners = [
+        (&pg, Prelude::Postgres),
+        (&redis, Prelude::None),
+        (&nats, Prelude::NatsInfo),
+        (&vault, Prelude::None),
+    ];
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        // TLS 1.3, verified against the environment's CA with the address as the name.
+        for (ep, prelude) in listeners {
+            let h = handshake(&ep.clone().with_tls(ca.clone()), prelude)
+                .await
+                .unwrap_or_else(|e| panic!("{}: {}", ep.addr(), cp_runtime::error::chain(&e)));
+            assert_eq!(h.version, "TLSv1_3", "{}", ep.addr());
+        }
+
+        // A client trusting another CA is refused by each.
+        let other = tempfile::tempdir().unwrap();
+        let other_state = cp_runtime::state::StateDir::open(other.path(), "other").unwrap();
+        cp_runtime::tls::Ca::ensure(&other_state, "other").unwrap();
+        let other_ca = cp_runtime::tls::ca_path(other_state.path());
+        for (ep, prelude) in listeners {
+            let r = handshake(&ep.clone().with_tls(other_ca.clone()), prelude).await;
+            assert!(r.is_err(), "{} accepted a client of another CA", ep.addr());
+        }
+
+        // Plaintext is refused by each.
+        let e = pg
+            .pg_options()
+            .username("postgres")
+            .database("postgres")
+            .ssl_mode(sqlx::postgres::PgSslMode::Disable);
+        let r = sqlx::ConnectOptions::connect(&e).await;
+        let err = r.err().expect("plaintext PostgreSQL refused").to_string();
+        assert!(err.contains("no encryption"), "{err}");
+        let mut c = cp_runtime::resp::Connection::connect(&redis.addr()).await;
+        let pong = match &mut c {
+            Ok(c) => c.command(&["PING"]).await.ok(),
+            Err(_) => None,
+        };
+        assert_eq!(pong, None, "plaintext Redis answered");
+        let said = nats_plaintext(&nats).await;
+        assert!(
+            said.contains("\"tls_required\":true") && !said.contains("PONG"),
+            "{said}"
+        );
+        let r = reqwest::Client::new()
+            .get(format!("http://{}/v1/sys/health", vault.addr()))
+            .send()
+            .await;
+        match r {
+            Ok(r) => assert_eq!(r.status().as_u16(), 400, "plaintext OpenBao answered"),
+            Err(_) => {}
+        }
+    });
+}
+
+/// What NATS says to a client that speaks plaintext after its `INFO`.
+async fn nats_plaintext(ep: &Endpoint) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(ep.addr()).await.unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    let n = s.read(&mut buf).await.unwrap();
+    out.extend_from_slice(&buf[..n]);
+    let _ = s
+        .write_all(b"CONNECT {\"verbose\":false}\r\nPING\r\n")
+        .await;
+    let read = tokio::time::timeout(std::time::Duration::from_secs(3), s.read(&mut buf)).await;
+    if let Ok(Ok(n)) = read {
+        out.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The password controlplane generated for `setting` (dev keeps it in the state
+/// directory).
+async fn generated(state: &std::path::Path, setting: &str) -> cp_runtime::secrets::Secret {
+    let dir = cp_runtime::state::StateDir::open(state, "dev").unwrap();
+    cp_runtime::secrets::SecretResolver::read_only(Some(dir))
+        .resolve(setting, &cp_core::units::SecretRef::Generate)
+        .await
+        .unwrap()
+}
+
+#[test]
+fn certificates_renew_at_their_point_and_servers_reload_without_dropping_connections() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let state = tmp.path().join("dev");
+    let mut sets = cp_testkit::port_sets();
+    sets.extend([
+        "platform=process".to_owned(),
+        "apps.capsule-registry.enabled=false".to_owned(),
+        "backup.enabled=false".to_owned(),
+        "tls.mode=required".to_owned(),
+        // Due 6 s after issuance.
+        "tls.lifetime=60s".to_owned(),
+        "tls.renew_at_percent=10".to_owned(),
+    ]);
+    let _down = common::down(&state, &sets);
+    let o = controlplane(&state, &sets, &["up"]);
+    assert!(o.status.success(), "up:\n{}", text(&o));
+    let ca = cp_runtime::tls::ca_path(&state);
+    let ep = |key: &str| Endpoint::local(port(&sets, key)).with_tls(ca.clone());
+    let pg = ep("services.postgres.port");
+    let redis = ep("services.redis.port");
+    let nats = ep("services.nats.port");
+    let vault = ep("services.vault.port");
+    let listeners = [
+        (&pg, Prelude::Postgres),
+        (&redis, Prelude::None),
+        (&nats, Prelude::NatsInfo),
+        (&vault, Prelude::None),
+    ];
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let before: Vec<String> = rt.block_on(async {
+        let mut v = Vec::new();
+        for (ep, p) in listeners {
+            v.push(handshake(ep, p).await.unwrap().cert.serial);
+        }
+        v
+    });
+
+    // One connection to each, opened now and used in a loop through the renewal.
+    let errors = Arc::new(AtomicU64::new(0));
+    let rounds = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let workers = rt.block_on(async {
+        use sqlx::Connection as _;
+        let pg_pw = generated(&state, "services.postgres.superuser_password").await;
+        let redis_pw = generated(&state, "services.redis.admin_password").await;
+        let nats_pw = generated(&state, "services.nats.admin_password").await;
+        let mut pgc = sqlx::postgres::PgConnection::connect_with(
+            &pg.pg_options()
+                .username("postgres")
+                .password(pg_pw.expose())
+                .database("postgres"),
+        )
+        .await
+        .unwrap();
+        let mut rc = cp_runtime::resp::Connection::connect_to(&redis)
+            .await
+            .unwrap();
+        rc.command(&["AUTH", "admin", redis_pw.expose()])
+            .await
+            .unwrap();
+        let nc = cp_runtime::probe::nats_tls(async_nats::ConnectOptions::new(), &nats)
+            .user_and_password("admin".into(), nats_pw.expose().to_owned())
+            .connect(nats.addr())
+            .await
+            .unwrap();
+        let vc = cp_runtime::vault::Client::at(&vault);
+        let (e, r, s) = (errors.clone(), rounds.clone(), stop.clone());
+        tokio::spawn(async move {
+            while !s.load(Ordering::Relaxed) {
+                let one: Result<i32, _> = sqlx::query_scalar("SELECT 1").fetch_one(&mut pgc).await;
+                let ok = one.is_ok()
+                    && rc.command(&["PING"]).await.is_ok()
+                    && nc.request("$JS.API.INFO", "".into()).await.is_ok()
+                    && vc.health().await.is_ok();
+                if !ok {
+                    e.fetch_add(1, Ordering::Relaxed);
+                }
+                r.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            // The same PostgreSQL session throughout.
+            let _ = pgc.close().await;
+        })
+    });
+    std::thread::sleep(std::time::Duration::from_secs(7));
+
+    // Past the renewal point: `plan` shows it, `up` renews.
+    let o = controlplane(&state, &sets, &["plan"]);
+    assert_eq!(o.status.code(), Some(2), "plan:\n{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("renewal due"), "{out}");
+    let o = controlplane(&state, &sets, &["up"]);
+    assert!(o.status.success(), "up:\n{}", text(&o));
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    stop.store(true, Ordering::Relaxed);
+    rt.block_on(workers).unwrap();
+    assert!(
+        rounds.load(Ordering::Relaxed) > 20,
+        "the connections were used"
+    );
+    assert_eq!(
+        errors.load(Ordering::Relaxed),
+        0,
+        "a held connection failed"
+    );
+
+    // Each listener now serves a new certificate from the same CA.
+    rt.block_on(async {
+        for ((ep, p), old) in listeners.into_iter().zip(&before) {
+            let h = handshake(ep, p).await.unwrap();
+            assert_ne!(
+                &h.cert.serial,
+                old,
+                "{} serves its old certificate",
+                ep.addr()
+            );
+        }
+    });
+    let o = controlplane(&state, &sets, &["plan"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "renewed, nothing due:\n{}",
+        text(&o)
+    );
+}
