@@ -170,6 +170,23 @@ pub(crate) async fn check(
             deferred,
         });
     }
+    // Keys and passwords past their rotation period: `controlplane rotate` (or the
+    // rotation schedule) changes them.
+    for d in &saved.plan.rotation_due {
+        let layer = match d.name.as_str() {
+            n if n.starts_with("services.postgres.") => Layer::Database,
+            n if n.starts_with("services.redis.") => Layer::Cache,
+            _ => Layer::Vault,
+        };
+        let key = (layer, format!("{} {}", d.kind, d.name), "rotate".to_owned());
+        let first = since.get(&key).cloned().unwrap_or_else(|| now.clone());
+        resources.push(DriftedResource {
+            layer: key.0,
+            resource: key.1,
+            action: key.2,
+            since: first,
+        });
+    }
     let view = DriftView {
         environment: env,
         drifted: !resources.is_empty(),

@@ -1,4 +1,5 @@
-//! Jobs: every long operation (backup, verify and restore drill, restore, drift check)
+//! Jobs: every long operation (backup, verify and restore drill, restore, drift check,
+//! rotation)
 //! runs here, whichever front end asked. One registry of running and recent jobs
 //! ([`Jobs`]), one event shape ([`ProgressEvent`]), the environment's locks taken
 //! before a job starts (so a second request is refused at once, naming the holder),
@@ -71,6 +72,16 @@ pub enum JobRequest {
     },
     /// The whole-environment plan: what drifted.
     Drift,
+    /// Rotates `target` (of `services`, every one when empty); with `only_due`,
+    /// only what is older than its rotation period (the schedule's runs).
+    Rotate {
+        /// Keys, passwords or all.
+        target: crate::views::rotate::RotateTarget,
+        /// The services.
+        services: Vec<CoreKind>,
+        /// Only what is due.
+        only_due: bool,
+    },
 }
 
 impl JobRequest {
@@ -81,6 +92,7 @@ impl JobRequest {
             JobRequest::Verify { .. } => JobKind::Verify,
             JobRequest::Restore { .. } => JobKind::Restore,
             JobRequest::Drift => JobKind::Drift,
+            JobRequest::Rotate { .. } => JobKind::Rotate,
         }
     }
 }
@@ -273,6 +285,12 @@ enum Work {
     Drift {
         session: Session,
     },
+    Rotate {
+        session: Session,
+        target: crate::views::rotate::RotateTarget,
+        services: Vec<CoreKind>,
+        only_due: bool,
+    },
 }
 
 fn backups_enabled(p: &Prepared) -> Result<(), AppError> {
@@ -301,6 +319,12 @@ pub fn check_request(
             (&[][..], destination.as_deref())
         }
         JobRequest::Drift => return Ok(None),
+        JobRequest::Rotate {
+            target, services, ..
+        } => {
+            crate::rotate::check(env, *target, services)?;
+            return Ok(None);
+        }
     };
     let Some(b) = &env.backup else {
         return Err(AppError::Usage(format!(
@@ -473,6 +497,21 @@ impl Jobs {
                     session: prepared.open(Mode::ReadOnly)?,
                 };
                 (work, held, RunsOn::ThisProcess)
+            }
+            JobRequest::Rotate {
+                target,
+                services,
+                only_due,
+            } => {
+                // The environment lock, held by the session until the job ends: no
+                // `up`, `seed` or second rotation changes the same credentials.
+                let work = Work::Rotate {
+                    session: prepared.open(Mode::Mutating("rotate"))?,
+                    target,
+                    services,
+                    only_due,
+                };
+                (work, Held::Nothing, RunsOn::ThisProcess)
             }
         };
         let job = Arc::new(Job {
@@ -746,6 +785,15 @@ async fn run(
         Work::Drift { session } => {
             let view = crate::drift::check(&session, &job, &jobs.0.drift, trigger).await?;
             Ok((JobResult::Drift(view), true))
+        }
+        Work::Rotate {
+            session,
+            target,
+            services,
+            only_due,
+        } => {
+            let view = crate::rotate::rotate(&session, target, &services, only_due).await?;
+            Ok((JobResult::Rotate(view), true))
         }
     }
 }

@@ -4,7 +4,7 @@
 //! a long-running process's models), the driver enum ([`driver`]), the
 //! whole-environment plan ([`plan`]) and its executor ([`up`]), the other commands
 //! ([`ops`], [`backup`], [`connect`]), jobs with their registry, locks and schedules
-//! ([`jobs`]), the drift watch ([`drift`]) and the jobs' gauges ([`metrics`]), the
+//! ([`jobs`]), the drift watch ([`drift`]), rotation ([`rotate`]) and the jobs' gauges ([`metrics`]), the
 //! typed views they return ([`views`]), one error type with its kinds ([`error`]) and
 //! one exit-code table ([`exit`]).
 
@@ -20,6 +20,7 @@ pub mod jobs;
 pub mod metrics;
 pub mod ops;
 pub mod plan;
+pub mod rotate;
 pub mod session;
 pub mod up;
 pub mod views;

@@ -1,7 +1,8 @@
 //! The gauges of jobs, read at scrape time from what the jobs left: the
 //! `controlplane_backup_*` gauges from each environment's `backup/metrics.json` (so
 //! runs of the CLI or the CronJob count) and the `controlplane_drift_*` gauges from the
-//! drift watch ([`crate::drift::Watch`]). A prometheus-client [`Collector`]: the
+//! drift watch ([`crate::drift::Watch`]), `controlplane_transit_key_age_seconds` from
+//! each environment's `rotation/state.json` ([`crate::rotate::Record`]). A prometheus-client [`Collector`]: the
 //! server registers it in its one registry.
 
 use std::sync::Arc;
@@ -64,9 +65,20 @@ impl Collector for JobGauges {
         let mut pending = Vec::new();
         let mut blocked = Vec::new();
         let mut checked = Vec::new();
+        let mut key_age = Vec::new();
         let drift = self.jobs.drift().all();
+        let now = chrono::Utc::now().timestamp();
         for t in self.envs.targets() {
             let env = t.env.clone();
+            // Each transit key's age, from what the last rotation run read.
+            if let Ok(Some(dir)) = cp_runtime::state::StateDir::open_existing(t.state_path()) {
+                for (key, created) in crate::rotate::Record::read(&dir).keys {
+                    key_age.push((
+                        vec![("env", env.clone()), ("key", key)],
+                        (now - created).max(0),
+                    ));
+                }
+            }
             if let Ok(model) = self.envs.model(&env)
                 && let Some(b) = &model.backup
             {
@@ -166,6 +178,12 @@ impl Collector for JobGauges {
             "controlplane_drift_blocked",
             "Changes `controlplane up` refuses, by layer, at the last drift check.",
             &blocked,
+        )?;
+        family(
+            &mut encoder,
+            "controlplane_transit_key_age_seconds",
+            "Seconds since the newest version of a managed transit key was made, as the last rotation run read it.",
+            &key_age,
         )?;
         family(
             &mut encoder,

@@ -318,13 +318,28 @@ async fn plan_for(s: &Session, seeded: bool) -> Result<SavedPlan, AppError> {
             Err(e) => return Err(e.into()),
         }
     }
+    // What is due for rotation: passwords from the record, keys when Vault answers.
+    let vault_ok = seeded
+        && !kube
+        && vault_unready.is_none()
+        && p.running.get(&CoreKind::Vault).copied().unwrap_or(false);
+    let keys_from = access.as_ref().ok().filter(|_| vault_ok);
+    let due = if kube {
+        Vec::new()
+    } else {
+        crate::rotate::due(s, keys_from).await.unwrap_or_else(|e| {
+            tracing::debug!(error = %e.chain(), "what is due for rotation could not be read");
+            Vec::new()
+        })
+    };
     let doc = EnvPlan::new(
         s.env.name.as_str(),
         s.driver.name(),
         &s.driver_reason,
         out,
         &basis,
-    );
+    )
+    .with_rotation_due(due);
     Ok(SavedPlan {
         controlplane_version: env!("CARGO_PKG_VERSION").to_owned(),
         plan: doc,

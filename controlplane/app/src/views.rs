@@ -15,6 +15,7 @@ pub use cp_core::envplan::EnvPlan as PlanView;
 pub mod drift;
 pub mod history;
 pub mod jobs;
+pub mod rotate;
 pub mod units;
 
 pub use drift::DriftView;
@@ -901,6 +902,10 @@ pub fn schemas() -> BTreeMap<&'static str, serde_json::Value> {
     m.insert("backup-prune", schemars::schema_for!(PruneView).to_value());
     m.insert("restore", schemars::schema_for!(RestoreView).to_value());
     m.insert("job", schemars::schema_for!(JobView).to_value());
+    m.insert(
+        "rotation",
+        schemars::schema_for!(rotate::RotationView).to_value(),
+    );
     m.insert("jobs", schemars::schema_for!(JobsView).to_value());
     m.insert(
         "job-started",

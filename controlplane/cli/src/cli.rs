@@ -136,6 +136,26 @@ pub(crate) enum Command {
   controlplane drift                     # dev
   controlplane -e production drift -o json")]
     Drift,
+    /// Rotate now: transit keys (a new version, the platform's own ciphertexts
+    /// rewrapped, old versions beyond `rotation.transit_keys.keep_versions` no longer
+    /// decrypting) and the platform's passwords (PostgreSQL roles, Redis ACL users: a
+    /// new value on the server, written to the state file or the vault:// entry). An
+    /// env:// password in scope refuses the whole request before anything changes.
+    #[command(after_help = "Examples:
+  controlplane rotate keys
+  controlplane rotate passwords --service redis --yes
+  controlplane -e staging rotate all -o json --yes")]
+    Rotate {
+        /// What to rotate.
+        #[arg(value_enum)]
+        what: RotateArg,
+        /// Only this core service's (repeatable): postgres, redis, vault.
+        #[arg(long = "service", value_name = "SERVICE")]
+        services: Vec<String>,
+        /// Confirm rotating passwords without asking (needed without a terminal).
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
     /// Apply the plan: start what is missing, wait until every service answers, seed.
     #[command(after_help = "Examples:
   controlplane up                        # dev: everything
@@ -379,6 +399,27 @@ pub(crate) enum MigrateAction {
     },
     /// List migrations and whether each is applied.
     Status,
+}
+
+/// What `rotate` rotates.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum RotateArg {
+    /// Transit keys.
+    Keys,
+    /// The platform's passwords.
+    Passwords,
+    /// Keys and passwords.
+    All,
+}
+
+impl From<RotateArg> for cp_app::views::rotate::RotateTarget {
+    fn from(a: RotateArg) -> Self {
+        match a {
+            RotateArg::Keys => Self::Keys,
+            RotateArg::Passwords => Self::Passwords,
+            RotateArg::All => Self::All,
+        }
+    }
 }
 
 /// `backup` subcommands.

@@ -80,6 +80,10 @@ const CONDITIONAL: &[Conditional] = &[
         reason: APPS,
     },
     Conditional {
+        metric: "controlplane_transit_key_age_seconds",
+        reason: "serve exports it once a rotation run (`controlplane rotate keys` or a slot of `rotation.schedule`, daily by default) has read the keys",
+    },
+    Conditional {
         metric: "ALERTS",
         reason: "Prometheus's own series, only while an alert is pending or firing",
     },

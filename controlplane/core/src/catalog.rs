@@ -198,6 +198,15 @@ pub const RULES: &[RuleDefault] = &[
         "1m",
         Severity::Warning,
     ),
+    // The threshold defaults to `rotation.transit_keys.every` plus a day, in seconds.
+    rule(
+        "key_rotation_overdue",
+        "KeyRotationOverdue",
+        0.0,
+        ThresholdUnit::Seconds,
+        "1h",
+        Severity::Warning,
+    ),
 ];
 
 /// A built-in dashboard and its panel ids.

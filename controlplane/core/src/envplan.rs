@@ -118,6 +118,19 @@ pub struct Summary {
     pub deferred: Vec<Layer>,
 }
 
+/// A key or password older than its rotation period.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct RotationDue {
+    /// `key` or `password`.
+    pub kind: String,
+    /// The transit key, or the password's setting.
+    pub name: String,
+    /// Its age in seconds.
+    pub age_secs: u64,
+    /// Its rotation period in seconds.
+    pub every_secs: u64,
+}
+
 /// What `up` would do to an environment, across every layer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct EnvPlan {
@@ -133,7 +146,12 @@ pub struct EnvPlan {
     pub layers: Vec<LayerPlan>,
     /// Counts over every layer.
     pub summary: Summary,
-    /// True when any layer has a step (exit code 2 of `plan`).
+    /// Keys and passwords older than their rotation period: `controlplane rotate`
+    /// (or the rotation schedule) changes them, `up` does not.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rotation_due: Vec<RotationDue>,
+    /// True when any layer has a step or something is due for rotation (exit code 2
+    /// of `plan`).
     pub changes_pending: bool,
     /// SHA-256 over what was observed and what is wanted; a saved plan is applied only
     /// while this still matches.
@@ -171,9 +189,17 @@ impl EnvPlan {
             driver_reason: driver_reason.to_owned(),
             layers,
             summary,
+            rotation_due: Vec::new(),
             changes_pending,
             fingerprint: basis.fingerprint(),
         }
+    }
+
+    /// Adds what is due for rotation (a pending change: `plan` exits 2).
+    pub fn with_rotation_due(mut self, due: Vec<RotationDue>) -> Self {
+        self.changes_pending |= !due.is_empty();
+        self.rotation_due = due;
+        self
     }
 
     /// True when a step cannot be applied.
@@ -251,6 +277,22 @@ impl fmt::Display for EnvPlan {
                 writeln!(f, "  note: {n}")?;
             }
         }
+        if !self.rotation_due.is_empty() {
+            writeln!(
+                f,
+                "rotation (`controlplane rotate` changes these, `up` does not):"
+            )?;
+            for d in &self.rotation_due {
+                writeln!(
+                    f,
+                    "    ~ {} {}: {} days old, rotated every {} days",
+                    d.kind,
+                    d.name,
+                    d.age_secs / 86_400,
+                    d.every_secs / 86_400
+                )?;
+            }
+        }
         let s = &self.summary;
         let deferred = if s.deferred.is_empty() {
             String::new()
@@ -273,6 +315,9 @@ impl fmt::Display for EnvPlan {
             "Plan: {} to create, {} to change, {} to remove, {} to start",
             s.create, s.change, s.remove, s.start
         )?;
+        if !self.rotation_due.is_empty() {
+            write!(f, ", {} due for rotation", self.rotation_due.len())?;
+        }
         if s.blocked > 0 {
             write!(f, ", {} blocked (`up` refuses this plan)", s.blocked)?;
         }

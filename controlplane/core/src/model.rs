@@ -48,6 +48,8 @@ pub struct Environment {
     pub backup: Option<Backup>,
     /// The drift watch.
     pub drift: Drift,
+    /// Rotation of transit keys and passwords.
+    pub rotation: Rotation,
     /// Alert rules.
     pub alerts: Alerts,
     /// Dashboards.
@@ -687,6 +689,19 @@ pub struct Drift {
     pub for_: Duration,
     /// Where a summary is posted when the drift state changes.
     pub webhook_url: Option<SecretRef>,
+}
+
+/// Rotation of transit keys and of the platform's passwords.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rotation {
+    /// When `controlplane serve` rotates what is due.
+    pub schedule: Schedule,
+    /// A transit key whose newest version is older than this gets a new version.
+    pub keys_every: Duration,
+    /// How many of a key's newest versions stay decryptable (at least 1).
+    pub keep_versions: u32,
+    /// A password older than this is due.
+    pub passwords_every: Duration,
 }
 
 /// GFS retention counts.

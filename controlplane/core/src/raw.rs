@@ -47,6 +47,9 @@ pub struct RawEnvironment {
     /// The drift watch: how often `controlplane serve` compares what runs with these
     /// files, and whom it tells.
     pub drift: RawDrift,
+    /// Rotation of the platform's transit keys and passwords (`controlplane rotate`,
+    /// and on `rotation.schedule` by `controlplane serve`).
+    pub rotation: RawRotation,
     /// Alert rules and their per-environment thresholds.
     pub alerts: RawAlerts,
     /// Grafana dashboards and which panels this environment shows.
@@ -759,6 +762,42 @@ pub struct RawDrift {
     pub webhook_url: Option<String>,
 }
 
+/// Rotation of transit keys and of the platform's passwords.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawRotation {
+    /// Five-field cron schedule (UTC) at which `controlplane serve` rotates what is
+    /// due, e.g. `"0 3 * * *"` (the default: every day at 03:00).
+    pub schedule: Option<String>,
+    /// Vault transit keys: the global `anumate-*` keys, the backup canary's key and
+    /// every tenant's key.
+    pub transit_keys: RawRotateKeys,
+    /// Passwords of the platform's PostgreSQL roles, Redis ACL users and NATS users.
+    pub passwords: RawRotatePasswords,
+}
+
+/// How transit keys rotate.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawRotateKeys {
+    /// A key whose newest version is older than this gets a new version, e.g. `30d`
+    /// (the default).
+    pub every: Option<String>,
+    /// How many of a key's newest versions stay decryptable (default 2): after a
+    /// rotation, `min_decryption_version` is raised to `latest - keep_versions + 1`,
+    /// once what the platform itself encrypted is rewrapped. Data your apps encrypt
+    /// must be rewrapped by them within `keep_versions × every`.
+    pub keep_versions: Option<u32>,
+}
+
+/// How passwords rotate.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawRotatePasswords {
+    /// A password older than this is due, e.g. `90d` (the default).
+    pub every: Option<String>,
+}
+
 /// Grandfather-father-son retention: how many of each kind to keep.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
@@ -867,6 +906,9 @@ pub struct RawAlertRules {
     /// No drift check succeeded for three intervals of `drift.schedule` (threshold in
     /// seconds; defaults to that).
     pub drift_check_failing: Option<RawRule>,
+    /// A transit key's newest version is older than `rotation.transit_keys.every`
+    /// allows (threshold in seconds; defaults to `every` plus a day).
+    pub key_rotation_overdue: Option<RawRule>,
 }
 
 /// Settings of one built-in rule.

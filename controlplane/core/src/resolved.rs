@@ -47,6 +47,16 @@ pub fn to_raw(env: &Environment) -> RawEnvironment {
             for_: Some(env.drift.for_.to_string()),
             webhook_url: env.drift.webhook_url.as_ref().and_then(secret),
         },
+        rotation: RawRotation {
+            schedule: Some(env.rotation.schedule.cron.clone()),
+            transit_keys: RawRotateKeys {
+                every: Some(env.rotation.keys_every.to_string()),
+                keep_versions: Some(env.rotation.keep_versions),
+            },
+            passwords: RawRotatePasswords {
+                every: Some(env.rotation.passwords_every.to_string()),
+            },
+        },
         alerts: alerts(env),
         dashboards: dashboards(&env.dashboards),
         accept: env
@@ -471,6 +481,11 @@ fn alerts(env: &Environment) -> RawAlerts {
             {
                 None
             }
+            _ if def.key == "key_rotation_overdue"
+                && (env.rotation.keys_every.as_secs() + 86_400) as f64 == r.threshold =>
+            {
+                None
+            }
             _ => Some(r.threshold),
         };
         *rule_slot(&mut rules, def.key) = Some(RawRule {
@@ -517,6 +532,7 @@ fn rule_slot<'r>(rules: &'r mut RawAlertRules, key: &str) -> &'r mut Option<RawR
         "backup_too_old" => &mut rules.backup_too_old,
         "environment_drifted" => &mut rules.environment_drifted,
         "drift_check_failing" => &mut rules.drift_check_failing,
+        "key_rotation_overdue" => &mut rules.key_rotation_overdue,
         other => unreachable!("the catalogue has no rule `{other}` outside RawAlertRules"),
     }
 }

@@ -663,7 +663,8 @@ pub(crate) fn validate(name: &EnvName, raw: RawEnvironment, cx: &mut Cx<'_>) -> 
     let vault = vault_config(cx, &raw.vault);
     let backup = backup(cx, &raw.backup, &services);
     let drift = drift(cx, &raw.drift);
-    let alerts = alerts(cx, &raw.alerts, backup.as_ref(), &drift);
+    let rotation = rotation(cx, &raw.rotation);
+    let alerts = alerts(cx, &raw.alerts, backup.as_ref(), &drift, &rotation);
     let dashboards = dashboards(cx, &raw.dashboards);
     let tls = tls(cx, &raw.tls, tier);
     let platform = raw.platform.unwrap_or(Platform::Auto);
@@ -683,6 +684,7 @@ pub(crate) fn validate(name: &EnvName, raw: RawEnvironment, cx: &mut Cx<'_>) -> 
         vault,
         backup,
         drift,
+        rotation,
         alerts,
         dashboards,
         accept: Vec::new(),
@@ -2038,6 +2040,50 @@ fn tls(cx: &mut Cx<'_>, raw: &raw::RawTls, tier: Tier) -> Tls {
     }
 }
 
+fn rotation(cx: &mut Cx<'_>, raw: &raw::RawRotation) -> Rotation {
+    let schedule = schedule(
+        cx,
+        "rotation.schedule",
+        raw.schedule.as_deref(),
+        "0 3 * * *",
+    );
+    let before = cx.errors.len();
+    let keys_every = cx.duration(
+        "rotation.transit_keys.every",
+        raw.transit_keys.every.as_deref(),
+        "30d",
+    );
+    let passwords_every = cx.duration(
+        "rotation.passwords.every",
+        raw.passwords.every.as_deref(),
+        "90d",
+    );
+    let keep_versions = raw.transit_keys.keep_versions.unwrap_or(2);
+    if keep_versions == 0 {
+        cx.err(
+            "rotation.transit_keys.keep_versions",
+            "0 versions decryptable would make every ciphertext unreadable",
+        )
+        .expected = Some("at least 1, e.g. `2`".into());
+    }
+    let parsed = cx.errors.len() == before;
+    for (path, d) in [
+        ("rotation.transit_keys.every", &keys_every),
+        ("rotation.passwords.every", &passwords_every),
+    ] {
+        if parsed && d.as_secs() < 3600 {
+            cx.err(path, format!("`{d}` is shorter than an hour"))
+                .expected = Some("an hour or more, e.g. `30d`".into());
+        }
+    }
+    Rotation {
+        schedule,
+        keys_every,
+        keep_versions: keep_versions.max(1),
+        passwords_every,
+    }
+}
+
 fn backup(cx: &mut Cx<'_>, raw: &raw::RawBackup, services: &CoreServices) -> Option<Backup> {
     if raw.enabled == Some(false) {
         return None;
@@ -2464,9 +2510,15 @@ pub(crate) fn cron_max_interval(expr: &str) -> Result<Duration, CronError> {
     ))
 }
 
-fn alerts(cx: &mut Cx<'_>, raw: &raw::RawAlerts, backup: Option<&Backup>, drift: &Drift) -> Alerts {
+fn alerts(
+    cx: &mut Cx<'_>,
+    raw: &raw::RawAlerts,
+    backup: Option<&Backup>,
+    drift: &Drift,
+    rotation: &Rotation,
+) -> Alerts {
     let r = &raw.rules;
-    let given: [(&str, &Option<raw::RawRule>); 17] = [
+    let given: [(&str, &Option<raw::RawRule>); 18] = [
         ("service_down", &r.service_down),
         ("high_error_rate", &r.high_error_rate),
         ("high_latency_p95", &r.high_latency_p95),
@@ -2487,6 +2539,7 @@ fn alerts(cx: &mut Cx<'_>, raw: &raw::RawAlerts, backup: Option<&Backup>, drift:
         ("backup_too_old", &r.backup_too_old),
         ("environment_drifted", &r.environment_drifted),
         ("drift_check_failing", &r.drift_check_failing),
+        ("key_rotation_overdue", &r.key_rotation_overdue),
     ];
     let mut rules = BTreeMap::new();
     for def in RULES {
@@ -2502,6 +2555,9 @@ fn alerts(cx: &mut Cx<'_>, raw: &raw::RawAlerts, backup: Option<&Backup>, drift:
         }
         if def.key == "drift_check_failing" && raw_rule.threshold.is_none() {
             threshold = (3 * drift.schedule.max_interval.as_secs()) as f64;
+        }
+        if def.key == "key_rotation_overdue" && raw_rule.threshold.is_none() {
+            threshold = (rotation.keys_every.as_secs() + 86_400) as f64;
         }
         let default_for = if def.key == "environment_drifted" {
             drift.for_.to_string()

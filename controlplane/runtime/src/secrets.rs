@@ -100,6 +100,63 @@ pub enum SecretError {
     },
 }
 
+/// Why a new value cannot be written where a setting's value lives.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// `env://NAME`: the variable is the operator's, not ours.
+    #[error(
+        "{name} refers to env://{var}: controlplane cannot change an environment variable; generate a new value, update {var} where it is set, and re-run with it exported (or move the setting to a vault:// reference)"
+    )]
+    EnvReference {
+        /// The setting.
+        name: String,
+        /// The variable.
+        var: String,
+    },
+    /// A plaintext value in the environment file.
+    #[error(
+        "{name} is written in the environment file: change it there (or make it `generate` or a vault:// reference, which rotate can write)"
+    )]
+    InFile {
+        /// The setting.
+        name: String,
+    },
+    /// The new value could not be stored.
+    #[error("{name}: cannot store the new value")]
+    Store {
+        /// The setting.
+        name: String,
+        /// Why.
+        #[source]
+        source: SecretError,
+    },
+}
+
+/// Whether `reference`'s value can be written by controlplane: `generate` (the state
+/// file) and `vault://` (the KV entry) can; `env://` and plaintext cannot, and the error
+/// says what the operator must do instead.
+pub fn check_writable(name: &str, reference: &SecretRef) -> Result<(), WriteError> {
+    match reference {
+        SecretRef::Generate | SecretRef::Vault { .. } => Ok(()),
+        SecretRef::Env { name: var } => Err(WriteError::EnvReference {
+            name: name.into(),
+            var: var.clone(),
+        }),
+        SecretRef::Plain(_) => Err(WriteError::InFile { name: name.into() }),
+    }
+}
+
+/// A new random value: 32 alphanumeric characters, as `generate` makes.
+pub fn new_value() -> Secret {
+    Secret::new(
+        rand::rng()
+            .sample_iter(rand::distr::Alphanumeric)
+            .take(32)
+            .map(char::from)
+            .collect::<String>(),
+    )
+}
+
 /// Resolves references for one environment.
 #[derive(Debug)]
 pub struct SecretResolver {
@@ -193,6 +250,96 @@ impl SecretResolver {
         let bytes = serde_json::to_vec_pretty(map).expect("serializes");
         state.write_private(SECRETS_FILE, &bytes).map_err(err)?;
         Ok(Secret::new(value))
+    }
+
+    /// Writes `value` where `reference`'s value lives: `secrets.json` for `generate`,
+    /// the KV v2 entry (other keys kept, check-and-set on the version read) for
+    /// `vault://`. `env://` and plaintext are refused ([`check_writable`]).
+    pub async fn write(
+        &self,
+        name: &str,
+        reference: &SecretRef,
+        value: &Secret,
+    ) -> Result<(), WriteError> {
+        check_writable(name, reference)?;
+        let store = |source| WriteError::Store {
+            name: name.into(),
+            source,
+        };
+        match reference {
+            SecretRef::Generate => {
+                if self.read_only {
+                    return Err(store(SecretError::NotGenerated { name: name.into() }));
+                }
+                // Load the file (and fail as `resolve` would) before changing it.
+                self.generated(name).map_err(store)?;
+                let state = self.state.as_ref().expect("generated() checked it");
+                let mut guard = self.generated.lock().expect("not poisoned");
+                let map = guard.as_mut().expect("loaded by generated()");
+                map.insert(name.to_owned(), value.expose().to_owned());
+                let bytes = serde_json::to_vec_pretty(map).expect("serializes");
+                state.write_private(SECRETS_FILE, &bytes).map_err(|source| {
+                    store(SecretError::State {
+                        name: name.into(),
+                        source,
+                    })
+                })
+            }
+            SecretRef::Vault { path, key } => self
+                .write_vault(name, reference, path, key, value)
+                .await
+                .map_err(store),
+            SecretRef::Env { .. } | SecretRef::Plain(_) => {
+                unreachable!("check_writable refused it")
+            }
+        }
+    }
+
+    async fn write_vault(
+        &self,
+        name: &str,
+        reference: &SecretRef,
+        path: &str,
+        key: &str,
+        value: &Secret,
+    ) -> Result<(), SecretError> {
+        let (Ok(addr), Ok(token)) = (std::env::var("VAULT_ADDR"), std::env::var("VAULT_TOKEN"))
+        else {
+            return Err(SecretError::VaultNotConfigured {
+                name: name.into(),
+                reference: reference.to_string(),
+            });
+        };
+        let err = |detail: String| SecretError::VaultRead {
+            name: name.into(),
+            reference: reference.to_string(),
+            detail,
+        };
+        let (mount, rest) = path.split_once('/').unwrap_or((path, ""));
+        let client = crate::vault::Client::with_token(&addr, Secret::new(token));
+        let current = client
+            .read(&format!("{mount}/data/{rest}"))
+            .await
+            .map_err(|e| err(e.to_string()))?;
+        let (mut data, version) = match &current {
+            Some(body) => (
+                body["data"]["data"].clone(),
+                body["data"]["metadata"]["version"].as_u64().unwrap_or(0),
+            ),
+            None => (serde_json::json!({}), 0),
+        };
+        if !data.is_object() {
+            data = serde_json::json!({});
+        }
+        data[key] = serde_json::Value::String(value.expose().to_owned());
+        client
+            .write(
+                &format!("{mount}/data/{rest}"),
+                &serde_json::json!({"options": {"cas": version}, "data": data}),
+            )
+            .await
+            .map_err(|e| err(format!("writing the new value: {e}")))?;
+        Ok(())
     }
 
     async fn read_vault(

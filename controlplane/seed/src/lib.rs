@@ -12,6 +12,7 @@ pub mod layers;
 pub mod nats;
 pub mod postgres;
 pub mod redis;
+pub mod rotate;
 pub mod tenants;
 pub mod vault;
 
@@ -239,6 +240,26 @@ pub enum SeedErrorKind {
         /// What was missing (`a token`).
         missing: &'static str,
     },
+    /// A transit key to rotate does not exist.
+    #[error("transit key `{key}` does not exist; run `controlplane seed` first")]
+    NoTransitKey {
+        /// The key.
+        key: String,
+    },
+    /// An entry encrypted with a key could not be rewrapped, so its oldest versions
+    /// stay decryptable.
+    #[error(
+        "cannot rewrap {entry} with transit key `{key}`, so min_decryption_version was not raised"
+    )]
+    Rewrap {
+        /// The key.
+        key: String,
+        /// The KV entry and field (`secret/tenants/<id>/meta#token`).
+        entry: String,
+        /// Why.
+        #[source]
+        source: cp_runtime::vault::RequestError,
+    },
     /// An AppRole without a role id.
     #[error("AppRole `{role}` has no role id")]
     NoRoleId {
@@ -464,6 +485,8 @@ impl SeedErrorKind {
             | K::NoAuditDevice
             | K::VaultBlocked { .. }
             | K::VaultAnswer { .. }
+            | K::NoTransitKey { .. }
+            | K::Rewrap { .. }
             | K::NoRoleId { .. } => "vault",
             K::PostgresUnreachable { .. }
             | K::PasswordRejected { .. }

@@ -19,7 +19,7 @@ use sqlx::migrate::{Migrate, MigrateError, Migration, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Postgres, Row, Transaction};
 
-use crate::{PgAccess, Report, SeedError, SeedErrorKind};
+use crate::{PgAccess, Report, Secret, SeedError, SeedErrorKind};
 
 /// The migrations, embedded at build time so the binary carries them.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations");
@@ -248,6 +248,35 @@ async fn superuser(
         report,
     )
     .await
+}
+
+/// Sets `role`'s password to `new` (a SCRAM verifier computed here, so the value is
+/// never sent), as the superuser. Sessions already open as the role continue: the
+/// server checks a password only when a session starts.
+pub async fn set_password(pg: &PgAccess, role: &str, new: &Secret) -> Result<Report, SeedError> {
+    let mut report = Report::new("postgres");
+    let mut conn = superuser(pg, "postgres", &mut report).await?;
+    let sql = format!(
+        "ALTER ROLE {} WITH PASSWORD {}",
+        ident(role),
+        literal(&scram::verifier(new.expose()))
+    );
+    report.trips(1);
+    let done = sqlx::raw_sql(AssertSqlSafe(sql))
+        .execute(&mut conn)
+        .await
+        .map_err(|e| {
+            db_error(
+                &format!("setting the password of role `{role}`"),
+                "postgres",
+                pg,
+                e,
+            )
+        });
+    close(conn).await;
+    done?;
+    report.change(format!("set a new password for role {role}"));
+    Ok(report)
 }
 
 async fn admin(pg: &PgAccess, report: &mut Report) -> Result<PgConnection, SeedError> {

@@ -485,7 +485,7 @@ async fn set_user(
 /// `ACL SAVE` when the server keeps users in an ACL file; without one (a container
 /// configured by command-line flags), users live until the next restart and the next
 /// seed sets them again.
-async fn persist(c: &mut Connection, report: &mut Report) -> Result<(), SeedError> {
+pub(crate) async fn persist(c: &mut Connection, report: &mut Report) -> Result<(), SeedError> {
     report.trips(1);
     let reply = c
         .command(&["CONFIG", "GET", "aclfile"])

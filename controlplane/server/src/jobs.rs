@@ -1,4 +1,4 @@
-//! The job routes: backups (list, trigger, verify, restore, schedule), drift, locks,
+//! The job routes: backups (list, trigger, verify, restore, schedule), drift, rotation, locks,
 //! schedules and jobs (state and SSE events), and the console's backups page. Every
 //! handler translates a request into one `cp_app::Jobs` call and its view into a
 //! response: the registry, the locks, the schedules and where a job runs are the
@@ -100,6 +100,13 @@ pub const ROUTES: &[Route] = &[
         Surface::Api,
     ),
     r(
+        Method::POST,
+        "/api/v1/environments/{env}/rotate",
+        "rotate",
+        Role::Admin,
+        Surface::Api,
+    ),
+    r(
         Method::GET,
         "/api/v1/environments/{env}/schedules",
         "schedules.list",
@@ -179,6 +186,21 @@ pub struct TriggerRequest {
     pub destination: Option<String>,
 }
 
+/// `POST .../rotate`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateRequest {
+    /// `keys`, `passwords` or `all`.
+    pub target: cp_app::views::rotate::RotateTarget,
+    /// Core services (`postgres`, `redis`, `vault`); empty or absent: every one.
+    #[serde(default)]
+    pub services: Vec<String>,
+    /// Must be `true` when passwords are rotated: their current values stop working
+    /// for new connections.
+    #[serde(default)]
+    pub confirm: bool,
+}
+
 /// `POST .../backups/{backup}/verify`.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -248,6 +270,7 @@ fn subject_of(
         JobRequest::Verify { id, .. } => (Some(id.to_string()), Vec::new()),
         JobRequest::Restore { id, services, .. } => (Some(id.to_string()), names(services)),
         JobRequest::Drift => (None, Vec::new()),
+        JobRequest::Rotate { services, .. } => (None, names(services)),
     };
     Ok(Subject {
         env: Some(env.name.to_string()),
@@ -302,6 +325,7 @@ pub fn router() -> Router<AppState> {
             "/api/v1/environments/{env}/drift",
             get(drift).post(drift_check),
         )
+        .route("/api/v1/environments/{env}/rotate", post(rotate))
         .route("/api/v1/environments/{env}/schedules", get(schedules))
         .route("/api/v1/environments/{env}/locks", get(locks))
         .route("/api/v1/jobs", get(jobs))
@@ -471,6 +495,35 @@ async fn restore(
         }
         other => Err(ApiError::internal(format!(
             "a restore job returned {other:?}"
+        ))),
+    }
+}
+
+async fn rotate(
+    State(state): State<AppState>,
+    Path(env): Path<String>,
+    J(body): J<RotateRequest>,
+) -> Result<Response, ApiError> {
+    target(&state, &env)?;
+    if body.target.passwords() && !body.confirm {
+        return Err(ApiError::bad_request(format!(
+            "rotating passwords ends their current values for new connections in {env}: confirm it with `\"confirm\": true`"
+        )));
+    }
+    let request = JobRequest::Rotate {
+        target: body.target,
+        services: services(&body.services)?,
+        only_due: false,
+    };
+    let (job, subject) = run_job(&state, &env, request, Trigger::Api).await?;
+    match job.result {
+        Some(JobResult::Rotate(v)) => {
+            let mut res = Json(v).into_response();
+            res.extensions_mut().insert(subject);
+            Ok(res)
+        }
+        other => Err(ApiError::internal(format!(
+            "a rotation job returned {other:?}"
         ))),
     }
 }

@@ -25,7 +25,7 @@ use crate::api::{
 use crate::audit::{AuditPage, Outcome};
 use crate::auth::Principal;
 use crate::error::ErrorBody;
-use crate::jobs::{RestoreRequest, TriggerRequest, VerifyRequest};
+use crate::jobs::{RestoreRequest, RotateRequest, TriggerRequest, VerifyRequest};
 use crate::routes::{self, Access, Surface, TenantScope};
 use cp_app::views::jobs::ScheduleView;
 use cp_app::views::{BackupListView, RestoreView, VerifyView};
@@ -319,6 +319,18 @@ fn ops(out: &mut SchemaGenerator, inp: &mut SchemaGenerator, action: &str) -> Op
             body: None,
             ok: Ok::Json(&[200], out.subschema_for::<DriftView>().to_value()),
             errors: &[401, 403, 404, 409, 429, 502],
+        },
+        "rotate" => Op {
+            summary: "Rotate transit keys and the platform's passwords now (a rotation job, waited for)",
+            description: "The view `controlplane rotate -o json` prints. Passwords need `confirm: true`; an env:// password in scope is refused (422) before anything changes, naming the variable. 409 while the environment lock is held. Needs admin.",
+            query: vec![],
+            body: Some(inline::<RotateRequest>(inp)),
+            ok: Ok::Json(
+                &[200],
+                out.subschema_for::<cp_app::views::rotate::RotationView>()
+                    .to_value(),
+            ),
+            errors: &[400, 401, 403, 404, 409, 413, 415, 422, 429, 502, 503],
         },
         "schedules.list" => Op {
             summary: "The environment's schedules (backups, drift watch): next and last runs, missed runs",

@@ -182,14 +182,16 @@ impl TokenStore {
         if !valid_name(name) {
             return Err(TokenError::BadName(name.to_owned()));
         }
+        let now = self.clock.now();
         let mut tokens = self.read()?;
+        // Expired tokens leave the store at its next change (their names are free).
+        tokens.retain(|t| t.expires_at.is_none_or(|e| e > now));
         if tokens.iter().any(|t| t.name == name) {
             return Err(TokenError::Exists(name.to_owned()));
         }
         let mut raw = [0u8; 32];
         rand::rng().fill_bytes(&mut raw);
         let token = format!("{PREFIX}{}", hex::encode(raw));
-        let now = self.clock.now();
         tokens.push(StoredToken {
             name: name.to_owned(),
             role,
@@ -231,6 +233,8 @@ impl TokenStore {
         if tokens.len() == before {
             return Err(TokenError::NoSuchToken(name.to_owned()));
         }
+        let now = Utc::now();
+        tokens.retain(|t| t.expires_at.is_none_or(|e| e > now));
         self.write(tokens)
     }
 
@@ -363,5 +367,10 @@ mod tests {
             .unwrap();
         assert!(store.verify(&token).unwrap().is_none());
         assert!(store.list().unwrap()[0].expired);
+        // The next change of the store removes it, and its name is free again.
+        store.create("new", Role::Viewer, None, None).unwrap();
+        let names: Vec<String> = store.list().unwrap().into_iter().map(|t| t.name).collect();
+        assert_eq!(names, ["new"]);
+        store.create("old", Role::Viewer, None, None).unwrap();
     }
 }

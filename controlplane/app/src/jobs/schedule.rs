@@ -1,5 +1,6 @@
 //! Schedules: each environment's backups on `backup.schedule` (not on Kubernetes, where
-//! the rendered CronJob runs them) and its drift check on `drift.schedule`, run by the
+//! the rendered CronJob runs them), its drift check on `drift.schedule` and its
+//! rotation of what is due on `rotation.schedule`, run by the
 //! process that calls [`Jobs::run_schedules`] (`serve`). A scheduled slot is a job like
 //! any other. At start, backup slots that passed since the last recorded run are
 //! reported ("missed N runs since T", logged, in the API and the console) and one
@@ -159,6 +160,11 @@ impl Jobs {
                     destination: None,
                 }
             }
+            JobKind::Rotate => JobRequest::Rotate {
+                target: crate::views::rotate::RotateTarget::All,
+                services: Vec::new(),
+                only_due: true,
+            },
             _ => JobRequest::Drift,
         };
         let handle = match self.start(t, request, trigger).await {
@@ -198,6 +204,9 @@ impl Jobs {
             let drift = env.drift.schedule.clone();
             let (jobs, target) = (self.clone(), t.clone());
             tasks.spawn(async move { jobs.follow(&target, JobKind::Drift, drift).await });
+            let rotation = env.rotation.schedule.clone();
+            let (jobs, target) = (self.clone(), t.clone());
+            tasks.spawn(async move { jobs.follow(&target, JobKind::Rotate, rotation).await });
             if let Some(b) = env.backup.clone()
                 && !matches!(env.platform, Platform::Kubernetes)
             {
@@ -289,6 +298,7 @@ impl Jobs {
             &env.drift.schedule,
             drift.last_success,
         ));
+        schedules.push(view(JobKind::Rotate, &env.rotation.schedule, None));
         Ok(SchedulesView {
             environment: t.env.clone(),
             schedules,

@@ -33,7 +33,8 @@ pub struct DriftedResource {
     /// The resource (`policy tenant-acme`, `role app`).
     pub resource: String,
     /// What `up` would do (`create`, `update`, `replace`, `delete`, `start`,
-    /// `blocked`).
+    /// `blocked`), or `rotate`: a key or password past its rotation period, which
+    /// `controlplane rotate` changes.
     pub action: String,
     /// When a check first saw it differ (RFC 3339).
     pub since: String,

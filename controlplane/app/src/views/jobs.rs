@@ -25,6 +25,8 @@ pub enum JobKind {
     Restore,
     /// The whole-environment plan, to see what drifted.
     Drift,
+    /// Rotation of transit keys and passwords.
+    Rotate,
 }
 
 impl JobKind {
@@ -35,6 +37,7 @@ impl JobKind {
             JobKind::Verify => "verify",
             JobKind::Restore => "restore",
             JobKind::Drift => "drift",
+            JobKind::Rotate => "rotate",
         }
     }
 }
@@ -237,6 +240,8 @@ pub enum JobResult {
     Restore(RestoreView),
     /// A drift check.
     Drift(DriftView),
+    /// A rotation.
+    Rotate(super::rotate::RotationView),
     /// A Kubernetes Job.
     Cluster(ClusterJobView),
 }

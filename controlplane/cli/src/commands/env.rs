@@ -215,6 +215,14 @@ pub(crate) async fn run(global: &Global, command: Command) -> Outcome {
     if let Command::Drift = command {
         return drift(global).await;
     }
+    if let Command::Rotate {
+        what,
+        services,
+        yes,
+    } = command
+    {
+        return rotate(global, what.into(), &services, yes).await;
+    }
     let (s, loaded) = open(global, &command).await?;
     match command {
         Command::Plan { out } => {
@@ -458,7 +466,9 @@ pub(crate) async fn run(global: &Global, command: Command) -> Outcome {
             services,
             destination,
         } => backup(global, &s, action, &services, destination.as_deref()).await,
-        Command::Drift => unreachable!("handled before a session is opened"),
+        Command::Drift | Command::Rotate { .. } => {
+            unreachable!("handled before a session is opened")
+        }
         Command::Restore {
             id,
             services,
@@ -628,6 +638,62 @@ async fn drift(global: &Global) -> Outcome {
     } else {
         Exit::Success
     })
+}
+
+/// `rotate`: refused before anything changes when a password in scope cannot be
+/// written; passwords are confirmed (they end the old values); then a job.
+async fn rotate(
+    global: &Global,
+    target: cp_app::views::rotate::RotateTarget,
+    services: &[String],
+    yes: bool,
+) -> Outcome {
+    use cp_core::names::CoreKind;
+    let kinds = services
+        .iter()
+        .map(|n| {
+            CoreKind::from_name(n).ok_or_else(|| {
+                AppError::Usage(format!(
+                    "--service {}: not a core service (postgres, redis, nats, vault)",
+                    shown(n)
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let prepared =
+        cp_app::Prepared::new(&global.target(), Some(crate::progress::pull_observer())).await?;
+    cp_app::rotate::check(&prepared.env, target, &kinds)?;
+    if target.passwords() {
+        let what = cp_app::rotate::password_scope(&prepared.env, &kinds)
+            .into_iter()
+            .map(|s| format!("the current value of {s} (new connections need the new one)"))
+            .collect();
+        output::confirm(
+            &format!("rotate {target}"),
+            prepared.env.name.as_str(),
+            what,
+            yes,
+        )?;
+    }
+    let job = cp_app::Jobs::new()
+        .start_prepared(
+            prepared,
+            JobRequest::Rotate {
+                target,
+                services: kinds,
+                only_due: false,
+            },
+            Trigger::Cli,
+        )
+        .await?;
+    let v = crate::progress::follow(global.output, &job).await?;
+    let Some(JobResult::Rotate(r)) = v.result else {
+        return Err(Failure::Other(anyhow::anyhow!(
+            "a rotation job ended without its view"
+        )));
+    };
+    output::view(global.output, &r)?;
+    Ok(Exit::Success)
 }
 
 async fn start(global: &Global, request: JobRequest) -> Result<cp_app::JobHandle, Failure> {

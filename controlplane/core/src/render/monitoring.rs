@@ -167,9 +167,23 @@ pub(super) fn alerting(env: &Environment) -> Value {
         "failing_at_secs": (drift_limit / drift_step + 1) * drift_step,
         "test_step_secs": drift_step,
     });
+    // For the KeyRotationOverdue test: the same shape as the drift check's.
+    let key_limit = env
+        .alerts
+        .rules
+        .get("key_rotation_overdue")
+        .map_or(0, |r| r.threshold.max(0.0).round() as u64);
+    let key_step = (key_limit / 20 / 60 * 60).max(60);
+    let rotation = json!({
+        "cron": env.rotation.schedule.cron,
+        "every": env.rotation.keys_every.to_string(),
+        "overdue_at_secs": (key_limit / key_step + 1) * key_step,
+        "test_step_secs": key_step,
+    });
     json!({
         "rules": rules,
         "drift": drift,
+        "rotation": rotation,
         "services": services,
         "apps": env.apps.keys().map(|n| n.to_string()).collect::<Vec<_>>(),
         "streams": streams,
