@@ -18,6 +18,7 @@ pub mod exit;
 pub mod jobs;
 pub mod metrics;
 pub mod ops;
+pub mod pitr;
 pub mod plan;
 pub mod session;
 pub mod up;
