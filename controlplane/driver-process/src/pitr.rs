@@ -194,10 +194,12 @@ pub(crate) fn prepare_local(
     let archive = local_dir(path, env.name.as_str(), project_root);
     let pitr = archive.parent().expect("has a parent").to_owned();
     let dest = pitr.parent().expect("has a parent").to_owned();
+    // `wals/` too: made here, PostgreSQL's user's; a root-made one (a base backup
+    // opening the archive first) would shut `archive_command` out.
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
-        .create(&archive)?;
+        .create(archive.join("wals"))?;
     if let Some(u) = run_as {
         for d in [&dest, &pitr] {
             let mode = std::fs::metadata(d)?.permissions().mode();
