@@ -31,9 +31,10 @@ fn settings(s: &Session) -> Result<&Pitr, AppError> {
 pub async fn archive(s: &Session) -> Result<(Archive, &Pitr), AppError> {
     let p = settings(s)?;
     let b = run::settings(&s.env)?;
-    let dest = b.destinations.get(&p.destination).ok_or_else(|| {
-        AppError::Usage(format!("no destination `{}`", p.destination))
-    })?;
+    let dest = b
+        .destinations
+        .get(&p.destination)
+        .ok_or_else(|| AppError::Usage(format!("no destination `{}`", p.destination)))?;
     let target = Target::of(dest, s.env.name.as_str(), &s.project.root);
     let a = Archive::open_with(&p.destination, &target, Some(dest), &s.secrets)
         .await
@@ -86,9 +87,10 @@ pub async fn base_backup(s: &Session) -> Result<BaseBackupView, AppError> {
     let b = run::settings(&s.env)?;
     let codec = run::codec(b)?;
     let access = s.access().await?;
-    let pg = access.postgres.as_ref().ok_or_else(|| {
-        AppError::Usage("PostgreSQL is disabled in this environment".into())
-    })?;
+    let pg = access
+        .postgres
+        .as_ref()
+        .ok_or_else(|| AppError::Usage("PostgreSQL is disabled in this environment".into()))?;
     let major = s
         .env
         .services
@@ -110,9 +112,13 @@ pub async fn base_backup(s: &Session) -> Result<BaseBackupView, AppError> {
     .await
     .map_err(failed)?;
     let seconds = started.elapsed().as_secs_f64();
-    let pruned = pitr::prune(&archive, std::time::Duration::from_secs(p.recovery_window.as_secs()), Utc::now())
-        .await
-        .map_err(failed)?;
+    let pruned = pitr::prune(
+        &archive,
+        std::time::Duration::from_secs(p.recovery_window.as_secs()),
+        Utc::now(),
+    )
+    .await
+    .map_err(failed)?;
     Ok(BaseBackupView {
         environment: s.env.name.to_string(),
         base,
@@ -204,7 +210,10 @@ pub fn parse_time(text: &str) -> Result<DateTime<Utc>, AppError> {
 
 /// What a PITR restore would replace (the confirmation's lines), after checking
 /// the target is inside the window (refusing names why).
-pub async fn restore_preview(s: &Session, target: &RecoveryTarget) -> Result<Vec<String>, AppError> {
+pub async fn restore_preview(
+    s: &Session,
+    target: &RecoveryTarget,
+) -> Result<Vec<String>, AppError> {
     let (archive, _) = archive(s).await?;
     let cat = pitr::catalog(&archive).await.map_err(failed)?;
     let (base, _) = pitr::choose(&cat, target).map_err(failed)?;
@@ -328,9 +337,7 @@ pub async fn restore(s: &Session, target: &RecoveryTarget) -> Result<PitrRestore
 }
 
 /// The destination's credentials as the variables `restore_command` reads.
-async fn credentials(
-    s: &Session,
-) -> Result<Vec<(String, cp_runtime::secrets::Secret)>, AppError> {
+async fn credentials(s: &Session) -> Result<Vec<(String, cp_runtime::secrets::Secret)>, AppError> {
     let p = settings(s)?;
     let b = run::settings(&s.env)?;
     let mut out = Vec::new();
@@ -352,12 +359,24 @@ async fn credentials(
             ..
         }) => {
             add("AWS_ACCESS_KEY_ID", "access_key_id", access_key_id).await?;
-            add("AWS_SECRET_ACCESS_KEY", "secret_access_key", secret_access_key).await?;
+            add(
+                "AWS_SECRET_ACCESS_KEY",
+                "secret_access_key",
+                secret_access_key,
+            )
+            .await?;
         }
         Some(cp_core::model::Destination::Gcs {
             service_account_key,
             ..
-        }) => add("GOOGLE_SERVICE_ACCOUNT_KEY", "service_account_key", service_account_key).await?,
+        }) => {
+            add(
+                "GOOGLE_SERVICE_ACCOUNT_KEY",
+                "service_account_key",
+                service_account_key,
+            )
+            .await?
+        }
         Some(cp_core::model::Destination::Azure { access_key, .. }) => {
             add("AZURE_STORAGE_ACCESS_KEY", "access_key", access_key).await?;
         }

@@ -496,11 +496,7 @@ pub fn next_segment(name: &str) -> Option<String> {
     let seg = u64::from_str_radix(&name[16..], 16).ok()?;
     let per_log = 0x1_0000_0000 / SEGMENT_BYTES;
     let n = log * per_log + seg + 1;
-    Some(format!(
-        "{tli:08X}{:08X}{:08X}",
-        n / per_log,
-        n % per_log
-    ))
+    Some(format!("{tli:08X}{:08X}{:08X}", n / per_log, n % per_log))
 }
 
 /// A base backup's record (`backup.json`).
@@ -802,8 +798,9 @@ pub fn choose(cat: &Catalog, target: &RecoveryTarget) -> Result<(BaseBackup, Win
     let pick = match target {
         RecoveryTarget::Time(t) => cat.bases.iter().rev().find(|b| b.finished <= *t),
         RecoveryTarget::Lsn(l) => {
-            let want = Lsn::parse(l)
-                .ok_or_else(|| PitrError::Window(format!("`{l}` is not an LSN (like 0/16B3748)")))?;
+            let want = Lsn::parse(l).ok_or_else(|| {
+                PitrError::Window(format!("`{l}` is not an LSN (like 0/16B3748)"))
+            })?;
             cat.bases
                 .iter()
                 .rev()
@@ -883,7 +880,8 @@ pub async fn prune(
     now: DateTime<Utc>,
 ) -> Result<PitrPrune, PitrError> {
     let cat = catalog(archive).await?;
-    let cutoff = now - chrono::Duration::seconds(i64::try_from(window.as_secs()).unwrap_or(i64::MAX / 2));
+    let cutoff =
+        now - chrono::Duration::seconds(i64::try_from(window.as_secs()).unwrap_or(i64::MAX / 2));
     let Some(keep_from) = cat.bases.iter().rposition(|b| b.finished <= cutoff) else {
         return Ok(PitrPrune::default());
     };
@@ -939,10 +937,8 @@ mod tests {
         let t = |s: i64| DateTime::from_timestamp(1_800_000_000 + s, 0).unwrap();
         let mut cat = Catalog::default();
         for (i, n) in ["02", "03", "05"].iter().enumerate() {
-            cat.segments.insert(
-                format!("0000000100000000000000{n}"),
-                t(10 * (i as i64 + 1)),
-            );
+            cat.segments
+                .insert(format!("0000000100000000000000{n}"), t(10 * (i as i64 + 1)));
         }
         cat.bases.push(BaseBackup {
             id: BackupId::new(t(0)).to_string(),
@@ -963,10 +959,17 @@ mod tests {
         let w = cat.window().unwrap();
         assert_eq!(w.latest, t(20));
         assert_eq!(w.gap.as_deref(), Some("000000010000000000000004"));
-        let e = choose(&cat, &RecoveryTarget::Time(t(25))).unwrap_err().to_string();
-        assert!(e.contains("000000010000000000000004") && e.contains("ends at"), "{e}");
+        let e = choose(&cat, &RecoveryTarget::Time(t(25)))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("000000010000000000000004") && e.contains("ends at"),
+            "{e}"
+        );
         assert!(choose(&cat, &RecoveryTarget::Time(t(15))).is_ok());
-        let e = choose(&cat, &RecoveryTarget::Time(t(1))).unwrap_err().to_string();
+        let e = choose(&cat, &RecoveryTarget::Time(t(1)))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("before the recoverable window"), "{e}");
     }
 }

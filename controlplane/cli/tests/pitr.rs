@@ -17,7 +17,18 @@ fn psql(state: &std::path::Path, sets: &[String], sql: &str) -> String {
     let o = controlplane(
         state,
         sets,
-        &["psql", "--role", "admin", "--", "-X", "-At", "-v", "ON_ERROR_STOP=1", "-c", sql],
+        &[
+            "psql",
+            "--role",
+            "admin",
+            "--",
+            "-X",
+            "-At",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            sql,
+        ],
     );
     assert!(o.status.success(), "psql {sql}:\n{}", text(&o));
     String::from_utf8_lossy(&o.stdout).trim().to_owned()
@@ -139,12 +150,19 @@ fn run(dest_sets: &[String], tmp: &tempfile::TempDir) {
     assert!(o.status.success(), "restore --to-latest:\n{}", text(&o));
     eprintln!("restore --to-latest:\n{}", text(&o));
     let present = marks(&state, &sets);
-    assert!(present.starts_with(&["t1".to_owned(), "t2".to_owned()]), "{present:?}");
+    assert!(
+        present.starts_with(&["t1".to_owned(), "t2".to_owned()]),
+        "{present:?}"
+    );
     let mut newest = t2;
     for (name, at) in &commits {
         let there = present.contains(name);
         if *at < killed_at - ARCHIVE_TIMEOUT_S as f64 - 0.5 {
-            assert!(there, "{name}, committed {:.1}s before the kill, is lost", killed_at - at);
+            assert!(
+                there,
+                "{name}, committed {:.1}s before the kill, is lost",
+                killed_at - at
+            );
         }
         if there {
             newest = newest.max(*at);

@@ -2004,11 +2004,8 @@ fn pitr(
         "60s",
     );
     if !(1..=3600).contains(&archive_timeout.as_secs()) {
-        cx.err(
-            "backup.pitr.archive_timeout",
-            format!("{archive_timeout}"),
-        )
-        .expected = Some("1s to 1h (it bounds how much a lost disk loses)".into());
+        cx.err("backup.pitr.archive_timeout", format!("{archive_timeout}"))
+            .expected = Some("1s to 1h (it bounds how much a lost disk loses)".into());
     }
     let base_schedule = schedule(
         cx,
@@ -2022,11 +2019,8 @@ fn pitr(
         "7d",
     );
     if recovery_window.as_secs() < 3600 {
-        cx.err(
-            "backup.pitr.recovery_window",
-            format!("{recovery_window}"),
-        )
-        .expected = Some("at least 1h, e.g. `7d`".into());
+        cx.err("backup.pitr.recovery_window", format!("{recovery_window}"))
+            .expected = Some("at least 1h, e.g. `7d`".into());
     }
     let destination = match raw.destination.as_deref() {
         Some(name) if destinations.contains_key(name) => name.to_owned(),

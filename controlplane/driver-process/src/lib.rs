@@ -257,7 +257,8 @@ impl ProcessDriver {
                 source: e.into(),
             }
         })?;
-        self.with_pitr(env, unit, l).ok_or_else(|| setup("it is disabled in this environment".into()))
+        self.with_pitr(env, unit, l)
+            .ok_or_else(|| setup("it is disabled in this environment".into()))
     }
 
     /// Starts `unit` unless it already runs from the same spec; a running instance

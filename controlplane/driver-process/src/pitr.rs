@@ -61,8 +61,10 @@ pub(crate) fn extend(launch: &mut Launch, root: &Path, project_root: &Path, env:
     );
     for f in &mut launch.files {
         if f.name == "postgresql.conf" {
-            f.text
-                .push_str(&serverconf::postgresql_pitr_conf(&command, p.archive_timeout.as_secs()));
+            f.text.push_str(&serverconf::postgresql_pitr_conf(
+                &command,
+                p.archive_timeout.as_secs(),
+            ));
         }
         if f.name == "pg_hba.conf" {
             let l = crate::service::layout(root, Unit::Core(CoreKind::Postgres), "run");
@@ -81,44 +83,51 @@ pub(crate) fn extend(launch: &mut Launch, root: &Path, project_root: &Path, env:
             reference,
         })
     };
-    launch.secrets.extend(match dest {
-        Destination::S3 {
-            access_key_id,
-            secret_access_key,
-            ..
-        } => vec![
-            var(
-                "AWS_ACCESS_KEY_ID",
-                "backup.destinations (pitr).access_key_id",
+    launch.secrets.extend(
+        match dest {
+            Destination::S3 {
                 access_key_id,
-            ),
-            var(
-                "AWS_SECRET_ACCESS_KEY",
-                "backup.destinations (pitr).secret_access_key",
                 secret_access_key,
-            ),
-        ],
-        Destination::Gcs {
-            service_account_key,
-            ..
-        } => vec![var(
-            "GOOGLE_SERVICE_ACCOUNT_KEY",
-            "backup.destinations (pitr).service_account_key",
-            service_account_key,
-        )],
-        Destination::Azure { access_key, .. } => vec![var(
-            "AZURE_STORAGE_ACCESS_KEY",
-            "backup.destinations (pitr).access_key",
-            access_key,
-        )],
-        Destination::Local { .. } => vec![],
-    }
-    .into_iter()
-    .flatten());
+                ..
+            } => vec![
+                var(
+                    "AWS_ACCESS_KEY_ID",
+                    "backup.destinations (pitr).access_key_id",
+                    access_key_id,
+                ),
+                var(
+                    "AWS_SECRET_ACCESS_KEY",
+                    "backup.destinations (pitr).secret_access_key",
+                    secret_access_key,
+                ),
+            ],
+            Destination::Gcs {
+                service_account_key,
+                ..
+            } => vec![var(
+                "GOOGLE_SERVICE_ACCOUNT_KEY",
+                "backup.destinations (pitr).service_account_key",
+                service_account_key,
+            )],
+            Destination::Azure { access_key, .. } => vec![var(
+                "AZURE_STORAGE_ACCESS_KEY",
+                "backup.destinations (pitr).access_key",
+                access_key,
+            )],
+            Destination::Local { .. } => vec![],
+        }
+        .into_iter()
+        .flatten(),
+    );
 }
 
 /// `pitr.json`: the archive's place, no credential.
-fn cp_backup_config(env: &Environment, name: &str, dest: &Destination, project_root: &Path) -> String {
+fn cp_backup_config(
+    env: &Environment,
+    name: &str,
+    dest: &Destination,
+    project_root: &Path,
+) -> String {
     let target = pitr_target(dest, env.name.as_str(), project_root);
     serde_json::to_string_pretty(&serde_json::json!({
         "env": env.name.as_str(),
@@ -204,7 +213,10 @@ pub(crate) fn prepare_local(
         for d in [&dest, &pitr] {
             let mode = std::fs::metadata(d)?.permissions().mode();
             if mode & 0o001 == 0 {
-                std::fs::set_permissions(d, std::fs::Permissions::from_mode((mode & 0o7777) | 0o011))?;
+                std::fs::set_permissions(
+                    d,
+                    std::fs::Permissions::from_mode((mode & 0o7777) | 0o011),
+                )?;
             }
         }
         u.own(&archive, true).map_err(std::io::Error::other)?;
@@ -276,7 +288,8 @@ impl ProcessDriver {
         let run = dir.join("run-restoring");
         for d in [&stage, &run] {
             if d.exists() {
-                std::fs::remove_dir_all(d).map_err(|e| setup(format!("removing {}: {e}", d.display())))?;
+                std::fs::remove_dir_all(d)
+                    .map_err(|e| setup(format!("removing {}: {e}", d.display())))?;
             }
             std::fs::DirBuilder::new()
                 .mode(0o700)
@@ -284,10 +297,11 @@ impl ProcessDriver {
                 .map_err(|e| setup(format!("creating {}: {e}", d.display())))?;
         }
         // The base backup, unpacked.
-        let tar = cp_runtime::exec::find_binary("tar").map_err(|source| DriverError::MissingBinary {
-            service: Unit::Core(CoreKind::Postgres).service(),
-            source,
-        })?;
+        let tar =
+            cp_runtime::exec::find_binary("tar").map_err(|source| DriverError::MissingBinary {
+                service: Unit::Core(CoreKind::Postgres).service(),
+                source,
+            })?;
         let mut child = cp_runtime::exec::tokio_command(&tar)
             .arg("-x")
             .arg("-f")
@@ -307,7 +321,10 @@ impl ProcessDriver {
             .await
             .map_err(|e| setup(format!("tar: {e}")))?;
         if let Err(e) = copied {
-            return Err(setup(format!("reading the base backup: {}", cp_runtime::error::chain(&e))));
+            return Err(setup(format!(
+                "reading the base backup: {}",
+                cp_runtime::error::chain(&e)
+            )));
         }
         if !out.status.success() {
             return Err(setup(format!(
@@ -416,7 +433,12 @@ impl ProcessDriver {
             Err(text) => {
                 let why: Vec<&str> = text
                     .lines()
-                    .filter(|l| l.contains("FATAL") || l.contains("ERROR") || l.contains("LOG:  recovery") || l.contains("not"))
+                    .filter(|l| {
+                        l.contains("FATAL")
+                            || l.contains("ERROR")
+                            || l.contains("LOG:  recovery")
+                            || l.contains("not")
+                    })
                     .collect();
                 let why: Vec<&str> = why.iter().rev().take(6).rev().copied().collect();
                 let _ = std::fs::remove_dir_all(&stage);
@@ -446,8 +468,12 @@ impl ProcessDriver {
             std::fs::rename(&data, &aside)
                 .map_err(|e| setup(format!("moving {} aside: {e}", data.display())))?;
         }
-        std::fs::rename(&recovered.dir, &data)
-            .map_err(|e| setup(format!("moving the restored data into {}: {e}", data.display())))?;
+        std::fs::rename(&recovered.dir, &data).map_err(|e| {
+            setup(format!(
+                "moving the restored data into {}: {e}",
+                data.display()
+            ))
+        })?;
         Ok(aside)
     }
 }

@@ -31,7 +31,10 @@ fn mode(command: &Command) -> Mode {
         } => Mode::Mutating("tenant"),
         // Point-in-time recovery swaps PostgreSQL's data directory: the environment lock.
         Command::Restore {
-            to_time, to_lsn, to_latest, ..
+            to_time,
+            to_lsn,
+            to_latest,
+            ..
         } if to_time.is_some() || to_lsn.is_some() || *to_latest => Mode::Mutating("restore"),
         // Backups, verifications and restores are jobs: the job takes the locks.
         _ => Mode::ReadOnly,
