@@ -51,14 +51,18 @@ pub async fn select(
     // (parsing every template costs a no-op `up` milliseconds).
     let process = || -> Result<AnyDriver, AppError> {
         if env.monitoring.is_none() {
-            return Ok(AnyDriver::Process(ProcessDriver::new(state_dir)));
+            return Ok(AnyDriver::Process(
+                ProcessDriver::new(state_dir).with_project_root(&project.root),
+            ));
         }
         let templates = project.templates().map_err(|source| AppError::Project {
             what: format!("cannot read the templates under {}", project.root.display()),
             source,
         })?;
         Ok(AnyDriver::Process(
-            ProcessDriver::new(state_dir).with_templates(&templates)?,
+            ProcessDriver::new(state_dir)
+                .with_project_root(&project.root)
+                .with_templates(&templates)?,
         ))
     };
     let docker = || async {

@@ -19,6 +19,7 @@ pub mod history;
 pub mod jobs;
 pub mod metrics;
 pub mod ops;
+pub mod pitr;
 pub mod plan;
 pub mod rotate;
 pub mod session;

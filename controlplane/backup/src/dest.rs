@@ -251,6 +251,21 @@ impl Store {
         }
     }
 
+    /// The path of `rel` under the destination's root (objects outside sets:
+    /// the PITR archive's WAL).
+    pub fn object(&self, rel: &str) -> ObjPath {
+        if self.root.is_empty() {
+            ObjPath::from(rel)
+        } else {
+            ObjPath::from(format!("{}/{rel}", self.root))
+        }
+    }
+
+    /// The destination's root as a listing prefix (`None`: everything).
+    pub fn root_path(&self) -> Option<ObjPath> {
+        (!self.root.is_empty()).then(|| ObjPath::from(self.root.as_str()))
+    }
+
     pub(crate) fn err(
         &self,
         what: String,

@@ -13,6 +13,7 @@ pub mod local;
 pub mod manifest;
 pub mod nats;
 pub mod pipeline;
+pub mod pitr;
 pub mod postgres;
 pub mod redis;
 pub mod retention;

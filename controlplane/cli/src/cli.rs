@@ -326,6 +326,10 @@ pub(crate) enum Command {
         /// The destination (default: the first of backup.destinations).
         #[arg(long, value_name = "NAME")]
         destination: Option<String>,
+        /// A PostgreSQL base backup for point-in-time recovery (`backup.pitr`)
+        /// instead of a set.
+        #[arg(long, conflicts_with_all = ["services", "destination"])]
+        base: bool,
     },
     /// Restore a backup set over the environment's services (after a confirmation that
     /// lists what it replaces).
@@ -334,8 +338,19 @@ pub(crate) enum Command {
   controlplane restore 20261201T021500000Z-3fa9c1 --service postgres --yes
   controlplane -e production restore ID --into-env staging --yes")]
     Restore {
-        /// The set's id (`backup list` shows them).
-        id: String,
+        /// The set's id (`backup list` shows them); not with --to-time/--to-lsn/--to-latest.
+        #[arg(required_unless_present_any = ["to_time", "to_lsn", "to_latest"])]
+        id: Option<String>,
+        /// Point-in-time recovery of PostgreSQL to this moment (RFC 3339), replayed
+        /// from the WAL archive (`backup.pitr`).
+        #[arg(long, value_name = "TIME", conflicts_with_all = ["id", "to_lsn", "to_latest", "services", "into_env"])]
+        to_time: Option<String>,
+        /// Point-in-time recovery of PostgreSQL to this LSN.
+        #[arg(long, value_name = "LSN", conflicts_with_all = ["id", "to_latest", "services", "into_env"])]
+        to_lsn: Option<String>,
+        /// Point-in-time recovery of PostgreSQL to the end of the WAL archive.
+        #[arg(long, conflicts_with_all = ["id", "services", "into_env"])]
+        to_latest: bool,
         /// Only this service (repeatable).
         #[arg(long = "service", value_name = "SERVICE")]
         services: Vec<String>,
@@ -358,6 +373,13 @@ pub(crate) enum Command {
     Exporter {
         #[command(subcommand)]
         exporter: ExporterKind,
+    },
+    /// PostgreSQL's `archive_command` and `restore_command` (point-in-time
+    /// recovery); PostgreSQL runs these, not people.
+    #[command(hide = true)]
+    Pitr {
+        #[command(subcommand)]
+        action: PitrAction,
     },
     /// Print a shell completion script.
     #[command(after_help = "Examples:
@@ -383,6 +405,31 @@ pub(crate) enum ExporterKind {
         /// nats-server's monitoring URL (its `http` port).
         #[arg(long, default_value = "http://127.0.0.1:8222", value_name = "URL")]
         monitor: String,
+    },
+}
+
+/// `pitr` subcommands (run by PostgreSQL).
+#[derive(Debug, Subcommand)]
+pub(crate) enum PitrAction {
+    /// Ships WAL file `NAME` at `PATH` to the archive (`archive_command`).
+    WalPush {
+        /// `pitr.json` beside postgresql.conf.
+        #[arg(long)]
+        config: std::path::PathBuf,
+        /// `%p`.
+        path: std::path::PathBuf,
+        /// `%f`.
+        name: String,
+    },
+    /// Fetches WAL file `NAME` into `PATH` (`restore_command`).
+    WalFetch {
+        /// `pitr.json` beside postgresql.conf.
+        #[arg(long)]
+        config: std::path::PathBuf,
+        /// `%f`.
+        name: String,
+        /// `%p`.
+        path: std::path::PathBuf,
     },
 }
 

@@ -669,6 +669,22 @@ pub struct Backup {
     pub destinations: BTreeMap<String, Destination>,
     /// Alert when the newest backup is older than this.
     pub max_age: Duration,
+    /// Point-in-time recovery of PostgreSQL, when enabled.
+    pub pitr: Option<Pitr>,
+}
+
+/// Point-in-time recovery of PostgreSQL: WAL archived continuously, base backups on a
+/// schedule, both to one destination.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Pitr {
+    /// PostgreSQL's `archive_timeout` (the RPO bound).
+    pub archive_timeout: Duration,
+    /// When base backups run.
+    pub base_schedule: Schedule,
+    /// How far back a restore can reach.
+    pub recovery_window: Duration,
+    /// The destination's name (a key of `Backup::destinations`).
+    pub destination: String,
 }
 
 /// A validated five-field cron schedule (UTC).

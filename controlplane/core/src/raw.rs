@@ -744,6 +744,28 @@ pub struct RawBackup {
     /// Alert when the newest successful backup is older than this, e.g. `26h`.
     /// Defaults to the schedule's interval plus a grace of half of it.
     pub max_age: Option<String>,
+    /// Point-in-time recovery of PostgreSQL: continuous WAL archiving and base
+    /// backups (see ARCHITECTURE.md, "PITR").
+    pub pitr: Option<RawPitr>,
+}
+
+/// Point-in-time recovery of PostgreSQL.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawPitr {
+    /// Archive WAL continuously and take base backups (default false).
+    pub enabled: Option<bool>,
+    /// PostgreSQL's `archive_timeout`: the longest a commit waits before its WAL
+    /// segment is shipped, the RPO bound, e.g. `60s` (the default).
+    pub archive_timeout: Option<String>,
+    /// Five-field cron schedule (UTC) of base backups, e.g. `"0 3 * * *"` (the default).
+    pub base_schedule: Option<String>,
+    /// How far back a restore can reach, e.g. `7d` (the default): base backups and
+    /// WAL older than the oldest base backup this needs are deleted.
+    pub recovery_window: Option<String>,
+    /// The destination (a name under `backup.destinations`) WAL and base backups go
+    /// to; defaults to the only destination, or the first by name.
+    pub destination: Option<String>,
 }
 
 /// The drift watch of `controlplane serve`.

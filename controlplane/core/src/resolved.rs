@@ -402,6 +402,19 @@ fn backup(b: Option<&Backup>) -> RawBackup {
             monthly: Some(b.retention.monthly),
         }),
         compression_level: Some(b.compression_level),
+        pitr: Some(match &b.pitr {
+            Some(p) => crate::raw::RawPitr {
+                enabled: Some(true),
+                archive_timeout: Some(p.archive_timeout.as_str().to_owned()),
+                base_schedule: Some(p.base_schedule.cron.clone()),
+                recovery_window: Some(p.recovery_window.as_str().to_owned()),
+                destination: Some(p.destination.clone()),
+            },
+            None => crate::raw::RawPitr {
+                enabled: Some(false),
+                ..crate::raw::RawPitr::default()
+            },
+        }),
         encrypt_to: Some(b.encrypt_to.clone()),
         identity: b.identity.as_ref().and_then(secret),
         vault_token: b.vault_token.as_ref().and_then(secret),

@@ -687,6 +687,42 @@ pub fn stream_for_subject<'e>(env: &'e Environment, subject: &str) -> Option<&'e
     })
 }
 
+// ---- Point-in-time recovery (issue 19): continuous WAL archiving. ----
+
+/// `text` as one word of a POSIX shell command line (PostgreSQL runs
+/// `archive_command` and `restore_command` through `sh -c`): single-quoted, a `'`
+/// as `'\''`.
+pub fn sh_word(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+/// `postgresql.conf` lines for continuous archiving: `archive_mode = on`,
+/// `archive_command` (the caller's command, `%p`/`%f` in it), `archive_timeout` in
+/// seconds (the RPO bound), and `wal_level = replica` (what archiving and
+/// `pg_basebackup` need; PostgreSQL's default, spelled out).
+pub fn postgresql_pitr_conf(archive_command: &str, archive_timeout_secs: u64) -> String {
+    let mut s = String::from("# Point-in-time recovery (backup.pitr)\n");
+    let _ = writeln!(s, "wal_level = 'replica'");
+    let _ = writeln!(s, "archive_mode = 'on'");
+    let _ = writeln!(s, "archive_command = {}", pg_string(archive_command));
+    let _ = writeln!(s, "archive_timeout = {archive_timeout_secs}");
+    s
+}
+
+/// `pg_hba.conf` lines letting the superuser make replication connections (what
+/// `pg_basebackup` opens) from the socket and the client networks, with a password.
+pub fn pg_hba_pitr(layout: &Layout) -> String {
+    let mut s = String::from("# pg_basebackup (backup.pitr): the superuser only\n");
+    let _ = writeln!(s, "local   replication {POSTGRES_SUPERUSER}  scram-sha-256");
+    for net in &layout.client_networks {
+        let _ = writeln!(
+            s,
+            "host    replication {POSTGRES_SUPERUSER}  {net}  scram-sha-256"
+        );
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -769,5 +805,18 @@ mod tests {
         for text in [&nats, &pg, &redis, &hcl] {
             assert!(!text.lines().any(|l| l.starts_with("d$")), "{text}");
         }
+    }
+
+    #[test]
+    fn pitr_lines_quote_the_command() {
+        assert_eq!(sh_word("/a/it's"), r"'/a/it'\''s'");
+        let c = format!("{} pitr wal-push %p %f", sh_word("/a b/controlplane"));
+        let conf = postgresql_pitr_conf(&c, 60);
+        assert!(conf.contains("archive_mode = 'on'"), "{conf}");
+        assert!(conf.contains("archive_timeout = 60"), "{conf}");
+        assert!(
+            conf.contains("archive_command = '''/a b/controlplane'' pitr wal-push %p %f'"),
+            "{conf}"
+        );
     }
 }

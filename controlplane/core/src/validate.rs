@@ -2208,7 +2208,9 @@ fn backup(cx: &mut Cx<'_>, raw: &raw::RawBackup, services: &CoreServices) -> Opt
         );
         d.expected = Some(format!("more than {max_interval}"));
     }
+    let pitr = pitr(cx, raw.pitr.as_ref(), &destinations, services);
     Some(Backup {
+        pitr,
         schedule: Schedule { cron, max_interval },
         services: kinds,
         retention,
@@ -2218,6 +2220,74 @@ fn backup(cx: &mut Cx<'_>, raw: &raw::RawBackup, services: &CoreServices) -> Opt
         vault_token,
         destinations,
         max_age,
+    })
+}
+
+/// `backup.pitr`: `None` unless enabled. PostgreSQL must be enabled and the
+/// destination must exist; `archive_timeout` is 1s to 1h (PostgreSQL's own range
+/// starts at 1s; beyond an hour the RPO is not worth the name).
+fn pitr(
+    cx: &mut Cx<'_>,
+    raw: Option<&raw::RawPitr>,
+    destinations: &BTreeMap<String, Destination>,
+    services: &CoreServices,
+) -> Option<crate::model::Pitr> {
+    let raw = raw?;
+    if raw.enabled != Some(true) {
+        return None;
+    }
+    if services.postgres.is_none() {
+        cx.err(
+            "backup.pitr.enabled",
+            "point-in-time recovery without PostgreSQL",
+        )
+        .expected = Some("`services.postgres` enabled, or `backup.pitr.enabled: false`".into());
+        return None;
+    }
+    let archive_timeout = cx.duration(
+        "backup.pitr.archive_timeout",
+        raw.archive_timeout.as_deref(),
+        "60s",
+    );
+    if !(1..=3600).contains(&archive_timeout.as_secs()) {
+        cx.err("backup.pitr.archive_timeout", format!("{archive_timeout}"))
+            .expected = Some("1s to 1h (it bounds how much a lost disk loses)".into());
+    }
+    let base_schedule = schedule(
+        cx,
+        "backup.pitr.base_schedule",
+        raw.base_schedule.as_deref(),
+        "0 3 * * *",
+    );
+    let recovery_window = cx.duration(
+        "backup.pitr.recovery_window",
+        raw.recovery_window.as_deref(),
+        "7d",
+    );
+    if recovery_window.as_secs() < 3600 {
+        cx.err("backup.pitr.recovery_window", format!("{recovery_window}"))
+            .expected = Some("at least 1h, e.g. `7d`".into());
+    }
+    let destination = match raw.destination.as_deref() {
+        Some(name) if destinations.contains_key(name) => name.to_owned(),
+        Some(name) => {
+            let d = cx.err(
+                "backup.pitr.destination",
+                format!("no destination `{name}`"),
+            );
+            d.expected = Some("a name under `backup.destinations`".into());
+            if let Some(c) = closest(name, destinations.keys().map(String::as_str)) {
+                d.help = Some(format!("did you mean `{c}`?"));
+            }
+            return None;
+        }
+        None => destinations.keys().next()?.clone(),
+    };
+    Some(crate::model::Pitr {
+        archive_timeout,
+        base_schedule,
+        recovery_window,
+        destination,
     })
 }
 

@@ -34,6 +34,7 @@ mod binary;
 mod cluster;
 mod logs;
 mod monitoring;
+pub mod pitr;
 mod ports;
 mod postgres;
 mod procfs;
@@ -102,6 +103,8 @@ pub struct ProcessDriver {
     grace: Duration,
     announce: Option<Announce>,
     renderer: Option<Arc<Renderer>>,
+    /// The project's root: a relative local backup destination is under it (PITR).
+    project_root: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for ProcessDriver {
@@ -125,7 +128,33 @@ impl ProcessDriver {
             grace: STOP_GRACE,
             announce: None,
             renderer: None,
+            project_root: None,
         }
+    }
+
+    /// The project's root, where a relative local backup destination is (PITR's
+    /// archive directory). Without it, the state directory's grandparent.
+    pub fn with_project_root(mut self, root: impl AsRef<Path>) -> Self {
+        self.project_root = Some(root.as_ref().to_owned());
+        self
+    }
+
+    fn project_root(&self) -> PathBuf {
+        self.project_root.clone().unwrap_or_else(|| {
+            self.root
+                .parent()
+                .and_then(Path::parent)
+                .map_or_else(|| self.root.clone(), Path::to_path_buf)
+        })
+    }
+
+    /// `unit`'s launch with continuous archiving added for PostgreSQL (PITR).
+    fn with_pitr(&self, env: &Environment, unit: Unit, l: Option<Launch>) -> Option<Launch> {
+        let mut l = l?;
+        if unit == Unit::Core(CoreKind::Postgres) {
+            pitr::extend(&mut l, &self.root, &self.project_root(), env);
+        }
+        Some(l)
     }
 
     /// Renders the monitoring stack's configuration from `templates` (the project's,
@@ -225,11 +254,13 @@ impl ProcessDriver {
             Unit::Core(_) | Unit::Node(..) => Ok(Default::default()),
             Unit::Monitor(_) => self.rendered(env),
         };
-        service::launch(&self.root, env, unit, &rendered)
-            .map_err(|e| DriverError::Prepare {
+        let l = service::launch(&self.root, env, unit, &rendered).map_err(|e| {
+            DriverError::Prepare {
                 service: unit.service(),
                 source: e.into(),
-            })?
+            }
+        })?;
+        self.with_pitr(env, unit, l)
             .ok_or_else(|| setup("it is disabled in this environment".into()))
     }
 
@@ -338,6 +369,10 @@ impl ProcessDriver {
             for d in &launch.dirs {
                 u.own(&dir.join(d), false).map_err(|e| prepare(e.into()))?;
             }
+        }
+        if unit == Unit::Core(CoreKind::Postgres) {
+            pitr::prepare_local(run_as.as_ref(), &self.project_root(), cx.env)
+                .map_err(|e| setup(format!("preparing the PITR archive directory: {e}")))?;
         }
         let rel = |name: &str| Path::new(&*unit.name()).join(name);
         if launch.tls {
@@ -1685,7 +1720,7 @@ impl Driver for ProcessDriver {
                     source: e.into(),
                 }
             })?;
-            if let Some(l) = l {
+            if let Some(l) = self.with_pitr(env, unit, l) {
                 out.push(Resource {
                     id: resource_id(unit),
                     service: Some(unit.env_service()),

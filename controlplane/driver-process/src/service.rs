@@ -309,7 +309,7 @@ fn path_str(p: &Path) -> String {
     p.to_string_lossy().into_owned()
 }
 
-fn layout(root: &Path, unit: Unit, run: &str) -> Layout {
+pub(crate) fn layout(root: &Path, unit: Unit, run: &str) -> Layout {
     let kind = unit.kind().expect("a core service's layout");
     let dir = service_dir(root, unit);
     Layout {

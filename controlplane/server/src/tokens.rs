@@ -233,7 +233,7 @@ impl TokenStore {
         if tokens.len() == before {
             return Err(TokenError::NoSuchToken(name.to_owned()));
         }
-        let now = Utc::now();
+        let now = self.clock.now();
         tokens.retain(|t| t.expires_at.is_none_or(|e| e > now));
         self.write(tokens)
     }

@@ -29,6 +29,13 @@ fn mode(command: &Command) -> Mode {
         Command::Tenant {
             action: TenantAction::Create { .. } | TenantAction::Delete { .. },
         } => Mode::Mutating("tenant"),
+        // Point-in-time recovery swaps PostgreSQL's data directory: the environment lock.
+        Command::Restore {
+            to_time,
+            to_lsn,
+            to_latest,
+            ..
+        } if to_time.is_some() || to_lsn.is_some() || *to_latest => Mode::Mutating("restore"),
         // Backups, verifications and restores are jobs: the job takes the locks.
         _ => Mode::ReadOnly,
     }
@@ -461,11 +468,47 @@ pub(crate) async fn run(global: &Global, command: Command) -> Outcome {
             }
             Ok(Exit::Success)
         }
+        Command::Backup { base: true, .. } => {
+            let view = cp_app::pitr::base_backup(&s).await?;
+            match global.output {
+                Output::Json => output::json(&view)?,
+                Output::Text => {
+                    output::out(&format!("{}\n", view.base.id))?;
+                    eprint!("{view}");
+                }
+            }
+            Ok(Exit::Success)
+        }
         Command::Backup {
             action,
             services,
             destination,
+            base: false,
         } => backup(global, &s, action, &services, destination.as_deref()).await,
+        Command::Restore {
+            to_time,
+            to_lsn,
+            to_latest,
+            yes,
+            ..
+        } if to_time.is_some() || to_lsn.is_some() || to_latest => {
+            use cp_backup::pitr::RecoveryTarget;
+            let target = match (to_time, to_lsn) {
+                (Some(t), _) => RecoveryTarget::Time(cp_app::pitr::parse_time(&t)?),
+                (None, Some(l)) => RecoveryTarget::Lsn(l),
+                (None, None) => RecoveryTarget::Latest,
+            };
+            let what = cp_app::pitr::restore_preview(&s, &target).await?;
+            output::confirm(
+                &format!("`restore --to {target}` on {}", s.env().name),
+                s.env().name.as_str(),
+                what,
+                yes,
+            )?;
+            let view = cp_app::pitr::restore(&s, &target).await?;
+            show_changes(global.output, &view)?;
+            Ok(Exit::Success)
+        }
         Command::Drift | Command::Rotate { .. } => {
             unreachable!("handled before a session is opened")
         }
@@ -475,8 +518,9 @@ pub(crate) async fn run(global: &Global, command: Command) -> Outcome {
             into_env,
             destination,
             yes,
+            ..
         } => {
-            let id = cp_app::backup::id(&id)?;
+            let id = cp_app::backup::id(id.as_deref().unwrap_or_default())?;
             let services = cp_app::backup::services(&services)?;
             let other;
             let into = into_env.as_ref().map(|e| {
@@ -530,6 +574,7 @@ pub(crate) async fn run(global: &Global, command: Command) -> Outcome {
         | Command::Schema { .. }
         | Command::Completions { .. }
         | Command::Exporter { .. }
+        | Command::Pitr { .. }
         | Command::Alerts
         | Command::Serve(_)
         | Command::Token(_) => unreachable!("not an environment command"),

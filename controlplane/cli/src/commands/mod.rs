@@ -7,6 +7,7 @@ mod config;
 mod connect;
 mod env;
 mod exporter;
+mod pitr;
 mod render;
 mod schema;
 pub(crate) mod serve;
@@ -86,6 +87,7 @@ pub(crate) fn run(cli: Cli) -> Exit {
             Err(e) => Err(Failure::Other(e)),
         },
         Command::Exporter { exporter } => exporter::run(exporter),
+        Command::Pitr { action } => pitr::run(action),
         Command::Alerts => match runtime() {
             Ok(rt) => rt.block_on(alerts::run(&cli.global)),
             Err(e) => Err(Failure::Other(e)),

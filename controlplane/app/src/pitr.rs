@@ -1,0 +1,386 @@
+//! Point-in-time recovery of PostgreSQL over an open session: base backups
+//! (`backup --base`), the recoverable window (`backup list`), and `restore
+//! --to-time/--to-lsn/--to-latest` (process platform), which recovers into a new data
+//! directory, swaps it in only once PostgreSQL has promoted, and starts it again.
+
+use chrono::{DateTime, Utc};
+use cp_backup::pitr::{self, Archive, BaseBackup, PitrError, RecoveryTarget, Target, Window};
+use cp_backup::run::{self, BackupError};
+use cp_core::model::Pitr;
+use cp_core::names::CoreKind;
+use serde::Serialize;
+
+use crate::driver::AnyDriver;
+use crate::error::AppError;
+use crate::session::Session;
+
+fn failed(e: PitrError) -> AppError {
+    AppError::Usage(cp_runtime::error::chain(&e))
+}
+
+fn settings(s: &Session) -> Result<&Pitr, AppError> {
+    run::settings(&s.env)?.pitr.as_ref().ok_or_else(|| {
+        AppError::Usage(format!(
+            "point-in-time recovery is off in `{}`: set `backup.pitr.enabled: true`",
+            s.env.name
+        ))
+    })
+}
+
+/// The environment's archive, open with its destination's credentials.
+pub async fn archive(s: &Session) -> Result<(Archive, &Pitr), AppError> {
+    let p = settings(s)?;
+    let b = run::settings(&s.env)?;
+    let dest = b
+        .destinations
+        .get(&p.destination)
+        .ok_or_else(|| AppError::Usage(format!("no destination `{}`", p.destination)))?;
+    let target = Target::of(dest, s.env.name.as_str(), &s.project.root);
+    let a = Archive::open_with(&p.destination, &target, Some(dest), &s.secrets)
+        .await
+        .map_err(failed)?;
+    Ok((a, p))
+}
+
+/// `backup --base`: one base backup (holding the backup lock), then the recovery
+/// window's retention.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct BaseBackupView {
+    /// The environment.
+    pub environment: String,
+    /// The base backup.
+    pub base: BaseBackup,
+    /// Seconds it took.
+    pub seconds: f64,
+    /// What retention removed.
+    pub pruned: pitr::PitrPrune,
+}
+
+impl std::fmt::Display for BaseBackupView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "base backup {}: {} bytes ({} stored) in {:.1}s, WAL from {} ({})",
+            self.base.id,
+            self.base.artifact.size,
+            self.base.artifact.stored_size,
+            self.seconds,
+            self.base.start_wal,
+            self.base.start_lsn
+        )?;
+        if !self.pruned.bases.is_empty() || self.pruned.segments > 0 {
+            writeln!(
+                f,
+                "recovery window: removed {} base backup(s) and {} WAL segment(s)",
+                self.pruned.bases.len(),
+                self.pruned.segments
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Takes a base backup.
+pub async fn base_backup(s: &Session) -> Result<BaseBackupView, AppError> {
+    let _lock = run::lock(&s.state, "backup --base")?;
+    let (archive, p) = archive(s).await?;
+    let b = run::settings(&s.env)?;
+    let codec = run::codec(b)?;
+    let access = s.access().await?;
+    let pg = access
+        .postgres
+        .as_ref()
+        .ok_or_else(|| AppError::Usage("PostgreSQL is disabled in this environment".into()))?;
+    let major = s
+        .env
+        .services
+        .postgres
+        .as_ref()
+        .map(|p| p.common.version.split('.').next().unwrap_or("").to_owned())
+        .unwrap_or_default();
+    let started = std::time::Instant::now();
+    let base = pitr::base_backup(
+        &archive,
+        &pitr::BaseSource {
+            endpoint: &pg.endpoint,
+            password: &pg.superuser_password,
+            major: &major,
+        },
+        &codec,
+        Utc::now(),
+    )
+    .await
+    .map_err(failed)?;
+    let seconds = started.elapsed().as_secs_f64();
+    let pruned = pitr::prune(
+        &archive,
+        std::time::Duration::from_secs(p.recovery_window.as_secs()),
+        Utc::now(),
+    )
+    .await
+    .map_err(failed)?;
+    Ok(BaseBackupView {
+        environment: s.env.name.to_string(),
+        base,
+        seconds,
+        pruned,
+    })
+}
+
+/// The recoverable window and the archive's lag.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct WindowView {
+    /// The destination.
+    pub destination: String,
+    /// The window; `None` before the first base backup (or with no WAL after it).
+    pub window: Option<Window>,
+    /// Base backups, oldest first.
+    pub bases: Vec<String>,
+    /// Segments in the archive.
+    pub segments: usize,
+    /// Seconds since the newest segment reached the archive.
+    pub archive_lag_seconds: Option<i64>,
+}
+
+impl std::fmt::Display for WindowView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.window {
+            Some(w) => {
+                write!(
+                    f,
+                    "point-in-time recovery ({}): restorable from {} to {}",
+                    self.destination,
+                    w.earliest.to_rfc3339(),
+                    w.latest.to_rfc3339()
+                )?;
+                if let Some(lag) = self.archive_lag_seconds {
+                    write!(f, ", archive lag {lag}s")?;
+                }
+                writeln!(f)?;
+                if let Some(gap) = &w.gap {
+                    writeln!(
+                        f,
+                        "  WAL segment {gap} is missing: the window ends before it"
+                    )?;
+                }
+            }
+            None => writeln!(
+                f,
+                "point-in-time recovery ({}): nothing restorable yet (no base backup with its WAL); run `controlplane backup --base`",
+                self.destination
+            )?,
+        }
+        writeln!(
+            f,
+            "  {} base backup(s), {} WAL segment(s)",
+            self.bases.len(),
+            self.segments
+        )
+    }
+}
+
+/// `backup list`'s PITR part.
+pub async fn window(s: &Session) -> Result<WindowView, AppError> {
+    let (archive, p) = archive(s).await?;
+    let cat = pitr::catalog(&archive).await.map_err(failed)?;
+    let newest = cat.segments.values().max().copied();
+    Ok(WindowView {
+        destination: p.destination.clone(),
+        window: cat.window(),
+        bases: cat.bases.iter().map(|b| b.id.clone()).collect(),
+        segments: cat.segments.len(),
+        archive_lag_seconds: newest.map(|t| (Utc::now() - t).num_seconds().max(0)),
+    })
+}
+
+/// Parses `--to-time` (RFC 3339, or `YYYY-MM-DD HH:MM:SS[.fff]` as UTC).
+pub fn parse_time(text: &str) -> Result<DateTime<Utc>, AppError> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    for f in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"] {
+        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(text, f) {
+            return Ok(t.and_utc());
+        }
+    }
+    Err(AppError::Usage(format!(
+        "`{text}` is not a time: use RFC 3339, e.g. 2026-12-07T17:30:00Z"
+    )))
+}
+
+/// What a PITR restore would replace (the confirmation's lines), after checking
+/// the target is inside the window (refusing names why).
+pub async fn restore_preview(
+    s: &Session,
+    target: &RecoveryTarget,
+) -> Result<Vec<String>, AppError> {
+    let (archive, _) = archive(s).await?;
+    let cat = pitr::catalog(&archive).await.map_err(failed)?;
+    let (base, _) = pitr::choose(&cat, target).map_err(failed)?;
+    let mut out = vec![format!(
+        "postgres: every database of the running server (replaced by its state at {target}, replayed from base backup {})",
+        base.id
+    )];
+    if let Ok(a) = s.access().await
+        && let Some(pg) = &a.postgres
+        && let Ok(tables) = cp_backup::postgres::holdings(pg).await
+    {
+        out.extend(
+            tables
+                .into_iter()
+                .map(|t| format!("postgres: database {} table {t}", pg.database)),
+        );
+    }
+    Ok(out)
+}
+
+/// A PITR restore's result.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct PitrRestoreView {
+    /// The environment.
+    pub environment: String,
+    /// The target.
+    pub target: RecoveryTarget,
+    /// The base backup replayed from.
+    pub base: String,
+    /// PostgreSQL's own lines about where recovery stopped.
+    pub recovery: Vec<String>,
+    /// Where the replaced data directory was kept.
+    pub replaced_kept_at: String,
+    /// Seconds it took.
+    pub seconds: f64,
+}
+
+impl std::fmt::Display for PitrRestoreView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "restored postgres of {} to {} from base backup {} in {:.1}s",
+            self.environment, self.target, self.base, self.seconds
+        )?;
+        for l in &self.recovery {
+            writeln!(f, "  {}", l.trim())?;
+        }
+        writeln!(
+            f,
+            "the replaced data directory is kept at {} (remove it when done)",
+            self.replaced_kept_at
+        )
+    }
+}
+
+/// `restore --to-time/--to-lsn/--to-latest`: the caller confirmed and holds the
+/// environment lock (a mutating session). Process platform.
+pub async fn restore(s: &Session, target: &RecoveryTarget) -> Result<PitrRestoreView, AppError> {
+    let _lock = run::lock(&s.state, "restore")?;
+    let started = std::time::Instant::now();
+    let AnyDriver::Process(driver) = &s.driver else {
+        return Err(AppError::Usage(format!(
+            "restore to a point in time runs on the process platform here; on {} it is not built yet",
+            s.driver.name()
+        )));
+    };
+    let (archive, _) = archive(s).await?;
+    let cat = pitr::catalog(&archive).await.map_err(failed)?;
+    let (base, _) = pitr::choose(&cat, target).map_err(failed)?;
+    let b = run::settings(&s.env)?;
+    let identity = run::identity(b, &s.secrets).await?;
+    let id = base.backup_id().map_err(failed)?;
+    let mut reader = pitr::open_base(&archive, &id, &base, identity.as_ref())
+        .await
+        .map_err(failed)?;
+    let goal = match target {
+        RecoveryTarget::Time(t) => {
+            cp_driver_process::pitr::Goal::Time(t.format("%Y-%m-%d %H:%M:%S%.6f+00").to_string())
+        }
+        RecoveryTarget::Lsn(l) => cp_driver_process::pitr::Goal::Lsn(l.clone()),
+        RecoveryTarget::Latest => cp_driver_process::pitr::Goal::Latest,
+    };
+    let vars = credentials(s).await?;
+    let recovered = driver
+        .pitr_recover(
+            &s.env,
+            &mut reader,
+            &goal,
+            vars,
+            std::time::Duration::from_secs(600),
+        )
+        .await?;
+    let aside = driver.pitr_swap(&recovered).await?;
+    let svc = cp_core::names::ServiceName::core(CoreKind::Postgres);
+    cp_drivers::engine::up(
+        driver,
+        s.cx(),
+        &[svc],
+        std::time::Duration::from_secs(120),
+        &cp_drivers::engine::Quiet,
+    )
+    .await?;
+    // The check: the restored server answers as the platform's roles expect.
+    let access = s.access().await?;
+    if let Some(pg) = &access.postgres {
+        cp_backup::postgres::holdings(pg).await.map_err(|e| {
+            AppError::Backup(BackupError::Restore {
+                service: CoreKind::Postgres,
+                source: e,
+            })
+        })?;
+    }
+    Ok(PitrRestoreView {
+        environment: s.env.name.to_string(),
+        target: target.clone(),
+        base: base.id.clone(),
+        recovery: recovered.lines,
+        replaced_kept_at: aside.display().to_string(),
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// The destination's credentials as the variables `restore_command` reads.
+async fn credentials(s: &Session) -> Result<Vec<(String, cp_runtime::secrets::Secret)>, AppError> {
+    let p = settings(s)?;
+    let b = run::settings(&s.env)?;
+    let mut out = Vec::new();
+    let mut add = async |var: &str, setting: &str, r: &Option<cp_core::units::SecretRef>| {
+        if let Some(r) = r {
+            let v = s
+                .secrets
+                .resolve(setting, r)
+                .await
+                .map_err(|e| AppError::Usage(cp_runtime::error::chain(&e)))?;
+            out.push((var.to_owned(), v));
+        }
+        Ok::<(), AppError>(())
+    };
+    match b.destinations.get(&p.destination) {
+        Some(cp_core::model::Destination::S3 {
+            access_key_id,
+            secret_access_key,
+            ..
+        }) => {
+            add("AWS_ACCESS_KEY_ID", "access_key_id", access_key_id).await?;
+            add(
+                "AWS_SECRET_ACCESS_KEY",
+                "secret_access_key",
+                secret_access_key,
+            )
+            .await?;
+        }
+        Some(cp_core::model::Destination::Gcs {
+            service_account_key,
+            ..
+        }) => {
+            add(
+                "GOOGLE_SERVICE_ACCOUNT_KEY",
+                "service_account_key",
+                service_account_key,
+            )
+            .await?
+        }
+        Some(cp_core::model::Destination::Azure { access_key, .. }) => {
+            add("AZURE_STORAGE_ACCESS_KEY", "access_key", access_key).await?;
+        }
+        _ => {}
+    }
+    Ok(out)
+}

@@ -1,0 +1,975 @@
+//! Point-in-time recovery of PostgreSQL: WAL shipped segment by segment by
+//! PostgreSQL's `archive_command` (`controlplane pitr wal-push`), fetched back by its
+//! `restore_command` (`controlplane pitr wal-fetch`), and base backups taken with
+//! `pg_basebackup` through the backup pipeline (zstd, age when configured, SHA-256).
+//!
+//! Layout inside a destination (Barman Cloud's layout for the WAL, with the
+//! environment as the server name): `pitr/<env>/wals/<timeline+log>/<segment>.zst`,
+//! `pitr/<env>/wals/<name>.zst` for history files, and
+//! `pitr/<env>/base/<id>/{base.tar.zst, backup.json}`.
+//!
+//! Why not the `barman-cloud-*` tools: they have no local filesystem destination, and
+//! PostgreSQL runs its `archive_command` as its own unprivileged user, which cannot
+//! reach a per-user Python installation. One Rust path through `object_store` serves
+//! every destination kind alike (ARCHITECTURE.md, "PITR").
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use cp_core::model::Destination;
+use cp_runtime::secrets::SecretResolver;
+use futures::TryStreamExt;
+use object_store::{ObjectStore as _, ObjectStoreExt as _, PutPayload};
+use serde::{Deserialize, Serialize};
+
+use crate::dest::{DestinationError, Store};
+use crate::id::{ArtifactName, BackupId};
+use crate::manifest::Artifact;
+use crate::pipeline::{ArtifactWriter, Codec, Identity, Meter};
+
+/// The WAL sub-directory.
+pub const WALS: &str = "wals";
+/// The base backups' sub-directory.
+pub const BASE: &str = "base";
+/// A base backup's record.
+pub const BACKUP_JSON: &str = "backup.json";
+/// A base backup's archive.
+pub const BASE_TAR: &str = "base.tar";
+/// WAL segment size (PostgreSQL's default; initdb is never given another).
+pub const SEGMENT_BYTES: u64 = 16 << 20;
+
+/// What failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PitrError {
+    /// The destination.
+    #[error(transparent)]
+    Destination(#[from] DestinationError),
+    /// Reading or writing a local file.
+    #[error("{what} {}", path.display())]
+    File {
+        /// What was being done.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The object store.
+    #[error("{what} at destination `{destination}`")]
+    Store {
+        /// What was being done.
+        what: String,
+        /// The destination.
+        destination: String,
+        /// Why.
+        #[source]
+        source: object_store::Error,
+    },
+    /// A segment already archived with other contents (two clusters archiving to
+    /// one place, or a restored cluster on an old timeline).
+    #[error(
+        "{name} is already archived with different contents: another cluster archives to the same place"
+    )]
+    Conflict {
+        /// The file's name.
+        name: String,
+    },
+    /// Not in the archive.
+    #[error("{name} is not in the archive")]
+    NotArchived {
+        /// The file's name.
+        name: String,
+    },
+    /// The configuration file `archive_command` reads.
+    #[error("cannot read the archiver's configuration {}: {detail}", path.display())]
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        detail: String,
+    },
+    /// pg_basebackup failed.
+    #[error("pg_basebackup failed ({status}): {stderr}")]
+    BaseBackup {
+        /// Exit status.
+        status: String,
+        /// The end of its stderr.
+        stderr: String,
+    },
+    /// Writing or reading the base backup's artifact.
+    #[error(transparent)]
+    Pipeline(#[from] crate::pipeline::PipelineError),
+    /// A program could not start.
+    #[error("cannot run {program}")]
+    Spawn {
+        /// The program.
+        program: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A binary is missing.
+    #[error(transparent)]
+    Missing(#[from] cp_runtime::exec::MissingBinary),
+    /// Nothing to restore from, or the target is outside the window.
+    #[error("{0}")]
+    Window(String),
+}
+
+/// Where the archive lives, without credentials (they come from the process
+/// environment: `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+/// `GOOGLE_SERVICE_ACCOUNT_KEY`, `AZURE_STORAGE_ACCESS_KEY`, as object_store reads
+/// them). What `pitr.json`, beside PostgreSQL's configuration, holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Target {
+    /// A directory (absolute): `<destination>/pitr/<env>`.
+    Local {
+        /// The directory.
+        dir: PathBuf,
+    },
+    /// S3 or compatible.
+    S3 {
+        /// Bucket.
+        bucket: String,
+        /// Key prefix, ending in `pitr/<env>`.
+        prefix: String,
+        /// Region.
+        region: Option<String>,
+        /// Endpoint.
+        endpoint: Option<String>,
+    },
+    /// Google Cloud Storage.
+    Gcs {
+        /// Bucket.
+        bucket: String,
+        /// Key prefix.
+        prefix: String,
+    },
+    /// Azure Blob Storage.
+    Azure {
+        /// Account.
+        account: String,
+        /// Container.
+        container: String,
+        /// Key prefix.
+        prefix: String,
+    },
+}
+
+fn join(prefix: &str, rest: &str) -> String {
+    let p = prefix.trim_matches('/');
+    if p.is_empty() {
+        rest.to_owned()
+    } else {
+        format!("{p}/{rest}")
+    }
+}
+
+impl Target {
+    /// The archive of environment `env` in `dest` (a relative local path is taken
+    /// from `project_root`).
+    pub fn of(dest: &Destination, env: &str, project_root: &Path) -> Target {
+        let rest = format!("pitr/{env}");
+        match dest {
+            Destination::Local { path } => {
+                let dir = if Path::new(path).is_absolute() {
+                    PathBuf::from(path)
+                } else {
+                    project_root.join(path)
+                };
+                Target::Local {
+                    dir: dir.join("pitr").join(env),
+                }
+            }
+            Destination::S3 {
+                bucket,
+                prefix,
+                region,
+                endpoint,
+                ..
+            } => Target::S3 {
+                bucket: bucket.clone(),
+                prefix: join(prefix, &rest),
+                region: region.clone(),
+                endpoint: endpoint.clone(),
+            },
+            Destination::Gcs { bucket, prefix, .. } => Target::Gcs {
+                bucket: bucket.clone(),
+                prefix: join(prefix, &rest),
+            },
+            Destination::Azure {
+                account,
+                container,
+                prefix,
+                ..
+            } => Target::Azure {
+                account: account.clone(),
+                container: container.clone(),
+                prefix: join(prefix, &rest),
+            },
+        }
+    }
+
+    /// The destination of sub-directory `sub` (`wals`, `base`), credentials from
+    /// the environment.
+    fn sub(&self, sub: &str) -> Destination {
+        match self {
+            Target::Local { dir } => Destination::Local {
+                path: dir.join(sub).to_string_lossy().into_owned(),
+            },
+            Target::S3 {
+                bucket,
+                prefix,
+                region,
+                endpoint,
+            } => Destination::S3 {
+                bucket: bucket.clone(),
+                prefix: join(prefix, sub),
+                region: region.clone(),
+                endpoint: endpoint.clone(),
+                access_key_id: None,
+                secret_access_key: None,
+            },
+            Target::Gcs { bucket, prefix } => Destination::Gcs {
+                bucket: bucket.clone(),
+                prefix: join(prefix, sub),
+                service_account_key: None,
+            },
+            Target::Azure {
+                account,
+                container,
+                prefix,
+            } => Destination::Azure {
+                account: account.clone(),
+                container: container.clone(),
+                prefix: join(prefix, sub),
+                access_key: None,
+            },
+        }
+    }
+}
+
+/// What `archive_command` and `restore_command` read (`pitr.json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArchiveConfig {
+    /// The environment.
+    pub env: String,
+    /// The destination's name.
+    pub destination: String,
+    /// Where.
+    pub target: Target,
+}
+
+impl ArchiveConfig {
+    /// Reads `path`.
+    pub fn read(path: &Path) -> Result<Self, PitrError> {
+        let text = std::fs::read(path).map_err(|e| PitrError::Config {
+            path: path.to_owned(),
+            detail: e.to_string(),
+        })?;
+        serde_json::from_slice(&text).map_err(|e| PitrError::Config {
+            path: path.to_owned(),
+            detail: e.to_string(),
+        })
+    }
+}
+
+/// The archive, open: the WAL and the base backups, each a [`Store`].
+#[derive(Debug, Clone)]
+pub struct Archive {
+    /// WAL segments and history files.
+    pub wals: Store,
+    /// Base backups (one "set" each).
+    pub base: Store,
+}
+
+impl Archive {
+    /// Opens the archive at `target`. Credentials: from `secrets` for the
+    /// environment's own destination settings when given, else the process
+    /// environment.
+    pub async fn open(
+        name: &str,
+        target: &Target,
+        dest: Option<&Destination>,
+    ) -> Result<Archive, PitrError> {
+        let resolver = SecretResolver::read_only(None);
+        Self::open_with(name, target, dest, &resolver).await
+    }
+
+    /// Opens the archive at `target`, resolving `dest`'s credentials with `secrets`.
+    pub async fn open_with(
+        name: &str,
+        target: &Target,
+        dest: Option<&Destination>,
+        secrets: &SecretResolver,
+    ) -> Result<Archive, PitrError> {
+        let with_creds = |mut d: Destination| {
+            match (&mut d, dest) {
+                (
+                    Destination::S3 {
+                        access_key_id,
+                        secret_access_key,
+                        ..
+                    },
+                    Some(Destination::S3 {
+                        access_key_id: k,
+                        secret_access_key: s,
+                        ..
+                    }),
+                ) => {
+                    *access_key_id = k.clone();
+                    *secret_access_key = s.clone();
+                }
+                (
+                    Destination::Gcs {
+                        service_account_key,
+                        ..
+                    },
+                    Some(Destination::Gcs {
+                        service_account_key: k,
+                        ..
+                    }),
+                ) => *service_account_key = k.clone(),
+                (
+                    Destination::Azure { access_key, .. },
+                    Some(Destination::Azure { access_key: k, .. }),
+                ) => *access_key = k.clone(),
+                _ => {}
+            }
+            d
+        };
+        let root = Path::new("/");
+        Ok(Archive {
+            wals: Store::build(name, &with_creds(target.sub(WALS)), root, secrets).await?,
+            base: Store::build(name, &with_creds(target.sub(BASE)), root, secrets).await?,
+        })
+    }
+}
+
+/// True for a WAL segment's name (24 hex digits).
+pub fn is_segment(name: &str) -> bool {
+    name.len() == 24 && name.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The key of a WAL file inside `wals/` (Barman Cloud's: segments under their first
+/// 16 hex digits, the rest at the top), plus `.zst`.
+pub fn wal_key(name: &str) -> Result<String, PitrError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_');
+    if !ok || name.starts_with('.') {
+        return Err(PitrError::NotArchived {
+            name: name.to_owned(),
+        });
+    }
+    Ok(if is_segment(name) {
+        format!("{}/{name}.zst", &name[..16])
+    } else {
+        format!("{name}.zst")
+    })
+}
+
+fn store_err(store: &Store, what: String) -> impl FnOnce(object_store::Error) -> PitrError + '_ {
+    move |source| PitrError::Store {
+        what,
+        destination: store.name().to_owned(),
+        source,
+    }
+}
+
+async fn get(store: &Store, key: &str) -> Result<Option<Bytes>, PitrError> {
+    let path = store.object(key);
+    match store.inner().get(&path).await {
+        Ok(r) => Ok(Some(
+            r.bytes()
+                .await
+                .map_err(store_err(store, format!("reading {path}")))?,
+        )),
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(store_err(store, format!("reading {path}"))(e)),
+    }
+}
+
+/// `archive_command`: ships WAL file `name` (at `path`) to the archive, compressed.
+/// Succeeds without writing when the same file is already there (PostgreSQL retries
+/// after a crash between shipping and recording); refuses different contents.
+pub async fn wal_push(archive: &Archive, path: &Path, name: &str) -> Result<(), PitrError> {
+    let key = wal_key(name)?;
+    let plain = std::fs::read(path).map_err(|source| PitrError::File {
+        what: "reading",
+        path: path.to_owned(),
+        source,
+    })?;
+    if let Some(existing) = get(&archive.wals, &key).await? {
+        let old = zstd::decode_all(&existing[..]).map_err(|source| PitrError::File {
+            what: "decompressing the archived copy of",
+            path: path.to_owned(),
+            source,
+        })?;
+        return if old == plain {
+            Ok(())
+        } else {
+            Err(PitrError::Conflict {
+                name: name.to_owned(),
+            })
+        };
+    }
+    let packed = zstd::encode_all(&plain[..], 3).map_err(|source| PitrError::File {
+        what: "compressing",
+        path: path.to_owned(),
+        source,
+    })?;
+    let at = archive.wals.object(&key);
+    archive
+        .wals
+        .inner()
+        .put(&at, PutPayload::from(packed))
+        .await
+        .map_err(store_err(&archive.wals, format!("writing {at}")))?;
+    Ok(())
+}
+
+/// `restore_command`: fetches WAL file `name` into `path`. [`PitrError::NotArchived`]
+/// when absent (PostgreSQL then ends recovery there, or asks for the next timeline).
+pub async fn wal_fetch(archive: &Archive, name: &str, path: &Path) -> Result<(), PitrError> {
+    let key = wal_key(name)?;
+    let Some(packed) = get(&archive.wals, &key).await? else {
+        return Err(PitrError::NotArchived {
+            name: name.to_owned(),
+        });
+    };
+    let plain = zstd::decode_all(&packed[..]).map_err(|source| PitrError::File {
+        what: "decompressing the archived",
+        path: PathBuf::from(name),
+        source,
+    })?;
+    let tmp = path.with_extension("cp-fetch");
+    std::fs::write(&tmp, &plain)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|source| PitrError::File {
+            what: "writing",
+            path: path.to_owned(),
+            source,
+        })
+}
+
+/// An LSN (`0/16B3748`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Lsn(pub u64);
+
+impl Lsn {
+    /// Parses `X/Y`.
+    pub fn parse(s: &str) -> Option<Lsn> {
+        let (hi, lo) = s.trim().split_once('/')?;
+        let hi = u64::from_str_radix(hi, 16).ok()?;
+        let lo = u64::from_str_radix(lo, 16).ok()?;
+        (hi <= u64::from(u32::MAX) && lo <= u64::from(u32::MAX)).then_some(Lsn((hi << 32) | lo))
+    }
+
+    /// The name of the segment holding this LSN on `timeline`.
+    pub fn segment(self, timeline: u32) -> String {
+        let seg = self.0 / SEGMENT_BYTES;
+        let per_log = 0x1_0000_0000 / SEGMENT_BYTES;
+        format!("{timeline:08X}{:08X}{:08X}", seg / per_log, seg % per_log)
+    }
+}
+
+impl std::fmt::Display for Lsn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:X}/{:X}", self.0 >> 32, self.0 & 0xFFFF_FFFF)
+    }
+}
+
+/// The segment after `name` on the same timeline.
+pub fn next_segment(name: &str) -> Option<String> {
+    if !is_segment(name) {
+        return None;
+    }
+    let tli = u32::from_str_radix(&name[..8], 16).ok()?;
+    let log = u64::from_str_radix(&name[8..16], 16).ok()?;
+    let seg = u64::from_str_radix(&name[16..], 16).ok()?;
+    let per_log = 0x1_0000_0000 / SEGMENT_BYTES;
+    let n = log * per_log + seg + 1;
+    Some(format!("{tli:08X}{:08X}{:08X}", n / per_log, n % per_log))
+}
+
+/// A base backup's record (`backup.json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct BaseBackup {
+    /// Its id (when it started).
+    pub id: String,
+    /// When it started.
+    pub started: DateTime<Utc>,
+    /// When it ended: the earliest time a restore from it can reach.
+    pub finished: DateTime<Utc>,
+    /// WAL start point.
+    pub start_lsn: String,
+    /// WAL end point (consistent from here).
+    pub end_lsn: String,
+    /// Timeline.
+    pub timeline: u32,
+    /// The segment holding the start point: restores need every segment from it.
+    pub start_wal: String,
+    /// The archive.
+    pub artifact: Artifact,
+}
+
+/// What `pg_basebackup` needs.
+#[derive(Debug)]
+pub struct BaseSource<'a> {
+    /// The server.
+    pub endpoint: &'a cp_runtime::probe::Endpoint,
+    /// The superuser's password.
+    pub password: &'a cp_runtime::secrets::Secret,
+    /// The configured major version.
+    pub major: &'a str,
+}
+
+fn tail(s: &str) -> String {
+    let lines: Vec<&str> = s.lines().rev().take(8).collect();
+    lines.into_iter().rev().collect::<Vec<_>>().join("\n")
+}
+
+/// Takes a base backup with `pg_basebackup` (tar to stdout, WAL from the archive)
+/// through the backup pipeline into `archive.base/<id>/base.tar.zst`; the record is
+/// written last, so a base backup without `backup.json` is incomplete and unused.
+pub async fn base_backup(
+    archive: &Archive,
+    src: &BaseSource<'_>,
+    codec: &Codec,
+    now: DateTime<Utc>,
+) -> Result<BaseBackup, PitrError> {
+    let program = cp_runtime::exec::find_postgres_binary("pg_basebackup", src.major)?;
+    let id = BackupId::new(now);
+    let mut cmd = cp_runtime::exec::tokio_command(&program);
+    cmd.args([
+        "-h",
+        &src.endpoint.host,
+        "-p",
+        &src.endpoint.port.to_string(),
+        "-U",
+        cp_core::serverconf::POSTGRES_SUPERUSER,
+        "-D",
+        "-",
+        "-F",
+        "tar",
+        "-X",
+        "none",
+        "-c",
+        "fast",
+        "-v",
+        "-w",
+    ])
+    .env("PGPASSWORD", src.password.expose())
+    .env("PGCONNECT_TIMEOUT", "10")
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .kill_on_drop(true);
+    let mut child = cmd.spawn().map_err(|source| PitrError::Spawn {
+        program: program.display().to_string(),
+        source,
+    })?;
+    let stdout = child.stdout.take().expect("piped");
+    let mut stderr = child.stderr.take().expect("piped");
+    let err_task = tokio::spawn(async move {
+        let mut s = String::new();
+        let _ = tokio::io::AsyncReadExt::read_to_string(&mut stderr, &mut s).await;
+        s
+    });
+    let name = ArtifactName::new(BASE_TAR).expect("valid");
+    let mut w = ArtifactWriter::start(&archive.base, &id, name, codec, Meter::default());
+    let copied = w.copy_from(stdout).await;
+    let status = child.wait().await.map_err(|source| PitrError::Spawn {
+        program: program.display().to_string(),
+        source,
+    })?;
+    let stderr = err_task.await.unwrap_or_default();
+    if !status.success() {
+        drop(w);
+        return Err(PitrError::BaseBackup {
+            status: status.to_string(),
+            stderr: tail(&stderr),
+        });
+    }
+    copied?;
+    let artifact = w.finish().await?;
+    let find = |marker: &str| {
+        stderr
+            .lines()
+            .find_map(|l| l.split_once(marker).map(|(_, r)| r.trim().to_owned()))
+    };
+    let start = find("write-ahead log start point:").unwrap_or_default();
+    let (start_lsn, timeline) = match start.split_once(" on timeline ") {
+        Some((l, t)) => (l.trim().to_owned(), t.trim().parse().unwrap_or(1)),
+        None => (start.clone(), 1),
+    };
+    let end_lsn = find("write-ahead log end point:").unwrap_or_default();
+    let Some(start) = Lsn::parse(&start_lsn) else {
+        return Err(PitrError::BaseBackup {
+            status: "no start point".into(),
+            stderr: tail(&stderr),
+        });
+    };
+    let record = BaseBackup {
+        id: id.to_string(),
+        started: now,
+        finished: Utc::now(),
+        start_lsn,
+        end_lsn,
+        timeline,
+        start_wal: start.segment(timeline),
+        artifact,
+    };
+    archive
+        .base
+        .put(
+            &id,
+            BACKUP_JSON,
+            serde_json::to_vec_pretty(&record).expect("serializes"),
+        )
+        .await?;
+    Ok(record)
+}
+
+/// One archived WAL file: its name and when it was archived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Archived {
+    /// The file's name.
+    pub name: String,
+    /// When it reached the archive.
+    pub at: DateTime<Utc>,
+}
+
+/// What the archive holds.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    /// Complete base backups, oldest first.
+    pub bases: Vec<BaseBackup>,
+    /// Segments by name (sorted: timeline, then position).
+    pub segments: BTreeMap<String, DateTime<Utc>>,
+    /// History files (`00000002.history`).
+    pub histories: Vec<String>,
+}
+
+/// Reads the archive's listing and every base backup's record.
+pub async fn catalog(archive: &Archive) -> Result<Catalog, PitrError> {
+    let mut out = Catalog::default();
+    let metas: Vec<object_store::ObjectMeta> = archive
+        .wals
+        .inner()
+        .list(archive.wals.root_path().as_ref())
+        .try_collect()
+        .await
+        .map_err(store_err(&archive.wals, "listing the WAL archive".into()))?;
+    for m in metas {
+        let Some(file) = m.location.filename() else {
+            continue;
+        };
+        let Some(name) = file.strip_suffix(".zst") else {
+            continue;
+        };
+        if is_segment(name) {
+            out.segments.insert(name.to_owned(), m.last_modified);
+        } else if name.ends_with(".history") {
+            out.histories.push(name.to_owned());
+        }
+    }
+    for (id, listed) in archive.base.list().await? {
+        if !listed.objects.contains_key(BACKUP_JSON) {
+            continue;
+        }
+        if let Some(b) = archive.base.get(&id, BACKUP_JSON).await?
+            && let Ok(rec) = serde_json::from_slice::<BaseBackup>(&b)
+        {
+            out.bases.push(rec);
+        }
+    }
+    out.bases.sort_by(|a, b| a.started.cmp(&b.started));
+    Ok(out)
+}
+
+/// The recoverable window of one base backup's timeline: from the base backup's end
+/// to the last segment of the unbroken run of segments after its start; the first
+/// missing segment, if later segments exist, is the gap.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+pub struct Window {
+    /// The base backup the window starts from (the oldest).
+    pub base: String,
+    /// The earliest restorable time.
+    pub earliest: DateTime<Utc>,
+    /// The latest restorable time (when the last unbroken segment was archived).
+    pub latest: DateTime<Utc>,
+    /// The last segment of the unbroken run.
+    pub last_segment: String,
+    /// A missing segment with later ones archived (restores cannot pass it).
+    pub gap: Option<String>,
+}
+
+impl Catalog {
+    /// The run of segments from `start` on: the last present one, and the first
+    /// missing one when a later segment of the timeline exists.
+    pub fn run_from(&self, start: &str) -> (Option<(String, DateTime<Utc>)>, Option<String>) {
+        let tli = &start[..8.min(start.len())];
+        let mut last = None;
+        let mut cur = start.to_owned();
+        loop {
+            match self.segments.get(&cur) {
+                Some(at) => {
+                    last = Some((cur.clone(), *at));
+                    match next_segment(&cur) {
+                        Some(n) => cur = n,
+                        None => return (last, None),
+                    }
+                }
+                None => {
+                    let later = self
+                        .segments
+                        .range(cur.clone()..)
+                        .next()
+                        .is_some_and(|(n, _)| n.starts_with(tli));
+                    return (last, later.then_some(cur));
+                }
+            }
+        }
+    }
+
+    /// The window reachable from base backup `b`.
+    pub fn window_of(&self, b: &BaseBackup) -> Option<Window> {
+        let (last, gap) = self.run_from(&b.start_wal);
+        let (last_segment, latest) = last?;
+        Some(Window {
+            base: b.id.clone(),
+            earliest: b.finished,
+            latest: latest.max(b.finished),
+            last_segment,
+            gap,
+        })
+    }
+
+    /// The whole window: earliest from the oldest base backup whose WAL run holds,
+    /// latest from the newest base backup's run.
+    pub fn window(&self) -> Option<Window> {
+        let newest = self.bases.iter().rev().find_map(|b| self.window_of(b))?;
+        let oldest = self.bases.iter().find_map(|b| self.window_of(b))?;
+        Some(Window {
+            base: oldest.base,
+            earliest: oldest.earliest,
+            ..newest
+        })
+    }
+}
+
+/// Where a restore goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "value")]
+pub enum RecoveryTarget {
+    /// A moment (UTC).
+    Time(DateTime<Utc>),
+    /// An LSN.
+    Lsn(String),
+    /// The end of the archive.
+    Latest,
+}
+
+impl std::fmt::Display for RecoveryTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RecoveryTarget::Time(t) => write!(f, "{}", t.to_rfc3339()),
+            RecoveryTarget::Lsn(l) => write!(f, "LSN {l}"),
+            RecoveryTarget::Latest => f.write_str("the end of the archive"),
+        }
+    }
+}
+
+/// The base backup a restore to `target` starts from, refusing a target outside the
+/// window or behind a missing segment (named).
+pub fn choose(cat: &Catalog, target: &RecoveryTarget) -> Result<(BaseBackup, Window), PitrError> {
+    if cat.bases.is_empty() {
+        return Err(PitrError::Window(
+            "no base backup in the archive: take one with `controlplane backup --base`".into(),
+        ));
+    }
+    let pick = match target {
+        RecoveryTarget::Time(t) => cat.bases.iter().rev().find(|b| b.finished <= *t),
+        RecoveryTarget::Lsn(l) => {
+            let want = Lsn::parse(l).ok_or_else(|| {
+                PitrError::Window(format!("`{l}` is not an LSN (like 0/16B3748)"))
+            })?;
+            cat.bases
+                .iter()
+                .rev()
+                .find(|b| Lsn::parse(&b.end_lsn).is_some_and(|e| e <= want))
+        }
+        RecoveryTarget::Latest => cat.bases.last(),
+    };
+    let Some(base) = pick else {
+        let first = &cat.bases[0];
+        return Err(PitrError::Window(format!(
+            "{target} is before the recoverable window, which starts at {} (base backup {})",
+            first.finished.to_rfc3339(),
+            first.id
+        )));
+    };
+    let Some(w) = cat.window_of(base) else {
+        return Err(PitrError::Window(format!(
+            "base backup {} has no archived WAL (its first segment {} is missing)",
+            base.id, base.start_wal
+        )));
+    };
+    if let (RecoveryTarget::Time(t), Some(gap)) = (target, &w.gap)
+        && *t > w.latest
+    {
+        return Err(PitrError::Window(format!(
+            "WAL segment {gap} is missing from the archive: restores cannot pass it; the recoverable window from base backup {} ends at {} (segment {})",
+            base.id,
+            w.latest.to_rfc3339(),
+            w.last_segment
+        )));
+    }
+    if let (RecoveryTarget::Time(t), None) = (target, &w.gap)
+        && *t > w.latest + chrono::Duration::seconds(1)
+        && *t > Utc::now()
+    {
+        return Err(PitrError::Window(format!(
+            "{target} is in the future; the archive reaches {}",
+            w.latest.to_rfc3339()
+        )));
+    }
+    Ok((base.clone(), w))
+}
+
+impl BaseBackup {
+    /// Its id, parsed.
+    pub fn backup_id(&self) -> Result<BackupId, PitrError> {
+        BackupId::parse(&self.id).map_err(|e| PitrError::Window(e.to_string()))
+    }
+}
+
+/// The base backup's tar stream, checked against both digests as it is read.
+pub async fn open_base(
+    archive: &Archive,
+    id: &BackupId,
+    base: &BaseBackup,
+    identity: Option<&Identity>,
+) -> Result<Box<dyn tokio::io::AsyncRead + Send + Unpin + 'static>, PitrError> {
+    let r = crate::pipeline::open(&archive.base, id, &base.artifact, identity).await?;
+    Ok(Box::new(r))
+}
+
+/// What retention deletes: base backups older than the newest one that finished
+/// before `now - window` (that one is kept: it starts the window), and every WAL
+/// file older than the oldest kept base backup's first segment.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+pub struct PitrPrune {
+    /// Base backups deleted.
+    pub bases: Vec<String>,
+    /// WAL segments deleted.
+    pub segments: usize,
+}
+
+/// Applies the recovery window.
+pub async fn prune(
+    archive: &Archive,
+    window: std::time::Duration,
+    now: DateTime<Utc>,
+) -> Result<PitrPrune, PitrError> {
+    let cat = catalog(archive).await?;
+    let cutoff =
+        now - chrono::Duration::seconds(i64::try_from(window.as_secs()).unwrap_or(i64::MAX / 2));
+    let Some(keep_from) = cat.bases.iter().rposition(|b| b.finished <= cutoff) else {
+        return Ok(PitrPrune::default());
+    };
+    let mut out = PitrPrune::default();
+    let listed = archive.base.list().await?;
+    for b in &cat.bases[..keep_from] {
+        if let Ok(id) = BackupId::parse(&b.id)
+            && let Some(objs) = listed.get(&id)
+        {
+            archive.base.delete_set(&id, objs).await?;
+            out.bases.push(b.id.clone());
+        }
+    }
+    let first = &cat.bases[keep_from].start_wal;
+    for name in cat.segments.keys().filter(|n| n.as_str() < first.as_str()) {
+        let key = wal_key(name)?;
+        let at = archive.wals.object(&key);
+        match archive.wals.inner().delete(&at).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => out.segments += 1,
+            Err(e) => return Err(store_err(&archive.wals, format!("deleting {at}"))(e)),
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lsn_and_segments() {
+        let l = Lsn::parse("0/2000028").unwrap();
+        assert_eq!(l.segment(1), "000000010000000000000002");
+        assert_eq!(l.to_string(), "0/2000028");
+        assert_eq!(
+            Lsn::parse("1/FF000000").unwrap().segment(2),
+            "0000000200000001000000FF"
+        );
+        assert_eq!(
+            next_segment("0000000100000000000000FF").unwrap(),
+            "000000010000000100000000"
+        );
+        assert_eq!(
+            wal_key("000000010000000000000002").unwrap(),
+            "0000000100000000/000000010000000000000002.zst"
+        );
+        assert_eq!(wal_key("00000002.history").unwrap(), "00000002.history.zst");
+        assert!(wal_key("../x").is_err());
+    }
+
+    #[test]
+    fn a_gap_ends_the_window_and_names_the_segment() {
+        let t = |s: i64| DateTime::from_timestamp(1_800_000_000 + s, 0).unwrap();
+        let mut cat = Catalog::default();
+        for (i, n) in ["02", "03", "05"].iter().enumerate() {
+            cat.segments
+                .insert(format!("0000000100000000000000{n}"), t(10 * (i as i64 + 1)));
+        }
+        cat.bases.push(BaseBackup {
+            id: BackupId::new(t(0)).to_string(),
+            started: t(0),
+            finished: t(5),
+            start_lsn: "0/2000028".into(),
+            end_lsn: "0/2000100".into(),
+            timeline: 1,
+            start_wal: "000000010000000000000002".into(),
+            artifact: Artifact {
+                name: ArtifactName::new(BASE_TAR).unwrap(),
+                size: 0,
+                stored_size: 0,
+                sha256: String::new(),
+                plain_sha256: String::new(),
+            },
+        });
+        let w = cat.window().unwrap();
+        assert_eq!(w.latest, t(20));
+        assert_eq!(w.gap.as_deref(), Some("000000010000000000000004"));
+        let e = choose(&cat, &RecoveryTarget::Time(t(25)))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("000000010000000000000004") && e.contains("ends at"),
+            "{e}"
+        );
+        assert!(choose(&cat, &RecoveryTarget::Time(t(15))).is_ok());
+        let e = choose(&cat, &RecoveryTarget::Time(t(1)))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("before the recoverable window"), "{e}");
+    }
+}

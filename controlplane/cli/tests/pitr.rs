@@ -1,0 +1,189 @@
+//! Point-in-time recovery of PostgreSQL on the process platform, through the
+//! `controlplane` binary, against a real PostgreSQL: continuous archiving
+//! (`archive_timeout` small, the test never calls `pg_switch_wal`), `backup --base`,
+//! `restore --to-time` between two commits (the first kept, the second not),
+//! refused without `--yes`, and after `kill -9` of PostgreSQL `restore --to-latest`
+//! with every commit older than `archive_timeout` present (the RPO measured and
+//! printed). Local destination here; `s3_on_moto` runs the same through S3.
+
+mod common;
+use common::{controlplane, text};
+
+use std::time::Duration;
+
+const ARCHIVE_TIMEOUT_S: u64 = 2;
+
+fn psql(state: &std::path::Path, sets: &[String], sql: &str) -> String {
+    let o = controlplane(
+        state,
+        sets,
+        &[
+            "psql",
+            "--role",
+            "admin",
+            "--",
+            "-X",
+            "-At",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            sql,
+        ],
+    );
+    assert!(o.status.success(), "psql {sql}:\n{}", text(&o));
+    String::from_utf8_lossy(&o.stdout).trim().to_owned()
+}
+
+/// Inserts a marker, returning its commit's server time (seconds since the epoch).
+fn mark(state: &std::path::Path, sets: &[String], name: &str) -> f64 {
+    psql(
+        state,
+        sets,
+        &format!(
+            "INSERT INTO pitr_marks(name) VALUES ('{name}') RETURNING extract(epoch FROM clock_timestamp())"
+        ),
+    )
+    .lines()
+    .next()
+    .unwrap()
+    .parse()
+    .unwrap()
+}
+
+fn marks(state: &std::path::Path, sets: &[String]) -> Vec<String> {
+    psql(state, sets, "SELECT name FROM pitr_marks ORDER BY id")
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn rfc3339(epoch: f64) -> String {
+    let secs = epoch.floor() as i64;
+    let nanos = ((epoch - epoch.floor()) * 1e9) as u32;
+    chrono::DateTime::from_timestamp(secs, nanos)
+        .unwrap()
+        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+fn run(dest_sets: &[String], tmp: &tempfile::TempDir) {
+    let state = tmp.path().join("dev");
+    let mut sets = cp_testkit::port_sets();
+    sets.extend(cp_testkit::only(&[cp_core::names::CoreKind::Postgres]));
+    sets.retain(|s| s != "backup.enabled=false");
+    sets.extend([
+        "platform=process".to_owned(),
+        "backup.services=[postgres]".to_owned(),
+        "backup.pitr.enabled=true".to_owned(),
+        format!("backup.pitr.archive_timeout={ARCHIVE_TIMEOUT_S}s"),
+    ]);
+    sets.extend(dest_sets.iter().cloned());
+    let _down = common::down(&state, &sets);
+    let o = controlplane(&state, &sets, &["up"]);
+    assert!(o.status.success(), "up:\n{}", text(&o));
+    psql(
+        &state,
+        &sets,
+        "CREATE TABLE pitr_marks (id serial PRIMARY KEY, name text NOT NULL)",
+    );
+
+    let started = std::time::Instant::now();
+    let o = controlplane(&state, &sets, &["backup", "--base"]);
+    let base_secs = started.elapsed().as_secs_f64();
+    assert!(o.status.success(), "backup --base:\n{}", text(&o));
+    eprintln!("base backup: {base_secs:.2}s\n{}", text(&o));
+
+    let t1 = mark(&state, &sets, "t1");
+    std::thread::sleep(Duration::from_secs(2));
+    let t2 = mark(&state, &sets, "t2");
+    std::thread::sleep(Duration::from_secs(2));
+    let t3 = mark(&state, &sets, "t3");
+    assert!(t1 < t2 && t2 < t3);
+    let target = rfc3339(t2 + (t3 - t2) / 2.0);
+    // t3's segment reaches the archive within archive_timeout.
+    std::thread::sleep(Duration::from_secs(ARCHIVE_TIMEOUT_S * 2 + 2));
+
+    let o = controlplane(&state, &sets, &["-o", "json", "backup", "list"]);
+    eprintln!("list:\n{}", text(&o));
+
+    // Refused without --yes, naming what it replaces; nothing touched.
+    let o = controlplane(&state, &sets, &["restore", "--to-time", &target]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("pitr_marks"), "{err}");
+    assert_eq!(marks(&state, &sets), ["t1", "t2", "t3"]);
+
+    let o = controlplane(&state, &sets, &["restore", "--to-time", &target, "--yes"]);
+    assert!(o.status.success(), "restore --to-time:\n{}", text(&o));
+    eprintln!("restore --to-time:\n{}", text(&o));
+    assert_eq!(marks(&state, &sets), ["t1", "t2"], "t3 is after the target");
+
+    // Writes every 200 ms, then kill -9 of PostgreSQL: a lost server.
+    let mut commits = Vec::new();
+    let end = std::time::Instant::now() + Duration::from_secs(ARCHIVE_TIMEOUT_S * 3);
+    let mut n = 0;
+    while std::time::Instant::now() < end {
+        n += 1;
+        commits.push((format!("w{n}"), mark(&state, &sets, &format!("w{n}"))));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let pidfile = state.join("postgres/data/postmaster.pid");
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let killed_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+
+    let o = controlplane(&state, &sets, &["restore", "--to-latest", "--yes"]);
+    assert!(o.status.success(), "restore --to-latest:\n{}", text(&o));
+    eprintln!("restore --to-latest:\n{}", text(&o));
+    let present = marks(&state, &sets);
+    assert!(
+        present.starts_with(&["t1".to_owned(), "t2".to_owned()]),
+        "{present:?}"
+    );
+    let mut newest = t2;
+    for (name, at) in &commits {
+        let there = present.contains(name);
+        if *at < killed_at - ARCHIVE_TIMEOUT_S as f64 - 0.5 {
+            assert!(
+                there,
+                "{name}, committed {:.1}s before the kill, is lost",
+                killed_at - at
+            );
+        }
+        if there {
+            newest = newest.max(*at);
+        }
+    }
+    eprintln!(
+        "RPO: {:.2}s (archive_timeout {ARCHIVE_TIMEOUT_S}s; {} of {} commits after the first restore kept)",
+        killed_at - newest,
+        commits.iter().filter(|(n, _)| present.contains(n)).count(),
+        commits.len()
+    );
+}
+
+#[test]
+fn local_destination_restores_to_a_time_and_to_the_latest_after_kill_9() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let dest = tmp.path().join("backups");
+    run(
+        &[format!("backup.destinations.local.path={}", dest.display())],
+        &tmp,
+    );
+}
