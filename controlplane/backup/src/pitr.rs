@@ -690,7 +690,7 @@ pub async fn catalog(archive: &Archive) -> Result<Catalog, PitrError> {
             out.bases.push(rec);
         }
     }
-    out.bases.sort_by(|a, b| a.started.cmp(&b.started));
+    out.bases.sort_by_key(|a| a.started);
     Ok(out)
 }
 

@@ -1876,13 +1876,10 @@ impl Driver for ProcessDriver {
                 removed.push(format!("what was left of {}", data.display()));
             }
         }
-        match kind {
-            CoreKind::Postgres => {
-                for f in postgres::scratch_files(&self.root) {
-                    let _ = std::fs::remove_file(f);
-                }
+        if kind == CoreKind::Postgres {
+            for f in postgres::scratch_files(&self.root) {
+                let _ = std::fs::remove_file(f);
             }
-            _ => {}
         }
         // The keys of the lost (or never-kept) initialisation, its journal, the record.
         let gone = cp_drivers::reinit::forget(cx, kind, self.vault_keys_dir())?;

@@ -102,6 +102,8 @@ fn server_text(e: &(dyn Error + 'static)) -> Option<String> {
             }
             RespError::Protocol(_) => Some("redis sent something that is not RESP".into()),
             RespError::Io(_) => None,
+            // Ours (a certificate refused, a CA file unreadable): no server text.
+            RespError::Tls(t) => Some(format!("TLS: {t}")),
         };
     }
     if let Some(n) = e.downcast_ref::<NatsNotReady>() {
