@@ -531,6 +531,48 @@ pub struct BaseSource<'a> {
     pub major: &'a str,
 }
 
+/// The start point and timeline named by `backup_label`, the first member of a base
+/// backup's tar (`START WAL LOCATION: 0/2000028 (file ...)`, `START TIMELINE: 1`).
+fn backup_label(tar: &[u8]) -> Option<(String, u32)> {
+    let field = |from: usize, to: usize| {
+        std::str::from_utf8(tar.get(from..to)?)
+            .ok()
+            .map(|s| s.trim_matches(|c: char| c == '\0' || c == ' '))
+    };
+    if field(0, 100)? != "backup_label" {
+        return None;
+    }
+    let size = usize::from_str_radix(field(124, 136)?, 8).ok()?;
+    let body = std::str::from_utf8(tar.get(512..512 + size)?).ok()?;
+    let value = |key: &str| body.lines().find_map(|l| l.strip_prefix(key));
+    let lsn = value("START WAL LOCATION: ")?
+        .split_whitespace()
+        .next()?
+        .to_owned();
+    let timeline = value("START TIMELINE: ")
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(1);
+    Some((lsn, timeline))
+}
+
+/// `pg_current_wal_lsn()` of the source, as text.
+async fn current_wal_lsn(src: &BaseSource<'_>) -> Option<String> {
+    use sqlx::Connection as _;
+    let o = src
+        .endpoint
+        .pg_options()
+        .username(cp_core::serverconf::POSTGRES_SUPERUSER)
+        .password(src.password.expose())
+        .database("postgres");
+    let mut c = sqlx::PgConnection::connect_with(&o).await.ok()?;
+    let lsn: String = sqlx::query_scalar("SELECT pg_current_wal_lsn()::text")
+        .fetch_one(&mut c)
+        .await
+        .ok()?;
+    let _ = c.close().await;
+    Some(lsn)
+}
+
 fn tail(s: &str) -> String {
     let lines: Vec<&str> = s.lines().rev().take(8).collect();
     lines.into_iter().rev().collect::<Vec<_>>().join("\n")
@@ -568,6 +610,7 @@ pub async fn base_backup(
     ])
     .env("PGPASSWORD", src.password.expose())
     .env("PGCONNECT_TIMEOUT", "10")
+    .envs(src.endpoint.libpq_tls_env())
     .stdout(std::process::Stdio::piped())
     .stderr(std::process::Stdio::piped())
     .kill_on_drop(true);
@@ -575,13 +618,32 @@ pub async fn base_backup(
         program: program.display().to_string(),
         source,
     })?;
-    let stdout = child.stdout.take().expect("piped");
+    let mut stdout = child.stdout.take().expect("piped");
     let mut stderr = child.stderr.take().expect("piped");
     let err_task = tokio::spawn(async move {
         let mut s = String::new();
         let _ = tokio::io::AsyncReadExt::read_to_string(&mut stderr, &mut s).await;
         s
     });
+    // The tar's first member is `backup_label`, which names the start point
+    // (`pg_basebackup -v` prints it only when it fetches WAL itself): read that much
+    // ahead, then stream all of it on.
+    let mut head = Vec::with_capacity(4096);
+    let mut buf = [0u8; 4096];
+    while head.len() < 4096 {
+        let n = tokio::io::AsyncReadExt::read(&mut stdout, &mut buf)
+            .await
+            .map_err(|source| PitrError::Spawn {
+                program: program.display().to_string(),
+                source,
+            })?;
+        if n == 0 {
+            break;
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    let label = backup_label(&head);
+    let stdout = tokio::io::AsyncReadExt::chain(std::io::Cursor::new(head), stdout);
     let name = ArtifactName::new(BASE_TAR).expect("valid");
     let mut w = ArtifactWriter::start(&archive.base, &id, name, codec, Meter::default());
     let copied = w.copy_from(stdout).await;
@@ -599,17 +661,10 @@ pub async fn base_backup(
     }
     copied?;
     let artifact = w.finish().await?;
-    let find = |marker: &str| {
-        stderr
-            .lines()
-            .find_map(|l| l.split_once(marker).map(|(_, r)| r.trim().to_owned()))
-    };
-    let start = find("write-ahead log start point:").unwrap_or_default();
-    let (start_lsn, timeline) = match start.split_once(" on timeline ") {
-        Some((l, t)) => (l.trim().to_owned(), t.trim().parse().unwrap_or(1)),
-        None => (start.clone(), 1),
-    };
-    let end_lsn = find("write-ahead log end point:").unwrap_or_default();
+    let (start_lsn, timeline) = label.unwrap_or_default();
+    // The server's WAL position once the backup ended: at or after the backup's end
+    // point, so a recovery target at or past it is always consistent.
+    let end_lsn = current_wal_lsn(src).await.unwrap_or_default();
     let Some(start) = Lsn::parse(&start_lsn) else {
         return Err(PitrError::BaseBackup {
             status: "no start point".into(),

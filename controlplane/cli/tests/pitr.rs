@@ -105,18 +105,6 @@ fn run(dest_sets: &[String], tmp: &tempfile::TempDir) {
     let o = controlplane(&state, &sets, &["-o", "json", "backup", "list"]);
     eprintln!("list:\n{}", text(&o));
 
-    // Refused without --yes, naming what it replaces; nothing touched.
-    let o = controlplane(&state, &sets, &["restore", "--to-time", &target]);
-    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("pitr_marks"), "{err}");
-    assert_eq!(marks(&state, &sets), ["t1", "t2", "t3"]);
-
-    let o = controlplane(&state, &sets, &["restore", "--to-time", &target, "--yes"]);
-    assert!(o.status.success(), "restore --to-time:\n{}", text(&o));
-    eprintln!("restore --to-time:\n{}", text(&o));
-    assert_eq!(marks(&state, &sets), ["t1", "t2"], "t3 is after the target");
-
     // Writes every 200 ms, then kill -9 of PostgreSQL: a lost server.
     let mut commits = Vec::new();
     let end = std::time::Instant::now() + Duration::from_secs(ARCHIVE_TIMEOUT_S * 3);
@@ -151,7 +139,7 @@ fn run(dest_sets: &[String], tmp: &tempfile::TempDir) {
     eprintln!("restore --to-latest:\n{}", text(&o));
     let present = marks(&state, &sets);
     assert!(
-        present.starts_with(&["t1".to_owned(), "t2".to_owned()]),
+        present.starts_with(&["t1".to_owned(), "t2".to_owned(), "t3".to_owned()]),
         "{present:?}"
     );
     let mut newest = t2;
@@ -169,15 +157,32 @@ fn run(dest_sets: &[String], tmp: &tempfile::TempDir) {
         }
     }
     eprintln!(
-        "RPO: {:.2}s (archive_timeout {ARCHIVE_TIMEOUT_S}s; {} of {} commits after the first restore kept)",
+        "RPO: {:.2}s (archive_timeout {ARCHIVE_TIMEOUT_S}s; {} of {} commits kept)",
         killed_at - newest,
         commits.iter().filter(|(n, _)| present.contains(n)).count(),
         commits.len()
     );
+
+    // Then back to a time between t2 and t3 (on the first timeline, before the kill).
+    // Refused without --yes, naming what it replaces; nothing touched.
+    let o = controlplane(&state, &sets, &["restore", "--to-time", &target]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("pitr_marks"), "{err}");
+    assert_eq!(
+        marks(&state, &sets),
+        present,
+        "a refused restore touched nothing"
+    );
+
+    let o = controlplane(&state, &sets, &["restore", "--to-time", &target, "--yes"]);
+    assert!(o.status.success(), "restore --to-time:\n{}", text(&o));
+    eprintln!("restore --to-time:\n{}", text(&o));
+    assert_eq!(marks(&state, &sets), ["t1", "t2"], "t3 is after the target");
 }
 
 #[test]
-fn local_destination_restores_to_a_time_and_to_the_latest_after_kill_9() {
+fn local_destination_restores_to_the_latest_after_kill_9_and_to_a_time() {
     use std::os::unix::fs::PermissionsExt;
     let tmp = tempfile::tempdir().unwrap();
     std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
