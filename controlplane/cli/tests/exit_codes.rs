@@ -104,7 +104,7 @@ fn one_table_for_every_command() {
                 "--plan",
                 "/nonexistent.plan",
             ],
-            1,
+            3,
             "unreadable saved plan",
         ),
         (&["schema", "--view", "nope"], 3, "unknown view"),

@@ -155,9 +155,16 @@ impl Record {
         {
             return true;
         }
-        procfs::exe(self.pid)
-            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-            .is_some_and(|n| n == want)
+        // The command line is unreadable or blank for a moment while a server
+        // retitles itself (Redis clears it, then writes its title) or while the
+        // umask wrapper execs: judge by the executable then, symlinks resolved
+        // (Debian's redis-server is a link to redis-check-rdb).
+        let Some(exe) = procfs::exe(self.pid) else {
+            return false;
+        };
+        exe.file_name().is_some_and(|n| n.to_string_lossy() == want)
+            || std::fs::canonicalize(&self.binary).is_ok_and(|b| b == exe)
+            || std::fs::canonicalize(crate::spawn::SHELL).is_ok_and(|sh| sh == exe)
     }
 
     /// Seconds it has been running.

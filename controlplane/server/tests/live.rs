@@ -230,10 +230,12 @@ async fn rbac_matrix_from_the_openapi_document(l: &Live) {
         .send(&l.state)
         .await
         .json();
-    create(l, "mine").await;
+    let mine = create(l, "mine").await;
     create(l, "theirs").await;
-    let scoped_admin = token(&l.state, "scoped-admin", Role::Admin, Some("mine"));
-    let scoped_viewer = token(&l.state, "scoped-viewer", Role::Viewer, Some("mine"));
+    // Tokens are bound to the tenant's id (a slug can be re-used by a new tenant).
+    let mine = mine["tenant"]["id"].as_str().expect("a tenant has an id");
+    let scoped_admin = token(&l.state, "scoped-admin", Role::Admin, Some(mine));
+    let scoped_viewer = token(&l.state, "scoped-viewer", Role::Viewer, Some(mine));
     let tokens = [
         (Role::Viewer, &l.viewer),
         (Role::Editor, &l.editor),
