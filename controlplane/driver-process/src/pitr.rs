@@ -355,15 +355,8 @@ impl ProcessDriver {
             source,
         })?;
         let s = |p: &Path| p.to_string_lossy().into_owned();
-        let mut args = vec![
-            "-D".to_owned(),
-            s(&stage),
-            "-c".into(),
-            format!("config_file={}", s(&dir.join("postgresql.conf"))),
-            "-c".into(),
-            format!("hba_file={}", s(&dir.join("pg_hba.conf"))),
-            "-c".into(),
-            format!("ident_file={}", s(&stage.join("pg_ident.conf"))),
+        let mut args = crate::service::postgres_args(&dir, &stage);
+        args.extend([
             "-c".into(),
             "listen_addresses=".into(),
             "-c".into(),
@@ -374,7 +367,7 @@ impl ProcessDriver {
             "recovery_target_timeline=latest".into(),
             "-c".into(),
             "recovery_target_action=promote".into(),
-        ];
+        ]);
         match goal {
             Goal::Time(t) => args.extend(["-c".into(), format!("recovery_target_time={t}")]),
             Goal::Lsn(l) => args.extend(["-c".into(), format!("recovery_target_lsn={l}")]),

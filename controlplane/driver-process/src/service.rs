@@ -305,6 +305,21 @@ pub(crate) fn service_dir(root: &Path, unit: Unit) -> PathBuf {
     root.join(&*unit.name())
 }
 
+/// `postgres` on the data directory `data` with the configuration controlplane
+/// writes into the service directory `dir` (the server's and a recovery's).
+pub(crate) fn postgres_args(dir: &Path, data: &Path) -> Vec<String> {
+    vec![
+        "-D".into(),
+        path_str(data),
+        "-c".into(),
+        format!("config_file={}", path_str(&dir.join("postgresql.conf"))),
+        "-c".into(),
+        format!("hba_file={}", path_str(&dir.join("pg_hba.conf"))),
+        "-c".into(),
+        format!("ident_file={}", path_str(&data.join("pg_ident.conf"))),
+    ]
+}
+
 fn path_str(p: &Path) -> String {
     p.to_string_lossy().into_owned()
 }
@@ -414,16 +429,7 @@ fn core_launch(root: &Path, env: &Environment, kind: CoreKind) -> Option<Launch>
                     name: "postgres",
                     major,
                 },
-                args: vec![
-                    "-D".into(),
-                    path_str(&data),
-                    "-c".into(),
-                    format!("config_file={}", path_str(&dir.join("postgresql.conf"))),
-                    "-c".into(),
-                    format!("hba_file={}", path_str(&dir.join("pg_hba.conf"))),
-                    "-c".into(),
-                    format!("ident_file={}", path_str(&data.join("pg_ident.conf"))),
-                ],
+                args: postgres_args(&dir, &data),
                 files: vec![
                     ConfigFile {
                         name: "postgresql.conf",

@@ -51,9 +51,15 @@ pub fn token(state: &AppState, name: &str, role: Role, tenant: Option<&str>) -> 
 
 /// `dev` on free ports with nothing running, `platform: process`.
 pub fn fixture() -> Fixture {
+    fixture_with(|_| Vec::new())
+}
+
+/// [`fixture`] with more `--set`s, made from the test's temp directory.
+fn fixture_with(more: impl FnOnce(&Path) -> Vec<String>) -> Fixture {
     let tmp = tempfile::tempdir().unwrap();
     let mut sets = cp_testkit::port_sets();
     sets.push("platform=process".into());
+    sets.extend(more(tmp.path()));
     let state = AppState::new(config(
         sets,
         &tmp.path().join("dev"),
@@ -228,23 +234,10 @@ pub async fn ends_within(body: &mut Body, within: std::time::Duration) -> bool {
 /// reached), the process platform, backups to a directory of the test, and a token of
 /// each role.
 pub fn backup_fixture() -> Fixture {
-    let tmp = tempfile::tempdir().unwrap();
-    let mut sets = cp_testkit::port_sets();
-    sets.push("platform=process".into());
-    sets.push(format!(
-        "backup.destinations.local.path={}",
-        tmp.path().join("backups").display()
-    ));
-    let state = AppState::new(config(
-        sets,
-        &tmp.path().join("dev"),
-        &tmp.path().join("server"),
-    ));
-    Fixture {
-        admin: token(&state, "admin", Role::Admin, None),
-        editor: token(&state, "editor", Role::Editor, None),
-        viewer: token(&state, "viewer", Role::Viewer, None),
-        state,
-        tmp,
-    }
+    fixture_with(|tmp| {
+        vec![format!(
+            "backup.destinations.local.path={}",
+            tmp.join("backups").display()
+        )]
+    })
 }
