@@ -144,19 +144,29 @@ pub async fn run_from_cronjob(
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let deadline = Instant::now() + timeout;
     let selector = format!("job-name={name}");
-    let pod = loop {
+    let first_pod = || async {
         let list = pods
             .list(&ListParams::default().labels(&selector))
             .await
             .map_err(api(format!("listing the pods of Job {name}")))?;
-        if let Some(p) = list.items.into_iter().next().and_then(|p| p.metadata.name) {
+        Ok::<_, JobError>(list.items.into_iter().next().and_then(|p| p.metadata.name))
+    };
+    let pod = loop {
+        if let Some(p) = first_pod().await? {
             break p;
         }
         if let Some(done) = finished(&jobs, &name).await? {
-            return Ok(JobOutcome {
-                job: name,
-                succeeded: done,
-            });
+            // It may have run and ended between the two reads: its pod's log
+            // is still the job's output.
+            match first_pod().await? {
+                Some(p) => break p,
+                None => {
+                    return Ok(JobOutcome {
+                        job: name,
+                        succeeded: done,
+                    });
+                }
+            }
         }
         if Instant::now() > deadline {
             return Err(JobError::Timeout {

@@ -683,26 +683,28 @@ impl Fake {
 
     /// Adds a pod of a service (by its name label) with a log.
     pub fn add_pod(&self, namespace: &str, name: &str, service: &str, log: &str) {
-        self.insert(json!({"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": name, "namespace": namespace, "labels": {"app.kubernetes.io/name": service}},
-            "spec": {"containers": [{"name": service, "image": "x"}]}}));
+        // The log first: a reader that lists the pod must find its log.
         self.state
             .lock()
             .unwrap()
             .logs
             .insert((namespace.to_owned(), name.to_owned()), log.to_owned());
+        self.insert(json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": namespace, "labels": {"app.kubernetes.io/name": service}},
+            "spec": {"containers": [{"name": service, "image": "x"}]}}));
     }
 
     /// Adds the pod the Job controller would make for Job `job`, with a log.
     pub fn add_job_pod(&self, namespace: &str, name: &str, job: &str, log: &str) {
-        self.insert(json!({"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": name, "namespace": namespace, "labels": {"job-name": job, "batch.kubernetes.io/job-name": job}},
-            "spec": {"containers": [{"name": "backup", "image": "x"}]}}));
+        // The log first: the driver follows it as soon as it lists the pod.
         self.state
             .lock()
             .unwrap()
             .logs
             .insert((namespace.to_owned(), name.to_owned()), log.to_owned());
+        self.insert(json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": namespace, "labels": {"job-name": job, "batch.kubernetes.io/job-name": job}},
+            "spec": {"containers": [{"name": "backup", "image": "x"}]}}));
     }
 
     /// Adds or replaces an object as someone else made it (no field manager of
