@@ -214,15 +214,16 @@ fn without_driver_notice(stderr: &str, env: &str) -> String {
 fn down(rest: &[String]) -> Result<()> {
     // `cargo xtask down -- --volumes` (as the README writes it) hands us the `--`.
     let rest: Vec<&String> = rest.iter().filter(|a| a.as_str() != "--").collect();
-    // What `down` would refuse, refused before anything is stopped (the console
-    // included): deleting the data needs a terminal to confirm on, or `--yes`.
+    // What `down` would refuse, refused before anything is built or stopped:
+    // deleting the data needs a terminal to confirm on, or `--yes`.
     refused_down(
         &rest,
         std::io::stdin().is_terminal() && std::io::stderr().is_terminal(),
     )?;
-    serve::stop(&project_root())?;
     let bin = build_controlplane()?;
-    run(Command::new(&bin).args(["--env", "dev", "down"]).args(rest))
+    // `down` first: when it asks and the answer is no, the console keeps running.
+    run(Command::new(&bin).args(["--env", "dev", "down"]).args(rest))?;
+    serve::stop(&project_root())
 }
 
 /// Why `controlplane --env dev down ARGS` would refuse to start, if it would (dev

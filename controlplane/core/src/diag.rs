@@ -250,7 +250,7 @@ const MAX_SHOWN: usize = 400;
 const SNIPPET_SIDE: usize = 60;
 
 /// `text` cut to `max` characters, saying how many were left out.
-fn clip(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+pub fn clip(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
     match text.char_indices().nth(max) {
         None => std::borrow::Cow::Borrowed(text),
         Some((cut, _)) => {

@@ -12,9 +12,12 @@ pub(crate) struct Entry<'a> {
     pub(crate) content: &'a [u8],
     /// Permission bits.
     pub(crate) mode: u32,
+    /// Owner (uid, gid) as the container sees it; root when `None`.
+    pub(crate) owner: Option<(u64, u64)>,
 }
 
-/// An archive of `dirs` (mode 0755) then `files`, owned by root.
+/// An archive of `dirs` (mode 0755, root's) then `files` (each its owner's, root's
+/// when it names none). Docker extracts with the archive's ownership.
 pub(crate) fn build(dirs: &[&str], files: &[Entry<'_>]) -> std::io::Result<Vec<u8>> {
     let mtime = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -34,8 +37,9 @@ pub(crate) fn build(dirs: &[&str], files: &[Entry<'_>]) -> std::io::Result<Vec<u
         let mut h = tar::Header::new_gnu();
         h.set_entry_type(tar::EntryType::Regular);
         h.set_mode(f.mode);
-        h.set_uid(0);
-        h.set_gid(0);
+        let (uid, gid) = f.owner.unwrap_or((0, 0));
+        h.set_uid(uid);
+        h.set_gid(gid);
         h.set_size(f.content.len() as u64);
         h.set_mtime(mtime);
         b.append_data(&mut h, f.path, f.content)?;
@@ -57,6 +61,17 @@ pub(crate) fn first_file(archive: &[u8]) -> std::io::Result<Option<Vec<u8>>> {
     Ok(None)
 }
 
+/// The uid and gid of `user` (a name or a number) in a container's `/etc/passwd`.
+pub(crate) fn passwd_ids(passwd: &str, user: &str) -> Option<(u64, u64)> {
+    passwd.lines().find_map(|line| {
+        let f: Vec<&str> = line.split(':').collect();
+        let (name, uid, gid) = (f.first()?, f.get(2)?, f.get(3)?);
+        (*name == user || *uid == user)
+            .then(|| Some((uid.parse().ok()?, gid.parse().ok()?)))
+            .flatten()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,6 +84,7 @@ mod tests {
                 path: "etc/controlplane/redis.conf",
                 content: b"port 6379\n",
                 mode: 0o644,
+                owner: None,
             }],
         )
         .unwrap();
@@ -88,5 +104,14 @@ mod tests {
                 ("etc/controlplane/redis.conf".to_owned(), 0o644)
             ]
         );
+    }
+
+    #[test]
+    fn finds_a_user_by_name_or_number() {
+        let passwd =
+            "root:x:0:0:root:/root:/bin/bash\nredis:x:101:103::/var/lib/redis:/usr/sbin/nologin\n";
+        assert_eq!(passwd_ids(passwd, "redis"), Some((101, 103)));
+        assert_eq!(passwd_ids(passwd, "101"), Some((101, 103)));
+        assert_eq!(passwd_ids(passwd, "postgres"), None);
     }
 }

@@ -430,6 +430,7 @@ impl DockerDriver {
                     path: f.path.trim_start_matches('/'),
                     content: f.content.as_bytes(),
                     mode: 0o644,
+                    owner: None,
                 })
                 .collect();
             let tar = archive::build(&[CONFIG_DIR.trim_start_matches('/')], &entries).map_err(
@@ -454,6 +455,23 @@ impl DockerDriver {
             .map_err(|e| self.engine.err(format!("uploading files into {name}"), e))
     }
 
+    /// A file of a (created or running) container, `None` when it has none there.
+    async fn read_file(&self, name: &str, path: &str) -> Result<Option<Vec<u8>>, DriverError> {
+        let opts = DownloadFromContainerOptionsBuilder::new()
+            .path(path)
+            .build();
+        let mut stream = self.docker().download_from_container(name, Some(opts));
+        let mut tar = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(b) => tar.extend_from_slice(&b),
+                Err(e) if status_of(&e) == Some(404) => return Ok(None),
+                Err(e) => return Err(self.engine.err(format!("reading {path} of {name}"), e)),
+            }
+        }
+        Ok(archive::first_file(&tar).ok().flatten())
+    }
+
     /// Writes Redis's ACL file on its volume: the `default` user off and the admin
     /// user with the SHA-256 of its password, keeping any other user saved there.
     async fn write_redis_acl(&self, cx: Context<'_>, c: &ContainerSpec) -> Result<(), DriverError> {
@@ -468,30 +486,24 @@ impl DockerDriver {
             .resolve("services.redis.admin_password", &redis.admin_password)
             .await?;
         let path = format!("{REDIS_DATA}/users.acl");
-        let mut existing = Vec::new();
-        let opts = DownloadFromContainerOptionsBuilder::new()
-            .path(&path)
-            .build();
-        let mut stream = self.docker().download_from_container(&c.name, Some(opts));
-        while let Some(chunk) = stream.next().await {
-            match chunk {
-                Ok(b) => existing.extend_from_slice(&b),
-                Err(e) if status_of(&e) == Some(404) => {
-                    existing.clear();
-                    break;
-                }
-                Err(e) => return Err(self.engine.err(format!("reading {path} of {}", c.name), e)),
-            }
-        }
-        let old = if existing.is_empty() {
-            String::new()
-        } else {
-            archive::first_file(&existing)
-                .ok()
-                .flatten()
-                .map(|b| String::from_utf8_lossy(&b).into_owned())
-                .unwrap_or_default()
-        };
+        let old = self
+            .read_file(&c.name, &path)
+            .await?
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
+        // Owned by the container's user (looked up in the image's own passwd: the
+        // Docker Engine's `copyUIDGID` looks in the host's), so Redis reads it.
+        let user = c.user.as_deref().unwrap_or("root");
+        let passwd = self
+            .read_file(&c.name, "/etc/passwd")
+            .await?
+            .unwrap_or_default();
+        let owner = archive::passwd_ids(&String::from_utf8_lossy(&passwd), user).ok_or_else(
+            || DriverError::Blocked(format!(
+                "the image of {} has no user {user:?} in /etc/passwd to own users.acl; build the image with that user (`cargo xtask images --force`)",
+                c.name
+            )),
+        )?;
         let hash = hex::encode(Sha256::digest(password.expose().as_bytes()));
         let content = redis_acl(&old, &serverconf::redis_admin_acl(&hash));
         let tar = archive::build(
@@ -499,13 +511,15 @@ impl DockerDriver {
             &[archive::Entry {
                 path: "users.acl",
                 content: content.as_bytes(),
-                mode: 0o644,
+                mode: 0o600,
+                owner: Some(owner),
             }],
         )
         .map_err(|source| DriverError::Pack {
             what: "the redis ACL file",
             source,
         })?;
+        // It holds a credential hash: 0600, Redis's own.
         self.upload(&c.name, REDIS_DATA, tar).await
     }
 

@@ -267,6 +267,20 @@ async fn check_redis(f: &Fixture) {
         c.command(&["GET", "k"]).await.unwrap().text().as_deref(),
         Some("v")
     );
+    // The ACL file holds the admin's password hash: Redis's own, 0600, from the
+    // first start (not only after an `ACL SAVE` rewrote it).
+    assert_eq!(
+        f.docker(&[
+            "exec",
+            &f.container("redis"),
+            "stat",
+            "-c",
+            "%a %U",
+            "/data/users.acl"
+        ])
+        .trim(),
+        "600 redis"
+    );
 }
 
 async fn check_nats(f: &Fixture) {

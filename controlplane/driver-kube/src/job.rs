@@ -104,9 +104,12 @@ pub async fn run_from_cronjob(
             .get_or_insert_with(Vec::new)
             .extend(extra_args.iter().cloned());
     }
+    // Unique even for two runs started in the same second (the CLI's and the
+    // API's): the same name would apply onto the first run's Job.
     let name = format!(
-        "{cronjob}-manual-{}",
-        chrono::Utc::now().format("%Y%m%d%H%M%S")
+        "{cronjob}-manual-{}-{}",
+        chrono::Utc::now().format("%Y%m%d%H%M%S"),
+        &uuid::Uuid::new_v4().simple().to_string()[..5]
     );
     let mut labels = template
         .metadata

@@ -101,12 +101,19 @@ fn cluster_ready(live: &Value, name: &str) -> Result<(), Pending> {
         name: name.to_owned(),
         ready,
         want,
-        phase: phase.to_owned(),
+        phase: api_text(phase),
         conditions: conditions(status),
     })
 }
 
 /// `; conditions: Available=False (MinimumReplicasUnavailable: ...)`, or nothing.
+/// Text the API server gave (a condition's reason or message, written by any
+/// controller) as a message may quote it: control characters escaped, so a terminal
+/// shows them instead of obeying them, and at most 300 characters.
+fn api_text(text: &str) -> String {
+    cp_core::diag::clip(&cp_core::diag::escape_control(text), 300).into_owned()
+}
+
 fn conditions(status: &Value) -> String {
     let Some(list) = status["conditions"].as_array().filter(|l| !l.is_empty()) else {
         return "; no status conditions reported".to_owned();
@@ -116,11 +123,11 @@ fn conditions(status: &Value) -> String {
         .map(|c| {
             let mut s = format!(
                 "{}={}",
-                c["type"].as_str().unwrap_or("?"),
-                c["status"].as_str().unwrap_or("?")
+                api_text(c["type"].as_str().unwrap_or("?")),
+                api_text(c["status"].as_str().unwrap_or("?"))
             );
-            let reason = c["reason"].as_str().unwrap_or("");
-            let message = c["message"].as_str().unwrap_or("");
+            let reason = api_text(c["reason"].as_str().unwrap_or(""));
+            let message = api_text(c["message"].as_str().unwrap_or(""));
             if !reason.is_empty() || !message.is_empty() {
                 s.push_str(&format!(" ({reason}: {message})"));
             }
@@ -163,6 +170,25 @@ mod tests {
         c["status"] = json!({"readyInstances": 3, "phase": CNPG_HEALTHY});
         assert!(rolled_out(&c).is_ok());
         assert_eq!(version(&c), "15");
+    }
+
+    #[test]
+    fn status_text_from_the_api_is_escaped_and_bounded() {
+        let long = "x".repeat(5000);
+        let d = json!({"kind": "Deployment", "metadata": {"name": "web", "generation": 1},
+            "spec": {"replicas": 1},
+            "status": {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 0,
+                "conditions": [{"type": "Available", "status": "False",
+                    "reason": "\u{1b}]0;owned\u{7}Bad", "message": long}]}});
+        let e = rolled_out(&d).unwrap_err().to_string();
+        assert!(!e.chars().any(|c| c.is_control()), "{e:?}");
+        assert!(e.contains("\\x1b]0;owned"), "{e}");
+        assert!(e.len() < 1000, "{} characters", e.len());
+        let c = json!({"kind": "Cluster", "metadata": {"name": "postgres"},
+            "spec": {"instances": 1},
+            "status": {"readyInstances": 0, "phase": "\u{1b}[2J"}});
+        let e = rolled_out(&c).unwrap_err().to_string();
+        assert!(!e.chars().any(|c| c.is_control()), "{e:?}");
     }
 
     #[test]
