@@ -41,12 +41,25 @@ use serde_json::Value;
 const KUBE_STATE: &str = "kube-state-metrics: Kubernetes only";
 const CADVISOR: &str = "cAdvisor (the kubelet): Kubernetes only";
 const KUBELET: &str = "the kubelet's volume stats: Kubernetes only";
+const KUBE_RECORDED: &str = "recorded on Kubernetes only (the PrometheusRule's variant of the rules); the apps dashboard reads it, per container";
 const APPS: &str =
     "exported by the apps, which the process platform does not run (this test turns them off)";
 
 /// The metrics that have no series on the process platform, and why. Exact names: a
 /// misspelling of one of them is still a finding.
 const CONDITIONAL: &[Conditional] = &[
+    Conditional {
+        metric: "namespace_pod_container:memory_usage:ratio",
+        reason: KUBE_RECORDED,
+    },
+    Conditional {
+        metric: "namespace_pod_container:cpu_usage:ratio_rate5m",
+        reason: KUBE_RECORDED,
+    },
+    Conditional {
+        metric: "namespace_pod_container:restarts:increase1h",
+        reason: KUBE_RECORDED,
+    },
     Conditional {
         metric: "kube_pod_container_status_restarts_total",
         reason: KUBE_STATE,
@@ -495,6 +508,7 @@ async fn prometheus_scrapes_everything_the_rules_select_and_a_dead_redis_pages()
             "alertmanager",
             "controlplane",
             "nats",
+            "node",
             "postgres",
             "prometheus",
             "redis",
@@ -543,6 +557,17 @@ async fn prometheus_scrapes_everything_the_rules_select_and_a_dead_redis_pages()
         "controlplane_backup_last_run_success",
         "controlplane_backup_last_success_timestamp_seconds",
         "env_service:controlplane_backup_age_seconds",
+        // The host variants of the memory, CPU, disk and restart alerts: from
+        // node_exporter and the scraped processes' start times.
+        "node_memory_MemAvailable_bytes",
+        "node_cpu_seconds_total",
+        "node_filesystem_avail_bytes",
+        "process_start_time_seconds",
+        "redis_start_time_seconds",
+        "namespace_instance:memory_usage:ratio",
+        "namespace_instance:cpu_usage:ratio_rate5m",
+        "namespace_instance_mountpoint:filesystem_available:ratio",
+        "namespace_job_source:restarts:changes1h",
     ] {
         assert!(
             present.contains_key(metric),
