@@ -496,3 +496,32 @@ fn runbook_base_prefixes_every_runbook_url_and_custom_rules_get_one() {
         );
     }
 }
+
+/// On Kubernetes the environment's notification route is an AlertmanagerConfig
+/// (validated against the vendored CRD by `tests/crds.rs`): production carries seed
+/// 002's timers, and the webhook URL only as a reference to the Secret that holds it.
+/// Without a webhook (dev) none is rendered, so the cluster's own route applies.
+#[test]
+fn kubernetes_alertmanager_config_has_the_seed_timers_and_the_webhook_by_reference() {
+    let renderer = cp_core::render::Renderer::new(&support::templates()).unwrap();
+    let amc = |name: &str| {
+        let env = support::load(name);
+        renderer
+            .kubernetes_objects(&env, false)
+            .unwrap()
+            .into_iter()
+            .find(|o| o["kind"] == "AlertmanagerConfig")
+    };
+    let prod = amc("production").expect("production renders an AlertmanagerConfig");
+    let route = &prod["spec"]["route"];
+    assert_eq!(
+        (&route["groupWait"], &route["groupInterval"], &route["repeatInterval"]),
+        (&Value::from("30s"), &Value::from("5m"), &Value::from("1h")),
+        "{prod}"
+    );
+    let hook = &prod["spec"]["receivers"][0]["webhookConfigs"][0];
+    assert_eq!(hook["urlSecret"]["name"], "alertmanager-vault", "{prod}");
+    assert_eq!(hook["urlSecret"]["key"], "WEBHOOK_URL", "{prod}");
+    assert!(hook.get("url").is_none(), "{prod}");
+    assert!(amc("dev").is_none(), "dev has no webhook_url");
+}
