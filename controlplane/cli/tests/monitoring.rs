@@ -913,3 +913,67 @@ async fn prometheus_scrapes_everything_the_rules_select_and_a_dead_redis_pages()
     let o = stack.run(&["drift"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
 }
+
+/// Host metrics off Kubernetes: with the memory and disk thresholds set low through
+/// `--set` (more than 1% of memory in use, less than 100% of a filesystem free),
+/// `HighMemoryUsage` and `DiskSpaceLow` fire in the process platform's real
+/// Prometheus from node_exporter's series, with their host labels and runbook, and
+/// Alertmanager delivers both to a webhook on loopback.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn low_memory_and_disk_thresholds_fire_from_node_exporter_through_alertmanager() {
+    let hook = Webhook::start().await;
+    let stack = Stack::up(&[
+        "alerts.rules.high_memory.threshold=0.01".into(),
+        "alerts.rules.high_memory.for=1s".into(),
+        "alerts.rules.disk_space_low.threshold=1".into(),
+        "alerts.rules.disk_space_low.for=1s".into(),
+        "monitoring.notify.group_wait=1s".into(),
+        "monitoring.notify.group_interval=1s".into(),
+        format!("monitoring.webhook_url={}", hook.url),
+    ]);
+    let st = stack.json(&["status"]);
+    let node = st["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["service"] == "node-exporter")
+        .unwrap_or_else(|| panic!("no node-exporter in status: {st}"));
+    assert_eq!(node["state"]["state"], "running", "{node}");
+    let firing = |v: &Value, alert: &str| -> Option<Value> {
+        v["alerts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|a| a["alert"] == alert && a["state"] == "firing")
+            .cloned()
+    };
+    for (alert, label) in [("HighMemoryUsage", "instance"), ("DiskSpaceLow", "mountpoint")] {
+        let a = until(
+            &format!("{alert} firing"),
+            Duration::from_secs(60),
+            || async {
+                let v = stack.json(&["alerts"]);
+                firing(&v, alert).ok_or_else(|| v.to_string())
+            },
+        )
+        .await;
+        assert!(a["labels"][label].is_string(), "{alert} without {label}: {a}");
+        assert_eq!(a["labels"]["namespace"], stack.env().namespace, "{a}");
+        until(
+            &format!("the webhook told of {alert}"),
+            Duration::from_secs(30),
+            || async {
+                let told = hook.got.lock().unwrap().iter().any(|n| {
+                    n["alerts"].as_array().into_iter().flatten().any(|a| {
+                        a["labels"]["alertname"] == alert
+                            && a["status"] == "firing"
+                            && a["annotations"]["runbook_url"]
+                                == format!("docs/runbooks/{alert}.md")
+                    })
+                });
+                if told { Ok(()) } else { Err(hook.bodies()) }
+            },
+        )
+        .await;
+    }
+}
