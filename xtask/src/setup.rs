@@ -215,6 +215,7 @@ pub(crate) fn ensure_services() -> Result<()> {
             "prometheus-postgres-exporter",
         ),
         ("prometheus-redis-exporter", "prometheus-redis-exporter"),
+        ("prometheus-node-exporter", "prometheus-node-exporter"),
     ] {
         if !have(program) {
             missing.push(package);

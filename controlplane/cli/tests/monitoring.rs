@@ -41,12 +41,25 @@ use serde_json::Value;
 const KUBE_STATE: &str = "kube-state-metrics: Kubernetes only";
 const CADVISOR: &str = "cAdvisor (the kubelet): Kubernetes only";
 const KUBELET: &str = "the kubelet's volume stats: Kubernetes only";
+const KUBE_RECORDED: &str = "recorded on Kubernetes only (the PrometheusRule's variant of the rules); the apps dashboard reads it, per container";
 const APPS: &str =
     "exported by the apps, which the process platform does not run (this test turns them off)";
 
 /// The metrics that have no series on the process platform, and why. Exact names: a
 /// misspelling of one of them is still a finding.
 const CONDITIONAL: &[Conditional] = &[
+    Conditional {
+        metric: "namespace_pod_container:memory_usage:ratio",
+        reason: KUBE_RECORDED,
+    },
+    Conditional {
+        metric: "namespace_pod_container:cpu_usage:ratio_rate5m",
+        reason: KUBE_RECORDED,
+    },
+    Conditional {
+        metric: "namespace_pod_container:restarts:increase1h",
+        reason: KUBE_RECORDED,
+    },
     Conditional {
         metric: "kube_pod_container_status_restarts_total",
         reason: KUBE_STATE,
@@ -495,6 +508,7 @@ async fn prometheus_scrapes_everything_the_rules_select_and_a_dead_redis_pages()
             "alertmanager",
             "controlplane",
             "nats",
+            "node",
             "postgres",
             "prometheus",
             "redis",
@@ -543,6 +557,17 @@ async fn prometheus_scrapes_everything_the_rules_select_and_a_dead_redis_pages()
         "controlplane_backup_last_run_success",
         "controlplane_backup_last_success_timestamp_seconds",
         "env_service:controlplane_backup_age_seconds",
+        // The host variants of the memory, CPU, disk and restart alerts: from
+        // node_exporter and the scraped processes' start times.
+        "node_memory_MemAvailable_bytes",
+        "node_cpu_seconds_total",
+        "node_filesystem_avail_bytes",
+        "process_start_time_seconds",
+        "redis_start_time_seconds",
+        "namespace_instance:memory_usage:ratio",
+        "namespace_instance:cpu_usage:ratio_rate5m",
+        "namespace_instance_mountpoint:filesystem_available:ratio",
+        "namespace_job_source:restarts:changes1h",
     ] {
         assert!(
             present.contains_key(metric),
@@ -887,4 +912,68 @@ async fn prometheus_scrapes_everything_the_rules_select_and_a_dead_redis_pages()
     .await;
     let o = stack.run(&["drift"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+}
+
+/// Host metrics off Kubernetes: with the memory and disk thresholds set low through
+/// `--set` (more than 1% of memory in use, less than 100% of a filesystem free),
+/// `HighMemoryUsage` and `DiskSpaceLow` fire in the process platform's real
+/// Prometheus from node_exporter's series, with their host labels and runbook, and
+/// Alertmanager delivers both to a webhook on loopback.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn low_memory_and_disk_thresholds_fire_from_node_exporter_through_alertmanager() {
+    let hook = Webhook::start().await;
+    let stack = Stack::up(&[
+        "alerts.rules.high_memory.threshold=0.01".into(),
+        "alerts.rules.high_memory.for=1s".into(),
+        "alerts.rules.disk_space_low.threshold=1".into(),
+        "alerts.rules.disk_space_low.for=1s".into(),
+        "monitoring.notify.group_wait=1s".into(),
+        "monitoring.notify.group_interval=1s".into(),
+        format!("monitoring.webhook_url={}", hook.url),
+    ]);
+    let st = stack.json(&["status"]);
+    let node = st["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["service"] == "node-exporter")
+        .unwrap_or_else(|| panic!("no node-exporter in status: {st}"));
+    assert_eq!(node["state"]["state"], "running", "{node}");
+    let firing = |v: &Value, alert: &str| -> Option<Value> {
+        v["alerts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|a| a["alert"] == alert && a["state"] == "firing")
+            .cloned()
+    };
+    for (alert, label) in [("HighMemoryUsage", "instance"), ("DiskSpaceLow", "mountpoint")] {
+        let a = until(
+            &format!("{alert} firing"),
+            Duration::from_secs(60),
+            || async {
+                let v = stack.json(&["alerts"]);
+                firing(&v, alert).ok_or_else(|| v.to_string())
+            },
+        )
+        .await;
+        assert!(a["labels"][label].is_string(), "{alert} without {label}: {a}");
+        assert_eq!(a["labels"]["namespace"], stack.env().namespace, "{a}");
+        until(
+            &format!("the webhook told of {alert}"),
+            Duration::from_secs(30),
+            || async {
+                let told = hook.got.lock().unwrap().iter().any(|n| {
+                    n["alerts"].as_array().into_iter().flatten().any(|a| {
+                        a["labels"]["alertname"] == alert
+                            && a["status"] == "firing"
+                            && a["annotations"]["runbook_url"]
+                                == format!("docs/runbooks/{alert}.md")
+                    })
+                });
+                if told { Ok(()) } else { Err(hook.bodies()) }
+            },
+        )
+        .await;
+    }
 }

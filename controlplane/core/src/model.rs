@@ -514,6 +514,9 @@ pub struct Monitoring {
     pub redis_exporter: Option<Component>,
     /// prometheus-nats-exporter (`-varz -connz -jsz=all -routez`).
     pub nats_exporter: Option<Component>,
+    /// node_exporter (process platform and compose only; not one of
+    /// [`Monitoring::components`], which Kubernetes and the docker driver run).
+    pub node_exporter: Option<Component>,
     /// Alertmanager webhook.
     pub webhook_url: Option<SecretRef>,
     /// Alertmanager's notification timers.
@@ -797,6 +800,9 @@ pub struct Alerts {
     pub rules: BTreeMap<String, Rule>,
     /// Your own rules.
     pub custom: Vec<CustomRule>,
+    /// Prefix of every alert's `runbook_url` (`<base>/<AlertName>.md`), without a
+    /// trailing slash.
+    pub runbook_base: String,
 }
 
 /// Settings of one built-in rule.

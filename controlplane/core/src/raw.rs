@@ -522,6 +522,11 @@ pub struct RawMonitoring {
     /// prometheus-nats-exporter: turns nats-server's JSON monitoring (`/varz`, `/connz`,
     /// `/jsz`, `/routez`) into Prometheus metrics (default port 7777).
     pub nats_exporter: Option<RawComponent>,
+    /// node_exporter: the host's memory, CPU, filesystems (default port 9100). Run on
+    /// the process platform (Debian `prometheus-node-exporter`) and in compose, where
+    /// the memory, CPU and disk alerts read it; on Kubernetes those alerts read the
+    /// kubelet's and kube-state-metrics' series instead and it is not rendered.
+    pub node_exporter: Option<RawComponent>,
     /// Where Alertmanager sends notifications: a webhook URL (secret reference allowed).
     pub webhook_url: Option<String>,
     /// How Alertmanager batches notifications.
@@ -883,6 +888,12 @@ pub struct RawAlerts {
     pub rules: RawAlertRules,
     /// Extra rules of your own, appended to the rendered rule file.
     pub custom: Option<Vec<RawCustomRule>>,
+    /// Where runbooks live: every alert's `runbook_url` annotation is
+    /// `<runbook_base>/<AlertName>.md` (custom rules' too). Default `docs/runbooks`,
+    /// the repository's own folder; set a URL (e.g.
+    /// `https://git.example.com/ops/platform/blob/main/docs/runbooks`) so a pager
+    /// links somewhere clickable.
+    pub runbook_base: Option<String>,
 }
 
 /// Built-in alert rules. Each takes `enabled`, `for`, `severity` and, where the rule

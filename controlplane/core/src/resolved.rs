@@ -322,6 +322,7 @@ fn monitoring(m: Option<&Monitoring>) -> RawMonitoring {
         postgres_exporter: component(&m.postgres_exporter),
         redis_exporter: component(&m.redis_exporter),
         nats_exporter: component(&m.nats_exporter),
+        node_exporter: component(&m.node_exporter),
         webhook_url: m.webhook_url.as_ref().and_then(secret),
         notify: Some(RawNotify {
             group_wait: Some(m.notify.group_wait.to_string()),
@@ -523,6 +524,7 @@ fn alerts(env: &Environment) -> RawAlerts {
                 })
                 .collect(),
         ),
+        runbook_base: Some(env.alerts.runbook_base.clone()),
     }
 }
 

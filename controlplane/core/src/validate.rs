@@ -1486,6 +1486,14 @@ fn monitoring(cx: &mut Cx<'_>, raw: &raw::RawMonitoring) -> Option<Monitoring> {
         "natsio/prometheus-nats-exporter:0.15.0",
         7777,
     );
+    // 1.5.0: the version Debian's prometheus-node-exporter runs on the process platform.
+    let node_exporter = component(
+        cx,
+        "node_exporter",
+        &raw.node_exporter,
+        "quay.io/prometheus/node-exporter:v1.5.0",
+        9100,
+    );
     let raw_notify = raw.notify.clone().unwrap_or_default();
     let notify = Notify {
         group_wait: cx.duration(
@@ -1534,6 +1542,7 @@ fn monitoring(cx: &mut Cx<'_>, raw: &raw::RawMonitoring) -> Option<Monitoring> {
         postgres_exporter,
         redis_exporter,
         nats_exporter,
+        node_exporter,
         webhook_url,
         notify,
         controlplane,
@@ -2716,7 +2725,20 @@ fn alerts(
             severity: c.severity.unwrap_or(Severity::Warning),
         });
     }
-    Alerts { rules, custom }
+    let runbook_base = match raw.runbook_base.as_deref().map(str::trim) {
+        None => "docs/runbooks".to_owned(),
+        Some(b) if b.trim_end_matches('/').is_empty() || b.contains(char::is_whitespace) => {
+            cx.err("alerts.runbook_base", format!("`{b}`")).expected =
+                Some("a folder or URL without spaces, e.g. `docs/runbooks`".into());
+            "docs/runbooks".to_owned()
+        }
+        Some(b) => b.trim_end_matches('/').to_owned(),
+    };
+    Alerts {
+        rules,
+        custom,
+        runbook_base,
+    }
 }
 
 fn dashboards(cx: &mut Cx<'_>, raw: &raw::RawDashboards) -> Dashboards {
@@ -2855,6 +2877,7 @@ fn check_ports(cx: &mut Cx<'_>, env: &Environment) {
             ("postgres_exporter", &m.postgres_exporter),
             ("redis_exporter", &m.redis_exporter),
             ("nats_exporter", &m.nats_exporter),
+            ("node_exporter", &m.node_exporter),
         ] {
             if let Some(c) = c {
                 ports.push((c.port, format!("monitoring.{key}.port")));

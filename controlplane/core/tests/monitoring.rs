@@ -80,6 +80,67 @@ fn promtool_accepts_rules_and_config_and_every_alert_passes_its_unit_tests() {
         let report = promtool(&args, &dir);
         assert!(report.contains("SUCCESS"), "{env}: {report}");
     }
+    // The same tests on the rules the PrometheusRule carries: the memory, CPU, disk
+    // and restart alerts' Kubernetes expressions, with Kubernetes input series.
+    let renderer = cp_core::render::Renderer::new(&support::templates()).unwrap();
+    for name in support::ENVS {
+        let env = support::load(name);
+        let files = renderer.kubernetes_rule_files(&env).unwrap();
+        let kube = tempfile::tempdir().unwrap();
+        for (path, text) in &files {
+            let p = kube.path().join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        }
+        let dir = kube.path().join(format!("prometheus/{name}"));
+        promtool(&["check", "rules", "recording.yaml", "alerts.yaml"], &dir);
+        let alerts = &files[&format!("prometheus/{name}/alerts.yaml")];
+        assert!(alerts.contains("namespace_pod_container:memory_usage:ratio"), "{alerts}");
+        let mut args = vec!["test".to_owned(), "rules".to_owned()];
+        args.extend(
+            files
+                .keys()
+                .filter_map(|k| k.strip_prefix(&format!("prometheus/{name}/")))
+                .filter(|k| k.starts_with("tests/"))
+                .map(str::to_owned),
+        );
+        assert!(args.len() > 2, "{name}: no Kubernetes promtool tests");
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let report = promtool(&args, &dir);
+        assert!(report.contains("SUCCESS"), "{name} (kubernetes): {report}");
+    }
+}
+
+/// The memory, CPU, disk and restart alerts read node_exporter's series (and the
+/// scraped processes' start times) in the local rule files, and the kubelet's and
+/// kube-state-metrics' in the PrometheusRule: one catalogue entry, two expressions.
+#[test]
+fn host_and_kubernetes_variants_of_the_resource_alerts() {
+    let renderer = cp_core::render::Renderer::new(&support::templates()).unwrap();
+    let env = support::load("staging");
+    let local = renderer.env_files(&env).unwrap();
+    let kube = renderer.kubernetes_rule_files(&env).unwrap();
+    let text = |files: &std::collections::BTreeMap<String, String>, f: &str| {
+        files[&format!("prometheus/staging/{f}")].clone()
+    };
+    let (lr, kr) = (text(&local, "recording.yaml"), text(&kube, "recording.yaml"));
+    for m in [
+        "node_memory_MemAvailable_bytes",
+        "node_cpu_seconds_total",
+        "node_filesystem_avail_bytes",
+        "process_start_time_seconds",
+    ] {
+        assert!(lr.contains(m) && !kr.contains(m), "{m}");
+    }
+    for m in [
+        "container_memory_working_set_bytes",
+        "kube_pod_container_status_restarts_total",
+        "kubelet_volume_stats_available_bytes",
+    ] {
+        assert!(kr.contains(m) && !lr.contains(m), "{m}");
+    }
+    assert!(local["prometheus/staging/prometheus.process.yaml"].contains("job_name: node"));
+    assert!(local["compose/staging/docker-compose.yaml"].contains("node-exporter:"));
 }
 
 fn yaml(text: &str) -> Value {
@@ -238,6 +299,7 @@ fn the_prometheus_rule_and_dashboard_config_maps_carry_the_rendered_files() {
     for name in support::ENVS {
         let env = support::load(name);
         let files = renderer.env_files(&env).unwrap();
+        let rules = renderer.kubernetes_rule_files(&env).unwrap();
         let objects = renderer.kubernetes_objects(&env, false).unwrap();
         let rule = objects
             .iter()
@@ -246,7 +308,7 @@ fn the_prometheus_rule_and_dashboard_config_maps_carry_the_rendered_files() {
         let mut groups = Vec::new();
         // In template order (alerts/alerts.yaml, then alerts/recording.yaml).
         for f in ["alerts.yaml", "recording.yaml"] {
-            let doc = yaml(&files[&format!("prometheus/{name}/{f}")]);
+            let doc = yaml(&rules[&format!("prometheus/{name}/{f}")]);
             groups.extend(doc["groups"].as_array().unwrap().iter().cloned());
         }
         assert_eq!(rule["spec"]["groups"], Value::Array(groups), "{name}");
@@ -358,4 +420,108 @@ fn the_process_platform_scrapes_the_same_jobs_on_loopback_with_the_same_rules() 
             "127.0.0.1:9093"
         );
     }
+}
+
+/// Every alert rule of a rule group list, as (alert name, its annotations).
+fn annotated(groups: &Value) -> Vec<(String, Value)> {
+    groups
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["rules"].as_array().unwrap().iter())
+        .filter_map(|r| Some((r.get("alert")?.as_str()?.to_owned(), r["annotations"].clone())))
+        .collect()
+}
+
+/// Every alert of every shipped environment, built-in and `alerts.custom` alike, as
+/// the local rule files and the Kubernetes PrometheusRule carry it, links to
+/// `docs/runbooks/<AlertName>.md`, and that page exists with its three sections. A
+/// new catalogue rule, or a custom rule in a committed environment, fails here until
+/// its runbook is written.
+#[test]
+fn every_rendered_alert_has_a_runbook() {
+    let renderer = cp_core::render::Renderer::new(&support::templates()).unwrap();
+    let root = support::repo_root();
+    let mut seen = std::collections::BTreeSet::new();
+    for name in support::ENVS {
+        let env = support::load(name);
+        assert_eq!(env.alerts.runbook_base, "docs/runbooks", "{name}");
+        let files = renderer.env_files(&env).unwrap();
+        let local = yaml(&files[&format!("prometheus/{name}/alerts.yaml")]);
+        let objects = renderer.kubernetes_objects(&env, false).unwrap();
+        let rule = objects
+            .iter()
+            .find(|o| o["kind"] == "PrometheusRule")
+            .unwrap_or_else(|| panic!("{name}: no PrometheusRule"));
+        let mut all = annotated(&local["groups"]);
+        all.extend(annotated(&rule["spec"]["groups"]));
+        assert!(!all.is_empty(), "{name}: no alerts rendered");
+        for (alert, annotations) in all {
+            let url = annotations["runbook_url"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{name}: {alert} has no runbook_url annotation"));
+            assert_eq!(url, format!("docs/runbooks/{alert}.md"), "{name}: {alert}");
+            let text = std::fs::read_to_string(root.join(url))
+                .unwrap_or_else(|e| panic!("{name}: {alert}'s runbook {url}: {e}"));
+            for section in ["## What it means", "## What to check", "## What to run"] {
+                assert!(text.contains(section), "{url} has no `{section}`");
+            }
+            seen.insert(alert);
+        }
+    }
+    for def in RULES {
+        assert!(seen.contains(def.alert), "no environment renders {}", def.alert);
+    }
+}
+
+#[test]
+fn runbook_base_prefixes_every_runbook_url_and_custom_rules_get_one() {
+    let renderer = cp_core::render::Renderer::new(&support::templates()).unwrap();
+    let sets = [
+        "alerts.runbook_base=https://git.example.com/ops/blob/main/docs/runbooks/".to_owned(),
+        "alerts.custom=[{alert: QueueBacklog, expr: 'up == 0', for: 120s}]".to_owned(),
+    ];
+    let env = cp_core::load(&support::shipped(), "staging", &sets)
+        .unwrap_or_else(|d| panic!("{d}"))
+        .env;
+    let files = renderer.env_files(&env).unwrap();
+    let doc = yaml(&files["prometheus/staging/alerts.yaml"]);
+    let all = annotated(&doc["groups"]);
+    assert!(all.iter().any(|(a, _)| a == "QueueBacklog"), "{all:?}");
+    for (alert, annotations) in all {
+        assert_eq!(
+            annotations["runbook_url"],
+            format!("https://git.example.com/ops/blob/main/docs/runbooks/{alert}.md"),
+            "{alert}"
+        );
+    }
+}
+
+/// On Kubernetes the environment's notification route is an AlertmanagerConfig
+/// (validated against the vendored CRD by `tests/crds.rs`): production carries seed
+/// 002's timers, and the webhook URL only as a reference to the Secret that holds it.
+/// Without a webhook (dev) none is rendered, so the cluster's own route applies.
+#[test]
+fn kubernetes_alertmanager_config_has_the_seed_timers_and_the_webhook_by_reference() {
+    let renderer = cp_core::render::Renderer::new(&support::templates()).unwrap();
+    let amc = |name: &str| {
+        let env = support::load(name);
+        renderer
+            .kubernetes_objects(&env, false)
+            .unwrap()
+            .into_iter()
+            .find(|o| o["kind"] == "AlertmanagerConfig")
+    };
+    let prod = amc("production").expect("production renders an AlertmanagerConfig");
+    let route = &prod["spec"]["route"];
+    assert_eq!(
+        (&route["groupWait"], &route["groupInterval"], &route["repeatInterval"]),
+        (&Value::from("30s"), &Value::from("5m"), &Value::from("1h")),
+        "{prod}"
+    );
+    let hook = &prod["spec"]["receivers"][0]["webhookConfigs"][0];
+    assert_eq!(hook["urlSecret"]["name"], "alertmanager-vault", "{prod}");
+    assert_eq!(hook["urlSecret"]["key"], "WEBHOOK_URL", "{prod}");
+    assert!(hook.get("url").is_none(), "{prod}");
+    assert!(amc("dev").is_none(), "dev has no webhook_url");
 }

@@ -1,6 +1,8 @@
 //! The monitoring stack as local processes, from the Debian packages: Prometheus
 //! (`prometheus`), Alertmanager (`prometheus-alertmanager`), postgres_exporter and
-//! redis_exporter (`prometheus-postgres-exporter`, `prometheus-redis-exporter`).
+//! redis_exporter (`prometheus-postgres-exporter`, `prometheus-redis-exporter`),
+//! node_exporter (`prometheus-node-exporter`: the host's memory, CPU and disks, which
+//! the memory, CPU and disk alerts read off Kubernetes).
 //! prometheus-nats-exporter has no Debian package: `controlplane exporter nats`
 //! (this very binary) takes its place under the same service name, port and metric
 //! names. Grafana has no Debian package either and is not run here (`status` says so).
@@ -42,6 +44,8 @@ pub(crate) enum Monitor {
     RedisExporter,
     /// `controlplane exporter nats`.
     NatsExporter,
+    /// node_exporter.
+    NodeExporter,
 }
 
 /// Why Grafana is not run on this platform.
@@ -61,6 +65,7 @@ impl Monitor {
             Monitor::PostgresExporter => "postgres-exporter",
             Monitor::RedisExporter => "redis-exporter",
             Monitor::NatsExporter => "nats-exporter",
+            Monitor::NodeExporter => "node-exporter",
         }
     }
 
@@ -72,6 +77,7 @@ impl Monitor {
             Monitor::PostgresExporter => "postgres_exporter",
             Monitor::RedisExporter => "redis_exporter",
             Monitor::NatsExporter => "nats_exporter",
+            Monitor::NodeExporter => "node_exporter",
         }
     }
 
@@ -81,7 +87,7 @@ impl Monitor {
             Monitor::PostgresExporter => Some(CoreKind::Postgres),
             Monitor::RedisExporter => Some(CoreKind::Redis),
             Monitor::NatsExporter => Some(CoreKind::Nats),
-            Monitor::Prometheus | Monitor::Alertmanager => None,
+            Monitor::Prometheus | Monitor::Alertmanager | Monitor::NodeExporter => None,
         }
     }
 
@@ -94,6 +100,7 @@ impl Monitor {
             Monitor::PostgresExporter => ("/metrics", "postgres_exporter_build_info"),
             Monitor::RedisExporter => ("/metrics", "redis_exporter_build_info"),
             Monitor::NatsExporter => ("/metrics", "controlplane_exporter_build_info"),
+            Monitor::NodeExporter => ("/metrics", "node_exporter_build_info"),
         }
     }
 
@@ -106,6 +113,7 @@ impl Monitor {
             Monitor::PostgresExporter => &m.postgres_exporter,
             Monitor::RedisExporter => &m.redis_exporter,
             Monitor::NatsExporter => &m.nats_exporter,
+            Monitor::NodeExporter => &m.node_exporter,
         };
         match self.target() {
             Some(k) if env.services.common(k).is_none() => None,
@@ -259,6 +267,10 @@ pub(crate) fn launch(
                 setting: "services.redis.admin_password",
                 reference: r.admin_password.clone(),
             }];
+        }
+        Monitor::NodeExporter => {
+            l.program = Program::Path("prometheus-node-exporter".into());
+            l.args = vec![format!("--web.listen-address={listen}")];
         }
         Monitor::NatsExporter => {
             let n = env.services.nats.as_ref().expect("checked by component");

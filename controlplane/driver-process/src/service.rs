@@ -39,7 +39,7 @@ const CLUSTERED: [CoreKind; 2] = [CoreKind::Nats, CoreKind::Vault];
 impl Unit {
     /// Every single-server unit, in start order (the nodes of a cluster stand in for
     /// their service, see [`Unit::of_env`]).
-    pub(crate) const ALL: [Unit; 9] = [
+    pub(crate) const ALL: [Unit; 10] = [
         Unit::Core(CoreKind::Postgres),
         Unit::Core(CoreKind::Redis),
         Unit::Core(CoreKind::Nats),
@@ -49,6 +49,7 @@ impl Unit {
         Unit::Monitor(Monitor::PostgresExporter),
         Unit::Monitor(Monitor::RedisExporter),
         Unit::Monitor(Monitor::NatsExporter),
+        Unit::Monitor(Monitor::NodeExporter),
     ];
 
     /// Its name, which is also its directory and record name (`nats`, `nats-1`).

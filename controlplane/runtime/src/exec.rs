@@ -30,6 +30,7 @@ pub fn install_hint(name: &str) -> String {
         "prometheus" => "install Prometheus: `apt-get install prometheus` (stop the daemon it starts: `systemctl disable --now prometheus`)".into(),
         "prometheus-alertmanager" => "install Alertmanager: `apt-get install prometheus-alertmanager` (stop the daemon it starts: `systemctl disable --now prometheus-alertmanager`)".into(),
         "prometheus-postgres-exporter" => "install postgres_exporter: `apt-get install prometheus-postgres-exporter` (stop the daemon it starts: `systemctl disable --now prometheus-postgres-exporter`)".into(),
+        "prometheus-node-exporter" => "install node_exporter: `apt-get install prometheus-node-exporter` (stop the daemon it starts: `systemctl disable --now prometheus-node-exporter`)".into(),
         "prometheus-redis-exporter" => "install redis_exporter: `apt-get install prometheus-redis-exporter` (stop the daemon it starts: `systemctl disable --now prometheus-redis-exporter`)".into(),
         "kubectl" => "install kubectl: https://kubernetes.io/docs/tasks/tools/".into(),
         "controlplane" => "run controlplane itself (it starts its own exporter), or put it in PATH: `cargo install --path controlplane/cli`".into(),

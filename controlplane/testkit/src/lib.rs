@@ -90,7 +90,7 @@ fn core_port_sets(p: &[u16]) -> Vec<String> {
 /// serve`'s scrape target off (a test that runs serve sets
 /// `monitoring.controlplane.port`).
 pub fn monitoring_port_sets() -> Vec<String> {
-    let p = free_ports(12);
+    let p = free_ports(13);
     let mut sets = core_port_sets(&p[..6]);
     sets.extend([
         "monitoring.enabled=true".into(),
@@ -100,6 +100,7 @@ pub fn monitoring_port_sets() -> Vec<String> {
         format!("monitoring.postgres_exporter.port={}", p[9]),
         format!("monitoring.redis_exporter.port={}", p[10]),
         format!("monitoring.nats_exporter.port={}", p[11]),
+        format!("monitoring.node_exporter.port={}", p[12]),
         "monitoring.controlplane.enabled=false".into(),
     ]);
     sets

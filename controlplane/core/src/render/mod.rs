@@ -58,6 +58,27 @@ pub const ROUTES: &[(&str, &str)] = &[
 
 const KUBERNETES: &str = "templates/kubernetes/";
 
+/// Which series the memory, CPU, disk and restart alerts read: one catalogue entry
+/// each in `alerts/`, two expressions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Series {
+    /// node_exporter's and the scraped processes' own start times: the process
+    /// platform and compose (`rendered/prometheus/<env>/`).
+    Host,
+    /// The kubelet's (cAdvisor, volume stats) and kube-state-metrics': the
+    /// PrometheusRule.
+    Kubernetes,
+}
+
+impl Series {
+    fn as_str(self) -> &'static str {
+        match self {
+            Series::Host => "host",
+            Series::Kubernetes => "kubernetes",
+        }
+    }
+}
+
 /// The environment-specific directories of the output (what `render` owns for `env`).
 pub fn owned_dirs(env: &str) -> Vec<String> {
     let mut dirs: Vec<String> = ROUTES
@@ -157,8 +178,16 @@ impl Renderer {
     }
 
     fn context(env: &Environment, is_base: bool) -> Context {
+        Self::context_for(env, is_base, Series::Host)
+    }
+
+    /// The context with the rules' `series` set: `alerts/` templates pick the
+    /// expressions of the memory, CPU, disk and restart alerts (and their tests'
+    /// input series) by it.
+    fn context_for(env: &Environment, is_base: bool, series: Series) -> Context {
         let mut value = context::build(env);
         value["is_base"] = Value::Bool(is_base);
+        value["series"] = Value::String(series.as_str().into());
         Context::from_serialize(&value).expect("the context is a JSON object")
     }
 
@@ -230,7 +259,35 @@ impl Renderer {
         env: &Environment,
         prefix: &str,
     ) -> Result<BTreeMap<String, String>, RenderError> {
-        let ctx = Self::context(env, false);
+        self.files_with(env, prefix, &Self::context(env, false))
+    }
+
+    /// The rule files and their promtool tests (`prometheus/<env>/` from `alerts/`) as
+    /// the Kubernetes PrometheusRule carries them: the memory, CPU, disk and restart
+    /// alerts read the kubelet's and kube-state-metrics' series there instead of
+    /// node_exporter's. Not written by `render` (the PrometheusRule is); the monitoring
+    /// tests run promtool on them.
+    pub fn kubernetes_rule_files(
+        &self,
+        env: &Environment,
+    ) -> Result<BTreeMap<String, String>, RenderError> {
+        let ctx = Self::context_for(env, false, Series::Kubernetes);
+        let files = self.files_with(env, &format!("prometheus/{}/", env.name), &ctx)?;
+        Ok(files
+            .into_iter()
+            .filter(|(k, _)| {
+                let f = k.rsplit('/').next().unwrap_or(k);
+                k.contains("/tests/") || f == "alerts.yaml" || f == "recording.yaml"
+            })
+            .collect())
+    }
+
+    fn files_with(
+        &self,
+        env: &Environment,
+        prefix: &str,
+        ctx: &Context,
+    ) -> Result<BTreeMap<String, String>, RenderError> {
         let mut files = BTreeMap::new();
         for name in &self.names {
             if is_partial(name) {
@@ -247,7 +304,7 @@ impl Renderer {
             if !out.starts_with(prefix) {
                 continue;
             }
-            let text = self.render_one(name, env.name.as_str(), &ctx)?;
+            let text = self.render_one(name, env.name.as_str(), ctx)?;
             if text.trim().is_empty() {
                 continue;
             }

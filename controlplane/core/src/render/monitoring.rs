@@ -82,6 +82,13 @@ pub(super) fn backup_age_limit(env: &Environment) -> Option<u64> {
     Some(derived + BACKUP_SLACK_SECS)
 }
 
+/// The runbook of an alert: `<alerts.runbook_base>/<AlertName>.md`
+/// (`docs/runbooks/ServiceDown.md` by default; `tests/monitoring.rs` checks that every
+/// rendered alert has one and that the repository holds the file).
+fn runbook_url(env: &Environment, alert: &str) -> String {
+    format!("{}/{alert}.md", env.alerts.runbook_base)
+}
+
 /// The `alerting` part of the template context: every built-in rule with its
 /// environment's settings and test samples, the scraped services, the streams'
 /// lag thresholds and the backup age limit.
@@ -105,6 +112,7 @@ pub(super) fn alerting(env: &Environment) -> Value {
                 "for_secs": r.for_.as_secs(),
                 "severity": r.severity,
                 "threshold": num(threshold),
+                "runbook_url": runbook_url(env, def.alert),
                 "test": samples(def.key, def.unit, threshold),
             }),
         );
@@ -180,8 +188,15 @@ pub(super) fn alerting(env: &Environment) -> Value {
         "overdue_at_secs": (key_limit / key_step + 1) * key_step,
         "test_step_secs": key_step,
     });
+    let custom: Map<String, Value> = env
+        .alerts
+        .custom
+        .iter()
+        .map(|c| (c.alert.clone(), json!(runbook_url(env, &c.alert))))
+        .collect();
     json!({
         "rules": rules,
+        "custom_runbooks": custom,
         "drift": drift,
         "rotation": rotation,
         "services": services,
@@ -232,7 +247,7 @@ pub(super) fn kubernetes_objects(
     if env.monitoring.is_none() {
         return Ok(Vec::new());
     }
-    let ctx = Renderer::context(env, false);
+    let ctx = Renderer::context_for(env, false, super::Series::Kubernetes);
     let mut groups = Vec::new();
     let mut boards = Vec::new();
     for name in renderer.names.iter().filter(|n| !is_partial(n)) {
