@@ -187,6 +187,43 @@ fn kustomize_builds_a_clustered_production_into_exactly_its_objects() {
 }
 
 #[test]
+fn kustomize_builds_an_environment_that_manages_its_cluster_issuer_without_a_namespace_on_it() {
+    // Kustomize would give the custom cluster-scoped ClusterIssuer the overlay's
+    // namespace (it does not know its scope), which the API server refuses.
+    let env = support::load_with(
+        "production",
+        &[
+            "tls.issuer.cluster_issuer=corp-ca",
+            "tls.acme_issuers.letsencrypt-prod.email=ops@anumate.io",
+        ],
+    );
+    let out = support::render_loaded(std::slice::from_ref(&env));
+    let tmp = tempfile::tempdir().unwrap();
+    write_tree(tmp.path(), &out);
+    let renderer = cp_core::render::Renderer::new(&support::templates()).unwrap();
+    let built = by_key(kustomize(tmp.path(), "production"));
+    let wanted = kustomize::index(&renderer.kubernetes_objects(&env, false).unwrap());
+    let expected = by_key(kustomize::expected_overlay_output(
+        "production",
+        &env.namespace,
+        &wanted,
+    ));
+    assert_eq!(
+        built.keys().collect::<Vec<_>>(),
+        expected.keys().collect::<Vec<_>>()
+    );
+    for (k, v) in &expected {
+        assert_eq!(&built[k], v, "{k:?} differs after kustomize");
+    }
+    let issuer = find(&built, "ClusterIssuer", "letsencrypt-prod").expect("the ClusterIssuer");
+    assert!(issuer["metadata"]["namespace"].is_null(), "{issuer}");
+    assert_eq!(
+        find(&built, "Certificate", "postgres").unwrap()["metadata"]["namespace"],
+        "anumate-production"
+    );
+}
+
+#[test]
 fn overlays_carry_each_environments_replicas_resources_scaling_probes_and_namespace() {
     let out = support::render(support::ENVS);
     let tmp = tempfile::tempdir().unwrap();
@@ -381,19 +418,18 @@ fn nats_is_scraped_through_its_exporter_and_the_webhook_url_comes_from_a_file() 
             .iter()
             .map(|v| v.as_str().unwrap())
             .collect();
-        assert_eq!(
-            cmd,
-            [
-                "-port",
-                "7777",
-                "-varz",
-                "-connz",
-                "-jsz=all",
-                "-routez",
-                "http://nats:8222"
-            ],
-            "{env}"
-        );
+        // Over TLS (staging and production require it) the exporter reads the
+        // monitoring port over https and verifies it with the environment's CA.
+        let tls: &[&str] = if *env == "dev" {
+            &["http://nats:8222"]
+        } else {
+            &["-tlscacert", "/etc/controlplane/tls/ca.crt", "https://nats:8222"]
+        };
+        let want: Vec<&str> = ["-port", "7777", "-varz", "-connz", "-jsz=all", "-routez"]
+            .into_iter()
+            .chain(tls.iter().copied())
+            .collect();
+        assert_eq!(cmd, want, "{env}");
         let prom = file(&format!("prometheus/{env}/prometheus.yaml"));
         assert!(prom.contains("[\"nats-exporter:7777\"]"), "{env}: {prom}");
         assert!(
