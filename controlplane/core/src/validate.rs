@@ -2042,7 +2042,11 @@ fn tls(cx: &mut Cx<'_>, raw: &raw::RawTls, tier: Tier) -> Tls {
     let mut acme_issuers = BTreeMap::new();
     for (name, a) in &raw.acme_issuers {
         let path = format!("tls.acme_issuers.{name}");
-        cx.identifier(&path, name, Ident::Dns("ClusterIssuer name", "letsencrypt-prod"));
+        cx.identifier(
+            &path,
+            name,
+            Ident::Dns("ClusterIssuer name", "letsencrypt-prod"),
+        );
         let email = a.email.clone().unwrap_or_default();
         if !email.contains('@') || email.chars().any(|c| c.is_whitespace() || c.is_control()) {
             cx.err(
@@ -2062,7 +2066,10 @@ fn tls(cx: &mut Cx<'_>, raw: &raw::RawTls, tier: Tier) -> Tls {
                 &format!("{path}.server"),
                 format!("`{server}` is not an https:// URL"),
             )
-            .expected = Some(format!("an ACME directory, e.g. `{}`", crate::model::LETSENCRYPT_DIRECTORY));
+            .expected = Some(format!(
+                "an ACME directory, e.g. `{}`",
+                crate::model::LETSENCRYPT_DIRECTORY
+            ));
         }
         let ingress_class = a.ingress_class.clone().unwrap_or_else(|| "nginx".into());
         cx.identifier(

@@ -365,7 +365,9 @@ fn with_tls_every_core_service_serves_a_cert_manager_certificate_from_a_rendered
             assert_eq!(spec["duration"], "2592000s", "{label}");
             assert_eq!(spec["renewBeforePercentage"], 33, "{label}");
             let dns = strings(&spec["dnsNames"]);
-            let host = if svc == "postgres" && env.services.postgres.as_ref().unwrap().common.replicas > 1 {
+            let host = if svc == "postgres"
+                && env.services.postgres.as_ref().unwrap().common.replicas > 1
+            {
                 "postgres-rw"
             } else {
                 svc
@@ -375,7 +377,10 @@ fn with_tls_every_core_service_serves_a_cert_manager_certificate_from_a_rendered
                 format!("{host}.{ns}.svc"),
                 format!("{host}.{ns}.svc.cluster.local"),
             ] {
-                assert!(dns.contains(&name.as_str()), "{label}: {svc}: {name} not in {dns:?}");
+                assert!(
+                    dns.contains(&name.as_str()),
+                    "{label}: {svc}: {name} not in {dns:?}"
+                );
             }
             // Every StatefulSet pod by its headless name (routes and raft joins).
             if let Some(sts) = objects
@@ -388,9 +393,13 @@ fn with_tls_every_core_service_serves_a_cert_manager_certificate_from_a_rendered
                     assert!(dns.contains(&pod.as_str()), "{label}: {pod} not in {dns:?}");
                 }
                 // The Secret is mounted where the server configuration reads it.
-                let volumes = sts["spec"]["template"]["spec"]["volumes"].as_array().unwrap();
+                let volumes = sts["spec"]["template"]["spec"]["volumes"]
+                    .as_array()
+                    .unwrap();
                 assert!(
-                    volumes.iter().any(|v| v["secret"]["secretName"] == format!("{svc}-tls")),
+                    volumes
+                        .iter()
+                        .any(|v| v["secret"]["secretName"] == format!("{svc}-tls")),
                     "{label}: {svc} does not mount its certificate"
                 );
             }
@@ -400,42 +409,85 @@ fn with_tls_every_core_service_serves_a_cert_manager_certificate_from_a_rendered
         }
         // OpenBao's own listener comes from the bootstrap CA, the others from OpenBao's
         // PKI through the Vault issuer, which trusts OpenBao's listener by that CA.
-        assert_eq!(find("Certificate", "vault")["spec"]["issuerRef"]["name"], "controlplane-ca");
-        assert_eq!(find("Certificate", "redis")["spec"]["issuerRef"]["name"], "openbao-pki");
+        assert_eq!(
+            find("Certificate", "vault")["spec"]["issuerRef"]["name"],
+            "controlplane-ca"
+        );
+        assert_eq!(
+            find("Certificate", "redis")["spec"]["issuerRef"]["name"],
+            "openbao-pki"
+        );
         let vault = &find("Issuer", "openbao-pki")["spec"]["vault"];
         assert_eq!(vault["server"], format!("https://vault.{ns}.svc:8200"));
         assert_eq!(vault["caBundleSecretRef"]["name"], "vault-tls");
-        assert_eq!(vault["auth"]["kubernetes"]["serviceAccountRef"]["name"], "cert-manager-vault");
+        assert_eq!(
+            vault["auth"]["kubernetes"]["serviceAccountRef"]["name"],
+            "cert-manager-vault"
+        );
         // The servers' configurations take TLS the way the process platform's do.
         let conf = |cm: &str, key: &str| {
-            find("ConfigMap", cm)["data"][key].as_str().unwrap().to_owned()
+            find("ConfigMap", cm)["data"][key]
+                .as_str()
+                .unwrap()
+                .to_owned()
         };
         let redis = conf("redis-config", "redis.conf");
-        assert!(redis.contains("port 0\n") && redis.contains("tls-port 6379\n"), "{label}: {redis}");
-        assert!(redis.contains("tls-cert-file /etc/controlplane/tls/server.crt"), "{label}");
+        assert!(
+            redis.contains("port 0\n") && redis.contains("tls-port 6379\n"),
+            "{label}: {redis}"
+        );
+        assert!(
+            redis.contains("tls-cert-file /etc/controlplane/tls/server.crt"),
+            "{label}"
+        );
         let nats = conf("nats-config", "nats.conf");
-        assert!(nats.contains("https: ") && nats.contains("cert_file: \"/etc/controlplane/tls/server.crt\""), "{label}: {nats}");
+        assert!(
+            nats.contains("https: ")
+                && nats.contains("cert_file: \"/etc/controlplane/tls/server.crt\""),
+            "{label}: {nats}"
+        );
         assert!(!nats.contains("allow_non_tls"), "{label}");
         let hcl = conf("vault-config", "config.hcl");
-        assert!(hcl.contains("tls_min_version = \"tls13\"") && !hcl.contains("tls_disable"), "{label}: {hcl}");
+        assert!(
+            hcl.contains("tls_min_version = \"tls13\"") && !hcl.contains("tls_disable"),
+            "{label}: {hcl}"
+        );
         match objects.iter().find(|o| o["kind"] == "Cluster") {
             Some(cluster) => {
                 let spec = &cluster["spec"];
                 assert_eq!(spec["certificates"]["serverTLSSecret"], "postgres-tls");
                 assert_eq!(spec["certificates"]["serverCASecret"], "postgres-tls");
-                assert_eq!(spec["postgresql"]["parameters"]["ssl_min_protocol_version"], "TLSv1.3");
-                assert_eq!(strings(&spec["postgresql"]["pg_hba"]), ["hostnossl all all all reject"]);
+                assert_eq!(
+                    spec["postgresql"]["parameters"]["ssl_min_protocol_version"],
+                    "TLSv1.3"
+                );
+                assert_eq!(
+                    strings(&spec["postgresql"]["pg_hba"]),
+                    ["hostnossl all all all reject"]
+                );
             }
             None => {
                 let pg = conf("postgres-config", "postgresql.conf");
-                assert!(pg.contains("ssl = on") && pg.contains("ssl_min_protocol_version = 'TLSv1.3'"), "{label}");
+                assert!(
+                    pg.contains("ssl = on") && pg.contains("ssl_min_protocol_version = 'TLSv1.3'"),
+                    "{label}"
+                );
                 let hba = conf("postgres-config", "pg_hba.conf");
-                assert!(hba.contains("hostssl") && !hba.lines().any(|l| l.starts_with("host ")), "{label}: {hba}");
+                assert!(
+                    hba.contains("hostssl") && !hba.lines().any(|l| l.starts_with("host ")),
+                    "{label}: {hba}"
+                );
             }
         }
         // Apps reach the services over TLS and verify them with the CA.
         let app = &find("ConfigMap", "capsule-registry-config")["data"];
-        assert!(app["POSTGRES_URL"].as_str().unwrap().contains("sslmode=verify-full"), "{label}");
+        assert!(
+            app["POSTGRES_URL"]
+                .as_str()
+                .unwrap()
+                .contains("sslmode=verify-full"),
+            "{label}"
+        );
         assert_eq!(app["REDIS_URL"], "rediss://redis:6379");
         assert_eq!(app["NATS_URL"], "tls://nats:4222");
         assert_eq!(app["VAULT_ADDR"], "https://vault:8200");

@@ -400,6 +400,53 @@ fn compose_files_pass_docker_compose_config() {
 }
 
 #[test]
+fn with_tls_compose_mounts_each_services_certificate_from_the_state_directory() {
+    let out = support::render(support::ENVS);
+    for env in ["staging", "production"] {
+        let text = &out.files[&format!("compose/{env}/docker-compose.yaml")];
+        let compose: Value = serde_saphyr::from_str(text).unwrap();
+        for svc in ["postgres", "redis", "nats", "vault"] {
+            let volumes: Vec<&str> = compose["services"][svc]["volumes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(Value::as_str)
+                .collect();
+            // The folder `up` writes (server.crt, server.key, ca.crt), never rendered/.
+            let want = format!("../../../.controlplane/{env}/{svc}/tls:/etc/controlplane/tls:ro");
+            assert!(
+                volumes.contains(&want.as_str()),
+                "{env}: {svc}: {volumes:?}"
+            );
+        }
+        let app = &compose["services"]["capsule-registry"];
+        assert_eq!(
+            app["environment"]["REDIS_URL"], "rediss://redis:6379",
+            "{env}"
+        );
+        assert_eq!(
+            app["volumes"][0],
+            format!("../../../.controlplane/{env}/tls/ca.crt:/etc/controlplane/tls/ca.crt:ro")
+        );
+        let pg = &out.files[&format!("compose/{env}/config/postgresql.conf")];
+        assert!(
+            pg.contains("ssl_cert_file = '/etc/controlplane/tls/server.crt'"),
+            "{pg}"
+        );
+        let hba = &out.files[&format!("compose/{env}/config/pg_hba.conf")];
+        assert!(!hba.lines().any(|l| l.starts_with("host ")), "{hba}");
+    }
+    // No key or certificate is ever written under rendered/.
+    assert!(
+        !out.files.values().any(|t| t.contains("PRIVATE KEY")),
+        "a private key in the rendered tree"
+    );
+    // Dev has TLS off: nothing mounted, plain URLs.
+    let dev = &out.files["compose/dev/docker-compose.yaml"];
+    assert!(!dev.contains("/etc/controlplane/tls"), "{dev}");
+}
+
+#[test]
 fn nats_is_scraped_through_its_exporter_and_the_webhook_url_comes_from_a_file() {
     let out = support::render(support::ENVS);
     let file = |p: &str| {
@@ -423,7 +470,11 @@ fn nats_is_scraped_through_its_exporter_and_the_webhook_url_comes_from_a_file() 
         let tls: &[&str] = if *env == "dev" {
             &["http://nats:8222"]
         } else {
-            &["-tlscacert", "/etc/controlplane/tls/ca.crt", "https://nats:8222"]
+            &[
+                "-tlscacert",
+                "/etc/controlplane/tls/ca.crt",
+                "https://nats:8222",
+            ]
         };
         let want: Vec<&str> = ["-port", "7777", "-varz", "-connz", "-jsz=all", "-routez"]
             .into_iter()

@@ -451,8 +451,10 @@ fn tls(env: &Environment) -> Value {
     }
     let ns = &env.namespace;
     let s = &env.services;
-    let issuer_ref = |kind: &str, name: &str| json!({"group": "cert-manager.io", "kind": kind, "name": name});
-    let (bootstrap, vault_issuer, services_issuer, vault_own_issuer) = match &env.tls.cluster_issuer {
+    let issuer_ref =
+        |kind: &str, name: &str| json!({"group": "cert-manager.io", "kind": kind, "name": name});
+    let (bootstrap, vault_issuer, services_issuer, vault_own_issuer) = match &env.tls.cluster_issuer
+    {
         Some(name) => {
             let r = issuer_ref("ClusterIssuer", name);
             (false, Value::Null, r.clone(), r)
@@ -483,7 +485,8 @@ fn tls(env: &Environment) -> Value {
     for kind in s.enabled() {
         let c = s.common(kind).expect("enabled");
         let name = kind.as_str();
-        let dns: Vec<String> = if kind == CoreKind::Postgres && crate::topology::postgres_cnpg(env) {
+        let dns: Vec<String> = if kind == CoreKind::Postgres && crate::topology::postgres_cnpg(env)
+        {
             // The Services CloudNativePG makes for its cluster.
             ["postgres-rw", "postgres-r", "postgres-ro"]
                 .iter()
@@ -508,10 +511,7 @@ fn tls(env: &Environment) -> Value {
             "issuer": issuer,
         }));
     }
-    let ca_secret = s
-        .enabled()
-        .first()
-        .map(|k| format!("{}-tls", k.as_str()));
+    let ca_secret = s.enabled().first().map(|k| format!("{}-tls", k.as_str()));
     let acme: Vec<Value> = env
         .tls
         .acme_issuers
@@ -580,10 +580,7 @@ fn app_tls_env(env: &Environment) -> BTreeMap<String, String> {
         );
     }
     if let Some(n) = &s.nats {
-        out.insert(
-            "NATS_URL".into(),
-            format!("tls://nats:{}", n.common.port),
-        );
+        out.insert("NATS_URL".into(), format!("tls://nats:{}", n.common.port));
     }
     if let Some(v) = s.vault.as_ref().filter(|_| vault_tls(env)) {
         out.insert(
@@ -771,7 +768,10 @@ fn cnpg(env: &Environment, bindings: &BTreeMap<String, Vec<SecretBinding>>) -> V
     let mut parameters = pg.settings.clone();
     let mut pg_hba = Vec::new();
     if let Some(t) = serverconf::server_tls(env, TLS_DIR) {
-        parameters.insert("ssl_min_protocol_version".into(), serverconf::pg_min_protocol(&t));
+        parameters.insert(
+            "ssl_min_protocol_version".into(),
+            serverconf::pg_min_protocol(&t),
+        );
         if t.required {
             pg_hba.push(serverconf::PG_HBA_REFUSE_PLAINTEXT);
         }

@@ -162,7 +162,10 @@ pub fn overlay_files(
     if !custom_cluster_kinds.is_empty() {
         let mut transformers = Vec::new();
         for kind in custom_cluster_kinds {
-            let file = format!("transformers/cluster-scoped-{}.yaml", kind.to_ascii_lowercase());
+            let file = format!(
+                "transformers/cluster-scoped-{}.yaml",
+                kind.to_ascii_lowercase()
+            );
             let transformer = json!({
                 "apiVersion": "builtin",
                 "kind": "PatchTransformer",
