@@ -76,7 +76,27 @@ pub struct Tls {
     pub renew_at_percent: u8,
     /// Where certificates come from.
     pub ca: TlsCa,
+    /// On Kubernetes: an existing cert-manager `ClusterIssuer` that signs the
+    /// services' certificates, instead of the OpenBao PKI `Issuer` rendered per
+    /// environment.
+    pub cluster_issuer: Option<String>,
+    /// ACME `ClusterIssuer`s the environment manages on Kubernetes, by name.
+    pub acme_issuers: BTreeMap<String, AcmeIssuer>,
 }
+
+/// An ACME `ClusterIssuer` the environment manages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AcmeIssuer {
+    /// The account's contact address.
+    pub email: String,
+    /// The ACME directory URL.
+    pub server: String,
+    /// The ingress class solving HTTP-01 challenges.
+    pub ingress_class: String,
+}
+
+/// Let's Encrypt's production ACME directory, the default `server`.
+pub const LETSENCRYPT_DIRECTORY: &str = "https://acme-v02.api.letsencrypt.org/directory";
 
 impl Tls {
     /// Listeners serve TLS (`on` or `required`).

@@ -99,6 +99,37 @@ pub struct RawTls {
     pub ca_cert: Option<String>,
     /// The CA private key (PEM) for `ca: ref`, a secret reference.
     pub ca_key: Option<String>,
+    /// On Kubernetes, which cert-manager issuer signs the services' certificates: by
+    /// default an `Issuer` using the environment's OpenBao PKI engine (Kubernetes
+    /// auth); `cluster_issuer: <name>` uses an existing `ClusterIssuer` instead.
+    pub issuer: RawTlsIssuer,
+    /// ACME `ClusterIssuer`s this environment manages on Kubernetes, by name (the
+    /// names Ingresses give in `ingress.cluster_issuer`), e.g.
+    /// `letsencrypt-prod: {email: ops@example.com}`. Issuers not listed here are
+    /// expected to exist in the cluster.
+    pub acme_issuers: BTreeMap<String, RawAcmeIssuer>,
+}
+
+/// Which cert-manager issuer signs the services' certificates on Kubernetes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawTlsIssuer {
+    /// An existing `ClusterIssuer` by name, instead of the OpenBao PKI `Issuer`.
+    pub cluster_issuer: Option<String>,
+}
+
+/// An ACME `ClusterIssuer` (Let's Encrypt) solving HTTP-01 challenges through an
+/// ingress class.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAcmeIssuer {
+    /// The account's contact address (required).
+    pub email: Option<String>,
+    /// The ACME directory (default Let's Encrypt production,
+    /// `https://acme-v02.api.letsencrypt.org/directory`).
+    pub server: Option<String>,
+    /// The ingress class that solves HTTP-01 challenges (default `nginx`).
+    pub ingress_class: Option<String>,
 }
 
 /// TLS mode of the platform's listeners.

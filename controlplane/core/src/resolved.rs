@@ -87,6 +87,23 @@ fn tls(t: &crate::model::Tls) -> RawTls {
         ca: Some(ca),
         ca_cert,
         ca_key,
+        issuer: crate::raw::RawTlsIssuer {
+            cluster_issuer: t.cluster_issuer.clone(),
+        },
+        acme_issuers: t
+            .acme_issuers
+            .iter()
+            .map(|(name, a)| {
+                (
+                    name.clone(),
+                    crate::raw::RawAcmeIssuer {
+                        email: Some(a.email.clone()),
+                        server: Some(a.server.clone()),
+                        ingress_class: Some(a.ingress_class.clone()),
+                    },
+                )
+            })
+            .collect(),
     }
 }
 

@@ -565,6 +565,49 @@ pub fn server_tls(env: &Environment, dir: &str) -> Option<ServerTls> {
     })
 }
 
+/// A core server's configuration file, for [`with_tls`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerFile {
+    /// [`postgresql_conf`]'s.
+    PostgresqlConf,
+    /// [`pg_hba_conf`]'s.
+    PgHbaConf,
+    /// [`redis_conf`]'s.
+    RedisConf,
+    /// [`nats_conf`]'s or [`nats_node_conf`]'s.
+    NatsConf,
+    /// [`vault_hcl`]'s or [`vault_node_hcl`]'s.
+    VaultHcl,
+}
+
+/// `text`, a core server's configuration file as this module wrote it, with the
+/// environment's TLS: the one place every platform (processes, containers, ConfigMaps)
+/// takes its listeners' TLS settings from, so they agree.
+pub fn with_tls(env: &Environment, file: ServerFile, text: &str, t: &ServerTls) -> String {
+    match file {
+        ServerFile::PostgresqlConf => format!("{text}{}", postgresql_tls_conf(t)),
+        ServerFile::PgHbaConf if t.required => pg_hba_hostssl(text),
+        ServerFile::PgHbaConf => text.to_owned(),
+        ServerFile::RedisConf => match env.services.redis.as_ref() {
+            Some(r) => format!("{text}{}", redis_tls_conf(r, t)),
+            None => text.to_owned(),
+        },
+        ServerFile::NatsConf => nats_tls_conf(text, t),
+        ServerFile::VaultHcl => vault_tls_hcl(text, t),
+    }
+}
+
+/// The `pg_hba` rule that refuses every plaintext network connection, for a server
+/// whose other rules we do not write (a CloudNativePG cluster's: the operator adds its
+/// own `host` rules after the user's). With TLS required, the equivalent of
+/// [`pg_hba_hostssl`].
+pub const PG_HBA_REFUSE_PLAINTEXT: &str = "hostnossl all all all reject";
+
+/// `ssl_min_protocol_version`'s value for `tls.min_version`.
+pub fn pg_min_protocol(t: &ServerTls) -> String {
+    format!("TLSv{}", t.min_version)
+}
+
 /// `postgresql.conf` lines for TLS (after [`postgresql_conf`]'s: the later setting
 /// wins). PostgreSQL rereads the files on `pg_reload_conf()`.
 pub fn postgresql_tls_conf(t: &ServerTls) -> String {
@@ -575,7 +618,7 @@ pub fn postgresql_tls_conf(t: &ServerTls) -> String {
     );
     let _ = writeln!(s, "ssl_cert_file = {}", pg_string(&t.cert));
     let _ = writeln!(s, "ssl_key_file = {}", pg_string(&t.key));
-    let _ = writeln!(s, "ssl_min_protocol_version = 'TLSv{}'", t.min_version);
+    let _ = writeln!(s, "ssl_min_protocol_version = '{}'", pg_min_protocol(t));
     s
 }
 

@@ -2040,12 +2040,69 @@ fn tls(cx: &mut Cx<'_>, raw: &raw::RawTls, tier: Tier) -> Tls {
                 Some("`tls.ca: ref`, or remove this setting".into());
         }
     }
+    let cluster_issuer = raw.issuer.cluster_issuer.clone();
+    if let Some(name) = &cluster_issuer {
+        cx.identifier(
+            "tls.issuer.cluster_issuer",
+            name,
+            Ident::Dns("ClusterIssuer name", "corp-ca"),
+        );
+    }
+    let mut acme_issuers = BTreeMap::new();
+    for (name, a) in &raw.acme_issuers {
+        let path = format!("tls.acme_issuers.{name}");
+        cx.identifier(
+            &path,
+            name,
+            Ident::Dns("ClusterIssuer name", "letsencrypt-prod"),
+        );
+        let email = a.email.clone().unwrap_or_default();
+        if !email.contains('@') || email.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            cx.err(
+                &format!("{path}.email"),
+                format!("`{email}` is not an e-mail address"),
+            )
+            .expected = Some("the ACME account's contact, e.g. `ops@example.com`".into());
+        }
+        let server = a
+            .server
+            .clone()
+            .unwrap_or_else(|| crate::model::LETSENCRYPT_DIRECTORY.into());
+        if !server.starts_with("https://")
+            || server.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            cx.err(
+                &format!("{path}.server"),
+                format!("`{server}` is not an https:// URL"),
+            )
+            .expected = Some(format!(
+                "an ACME directory, e.g. `{}`",
+                crate::model::LETSENCRYPT_DIRECTORY
+            ));
+        }
+        let ingress_class = a.ingress_class.clone().unwrap_or_else(|| "nginx".into());
+        cx.identifier(
+            &format!("{path}.ingress_class"),
+            &ingress_class,
+            Ident::Dns("ingress class", "nginx"),
+        );
+        acme_issuers.insert(
+            name.clone(),
+            crate::model::AcmeIssuer {
+                email,
+                server,
+                ingress_class,
+            },
+        );
+    }
     Tls {
         mode,
         min_version,
         lifetime,
         renew_at_percent,
         ca,
+        cluster_issuer,
+        acme_issuers,
     }
 }
 

@@ -59,6 +59,18 @@ fn rendered_custom_resources() -> Vec<(String, Vec<Value>)> {
         "staging (clustered)".into(),
         support::load_with("staging", &staging),
     ));
+    // TLS from an existing ClusterIssuer, and the ACME ClusterIssuer its Ingress
+    // names managed by the environment.
+    envs.push((
+        "production (cluster issuer, managed ACME issuer)".into(),
+        support::load_with(
+            "production",
+            &[
+                "tls.issuer.cluster_issuer=corp-ca",
+                "tls.acme_issuers.letsencrypt-prod.email=ops@anumate.io",
+            ],
+        ),
+    ));
     envs.into_iter()
         .map(|(label, env)| {
             let wanted = kustomize::index(&renderer.kubernetes_objects(&env, false).unwrap());
@@ -137,6 +149,9 @@ fn rendered_custom_resources_validate_against_the_vendored_crds() {
         "PrometheusRule",
         "Cluster",
         "PodMonitor",
+        "Certificate",
+        "Issuer",
+        "ClusterIssuer",
     ] {
         assert!(
             kinds.contains(kind),
@@ -308,4 +323,212 @@ fn the_secret_store_settings_are_validated() {
         json!({"mountPath": "k8s/staging", "role": "eso", "serviceAccountRef": {"name": "external-secrets-vault"}})
     );
     assert!(crds().validate(store).is_ok());
+}
+
+/// The environment's objects, every kind, as `kubectl kustomize` prints them.
+fn all_objects(env: &cp_core::Environment) -> Vec<Value> {
+    let renderer = cp_core::render::Renderer::new(&support::templates()).unwrap();
+    let wanted = kustomize::index(&renderer.kubernetes_objects(env, false).unwrap());
+    kustomize::expected_overlay_output(env.name.as_str(), &env.namespace, &wanted)
+}
+
+fn strings(v: &Value) -> Vec<&str> {
+    v.as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn with_tls_every_core_service_serves_a_cert_manager_certificate_from_a_rendered_issuer() {
+    for (label, env) in [
+        ("staging", support::load("staging")),
+        (
+            "production (clustered)",
+            support::load_with("production", support::CLUSTERED),
+        ),
+    ] {
+        assert!(env.tls.required(), "{label}: TLS is required outside dev");
+        let objects = all_objects(&env);
+        let find = |kind: &str, name: &str| {
+            objects
+                .iter()
+                .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+                .unwrap_or_else(|| panic!("{label}: no {kind}/{name}"))
+        };
+        let ns = &env.namespace;
+        for svc in ["postgres", "redis", "nats", "vault"] {
+            let cert = find("Certificate", svc);
+            let spec = &cert["spec"];
+            assert_eq!(spec["secretName"], format!("{svc}-tls"), "{label}");
+            assert_eq!(spec["privateKey"]["rotationPolicy"], "Always", "{label}");
+            // 30 days, renewed with a third left (renew_at_percent 67).
+            assert_eq!(spec["duration"], "2592000s", "{label}");
+            assert_eq!(spec["renewBeforePercentage"], 33, "{label}");
+            let dns = strings(&spec["dnsNames"]);
+            let host = if svc == "postgres"
+                && env.services.postgres.as_ref().unwrap().common.replicas > 1
+            {
+                "postgres-rw"
+            } else {
+                svc
+            };
+            for name in [
+                host.to_owned(),
+                format!("{host}.{ns}.svc"),
+                format!("{host}.{ns}.svc.cluster.local"),
+            ] {
+                assert!(
+                    dns.contains(&name.as_str()),
+                    "{label}: {svc}: {name} not in {dns:?}"
+                );
+            }
+            // Every StatefulSet pod by its headless name (routes and raft joins).
+            if let Some(sts) = objects
+                .iter()
+                .find(|o| o["kind"] == "StatefulSet" && o["metadata"]["name"] == svc)
+            {
+                let replicas = sts["spec"]["replicas"].as_u64().unwrap();
+                for i in 0..replicas {
+                    let pod = format!("{svc}-{i}.{svc}.{ns}.svc");
+                    assert!(dns.contains(&pod.as_str()), "{label}: {pod} not in {dns:?}");
+                }
+                // The Secret is mounted where the server configuration reads it.
+                let volumes = sts["spec"]["template"]["spec"]["volumes"]
+                    .as_array()
+                    .unwrap();
+                assert!(
+                    volumes
+                        .iter()
+                        .any(|v| v["secret"]["secretName"] == format!("{svc}-tls")),
+                    "{label}: {svc} does not mount its certificate"
+                );
+            }
+            let issuer = &spec["issuerRef"];
+            assert_eq!(issuer["kind"], "Issuer", "{label}");
+            find("Issuer", issuer["name"].as_str().unwrap());
+        }
+        // OpenBao's own listener comes from the bootstrap CA, the others from OpenBao's
+        // PKI through the Vault issuer, which trusts OpenBao's listener by that CA.
+        assert_eq!(
+            find("Certificate", "vault")["spec"]["issuerRef"]["name"],
+            "controlplane-ca"
+        );
+        assert_eq!(
+            find("Certificate", "redis")["spec"]["issuerRef"]["name"],
+            "openbao-pki"
+        );
+        let vault = &find("Issuer", "openbao-pki")["spec"]["vault"];
+        assert_eq!(vault["server"], format!("https://vault.{ns}.svc:8200"));
+        assert_eq!(vault["caBundleSecretRef"]["name"], "vault-tls");
+        assert_eq!(
+            vault["auth"]["kubernetes"]["serviceAccountRef"]["name"],
+            "cert-manager-vault"
+        );
+        // The servers' configurations take TLS the way the process platform's do.
+        let conf = |cm: &str, key: &str| {
+            find("ConfigMap", cm)["data"][key]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        };
+        let redis = conf("redis-config", "redis.conf");
+        assert!(
+            redis.contains("port 0\n") && redis.contains("tls-port 6379\n"),
+            "{label}: {redis}"
+        );
+        assert!(
+            redis.contains("tls-cert-file /etc/controlplane/tls/server.crt"),
+            "{label}"
+        );
+        let nats = conf("nats-config", "nats.conf");
+        assert!(
+            nats.contains("https: ")
+                && nats.contains("cert_file: \"/etc/controlplane/tls/server.crt\""),
+            "{label}: {nats}"
+        );
+        assert!(!nats.contains("allow_non_tls"), "{label}");
+        let hcl = conf("vault-config", "config.hcl");
+        assert!(
+            hcl.contains("tls_min_version = \"tls13\"") && !hcl.contains("tls_disable"),
+            "{label}: {hcl}"
+        );
+        match objects.iter().find(|o| o["kind"] == "Cluster") {
+            Some(cluster) => {
+                let spec = &cluster["spec"];
+                assert_eq!(spec["certificates"]["serverTLSSecret"], "postgres-tls");
+                assert_eq!(spec["certificates"]["serverCASecret"], "postgres-tls");
+                assert_eq!(
+                    spec["postgresql"]["parameters"]["ssl_min_protocol_version"],
+                    "TLSv1.3"
+                );
+                assert_eq!(
+                    strings(&spec["postgresql"]["pg_hba"]),
+                    ["hostnossl all all all reject"]
+                );
+            }
+            None => {
+                let pg = conf("postgres-config", "postgresql.conf");
+                assert!(
+                    pg.contains("ssl = on") && pg.contains("ssl_min_protocol_version = 'TLSv1.3'"),
+                    "{label}"
+                );
+                let hba = conf("postgres-config", "pg_hba.conf");
+                assert!(
+                    hba.contains("hostssl") && !hba.lines().any(|l| l.starts_with("host ")),
+                    "{label}: {hba}"
+                );
+            }
+        }
+        // Apps reach the services over TLS and verify them with the CA.
+        let app = &find("ConfigMap", "capsule-registry-config")["data"];
+        assert!(
+            app["POSTGRES_URL"]
+                .as_str()
+                .unwrap()
+                .contains("sslmode=verify-full"),
+            "{label}"
+        );
+        assert_eq!(app["REDIS_URL"], "rediss://redis:6379");
+        assert_eq!(app["NATS_URL"], "tls://nats:4222");
+        assert_eq!(app["VAULT_ADDR"], "https://vault:8200");
+        assert_eq!(app["PGSSLROOTCERT"], "/etc/controlplane/tls/ca.crt");
+    }
+}
+
+#[test]
+fn an_existing_cluster_issuer_signs_everything_and_managed_acme_issuers_are_rendered() {
+    let env = support::load_with(
+        "production",
+        &[
+            "tls.issuer.cluster_issuer=corp-ca",
+            "tls.acme_issuers.letsencrypt-prod.email=ops@anumate.io",
+        ],
+    );
+    let objects = all_objects(&env);
+    assert!(
+        !objects.iter().any(|o| o["kind"] == "Issuer"),
+        "no Issuer of our own with a ClusterIssuer named"
+    );
+    for c in objects.iter().filter(|o| o["kind"] == "Certificate") {
+        assert_eq!(c["spec"]["issuerRef"]["kind"], "ClusterIssuer");
+        assert_eq!(c["spec"]["issuerRef"]["name"], "corp-ca");
+    }
+    let acme = objects
+        .iter()
+        .find(|o| o["kind"] == "ClusterIssuer" && o["metadata"]["name"] == "letsencrypt-prod")
+        .expect("the ClusterIssuer the Ingress names");
+    assert!(acme["metadata"]["namespace"].is_null(), "cluster-scoped");
+    assert_eq!(acme["spec"]["acme"]["email"], "ops@anumate.io");
+    assert_eq!(
+        acme["spec"]["acme"]["server"],
+        "https://acme-v02.api.letsencrypt.org/directory"
+    );
+    let ingress = objects
+        .iter()
+        .find(|o| o["kind"] == "Ingress")
+        .expect("an Ingress");
+    assert_eq!(
+        ingress["metadata"]["annotations"]["cert-manager.io/cluster-issuer"],
+        "letsencrypt-prod"
+    );
 }

@@ -187,6 +187,43 @@ fn kustomize_builds_a_clustered_production_into_exactly_its_objects() {
 }
 
 #[test]
+fn kustomize_builds_an_environment_that_manages_its_cluster_issuer_without_a_namespace_on_it() {
+    // Kustomize would give the custom cluster-scoped ClusterIssuer the overlay's
+    // namespace (it does not know its scope), which the API server refuses.
+    let env = support::load_with(
+        "production",
+        &[
+            "tls.issuer.cluster_issuer=corp-ca",
+            "tls.acme_issuers.letsencrypt-prod.email=ops@anumate.io",
+        ],
+    );
+    let out = support::render_loaded(std::slice::from_ref(&env));
+    let tmp = tempfile::tempdir().unwrap();
+    write_tree(tmp.path(), &out);
+    let renderer = cp_core::render::Renderer::new(&support::templates()).unwrap();
+    let built = by_key(kustomize(tmp.path(), "production"));
+    let wanted = kustomize::index(&renderer.kubernetes_objects(&env, false).unwrap());
+    let expected = by_key(kustomize::expected_overlay_output(
+        "production",
+        &env.namespace,
+        &wanted,
+    ));
+    assert_eq!(
+        built.keys().collect::<Vec<_>>(),
+        expected.keys().collect::<Vec<_>>()
+    );
+    for (k, v) in &expected {
+        assert_eq!(&built[k], v, "{k:?} differs after kustomize");
+    }
+    let issuer = find(&built, "ClusterIssuer", "letsencrypt-prod").expect("the ClusterIssuer");
+    assert!(issuer["metadata"]["namespace"].is_null(), "{issuer}");
+    assert_eq!(
+        find(&built, "Certificate", "postgres").unwrap()["metadata"]["namespace"],
+        "anumate-production"
+    );
+}
+
+#[test]
 fn overlays_carry_each_environments_replicas_resources_scaling_probes_and_namespace() {
     let out = support::render(support::ENVS);
     let tmp = tempfile::tempdir().unwrap();
@@ -363,6 +400,53 @@ fn compose_files_pass_docker_compose_config() {
 }
 
 #[test]
+fn with_tls_compose_mounts_each_services_certificate_from_the_state_directory() {
+    let out = support::render(support::ENVS);
+    for env in ["staging", "production"] {
+        let text = &out.files[&format!("compose/{env}/docker-compose.yaml")];
+        let compose: Value = serde_saphyr::from_str(text).unwrap();
+        for svc in ["postgres", "redis", "nats", "vault"] {
+            let volumes: Vec<&str> = compose["services"][svc]["volumes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(Value::as_str)
+                .collect();
+            // The folder `up` writes (server.crt, server.key, ca.crt), never rendered/.
+            let want = format!("../../../.controlplane/{env}/{svc}/tls:/etc/controlplane/tls:ro");
+            assert!(
+                volumes.contains(&want.as_str()),
+                "{env}: {svc}: {volumes:?}"
+            );
+        }
+        let app = &compose["services"]["capsule-registry"];
+        assert_eq!(
+            app["environment"]["REDIS_URL"], "rediss://redis:6379",
+            "{env}"
+        );
+        assert_eq!(
+            app["volumes"][0],
+            format!("../../../.controlplane/{env}/tls/ca.crt:/etc/controlplane/tls/ca.crt:ro")
+        );
+        let pg = &out.files[&format!("compose/{env}/config/postgresql.conf")];
+        assert!(
+            pg.contains("ssl_cert_file = '/etc/controlplane/tls/server.crt'"),
+            "{pg}"
+        );
+        let hba = &out.files[&format!("compose/{env}/config/pg_hba.conf")];
+        assert!(!hba.lines().any(|l| l.starts_with("host ")), "{hba}");
+    }
+    // No key or certificate is ever written under rendered/.
+    assert!(
+        !out.files.values().any(|t| t.contains("PRIVATE KEY")),
+        "a private key in the rendered tree"
+    );
+    // Dev has TLS off: nothing mounted, plain URLs.
+    let dev = &out.files["compose/dev/docker-compose.yaml"];
+    assert!(!dev.contains("/etc/controlplane/tls"), "{dev}");
+}
+
+#[test]
 fn nats_is_scraped_through_its_exporter_and_the_webhook_url_comes_from_a_file() {
     let out = support::render(support::ENVS);
     let file = |p: &str| {
@@ -381,19 +465,22 @@ fn nats_is_scraped_through_its_exporter_and_the_webhook_url_comes_from_a_file() 
             .iter()
             .map(|v| v.as_str().unwrap())
             .collect();
-        assert_eq!(
-            cmd,
-            [
-                "-port",
-                "7777",
-                "-varz",
-                "-connz",
-                "-jsz=all",
-                "-routez",
-                "http://nats:8222"
-            ],
-            "{env}"
-        );
+        // Over TLS (staging and production require it) the exporter reads the
+        // monitoring port over https and verifies it with the environment's CA.
+        let tls: &[&str] = if *env == "dev" {
+            &["http://nats:8222"]
+        } else {
+            &[
+                "-tlscacert",
+                "/etc/controlplane/tls/ca.crt",
+                "https://nats:8222",
+            ]
+        };
+        let want: Vec<&str> = ["-port", "7777", "-varz", "-connz", "-jsz=all", "-routez"]
+            .into_iter()
+            .chain(tls.iter().copied())
+            .collect();
+        assert_eq!(cmd, want, "{env}");
         let prom = file(&format!("prometheus/{env}/prometheus.yaml"));
         assert!(prom.contains("[\"nats-exporter:7777\"]"), "{env}: {prom}");
         assert!(

@@ -172,6 +172,9 @@ pub fn install_hint(api_version: &str) -> &'static str {
         "monitoring.coreos.com" => {
             "install the Prometheus operator's CRDs (prometheus-operator v0.93 or later, e.g. with kube-prometheus-stack), or set monitoring.enabled: false"
         }
+        "cert-manager.io" => {
+            "install cert-manager (v1.21 or later: https://cert-manager.io/docs/installation/); TLS on Kubernetes is its Certificates"
+        }
         "external-secrets.io" => {
             "install External Secrets Operator v0.17 or later (it serves external-secrets.io/v1), or use env:// references"
         }

@@ -786,6 +786,26 @@ async fn without_the_cloudnativepg_crd_plan_refuses_and_up_applies_nothing() {
 }
 
 #[tokio::test]
+async fn without_cert_manager_a_tls_environment_is_refused_naming_it() {
+    // Staging requires TLS: its certificates are cert-manager's.
+    let fx = Fixture::new(Rollout::Immediate);
+    fx.fake.uninstall("cert-manager.io/v1", "Certificate");
+    let env = load(&[]);
+    assert!(env.tls.required());
+    let e = engine::plan(&fx.driver, &env)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("cert-manager.io/v1 Certificate") && e.contains("install cert-manager"),
+        "{e}"
+    );
+    let e = fx.up(&env).await.unwrap_err().to_string();
+    assert!(e.contains("cert-manager"), "{e}");
+    assert!(fx.fake.objects().is_empty(), "up applied objects");
+}
+
+#[tokio::test]
 async fn down_hibernates_a_cloudnativepg_cluster_and_deletes_it_only_with_volumes() {
     let fx = Fixture::new(Rollout::Immediate);
     let env = load_clustered();

@@ -381,21 +381,15 @@ fn with_tls(root: &Path, env: &Environment, unit: Unit, mut launch: Launch) -> L
     };
     let kind = unit.kind().expect("core units only");
     for f in &mut launch.files {
-        f.text = match (kind, f.name) {
-            (CoreKind::Postgres, "postgresql.conf") => {
-                format!("{}{}", f.text, serverconf::postgresql_tls_conf(&t))
-            }
-            (CoreKind::Postgres, "pg_hba.conf") if t.required => {
-                serverconf::pg_hba_hostssl(&f.text)
-            }
-            (CoreKind::Redis, "redis.conf") => match env.services.redis.as_ref() {
-                Some(r) => format!("{}{}", f.text, serverconf::redis_tls_conf(r, &t)),
-                None => continue,
-            },
-            (CoreKind::Nats, "nats.conf") => serverconf::nats_tls_conf(&f.text, &t),
-            (CoreKind::Vault, "vault.hcl") => serverconf::vault_tls_hcl(&f.text, &t),
+        let file = match (kind, f.name) {
+            (CoreKind::Postgres, "postgresql.conf") => serverconf::ServerFile::PostgresqlConf,
+            (CoreKind::Postgres, "pg_hba.conf") => serverconf::ServerFile::PgHbaConf,
+            (CoreKind::Redis, "redis.conf") => serverconf::ServerFile::RedisConf,
+            (CoreKind::Nats, "nats.conf") => serverconf::ServerFile::NatsConf,
+            (CoreKind::Vault, "vault.hcl") => serverconf::ServerFile::VaultHcl,
             _ => continue,
         };
+        f.text = serverconf::with_tls(env, file, &f.text, &t);
     }
     launch.tls = true;
     launch

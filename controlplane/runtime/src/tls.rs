@@ -459,6 +459,8 @@ mod tests {
             lifetime: cp_core::units::Duration::parse(lifetime).unwrap(),
             renew_at_percent: 67,
             ca: cp_core::model::TlsCa::Generate,
+            cluster_issuer: None,
+            acme_issuers: Default::default(),
         }
     }
 

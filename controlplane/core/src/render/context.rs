@@ -256,13 +256,31 @@ fn secret_store(env: &Environment, bindings: &BTreeMap<String, Vec<SecretBinding
     match &env.services.vault {
         Some(v) if any_vault => json!({
             "service_account": "external-secrets-vault",
-            "server": format!("http://vault.{}.svc:{}", env.namespace, v.common.port),
+            "server": format!(
+                "{}://vault.{}.svc:{}",
+                if vault_tls(env) { "https" } else { "http" },
+                env.namespace,
+                v.common.port
+            ),
+            // OpenBao's listener is verified with its certificate's CA.
+            "ca_secret": vault_tls(env).then_some("vault-tls"),
             "path": env.vault.kv_mount,
             "auth_mount": env.vault.kubernetes_auth.mount_path,
             "role": env.vault.kubernetes_auth.role,
         }),
         _ => Value::Null,
     }
+}
+
+/// OpenBao serves TLS: TLS is on and OpenBao is not a dev server (which stays plain
+/// HTTP, as on the process platform).
+fn vault_tls(env: &Environment) -> bool {
+    env.tls.enabled()
+        && env
+            .services
+            .vault
+            .as_ref()
+            .is_some_and(|v| v.mode != crate::model::VaultMode::Dev)
 }
 
 /// Server configuration files as containers see them (bind `0.0.0.0`, `/data`).
@@ -362,7 +380,217 @@ fn container_configs(env: &Environment) -> Value {
         };
         c.insert("vault_hcl".into(), json!(hcl));
     }
+    // The listeners' TLS, from the files every container mounts at TLS_DIR (a
+    // dev-mode OpenBao has no configuration file and stays plain HTTP, as on the
+    // process platform).
+    if let Some(t) = serverconf::server_tls(env, TLS_DIR) {
+        for (key, file) in [
+            ("postgresql_conf", serverconf::ServerFile::PostgresqlConf),
+            ("pg_hba_conf", serverconf::ServerFile::PgHbaConf),
+            ("redis_conf", serverconf::ServerFile::RedisConf),
+            ("nats_conf", serverconf::ServerFile::NatsConf),
+            ("vault_hcl", serverconf::ServerFile::VaultHcl),
+        ] {
+            let with_tls = c
+                .get(key)
+                .and_then(Value::as_str)
+                .map(|text| serverconf::with_tls(env, file, text, &t));
+            if let Some(text) = with_tls {
+                c.insert(key.into(), json!(text));
+            }
+        }
+    }
     Value::Object(c)
+}
+
+/// Where containers find their TLS files (`server.crt`, `server.key`, `ca.crt`): a
+/// cert-manager Secret's `tls.crt`, `tls.key` and `ca.crt` on Kubernetes, the
+/// service's `tls/` folder of the state directory in compose.
+pub const TLS_DIR: &str = "/etc/controlplane/tls";
+
+/// The OpenBao PKI mount the Kubernetes `Issuer` signs through.
+pub const PKI_MOUNT: &str = "pki";
+/// The PKI role the `Issuer` signs with (allowed names: the services' DNS names).
+pub const PKI_ROLE: &str = "services";
+/// The Vault role (Kubernetes auth) cert-manager logs in with, bound to the
+/// ServiceAccount [`PKI_SERVICE_ACCOUNT`].
+pub const PKI_AUTH_ROLE: &str = "cert-manager";
+/// The ServiceAccount cert-manager requests tokens for to log in to OpenBao.
+pub const PKI_SERVICE_ACCOUNT: &str = "cert-manager-vault";
+
+/// The DNS names of a Service `svc` in namespace `ns`, and of its StatefulSet's
+/// first `pods` pods through the headless Service.
+fn dns_names(svc: &str, ns: &str, pods: u32) -> Vec<String> {
+    let mut names = vec![
+        svc.to_owned(),
+        format!("{svc}.{ns}"),
+        format!("{svc}.{ns}.svc"),
+        format!("{svc}.{ns}.svc.cluster.local"),
+    ];
+    for i in 0..pods {
+        let pod = crate::topology::pod(svc, i);
+        names.push(format!("{pod}.{svc}.{ns}.svc"));
+        names.push(format!("{pod}.{svc}.{ns}.svc.cluster.local"));
+    }
+    names
+}
+
+/// What the Kubernetes and compose templates need for TLS (`null` when TLS is off):
+/// the cert-manager issuer and one Certificate per core service (its Secret
+/// `<service>-tls`), the issuers the environment manages, and what apps are given.
+///
+/// Issuers: with `tls.issuer.cluster_issuer`, that ClusterIssuer signs everything.
+/// Otherwise a self-signed bootstrap CA (`controlplane-ca`) signs OpenBao's own
+/// listener (its certificate cannot come from OpenBao before it runs, as on the
+/// process platform), and the services' certificates come from OpenBao's PKI engine
+/// through the Vault `Issuer` `openbao-pki` (Kubernetes auth), or from the bootstrap
+/// CA when the environment runs no OpenBao.
+fn tls(env: &Environment) -> Value {
+    if !env.tls.enabled() {
+        return Value::Null;
+    }
+    let ns = &env.namespace;
+    let s = &env.services;
+    let issuer_ref =
+        |kind: &str, name: &str| json!({"group": "cert-manager.io", "kind": kind, "name": name});
+    let (bootstrap, vault_issuer, services_issuer, vault_own_issuer) = match &env.tls.cluster_issuer
+    {
+        Some(name) => {
+            let r = issuer_ref("ClusterIssuer", name);
+            (false, Value::Null, r.clone(), r)
+        }
+        None => {
+            let ca = issuer_ref("Issuer", "controlplane-ca");
+            match s.vault.as_ref().filter(|_| vault_tls(env)) {
+                Some(v) => (
+                    true,
+                    json!({
+                        "name": "openbao-pki",
+                        "server": format!("https://vault.{ns}.svc:{}", v.common.port),
+                        "path": format!("{PKI_MOUNT}/sign/{PKI_ROLE}"),
+                        "ca_secret": "vault-tls",
+                        "auth_mount": format!("/v1/auth/{}", env.vault.kubernetes_auth.mount_path),
+                        "role": PKI_AUTH_ROLE,
+                        "service_account": PKI_SERVICE_ACCOUNT,
+                    }),
+                    issuer_ref("Issuer", "openbao-pki"),
+                    ca,
+                ),
+                None => (true, Value::Null, ca.clone(), ca),
+            }
+        }
+    };
+    let mut certificates = Vec::new();
+    let mut secrets = serde_json::Map::new();
+    for kind in s.enabled() {
+        let c = s.common(kind).expect("enabled");
+        let name = kind.as_str();
+        let dns: Vec<String> = if kind == CoreKind::Postgres && crate::topology::postgres_cnpg(env)
+        {
+            // The Services CloudNativePG makes for its cluster.
+            ["postgres-rw", "postgres-r", "postgres-ro"]
+                .iter()
+                .flat_map(|svc| dns_names(svc, ns, 0))
+                .collect()
+        } else {
+            dns_names(name, ns, c.replicas)
+        };
+        let secret = format!("{name}-tls");
+        secrets.insert(name.into(), json!(secret));
+        let issuer = if kind == CoreKind::Vault {
+            &vault_own_issuer
+        } else {
+            &services_issuer
+        };
+        certificates.push(json!({
+            "name": name,
+            // `<service>.<ns>.svc`: what clients across namespaces dial.
+            "common_name": dns[2],
+            "secret": secret,
+            "dns_names": dns,
+            "issuer": issuer,
+        }));
+    }
+    let ca_secret = s.enabled().first().map(|k| format!("{}-tls", k.as_str()));
+    let acme: Vec<Value> = env
+        .tls
+        .acme_issuers
+        .iter()
+        .map(|(name, a)| json!({"name": name, "email": a.email, "server": a.server, "ingress_class": a.ingress_class}))
+        .collect();
+    json!({
+        "dir": TLS_DIR,
+        "required": env.tls.required(),
+        "min_version": env.tls.min_version.to_string(),
+        // cert-manager's Go durations; renewal at the same point as on the process
+        // platform (renewBeforePercentage = what is left after renew_at_percent).
+        "duration": format!("{}s", env.tls.lifetime.as_secs()),
+        "renew_before_percentage": 100 - u32::from(env.tls.renew_at_percent),
+        "bootstrap": bootstrap,
+        "vault_issuer": vault_issuer,
+        "certificates": certificates,
+        "secrets": secrets,
+        // The CA apps verify the services with: `ca.crt` of a service's Secret (only
+        // that key is mounted).
+        "ca_secret": ca_secret,
+        "acme_issuers": acme,
+        "app_env": env
+            .apps
+            .iter()
+            .map(|(name, app)| {
+                // What the app sets itself wins.
+                let mut vars = app_tls_env(env);
+                vars.retain(|k, _| !app.env.contains_key(k) && !app.secrets.contains_key(k));
+                (name.to_string(), vars)
+            })
+            .collect::<BTreeMap<_, _>>(),
+    })
+}
+
+/// The environment apps get when TLS is on: where each core service answers over
+/// TLS (no credentials: those stay in the app's own secrets) and the CA to verify it
+/// with, in the variables the usual clients read (libpq's `PGSSLMODE` and
+/// `PGSSLROOTCERT`, the Vault CLI's `VAULT_CACERT`). Hosts are the short Service
+/// names, which both platforms' certificates carry (an app runs in the services'
+/// namespace on Kubernetes and on the same network in compose).
+fn app_tls_env(env: &Environment) -> BTreeMap<String, String> {
+    let s = &env.services;
+    let ca = format!("{TLS_DIR}/ca.crt");
+    let mut out = BTreeMap::new();
+    if let Some(pg) = &s.postgres {
+        let host = if crate::topology::postgres_cnpg(env) {
+            "postgres-rw"
+        } else {
+            "postgres"
+        };
+        out.insert(
+            "POSTGRES_URL".into(),
+            format!(
+                "postgres://{host}:{}/{}?sslmode=verify-full&sslrootcert={ca}",
+                pg.common.port, pg.database
+            ),
+        );
+        out.insert("PGSSLMODE".into(), "verify-full".into());
+        out.insert("PGSSLROOTCERT".into(), ca.clone());
+    }
+    if let Some(r) = &s.redis {
+        out.insert(
+            "REDIS_URL".into(),
+            format!("rediss://redis:{}", r.common.port),
+        );
+    }
+    if let Some(n) = &s.nats {
+        out.insert("NATS_URL".into(), format!("tls://nats:{}", n.common.port));
+    }
+    if let Some(v) = s.vault.as_ref().filter(|_| vault_tls(env)) {
+        out.insert(
+            "VAULT_ADDR".into(),
+            format!("https://vault:{}", v.common.port),
+        );
+        out.insert("VAULT_CACERT".into(), ca.clone());
+    }
+    out.insert("SSL_CA_FILE".into(), ca);
+    out
 }
 
 /// Ports each core service listens on, by name (for Services and probes).
@@ -535,7 +763,22 @@ fn cnpg(env: &Environment, bindings: &BTreeMap<String, Vec<SecretBinding>>) -> V
             })
         })
         .collect();
+    // TLS: the operator serves the cert-manager Secret, at the minimum version, and
+    // with TLS required refuses plaintext before its own `host` rules.
+    let mut parameters = pg.settings.clone();
+    let mut pg_hba = Vec::new();
+    if let Some(t) = serverconf::server_tls(env, TLS_DIR) {
+        parameters.insert(
+            "ssl_min_protocol_version".into(),
+            serverconf::pg_min_protocol(&t),
+        );
+        if t.required {
+            pg_hba.push(serverconf::PG_HBA_REFUSE_PLAINTEXT);
+        }
+    }
     json!({
+        "parameters": parameters,
+        "pg_hba": pg_hba,
         "image": format!("ghcr.io/cloudnative-pg/postgresql:{}", pg.common.version),
         "superuser_secret": secret("postgres-superuser"),
         "owner_secret": secret("postgres-role-anumate-admin"),
@@ -597,5 +840,6 @@ pub fn build(env: &Environment) -> Value {
         "alerting": super::monitoring::alerting(env),
         "alertmanager_webhook_url_file": ALERTMANAGER_WEBHOOK_URL_FILE,
         "boards": super::monitoring::boards(env),
+        "tls": tls(env),
     })
 }

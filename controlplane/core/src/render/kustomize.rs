@@ -151,9 +151,39 @@ pub fn overlay_files(
     if !patches.is_empty() {
         kustomization["patches"] = Value::Array(patches);
     }
+    // Kustomize gives every kind it does not know as cluster-scoped (custom ones such
+    // as ClusterIssuer) the overlay's namespace, which the API server refuses: a
+    // transformer, run after the namespace is set, takes it off again.
+    let custom_cluster_kinds: std::collections::BTreeSet<&str> = wanted
+        .keys()
+        .map(|k| k.kind.as_str())
+        .filter(|k| cluster_scoped(k) && CUSTOM_CLUSTER_SCOPED.contains(k))
+        .collect();
+    if !custom_cluster_kinds.is_empty() {
+        let mut transformers = Vec::new();
+        for kind in custom_cluster_kinds {
+            let file = format!(
+                "transformers/cluster-scoped-{}.yaml",
+                kind.to_ascii_lowercase()
+            );
+            let transformer = json!({
+                "apiVersion": "builtin",
+                "kind": "PatchTransformer",
+                "metadata": {"name": format!("cluster-scoped-{}", kind.to_ascii_lowercase())},
+                "target": {"kind": kind},
+                "patch": r#"[{"op": "remove", "path": "/metadata/namespace"}]"#,
+            });
+            files.insert(format!("{dir}/{file}"), to_yaml(&transformer));
+            transformers.push(json!(file));
+        }
+        kustomization["transformers"] = Value::Array(transformers);
+    }
     files.insert(format!("{dir}/kustomization.yaml"), to_yaml(&kustomization));
     files
 }
+
+/// Cluster-scoped kinds of custom resources: Kustomize does not know their scope.
+const CUSTOM_CLUSTER_SCOPED: &[&str] = &["ClusterSecretStore", "ClusterIssuer"];
 
 /// Kinds that are not namespaced, among those the templates emit.
 pub fn cluster_scoped(kind: &str) -> bool {

@@ -98,6 +98,15 @@ const KINDS: &[(&str, &str, &str, bool)] = &[
         "podmonitors",
         true,
     ),
+    // cert-manager, for environments with TLS on.
+    ("cert-manager.io/v1", "Certificate", "certificates", true),
+    ("cert-manager.io/v1", "Issuer", "issuers", true),
+    (
+        "cert-manager.io/v1",
+        "ClusterIssuer",
+        "clusterissuers",
+        false,
+    ),
 ];
 
 /// An object's key: apiVersion, kind, namespace ("" when cluster-scoped), name.

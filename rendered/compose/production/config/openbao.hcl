@@ -4,7 +4,9 @@ disable_mlock = true
 listener "tcp" {
   address = "0.0.0.0:8200"
   cluster_address = "0.0.0.0:8201"
-  tls_disable = true
+  tls_cert_file = "/etc/controlplane/tls/server.crt"
+  tls_key_file = "/etc/controlplane/tls/server.key"
+  tls_min_version = "tls13"
   telemetry {
     unauthenticated_metrics_access = true
   }
@@ -13,13 +15,16 @@ storage "raft" {
   path = "/openbao/data"
   performance_multiplier = 1
   retry_join {
-    leader_api_addr = "http://vault-0.vault.anumate-production.svc:8200"
+    leader_api_addr = "https://vault-0.vault.anumate-production.svc:8200"
+    leader_ca_cert_file = "/etc/controlplane/tls/ca.crt"
   }
   retry_join {
-    leader_api_addr = "http://vault-1.vault.anumate-production.svc:8200"
+    leader_api_addr = "https://vault-1.vault.anumate-production.svc:8200"
+    leader_ca_cert_file = "/etc/controlplane/tls/ca.crt"
   }
   retry_join {
-    leader_api_addr = "http://vault-2.vault.anumate-production.svc:8200"
+    leader_api_addr = "https://vault-2.vault.anumate-production.svc:8200"
+    leader_ca_cert_file = "/etc/controlplane/tls/ca.crt"
   }
 }
 telemetry {
