@@ -429,6 +429,25 @@ fn the_scheduled_rotation_renews_due_certificates_and_rotate_certificates_forces
         std::thread::sleep(Duration::from_millis(500));
     };
     eprintln!("scheduled renewal: every listener served a new serial {renewed_at:?} after serve started");
+    // serve's /metrics exports when each served certificate expires.
+    let metrics = rt.block_on(async {
+        reqwest::get(format!("http://127.0.0.1:{serve_port}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    });
+    rt.block_on(async {
+        for ((ep, p), service) in listeners.iter().zip(["postgres", "redis", "nats", "vault"]) {
+            let h = handshake(ep, *p).await.unwrap();
+            let line = format!(
+                "controlplane_tls_certificate_expiry_timestamp_seconds{{env=\"dev\",service=\"{service}\"}} {}",
+                h.cert.not_after
+            );
+            assert!(metrics.contains(&line), "no `{line}` in:\n{metrics}");
+        }
+    });
     drop(serve);
     let after_schedule = serials(&rt, &listeners);
 
