@@ -429,14 +429,37 @@ fn the_scheduled_rotation_renews_due_certificates_and_rotate_certificates_forces
         std::thread::sleep(Duration::from_millis(500));
     };
     eprintln!("scheduled renewal: every listener served a new serial {renewed_at:?} after serve started");
-    // serve's /metrics exports when each served certificate expires.
+    // serve listens with HTTPS itself (one environment, TLS required, no proxy named
+    // by --public-url): verified against the environment's CA; plain HTTP is refused.
+    let https = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&std::fs::read(&ca).unwrap()).unwrap()])
+        .build()
+        .unwrap();
+    let o = rt.block_on(async {
+        reqwest::get(format!("http://127.0.0.1:{serve_port}/healthz")).await
+    });
+    assert!(o.is_err(), "plain HTTP answered: {o:?}");
+    let handshake_started = Instant::now();
+    let h = rt.block_on(handshake(
+        &Endpoint::local(serve_port).with_tls(ca.clone()),
+        Prelude::None,
+    ));
+    let serve_handshake = handshake_started.elapsed();
+    let h = h.unwrap();
+    eprintln!("serve's HTTPS handshake: {serve_handshake:?}, {}", h.version);
     let metrics = rt.block_on(async {
-        reqwest::get(format!("http://127.0.0.1:{serve_port}/metrics"))
+        let r = https
+            .get(format!("https://127.0.0.1:{serve_port}/metrics"))
+            .send()
             .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.status());
+        assert!(
+            r.headers().contains_key("strict-transport-security"),
+            "HSTS over HTTPS: {:?}",
+            r.headers()
+        );
+        r.text().await.unwrap()
     });
     rt.block_on(async {
         for ((ep, p), service) in listeners.iter().zip(["postgres", "redis", "nats", "vault"]) {
