@@ -22,7 +22,9 @@ pub const CERT_EXPIRY_NAME: &str = "controlplane_tls_certificate_expiry_timestam
 
 /// The server certificates in the state directory `dir`: each unit directory's
 /// `tls/server.crt` (`postgres`, `nats-1`), by unit name.
-pub fn server_certificates(dir: &cp_runtime::state::StateDir) -> Vec<(String, cp_runtime::tls::CertInfo)> {
+pub fn server_certificates(
+    dir: &cp_runtime::state::StateDir,
+) -> Vec<(String, cp_runtime::tls::CertInfo)> {
     let Ok(entries) = std::fs::read_dir(dir.path()) else {
         return Vec::new();
     };
@@ -30,7 +32,8 @@ pub fn server_certificates(dir: &cp_runtime::state::StateDir) -> Vec<(String, cp
         .filter_map(Result::ok)
         .filter_map(|e| {
             let name = e.file_name().into_string().ok()?;
-            let info = cp_runtime::tls::CertInfo::read(&e.path().join(cp_runtime::tls::SERVER_CERT))?;
+            let info =
+                cp_runtime::tls::CertInfo::read(&e.path().join(cp_runtime::tls::SERVER_CERT))?;
             Some((name, info))
         })
         .collect();

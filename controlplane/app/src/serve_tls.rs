@@ -35,8 +35,20 @@ pub fn certificate(t: &Target, names: &[String]) -> Result<ServeCertificate, App
     let dir = StateDir::open(t.state_path(), &t.env)?;
     let names = cp_runtime::tls::server_names("controlplane", names);
     let now = chrono::Utc::now().timestamp();
-    let e = cp_runtime::tls::ensure_server_cert(&dir, env.name.as_str(), &env.tls, "serve", &names, now)
-        .map_err(|e| AppError::Usage(format!("serve's certificate: {}", cp_runtime::error::chain(&e))))?;
+    let e = cp_runtime::tls::ensure_server_cert(
+        &dir,
+        env.name.as_str(),
+        &env.tls,
+        "serve",
+        &names,
+        now,
+    )
+    .map_err(|e| {
+        AppError::Usage(format!(
+            "serve's certificate: {}",
+            cp_runtime::error::chain(&e)
+        ))
+    })?;
     if e.issued {
         tracing::info!(serial = %e.info.serial, not_after = e.info.not_after, "issued serve's certificate");
     }

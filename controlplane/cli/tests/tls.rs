@@ -339,7 +339,10 @@ impl Held {
         self.stop.store(true, Ordering::Relaxed);
         rt.block_on(self.worker).unwrap();
         let rounds = self.rounds.load(Ordering::Relaxed);
-        assert!(rounds > min_rounds, "the connections were used: {rounds} rounds");
+        assert!(
+            rounds > min_rounds,
+            "the connections were used: {rounds} rounds"
+        );
         assert_eq!(
             self.errors.load(Ordering::Relaxed),
             0,
@@ -404,11 +407,7 @@ fn the_scheduled_rotation_renews_due_certificates_and_rotate_certificates_forces
     // (each is due by then) and every listener serves a new serial.
     let server_dir = tmp.path().join("server");
     let serve_port = cp_testkit::free_port();
-    let mut cmd = common::controlplane_cmd(
-        &state,
-        &sets,
-        &["serve", "--only", "dev", "--listen"],
-    );
+    let mut cmd = common::controlplane_cmd(&state, &sets, &["serve", "--only", "dev", "--listen"]);
     cmd.arg(format!("127.0.0.1:{serve_port}"))
         .arg("--server-dir")
         .arg(&server_dir)
@@ -428,16 +427,17 @@ fn the_scheduled_rotation_renews_due_certificates_and_rotate_certificates_forces
         );
         std::thread::sleep(Duration::from_millis(500));
     };
-    eprintln!("scheduled renewal: every listener served a new serial {renewed_at:?} after serve started");
+    eprintln!(
+        "scheduled renewal: every listener served a new serial {renewed_at:?} after serve started"
+    );
     // serve listens with HTTPS itself (one environment, TLS required, no proxy named
     // by --public-url): verified against the environment's CA; plain HTTP is refused.
     let https = reqwest::Client::builder()
         .tls_certs_only([reqwest::Certificate::from_pem(&std::fs::read(&ca).unwrap()).unwrap()])
         .build()
         .unwrap();
-    let o = rt.block_on(async {
-        reqwest::get(format!("http://127.0.0.1:{serve_port}/healthz")).await
-    });
+    let o =
+        rt.block_on(async { reqwest::get(format!("http://127.0.0.1:{serve_port}/healthz")).await });
     assert!(o.is_err(), "plain HTTP answered: {o:?}");
     let handshake_started = Instant::now();
     let h = rt.block_on(handshake(
@@ -446,7 +446,10 @@ fn the_scheduled_rotation_renews_due_certificates_and_rotate_certificates_forces
     ));
     let serve_handshake = handshake_started.elapsed();
     let h = h.unwrap();
-    eprintln!("serve's HTTPS handshake: {serve_handshake:?}, {}", h.version);
+    eprintln!(
+        "serve's HTTPS handshake: {serve_handshake:?}, {}",
+        h.version
+    );
     let metrics = rt.block_on(async {
         let r = https
             .get(format!("https://127.0.0.1:{serve_port}/metrics"))
@@ -487,11 +490,25 @@ fn the_scheduled_rotation_renews_due_certificates_and_rotate_certificates_forces
     assert_eq!(certs.len(), 1, "{v}");
     assert_eq!(certs[0]["service"], "redis", "{v}");
     assert_eq!(certs[0]["renewed"], true, "{v}");
-    assert_eq!(certs[0]["previous_serial"].as_str(), Some(after_schedule[1].as_str()), "{v}");
-    eprintln!("rotate certificates --service redis: served after {} ms", certs[0]["reload_ms"]);
-    assert!(certs[0]["reload_ms"].is_u64(), "the listener served it: {v}");
+    assert_eq!(
+        certs[0]["previous_serial"].as_str(),
+        Some(after_schedule[1].as_str()),
+        "{v}"
+    );
+    eprintln!(
+        "rotate certificates --service redis: served after {} ms",
+        certs[0]["reload_ms"]
+    );
+    assert!(
+        certs[0]["reload_ms"].is_u64(),
+        "the listener served it: {v}"
+    );
     let now = serials(&rt, &listeners);
-    assert_eq!(now[1], certs[0]["serial"].as_str().unwrap(), "Redis serves the new one");
+    assert_eq!(
+        now[1],
+        certs[0]["serial"].as_str().unwrap(),
+        "Redis serves the new one"
+    );
     for i in [0, 2, 3] {
         assert_eq!(now[i], after_schedule[i], "only Redis's was renewed");
     }
@@ -505,7 +522,10 @@ fn the_scheduled_rotation_renews_due_certificates_and_rotate_certificates_forces
     for c in certs {
         assert_eq!(c["renewed"], true, "{v}");
         assert_eq!(c["reason"], "forced", "{v}");
-        eprintln!("forced renewal of {}: served after {} ms", c["service"], c["reload_ms"]);
+        eprintln!(
+            "forced renewal of {}: served after {} ms",
+            c["service"], c["reload_ms"]
+        );
         assert!(c["reload_ms"].is_u64(), "{v}");
     }
     let last = serials(&rt, &listeners);

@@ -2583,7 +2583,10 @@ pub(crate) fn cron_max_interval(expr: &str) -> Result<Duration, CronError> {
 /// `CertificateExpiringSoon`'s default threshold: half of what is left of a
 /// certificate's life after its renewal point, in seconds.
 pub(crate) fn certificate_expiring_soon_default(tls: &Tls) -> f64 {
-    (tls.lifetime.as_secs().saturating_sub(tls.renew_after_secs()) / 2) as f64
+    (tls.lifetime
+        .as_secs()
+        .saturating_sub(tls.renew_after_secs())
+        / 2) as f64
 }
 
 fn alerts(
@@ -2671,7 +2674,7 @@ fn alerts(
         }
         let enabled = raw_rule.enabled.unwrap_or(true)
             && !(matches!(def.key, "backup_failed" | "backup_too_old") && backup.is_none())
-            && !(def.key == "certificate_expiring_soon" && !tls.enabled());
+            && (def.key != "certificate_expiring_soon" || tls.enabled());
         rules.insert(
             def.key.to_owned(),
             Rule {

@@ -585,8 +585,7 @@ impl ProcessDriver {
                     reload_ms: None,
                 }
             };
-            let Some(rec) = Record::read(&self.root, &unit.name()).filter(Record::is_alive)
-            else {
+            let Some(rec) = Record::read(&self.root, &unit.name()).filter(Record::is_alive) else {
                 out.push(row(false, "not running", before.as_ref()));
                 continue;
             };
