@@ -200,6 +200,15 @@ impl Driver for AnyDriver {
         each!(self, d => d.vault_keys_dir())
     }
 
+    async fn renew_certificates(
+        &self,
+        cx: Context<'_>,
+        services: &[cp_core::names::CoreKind],
+        force: bool,
+    ) -> Result<Option<Vec<cp_drivers::contract::CertRenewal>>, DriverError> {
+        each!(self, d => d.renew_certificates(cx, services, force).await)
+    }
+
     async fn status(&self, cx: Context<'_>) -> Result<Vec<ServiceStatus>, DriverError> {
         each!(self, d => d.status(cx).await)
     }

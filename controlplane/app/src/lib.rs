@@ -22,6 +22,7 @@ pub mod ops;
 pub mod pitr;
 pub mod plan;
 pub mod rotate;
+pub mod serve_tls;
 pub mod session;
 pub mod up;
 pub mod views;

@@ -2,8 +2,11 @@
 //! `controlplane_backup_*` gauges from each environment's `backup/metrics.json` (so
 //! runs of the CLI or the CronJob count) and the `controlplane_drift_*` gauges from the
 //! drift watch ([`crate::drift::Watch`]), `controlplane_transit_key_age_seconds` from
-//! each environment's `rotation/state.json` ([`crate::rotate::Record`]). A prometheus-client [`Collector`]: the
-//! server registers it in its one registry.
+//! each environment's `rotation/state.json` ([`crate::rotate::Record`]),
+//! `controlplane_tls_certificate_expiry_timestamp_seconds` from the certificates its
+//! servers serve (`<unit>/tls/server.crt` in the state directory, as the process
+//! platform keeps them). A prometheus-client [`Collector`]: the server registers it in
+//! its one registry.
 
 use std::sync::Arc;
 
@@ -13,6 +16,30 @@ use prometheus_client::metrics::gauge::ConstGauge;
 
 use crate::envs::Environments;
 use crate::jobs::Jobs;
+
+/// The certificate expiry gauge's name.
+pub const CERT_EXPIRY_NAME: &str = "controlplane_tls_certificate_expiry_timestamp_seconds";
+
+/// The server certificates in the state directory `dir`: each unit directory's
+/// `tls/server.crt` (`postgres`, `nats-1`), by unit name.
+pub fn server_certificates(
+    dir: &cp_runtime::state::StateDir,
+) -> Vec<(String, cp_runtime::tls::CertInfo)> {
+    let Ok(entries) = std::fs::read_dir(dir.path()) else {
+        return Vec::new();
+    };
+    let mut out: Vec<_> = entries
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let info =
+                cp_runtime::tls::CertInfo::read(&e.path().join(cp_runtime::tls::SERVER_CERT))?;
+            Some((name, info))
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
 
 /// Reads the jobs' gauges at each scrape.
 #[derive(Debug)]
@@ -66,6 +93,7 @@ impl Collector for JobGauges {
         let mut blocked = Vec::new();
         let mut checked = Vec::new();
         let mut key_age = Vec::new();
+        let mut cert_expiry = Vec::new();
         let drift = self.jobs.drift().all();
         let now = chrono::Utc::now().timestamp();
         for t in self.envs.targets() {
@@ -76,6 +104,17 @@ impl Collector for JobGauges {
                     key_age.push((
                         vec![("env", env.clone()), ("key", key)],
                         (now - created).max(0),
+                    ));
+                }
+            }
+            if let Ok(model) = self.envs.model(&env)
+                && model.tls.enabled()
+                && let Ok(Some(dir)) = cp_runtime::state::StateDir::open_existing(t.state_path())
+            {
+                for (service, info) in server_certificates(&dir) {
+                    cert_expiry.push((
+                        vec![("env", env.clone()), ("service", service)],
+                        info.not_after,
                     ));
                 }
             }
@@ -184,6 +223,12 @@ impl Collector for JobGauges {
             "controlplane_transit_key_age_seconds",
             "Seconds since the newest version of a managed transit key was made, as the last rotation run read it.",
             &key_age,
+        )?;
+        family(
+            &mut encoder,
+            CERT_EXPIRY_NAME,
+            "Unix time at which the certificate a server of the environment serves expires (renewed at tls.renew_at_percent of its lifetime).",
+            &cert_expiry,
         )?;
         family(
             &mut encoder,

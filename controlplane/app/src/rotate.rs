@@ -1,5 +1,7 @@
-//! Rotation (`controlplane rotate keys|passwords|all`, and `rotation.schedule` run by
-//! the jobs service): transit keys through `cp_seed::rotate` (a new version, the
+//! Rotation (`controlplane rotate keys|passwords|certificates|all`, and
+//! `rotation.schedule` run by the jobs service): the servers' certificates (renewed by
+//! the driver and reloaded without dropping connections: those past
+//! `tls.renew_at_percent` on a scheduled run, every one when asked), transit keys through `cp_seed::rotate` (a new version, the
 //! platform's own ciphertexts rewrapped, then `min_decryption_version` raised), and the
 //! platform's passwords: a new value applied to the server, then written where the
 //! value lives (`secrets.json` for `generate`, the KV entry for `vault://`), and taken
@@ -23,7 +25,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::AppError;
 use crate::session::Session;
-use crate::views::rotate::{KeyRotationView, PasswordRotationView, RotateTarget, RotationView};
+use crate::views::rotate::{
+    CertificateRenewalView, KeyRotationView, PasswordRotationView, RotateTarget, RotationView,
+};
 use cp_core::envplan::RotationDue;
 
 /// Where the rotation record lives in the state directory.
@@ -93,6 +97,12 @@ pub fn check(
     target: RotateTarget,
     services: &[CoreKind],
 ) -> Result<(), AppError> {
+    if target == RotateTarget::Certificates && !env.tls.enabled() {
+        return Err(AppError::Usage(format!(
+            "{}: tls.mode is off, so no server has a certificate to renew",
+            env.name
+        )));
+    }
     if target.passwords() {
         if services.contains(&CoreKind::Nats) {
             return Err(AppError::Usage(
@@ -216,8 +226,13 @@ pub async fn rotate(
         only_due,
         keys: Vec::new(),
         passwords: Vec::new(),
+        certificates: Vec::new(),
         skipped: Vec::new(),
     };
+    // Certificates first: they expire, and they need neither Vault nor a password.
+    if target.certificates() && env.tls.enabled() {
+        renew_certificates(s, services, only_due, &mut view).await?;
+    }
     let mut rec = Record::read(s.state());
     let mut access = s.access().await?;
     let now = Utc::now();
@@ -242,6 +257,42 @@ pub async fn rotate(
         }
     }
     Ok(view)
+}
+
+async fn renew_certificates(
+    s: &Session,
+    services: &[CoreKind],
+    only_due: bool,
+    view: &mut RotationView,
+) -> Result<(), AppError> {
+    use cp_drivers::Driver as _;
+    match s
+        .driver()
+        .renew_certificates(s.cx(), services, !only_due)
+        .await?
+    {
+        None => view.skipped.push(format!(
+            "certificates: the {} platform's certificates are not issued by controlplane",
+            s.driver().name()
+        )),
+        Some(rows) => {
+            view.certificates = rows
+                .into_iter()
+                .map(|r| CertificateRenewalView {
+                    service: r.service.to_string(),
+                    renewed: r.renewed,
+                    reason: r.reason,
+                    previous_serial: r.previous_serial,
+                    serial: r.serial,
+                    expires_at: DateTime::from_timestamp(r.not_after, 0)
+                        .map(crate::views::rfc3339)
+                        .unwrap_or_default(),
+                    reload_ms: r.reload_ms,
+                })
+                .collect();
+        }
+    }
+    Ok(())
 }
 
 async fn rotate_keys(

@@ -141,15 +141,19 @@ pub(crate) enum Command {
     /// decrypting) and the platform's passwords (PostgreSQL roles, Redis ACL users: a
     /// new value on the server, written to the state file or the vault:// entry). An
     /// env:// password in scope refuses the whole request before anything changes.
+    /// Certificates: each running server gets a new one from the environment's CA and
+    /// reloads it without dropping its connections.
     #[command(after_help = "Examples:
   controlplane rotate keys
+  controlplane rotate certificates --service postgres
   controlplane rotate passwords --service redis --yes
   controlplane -e staging rotate all -o json --yes")]
     Rotate {
         /// What to rotate.
         #[arg(value_enum)]
         what: RotateArg,
-        /// Only this core service's (repeatable): postgres, redis, vault.
+        /// Only this core service's (repeatable): postgres, redis, nats (certificates
+        /// only), vault.
         #[arg(long = "service", value_name = "SERVICE")]
         services: Vec<String>,
         /// Confirm rotating passwords without asking (needed without a terminal).
@@ -455,7 +459,9 @@ pub(crate) enum RotateArg {
     Keys,
     /// The platform's passwords.
     Passwords,
-    /// Keys and passwords.
+    /// The servers' TLS certificates (renewed now, each server reloading its own).
+    Certificates,
+    /// Keys, passwords and certificates.
     All,
 }
 
@@ -464,6 +470,7 @@ impl From<RotateArg> for cp_app::views::rotate::RotateTarget {
         match a {
             RotateArg::Keys => Self::Keys,
             RotateArg::Passwords => Self::Passwords,
+            RotateArg::Certificates => Self::Certificates,
             RotateArg::All => Self::All,
         }
     }

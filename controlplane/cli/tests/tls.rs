@@ -4,7 +4,9 @@
 //! plaintext connection to each of PostgreSQL, Redis, NATS and OpenBao is refused; a
 //! client trusting another CA is refused; TLS 1.3 is negotiated; a certificate past
 //! its renewal point shows in `plan` and is renewed by `up` while a connection opened
-//! before keeps working, and the listener then serves the new serial.
+//! before keeps working, and the listener then serves the new serial; the rotation
+//! schedule run by `serve` renews due certificates the same way, and
+//! `rotate certificates [--service S]` forces a renewal.
 
 mod common;
 use common::{controlplane, text};
@@ -188,8 +190,6 @@ async fn generated(state: &std::path::Path, setting: &str) -> cp_runtime::secret
 #[test]
 fn certificates_renew_at_their_point_and_servers_reload_without_dropping_connections() {
     use std::os::unix::fs::PermissionsExt;
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicU64, Ordering};
     let tmp = tempfile::tempdir().unwrap();
     std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let state = tmp.path().join("dev");
@@ -228,54 +228,7 @@ fn certificates_renew_at_their_point_and_servers_reload_without_dropping_connect
     });
 
     // One connection to each, opened now and used in a loop through the renewal.
-    let errors = Arc::new(AtomicU64::new(0));
-    let rounds = Arc::new(AtomicU64::new(0));
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    // The worker keeps running on the runtime; its handle is joined after the renewal.
-    #[allow(clippy::async_yields_async)]
-    let workers = rt.block_on(async {
-        use sqlx::Connection as _;
-        let pg_pw = generated(&state, "services.postgres.superuser_password").await;
-        let redis_pw = generated(&state, "services.redis.admin_password").await;
-        let nats_pw = generated(&state, "services.nats.admin_password").await;
-        let mut pgc = sqlx::postgres::PgConnection::connect_with(
-            &pg.pg_options()
-                .username("postgres")
-                .password(pg_pw.expose())
-                .database("postgres"),
-        )
-        .await
-        .unwrap();
-        let mut rc = cp_runtime::resp::Connection::connect_to(&redis)
-            .await
-            .unwrap();
-        rc.command(&["AUTH", "admin", redis_pw.expose()])
-            .await
-            .unwrap();
-        let nc = cp_runtime::probe::nats_tls(async_nats::ConnectOptions::new(), &nats)
-            .user_and_password("admin".into(), nats_pw.expose().to_owned())
-            .connect(nats.addr())
-            .await
-            .unwrap();
-        let vc = cp_runtime::vault::Client::at(&vault);
-        let (e, r, s) = (errors.clone(), rounds.clone(), stop.clone());
-        tokio::spawn(async move {
-            while !s.load(Ordering::Relaxed) {
-                let one: Result<i32, _> = sqlx::query_scalar("SELECT 1").fetch_one(&mut pgc).await;
-                let ok = one.is_ok()
-                    && rc.command(&["PING"]).await.is_ok()
-                    && nc.request("$JS.API.INFO", "".into()).await.is_ok()
-                    && vc.health().await.is_ok();
-                if !ok {
-                    e.fetch_add(1, Ordering::Relaxed);
-                }
-                r.fetch_add(1, Ordering::Relaxed);
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            }
-            // The same PostgreSQL session throughout.
-            let _ = pgc.close().await;
-        })
-    });
+    let held = Held::open(&rt, &state, [&pg, &redis, &nats, &vault]);
     std::thread::sleep(std::time::Duration::from_secs(7));
 
     // Past the renewal point: `plan` shows it, `up` renews.
@@ -286,17 +239,7 @@ fn certificates_renew_at_their_point_and_servers_reload_without_dropping_connect
     let o = controlplane(&state, &sets, &["up"]);
     assert!(o.status.success(), "up:\n{}", text(&o));
     std::thread::sleep(std::time::Duration::from_secs(1));
-    stop.store(true, Ordering::Relaxed);
-    rt.block_on(workers).unwrap();
-    assert!(
-        rounds.load(Ordering::Relaxed) > 20,
-        "the connections were used"
-    );
-    assert_eq!(
-        errors.load(Ordering::Relaxed),
-        0,
-        "a held connection failed"
-    );
+    held.finish(&rt, 20);
 
     // Each listener now serves a new certificate from the same CA.
     rt.block_on(async {
@@ -317,4 +260,286 @@ fn certificates_renew_at_their_point_and_servers_reload_without_dropping_connect
         "renewed, nothing due:\n{}",
         text(&o)
     );
+}
+
+/// One connection to each of PostgreSQL, Redis, NATS and OpenBao, opened before a
+/// renewal and used in a loop (every 50 ms) until [`Held::finish`].
+struct Held {
+    errors: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    rounds: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    worker: tokio::task::JoinHandle<()>,
+}
+
+impl Held {
+    fn open(rt: &tokio::runtime::Runtime, state: &std::path::Path, eps: [&Endpoint; 4]) -> Self {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        let [pg, redis, nats, vault] = eps;
+        let errors = Arc::new(AtomicU64::new(0));
+        let rounds = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        // The worker keeps running on the runtime; its handle is joined by `finish`.
+        #[allow(clippy::async_yields_async)]
+        let worker = rt.block_on(async {
+            use sqlx::Connection as _;
+            let pg_pw = generated(state, "services.postgres.superuser_password").await;
+            let redis_pw = generated(state, "services.redis.admin_password").await;
+            let nats_pw = generated(state, "services.nats.admin_password").await;
+            let mut pgc = sqlx::postgres::PgConnection::connect_with(
+                &pg.pg_options()
+                    .username("postgres")
+                    .password(pg_pw.expose())
+                    .database("postgres"),
+            )
+            .await
+            .unwrap();
+            let mut rc = cp_runtime::resp::Connection::connect_to(redis)
+                .await
+                .unwrap();
+            rc.command(&["AUTH", "admin", redis_pw.expose()])
+                .await
+                .unwrap();
+            let nc = cp_runtime::probe::nats_tls(async_nats::ConnectOptions::new(), nats)
+                .user_and_password("admin".into(), nats_pw.expose().to_owned())
+                .connect(nats.addr())
+                .await
+                .unwrap();
+            let vc = cp_runtime::vault::Client::at(vault);
+            let (e, r, s) = (errors.clone(), rounds.clone(), stop.clone());
+            tokio::spawn(async move {
+                while !s.load(Ordering::Relaxed) {
+                    let one: Result<i32, _> =
+                        sqlx::query_scalar("SELECT 1").fetch_one(&mut pgc).await;
+                    let ok = one.is_ok()
+                        && rc.command(&["PING"]).await.is_ok()
+                        && nc.request("$JS.API.INFO", "".into()).await.is_ok()
+                        && vc.health().await.is_ok();
+                    if !ok {
+                        e.fetch_add(1, Ordering::Relaxed);
+                    }
+                    r.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                // The same PostgreSQL session throughout.
+                let _ = pgc.close().await;
+            })
+        });
+        Self {
+            errors,
+            rounds,
+            stop,
+            worker,
+        }
+    }
+
+    /// Stops the loop; asserts it ran more than `min_rounds` rounds with no error.
+    fn finish(self, rt: &tokio::runtime::Runtime, min_rounds: u64) -> u64 {
+        use std::sync::atomic::Ordering;
+        self.stop.store(true, Ordering::Relaxed);
+        rt.block_on(self.worker).unwrap();
+        let rounds = self.rounds.load(Ordering::Relaxed);
+        assert!(
+            rounds > min_rounds,
+            "the connections were used: {rounds} rounds"
+        );
+        assert_eq!(
+            self.errors.load(Ordering::Relaxed),
+            0,
+            "a held connection failed"
+        );
+        rounds
+    }
+}
+
+/// The serial each listener serves now.
+fn serials(rt: &tokio::runtime::Runtime, listeners: &[(&Endpoint, Prelude)]) -> Vec<String> {
+    rt.block_on(async {
+        let mut v = Vec::new();
+        for (ep, p) in listeners {
+            v.push(handshake(ep, *p).await.unwrap().cert.serial);
+        }
+        v
+    })
+}
+
+#[test]
+fn the_scheduled_rotation_renews_due_certificates_and_rotate_certificates_forces_one() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::time::{Duration, Instant};
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let state = tmp.path().join("dev");
+    let mut sets = cp_testkit::port_sets();
+    sets.extend([
+        "platform=process".to_owned(),
+        "apps.capsule-registry.enabled=false".to_owned(),
+        "backup.enabled=false".to_owned(),
+        "tls.mode=required".to_owned(),
+        // A two-minute certificate, due 12 s after issuance; the rotation schedule
+        // (what `serve` runs) every minute.
+        "tls.lifetime=120s".to_owned(),
+        "tls.renew_at_percent=10".to_owned(),
+        "rotation.schedule=\"* * * * *\"".to_owned(),
+    ]);
+    let _down = common::down(&state, &sets);
+    let o = controlplane(&state, &sets, &["up"]);
+    assert!(o.status.success(), "up:\n{}", text(&o));
+    let ca = cp_runtime::tls::ca_path(&state);
+    let ep = |key: &str| Endpoint::local(port(&sets, key)).with_tls(ca.clone());
+    let (pg, redis, nats, vault) = (
+        ep("services.postgres.port"),
+        ep("services.redis.port"),
+        ep("services.nats.port"),
+        ep("services.vault.port"),
+    );
+    let listeners = [
+        (&pg, Prelude::Postgres),
+        (&redis, Prelude::None),
+        (&nats, Prelude::NatsInfo),
+        (&vault, Prelude::None),
+    ];
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let before = serials(&rt, &listeners);
+    let held = Held::open(&rt, &state, [&pg, &redis, &nats, &vault]);
+
+    // `serve` runs the rotation schedule: its next slot renews every certificate
+    // (each is due by then) and every listener serves a new serial.
+    let server_dir = tmp.path().join("server");
+    let serve_port = cp_testkit::free_port();
+    let mut cmd = common::controlplane_cmd(&state, &sets, &["serve", "--only", "dev", "--listen"]);
+    cmd.arg(format!("127.0.0.1:{serve_port}"))
+        .arg("--server-dir")
+        .arg(&server_dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let serve = cp_testkit::Down::process(cmd.spawn().expect("start controlplane serve"));
+    let started = Instant::now();
+    let renewed_at = loop {
+        let now = serials(&rt, &listeners);
+        if now.iter().zip(&before).all(|(n, b)| n != b) {
+            break started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(150),
+            "no scheduled renewal within 150 s: before {before:?}, now {now:?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    eprintln!(
+        "scheduled renewal: every listener served a new serial {renewed_at:?} after serve started"
+    );
+    // serve listens with HTTPS itself (one environment, TLS required, no proxy named
+    // by --public-url): verified against the environment's CA; plain HTTP is refused.
+    let https = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&std::fs::read(&ca).unwrap()).unwrap()])
+        .build()
+        .unwrap();
+    let o =
+        rt.block_on(async { reqwest::get(format!("http://127.0.0.1:{serve_port}/healthz")).await });
+    assert!(o.is_err(), "plain HTTP answered: {o:?}");
+    let handshake_started = Instant::now();
+    let h = rt.block_on(handshake(
+        &Endpoint::local(serve_port).with_tls(ca.clone()),
+        Prelude::None,
+    ));
+    let serve_handshake = handshake_started.elapsed();
+    let h = h.unwrap();
+    eprintln!(
+        "serve's HTTPS handshake: {serve_handshake:?}, {}",
+        h.version
+    );
+    let metrics = rt.block_on(async {
+        let r = https
+            .get(format!("https://127.0.0.1:{serve_port}/metrics"))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.status());
+        assert!(
+            r.headers().contains_key("strict-transport-security"),
+            "HSTS over HTTPS: {:?}",
+            r.headers()
+        );
+        r.text().await.unwrap()
+    });
+    rt.block_on(async {
+        for ((ep, p), service) in listeners.iter().zip(["postgres", "redis", "nats", "vault"]) {
+            let h = handshake(ep, *p).await.unwrap();
+            let line = format!(
+                "controlplane_tls_certificate_expiry_timestamp_seconds{{env=\"dev\",service=\"{service}\"}} {}",
+                h.cert.not_after
+            );
+            assert!(metrics.contains(&line), "no `{line}` in:\n{metrics}");
+        }
+    });
+    drop(serve);
+    let after_schedule = serials(&rt, &listeners);
+
+    // `rotate certificates --service redis` renews Redis's now, due or not; the
+    // others keep theirs.
+    let o = controlplane(
+        &state,
+        &sets,
+        &["-o", "json", "rotate", "certificates", "--service", "redis"],
+    );
+    assert!(o.status.success(), "rotate certificates:\n{}", text(&o));
+    let v = json(&o);
+    let certs = v["certificates"].as_array().expect("certificates");
+    assert_eq!(certs.len(), 1, "{v}");
+    assert_eq!(certs[0]["service"], "redis", "{v}");
+    assert_eq!(certs[0]["renewed"], true, "{v}");
+    assert_eq!(
+        certs[0]["previous_serial"].as_str(),
+        Some(after_schedule[1].as_str()),
+        "{v}"
+    );
+    eprintln!(
+        "rotate certificates --service redis: served after {} ms",
+        certs[0]["reload_ms"]
+    );
+    assert!(
+        certs[0]["reload_ms"].is_u64(),
+        "the listener served it: {v}"
+    );
+    let now = serials(&rt, &listeners);
+    assert_eq!(
+        now[1],
+        certs[0]["serial"].as_str().unwrap(),
+        "Redis serves the new one"
+    );
+    for i in [0, 2, 3] {
+        assert_eq!(now[i], after_schedule[i], "only Redis's was renewed");
+    }
+
+    // Everything forced: each server reloads, reporting how long it took.
+    let o = controlplane(&state, &sets, &["-o", "json", "rotate", "certificates"]);
+    assert!(o.status.success(), "rotate certificates:\n{}", text(&o));
+    let v = json(&o);
+    let certs = v["certificates"].as_array().expect("certificates");
+    assert_eq!(certs.len(), 4, "{v}");
+    for c in certs {
+        assert_eq!(c["renewed"], true, "{v}");
+        assert_eq!(c["reason"], "forced", "{v}");
+        eprintln!(
+            "forced renewal of {}: served after {} ms",
+            c["service"], c["reload_ms"]
+        );
+        assert!(c["reload_ms"].is_u64(), "{v}");
+    }
+    let last = serials(&rt, &listeners);
+    for (i, c) in certs.iter().enumerate() {
+        assert_eq!(last[i], c["serial"].as_str().unwrap(), "{v}");
+    }
+    let rounds = held.finish(&rt, 100);
+    eprintln!("held connections: {rounds} rounds, no error");
+
+    // With TLS off there is nothing to renew, and `rotate certificates` says so.
+    let mut off = sets.clone();
+    off.retain(|s| !s.starts_with("tls."));
+    off.push("tls.mode=off".into());
+    let o = controlplane(&state, &off, &["rotate", "certificates"]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(text(&o).contains("tls.mode is off"), "{}", text(&o));
 }

@@ -207,6 +207,18 @@ pub const RULES: &[RuleDefault] = &[
         "1h",
         Severity::Warning,
     ),
+    // The threshold (seconds before expiry) defaults to half of what is left of a
+    // certificate's life after its renewal point (`tls.lifetime`,
+    // `tls.renew_at_percent`): a renewal that is that late has failed. On only with
+    // TLS on.
+    rule(
+        "certificate_expiring_soon",
+        "CertificateExpiringSoon",
+        0.0,
+        ThresholdUnit::Seconds,
+        "10m",
+        Severity::Warning,
+    ),
 ];
 
 /// A built-in dashboard and its panel ids.

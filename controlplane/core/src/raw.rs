@@ -973,6 +973,9 @@ pub struct RawAlertRules {
     /// A transit key's newest version is older than `rotation.transit_keys.every`
     /// allows (threshold in seconds; defaults to `every` plus a day).
     pub key_rotation_overdue: Option<RawRule>,
+    /// A server's certificate expires within the threshold (seconds; defaults to half
+    /// of what is left of its life after `tls.renew_at_percent`): its renewal failed.
+    pub certificate_expiring_soon: Option<RawRule>,
 }
 
 /// Settings of one built-in rule.

@@ -512,6 +512,11 @@ fn alerts(env: &Environment) -> RawAlerts {
             {
                 None
             }
+            _ if def.key == "certificate_expiring_soon"
+                && crate::validate::certificate_expiring_soon_default(&env.tls) == r.threshold =>
+            {
+                None
+            }
             _ if def.key == "key_rotation_overdue"
                 && (env.rotation.keys_every.as_secs() + 86_400) as f64 == r.threshold =>
             {
@@ -565,6 +570,7 @@ fn rule_slot<'r>(rules: &'r mut RawAlertRules, key: &str) -> &'r mut Option<RawR
         "environment_drifted" => &mut rules.environment_drifted,
         "drift_check_failing" => &mut rules.drift_check_failing,
         "key_rotation_overdue" => &mut rules.key_rotation_overdue,
+        "certificate_expiring_soon" => &mut rules.certificate_expiring_soon,
         other => unreachable!("the catalogue has no rule `{other}` outside RawAlertRules"),
     }
 }

@@ -664,9 +664,9 @@ pub(crate) fn validate(name: &EnvName, raw: RawEnvironment, cx: &mut Cx<'_>) -> 
     let backup = backup(cx, &raw.backup, &services);
     let drift = drift(cx, &raw.drift);
     let rotation = rotation(cx, &raw.rotation);
-    let alerts = alerts(cx, &raw.alerts, backup.as_ref(), &drift, &rotation);
-    let dashboards = dashboards(cx, &raw.dashboards);
     let tls = tls(cx, &raw.tls, tier);
+    let alerts = alerts(cx, &raw.alerts, backup.as_ref(), &drift, &rotation, &tls);
+    let dashboards = dashboards(cx, &raw.dashboards);
     let platform = raw.platform.unwrap_or(Platform::Auto);
 
     let mut env = Environment {
@@ -2646,15 +2646,25 @@ pub(crate) fn cron_max_interval(expr: &str) -> Result<Duration, CronError> {
     ))
 }
 
+/// `CertificateExpiringSoon`'s default threshold: half of what is left of a
+/// certificate's life after its renewal point, in seconds.
+pub(crate) fn certificate_expiring_soon_default(tls: &Tls) -> f64 {
+    (tls.lifetime
+        .as_secs()
+        .saturating_sub(tls.renew_after_secs())
+        / 2) as f64
+}
+
 fn alerts(
     cx: &mut Cx<'_>,
     raw: &raw::RawAlerts,
     backup: Option<&Backup>,
     drift: &Drift,
     rotation: &Rotation,
+    tls: &Tls,
 ) -> Alerts {
     let r = &raw.rules;
-    let given: [(&str, &Option<raw::RawRule>); 18] = [
+    let given: [(&str, &Option<raw::RawRule>); 19] = [
         ("service_down", &r.service_down),
         ("high_error_rate", &r.high_error_rate),
         ("high_latency_p95", &r.high_latency_p95),
@@ -2676,6 +2686,7 @@ fn alerts(
         ("environment_drifted", &r.environment_drifted),
         ("drift_check_failing", &r.drift_check_failing),
         ("key_rotation_overdue", &r.key_rotation_overdue),
+        ("certificate_expiring_soon", &r.certificate_expiring_soon),
     ];
     let mut rules = BTreeMap::new();
     for def in RULES {
@@ -2694,6 +2705,9 @@ fn alerts(
         }
         if def.key == "key_rotation_overdue" && raw_rule.threshold.is_none() {
             threshold = (rotation.keys_every.as_secs() + 86_400) as f64;
+        }
+        if def.key == "certificate_expiring_soon" && raw_rule.threshold.is_none() {
+            threshold = certificate_expiring_soon_default(tls);
         }
         let default_for = if def.key == "environment_drifted" {
             drift.for_.to_string()
@@ -2725,7 +2739,8 @@ fn alerts(
             }
         }
         let enabled = raw_rule.enabled.unwrap_or(true)
-            && !(matches!(def.key, "backup_failed" | "backup_too_old") && backup.is_none());
+            && !(matches!(def.key, "backup_failed" | "backup_too_old") && backup.is_none())
+            && (def.key != "certificate_expiring_soon" || tls.enabled());
         rules.insert(
             def.key.to_owned(),
             Rule {

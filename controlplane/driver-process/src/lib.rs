@@ -58,7 +58,8 @@ use cp_core::render::{Renderer, Templates};
 use cp_core::serverconf::{NATS_ADMIN_USER, POSTGRES_SUPERUSER, REDIS_ADMIN_USER};
 use cp_drivers::DriverError;
 use cp_drivers::contract::{
-    Context, Driver, DriverKind, Health, Removal, ServiceState, ServiceStatus, Vanished,
+    CertRenewal, Context, Driver, DriverKind, Health, Removal, ServiceState, ServiceStatus,
+    Vanished,
 };
 use cp_drivers::error::BoxError;
 use cp_runtime::exec::MissingBinary;
@@ -544,6 +545,110 @@ impl ProcessDriver {
             tracing::info!(unit = %unit, serial = %e.info.serial, not_after = e.info.not_after, "issued a server certificate");
         }
         Ok(e.issued)
+    }
+
+    /// The scheduled renewal and `rotate certificates`: each running TLS server of
+    /// `services` (every one when empty) whose certificate is due (or every one when
+    /// `force`) gets a new certificate and reloads it as `up` has it do
+    /// ([`Self::reload_cert`]); then the listener is asked until it serves the new
+    /// serial (the time that takes is reported). A server that is not running is left
+    /// to the next `up`, which issues its certificate before starting it.
+    async fn renew(
+        &self,
+        cx: Context<'_>,
+        services: &[CoreKind],
+        force: bool,
+    ) -> Result<Vec<CertRenewal>, DriverError> {
+        self.check_cx(&cx)?;
+        let mut out = Vec::new();
+        for unit in Self::units(cx.env) {
+            let Some(kind) = unit.kind() else { continue };
+            if !services.is_empty() && !services.contains(&kind) {
+                continue;
+            }
+            let Ok(launch) = self.launch(cx.env, unit) else {
+                continue;
+            };
+            if !launch.tls {
+                continue;
+            }
+            let path = service_dir(&self.root, unit).join(cp_runtime::tls::SERVER_CERT);
+            let before = cp_runtime::tls::CertInfo::read(&path);
+            let row = |renewed: bool, reason: &str, info: Option<&cp_runtime::tls::CertInfo>| {
+                CertRenewal {
+                    service: unit.service(),
+                    renewed,
+                    reason: reason.to_owned(),
+                    previous_serial: None,
+                    serial: info.map(|i| i.serial.clone()).unwrap_or_default(),
+                    not_after: info.map_or(0, |i| i.not_after),
+                    reload_ms: None,
+                }
+            };
+            let Some(rec) = Record::read(&self.root, &unit.name()).filter(Record::is_alive) else {
+                out.push(row(false, "not running", before.as_ref()));
+                continue;
+            };
+            let due = before
+                .as_ref()
+                .is_none_or(|i| i.due(&cx.env.tls, now_secs() as i64));
+            if !force && !due {
+                out.push(row(false, "not due", before.as_ref()));
+                continue;
+            }
+            let started = std::time::Instant::now();
+            let names = cp_runtime::tls::server_names(unit.service().as_str(), &[]);
+            let e = cp_runtime::tls::issue_server_cert(
+                cx.state,
+                cx.env.name.as_str(),
+                &cx.env.tls,
+                &unit.name(),
+                &names,
+            )
+            .map_err(|e| DriverError::Prepare {
+                service: unit.service(),
+                source: e.into(),
+            })?;
+            tracing::info!(unit = %unit, serial = %e.info.serial, not_after = e.info.not_after, forced = force && !due, "renewed a server certificate");
+            self.reload_cert(&cx, unit, &rec).await?;
+            let reload_ms = self.await_serial(cx.env, unit, &e.info.serial).await;
+            out.push(CertRenewal {
+                service: unit.service(),
+                renewed: true,
+                reason: if due { "due" } else { "forced" }.into(),
+                previous_serial: before.map(|i| i.serial),
+                serial: e.info.serial,
+                not_after: e.info.not_after,
+                reload_ms: reload_ms.map(|()| started.elapsed().as_millis() as u64),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Asks `unit`'s listener until it serves `serial` (a reload is asynchronous:
+    /// PostgreSQL's postmaster, nats-server and OpenBao act on SIGHUP in their own
+    /// time); gives up after 10 s or when the listener cannot be asked.
+    async fn await_serial(&self, env: &Environment, unit: Unit, serial: &str) -> Option<()> {
+        let ep = unit.port(env).map(|p| self.tls_endpoint(env, unit, p))?;
+        ep.tls.as_ref()?;
+        let prelude = match unit.kind() {
+            Some(CoreKind::Postgres) => cp_runtime::tls::Prelude::Postgres,
+            Some(CoreKind::Nats) => cp_runtime::tls::Prelude::NatsInfo,
+            _ => cp_runtime::tls::Prelude::None,
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(h) = cp_runtime::tls::handshake(&ep, prelude).await
+                && h.cert.serial == serial
+            {
+                return Some(());
+            }
+            if std::time::Instant::now() > deadline {
+                tracing::warn!(unit = %unit, serial, "the listener did not serve the renewed certificate within 10 s");
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Tells a running server to load its renewed certificate without dropping its
@@ -1702,6 +1807,15 @@ fn resource_id(unit: Unit) -> ResourceId {
 impl Driver for ProcessDriver {
     fn kind(&self) -> DriverKind {
         DriverKind::Process
+    }
+
+    async fn renew_certificates(
+        &self,
+        cx: Context<'_>,
+        services: &[CoreKind],
+        force: bool,
+    ) -> Result<Option<Vec<CertRenewal>>, DriverError> {
+        self.renew(cx, services, force).await.map(Some)
     }
 
     fn desired(&self, env: &Environment) -> Result<Vec<Resource>, DriverError> {

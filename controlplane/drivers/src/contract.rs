@@ -135,6 +135,26 @@ pub struct Vanished {
     pub reason: String,
 }
 
+/// One server's certificate, as a renewal left it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CertRenewal {
+    /// The server (`postgres`, `vault-1`).
+    pub service: ServiceName,
+    /// A new certificate was issued and the server reloaded it.
+    pub renewed: bool,
+    /// Why it was (or was not) renewed: `due`, `forced`, `not due`, `not running`.
+    pub reason: String,
+    /// The serial the server served before (hex), when renewed.
+    pub previous_serial: Option<String>,
+    /// The serial of the certificate in place now (hex).
+    pub serial: String,
+    /// Unix time it expires.
+    pub not_after: i64,
+    /// Milliseconds from issuing the certificate until the listener served it
+    /// (renewed ones only; `None` when the listener could not be asked).
+    pub reload_ms: Option<u64>,
+}
+
 /// A platform driver. Implementations live in one folder each.
 pub trait Driver: Send + Sync {
     /// Which driver this is.
@@ -212,6 +232,20 @@ pub trait Driver: Send + Sync {
                 reason: "this driver cannot re-initialise a service; remove its data with `controlplane down --volumes` (all services' data) and run up again".into(),
             })
         }
+    }
+
+    /// Renews the certificates of the running servers of `env` (of `services`, every
+    /// one when empty) that are past `tls.renew_at_percent` of their lifetime, or every
+    /// one when `force`, and has each server reload its certificate without dropping
+    /// its connections (what `up` does for a due certificate). `None` when this driver
+    /// does not issue the certificates its servers serve.
+    fn renew_certificates(
+        &self,
+        _cx: Context<'_>,
+        _services: &[cp_core::names::CoreKind],
+        _force: bool,
+    ) -> impl Future<Output = Result<Option<Vec<CertRenewal>>, DriverError>> + Send {
+        async { Ok(None) }
     }
 
     /// The status of every service of the environment. Read-only.

@@ -240,6 +240,20 @@ pub fn ensure_server_cert(
             issued: false,
         });
     }
+    issue_server_cert(state, env_name, tls, service_dir, names)
+}
+
+/// Issues a new certificate for `names` into `service_dir` whatever the one there
+/// (`rotate certificates` forcing a renewal); see [`ensure_server_cert`].
+pub fn issue_server_cert(
+    state: &StateDir,
+    env_name: &str,
+    tls: &Tls,
+    service_dir: &str,
+    names: &[String],
+) -> Result<Ensured, TlsError> {
+    let dir = Path::new(service_dir);
+    let cert_path = state.join(dir.join(SERVER_CERT));
     let ca = Ca::ensure(state, env_name)?;
     let (cert, key) = ca.issue(service_dir, names, tls.lifetime.as_secs())?;
     state.write_private(dir.join(SERVER_KEY), key.as_bytes())?;

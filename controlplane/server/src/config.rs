@@ -60,6 +60,9 @@ pub struct Config {
     pub public_url: Option<String>,
     /// Failed authentications allowed per client address per minute.
     pub auth_failures_per_minute: u32,
+    /// Serve HTTPS with this certificate (none: plain HTTP, for loopback or behind a
+    /// TLS proxy).
+    pub https: Option<crate::tls::ServeTls>,
 }
 
 impl Config {
@@ -74,13 +77,16 @@ impl Config {
             probe_interval: Duration::from_secs(5),
             public_url: None,
             auth_failures_per_minute: 10,
+            https: None,
         }
     }
 
     /// Whether people reach the server over TLS.
     pub fn tls(&self) -> bool {
-        self.public_url
-            .as_deref()
-            .is_some_and(|u| u.starts_with("https://"))
+        self.https.is_some()
+            || self
+                .public_url
+                .as_deref()
+                .is_some_and(|u| u.starts_with("https://"))
     }
 }

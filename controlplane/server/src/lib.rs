@@ -26,6 +26,7 @@ pub mod probe;
 pub mod ratelimit;
 pub mod routes;
 pub mod state;
+pub mod tls;
 pub mod tokens;
 
 use std::net::SocketAddr;
@@ -40,6 +41,9 @@ pub use state::AppState;
 /// Why the server could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
+    /// serve's TLS configuration could not be made.
+    #[error("cannot serve HTTPS: {0}")]
+    Tls(String),
     /// The address could not be bound.
     #[error("cannot listen on {addr}; is another server using it? pass --listen ADDR")]
     Bind {
@@ -109,8 +113,23 @@ pub async fn serve_on(
     listener: tokio::net::TcpListener,
     state: AppState,
 ) -> Result<(), ServeError> {
-    let addr = listener.local_addr().map_err(ServeError::Serve)?;
-    tracing::info!(addr = %addr, url = %format!("http://{addr}/console"), environments = ?state.targets.keys().collect::<Vec<_>>(), "listening");
+    serve_any(Listening::Plain(listener), state).await
+}
+
+/// A plain or a TLS listener.
+enum Listening {
+    Plain(tokio::net::TcpListener),
+    Tls(tls::TlsListener),
+}
+
+async fn serve_any(listener: Listening, state: AppState) -> Result<(), ServeError> {
+    use axum::serve::{Listener as _, ListenerExt as _};
+    use std::future::IntoFuture as _;
+    let (addr, scheme) = match &listener {
+        Listening::Plain(l) => (l.local_addr().map_err(ServeError::Serve)?, "http"),
+        Listening::Tls(l) => (l.local_addr().map_err(ServeError::Serve)?, "https"),
+    };
+    tracing::info!(addr = %addr, url = %format!("{scheme}://{addr}/console"), environments = ?state.targets.keys().collect::<Vec<_>>(), "listening");
     let prober = tokio::spawn(probe::run(state.clone()));
     let schedules = {
         let (jobs, targets) = (state.jobs.clone(), state.envs.targets().cloned().collect());
@@ -126,7 +145,21 @@ pub async fn serve_on(
             state.shutdown.send_replace(true);
         }
     };
-    let served = axum::serve(listener, app).with_graceful_shutdown(signalled);
+    let served: std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<()>> + Send>> =
+        match listener {
+            Listening::Plain(l) => Box::pin(
+                axum::serve(l, app)
+                    .with_graceful_shutdown(signalled)
+                    .into_future(),
+            ),
+            // `tap_io` for the connect info (the client's address) axum gives a tapped
+            // listener's `Addr`.
+            Listening::Tls(l) => Box::pin(
+                axum::serve(l.tap_io(|_| {}), app)
+                    .with_graceful_shutdown(signalled)
+                    .into_future(),
+            ),
+        };
     // Requests in flight get a few seconds to finish, then the process goes anyway.
     let deadline = async move {
         let mut stopping = stopping;
@@ -155,7 +188,11 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| ServeError::Bind { addr, source })?;
-    serve_on(listener, AppState::new(config)).await
+    let listening = match config.https.clone() {
+        None => Listening::Plain(listener),
+        Some(t) => Listening::Tls(tls::listen(listener, t).map_err(ServeError::Tls)?),
+    };
+    serve_any(listening, AppState::new(config)).await
 }
 
 async fn shutdown() {

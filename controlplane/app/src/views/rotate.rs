@@ -1,5 +1,5 @@
 //! The views of rotation: what `controlplane rotate` (and the scheduled rotation job)
-//! changed.
+//! changed: transit keys, passwords and certificates.
 
 use std::fmt;
 
@@ -17,6 +17,9 @@ pub enum RotateTarget {
     Keys,
     /// The platform's passwords: PostgreSQL roles and Redis ACL users.
     Passwords,
+    /// The servers' TLS certificates: renewed and reloaded without dropping
+    /// connections (the scheduled run renews those past `tls.renew_at_percent`).
+    Certificates,
     /// Everything above.
     All,
 }
@@ -27,6 +30,7 @@ impl RotateTarget {
         match self {
             RotateTarget::Keys => "keys",
             RotateTarget::Passwords => "passwords",
+            RotateTarget::Certificates => "certificates",
             RotateTarget::All => "all",
         }
     }
@@ -34,6 +38,11 @@ impl RotateTarget {
     /// Whether it takes in transit keys.
     pub fn keys(self) -> bool {
         matches!(self, RotateTarget::Keys | RotateTarget::All)
+    }
+
+    /// Whether it takes in certificates.
+    pub fn certificates(self) -> bool {
+        matches!(self, RotateTarget::Certificates | RotateTarget::All)
     }
 
     /// Whether it takes in passwords.
@@ -80,6 +89,25 @@ pub struct PasswordRotationView {
     pub clients: String,
 }
 
+/// One server's certificate, renewed or left alone.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct CertificateRenewalView {
+    /// The server (`postgres`, `vault-1`).
+    pub service: String,
+    /// A new certificate was issued and the server reloaded it.
+    pub renewed: bool,
+    /// Why: `due` (past `tls.renew_at_percent`), `forced`, `not due`, `not running`.
+    pub reason: String,
+    /// The serial served before (hex), when renewed.
+    pub previous_serial: Option<String>,
+    /// The serial of the certificate in place now (hex).
+    pub serial: String,
+    /// When it expires (RFC 3339).
+    pub expires_at: String,
+    /// Milliseconds from issuing it until the listener served it (renewed only).
+    pub reload_ms: Option<u64>,
+}
+
 /// What a rotation did.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct RotationView {
@@ -93,13 +121,18 @@ pub struct RotationView {
     pub keys: Vec<KeyRotationView>,
     /// Passwords rotated.
     pub passwords: Vec<PasswordRotationView>,
+    /// Certificates renewed (and those looked at and left alone).
+    pub certificates: Vec<CertificateRenewalView>,
     /// What was left alone, and why (not due, not run here).
     pub skipped: Vec<String>,
 }
 
 impl fmt::Display for RotationView {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.keys.is_empty() && self.passwords.is_empty() {
+        if self.keys.is_empty()
+            && self.passwords.is_empty()
+            && !self.certificates.iter().any(|c| c.renewed)
+        {
             writeln!(f, "{}: nothing rotated", self.environment)?;
         }
         for k in &self.keys {
@@ -124,6 +157,28 @@ impl fmt::Display for RotationView {
                 "rotated {} ({} {}), stored in {}: {}",
                 p.setting, p.service, p.user, p.stored_in, p.clients
             )?;
+        }
+        for c in &self.certificates {
+            if c.renewed {
+                writeln!(
+                    f,
+                    "renewed the certificate of {} ({}): serial {} -> {}, expires {}{}",
+                    c.service,
+                    c.reason,
+                    c.previous_serial.as_deref().unwrap_or("none"),
+                    c.serial,
+                    c.expires_at,
+                    c.reload_ms
+                        .map(|ms| format!(", served after {ms} ms"))
+                        .unwrap_or_default()
+                )?;
+            } else {
+                writeln!(
+                    f,
+                    "  certificate of {}: {} (expires {})",
+                    c.service, c.reason, c.expires_at
+                )?;
+            }
         }
         for s in &self.skipped {
             writeln!(f, "  skipped: {s}")?;

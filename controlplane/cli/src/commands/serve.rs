@@ -28,6 +28,16 @@ pub(crate) struct ServeArgs {
     /// cookies (TLS is terminated in front of the server).
     #[arg(long, env = "CONTROLPLANE_PUBLIC_URL")]
     pub(crate) public_url: Option<String>,
+    /// Serve HTTPS with this certificate chain (PEM; with --tls-key). Without it, serve
+    /// listens with HTTPS on its own when the one environment it serves has
+    /// `tls.mode` on or required and no --public-url says a proxy terminates TLS: its
+    /// certificate is issued from the environment's CA (`serve/tls/` in its state
+    /// directory) and renewed like the services'.
+    #[arg(long, requires = "tls_key", env = "CONTROLPLANE_TLS_CERT")]
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// The key of --tls-cert (PEM).
+    #[arg(long, requires = "tls_cert", env = "CONTROLPLANE_TLS_KEY")]
+    pub(crate) tls_key: Option<PathBuf>,
     /// An environment's Prometheus, for the firing alerts (`ENV=URL`, repeatable).
     #[arg(long = "prometheus", value_name = "ENV=URL")]
     pub(crate) prometheus: Vec<String>,
@@ -107,8 +117,24 @@ pub(crate) async fn run(global: &Global, args: ServeArgs) -> Outcome {
             sets: global.sets.clone(),
             state_dir: global.state_dir.clone(),
         })
-        .collect();
+        .collect::<Vec<cp_app::Target>>();
+    let https = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(cp_server::tls::ServeTls::Files {
+            cert: cert.clone(),
+            key: key.clone(),
+        }),
+        // Plain behind a TLS proxy (--public-url), or with no environment TLS.
+        _ if args.public_url.is_some() => None,
+        _ => match targets.as_slice() {
+            [t] if cp_app::serve_tls::wanted(t) => Some(cp_server::tls::ServeTls::Environment {
+                target: t.clone(),
+                names: vec![args.listen.ip().to_string()],
+            }),
+            _ => None,
+        },
+    };
     let mut config = cp_server::Config::new(targets, server_dir(global, args.server_dir.as_ref()));
+    config.https = https;
     config.listen = args.listen;
     config.public_url = args.public_url;
     config.probe_interval = cp_core::units::Duration::parse(&args.probe_interval)

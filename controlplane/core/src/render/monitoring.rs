@@ -194,11 +194,31 @@ pub(super) fn alerting(env: &Environment) -> Value {
         .iter()
         .map(|c| (c.alert.clone(), json!(runbook_url(env, &c.alert))))
         .collect();
+    // For the CertificateExpiringSoon test: a step of about 1/20 of the threshold
+    // (whole minutes); a certificate expiring at `expires_at_secs` is inside the
+    // threshold from `soon_at_secs` on; one renewed on time expires at
+    // `renewed_expiry_secs`.
+    let cert_limit = env
+        .alerts
+        .rules
+        .get("certificate_expiring_soon")
+        .map_or(0, |r| r.threshold.max(0.0).round() as u64);
+    let cert_step = (cert_limit / 20 / 60 * 60).max(60);
+    let soon_at = (cert_limit / cert_step + 1) * cert_step;
+    let certificates = json!({
+        "lifetime": env.tls.lifetime.to_string(),
+        "renew_at_percent": env.tls.renew_at_percent,
+        "test_step_secs": cert_step,
+        "soon_at_secs": soon_at,
+        "expires_at_secs": soon_at + cert_limit.saturating_sub(1),
+        "renewed_expiry_secs": soon_at + 100 * cert_limit + 100 * cert_step,
+    });
     json!({
         "rules": rules,
         "custom_runbooks": custom,
         "drift": drift,
         "rotation": rotation,
+        "certificates": certificates,
         "services": services,
         "apps": env.apps.keys().map(|n| n.to_string()).collect::<Vec<_>>(),
         "streams": streams,
