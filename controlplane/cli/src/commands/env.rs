@@ -566,7 +566,10 @@ pub(crate) async fn run(global: &Global, command: Command) -> Outcome {
         }
         Command::Psql { role, args } => connect::psql(&s, role, &args).await,
         Command::RedisCli { args } => connect::redis_cli(&s, &args).await,
-        Command::Nats => connect::nats_info(&s, global).await,
+        Command::Nats { action: None } => connect::nats_info(&s, global).await,
+        Command::Nats {
+            action: Some(action),
+        } => connect::nats(&s, global, action).await,
         Command::VaultEnv => connect::vault_env(&s).await,
         Command::Validate { .. }
         | Command::Render { .. }
