@@ -1027,6 +1027,10 @@ pub fn schemas() -> BTreeMap<&'static str, serde_json::Value> {
         "backup-verify",
         schemars::schema_for!(VerifyView).to_value(),
     );
+    m.insert(
+        "backup-list-all",
+        schemars::schema_for!(BackupListAllView).to_value(),
+    );
     m.insert("backup-prune", schemars::schema_for!(PruneView).to_value());
     m.insert("restore", schemars::schema_for!(RestoreView).to_value());
     m.insert("job", schemars::schema_for!(JobView).to_value());
@@ -1110,6 +1114,14 @@ impl fmt::Display for BackupView {
                 p.plan.delete.len()
             )?;
         }
+        if r.destinations.len() > 1 || r.destinations.iter().any(|d| !d.ok) {
+            for d in &r.destinations {
+                match &d.error {
+                    None => writeln!(f, "  destination {:<12} {}", d.destination, d.how)?,
+                    Some(e) => writeln!(f, "  destination {:<12} FAILED: {e}", d.destination)?,
+                }
+            }
+        }
         Ok(())
     }
 }
@@ -1132,6 +1144,34 @@ pub struct BackupListView {
     pub destination: String,
     /// Newest first.
     pub sets: Vec<BackupSetView>,
+    /// Why the destination could not be listed (`backup list --destination all` goes
+    /// on with the others).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// `backup list --destination all`: each destination's sets, so a set's state is seen
+/// per destination.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct BackupListAllView {
+    /// Each destination, by name.
+    pub destinations: Vec<BackupListView>,
+}
+
+impl fmt::Display for BackupListAllView {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, d) in self.destinations.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            writeln!(f, "destination {}:", d.destination)?;
+            match &d.error {
+                Some(e) => writeln!(f, "  cannot list it: {e}")?,
+                None => write!(f, "{d}")?,
+            }
+        }
+        Ok(())
+    }
 }
 
 /// One set in `backup list`.

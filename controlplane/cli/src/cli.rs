@@ -323,6 +323,7 @@ pub(crate) enum Command {
   controlplane backup                          # every service in backup.services
   controlplane -e production backup --service postgres --destination offsite
   controlplane backup list -o json
+  controlplane backup list --destination all   # each destination's sets
   controlplane backup verify 20261201T021500000Z-3fa9c1
   controlplane backup prune --dry-run          # what retention would delete, and why"
     )]
@@ -332,7 +333,9 @@ pub(crate) enum Command {
         /// Only this service (repeatable): postgres, redis, nats, vault.
         #[arg(long = "service", value_name = "SERVICE")]
         services: Vec<String>,
-        /// The destination (default: the first of backup.destinations).
+        /// The destination (default: `all`, every one of backup.destinations: the set
+        /// is taken once, written to the first and copied to the others; each
+        /// destination's outcome is reported).
         #[arg(long, value_name = "NAME")]
         destination: Option<String>,
         /// A PostgreSQL base backup for point-in-time recovery (`backup.pitr`)
@@ -483,7 +486,7 @@ impl From<RotateArg> for cp_app::views::rotate::RotateTarget {
 pub(crate) enum BackupAction {
     /// Every set at the destination with its state, age and size.
     List {
-        /// The destination (default: the first).
+        /// The destination (default: the first; `all`: each destination in turn).
         #[arg(long, value_name = "NAME")]
         destination: Option<String>,
     },

@@ -624,8 +624,16 @@ async fn backup(
             Ok(if ok { Exit::Success } else { Exit::Failure })
         }
         Some(BackupAction::List { destination: d }) => {
-            let view = cp_app::backup::list(s, d.as_deref().or(destination)).await?;
-            output::view(global.output, &view)?;
+            match d.as_deref().or(destination) {
+                Some(cp_backup::run::ALL_DESTINATIONS) => {
+                    let view = cp_app::backup::list_all(s).await?;
+                    output::view(global.output, &view)?;
+                    if view.destinations.iter().any(|d| d.error.is_some()) {
+                        return Ok(Exit::Failure);
+                    }
+                }
+                one => output::view(global.output, &cp_app::backup::list(s, one).await?)?,
+            }
             Ok(Exit::Success)
         }
         Some(BackupAction::Verify {
