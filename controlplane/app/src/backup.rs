@@ -16,7 +16,10 @@ use cp_drivers::Driver as _;
 
 use crate::error::AppError;
 use crate::session::Session;
-use crate::views::{BackupListView, BackupSetView, BackupView, PruneView, RestoreView, VerifyView};
+use crate::views::{
+    BackupListAllView, BackupListView, BackupSetView, BackupView, PruneView, RestoreView,
+    VerifyView,
+};
 
 fn project_root(s: &Session) -> std::path::PathBuf {
     s.project.root.clone()
@@ -101,7 +104,26 @@ pub async fn list(s: &Session, destination: Option<&str>) -> Result<BackupListVi
     Ok(BackupListView {
         destination: store.name().to_owned(),
         sets,
+        error: None,
     })
+}
+
+/// `backup list --destination all`: every destination's sets, each listed on its own;
+/// a destination that cannot be read is reported and the others still listed.
+pub async fn list_all(s: &Session) -> Result<BackupListAllView, AppError> {
+    let b = run::settings(&s.env)?;
+    let mut destinations = Vec::new();
+    for name in b.destinations.keys() {
+        destinations.push(match list(s, Some(name.as_str())).await {
+            Ok(v) => v,
+            Err(e) => BackupListView {
+                destination: name.clone(),
+                sets: Vec::new(),
+                error: Some(e.chain()),
+            },
+        });
+    }
+    Ok(BackupListAllView { destinations })
 }
 
 /// `backup verify ID [--restore-drill]`: re-reads every artifact; with a drill, also

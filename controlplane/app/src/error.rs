@@ -102,6 +102,15 @@ pub enum AppError {
         #[source]
         source: cp_runtime::vault::VaultError,
     },
+    /// An operator's NATS command (`nats pub|sub|stream`) failed at the server.
+    #[error("{what}")]
+    Nats {
+        /// What was being done (`publishing to events.test`).
+        what: String,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
     /// A backup run as a Kubernetes Job could not be run or followed.
     #[error("the backup as a Kubernetes Job")]
     ClusterJob(#[source] cp_driver_kube::job::JobError),
@@ -207,6 +216,7 @@ impl AppError {
             | AppError::Access(_)
             | AppError::BackupFirst { .. }
             | AppError::Prometheus { .. }
+            | AppError::Nats { .. }
             | AppError::ClusterJob(_) => ErrorKind::Unavailable,
             AppError::JobPanicked { .. } => ErrorKind::Internal,
         }

@@ -711,7 +711,8 @@ async fn run(
             let progress = JobProgress(job.clone());
             let view =
                 crate::backup::take(&session, &services, destination.as_deref(), &progress).await?;
-            let ok = view.report.state == "complete";
+            // A destination that lacks the set fails the job too (its line says why).
+            let ok = view.report.ok();
             Ok((JobResult::Backup(view), ok))
         }
         Work::Cluster {

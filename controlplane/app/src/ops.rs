@@ -462,6 +462,8 @@ pub async fn nats(s: &Session) -> Result<NatsView, AppError> {
         let missing = StreamView {
             stream: name.to_string(),
             missing: true,
+            declared: true,
+            subjects: s.env.streams[name].subjects.clone(),
             messages: 0,
             bytes: 0,
             consumers: 0,

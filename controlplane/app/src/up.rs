@@ -224,13 +224,20 @@ pub async fn up(
             .collect();
         if !kinds.is_empty() {
             let view = crate::backup::backup(s, &kinds, None, &cp_backup::run::Quiet).await?;
-            if view.report.state != "complete" {
+            if !view.report.ok() {
                 let failed: Vec<String> = view
                     .report
                     .services
                     .iter()
                     .filter(|l| !l.ok)
                     .map(|l| format!("{}: {}", l.service, l.error.clone().unwrap_or_default()))
+                    .chain(view.report.destinations.iter().filter(|d| !d.ok).map(|d| {
+                        format!(
+                            "destination {}: {}",
+                            d.destination,
+                            d.error.clone().unwrap_or_default()
+                        )
+                    }))
                     .collect();
                 return Err(AppError::BackupFirst {
                     id: view.report.id.to_string(),

@@ -771,6 +771,10 @@ pub struct StreamView {
     pub stream: String,
     /// Declared but absent on the server (`seed` creates it).
     pub missing: bool,
+    /// The environment declares it (`nats stream ls` also lists streams it does not).
+    pub declared: bool,
+    /// The subjects it captures.
+    pub subjects: Vec<String>,
     /// Messages held.
     pub messages: u64,
     /// Bytes held.
@@ -802,6 +806,114 @@ impl fmt::Display for NatsView {
                     "  {:<18} {:>8} msgs {:>10} bytes {:>3} consumers",
                     st.stream, st.messages, st.bytes, st.consumers
                 )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `nats pub`: what was published, as the admin.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct NatsPublishView {
+    /// The subject.
+    pub subject: String,
+    /// The payload's size.
+    pub bytes: usize,
+    /// The stream that stored it (acknowledged), when a stream captures the subject.
+    pub stream: Option<String>,
+    /// Its sequence in that stream.
+    pub sequence: Option<u64>,
+}
+
+impl fmt::Display for NatsPublishView {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "published {} bytes to {}", self.bytes, self.subject)?;
+        match (&self.stream, self.sequence) {
+            (Some(st), Some(seq)) => write!(f, " (stored in stream {st} as message {seq})"),
+            _ => write!(
+                f,
+                " (no stream captures it: delivered to current subscribers only)"
+            ),
+        }
+    }
+}
+
+/// `nats sub`: one message received (with `-o json`, one object per line).
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct NatsMessageView {
+    /// The subject it was published to.
+    pub subject: String,
+    /// The payload, as UTF-8 (invalid bytes replaced).
+    pub data: String,
+    /// The payload's size.
+    pub bytes: usize,
+    /// The reply subject, if any.
+    pub reply: Option<String>,
+}
+
+impl fmt::Display for NatsMessageView {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "[{}] {}", self.subject, self.data)
+    }
+}
+
+/// `nats stream ls`: the server's streams and the declared ones it lacks.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct NatsStreamsView {
+    /// Each stream, the server's by name, then declared ones that are missing.
+    pub streams: Vec<StreamView>,
+}
+
+impl fmt::Display for NatsStreamsView {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for st in &self.streams {
+            if st.missing {
+                writeln!(f, "{:<18} missing (run `controlplane seed`)", st.stream)?;
+            } else {
+                writeln!(
+                    f,
+                    "{:<18} {:>8} msgs {:>10} bytes {:>3} consumers  {}{}",
+                    st.stream,
+                    st.messages,
+                    st.bytes,
+                    st.consumers,
+                    st.subjects.join(" "),
+                    if st.declared { "" } else { "  (not declared)" }
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `nats stream info NAME`: one stream's configuration and state.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct NatsStreamInfoView {
+    /// Its name, subjects and counts.
+    pub stream: StreamView,
+    /// Its configuration, in the shape `plan` compares (retention, limits, storage,
+    /// replicas, discard, duplicate window).
+    pub config: serde_json::Value,
+    /// The first sequence held.
+    pub first_sequence: u64,
+    /// The last sequence held.
+    pub last_sequence: u64,
+}
+
+impl fmt::Display for NatsStreamInfoView {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let st = &self.stream;
+        writeln!(f, "stream {}: {}", st.stream, st.subjects.join(" "))?;
+        writeln!(
+            f,
+            "  {} msgs ({}..{}), {} bytes, {} consumers",
+            st.messages, self.first_sequence, self.last_sequence, st.bytes, st.consumers
+        )?;
+        if let Some(c) = self.config.as_object() {
+            for (k, v) in c {
+                if k != "subjects" {
+                    writeln!(f, "  {k}: {v}")?;
+                }
             }
         }
         Ok(())
@@ -885,6 +997,22 @@ pub fn schemas() -> BTreeMap<&'static str, serde_json::Value> {
     m.insert("validate", schemars::schema_for!(ValidateView).to_value());
     m.insert("nats", schemars::schema_for!(NatsView).to_value());
     m.insert(
+        "nats-publish",
+        schemars::schema_for!(NatsPublishView).to_value(),
+    );
+    m.insert(
+        "nats-message",
+        schemars::schema_for!(NatsMessageView).to_value(),
+    );
+    m.insert(
+        "nats-streams",
+        schemars::schema_for!(NatsStreamsView).to_value(),
+    );
+    m.insert(
+        "nats-stream-info",
+        schemars::schema_for!(NatsStreamInfoView).to_value(),
+    );
+    m.insert(
         "alert-rules",
         schemars::schema_for!(AlertRulesView).to_value(),
     );
@@ -898,6 +1026,10 @@ pub fn schemas() -> BTreeMap<&'static str, serde_json::Value> {
     m.insert(
         "backup-verify",
         schemars::schema_for!(VerifyView).to_value(),
+    );
+    m.insert(
+        "backup-list-all",
+        schemars::schema_for!(BackupListAllView).to_value(),
     );
     m.insert("backup-prune", schemars::schema_for!(PruneView).to_value());
     m.insert("restore", schemars::schema_for!(RestoreView).to_value());
@@ -982,6 +1114,14 @@ impl fmt::Display for BackupView {
                 p.plan.delete.len()
             )?;
         }
+        if r.destinations.len() > 1 || r.destinations.iter().any(|d| !d.ok) {
+            for d in &r.destinations {
+                match &d.error {
+                    None => writeln!(f, "  destination {:<12} {}", d.destination, d.how)?,
+                    Some(e) => writeln!(f, "  destination {:<12} FAILED: {e}", d.destination)?,
+                }
+            }
+        }
         Ok(())
     }
 }
@@ -1004,6 +1144,34 @@ pub struct BackupListView {
     pub destination: String,
     /// Newest first.
     pub sets: Vec<BackupSetView>,
+    /// Why the destination could not be listed (`backup list --destination all` goes
+    /// on with the others).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// `backup list --destination all`: each destination's sets, so a set's state is seen
+/// per destination.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct BackupListAllView {
+    /// Each destination, by name.
+    pub destinations: Vec<BackupListView>,
+}
+
+impl fmt::Display for BackupListAllView {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, d) in self.destinations.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            writeln!(f, "destination {}:", d.destination)?;
+            match &d.error {
+                Some(e) => writeln!(f, "  cannot list it: {e}")?,
+                None => write!(f, "{d}")?,
+            }
+        }
+        Ok(())
+    }
 }
 
 /// One set in `backup list`.

@@ -232,6 +232,40 @@ pub struct BackupReport {
     /// What the prune after it did (`None` when it did not run: not every service
     /// succeeded).
     pub pruned: Option<PruneReport>,
+    /// Each selected destination: whether it holds the set (written there, or copied
+    /// from the one that was), or why not.
+    pub destinations: Vec<DestinationLine>,
+}
+
+impl BackupReport {
+    /// Every service backed up and every selected destination holds the set.
+    pub fn ok(&self) -> bool {
+        self.state == "complete" && self.destinations.iter().all(|d| d.ok)
+    }
+}
+
+/// One destination's line in a backup report.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct DestinationLine {
+    /// The destination.
+    pub destination: String,
+    /// Whether it holds the set.
+    pub ok: bool,
+    /// `written` (the set was taken to it), `copied from <destination>`, or `failed`.
+    pub how: String,
+    /// Why not (the whole cause chain).
+    pub error: Option<String>,
+}
+
+impl DestinationLine {
+    fn failed(name: &str, e: &(dyn std::error::Error + 'static)) -> Self {
+        Self {
+            destination: name.to_owned(),
+            ok: false,
+            how: "failed".into(),
+            error: Some(cp_runtime::error::chain(e)),
+        }
+    }
 }
 
 /// What a prune did (or would do).
@@ -325,8 +359,50 @@ async fn one(cx: &Context<'_>, w: &SetWriter, service: CoreKind) -> Result<Part,
     }
 }
 
-/// Takes one set of `services` (empty: the environment's `backup.services`) to
-/// `destination` (the first when `None`). The caller holds the backup lock.
+/// The `--destination` that selects every destination of the environment (also the
+/// default of `backup`): a set is kept in each place the environment declares.
+pub const ALL_DESTINATIONS: &str = "all";
+
+/// The destinations a `backup` writes to, by name: `None` or [`ALL_DESTINATIONS`]
+/// means every one (in name order), else the one named.
+pub fn selected_destinations(
+    b: &Backup,
+    destination: Option<&str>,
+) -> Result<Vec<String>, BackupError> {
+    match destination {
+        None | Some(ALL_DESTINATIONS) => {
+            if b.destinations.is_empty() {
+                return Err(DestinationError::Unknown {
+                    name: "(default)".into(),
+                    known: "none (set backup.destinations)".into(),
+                }
+                .into());
+            }
+            Ok(b.destinations.keys().cloned().collect())
+        }
+        Some(n) if b.destinations.contains_key(n) => Ok(vec![n.to_owned()]),
+        Some(n) => Err(DestinationError::Unknown {
+            name: n.to_owned(),
+            known: format!(
+                "{} (or `{ALL_DESTINATIONS}`)",
+                b.destinations
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+        .into()),
+    }
+}
+
+/// Takes one set of `services` (empty: the environment's `backup.services`) and keeps
+/// it at every selected destination ([`selected_destinations`]). The set is taken
+/// once (one id, one consistent dump) and written to the first destination that
+/// accepts it, then copied object by object (manifest last) to each other one; a
+/// destination that fails is reported in [`BackupReport::destinations`] and never
+/// hides another's success. Only when no destination got the set does this fail. The
+/// caller holds the backup lock.
 pub async fn backup(
     cx: &Context<'_>,
     services: &[CoreKind],
@@ -335,7 +411,129 @@ pub async fn backup(
     progress: &dyn Progress,
 ) -> Result<BackupReport, BackupError> {
     let b = settings(cx.env)?;
-    let store = Store::open(&b.destinations, destination, cx.project_root, cx.secrets).await?;
+    let names = selected_destinations(b, destination)?;
+    let mut lines: Vec<DestinationLine> = Vec::new();
+    let mut stores = Vec::new();
+    for n in &names {
+        match Store::open(&b.destinations, Some(n), cx.project_root, cx.secrets).await {
+            Ok(s) => stores.push(s),
+            Err(e) if names.len() == 1 => return Err(e.into()),
+            Err(e) => lines.push(DestinationLine::failed(n, &e)),
+        }
+    }
+    // The first destination that takes the set whole; a failure moves on to the next.
+    let mut taken: Option<(BackupReport, Store)> = None;
+    let mut last_err = None;
+    let mut rest = stores.into_iter();
+    for store in rest.by_ref() {
+        match take_set(cx, b, &store, services, now, progress).await {
+            Ok(r) => {
+                lines.push(DestinationLine {
+                    destination: store.name().to_owned(),
+                    ok: true,
+                    how: "written".into(),
+                    error: None,
+                });
+                taken = Some((r, store));
+                break;
+            }
+            Err(e) => {
+                lines.push(DestinationLine::failed(store.name(), &e));
+                last_err = Some(e);
+            }
+        }
+    }
+    let Some((mut report, primary)) = taken else {
+        // Nothing anywhere: the (last) cause is the command's error.
+        return Err(last_err.unwrap_or_else(|| {
+            BackupError::Destination(DestinationError::Unknown {
+                name: names.join(", "),
+                known: "none could be opened".into(),
+            })
+        }));
+    };
+    for store in rest {
+        let copied = copy_set(&primary, &store, &report.id).await;
+        let line = match copied {
+            Ok(()) => {
+                if report.state == "complete" {
+                    // Retention holds at every destination, as at the first.
+                    if let Err(e) = prune_store(&store, b, now, false).await {
+                        lines.push(DestinationLine::failed(store.name(), &e));
+                        continue;
+                    }
+                }
+                DestinationLine {
+                    destination: store.name().to_owned(),
+                    ok: true,
+                    how: format!("copied from {}", primary.name()),
+                    error: None,
+                }
+            }
+            Err(e) => DestinationLine::failed(store.name(), &BackupError::from(e)),
+        };
+        lines.push(line);
+    }
+    lines.sort_by(|a, b| a.destination.cmp(&b.destination));
+    report.destinations = lines;
+    Ok(report)
+}
+
+/// Copies every object of set `id` from `from` to `to`, the manifest last (so the copy
+/// is complete only when whole), streaming each artifact in parts.
+pub async fn copy_set(from: &Store, to: &Store, id: &BackupId) -> Result<(), DestinationError> {
+    use futures::StreamExt as _;
+    use object_store::ObjectStoreExt as _;
+    use tokio::io::AsyncWriteExt as _;
+    let sets = from.list().await?;
+    let Some(listed) = sets.get(id) else {
+        return Ok(());
+    };
+    let mut names: Vec<&String> = listed.objects.keys().collect();
+    // The manifest last: a copy cut short is incomplete, never complete.
+    names.sort_by_key(|n| (n.as_str() == MANIFEST, n.as_str().to_owned()));
+    for rel in names {
+        let src = from.path(id, rel);
+        let dst = to.path(id, rel);
+        let got = from
+            .inner()
+            .get(&src)
+            .await
+            .map_err(from.err(format!("reading {src}")))?;
+        let mut body = got.into_stream();
+        let mut w = object_store::buffered::BufWriter::new(to.inner().clone(), dst.clone());
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(from.err(format!("reading {src}")))?;
+            if let Err(e) = w.write_all(&chunk).await {
+                let _ = w.abort().await;
+                return Err(to.err(format!("writing {dst}"))(
+                    object_store::Error::Generic {
+                        store: "copy",
+                        source: Box::new(e),
+                    },
+                ));
+            }
+        }
+        w.shutdown().await.map_err(|e| {
+            to.err(format!("writing {dst}"))(object_store::Error::Generic {
+                store: "copy",
+                source: Box::new(e),
+            })
+        })?;
+    }
+    Ok(())
+}
+
+/// Takes one set to one open destination (see [`backup`]).
+async fn take_set(
+    cx: &Context<'_>,
+    b: &Backup,
+    store: &Store,
+    services: &[CoreKind],
+    now: DateTime<Utc>,
+    progress: &dyn Progress,
+) -> Result<BackupReport, BackupError> {
+    let store = store.clone();
     let codec = codec(b)?;
     let id = BackupId::new(now);
     let services: Vec<CoreKind> = if services.is_empty() {
@@ -470,6 +668,7 @@ pub async fn backup(
         state: if full { "complete" } else { "partial" }.into(),
         services: lines,
         pruned,
+        destinations: Vec::new(),
     })
 }
 

@@ -261,11 +261,20 @@ pub(crate) enum Command {
         #[arg(last = true)]
         args: Vec<String>,
     },
-    /// NATS server and JetStream information.
+    /// NATS server and JetStream information; publish, subscribe and list streams as
+    /// the admin identity (the app user may only use its streams' subjects).
     #[command(after_help = "Examples:
   controlplane nats
-  controlplane nats -o json")]
-    Nats,
+  controlplane nats -o json
+  controlplane nats pub events.test '{\"message\": \"hello\"}'
+  controlplane nats sub 'events.*' --count 1
+  controlplane nats stream ls
+  controlplane nats stream info CAPSULE_EVENTS")]
+    Nats {
+        /// Without one: the server and the declared streams.
+        #[command(subcommand)]
+        action: Option<NatsAction>,
+    },
     /// Print `export VAULT_ADDR=... VAULT_TOKEN=...` for a shell.
     #[command(after_help = "Examples:
   eval \"$(controlplane vault-env)\"")]
@@ -318,6 +327,7 @@ pub(crate) enum Command {
   controlplane backup                          # every service in backup.services
   controlplane -e production backup --service postgres --destination offsite
   controlplane backup list -o json
+  controlplane backup list --destination all   # each destination's sets
   controlplane backup verify 20261201T021500000Z-3fa9c1
   controlplane backup prune --dry-run          # what retention would delete, and why"
     )]
@@ -327,7 +337,9 @@ pub(crate) enum Command {
         /// Only this service (repeatable): postgres, redis, nats, vault.
         #[arg(long = "service", value_name = "SERVICE")]
         services: Vec<String>,
-        /// The destination (default: the first of backup.destinations).
+        /// The destination (default: `all`, every one of backup.destinations: the set
+        /// is taken once, written to the first and copied to the others; each
+        /// destination's outcome is reported).
         #[arg(long, value_name = "NAME")]
         destination: Option<String>,
         /// A PostgreSQL base backup for point-in-time recovery (`backup.pitr`)
@@ -481,7 +493,7 @@ impl From<RotateArg> for cp_app::views::rotate::RotateTarget {
 pub(crate) enum BackupAction {
     /// Every set at the destination with its state, age and size.
     List {
-        /// The destination (default: the first).
+        /// The destination (default: the first; `all`: each destination in turn).
         #[arg(long, value_name = "NAME")]
         destination: Option<String>,
     },
@@ -505,6 +517,52 @@ pub(crate) enum BackupAction {
         /// The destination (default: the first).
         #[arg(long, value_name = "NAME")]
         destination: Option<String>,
+    },
+}
+
+/// `nats` subcommands, as the admin identity.
+#[derive(Debug, Subcommand)]
+pub(crate) enum NatsAction {
+    /// Publish a message; through JetStream (acknowledged) when a stream captures the
+    /// subject.
+    Pub {
+        /// The subject (`events.test`).
+        subject: String,
+        /// The payload.
+        message: String,
+    },
+    /// Print messages published to a subject (wildcards `*` and `>`) as they arrive.
+    Sub {
+        /// The subject (`events.*`).
+        subject: String,
+        /// Stop after this many messages.
+        #[arg(long)]
+        count: Option<u64>,
+        /// Stop after waiting this long with no message (`30s`, `2m`).
+        #[arg(long, value_parser = parse_duration)]
+        timeout: Option<cp_core::units::Duration>,
+    },
+    /// JetStream streams.
+    Stream {
+        #[command(subcommand)]
+        action: NatsStreamAction,
+    },
+}
+
+fn parse_duration(s: &str) -> Result<cp_core::units::Duration, String> {
+    cp_core::units::Duration::parse(s).map_err(|e| e.to_string())
+}
+
+/// `nats stream` subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum NatsStreamAction {
+    /// Every stream on the server, and each declared one it lacks.
+    #[command(alias = "list")]
+    Ls,
+    /// One stream's configuration and state.
+    Info {
+        /// The stream (`CAPSULE_EVENTS`).
+        name: String,
     },
 }
 

@@ -30,6 +30,11 @@ fn backup_list_refused_restore_restore_verify_prune() {
         "platform=process".to_owned(),
         "backup.services=[redis, nats]".to_owned(),
         format!("backup.destinations.local.path={}", dest.display()),
+        // A second destination: `backup` keeps the set at both.
+        format!(
+            "backup.destinations.second={{type: local, path: \"{}\"}}",
+            tmp.path().join("second").display()
+        ),
     ]);
     // Whatever happens, the servers go when the test ends.
     let _down = common::down(&state, &sets);
@@ -56,6 +61,29 @@ fn backup_list_refused_restore_restore_verify_prune() {
     let v = json(&o);
     assert_eq!(v["sets"][0]["id"], id.as_str(), "{v}");
     assert_eq!(v["sets"][0]["state"]["state"], "complete", "{v}");
+    // Every destination holds it: the backup said so, and each one lists it.
+    assert!(
+        err.contains("destination second") && err.contains("copied from local"),
+        "{err}"
+    );
+    let o = controlplane(
+        &elsewhere,
+        &sets,
+        &["-o", "json", "backup", "list", "--destination", "all"],
+    );
+    assert!(o.status.success(), "list --destination all:\n{}", text(&o));
+    let v = json(&o);
+    let names: Vec<&str> = v["destinations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["destination"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["local", "second"], "{v}");
+    for d in v["destinations"].as_array().unwrap() {
+        assert_eq!(d["sets"][0]["id"], id.as_str(), "{v}");
+        assert_eq!(d["sets"][0]["state"]["state"], "complete", "{v}");
+    }
 
     // Data written after the backup; restore without --yes is refused, touching nothing.
     let o = controlplane(&state, &sets, &["redis-cli", "--", "SET", "t:1:after", "2"]);

@@ -17,3 +17,25 @@ pub const BACKUP: &str = "anumate_backup";
 
 /// Every role the seeder manages, superuser excluded.
 pub const MANAGED: [&str; 4] = [ADMIN, APP, READONLY, BACKUP];
+
+/// The platform's schemas, in the order a bare table name is looked up: tenant data
+/// first, then the audit trail and the outbox. Every managed role gets this
+/// `search_path` (role-wide, `ALTER ROLE ... SET search_path`), so `SELECT * FROM users`
+/// works as written in a session of any of them; `public` stays last, where nobody but
+/// its owner may create (the seeder revokes CREATE from PUBLIC).
+pub const SCHEMAS: [&str; 3] = ["anumate", "audit", "events"];
+
+/// The `search_path` the seeder sets on every managed role, as PostgreSQL stores it
+/// (`pg_roles.rolconfig` holds `search_path=` followed by this).
+pub const SEARCH_PATH: &str = "anumate, audit, events, public";
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn search_path_is_the_schemas_then_public() {
+        assert_eq!(
+            super::SEARCH_PATH,
+            format!("{}, public", super::SCHEMAS.join(", "))
+        );
+    }
+}

@@ -2251,6 +2251,16 @@ fn backup(cx: &mut Cx<'_>, raw: &raw::RawBackup, services: &CoreServices) -> Opt
                     .path(path)
                     .expected("an ASCII letter, then letters, digits, `_` and `-`, e.g. `offsite`"),
             );
+        } else if name == "all" {
+            // `backup --destination all` means every destination.
+            let path = format!("backup.destinations.{name}");
+            let loc = cx.key_loc(&path);
+            cx.errors.push(
+                Diagnostic::new("`all` is reserved: `--destination all` means every destination")
+                    .at(Some(loc))
+                    .path(path)
+                    .expected("another name, e.g. `offsite`"),
+            );
         }
         if let Some(dest) = destination(cx, &format!("backup.destinations.{name}"), d) {
             destinations.insert(name.clone(), dest);

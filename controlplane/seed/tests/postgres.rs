@@ -68,6 +68,9 @@ const CONCURRENT: &[(&str, Test)] = &[
     ("readonly_and_backup_roles", |pg| {
         Box::pin(readonly_and_backup_roles(pg))
     }),
+    ("seed_000_sql_examples_run_as_written", |pg| {
+        Box::pin(seed_000_sql_examples_run_as_written(pg))
+    }),
     ("errors_say_what_to_do_and_never_the_password", |pg| {
         Box::pin(errors_say_what_to_do_and_never_the_password(pg))
     }),
@@ -244,6 +247,14 @@ async fn seed_creates_everything_then_changes_nothing(pg: PgAccess) {
         text.contains("granted pg_read_all_data to anumate_backup"),
         "{text}"
     );
+    for role in [ADMIN_ROLE, APP_ROLE, READONLY_ROLE, BACKUP_ROLE] {
+        assert!(
+            text.contains(&format!(
+                "set search_path anumate, audit, events, public on role {role}"
+            )),
+            "{text}"
+        );
+    }
     let migrations = first
         .changes
         .iter()
@@ -286,6 +297,8 @@ async fn seed_repairs_drifted_roles_and_privileges(pg: PgAccess) {
     )
     .await;
     exec(&mut su, "ALTER ROLE anumate_backup NOBYPASSRLS").await;
+    exec(&mut su, "ALTER ROLE anumate_admin RESET search_path").await;
+    exec(&mut su, "ALTER ROLE anumate_app SET search_path TO public").await;
     exec(
         &mut su,
         &format!(
@@ -312,6 +325,8 @@ async fn seed_repairs_drifted_roles_and_privileges(pg: PgAccess) {
     for want in [
         "~ role anumate_app",
         "/bypassrls: true -> false",
+        "/search_path: \"not set\" -> \"anumate, audit, events, public\"",
+        "/search_path: \"public\" -> \"anumate, audit, events, public\"",
         "/password: \"differs from services.postgres.readonly_password\" -> \"matches services.postgres.readonly_password\"",
         "+ grant anumate_app on table anumate.tenants",
         "~ grant anumate_app on table audit.events",
@@ -331,6 +346,8 @@ async fn seed_repairs_drifted_roles_and_privileges(pg: PgAccess) {
         "revoked membership of anumate_app in anumate_admin",
         "set the password of role anumate_readonly (from services.postgres.readonly_password)",
         "set BYPASSRLS on role anumate_backup",
+        "set search_path anumate, audit, events, public on role anumate_admin",
+        "set search_path anumate, audit, events, public on role anumate_app",
         "set privileges on database",
         "reassigned 1 object(s) owned by anumate_app to anumate_admin",
     ] {
@@ -920,6 +937,53 @@ async fn readonly_and_backup_roles(pg: PgAccess) {
         Some("42501"),
         "backup is read-only: {e}"
     );
+}
+
+/// Seed 000's "RLS Policies" and "RLS not working" SQL, verbatim, in plain sessions
+/// (the way `psql -U anumate_admin -d anumate` or the app's own pool opens them): the
+/// roles' `search_path` finds `users` in schema `anumate`, and RLS filters by the
+/// session's tenant for the app, the read-only role and the admin (FORCE RLS).
+async fn seed_000_sql_examples_run_as_written(pg: PgAccess) {
+    seeded(&pg).await;
+    let app = pool_as(&pg, APP_ROLE, pg.app_password.expose()).await;
+    let a = tenant_with_rows(&pg, &app, "s0-a").await;
+    tenant_with_rows(&pg, &app, "s0-b").await;
+    for (role, password) in [
+        (APP_ROLE, pg.app_password.expose()),
+        (ADMIN_ROLE, pg.admin_password.expose()),
+        (READONLY_ROLE, pg.readonly_password.expose()),
+    ] {
+        let mut c = conn_as(&pg, role, password, &pg.database).await;
+        let path: String = sqlx::query_scalar("SHOW search_path")
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
+        assert_eq!(path, "anumate, audit, events, public", "{role}");
+        exec(&mut c, &format!("SET app.current_tenant_id = '{}';", a.id)).await;
+        let rows = sqlx::query("SELECT * FROM users; -- Only returns users for current tenant")
+            .fetch_all(&mut c)
+            .await
+            .unwrap_or_else(|e| panic!("SELECT * FROM users as {role}: {e}"));
+        let tenants: Vec<Uuid> = rows.iter().map(|r| r.get("tenant_id")).collect();
+        assert_eq!(
+            tenants,
+            [a.id],
+            "{role} sees exactly the session tenant's users"
+        );
+        let set: Option<String> =
+            sqlx::query_scalar("SELECT current_setting('app.current_tenant_id', true);")
+                .fetch_one(&mut c)
+                .await
+                .unwrap();
+        assert_eq!(set, Some(a.id.to_string()), "{role}");
+        let policies: i64 = sqlx::query("SELECT * FROM pg_policies WHERE tablename = 'users';")
+            .fetch_all(&mut c)
+            .await
+            .unwrap()
+            .len() as i64;
+        assert!(policies > 0, "{role} sees the policies on users");
+        c.close().await.unwrap();
+    }
 }
 
 async fn errors_say_what_to_do_and_never_the_password(pg: PgAccess) {

@@ -7,7 +7,7 @@ use cp_app::connect::{self, Invocation};
 use cp_app::{Exit, Session};
 
 use super::Outcome;
-use crate::cli::{Global, Output, PgRole};
+use crate::cli::{Global, NatsAction, NatsStreamAction, Output, PgRole};
 use crate::output;
 
 fn run(i: Invocation, args: &[String], what: &str) -> Outcome {
@@ -43,6 +43,65 @@ pub(crate) async fn nats_info(s: &Session, global: &Global) -> Outcome {
     match global.output {
         Output::Json => output::json(&view)?,
         Output::Text => output::out(&view.to_string())?,
+    }
+    Ok(Exit::Success)
+}
+
+/// `nats pub|sub|stream`, as the admin identity. `sub` prints each message as it
+/// arrives (with `-o json`, one object per line) and says on stderr when it listens.
+pub(crate) async fn nats(s: &Session, global: &Global, action: NatsAction) -> Outcome {
+    match action {
+        NatsAction::Pub { subject, message } => {
+            let v = cp_app::nats::publish(s, &subject, message.into_bytes()).await?;
+            output::view(global.output, &v)?;
+        }
+        NatsAction::Sub {
+            subject,
+            count,
+            timeout,
+        } => {
+            let mut sub = cp_app::nats::subscribe(s, &subject).await?;
+            eprintln!("listening on {subject} as the admin user");
+            let mut seen = 0u64;
+            while count.is_none_or(|n| seen < n) {
+                let next = cp_app::nats::next_message(&mut sub);
+                let m = match &timeout {
+                    Some(t) => {
+                        match tokio::time::timeout(
+                            std::time::Duration::from_secs(t.as_secs()),
+                            next,
+                        )
+                        .await
+                        {
+                            Ok(m) => m,
+                            Err(_) => {
+                                eprintln!("no message for {}; stopping", t.as_str());
+                                return Ok(if count.is_some() {
+                                    Exit::Failure
+                                } else {
+                                    Exit::Success
+                                });
+                            }
+                        }
+                    }
+                    None => next.await,
+                };
+                let Some(m) = m else { break };
+                match global.output {
+                    Output::Json => {
+                        output::out(&(serde_json::to_string(&m).expect("views serialize") + "\n"))?
+                    }
+                    Output::Text => output::out(&format!("{m}\n"))?,
+                }
+                seen += 1;
+            }
+        }
+        NatsAction::Stream {
+            action: NatsStreamAction::Ls,
+        } => output::view(global.output, &cp_app::nats::streams(s).await?)?,
+        NatsAction::Stream {
+            action: NatsStreamAction::Info { name },
+        } => output::view(global.output, &cp_app::nats::stream_info(s, &name).await?)?,
     }
     Ok(Exit::Success)
 }

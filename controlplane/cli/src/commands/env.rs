@@ -566,7 +566,10 @@ pub(crate) async fn run(global: &Global, command: Command) -> Outcome {
         }
         Command::Psql { role, args } => connect::psql(&s, role, &args).await,
         Command::RedisCli { args } => connect::redis_cli(&s, &args).await,
-        Command::Nats => connect::nats_info(&s, global).await,
+        Command::Nats { action: None } => connect::nats_info(&s, global).await,
+        Command::Nats {
+            action: Some(action),
+        } => connect::nats(&s, global, action).await,
         Command::VaultEnv => connect::vault_env(&s).await,
         Command::Validate { .. }
         | Command::Render { .. }
@@ -621,8 +624,16 @@ async fn backup(
             Ok(if ok { Exit::Success } else { Exit::Failure })
         }
         Some(BackupAction::List { destination: d }) => {
-            let view = cp_app::backup::list(s, d.as_deref().or(destination)).await?;
-            output::view(global.output, &view)?;
+            match d.as_deref().or(destination) {
+                Some(cp_backup::run::ALL_DESTINATIONS) => {
+                    let view = cp_app::backup::list_all(s).await?;
+                    output::view(global.output, &view)?;
+                    if view.destinations.iter().any(|d| d.error.is_some()) {
+                        return Ok(Exit::Failure);
+                    }
+                }
+                one => output::view(global.output, &cp_app::backup::list(s, one).await?)?,
+            }
             Ok(Exit::Success)
         }
         Some(BackupAction::Verify {

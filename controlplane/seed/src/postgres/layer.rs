@@ -14,7 +14,7 @@ use cp_core::names::{CoreKind, ServiceName};
 use cp_core::plan::{
     self, Action, Layer, Observed, ObservedState, Plan, Resource, ResourceId, UpdateMode,
 };
-use cp_core::roles::{ADMIN, APP, BACKUP, MANAGED, READONLY, SUPERUSER};
+use cp_core::roles::{ADMIN, APP, BACKUP, MANAGED, READONLY, SEARCH_PATH, SUPERUSER};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sqlx::postgres::PgConnection;
@@ -115,6 +115,7 @@ pub fn desired(database: &str, with_grants: bool) -> Vec<Resource> {
                 "replication": false, "bypassrls": r.bypassrls, "inherit": true,
                 "password": password_matches(r.name),
                 "member_of": r.member_of,
+                "search_path": SEARCH_PATH,
             }),
             UpdateMode::InPlace,
         ));
@@ -217,7 +218,10 @@ async fn observe_roles(
         "SELECT a.rolname::text AS rolname, a.rolsuper, a.rolinherit, a.rolcreaterole, a.rolcreatedb,
                 a.rolcanlogin, a.rolreplication, a.rolbypassrls, a.rolpassword,
                 ARRAY(SELECT g.rolname::text FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
-                      WHERE m.member = a.oid ORDER BY 1) AS member_of
+                      WHERE m.member = a.oid ORDER BY 1) AS member_of,
+                (SELECT substr(c, length('search_path=') + 1)
+                 FROM pg_db_role_setting s, unnest(s.setconfig) c
+                 WHERE s.setrole = a.oid AND s.setdatabase = 0 AND c LIKE 'search_path=%') AS search_path
          FROM pg_authid a WHERE a.rolname = ANY($1)",
     )
     .bind(MANAGED.as_slice())
@@ -238,6 +242,7 @@ async fn observe_roles(
             format!("differs from {}", PgAccess::setting(&name).path())
         };
         let member_of: Vec<String> = row.get("member_of");
+        let search_path: Option<String> = row.get("search_path");
         cat.observed.push(present(
             "role",
             name,
@@ -251,6 +256,7 @@ async fn observe_roles(
                 "inherit": row.get::<bool, _>("rolinherit"),
                 "password": password,
                 "member_of": member_of,
+                "search_path": search_path.unwrap_or_else(|| "not set".to_owned()),
             }),
         ));
     }
@@ -647,6 +653,7 @@ async fn apply_role(
             )
             .await?;
             report.change(format!("created role {name}"));
+            set_search_path(pg, su, name, report).await?;
             for g in want["member_of"]
                 .as_array()
                 .into_iter()
@@ -695,6 +702,9 @@ async fn apply_role(
                     PgAccess::setting(name).path()
                 ));
             }
+            if changes.iter().any(|c| c.path == "/search_path") {
+                set_search_path(pg, su, name, report).await?;
+            }
             if changes.iter().any(|c| c.path.starts_with("/member_of")) {
                 // Read the memberships afresh: the change lists positions, not names.
                 report.trips(1);
@@ -741,6 +751,32 @@ async fn apply_role(
         }
         _ => {}
     }
+    Ok(())
+}
+
+/// Sets the role's `search_path` to the platform's schemas (see
+/// [`cp_core::roles::SEARCH_PATH`]): role-wide, so it holds in every database the role
+/// opens and needs no database to exist yet.
+async fn set_search_path(
+    pg: &PgAccess,
+    su: &mut PgConnection,
+    name: &str,
+    report: &mut Report,
+) -> Result<(), SeedError> {
+    let path: Vec<String> = SEARCH_PATH.split(", ").map(ident).collect();
+    exec(
+        su,
+        pg,
+        &format!("setting the search_path of role {name}"),
+        format!(
+            "ALTER ROLE {} SET search_path TO {}",
+            ident(name),
+            path.join(", ")
+        ),
+        report,
+    )
+    .await?;
+    report.change(format!("set search_path {SEARCH_PATH} on role {name}"));
     Ok(())
 }
 
