@@ -101,6 +101,7 @@ pub async fn list(s: &Session, destination: Option<&str>) -> Result<BackupListVi
     Ok(BackupListView {
         destination: store.name().to_owned(),
         sets,
+        pitr: crate::pitr::watch(s).await,
     })
 }
 

@@ -1004,6 +1004,8 @@ pub struct BackupListView {
     pub destination: String,
     /// Newest first.
     pub sets: Vec<BackupSetView>,
+    /// Point-in-time recovery's window and archive lag (`backup.pitr` on).
+    pub pitr: Option<crate::pitr::WindowView>,
 }
 
 /// One set in `backup list`.
@@ -1019,7 +1021,11 @@ pub struct BackupSetView {
 impl fmt::Display for BackupListView {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.sets.is_empty() {
-            return writeln!(f, "no backup sets at destination `{}`", self.destination);
+            writeln!(f, "no backup sets at destination `{}`", self.destination)?;
+            if let Some(p) = &self.pitr {
+                write!(f, "{p}")?;
+            }
+            return Ok(());
         }
         writeln!(
             f,
@@ -1043,6 +1049,9 @@ impl fmt::Display for BackupListView {
                 units::size(e.stored_size),
                 services.join(" ")
             )?;
+        }
+        if let Some(p) = &self.pitr {
+            write!(f, "{p}")?;
         }
         Ok(())
     }

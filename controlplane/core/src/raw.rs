@@ -931,6 +931,14 @@ pub struct RawAlertRules {
     /// A transit key's newest version is older than `rotation.transit_keys.every`
     /// allows (threshold in seconds; defaults to `every` plus a day).
     pub key_rotation_overdue: Option<RawRule>,
+    /// WAL waits to be archived and nothing reached the PITR archive for longer than
+    /// the threshold (seconds; defaults to five times `backup.pitr.archive_timeout`,
+    /// at least 300).
+    pub wal_archiving_stalled: Option<RawRule>,
+    /// The PITR recoverable window is shorter than the threshold (seconds; defaults
+    /// to `backup.pitr.recovery_window`), once PostgreSQL's backups have been
+    /// configured for longer than that.
+    pub pitr_window_short: Option<RawRule>,
 }
 
 /// Settings of one built-in rule.

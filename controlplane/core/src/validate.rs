@@ -2580,6 +2580,20 @@ pub(crate) fn cron_max_interval(expr: &str) -> Result<Duration, CronError> {
     ))
 }
 
+/// The derived default threshold of a PITR rule (`None`: not a PITR rule).
+pub(crate) fn pitr_default(key: &str, backup: Option<&Backup>) -> Option<f64> {
+    let p = backup.and_then(|b| b.pitr.as_ref());
+    match key {
+        "wal_archiving_stalled" => Some(
+            p.map_or(300, |p| (5 * p.archive_timeout.as_secs()).max(300)) as f64,
+        ),
+        "pitr_window_short" => Some(
+            p.map_or(7 * 86_400, |p| p.recovery_window.as_secs()) as f64,
+        ),
+        _ => None,
+    }
+}
+
 fn alerts(
     cx: &mut Cx<'_>,
     raw: &raw::RawAlerts,
@@ -2588,7 +2602,7 @@ fn alerts(
     rotation: &Rotation,
 ) -> Alerts {
     let r = &raw.rules;
-    let given: [(&str, &Option<raw::RawRule>); 18] = [
+    let given: [(&str, &Option<raw::RawRule>); 20] = [
         ("service_down", &r.service_down),
         ("high_error_rate", &r.high_error_rate),
         ("high_latency_p95", &r.high_latency_p95),
@@ -2610,6 +2624,8 @@ fn alerts(
         ("environment_drifted", &r.environment_drifted),
         ("drift_check_failing", &r.drift_check_failing),
         ("key_rotation_overdue", &r.key_rotation_overdue),
+        ("wal_archiving_stalled", &r.wal_archiving_stalled),
+        ("pitr_window_short", &r.pitr_window_short),
     ];
     let mut rules = BTreeMap::new();
     for def in RULES {
@@ -2628,6 +2644,11 @@ fn alerts(
         }
         if def.key == "key_rotation_overdue" && raw_rule.threshold.is_none() {
             threshold = (rotation.keys_every.as_secs() + 86_400) as f64;
+        }
+        if raw_rule.threshold.is_none()
+            && let Some(d) = pitr_default(def.key, backup)
+        {
+            threshold = d;
         }
         let default_for = if def.key == "environment_drifted" {
             drift.for_.to_string()

@@ -180,10 +180,33 @@ pub(super) fn alerting(env: &Environment) -> Value {
         "overdue_at_secs": (key_limit / key_step + 1) * key_step,
         "test_step_secs": key_step,
     });
+    // For the PITR rules' tests: steps of about 1/20 of each threshold (whole
+    // minutes) and the first step past it.
+    let pitr = env.backup.as_ref().and_then(|b| b.pitr.as_ref()).map(|p| {
+        let limit = |key: &str| {
+            env.alerts
+                .rules
+                .get(key)
+                .map_or(0, |r| r.threshold.max(0.0).round() as u64)
+        };
+        let (stall, short) = (limit("wal_archiving_stalled"), limit("pitr_window_short"));
+        let stall_step = (stall / 20 / 60 * 60).max(60);
+        let short_step = (short / 20 / 60 * 60).max(60);
+        json!({
+            "archive_timeout_secs": p.archive_timeout.as_secs(),
+            "recovery_window": p.recovery_window.to_string(),
+            "base_cron": p.base_schedule.cron,
+            "stalled_at_secs": (stall / stall_step + 1) * stall_step,
+            "stall_step_secs": stall_step,
+            "short_at_secs": (short / short_step + 1) * short_step,
+            "short_step_secs": short_step,
+        })
+    });
     json!({
         "rules": rules,
         "drift": drift,
         "rotation": rotation,
+        "pitr": pitr,
         "services": services,
         "apps": env.apps.keys().map(|n| n.to_string()).collect::<Vec<_>>(),
         "streams": streams,
