@@ -1261,10 +1261,14 @@ mod tests {
     #[tokio::test]
     async fn retention_keeps_the_newest_base_backup_older_than_the_window() {
         let tmp = tempfile::tempdir().unwrap();
-        let target = Target::Local {
-            dir: tmp.path().join("pitr/dev"),
-        };
-        let archive = Archive::open("local", &target, None).await.unwrap();
+        let dir = tmp.path().join("pitr/dev");
+        for sub in [WALS, BASE] {
+            std::fs::create_dir_all(dir.join(sub)).unwrap();
+        }
+        let target = Target::Local { dir };
+        let archive = Archive::open("local", &target, None)
+            .await
+            .unwrap_or_else(|e| panic!("{}", cp_runtime::error::chain(&e)));
         let day = |d: i64| DateTime::from_timestamp(1_800_000_000 + d * 86_400, 0).unwrap();
         // Base backups on days 0, 3, 6 and 9, starting at segments 2, 4, 6 and 8;
         // segments 1..=9 archived.

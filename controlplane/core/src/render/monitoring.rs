@@ -181,8 +181,18 @@ pub(super) fn alerting(env: &Environment) -> Value {
         "test_step_secs": key_step,
     });
     // For the PITR rules' tests: steps of about 1/20 of each threshold (whole
-    // minutes) and the first step past it.
-    let pitr = env.backup.as_ref().and_then(|b| b.pitr.as_ref()).map(|p| {
+    // minutes) and the first step past it. Rendered with backups on, PITR or not
+    // (without `backup.pitr` their series are absent and they never fire; the
+    // descriptions then give the defaults `backup.pitr` would take).
+    let pitr = env.backup.as_ref().map(|b| {
+        let (archive_timeout, recovery_window, base_cron) = match &b.pitr {
+            Some(p) => (
+                p.archive_timeout.as_secs(),
+                p.recovery_window.to_string(),
+                p.base_schedule.cron.clone(),
+            ),
+            None => (60, "7d".to_owned(), "0 3 * * *".to_owned()),
+        };
         let limit = |key: &str| {
             env.alerts
                 .rules
@@ -193,9 +203,9 @@ pub(super) fn alerting(env: &Environment) -> Value {
         let stall_step = (stall / 20 / 60 * 60).max(60);
         let short_step = (short / 20 / 60 * 60).max(60);
         json!({
-            "archive_timeout_secs": p.archive_timeout.as_secs(),
-            "recovery_window": p.recovery_window.to_string(),
-            "base_cron": p.base_schedule.cron,
+            "archive_timeout_secs": archive_timeout,
+            "recovery_window": recovery_window,
+            "base_cron": base_cron,
             "stalled_at_secs": (stall / stall_step + 1) * stall_step,
             "stall_step_secs": stall_step,
             "short_at_secs": (short / short_step + 1) * short_step,
