@@ -105,6 +105,7 @@ pub async fn list(s: &Session, destination: Option<&str>) -> Result<BackupListVi
         destination: store.name().to_owned(),
         sets,
         error: None,
+        pitr: crate::pitr::watch(s).await,
     })
 }
 
@@ -120,6 +121,7 @@ pub async fn list_all(s: &Session) -> Result<BackupListAllView, AppError> {
                 destination: name.clone(),
                 sets: Vec::new(),
                 error: Some(e.chain()),
+                pitr: None,
             },
         });
     }

@@ -82,6 +82,8 @@ pub enum JobRequest {
         /// Only what is due.
         only_due: bool,
     },
+    /// A PITR base backup, then the recovery window's retention.
+    BaseBackup,
 }
 
 impl JobRequest {
@@ -93,6 +95,7 @@ impl JobRequest {
             JobRequest::Restore { .. } => JobKind::Restore,
             JobRequest::Drift => JobKind::Drift,
             JobRequest::Rotate { .. } => JobKind::Rotate,
+            JobRequest::BaseBackup => JobKind::BaseBackup,
         }
     }
 }
@@ -291,6 +294,9 @@ enum Work {
         services: Vec<CoreKind>,
         only_due: bool,
     },
+    BaseBackup {
+        session: Session,
+    },
 }
 
 fn backups_enabled(p: &Prepared) -> Result<(), AppError> {
@@ -319,6 +325,15 @@ pub fn check_request(
             (&[][..], destination.as_deref())
         }
         JobRequest::Drift => return Ok(None),
+        JobRequest::BaseBackup => {
+            if env.backup.as_ref().is_none_or(|b| b.pitr.is_none()) {
+                return Err(AppError::Usage(format!(
+                    "point-in-time recovery is off in `{}`: set `backup.pitr.enabled: true`",
+                    env.name
+                )));
+            }
+            return Ok(None);
+        }
         JobRequest::Rotate {
             target, services, ..
         } => {
@@ -478,6 +493,13 @@ impl Jobs {
                     id: set,
                     services,
                     destination,
+                };
+                (work, Held::Backup(lock), RunsOn::ThisProcess)
+            }
+            JobRequest::BaseBackup => {
+                let lock = cp_backup::run::lock(&state_of(&prepared)?, &holder)?;
+                let work = Work::BaseBackup {
+                    session: prepared.open(Mode::ReadOnly)?,
                 };
                 (work, Held::Backup(lock), RunsOn::ThisProcess)
             }
@@ -795,6 +817,10 @@ async fn run(
         } => {
             let view = crate::rotate::rotate(&session, target, &services, only_due).await?;
             Ok((JobResult::Rotate(view), true))
+        }
+        Work::BaseBackup { session } => {
+            let view = crate::pitr::base_backup_locked(&session).await?;
+            Ok((JobResult::BaseBackup(view), true))
         }
     }
 }

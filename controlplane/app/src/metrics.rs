@@ -5,8 +5,9 @@
 //! each environment's `rotation/state.json` ([`crate::rotate::Record`]),
 //! `controlplane_tls_certificate_expiry_timestamp_seconds` from the certificates its
 //! servers serve (`<unit>/tls/server.crt` in the state directory, as the process
-//! platform keeps them). A prometheus-client [`Collector`]: the server registers it in
-//! its one registry.
+//! platform keeps them), the `controlplane_pitr_*` series from `backup/pitr.json`
+//! ([`crate::pitr::watch`]). A prometheus-client [`Collector`]: the server registers
+//! it in its one registry.
 
 use std::sync::Arc;
 
@@ -81,6 +82,29 @@ where
     Ok(())
 }
 
+/// A counter family (`name` without `_total`: the encoder appends it).
+fn counter_family(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    samples: &[(Labels, u64)],
+) -> Result<(), std::fmt::Error> {
+    if samples.is_empty() {
+        return Ok(());
+    }
+    let mut m = encoder.encode_descriptor(
+        name,
+        help,
+        None,
+        prometheus_client::metrics::MetricType::Counter,
+    )?;
+    for (labels, v) in samples {
+        prometheus_client::metrics::counter::ConstCounter::new(*v)
+            .encode(m.encode_family(labels)?)?;
+    }
+    Ok(())
+}
+
 impl Collector for JobGauges {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let mut last_success = Vec::new();
@@ -94,6 +118,10 @@ impl Collector for JobGauges {
         let mut checked = Vec::new();
         let mut key_age = Vec::new();
         let mut cert_expiry = Vec::new();
+        let mut pitr_last = Vec::new();
+        let mut pitr_failures = Vec::new();
+        let mut pitr_pending = Vec::new();
+        let mut pitr_start = Vec::new();
         let drift = self.jobs.drift().all();
         let now = chrono::Utc::now().timestamp();
         for t in self.envs.targets() {
@@ -105,6 +133,26 @@ impl Collector for JobGauges {
                         vec![("env", env.clone()), ("key", key)],
                         (now - created).max(0),
                     ));
+                }
+            }
+            // PITR: what the last look at the archive and the archiver found.
+            if let Ok(model) = self.envs.model(&env)
+                && model.backup.as_ref().is_some_and(|b| b.pitr.is_some())
+                && let Ok(Some(dir)) = cp_runtime::state::StateDir::open_existing(t.state_path())
+            {
+                let p = cp_backup::metrics::PitrMetrics::read(&dir);
+                let l: Labels = vec![("env", env.clone())];
+                if let Some(v) = p.last_archived_timestamp_seconds {
+                    pitr_last.push((l.clone(), v));
+                }
+                if let Some(v) = p.archive_failures_total {
+                    pitr_failures.push((l.clone(), u64::try_from(v).unwrap_or(0)));
+                }
+                if let Some(v) = p.archive_pending_segments {
+                    pitr_pending.push((l.clone(), v));
+                }
+                if let Some(v) = p.window_start_timestamp_seconds {
+                    pitr_start.push((l, v));
                 }
             }
             if let Ok(model) = self.envs.model(&env)
@@ -229,6 +277,30 @@ impl Collector for JobGauges {
             CERT_EXPIRY_NAME,
             "Unix time at which the certificate a server of the environment serves expires (renewed at tls.renew_at_percent of its lifetime).",
             &cert_expiry,
+        )?;
+        family(
+            &mut encoder,
+            "controlplane_pitr_last_archived_timestamp_seconds",
+            "Unix time the newest WAL segment reached the PITR archive.",
+            &pitr_last,
+        )?;
+        counter_family(
+            &mut encoder,
+            "controlplane_pitr_archive_failures",
+            "Failed WAL archiving attempts (pg_stat_archiver.failed_count).",
+            &pitr_failures,
+        )?;
+        family(
+            &mut encoder,
+            "controlplane_pitr_archive_pending_segments",
+            "WAL files waiting to be archived (.ready in pg_wal/archive_status).",
+            &pitr_pending,
+        )?;
+        family(
+            &mut encoder,
+            "controlplane_pitr_window_start_timestamp_seconds",
+            "Unix time of the earliest moment a point-in-time restore can reach.",
+            &pitr_start,
         )?;
         family(
             &mut encoder,

@@ -80,9 +80,15 @@ impl std::fmt::Display for BaseBackupView {
     }
 }
 
-/// Takes a base backup.
+/// Takes a base backup (holding the backup lock).
 pub async fn base_backup(s: &Session) -> Result<BaseBackupView, AppError> {
     let _lock = run::lock(&s.state, "backup --base")?;
+    base_backup_locked(s).await
+}
+
+/// Takes a base backup, then applies the recovery window's retention; the caller
+/// holds the backup lock (the base-backup job takes it before it starts).
+pub async fn base_backup_locked(s: &Session) -> Result<BaseBackupView, AppError> {
     let (archive, p) = archive(s).await?;
     let b = run::settings(&s.env)?;
     let codec = run::codec(b)?;
@@ -127,31 +133,45 @@ pub async fn base_backup(s: &Session) -> Result<BaseBackupView, AppError> {
     })
 }
 
-/// The recoverable window and the archive's lag.
+/// The recoverable window and the archive's lag: `backup list`'s PITR part, the
+/// API's backups endpoint and the console's backups page (one view).
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct WindowView {
     /// The destination.
     pub destination: String,
-    /// The window; `None` before the first base backup (or with no WAL after it).
+    /// The window (`earliest`, `latest` restorable time); `None` before the first
+    /// base backup (or with no WAL after it).
     pub window: Option<Window>,
     /// Base backups, oldest first.
     pub bases: Vec<String>,
     /// Segments in the archive.
     pub segments: usize,
-    /// Seconds since the newest segment reached the archive.
+    /// When the newest segment reached the archive.
+    pub last_archived: Option<DateTime<Utc>>,
+    /// Seconds since the newest segment reached the archive (now - last archived).
     pub archive_lag_seconds: Option<i64>,
+    /// Why the archive could not be read (then nothing else is known).
+    pub error: Option<String>,
 }
 
 impl std::fmt::Display for WindowView {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(e) = &self.error {
+            return writeln!(
+                f,
+                "point-in-time recovery ({}): the archive cannot be read: {e}",
+                self.destination
+            );
+        }
         match &self.window {
             Some(w) => {
                 write!(
                     f,
-                    "point-in-time recovery ({}): restorable from {} to {}",
+                    "point-in-time recovery ({}): restorable from {} to {} (timeline {})",
                     self.destination,
-                    w.earliest.to_rfc3339(),
-                    w.latest.to_rfc3339()
+                    crate::views::rfc3339(w.earliest),
+                    crate::views::rfc3339(w.latest),
+                    w.timeline
                 )?;
                 if let Some(lag) = self.archive_lag_seconds {
                     write!(f, ", archive lag {lag}s")?;
@@ -179,18 +199,74 @@ impl std::fmt::Display for WindowView {
     }
 }
 
-/// `backup list`'s PITR part.
-pub async fn window(s: &Session) -> Result<WindowView, AppError> {
-    let (archive, p) = archive(s).await?;
-    let cat = pitr::catalog(&archive).await.map_err(failed)?;
+/// The window of `s`'s environment, `None` when PITR is off; an unreadable archive is
+/// reported in the view, not as an error (the logical sets still list).
+pub async fn window(s: &Session) -> Option<WindowView> {
+    let p = settings(s).ok()?;
+    let destination = p.destination.clone();
+    let read = async {
+        let (archive, _) = archive(s).await?;
+        pitr::catalog(&archive).await.map_err(failed)
+    };
+    Some(match read.await {
+        Ok(cat) => window_of(destination, &cat, Utc::now()),
+        Err(e) => WindowView {
+            destination,
+            window: None,
+            bases: Vec::new(),
+            segments: 0,
+            last_archived: None,
+            archive_lag_seconds: None,
+            error: Some(e.chain()),
+        },
+    })
+}
+
+/// Reads the archive and PostgreSQL's archiver statistics and records them for the
+/// metrics (`backup/pitr.json`); returns the window's view. `None` when PITR is off.
+pub async fn watch(s: &Session) -> Option<WindowView> {
+    let view = window(s).await?;
+    let stats = match s.access().await {
+        Ok(a) => match &a.postgres {
+            Some(pg) => pitr::archiver_stats(&pg.endpoint, &pg.superuser_password)
+                .await
+                .ok(),
+            None => None,
+        },
+        Err(_) => None,
+    };
+    let ts = |t: DateTime<Utc>| t.timestamp();
+    let m = cp_backup::metrics::PitrMetrics {
+        checked_timestamp_seconds: Utc::now().timestamp(),
+        last_archived_timestamp_seconds: view
+            .last_archived
+            .or(stats.as_ref().and_then(|s| s.last_archived))
+            .map(ts),
+        archive_failures_total: stats.as_ref().map(|s| s.failed),
+        archive_pending_segments: stats.as_ref().map(|s| s.pending),
+        window_start_timestamp_seconds: view.window.as_ref().map(|w| ts(w.earliest)),
+        window_end_timestamp_seconds: view.window.as_ref().map(|w| ts(w.latest)),
+    };
+    if s.state.path().exists()
+        && let Err(e) = m.write(&s.state)
+    {
+        tracing::warn!(env = %s.env.name, error = %cp_runtime::error::chain(&e), "the PITR status could not be recorded");
+    }
+    Some(view)
+}
+
+/// The view of catalog `cat` at `now`.
+pub fn window_of(destination: String, cat: &pitr::Catalog, now: DateTime<Utc>) -> WindowView {
     let newest = cat.segments.values().max().copied();
-    Ok(WindowView {
-        destination: p.destination.clone(),
+    WindowView {
+        destination,
         window: cat.window(),
         bases: cat.bases.iter().map(|b| b.id.clone()).collect(),
         segments: cat.segments.len(),
-        archive_lag_seconds: newest.map(|t| (Utc::now() - t).num_seconds().max(0)),
-    })
+        last_archived: newest,
+        archive_lag_seconds: newest.map(|t| (now - t).num_seconds().max(0)),
+        error: None,
+    }
 }
 
 /// Parses `--to-time` (RFC 3339, or `YYYY-MM-DD HH:MM:SS[.fff]` as UTC).
@@ -216,7 +292,7 @@ pub async fn restore_preview(
 ) -> Result<Vec<String>, AppError> {
     let (archive, _) = archive(s).await?;
     let cat = pitr::catalog(&archive).await.map_err(failed)?;
-    let (base, _) = pitr::choose(&cat, target).map_err(failed)?;
+    let base = pitr::choose(&cat, target).map_err(failed)?.base;
     let mut out = vec![format!(
         "postgres: every database of the running server (replaced by its state at {target}, replayed from base backup {})",
         base.id
@@ -282,11 +358,12 @@ pub async fn restore(s: &Session, target: &RecoveryTarget) -> Result<PitrRestore
     };
     let (archive, _) = archive(s).await?;
     let cat = pitr::catalog(&archive).await.map_err(failed)?;
-    let (base, _) = pitr::choose(&cat, target).map_err(failed)?;
+    let chosen = pitr::choose(&cat, target).map_err(failed)?;
+    let base = &chosen.base;
     let b = run::settings(&s.env)?;
     let identity = run::identity(b, &s.secrets).await?;
     let id = base.backup_id().map_err(failed)?;
-    let mut reader = pitr::open_base(&archive, &id, &base, identity.as_ref())
+    let mut reader = pitr::open_base(&archive, &id, base, identity.as_ref())
         .await
         .map_err(failed)?;
     let goal = match target {
@@ -302,6 +379,7 @@ pub async fn restore(s: &Session, target: &RecoveryTarget) -> Result<PitrRestore
             &s.env,
             &mut reader,
             &goal,
+            chosen.timeline,
             vars,
             std::time::Duration::from_secs(600),
         )
@@ -325,6 +403,10 @@ pub async fn restore(s: &Session, target: &RecoveryTarget) -> Result<PitrRestore
                 source: e,
             })
         })?;
+        // The new timeline is archived within archive_timeout from the first write.
+        if let Err(e) = pitr::wake_checkpointer(&pg.endpoint, &pg.superuser_password).await {
+            tracing::warn!(error = %e, "CHECKPOINT after the restore failed; WAL of the new timeline may wait for the next checkpoint to be archived");
+        }
     }
     Ok(PitrRestoreView {
         environment: s.env.name.to_string(),

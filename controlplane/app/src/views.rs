@@ -1148,6 +1148,8 @@ pub struct BackupListView {
     /// on with the others).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Point-in-time recovery's window and archive lag (`backup.pitr` on).
+    pub pitr: Option<crate::pitr::WindowView>,
 }
 
 /// `backup list --destination all`: each destination's sets, so a set's state is seen
@@ -1187,7 +1189,11 @@ pub struct BackupSetView {
 impl fmt::Display for BackupListView {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.sets.is_empty() {
-            return writeln!(f, "no backup sets at destination `{}`", self.destination);
+            writeln!(f, "no backup sets at destination `{}`", self.destination)?;
+            if let Some(p) = &self.pitr {
+                write!(f, "{p}")?;
+            }
+            return Ok(());
         }
         writeln!(
             f,
@@ -1211,6 +1217,9 @@ impl fmt::Display for BackupListView {
                 units::size(e.stored_size),
                 services.join(" ")
             )?;
+        }
+        if let Some(p) = &self.pitr {
+            write!(f, "{p}")?;
         }
         Ok(())
     }

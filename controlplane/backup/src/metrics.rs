@@ -294,3 +294,48 @@ mod tests {
         assert_eq!(mode, 0o700);
     }
 }
+
+/// The PITR status file, inside the state directory.
+pub const PITR_FILE: &str = "backup/pitr.json";
+
+/// What the last look at the PITR archive and `pg_stat_archiver` found
+/// (`backup/pitr.json`): written by the jobs service's PITR watch and by `backup list`,
+/// read at scrape time.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PitrMetrics {
+    /// When it was read.
+    pub checked_timestamp_seconds: i64,
+    /// `controlplane_pitr_last_archived_timestamp_seconds`: the newest segment in the
+    /// archive (or `pg_stat_archiver.last_archived_time` when the archive cannot be
+    /// listed).
+    pub last_archived_timestamp_seconds: Option<i64>,
+    /// `controlplane_pitr_archive_failures_total`: `pg_stat_archiver.failed_count`.
+    pub archive_failures_total: Option<i64>,
+    /// `controlplane_pitr_archive_pending_segments`: WAL files waiting to be archived
+    /// (`.ready` in `pg_wal/archive_status`).
+    pub archive_pending_segments: Option<i64>,
+    /// `controlplane_pitr_window_start_timestamp_seconds`: the earliest restorable time.
+    pub window_start_timestamp_seconds: Option<i64>,
+    /// The latest restorable time.
+    pub window_end_timestamp_seconds: Option<i64>,
+}
+
+impl PitrMetrics {
+    /// Reads the file (the default when absent or unreadable).
+    pub fn read(state: &StateDir) -> PitrMetrics {
+        state
+            .read(PITR_FILE)
+            .ok()
+            .flatten()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    /// Writes the file.
+    pub fn write(&self, state: &StateDir) -> Result<(), StateError> {
+        state.write_private(
+            PITR_FILE,
+            &serde_json::to_vec_pretty(self).expect("serializes"),
+        )
+    }
+}

@@ -573,6 +573,68 @@ async fn current_wal_lsn(src: &BaseSource<'_>) -> Option<String> {
     Some(lsn)
 }
 
+/// What `pg_stat_archiver` and `pg_wal/archive_status` say of the archiver.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ArchiverStats {
+    /// `last_archived_time`.
+    pub last_archived: Option<DateTime<Utc>>,
+    /// `failed_count`.
+    pub failed: i64,
+    /// WAL files waiting to be archived (`.ready`).
+    pub pending: i64,
+}
+
+/// Reads the archiver's statistics as the superuser.
+pub async fn archiver_stats(
+    endpoint: &cp_runtime::probe::Endpoint,
+    password: &cp_runtime::secrets::Secret,
+) -> Result<ArchiverStats, sqlx::Error> {
+    use sqlx::Connection as _;
+    let o = endpoint
+        .pg_options()
+        .username(cp_core::serverconf::POSTGRES_SUPERUSER)
+        .password(password.expose())
+        .database("postgres");
+    let mut c = sqlx::PgConnection::connect_with(&o).await?;
+    let (last_archived, failed): (Option<DateTime<Utc>>, i64) =
+        sqlx::query_as("SELECT last_archived_time, failed_count FROM pg_stat_archiver")
+            .fetch_one(&mut c)
+            .await?;
+    let pending: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'",
+    )
+    .fetch_one(&mut c)
+    .await?;
+    let _ = c.close().await;
+    Ok(ArchiverStats {
+        last_archived,
+        failed,
+        pending,
+    })
+}
+
+/// Runs `CHECKPOINT` as the superuser. After PostgreSQL starts, its checkpointer can
+/// be asleep for up to `checkpoint_timeout` (it went to sleep while the server was
+/// still starting, when `archive_timeout` does not count); a checkpoint request
+/// wakes it, and from then on `archive_timeout` switches segments as it should.
+/// Without it, a restored server's first minutes of WAL may not be archived until
+/// the next checkpoint.
+pub async fn wake_checkpointer(
+    endpoint: &cp_runtime::probe::Endpoint,
+    password: &cp_runtime::secrets::Secret,
+) -> Result<(), sqlx::Error> {
+    use sqlx::Connection as _;
+    let o = endpoint
+        .pg_options()
+        .username(cp_core::serverconf::POSTGRES_SUPERUSER)
+        .password(password.expose())
+        .database("postgres");
+    let mut c = sqlx::PgConnection::connect_with(&o).await?;
+    sqlx::query("CHECKPOINT").execute(&mut c).await?;
+    let _ = c.close().await;
+    Ok(())
+}
+
 fn tail(s: &str) -> String {
     let lines: Vec<&str> = s.lines().rev().take(8).collect();
     lines.into_iter().rev().collect::<Vec<_>>().join("\n")
@@ -708,13 +770,72 @@ pub struct Catalog {
     pub bases: Vec<BaseBackup>,
     /// Segments by name (sorted: timeline, then position).
     pub segments: BTreeMap<String, DateTime<Utc>>,
-    /// History files (`00000002.history`).
-    pub histories: Vec<String>,
+    /// Timelines after the first, by number, from their history files
+    /// (`00000002.history`).
+    pub timelines: BTreeMap<u32, History>,
+}
+
+/// A timeline's history file: where each ancestor timeline ended, and when the file
+/// reached the archive (the moment the timeline was born: a restore promotes, the
+/// history file is archived at once, and from then on the new timeline is the live
+/// one).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct History {
+    /// When the history file was archived.
+    pub born: DateTime<Utc>,
+    /// Ancestors, oldest first: the timeline and the LSN where it switched to the next.
+    pub parents: Vec<(u32, Lsn)>,
+}
+
+impl History {
+    /// Parses a history file's text (`<tli>\t<lsn>\t<reason>` lines, `#` comments).
+    pub fn parse(text: &str, born: DateTime<Utc>) -> History {
+        let parents = text
+            .lines()
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .filter_map(|l| {
+                let mut f = l.split_whitespace();
+                let tli = f.next()?.parse().ok()?;
+                let lsn = Lsn::parse(f.next()?)?;
+                Some((tli, lsn))
+            })
+            .collect();
+        History { born, parents }
+    }
+}
+
+/// The parts of a segment's name: timeline and segment number.
+fn segment_parts(name: &str) -> Option<(u32, u64)> {
+    if !is_segment(name) {
+        return None;
+    }
+    let tli = u32::from_str_radix(&name[..8], 16).ok()?;
+    let log = u64::from_str_radix(&name[8..16], 16).ok()?;
+    let seg = u64::from_str_radix(&name[16..], 16).ok()?;
+    Some((tli, log * (0x1_0000_0000 / SEGMENT_BYTES) + seg))
+}
+
+fn segment_name(tli: u32, segno: u64) -> String {
+    let per_log = 0x1_0000_0000 / SEGMENT_BYTES;
+    format!("{tli:08X}{:08X}{:08X}", segno / per_log, segno % per_log)
+}
+
+/// One timeline of a chain: it holds WAL from `begin` up to `end` (the switch to the
+/// next; `None` for the chain's last timeline).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    /// The timeline.
+    pub tli: u32,
+    /// Where it begins.
+    pub begin: Lsn,
+    /// Where it switched to the next.
+    pub end: Option<Lsn>,
 }
 
 /// Reads the archive's listing and every base backup's record.
 pub async fn catalog(archive: &Archive) -> Result<Catalog, PitrError> {
     let mut out = Catalog::default();
+    let mut histories = Vec::new();
     let metas: Vec<object_store::ObjectMeta> = archive
         .wals
         .inner()
@@ -731,8 +852,21 @@ pub async fn catalog(archive: &Archive) -> Result<Catalog, PitrError> {
         };
         if is_segment(name) {
             out.segments.insert(name.to_owned(), m.last_modified);
-        } else if name.ends_with(".history") {
-            out.histories.push(name.to_owned());
+        } else if let Some(tli) = name
+            .strip_suffix(".history")
+            .filter(|t| t.len() == 8)
+            .and_then(|t| u32::from_str_radix(t, 16).ok())
+        {
+            histories.push((tli, name.to_owned(), m.last_modified));
+        }
+    }
+    for (tli, name, born) in histories {
+        let key = wal_key(&name)?;
+        if let Some(packed) = get(&archive.wals, &key).await?
+            && let Ok(plain) = zstd::decode_all(&packed[..])
+        {
+            let h = History::parse(&String::from_utf8_lossy(&plain), born);
+            out.timelines.insert(tli, h);
         }
     }
     for (id, listed) in archive.base.list().await? {
@@ -749,9 +883,10 @@ pub async fn catalog(archive: &Archive) -> Result<Catalog, PitrError> {
     Ok(out)
 }
 
-/// The recoverable window of one base backup's timeline: from the base backup's end
-/// to the last segment of the unbroken run of segments after its start; the first
-/// missing segment, if later segments exist, is the gap.
+/// The recoverable window along one timeline's chain: from a base backup's end to
+/// the last segment of the unbroken run of segments after its start (segments of
+/// the chain's timelines, as PostgreSQL reads them); the first missing segment, if
+/// later segments exist, is the gap.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Window {
     /// The base backup the window starts from (the oldest).
@@ -762,56 +897,144 @@ pub struct Window {
     pub latest: DateTime<Utc>,
     /// The last segment of the unbroken run.
     pub last_segment: String,
+    /// The timeline the latest restorable time is on.
+    pub timeline: u32,
     /// A missing segment with later ones archived (restores cannot pass it).
     pub gap: Option<String>,
 }
 
 impl Catalog {
-    /// The run of segments from `start` on: the last present one, and the first
-    /// missing one when a later segment of the timeline exists.
-    pub fn run_from(&self, start: &str) -> (Option<(String, DateTime<Utc>)>, Option<String>) {
-        let tli = &start[..8.min(start.len())];
+    /// The newest timeline (1 when no history file is archived).
+    pub fn newest_timeline(&self) -> u32 {
+        self.timelines.keys().next_back().copied().unwrap_or(1)
+    }
+
+    /// The timeline that was live at `t`: the newest one born at or before it. Each
+    /// restore promotes a new timeline and replaces the live server with it, so the
+    /// timelines' births order the server's lives.
+    pub fn timeline_at(&self, t: DateTime<Utc>) -> u32 {
+        self.timelines
+            .iter()
+            .filter(|(_, h)| h.born <= t)
+            .map(|(tli, _)| *tli)
+            .max()
+            .unwrap_or(1)
+    }
+
+    /// Timeline `tli` and its ancestors, oldest first.
+    pub fn chain(&self, tli: u32) -> Vec<Span> {
+        let mut out = Vec::new();
+        let mut begin = Lsn(0);
+        if let Some(h) = self.timelines.get(&tli) {
+            for (parent, switch) in &h.parents {
+                out.push(Span {
+                    tli: *parent,
+                    begin,
+                    end: Some(*switch),
+                });
+                begin = *switch;
+            }
+        }
+        out.push(Span {
+            tli,
+            begin,
+            end: None,
+        });
+        out
+    }
+
+    /// True when base backup `b` lies on timeline `tli`'s chain (its timeline is one
+    /// of the chain's, and it began before that timeline switched to the next).
+    pub fn on_chain(&self, b: &BaseBackup, tli: u32) -> bool {
+        let start = Lsn::parse(&b.start_lsn).unwrap_or(Lsn(0));
+        self.chain(tli)
+            .iter()
+            .any(|s| s.tli == b.timeline && s.end.is_none_or(|e| start < e))
+    }
+
+    /// The run of segments from `start` on along timeline `tli`'s chain (for each
+    /// position the newest timeline of the chain begun by then whose segment is
+    /// archived, as PostgreSQL's recovery looks): the last present one, and the
+    /// first missing one when a later segment of the chain exists.
+    pub fn run_from(
+        &self,
+        start: &str,
+        tli: u32,
+    ) -> (Option<(String, DateTime<Utc>)>, Option<String>) {
+        let chain = self.chain(tli);
+        let Some((_, mut segno)) = segment_parts(start) else {
+            return (None, None);
+        };
+        let begin_seg = |s: &Span| s.begin.0 / SEGMENT_BYTES;
         let mut last = None;
-        let mut cur = start.to_owned();
         loop {
-            match self.segments.get(&cur) {
-                Some(at) => {
-                    last = Some((cur.clone(), *at));
-                    match next_segment(&cur) {
-                        Some(n) => cur = n,
-                        None => return (last, None),
-                    }
+            let found = chain
+                .iter()
+                .rev()
+                .filter(|s| {
+                    begin_seg(s) <= segno && s.end.is_none_or(|e| segno <= e.0 / SEGMENT_BYTES)
+                })
+                .map(|s| segment_name(s.tli, segno))
+                .find_map(|n| self.segments.get(&n).map(|at| (n, *at)));
+            match found {
+                Some(hit) => {
+                    last = Some(hit);
+                    segno += 1;
                 }
                 None => {
-                    let later = self
-                        .segments
-                        .range(cur.clone()..)
-                        .next()
-                        .is_some_and(|(n, _)| n.starts_with(tli));
-                    return (last, later.then_some(cur));
+                    let later = self.segments.keys().any(|n| {
+                        segment_parts(n).is_some_and(|(t, s)| {
+                            s > segno
+                                && chain.iter().any(|c| {
+                                    c.tli == t
+                                        && begin_seg(c) <= s
+                                        && c.end.is_none_or(|e| s <= e.0 / SEGMENT_BYTES)
+                                })
+                        })
+                    });
+                    return (last, later.then(|| segment_name(
+                        chain
+                            .iter()
+                            .rev()
+                            .find(|s| begin_seg(s) <= segno)
+                            .map_or(tli, |s| s.tli),
+                        segno,
+                    )));
                 }
             }
         }
     }
 
-    /// The window reachable from base backup `b`.
-    pub fn window_of(&self, b: &BaseBackup) -> Option<Window> {
-        let (last, gap) = self.run_from(&b.start_wal);
+    /// The window reachable from base backup `b` along timeline `tli`'s chain.
+    pub fn window_of(&self, b: &BaseBackup, tli: u32) -> Option<Window> {
+        let (last, gap) = self.run_from(&b.start_wal, tli);
         let (last_segment, latest) = last?;
+        let timeline = segment_parts(&last_segment).map_or(tli, |(t, _)| t);
         Some(Window {
             base: b.id.clone(),
             earliest: b.finished,
             latest: latest.max(b.finished),
             last_segment,
+            timeline,
             gap,
         })
     }
 
-    /// The whole window: earliest from the oldest base backup whose WAL run holds,
-    /// latest from the newest base backup's run.
+    /// The whole window: earliest from the oldest base backup whose WAL run holds
+    /// (along the timeline live when it ended), latest along the newest timeline from
+    /// the newest base backup on its chain.
     pub fn window(&self) -> Option<Window> {
-        let newest = self.bases.iter().rev().find_map(|b| self.window_of(b))?;
-        let oldest = self.bases.iter().find_map(|b| self.window_of(b))?;
+        let tli = self.newest_timeline();
+        let newest = self
+            .bases
+            .iter()
+            .rev()
+            .filter(|b| self.on_chain(b, tli))
+            .find_map(|b| self.window_of(b, tli))?;
+        let oldest = self
+            .bases
+            .iter()
+            .find_map(|b| self.window_of(b, self.timeline_at(b.finished)))?;
         Some(Window {
             base: oldest.base,
             earliest: oldest.earliest,
@@ -842,26 +1065,42 @@ impl std::fmt::Display for RecoveryTarget {
     }
 }
 
+/// What a restore replays: the base backup, its window, and the timeline to follow
+/// (`recovery_target_timeline`).
+#[derive(Debug, Clone)]
+pub struct Chosen {
+    /// The base backup.
+    pub base: BaseBackup,
+    /// The window reachable from it.
+    pub window: Window,
+    /// The timeline the target is on: for a time, the one live then (a restore to a
+    /// time before an earlier restore follows the old timeline, not the newest);
+    /// otherwise the newest.
+    pub timeline: u32,
+}
+
 /// The base backup a restore to `target` starts from, refusing a target outside the
 /// window or behind a missing segment (named).
-pub fn choose(cat: &Catalog, target: &RecoveryTarget) -> Result<(BaseBackup, Window), PitrError> {
+pub fn choose(cat: &Catalog, target: &RecoveryTarget) -> Result<Chosen, PitrError> {
     if cat.bases.is_empty() {
         return Err(PitrError::Window(
             "no base backup in the archive: take one with `controlplane backup --base`".into(),
         ));
     }
+    let tli = match target {
+        RecoveryTarget::Time(t) => cat.timeline_at(*t),
+        _ => cat.newest_timeline(),
+    };
+    let mut usable = cat.bases.iter().rev().filter(|b| cat.on_chain(b, tli));
     let pick = match target {
-        RecoveryTarget::Time(t) => cat.bases.iter().rev().find(|b| b.finished <= *t),
+        RecoveryTarget::Time(t) => usable.find(|b| b.finished <= *t),
         RecoveryTarget::Lsn(l) => {
             let want = Lsn::parse(l).ok_or_else(|| {
                 PitrError::Window(format!("`{l}` is not an LSN (like 0/16B3748)"))
             })?;
-            cat.bases
-                .iter()
-                .rev()
-                .find(|b| Lsn::parse(&b.end_lsn).is_some_and(|e| e <= want))
+            usable.find(|b| Lsn::parse(&b.end_lsn).is_some_and(|e| e <= want))
         }
-        RecoveryTarget::Latest => cat.bases.last(),
+        RecoveryTarget::Latest => usable.next(),
     };
     let Some(base) = pick else {
         let first = &cat.bases[0];
@@ -871,7 +1110,7 @@ pub fn choose(cat: &Catalog, target: &RecoveryTarget) -> Result<(BaseBackup, Win
             first.id
         )));
     };
-    let Some(w) = cat.window_of(base) else {
+    let Some(w) = cat.window_of(base, tli) else {
         return Err(PitrError::Window(format!(
             "base backup {} has no archived WAL (its first segment {} is missing)",
             base.id, base.start_wal
@@ -896,7 +1135,11 @@ pub fn choose(cat: &Catalog, target: &RecoveryTarget) -> Result<(BaseBackup, Win
             w.latest.to_rfc3339()
         )));
     }
-    Ok((base.clone(), w))
+    Ok(Chosen {
+        base: base.clone(),
+        window: w,
+        timeline: tli,
+    })
 }
 
 impl BaseBackup {
@@ -950,8 +1193,14 @@ pub async fn prune(
             out.bases.push(b.id.clone());
         }
     }
-    let first = &cat.bases[keep_from].start_wal;
-    for name in cat.segments.keys().filter(|n| n.as_str() < first.as_str()) {
+    // By position, whatever the timeline: a segment before the kept base backup's
+    // first is needed by no restore the window allows.
+    let first = segment_parts(&cat.bases[keep_from].start_wal).map_or(0, |(_, n)| n);
+    for name in cat
+        .segments
+        .keys()
+        .filter(|n| segment_parts(n).is_some_and(|(_, segno)| segno < first))
+    {
         let key = wal_key(name)?;
         let at = archive.wals.object(&key);
         match archive.wals.inner().delete(&at).await {
@@ -987,6 +1236,116 @@ mod tests {
         assert!(wal_key("../x").is_err());
     }
 
+    fn record(started: DateTime<Utc>, secs: i64, start_wal: &str) -> BaseBackup {
+        BaseBackup {
+            id: BackupId::new(started).to_string(),
+            started,
+            finished: started + chrono::Duration::seconds(secs),
+            start_lsn: format!("0/{}000028", &start_wal[23..]),
+            end_lsn: format!("0/{}000100", &start_wal[23..]),
+            timeline: u32::from_str_radix(&start_wal[..8], 16).unwrap(),
+            start_wal: start_wal.to_owned(),
+            artifact: Artifact {
+                name: ArtifactName::new(BASE_TAR).unwrap(),
+                size: 0,
+                stored_size: 0,
+                sha256: String::new(),
+                plain_sha256: String::new(),
+            },
+        }
+    }
+
+    /// Retention by recovery window on a real (local) archive: base backups older
+    /// than the newest one that ended before `now - window` go, with every segment
+    /// before that one's first; the window still reaches back `window`.
+    #[tokio::test]
+    async fn retention_keeps_the_newest_base_backup_older_than_the_window() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("pitr/dev");
+        for sub in [WALS, BASE] {
+            std::fs::create_dir_all(dir.join(sub)).unwrap();
+        }
+        let target = Target::Local { dir };
+        let archive = Archive::open("local", &target, None)
+            .await
+            .unwrap_or_else(|e| panic!("{}", cp_runtime::error::chain(&e)));
+        let day = |d: i64| DateTime::from_timestamp(1_800_000_000 + d * 86_400, 0).unwrap();
+        // Base backups on days 0, 3, 6 and 9, starting at segments 2, 4, 6 and 8;
+        // segments 1..=9 archived.
+        let mut ids = Vec::new();
+        for (d, seg) in [(0, "2"), (3, "4"), (6, "6"), (9, "8")] {
+            let b = record(day(d), 60, &format!("00000001000000000000000{seg}"));
+            ids.push(b.id.clone());
+            let id = b.backup_id().unwrap();
+            archive
+                .base
+                .put(&id, BACKUP_JSON, serde_json::to_vec(&b).unwrap())
+                .await
+                .unwrap();
+        }
+        for n in 1..=9 {
+            let seg = format!("00000001000000000000000{n}");
+            let f = tmp.path().join(&seg);
+            std::fs::write(&f, vec![n as u8; 64]).unwrap();
+            wal_push(&archive, &f, &seg).await.unwrap();
+        }
+        // Now: day 10; a 5-day window needs the base backup of day 3 (the newest
+        // that ended before day 5); days 0's goes, and segments 1..=3.
+        let window = std::time::Duration::from_secs(5 * 86_400);
+        let pruned = prune(&archive, window, day(10)).await.unwrap();
+        assert_eq!(pruned.bases, [ids[0].clone()]);
+        assert_eq!(pruned.segments, 3);
+        let cat = catalog(&archive).await.unwrap();
+        assert_eq!(cat.bases.len(), 3);
+        assert_eq!(
+            cat.segments.keys().next().map(String::as_str),
+            Some("000000010000000000000004")
+        );
+        let w = cat.window().unwrap();
+        assert_eq!(w.earliest, day(3) + chrono::Duration::seconds(60));
+        assert!(w.earliest <= day(10) - chrono::Duration::days(5));
+        // Nothing more to remove a second time.
+        assert_eq!(
+            prune(&archive, window, day(10)).await.unwrap(),
+            PitrPrune::default()
+        );
+    }
+
+    /// A restore to a time before an earlier restore follows the timeline live then;
+    /// the window follows the newest timeline across the switch.
+    #[test]
+    fn timelines_by_birth_and_the_window_across_a_switch() {
+        let t = |s: i64| DateTime::from_timestamp(1_800_000_000 + s, 0).unwrap();
+        let mut cat = Catalog::default();
+        cat.bases.push(record(t(0), 5, "000000010000000000000002"));
+        for (n, at) in [("02", 10), ("03", 20), ("04", 30), ("05", 40)] {
+            cat.segments
+                .insert(format!("0000000100000000000000{n}"), t(at));
+        }
+        // A restore to t(25) (in segment 4) promoted timeline 2 at t(50).
+        cat.timelines.insert(
+            2,
+            History::parse("1\t0/4000100\tbefore 2027-01-15 08:00:25+00\n", t(50)),
+        );
+        for (n, at) in [("04", 51), ("05", 60), ("06", 70)] {
+            cat.segments
+                .insert(format!("0000000200000000000000{n}"), t(at));
+        }
+        assert_eq!(cat.timeline_at(t(35)), 1);
+        assert_eq!(cat.timeline_at(t(55)), 2);
+        assert_eq!(cat.newest_timeline(), 2);
+        let w = cat.window().unwrap();
+        assert_eq!(w.timeline, 2);
+        assert_eq!(w.last_segment, "000000020000000000000006");
+        assert_eq!(w.latest, t(70));
+        assert_eq!(w.gap, None);
+        let c = choose(&cat, &RecoveryTarget::Time(t(35))).unwrap();
+        assert_eq!(c.timeline, 1);
+        let c = choose(&cat, &RecoveryTarget::Latest).unwrap();
+        assert_eq!(c.timeline, 2);
+        assert!(cat.on_chain(&cat.bases[0], 2));
+    }
+
     #[test]
     fn a_gap_ends_the_window_and_names_the_segment() {
         let t = |s: i64| DateTime::from_timestamp(1_800_000_000 + s, 0).unwrap();
@@ -1013,6 +1372,7 @@ mod tests {
         });
         let w = cat.window().unwrap();
         assert_eq!(w.latest, t(20));
+        assert_eq!(w.timeline, 1);
         assert_eq!(w.gap.as_deref(), Some("000000010000000000000004"));
         let e = choose(&cat, &RecoveryTarget::Time(t(25)))
             .unwrap_err()

@@ -65,7 +65,7 @@ fn rfc3339(epoch: f64) -> String {
         .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
-fn run(dest_sets: &[String], tmp: &tempfile::TempDir) {
+fn run(dest_sets: &[String], tmp: &tempfile::TempDir, archive_dir: Option<&std::path::Path>) {
     let state = tmp.path().join("dev");
     let mut sets = cp_testkit::port_sets();
     sets.extend(cp_testkit::only(&[cp_core::names::CoreKind::Postgres]));
@@ -102,8 +102,28 @@ fn run(dest_sets: &[String], tmp: &tempfile::TempDir) {
     // t3's segment reaches the archive within archive_timeout.
     std::thread::sleep(Duration::from_secs(ARCHIVE_TIMEOUT_S * 2 + 2));
 
+    // `backup list` shows the window (to t3's segment at least) and the lag.
     let o = controlplane(&state, &sets, &["-o", "json", "backup", "list"]);
-    eprintln!("list:\n{}", text(&o));
+    assert!(o.status.success(), "backup list:\n{}", text(&o));
+    let list: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let p = &list["pitr"];
+    let epoch = |v: &serde_json::Value| {
+        chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap_or_else(|| panic!("{p}")))
+            .unwrap()
+            .timestamp() as f64
+    };
+    assert!(epoch(&p["window"]["earliest"]) <= t1, "{p}");
+    assert!(epoch(&p["window"]["latest"]) >= t3.floor(), "{p}");
+    assert_eq!(p["window"]["timeline"], 1, "{p}");
+    let lag = p["archive_lag_seconds"].as_i64().unwrap();
+    assert!(lag <= (ARCHIVE_TIMEOUT_S * 3) as i64, "archive lag {lag}s: {p}");
+    eprintln!("window before the kill: {p}");
+    let o = controlplane(&state, &sets, &["backup", "list"]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("restorable from"),
+        "{}",
+        text(&o)
+    );
 
     // Writes every 200 ms, then kill -9 of PostgreSQL: a lost server.
     let mut commits = Vec::new();
@@ -179,6 +199,51 @@ fn run(dest_sets: &[String], tmp: &tempfile::TempDir) {
     assert!(o.status.success(), "restore --to-time:\n{}", text(&o));
     eprintln!("restore --to-time:\n{}", text(&o));
     assert_eq!(marks(&state, &sets), ["t1", "t2"], "t3 is after the target");
+
+    // The restored server archives its new timeline: a marker written after the
+    // restore to a time comes back from a second restore to the latest.
+    let t4 = mark(&state, &sets, "t4");
+    std::thread::sleep(Duration::from_secs(ARCHIVE_TIMEOUT_S * 2 + 2));
+    // The window follows the newest timeline (the third: the first restore made
+    // the second) and reaches t4.
+    let o = controlplane(&state, &sets, &["-o", "json", "backup", "list"]);
+    let list: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let p = &list["pitr"];
+    eprintln!("window after the restore to a time: {p}");
+    if let Some(dir) = archive_dir {
+        eprintln!("archive:\n{}", listing(dir));
+    }
+    assert_eq!(p["window"]["timeline"], 3, "{p}");
+    assert!(epoch(&p["window"]["latest"]) >= t4.floor(), "{p}");
+    let o = controlplane(&state, &sets, &["restore", "--to-latest", "--yes"]);
+    if !o.status.success() {
+        if let Some(dir) = archive_dir {
+            eprintln!("archive:\n{}", listing(dir));
+        }
+        panic!("second restore --to-latest:\n{}", text(&o));
+    }
+    eprintln!("second restore --to-latest:\n{}", text(&o));
+    assert_eq!(
+        marks(&state, &sets),
+        ["t1", "t2", "t4"],
+        "t4 (written {t4:.1} on the new timeline) is restored"
+    );
+}
+
+fn listing(dir: &std::path::Path) -> String {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            if e.path().is_dir() {
+                stack.push(e.path());
+            } else {
+                out.push(e.path().strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out.join("\n")
 }
 
 #[test]
@@ -190,5 +255,6 @@ fn local_destination_restores_to_the_latest_after_kill_9_and_to_a_time() {
     run(
         &[format!("backup.destinations.local.path={}", dest.display())],
         &tmp,
+        Some(&dest.join("pitr/dev")),
     );
 }

@@ -219,6 +219,26 @@ pub const RULES: &[RuleDefault] = &[
         "10m",
         Severity::Warning,
     ),
+    // Rendered only with `backup.pitr` on. The threshold defaults to five times
+    // `backup.pitr.archive_timeout`, at least five minutes, in seconds.
+    rule(
+        "wal_archiving_stalled",
+        "WALArchivingStalled",
+        0.0,
+        ThresholdUnit::Seconds,
+        "5m",
+        Severity::Critical,
+    ),
+    // Rendered only with `backup.pitr` on. The threshold defaults to
+    // `backup.pitr.recovery_window`, in seconds.
+    rule(
+        "pitr_window_short",
+        "PITRWindowShort",
+        0.0,
+        ThresholdUnit::Seconds,
+        "1h",
+        Severity::Warning,
+    ),
 ];
 
 /// A built-in dashboard and its panel ids.

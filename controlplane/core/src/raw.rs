@@ -976,6 +976,14 @@ pub struct RawAlertRules {
     /// A server's certificate expires within the threshold (seconds; defaults to half
     /// of what is left of its life after `tls.renew_at_percent`): its renewal failed.
     pub certificate_expiring_soon: Option<RawRule>,
+    /// WAL waits to be archived and nothing reached the PITR archive for longer than
+    /// the threshold (seconds; defaults to five times `backup.pitr.archive_timeout`,
+    /// at least 300).
+    pub wal_archiving_stalled: Option<RawRule>,
+    /// The PITR recoverable window is shorter than the threshold (seconds; defaults
+    /// to `backup.pitr.recovery_window`), once PostgreSQL's backups have been
+    /// configured for longer than that.
+    pub pitr_window_short: Option<RawRule>,
 }
 
 /// Settings of one built-in rule.

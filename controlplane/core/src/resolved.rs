@@ -522,6 +522,11 @@ fn alerts(env: &Environment) -> RawAlerts {
             {
                 None
             }
+            _ if crate::validate::pitr_default(def.key, env.backup.as_ref())
+                == Some(r.threshold) =>
+            {
+                None
+            }
             _ => Some(r.threshold),
         };
         *rule_slot(&mut rules, def.key) = Some(RawRule {
@@ -571,6 +576,8 @@ fn rule_slot<'r>(rules: &'r mut RawAlertRules, key: &str) -> &'r mut Option<RawR
         "drift_check_failing" => &mut rules.drift_check_failing,
         "key_rotation_overdue" => &mut rules.key_rotation_overdue,
         "certificate_expiring_soon" => &mut rules.certificate_expiring_soon,
+        "wal_archiving_stalled" => &mut rules.wal_archiving_stalled,
+        "pitr_window_short" => &mut rules.pitr_window_short,
         other => unreachable!("the catalogue has no rule `{other}` outside RawAlertRules"),
     }
 }

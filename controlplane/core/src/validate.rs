@@ -2663,6 +2663,21 @@ pub(crate) fn certificate_expiring_soon_default(tls: &Tls) -> f64 {
         .as_secs()
         .saturating_sub(tls.renew_after_secs())
         / 2) as f64
+
+}
+
+/// The derived default threshold of a PITR rule (`None`: not a PITR rule).
+pub(crate) fn pitr_default(key: &str, backup: Option<&Backup>) -> Option<f64> {
+    let p = backup.and_then(|b| b.pitr.as_ref());
+    match key {
+        "wal_archiving_stalled" => Some(
+            p.map_or(300, |p| (5 * p.archive_timeout.as_secs()).max(300)) as f64,
+        ),
+        "pitr_window_short" => Some(
+            p.map_or(7 * 86_400, |p| p.recovery_window.as_secs()) as f64,
+        ),
+        _ => None,
+    }
 }
 
 fn alerts(
@@ -2674,7 +2689,7 @@ fn alerts(
     tls: &Tls,
 ) -> Alerts {
     let r = &raw.rules;
-    let given: [(&str, &Option<raw::RawRule>); 19] = [
+    let given: [(&str, &Option<raw::RawRule>); 21] = [
         ("service_down", &r.service_down),
         ("high_error_rate", &r.high_error_rate),
         ("high_latency_p95", &r.high_latency_p95),
@@ -2697,6 +2712,8 @@ fn alerts(
         ("drift_check_failing", &r.drift_check_failing),
         ("key_rotation_overdue", &r.key_rotation_overdue),
         ("certificate_expiring_soon", &r.certificate_expiring_soon),
+        ("wal_archiving_stalled", &r.wal_archiving_stalled),
+        ("pitr_window_short", &r.pitr_window_short),
     ];
     let mut rules = BTreeMap::new();
     for def in RULES {
@@ -2718,6 +2735,11 @@ fn alerts(
         }
         if def.key == "certificate_expiring_soon" && raw_rule.threshold.is_none() {
             threshold = certificate_expiring_soon_default(tls);
+        }
+        if raw_rule.threshold.is_none()
+            && let Some(d) = pitr_default(def.key, backup)
+        {
+            threshold = d;
         }
         let default_for = if def.key == "environment_drifted" {
             drift.for_.to_string()

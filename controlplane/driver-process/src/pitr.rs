@@ -235,6 +235,17 @@ pub enum Goal {
     Latest,
 }
 
+/// WAL files waiting to be archived in `archive_status`.
+fn pending_ready(status: &Path) -> usize {
+    std::fs::read_dir(status)
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".ready"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
 /// A recovered data directory, ready to be swapped in.
 #[derive(Debug, Clone)]
 pub struct Recovered {
@@ -264,13 +275,17 @@ impl ProcessDriver {
     /// Restores a base backup (`tar`, read from `base`) into a new data directory
     /// beside the live one, replays the archive to `goal` with a PostgreSQL of its own
     /// (no TCP, its own socket directory), waits for it to promote, and stops it. The
-    /// live data directory is not touched. `vars`: the destination's credentials for
-    /// `restore_command`.
+    /// live data directory is not touched. `timeline`: the timeline to follow (the one
+    /// the target is on; not always the newest: a restore to a time before an earlier
+    /// restore follows the timeline that was live then, else PostgreSQL would replay
+    /// the newer timeline's WAL past the target). `vars`: the destination's
+    /// credentials for `restore_command`.
     pub async fn pitr_recover(
         &self,
         env: &Environment,
         base: &mut (dyn tokio::io::AsyncRead + Send + Unpin),
         goal: &Goal,
+        timeline: u32,
         vars: Vec<(String, Secret)>,
         timeout: Duration,
     ) -> Result<Recovered, DriverError> {
@@ -364,7 +379,7 @@ impl ProcessDriver {
             "-c".into(),
             format!("restore_command={}", restore_command(&dir)),
             "-c".into(),
-            "recovery_target_timeline=latest".into(),
+            format!("recovery_target_timeline={timeline}"),
             "-c".into(),
             "recovery_target_action=promote".into(),
         ]);
@@ -404,6 +419,18 @@ impl ProcessDriver {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
+        // Promoted: the new timeline's history file (and the old timeline's last,
+        // partial segment) wait in `pg_wal/archive_status` as `.ready`. Give the
+        // archiver the time to ship them before stopping: a history file that never
+        // reaches the archive makes the next restore pick the same timeline number
+        // again, whose segments then clash with those already archived.
+        if result.is_ok() {
+            let status = stage.join("pg_wal/archive_status");
+            let by = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < by && pending_ready(&status) > 0 && alive() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
         // Stopped either way (fast shutdown: a checkpoint, then exit).
         let p = nix::unistd::Pid::from_raw(pid as i32);
         let _ = nix::sys::signal::kill(p, nix::sys::signal::Signal::SIGINT);

@@ -271,6 +271,7 @@ fn subject_of(
         JobRequest::Restore { id, services, .. } => (Some(id.to_string()), names(services)),
         JobRequest::Drift => (None, Vec::new()),
         JobRequest::Rotate { services, .. } => (None, names(services)),
+        JobRequest::BaseBackup => (None, vec!["postgres".to_owned()]),
     };
     Ok(Subject {
         env: Some(env.name.to_string()),

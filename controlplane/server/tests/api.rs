@@ -1155,3 +1155,53 @@ async fn the_console_backups_page_shows_the_schedule_and_its_forms_need_csrf() {
     let to = ok.headers["location"].to_str().unwrap();
     assert!(to.contains("job=job-"), "{to}");
 }
+
+#[tokio::test]
+async fn pitr_series_come_from_the_last_look_at_the_archive() {
+    let f = common::fixture_with(|tmp| {
+        vec![
+            format!(
+                "backup.destinations.local.path={}",
+                tmp.join("backups").display()
+            ),
+            "backup.pitr.enabled=true".to_owned(),
+        ]
+    });
+    // Nothing recorded yet: no PITR series (an alert on them cannot fire on nothing).
+    let text = req(Method::GET, "/metrics").send(&f.state).await.text();
+    assert!(!text.contains("controlplane_pitr_"), "{text}");
+    // What the PITR watch (or `backup list`) records shows at the next scrape.
+    let dir = cp_runtime::state::StateDir::open(f.tmp.path().join("dev"), "dev").unwrap();
+    cp_backup::metrics::PitrMetrics {
+        checked_timestamp_seconds: 1_764_554_460,
+        last_archived_timestamp_seconds: Some(1_764_554_400),
+        archive_failures_total: Some(3),
+        archive_pending_segments: Some(2),
+        window_start_timestamp_seconds: Some(1_763_949_600),
+        window_end_timestamp_seconds: Some(1_764_554_400),
+    }
+    .write(&dir)
+    .unwrap();
+    let text = req(Method::GET, "/metrics").send(&f.state).await.text();
+    for (line, kind) in [
+        (
+            "controlplane_pitr_last_archived_timestamp_seconds{env=\"dev\"} 1764554400\n",
+            "# TYPE controlplane_pitr_last_archived_timestamp_seconds gauge",
+        ),
+        (
+            "controlplane_pitr_archive_failures_total{env=\"dev\"} 3\n",
+            "# TYPE controlplane_pitr_archive_failures counter",
+        ),
+        (
+            "controlplane_pitr_archive_pending_segments{env=\"dev\"} 2\n",
+            "# TYPE controlplane_pitr_archive_pending_segments gauge",
+        ),
+        (
+            "controlplane_pitr_window_start_timestamp_seconds{env=\"dev\"} 1763949600\n",
+            "# TYPE controlplane_pitr_window_start_timestamp_seconds gauge",
+        ),
+    ] {
+        assert!(text.contains(line), "{line}{text}");
+        assert!(text.contains(kind), "{kind}\n{text}");
+    }
+}

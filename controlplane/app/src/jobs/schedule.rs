@@ -1,6 +1,7 @@
 //! Schedules: each environment's backups on `backup.schedule` (not on Kubernetes, where
 //! the rendered CronJob runs them), its drift check on `drift.schedule` and its
-//! rotation of what is due on `rotation.schedule`, run by the
+//! rotation of what is due on `rotation.schedule`, the PITR watch (archive and
+//! archiver read every 30 s for the metrics), run by the
 //! process that calls [`Jobs::run_schedules`] (`serve`). A scheduled slot is a job like
 //! any other. At start, backup slots that passed since the last recorded run are
 //! reported ("missed N runs since T", logged, in the API and the console) and one
@@ -139,6 +140,30 @@ pub fn missed(
     }))
 }
 
+/// How often the PITR watch reads the archive and the archiver's statistics.
+pub const PITR_WATCH_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Records `t`'s PITR status for the metrics every [`PITR_WATCH_EVERY`]
+/// ([`crate::pitr::watch`]), until the future is dropped.
+async fn pitr_watch(t: &Target) {
+    loop {
+        match session::Prepared::new(t, None).await {
+            Ok(p) => match p.open(session::Mode::ReadOnly) {
+                Ok(s) => {
+                    crate::pitr::watch(&s).await;
+                }
+                Err(e) => {
+                    tracing::warn!(env = %t.env, error = %e.chain(), "the PITR watch cannot open the environment");
+                }
+            },
+            Err(e) => {
+                tracing::warn!(env = %t.env, error = %e.chain(), "the PITR watch cannot load the environment");
+            }
+        }
+        tokio::time::sleep(PITR_WATCH_EVERY).await;
+    }
+}
+
 impl Jobs {
     /// Runs one slot of `kind` on `t` as a job and waits for it; records the tick.
     async fn slot(&self, t: &Target, kind: JobKind, slot: DateTime<Utc>, trigger: Trigger) {
@@ -160,6 +185,7 @@ impl Jobs {
                     destination: None,
                 }
             }
+            JobKind::BaseBackup => JobRequest::BaseBackup,
             JobKind::Rotate => JobRequest::Rotate {
                 target: crate::views::rotate::RotateTarget::All,
                 services: Vec::new(),
@@ -207,6 +233,20 @@ impl Jobs {
             let rotation = env.rotation.schedule.clone();
             let (jobs, target) = (self.clone(), t.clone());
             tasks.spawn(async move { jobs.follow(&target, JobKind::Rotate, rotation).await });
+            if env.backup.as_ref().is_some_and(|b| b.pitr.is_some())
+                && !matches!(env.platform, Platform::Kubernetes)
+            {
+                let target = t.clone();
+                tasks.spawn(async move { pitr_watch(&target).await });
+                let base = env
+                    .backup
+                    .as_ref()
+                    .and_then(|b| b.pitr.as_ref())
+                    .map(|p| p.base_schedule.clone())
+                    .expect("checked above");
+                let (jobs, target) = (self.clone(), t.clone());
+                tasks.spawn(async move { jobs.follow(&target, JobKind::BaseBackup, base).await });
+            }
             if let Some(b) = env.backup.clone()
                 && !matches!(env.platform, Platform::Kubernetes)
             {
@@ -291,6 +331,9 @@ impl Jobs {
         };
         if let Some(b) = &env.backup {
             schedules.push(view(JobKind::Backup, &b.schedule, last_backup_run(t)));
+            if let Some(p) = &b.pitr {
+                schedules.push(view(JobKind::BaseBackup, &p.base_schedule, None));
+            }
         }
         let drift = self.0.drift.get(&t.env);
         schedules.push(view(

@@ -27,6 +27,8 @@ pub enum JobKind {
     Drift,
     /// Rotation of transit keys and passwords.
     Rotate,
+    /// A PostgreSQL base backup for point-in-time recovery (`backup.pitr`).
+    BaseBackup,
 }
 
 impl JobKind {
@@ -38,6 +40,7 @@ impl JobKind {
             JobKind::Restore => "restore",
             JobKind::Drift => "drift",
             JobKind::Rotate => "rotate",
+            JobKind::BaseBackup => "base-backup",
         }
     }
 }
@@ -242,6 +245,8 @@ pub enum JobResult {
     Drift(DriftView),
     /// A rotation.
     Rotate(super::rotate::RotationView),
+    /// A PITR base backup.
+    BaseBackup(crate::pitr::BaseBackupView),
     /// A Kubernetes Job.
     Cluster(ClusterJobView),
 }

@@ -213,12 +213,45 @@ pub(super) fn alerting(env: &Environment) -> Value {
         "expires_at_secs": soon_at + cert_limit.saturating_sub(1),
         "renewed_expiry_secs": soon_at + 100 * cert_limit + 100 * cert_step,
     });
+    // For the PITR rules' tests: steps of about 1/20 of each threshold (whole
+    // minutes) and the first step past it. Rendered with backups on, PITR or not
+    // (without `backup.pitr` their series are absent and they never fire; the
+    // descriptions then give the defaults `backup.pitr` would take).
+    let pitr = env.backup.as_ref().map(|b| {
+        let (archive_timeout, recovery_window, base_cron) = match &b.pitr {
+            Some(p) => (
+                p.archive_timeout.as_secs(),
+                p.recovery_window.to_string(),
+                p.base_schedule.cron.clone(),
+            ),
+            None => (60, "7d".to_owned(), "0 3 * * *".to_owned()),
+        };
+        let limit = |key: &str| {
+            env.alerts
+                .rules
+                .get(key)
+                .map_or(0, |r| r.threshold.max(0.0).round() as u64)
+        };
+        let (stall, short) = (limit("wal_archiving_stalled"), limit("pitr_window_short"));
+        let stall_step = (stall / 20 / 60 * 60).max(60);
+        let short_step = (short / 20 / 60 * 60).max(60);
+        json!({
+            "archive_timeout_secs": archive_timeout,
+            "recovery_window": recovery_window,
+            "base_cron": base_cron,
+            "stalled_at_secs": (stall / stall_step + 1) * stall_step,
+            "stall_step_secs": stall_step,
+            "short_at_secs": (short / short_step + 1) * short_step,
+            "short_step_secs": short_step,
+        })
+    });
     json!({
         "rules": rules,
         "custom_runbooks": custom,
         "drift": drift,
         "rotation": rotation,
         "certificates": certificates,
+        "pitr": pitr,
         "services": services,
         "apps": env.apps.keys().map(|n| n.to_string()).collect::<Vec<_>>(),
         "streams": streams,

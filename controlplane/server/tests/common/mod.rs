@@ -55,7 +55,7 @@ pub fn fixture() -> Fixture {
 }
 
 /// [`fixture`] with more `--set`s, made from the test's temp directory.
-fn fixture_with(more: impl FnOnce(&Path) -> Vec<String>) -> Fixture {
+pub fn fixture_with(more: impl FnOnce(&Path) -> Vec<String>) -> Fixture {
     let tmp = tempfile::tempdir().unwrap();
     let mut sets = cp_testkit::port_sets();
     sets.push("platform=process".into());
