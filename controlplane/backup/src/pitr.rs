@@ -992,14 +992,19 @@ impl Catalog {
                                 })
                         })
                     });
-                    return (last, later.then(|| segment_name(
-                        chain
-                            .iter()
-                            .rev()
-                            .find(|s| begin_seg(s) <= segno)
-                            .map_or(tli, |s| s.tli),
-                        segno,
-                    )));
+                    return (
+                        last,
+                        later.then(|| {
+                            segment_name(
+                                chain
+                                    .iter()
+                                    .rev()
+                                    .find(|s| begin_seg(s) <= segno)
+                                    .map_or(tli, |s| s.tli),
+                                segno,
+                            )
+                        }),
+                    );
                 }
             }
         }

@@ -947,7 +947,10 @@ async fn low_memory_and_disk_thresholds_fire_from_node_exporter_through_alertman
             .find(|a| a["alert"] == alert && a["state"] == "firing")
             .cloned()
     };
-    for (alert, label) in [("HighMemoryUsage", "instance"), ("DiskSpaceLow", "mountpoint")] {
+    for (alert, label) in [
+        ("HighMemoryUsage", "instance"),
+        ("DiskSpaceLow", "mountpoint"),
+    ] {
         let a = until(
             &format!("{alert} firing"),
             Duration::from_secs(60),
@@ -957,7 +960,10 @@ async fn low_memory_and_disk_thresholds_fire_from_node_exporter_through_alertman
             },
         )
         .await;
-        assert!(a["labels"][label].is_string(), "{alert} without {label}: {a}");
+        assert!(
+            a["labels"][label].is_string(),
+            "{alert} without {label}: {a}"
+        );
         assert_eq!(a["labels"]["namespace"], stack.env().namespace, "{a}");
         until(
             &format!("the webhook told of {alert}"),

@@ -116,7 +116,10 @@ fn run(dest_sets: &[String], tmp: &tempfile::TempDir, archive_dir: Option<&std::
     assert!(epoch(&p["window"]["latest"]) >= t3.floor(), "{p}");
     assert_eq!(p["window"]["timeline"], 1, "{p}");
     let lag = p["archive_lag_seconds"].as_i64().unwrap();
-    assert!(lag <= (ARCHIVE_TIMEOUT_S * 3) as i64, "archive lag {lag}s: {p}");
+    assert!(
+        lag <= (ARCHIVE_TIMEOUT_S * 3) as i64,
+        "archive lag {lag}s: {p}"
+    );
     eprintln!("window before the kill: {p}");
     let o = controlplane(&state, &sets, &["backup", "list"]);
     assert!(

@@ -2663,19 +2663,16 @@ pub(crate) fn certificate_expiring_soon_default(tls: &Tls) -> f64 {
         .as_secs()
         .saturating_sub(tls.renew_after_secs())
         / 2) as f64
-
 }
 
 /// The derived default threshold of a PITR rule (`None`: not a PITR rule).
 pub(crate) fn pitr_default(key: &str, backup: Option<&Backup>) -> Option<f64> {
     let p = backup.and_then(|b| b.pitr.as_ref());
     match key {
-        "wal_archiving_stalled" => Some(
-            p.map_or(300, |p| (5 * p.archive_timeout.as_secs()).max(300)) as f64,
-        ),
-        "pitr_window_short" => Some(
-            p.map_or(7 * 86_400, |p| p.recovery_window.as_secs()) as f64,
-        ),
+        "wal_archiving_stalled" => {
+            Some(p.map_or(300, |p| (5 * p.archive_timeout.as_secs()).max(300)) as f64)
+        }
+        "pitr_window_short" => Some(p.map_or(7 * 86_400, |p| p.recovery_window.as_secs()) as f64),
         _ => None,
     }
 }

@@ -95,7 +95,10 @@ fn promtool_accepts_rules_and_config_and_every_alert_passes_its_unit_tests() {
         let dir = kube.path().join(format!("prometheus/{name}"));
         promtool(&["check", "rules", "recording.yaml", "alerts.yaml"], &dir);
         let alerts = &files[&format!("prometheus/{name}/alerts.yaml")];
-        assert!(alerts.contains("namespace_pod_container:memory_usage:ratio"), "{alerts}");
+        assert!(
+            alerts.contains("namespace_pod_container:memory_usage:ratio"),
+            "{alerts}"
+        );
         let mut args = vec!["test".to_owned(), "rules".to_owned()];
         args.extend(
             files
@@ -123,7 +126,10 @@ fn host_and_kubernetes_variants_of_the_resource_alerts() {
     let text = |files: &std::collections::BTreeMap<String, String>, f: &str| {
         files[&format!("prometheus/staging/{f}")].clone()
     };
-    let (lr, kr) = (text(&local, "recording.yaml"), text(&kube, "recording.yaml"));
+    let (lr, kr) = (
+        text(&local, "recording.yaml"),
+        text(&kube, "recording.yaml"),
+    );
     for m in [
         "node_memory_MemAvailable_bytes",
         "node_cpu_seconds_total",
@@ -429,7 +435,12 @@ fn annotated(groups: &Value) -> Vec<(String, Value)> {
         .unwrap()
         .iter()
         .flat_map(|g| g["rules"].as_array().unwrap().iter())
-        .filter_map(|r| Some((r.get("alert")?.as_str()?.to_owned(), r["annotations"].clone())))
+        .filter_map(|r| {
+            Some((
+                r.get("alert")?.as_str()?.to_owned(),
+                r["annotations"].clone(),
+            ))
+        })
         .collect()
 }
 
@@ -470,7 +481,11 @@ fn every_rendered_alert_has_a_runbook() {
         }
     }
     for def in RULES {
-        assert!(seen.contains(def.alert), "no environment renders {}", def.alert);
+        assert!(
+            seen.contains(def.alert),
+            "no environment renders {}",
+            def.alert
+        );
     }
 }
 
@@ -515,7 +530,11 @@ fn kubernetes_alertmanager_config_has_the_seed_timers_and_the_webhook_by_referen
     let prod = amc("production").expect("production renders an AlertmanagerConfig");
     let route = &prod["spec"]["route"];
     assert_eq!(
-        (&route["groupWait"], &route["groupInterval"], &route["repeatInterval"]),
+        (
+            &route["groupWait"],
+            &route["groupInterval"],
+            &route["repeatInterval"]
+        ),
         (&Value::from("30s"), &Value::from("5m"), &Value::from("1h")),
         "{prod}"
     );
