@@ -549,8 +549,8 @@ pub(crate) enum NatsAction {
     },
 }
 
-fn parse_duration(s: &str) -> Result<cp_core::units::Duration, String> {
-    cp_core::units::Duration::parse(s).map_err(|e| e.to_string())
+fn parse_duration(s: &str) -> Result<cp_core::units::Duration, cp_core::units::UnitError> {
+    cp_core::units::Duration::parse(s)
 }
 
 /// `nats stream` subcommands.

@@ -47,7 +47,23 @@ const APPS: &str =
 
 /// The metrics that have no series on the process platform, and why. Exact names: a
 /// misspelling of one of them is still a finding.
+/// The PITR series exist only with `backup.pitr` on, which this test's dev leaves
+/// off (cp-server's api test reads them from a real archive's window).
+const PITR_OFF: &str =
+    "exported only with backup.pitr on (off in this test's dev; the server's api test checks them)";
 const CONDITIONAL: &[Conditional] = &[
+    Conditional {
+        metric: "controlplane_pitr_last_archived_timestamp_seconds",
+        reason: PITR_OFF,
+    },
+    Conditional {
+        metric: "controlplane_pitr_archive_pending_segments",
+        reason: PITR_OFF,
+    },
+    Conditional {
+        metric: "controlplane_pitr_window_start_timestamp_seconds",
+        reason: PITR_OFF,
+    },
     Conditional {
         metric: "namespace_pod_container:memory_usage:ratio",
         reason: KUBE_RECORDED,
@@ -931,14 +947,8 @@ async fn low_memory_and_disk_thresholds_fire_from_node_exporter_through_alertman
         "monitoring.notify.group_interval=1s".into(),
         format!("monitoring.webhook_url={}", hook.url),
     ]);
-    let st = stack.json(&["status"]);
-    let node = st["services"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["service"] == "node-exporter")
-        .unwrap_or_else(|| panic!("no node-exporter in status: {st}"));
-    assert_eq!(node["state"]["state"], "running", "{node}");
+    // node_exporter is a unit of the process driver, not (yet) a service of the
+    // model: `status` does not list it; the alerts below come from its series.
     let firing = |v: &Value, alert: &str| -> Option<Value> {
         v["alerts"]
             .as_array()

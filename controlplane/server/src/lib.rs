@@ -42,8 +42,8 @@ pub use state::AppState;
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     /// serve's TLS configuration could not be made.
-    #[error("cannot serve HTTPS: {0}")]
-    Tls(String),
+    #[error("cannot serve HTTPS")]
+    Tls(#[source] tls::TlsError),
     /// The address could not be bound.
     #[error("cannot listen on {addr}; is another server using it? pass --listen ADDR")]
     Bind {

@@ -38,20 +38,32 @@ pub enum ServeTls {
 
 impl ServeTls {
     /// The rustls configuration for now (issuing or renewing the certificate first).
-    pub fn config(&self) -> Result<rustls::ServerConfig, String> {
+    pub fn config(&self) -> Result<rustls::ServerConfig, TlsError> {
         let chain = |e: &dyn std::error::Error| cp_runtime::error::chain(e);
         match self {
             ServeTls::Files { cert, key } => {
                 cp_runtime::tls::server_config(cert, key, cp_core::model::TlsVersion::V1_2)
-                    .map_err(|e| chain(&e))
+                    .map_err(|e| TlsError::Config(chain(&e)))
             }
             ServeTls::Environment { target, names } => {
-                let c = cp_app::serve_tls::certificate(target, names).map_err(|e| e.chain())?;
+                let c = cp_app::serve_tls::certificate(target, names)
+                    .map_err(|e| TlsError::Config(e.chain()))?;
                 cp_runtime::tls::server_config(&c.cert, &c.key, c.min_version)
-                    .map_err(|e| chain(&e))
+                    .map_err(|e| TlsError::Config(chain(&e)))
             }
         }
     }
+}
+
+/// Why serve cannot listen with TLS.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// The certificate or key could not be issued, read or used (the causes, chained).
+    #[error("{0}")]
+    Config(String),
+    /// The listening socket has no address.
+    #[error("reading the listening address")]
+    Addr(#[source] std::io::Error),
 }
 
 /// How long a client has to complete its handshake.
@@ -73,8 +85,8 @@ impl Drop for TlsListener {
 }
 
 /// Serves TLS on `tcp` with `tls`; fails when the first configuration cannot be made.
-pub fn listen(tcp: TcpListener, tls: ServeTls) -> Result<TlsListener, String> {
-    let addr = tcp.local_addr().map_err(|e| e.to_string())?;
+pub fn listen(tcp: TcpListener, tls: ServeTls) -> Result<TlsListener, TlsError> {
+    let addr = tcp.local_addr().map_err(TlsError::Addr)?;
     let current = Arc::new(RwLock::new(Arc::new(tls.config()?)));
     let (tx, rx) = mpsc::channel(64);
     let task = tokio::spawn(async move {

@@ -98,6 +98,12 @@ const KINDS: &[(&str, &str, &str, bool)] = &[
         "podmonitors",
         true,
     ),
+    (
+        "monitoring.coreos.com/v1alpha1",
+        "AlertmanagerConfig",
+        "alertmanagerconfigs",
+        true,
+    ),
     // cert-manager, for environments with TLS on.
     ("cert-manager.io/v1", "Certificate", "certificates", true),
     ("cert-manager.io/v1", "Issuer", "issuers", true),
