@@ -905,7 +905,7 @@ impl ProcessDriver {
                     return Err(self.not_ready(n.unit, "it was not started".into()));
                 };
                 if !rec.is_alive() {
-                    return Err(self.not_ready(n.unit, self.exited(n.unit, &rec)));
+                    return Err(self.not_ready(n.unit, self.exited_at_start(n.unit, &rec)));
                 }
             }
             let attempt = async {
@@ -1144,10 +1144,24 @@ impl ProcessDriver {
 
     /// `exited with status 1, see <log>`.
     fn exited(&self, unit: Unit, rec: &Record) -> String {
-        let how = self
-            .exits
-            .get(rec.pid)
-            .map_or_else(|| "exited".to_owned(), spawn::describe_exit);
+        self.describe_exit(unit, self.exits.get(rec.pid))
+    }
+
+    /// [`Self::exited`] for a process this run started and watched die: its waiter
+    /// records the status just after it reaps it (when the pid stops being alive),
+    /// so give the status a moment to land.
+    fn exited_at_start(&self, unit: Unit, rec: &Record) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(500);
+        let mut status = self.exits.get(rec.pid);
+        while status.is_none() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            status = self.exits.get(rec.pid);
+        }
+        self.describe_exit(unit, status)
+    }
+
+    fn describe_exit(&self, unit: Unit, status: Option<std::process::ExitStatus>) -> String {
+        let how = status.map_or_else(|| "exited".to_owned(), spawn::describe_exit);
         format!("{how}, see {}", self.unit_log(unit).display())
     }
 
@@ -1405,7 +1419,7 @@ impl ProcessDriver {
                 return Err(self.not_ready(unit, "it was not started".into()));
             };
             if !rec.is_alive() {
-                return Err(self.not_ready(unit, self.exited(unit, &rec)));
+                return Err(self.not_ready(unit, self.exited_at_start(unit, &rec)));
             }
             let attempt = async {
                 if !unsealed && let (Some(v), Some(store)) = (vault, &store) {

@@ -162,31 +162,20 @@ pub(super) fn alerting(env: &Environment) -> Value {
             "too_old_at_secs": (limit / step + 1) * step,
         })
     });
-    // For the DriftCheckFailing test: a step of about 1/20 of the limit (whole
-    // minutes), and the first step at which a check made at time 0 is too old.
-    let drift_limit = env
-        .alerts
-        .rules
-        .get("drift_check_failing")
-        .map_or(0, |r| r.threshold.max(0.0).round() as u64);
-    let drift_step = (drift_limit / 20 / 60 * 60).max(60);
+    // The threshold-driven rules' promtool tests: each evaluates in steps of about
+    // 1/20 of its threshold ([`TestSteps`]).
+    let drift = TestSteps::of(env, "drift_check_failing");
     let drift = json!({
         "cron": env.drift.schedule.cron,
-        "failing_at_secs": (drift_limit / drift_step + 1) * drift_step,
-        "test_step_secs": drift_step,
+        "failing_at_secs": drift.past,
+        "test_step_secs": drift.step,
     });
-    // For the KeyRotationOverdue test: the same shape as the drift check's.
-    let key_limit = env
-        .alerts
-        .rules
-        .get("key_rotation_overdue")
-        .map_or(0, |r| r.threshold.max(0.0).round() as u64);
-    let key_step = (key_limit / 20 / 60 * 60).max(60);
+    let key = TestSteps::of(env, "key_rotation_overdue");
     let rotation = json!({
         "cron": env.rotation.schedule.cron,
         "every": env.rotation.keys_every.to_string(),
-        "overdue_at_secs": (key_limit / key_step + 1) * key_step,
-        "test_step_secs": key_step,
+        "overdue_at_secs": key.past,
+        "test_step_secs": key.step,
     });
     let custom: Map<String, Value> = env
         .alerts
@@ -194,29 +183,21 @@ pub(super) fn alerting(env: &Environment) -> Value {
         .iter()
         .map(|c| (c.alert.clone(), json!(runbook_url(env, &c.alert))))
         .collect();
-    // For the CertificateExpiringSoon test: a step of about 1/20 of the threshold
-    // (whole minutes); a certificate expiring at `expires_at_secs` is inside the
-    // threshold from `soon_at_secs` on; one renewed on time expires at
+    // CertificateExpiringSoon: a certificate expiring at `expires_at_secs` is inside
+    // the threshold from `soon_at_secs` on; one renewed on time expires at
     // `renewed_expiry_secs`.
-    let cert_limit = env
-        .alerts
-        .rules
-        .get("certificate_expiring_soon")
-        .map_or(0, |r| r.threshold.max(0.0).round() as u64);
-    let cert_step = (cert_limit / 20 / 60 * 60).max(60);
-    let soon_at = (cert_limit / cert_step + 1) * cert_step;
+    let cert = TestSteps::of(env, "certificate_expiring_soon");
     let certificates = json!({
         "lifetime": env.tls.lifetime.to_string(),
         "renew_at_percent": env.tls.renew_at_percent,
-        "test_step_secs": cert_step,
-        "soon_at_secs": soon_at,
-        "expires_at_secs": soon_at + cert_limit.saturating_sub(1),
-        "renewed_expiry_secs": soon_at + 100 * cert_limit + 100 * cert_step,
+        "test_step_secs": cert.step,
+        "soon_at_secs": cert.past,
+        "expires_at_secs": cert.past + cert.limit.saturating_sub(1),
+        "renewed_expiry_secs": cert.past + 100 * cert.limit + 100 * cert.step,
     });
-    // For the PITR rules' tests: steps of about 1/20 of each threshold (whole
-    // minutes) and the first step past it. Rendered with backups on, PITR or not
-    // (without `backup.pitr` their series are absent and they never fire; the
-    // descriptions then give the defaults `backup.pitr` would take).
+    // The PITR rules: rendered with backups on, PITR or not (without `backup.pitr`
+    // their series are absent and they never fire; the descriptions then give the
+    // defaults `backup.pitr` would take).
     let pitr = env.backup.as_ref().map(|b| {
         let (archive_timeout, recovery_window, base_cron) = match &b.pitr {
             Some(p) => (
@@ -226,23 +207,16 @@ pub(super) fn alerting(env: &Environment) -> Value {
             ),
             None => (60, "7d".to_owned(), "0 3 * * *".to_owned()),
         };
-        let limit = |key: &str| {
-            env.alerts
-                .rules
-                .get(key)
-                .map_or(0, |r| r.threshold.max(0.0).round() as u64)
-        };
-        let (stall, short) = (limit("wal_archiving_stalled"), limit("pitr_window_short"));
-        let stall_step = (stall / 20 / 60 * 60).max(60);
-        let short_step = (short / 20 / 60 * 60).max(60);
+        let stall = TestSteps::of(env, "wal_archiving_stalled");
+        let short = TestSteps::of(env, "pitr_window_short");
         json!({
             "archive_timeout_secs": archive_timeout,
             "recovery_window": recovery_window,
             "base_cron": base_cron,
-            "stalled_at_secs": (stall / stall_step + 1) * stall_step,
-            "stall_step_secs": stall_step,
-            "short_at_secs": (short / short_step + 1) * short_step,
-            "short_step_secs": short_step,
+            "stalled_at_secs": stall.past,
+            "stall_step_secs": stall.step,
+            "short_at_secs": short.past,
+            "short_step_secs": short.step,
         })
     });
     json!({
@@ -257,6 +231,34 @@ pub(super) fn alerting(env: &Environment) -> Value {
         "streams": streams,
         "backup": backup,
     })
+}
+
+/// The evaluation steps of a threshold rule's promtool test: about 1/20 of its
+/// threshold in whole minutes (so a week-long threshold does not take minutes to
+/// test), and the first step past the threshold.
+struct TestSteps {
+    /// The rule's threshold, whole seconds (0 when the rule is off).
+    limit: u64,
+    /// The evaluation interval.
+    step: u64,
+    /// The first step at which something that happened at time 0 is past the limit.
+    past: u64,
+}
+
+impl TestSteps {
+    fn of(env: &Environment, rule: &str) -> Self {
+        let limit = env
+            .alerts
+            .rules
+            .get(rule)
+            .map_or(0, |r| r.threshold.max(0.0).round() as u64);
+        let step = (limit / 20 / 60 * 60).max(60);
+        TestSteps {
+            limit,
+            step,
+            past: (limit / step + 1) * step,
+        }
+    }
 }
 
 /// The `boards` part of the template context: for each enabled dashboard, its hidden
