@@ -6,7 +6,7 @@
 //!   `.controlplane/server/serve.pid`) and prints its URL and an admin token.
 //! - `down [--volumes]`: stop the console and `dev` (and delete its data).
 //! - `test` / `ci`: install what the tests need, then fmt --check, clippy -D warnings,
-//!   every test binary (`--no-fail-fast`), `controlplane render --all --check` and
+//!   every test (cargo nextest, side by side), `controlplane render --all --check` and
 //!   every benchmark once at a smoke size; every step runs, and one last line says
 //!   what failed. This is what CI runs.
 //! - `bench render|up|seed|status|serve`: benchmarks compared in the same run with a peer or
@@ -48,7 +48,8 @@ usage: cargo xtask [--backtrace] <task>
                     bring `dev` up (seeded) and serve the console in the background
   down [--volumes]  stop the console and `dev` (--volumes: delete its data too)
   test | ci         install what the tests need, then fmt --check, clippy -D warnings,
-                    every test binary (--no-fail-fast), `controlplane render --all
+                    every test (cargo nextest, or cargo test --no-fail-fast without
+                    it; .config/nextest.toml), `controlplane render --all
                     --check` and every benchmark once at a smoke size; ends with one
                     line saying what failed (what CI runs)
   bench render|up|seed|status|cluster|serve|backup|drift [--smoke]
@@ -266,7 +267,6 @@ fn test() -> Result<()> {
             "warnings",
         ])),
     );
-    eprintln!("xtask: cargo test --workspace --no-fail-fast");
     let tests = testrun::run_all();
     match &tests {
         Ok(t) if t.is_empty() => {}

@@ -58,28 +58,45 @@ impl JobGauges {
 
 type Labels = Vec<(&'static str, String)>;
 
+/// One metric family: its descriptor, then a sample per label set (nothing at all
+/// when there are no samples, so an absent series stays absent).
+fn write_family<V: Copy, M: EncodeMetric>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    kind: prometheus_client::metrics::MetricType,
+    samples: &[(Labels, V)],
+    metric: impl Fn(V) -> M,
+) -> Result<(), std::fmt::Error> {
+    if samples.is_empty() {
+        return Ok(());
+    }
+    let mut m = encoder.encode_descriptor(name, help, None, kind)?;
+    for (labels, v) in samples {
+        metric(*v).encode(m.encode_family(labels)?)?;
+    }
+    Ok(())
+}
+
+/// A gauge family.
 fn family<V: prometheus_client::encoding::EncodeGaugeValue + Copy + std::fmt::Debug + Default>(
     encoder: &mut DescriptorEncoder,
     name: &str,
     help: &str,
-    samples: &[(Labels, V)],
+    values: &[(Labels, V)],
 ) -> Result<(), std::fmt::Error>
 where
     ConstGauge<V>: EncodeMetric,
 {
-    if samples.is_empty() {
-        return Ok(());
-    }
-    let mut m = encoder.encode_descriptor(
+    use prometheus_client::metrics::MetricType;
+    write_family(
+        encoder,
         name,
         help,
-        None,
-        prometheus_client::metrics::MetricType::Gauge,
-    )?;
-    for (labels, v) in samples {
-        ConstGauge::new(*v).encode(m.encode_family(labels)?)?;
-    }
-    Ok(())
+        MetricType::Gauge,
+        values,
+        ConstGauge::new,
+    )
 }
 
 /// A counter family (`name` without `_total`: the encoder appends it).
@@ -87,22 +104,17 @@ fn counter_family(
     encoder: &mut DescriptorEncoder,
     name: &str,
     help: &str,
-    samples: &[(Labels, u64)],
+    values: &[(Labels, u64)],
 ) -> Result<(), std::fmt::Error> {
-    if samples.is_empty() {
-        return Ok(());
-    }
-    let mut m = encoder.encode_descriptor(
+    use prometheus_client::metrics::{MetricType, counter::ConstCounter};
+    write_family(
+        encoder,
         name,
         help,
-        None,
-        prometheus_client::metrics::MetricType::Counter,
-    )?;
-    for (labels, v) in samples {
-        prometheus_client::metrics::counter::ConstCounter::new(*v)
-            .encode(m.encode_family(labels)?)?;
-    }
-    Ok(())
+        MetricType::Counter,
+        values,
+        ConstCounter::new,
+    )
 }
 
 impl Collector for JobGauges {

@@ -24,21 +24,27 @@ fn failed(what: impl Into<String>, e: impl std::error::Error + Send + Sync + 'st
     }
 }
 
-async fn admin(s: &Session) -> Result<async_nats::Client, AppError> {
-    if s.env.services.nats.is_none() {
-        return Err(AppError::Usage(format!(
-            "nats is disabled in {}",
-            s.env.name
-        )));
-    }
+/// The NATS admin connection (`connect_admin`), with the environment's NATS
+/// settings and endpoints for views that show them. One way in for every operator
+/// command and `ops::nats`.
+pub(crate) async fn admin(
+    s: &Session,
+) -> Result<
+    (
+        async_nats::Client,
+        &cp_core::model::Nats,
+        cp_runtime::access::NatsAccess,
+    ),
+    AppError,
+> {
+    let disabled = || AppError::Usage(format!("nats is disabled in {}", s.env.name));
+    let n = s.env.services.nats.as_ref().ok_or_else(disabled)?;
     let access = s.access().await?;
-    let a = access
-        .nats
-        .as_ref()
-        .ok_or_else(|| AppError::Usage(format!("nats is disabled in {}", s.env.name)))?;
-    Ok(cp_runtime::nats::connect_admin(a)
+    let a = access.nats.clone().ok_or_else(disabled)?;
+    let client = cp_runtime::nats::connect_admin(&a)
         .await
-        .map_err(cp_seed::SeedError::from)?)
+        .map_err(cp_seed::SeedError::from)?;
+    Ok((client, n, a))
 }
 
 fn jetstream(client: async_nats::Client) -> jetstream::Context {
@@ -85,7 +91,7 @@ pub async fn publish(
     subject: &str,
     payload: Vec<u8>,
 ) -> Result<NatsPublishView, AppError> {
-    let client = admin(s).await?;
+    let (client, _, _) = admin(s).await?;
     let js = jetstream(client.clone());
     let streams: Vec<(String, Vec<String>)> = server_streams(&js)
         .await?
@@ -131,7 +137,7 @@ pub async fn publish(
 /// `nats sub SUBJECT`: a subscription as the admin, registered with the server when
 /// this returns (so a publish after it is seen).
 pub async fn subscribe(s: &Session, subject: &str) -> Result<async_nats::Subscriber, AppError> {
-    let client = admin(s).await?;
+    let (client, _, _) = admin(s).await?;
     let sub = client
         .subscribe(subject.to_owned())
         .await
@@ -168,7 +174,7 @@ fn stream_view(i: &jetstream::stream::Info, declared: bool) -> StreamView {
 
 /// `nats stream ls`: every stream on the server, and each declared one it lacks.
 pub async fn streams(s: &Session) -> Result<NatsStreamsView, AppError> {
-    let js = jetstream(admin(s).await?);
+    let js = jetstream(admin(s).await?.0);
     let mut infos = server_streams(&js).await?;
     infos.sort_by(|a, b| a.config.name.cmp(&b.config.name));
     let mut streams: Vec<StreamView> = infos
@@ -193,7 +199,7 @@ pub async fn streams(s: &Session) -> Result<NatsStreamsView, AppError> {
 
 /// `nats stream info NAME`: one stream's configuration and state.
 pub async fn stream_info(s: &Session, name: &str) -> Result<NatsStreamInfoView, AppError> {
-    let js = jetstream(admin(s).await?);
+    let js = jetstream(admin(s).await?.0);
     let infos = server_streams(&js).await?;
     let Some(i) = infos.iter().find(|i| i.config.name == name) else {
         return Err(AppError::NotFound(format!(

@@ -441,20 +441,7 @@ pub async fn down(s: &Session, volumes: bool) -> Result<crate::views::DownView, 
 /// `nats`: the server's identity and every declared stream with what the server holds
 /// of it (a stream the server lacks is `missing`). Read-only.
 pub async fn nats(s: &Session) -> Result<NatsView, AppError> {
-    let Some(n) = &s.env.services.nats else {
-        return Err(AppError::Usage(format!(
-            "nats is disabled in {}",
-            s.env.name
-        )));
-    };
-    let access = s.access().await?;
-    let a = access
-        .nats
-        .as_ref()
-        .ok_or_else(|| AppError::Usage(format!("nats is disabled in {}", s.env.name)))?;
-    let client = cp_runtime::nats::connect_admin(a)
-        .await
-        .map_err(cp_seed::SeedError::from)?;
+    let (client, n, a) = crate::nats::admin(s).await?;
     let info = client.server_info();
     let js = async_nats::jetstream::new(client.clone());
     let mut streams = Vec::new();
