@@ -281,6 +281,9 @@ impl Stack {
                 "platform=process",
                 "apps.capsule-registry.enabled=false",
                 "extras.jaeger.enabled=false",
+                "extras.kong.enabled=false",
+                "extras.rabbitmq.enabled=false",
+                "extras.loki.enabled=false",
                 "monitoring.scrape_interval=1s",
                 "monitoring.evaluation_interval=1s",
             ]

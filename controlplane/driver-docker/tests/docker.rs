@@ -132,6 +132,9 @@ impl Fixture {
             format!("services.vault.cluster_port={}", ports["vault-cluster"]),
             "apps.capsule-registry.enabled=false".into(),
             "extras.jaeger.enabled=false".into(),
+            "extras.kong.enabled=false".into(),
+            "extras.rabbitmq.enabled=false".into(),
+            "extras.loki.enabled=false".into(),
             "monitoring.enabled=false".into(),
         ];
         sets.extend(extra(&ports));

@@ -557,7 +557,17 @@ async fn teardown_deletes_only_our_labelled_objects_and_claims_by_label_only_wit
     let made = fx.fake.run_statefulset_controller();
     let held = fx.fake.objects();
     let names: Vec<&str> = made.iter().map(|k| k.3.as_str()).collect();
-    assert_eq!(names, ["data-nats-0", "data-redis-0", "data-vault-0"]);
+    // Extras with volumes (Loki, RabbitMQ) are StatefulSets with claims too.
+    assert_eq!(
+        names,
+        [
+            "data-loki-0",
+            "data-nats-0",
+            "data-rabbitmq-0",
+            "data-redis-0",
+            "data-vault-0"
+        ]
+    );
     for k in &made {
         assert_eq!(
             held[k]["metadata"]["labels"]["controlplane.dev/environment"],
