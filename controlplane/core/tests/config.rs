@@ -102,6 +102,7 @@ fn switched_off_and_derived_settings_survive_config() {
             "apps.capsule-registry.secrets.SIGNING_PRIVATE_KEY=env://SIGNING_PRIVATE_KEY",
             "monitoring.grafana_admin_password=env://GRAFANA_ADMIN_PASSWORD",
             "monitoring.webhook_url=env://WEBHOOK_URL",
+            "extras.rabbitmq.secrets.RABBITMQ_DEFAULT_PASS=env://RABBITMQ_DEFAULT_PASS",
             "backup.services=[postgres]",
             "apps.capsule-registry.depends_on=[postgres]",
             "extras.jaeger.health={command: [wget, -q, localhost:14269]}",
