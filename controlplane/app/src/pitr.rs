@@ -290,6 +290,16 @@ pub async fn restore_preview(
     s: &Session,
     target: &RecoveryTarget,
 ) -> Result<Vec<String>, AppError> {
+    if matches!(s.driver, AnyDriver::Kube(_)) {
+        let cluster = kube_recovery_cluster(s, target)?;
+        let name = cluster["metadata"]["name"].as_str().unwrap_or_default();
+        // Nothing is deleted, but a whole new cluster (instances, volumes) is created:
+        // it is confirmed like any restore.
+        return Ok(vec![format!(
+            "nothing: a new CloudNativePG Cluster `{name}` ({} instance(s)) is created in namespace {}, recovered from the archive to {target}; the Cluster `postgres` keeps serving until you point clients at the new one",
+            cluster["spec"]["instances"], s.env.namespace
+        )]);
+    }
     let (archive, _) = archive(s).await?;
     let cat = pitr::catalog(&archive).await.map_err(failed)?;
     let base = pitr::choose(&cat, target).map_err(failed)?.base;
@@ -350,6 +360,30 @@ impl std::fmt::Display for PitrRestoreView {
 pub async fn restore(s: &Session, target: &RecoveryTarget) -> Result<PitrRestoreView, AppError> {
     let _lock = run::lock(&s.state, "restore")?;
     let started = std::time::Instant::now();
+    if let AnyDriver::Kube(driver) = &s.driver {
+        let cluster = kube_recovery_cluster(s, target)?;
+        driver.apply_object(&s.env, &cluster).await?;
+        let name = cluster["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        return Ok(PitrRestoreView {
+            environment: s.env.name.to_string(),
+            target: target.clone(),
+            base: "the newest before the target, chosen by CloudNativePG".into(),
+            recovery: vec![
+                format!(
+                    "created Cluster {name}: CloudNativePG restores the base backup, replays WAL to the target and promotes it"
+                ),
+                format!(
+                    "follow it with `kubectl -n {} get cluster {name}`; once healthy, clients reach it at {name}-rw",
+                    s.env.namespace
+                ),
+            ],
+            replaced_kept_at: "nothing replaced: the Cluster `postgres` is untouched".into(),
+            seconds: started.elapsed().as_secs_f64(),
+        });
+    }
     let AnyDriver::Process(driver) = &s.driver else {
         return Err(AppError::Usage(format!(
             "restore to a point in time runs on the process platform here; on {} it is not built yet",
@@ -416,6 +450,41 @@ pub async fn restore(s: &Session, target: &RecoveryTarget) -> Result<PitrRestore
         replaced_kept_at: aside.display().to_string(),
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// The Cluster a restore to `target` creates on Kubernetes (recovery is
+/// CloudNativePG's, from the Barman Cloud archive; only a time is a target there).
+fn kube_recovery_cluster(
+    s: &Session,
+    target: &RecoveryTarget,
+) -> Result<serde_json::Value, AppError> {
+    settings(s)?;
+    let RecoveryTarget::Time(t) = target else {
+        return Err(AppError::Usage(format!(
+            "on Kubernetes, restore to a point in time takes --to-time (CloudNativePG recovers to a time here); `--to {target}` is not built yet"
+        )));
+    };
+    let templates = s.project.templates().map_err(|source| AppError::Project {
+        what: "cannot read the templates".into(),
+        source,
+    })?;
+    let render = |source| {
+        AppError::Driver(cp_drivers::DriverError::Render {
+            which: "the recovery Cluster",
+            env: s.env.name.to_string(),
+            source,
+        })
+    };
+    cp_core::render::Renderer::new(&templates)
+        .map_err(render)?
+        .pitr_recovery_cluster(&s.env, *t)
+        .map_err(render)?
+        .ok_or_else(|| {
+            AppError::Usage(format!(
+                "point-in-time recovery is off in `{}`: set `backup.pitr.enabled: true`",
+                s.env.name
+            ))
+        })
 }
 
 /// The destination's credentials as the variables `restore_command` reads.
