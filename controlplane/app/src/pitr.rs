@@ -1,7 +1,9 @@
 //! Point-in-time recovery of PostgreSQL over an open session: base backups
 //! (`backup --base`), the recoverable window (`backup list`), and `restore
-//! --to-time/--to-lsn/--to-latest` (process platform), which recovers into a new data
-//! directory, swaps it in only once PostgreSQL has promoted, and starts it again.
+//! --to-time/--to-lsn/--to-latest`, which on the process platform recovers into a new
+//! data directory, swaps it in only once PostgreSQL has promoted, and starts it again,
+//! and on Kubernetes applies a new CloudNativePG Cluster recovering from the Barman
+//! Cloud archive beside the running one.
 
 use chrono::{DateTime, Utc};
 use cp_backup::pitr::{self, Archive, BaseBackup, PitrError, RecoveryTarget, Target, Window};
