@@ -88,9 +88,22 @@ pub async fn base_backup(s: &Session) -> Result<BaseBackupView, AppError> {
     base_backup_locked(s).await
 }
 
+/// `backup --base` on Kubernetes: ours would write our own format into the Barman
+/// Cloud archive the operator reads; there the operator's plugin takes them.
+pub fn kube_base_backup_refused(env: &cp_core::Environment) -> AppError {
+    AppError::Usage(format!(
+        "on Kubernetes, base backups are CloudNativePG's: the ScheduledBackup `postgres-base` takes them on backup.pitr.base_schedule; for one now: `kubectl cnpg backup -n {} postgres --method=plugin --plugin-name={}`",
+        env.namespace,
+        cp_core::render::context::BARMAN_CLOUD_PLUGIN
+    ))
+}
+
 /// Takes a base backup, then applies the recovery window's retention; the caller
 /// holds the backup lock (the base-backup job takes it before it starts).
 pub async fn base_backup_locked(s: &Session) -> Result<BaseBackupView, AppError> {
+    if matches!(s.driver, AnyDriver::Kube(_)) {
+        return Err(kube_base_backup_refused(&s.env));
+    }
     let (archive, p) = archive(s).await?;
     let b = run::settings(&s.env)?;
     let codec = run::codec(b)?;

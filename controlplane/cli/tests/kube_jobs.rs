@@ -255,7 +255,8 @@ async fn a_kubernetes_backup_is_a_job_from_the_cronjob_from_the_cli_and_the_api(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_kubernetes_restore_to_a_time_creates_a_recovering_cluster_beside_the_running_one() {
+async fn a_kubernetes_restore_to_a_time_creates_a_recovering_cluster_beside_the_running_one_and_base_backups_stay_the_operators()
+ {
     let fake = cluster();
     let url = serve(fake.clone()).await;
     let tmp = tempfile::tempdir().unwrap();
@@ -326,4 +327,18 @@ async fn a_kubernetes_restore_to_a_time_creates_a_recovering_cluster_beside_the_
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success());
     assert!(err.contains("takes --to-time"), "{err}");
+
+    // Base backups there are the operator's ScheduledBackup's, never ours in its archive.
+    let mut c = cmd(
+        tmp.path(),
+        &["--set", "backup.pitr.enabled=true", "backup", "--base"],
+    );
+    let o = c.stdin(Stdio::null()).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(err.contains("ScheduledBackup `postgres-base`"), "{err}");
+    assert!(
+        !fake.objects().into_iter().any(|(k, _)| k.1 == "Job"),
+        "no Job was started"
+    );
 }
