@@ -497,6 +497,9 @@ impl Jobs {
                 (work, Held::Backup(lock), RunsOn::ThisProcess)
             }
             JobRequest::BaseBackup => {
+                if on_cluster {
+                    return Err(crate::pitr::kube_base_backup_refused(&prepared.env));
+                }
                 let lock = cp_backup::run::lock(&state_of(&prepared)?, &holder)?;
                 let work = Work::BaseBackup {
                     session: prepared.open(Mode::ReadOnly)?,

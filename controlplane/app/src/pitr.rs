@@ -1,7 +1,9 @@
 //! Point-in-time recovery of PostgreSQL over an open session: base backups
 //! (`backup --base`), the recoverable window (`backup list`), and `restore
-//! --to-time/--to-lsn/--to-latest` (process platform), which recovers into a new data
-//! directory, swaps it in only once PostgreSQL has promoted, and starts it again.
+//! --to-time/--to-lsn/--to-latest`, which on the process platform recovers into a new
+//! data directory, swaps it in only once PostgreSQL has promoted, and starts it again,
+//! and on Kubernetes applies a new CloudNativePG Cluster recovering from the Barman
+//! Cloud archive beside the running one.
 
 use chrono::{DateTime, Utc};
 use cp_backup::pitr::{self, Archive, BaseBackup, PitrError, RecoveryTarget, Target, Window};
@@ -86,9 +88,22 @@ pub async fn base_backup(s: &Session) -> Result<BaseBackupView, AppError> {
     base_backup_locked(s).await
 }
 
+/// `backup --base` on Kubernetes: ours would write our own format into the Barman
+/// Cloud archive the operator reads; there the operator's plugin takes them.
+pub fn kube_base_backup_refused(env: &cp_core::Environment) -> AppError {
+    AppError::Usage(format!(
+        "on Kubernetes, base backups are CloudNativePG's: the ScheduledBackup `postgres-base` takes them on backup.pitr.base_schedule; for one now: `kubectl cnpg backup -n {} postgres --method=plugin --plugin-name={}`",
+        env.namespace,
+        cp_core::render::context::BARMAN_CLOUD_PLUGIN
+    ))
+}
+
 /// Takes a base backup, then applies the recovery window's retention; the caller
 /// holds the backup lock (the base-backup job takes it before it starts).
 pub async fn base_backup_locked(s: &Session) -> Result<BaseBackupView, AppError> {
+    if matches!(s.driver, AnyDriver::Kube(_)) {
+        return Err(kube_base_backup_refused(&s.env));
+    }
     let (archive, p) = archive(s).await?;
     let b = run::settings(&s.env)?;
     let codec = run::codec(b)?;
@@ -290,6 +305,16 @@ pub async fn restore_preview(
     s: &Session,
     target: &RecoveryTarget,
 ) -> Result<Vec<String>, AppError> {
+    if matches!(s.driver, AnyDriver::Kube(_)) {
+        let cluster = kube_recovery_cluster(s, target)?;
+        let name = cluster["metadata"]["name"].as_str().unwrap_or_default();
+        // Nothing is deleted, but a whole new cluster (instances, volumes) is created:
+        // it is confirmed like any restore.
+        return Ok(vec![format!(
+            "nothing: a new CloudNativePG Cluster `{name}` ({} instance(s)) is created in namespace {}, recovered from the archive to {target}; the Cluster `postgres` keeps serving until you point clients at the new one",
+            cluster["spec"]["instances"], s.env.namespace
+        )]);
+    }
     let (archive, _) = archive(s).await?;
     let cat = pitr::catalog(&archive).await.map_err(failed)?;
     let base = pitr::choose(&cat, target).map_err(failed)?.base;
@@ -350,6 +375,30 @@ impl std::fmt::Display for PitrRestoreView {
 pub async fn restore(s: &Session, target: &RecoveryTarget) -> Result<PitrRestoreView, AppError> {
     let _lock = run::lock(&s.state, "restore")?;
     let started = std::time::Instant::now();
+    if let AnyDriver::Kube(driver) = &s.driver {
+        let cluster = kube_recovery_cluster(s, target)?;
+        driver.apply_object(&s.env, &cluster).await?;
+        let name = cluster["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        return Ok(PitrRestoreView {
+            environment: s.env.name.to_string(),
+            target: target.clone(),
+            base: "the newest before the target, chosen by CloudNativePG".into(),
+            recovery: vec![
+                format!(
+                    "created Cluster {name}: CloudNativePG restores the base backup, replays WAL to the target and promotes it"
+                ),
+                format!(
+                    "follow it with `kubectl -n {} get cluster {name}`; once healthy, clients reach it at {name}-rw",
+                    s.env.namespace
+                ),
+            ],
+            replaced_kept_at: "nothing replaced: the Cluster `postgres` is untouched".into(),
+            seconds: started.elapsed().as_secs_f64(),
+        });
+    }
     let AnyDriver::Process(driver) = &s.driver else {
         return Err(AppError::Usage(format!(
             "restore to a point in time runs on the process platform here; on {} it is not built yet",
@@ -416,6 +465,41 @@ pub async fn restore(s: &Session, target: &RecoveryTarget) -> Result<PitrRestore
         replaced_kept_at: aside.display().to_string(),
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// The Cluster a restore to `target` creates on Kubernetes (recovery is
+/// CloudNativePG's, from the Barman Cloud archive; only a time is a target there).
+fn kube_recovery_cluster(
+    s: &Session,
+    target: &RecoveryTarget,
+) -> Result<serde_json::Value, AppError> {
+    settings(s)?;
+    let RecoveryTarget::Time(t) = target else {
+        return Err(AppError::Usage(format!(
+            "on Kubernetes, restore to a point in time takes --to-time (CloudNativePG recovers to a time here); `--to {target}` is not built yet"
+        )));
+    };
+    let templates = s.project.templates().map_err(|source| AppError::Project {
+        what: "cannot read the templates".into(),
+        source,
+    })?;
+    let render = |source| {
+        AppError::Driver(cp_drivers::DriverError::Render {
+            which: "the recovery Cluster",
+            env: s.env.name.to_string(),
+            source,
+        })
+    };
+    cp_core::render::Renderer::new(&templates)
+        .map_err(render)?
+        .pitr_recovery_cluster(&s.env, *t)
+        .map_err(render)?
+        .ok_or_else(|| {
+            AppError::Usage(format!(
+                "point-in-time recovery is off in `{}`: set `backup.pitr.enabled: true`",
+                s.env.name
+            ))
+        })
 }
 
 /// The destination's credentials as the variables `restore_command` reads.

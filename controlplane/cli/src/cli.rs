@@ -358,7 +358,8 @@ pub(crate) enum Command {
         #[arg(required_unless_present_any = ["to_time", "to_lsn", "to_latest"])]
         id: Option<String>,
         /// Point-in-time recovery of PostgreSQL to this moment (RFC 3339), replayed
-        /// from the WAL archive (`backup.pitr`).
+        /// from the WAL archive (`backup.pitr`). On Kubernetes: a new CloudNativePG
+        /// Cluster recovering to it, beside the running one.
         #[arg(long, value_name = "TIME", conflicts_with_all = ["id", "to_lsn", "to_latest", "services", "into_env"])]
         to_time: Option<String>,
         /// Point-in-time recovery of PostgreSQL to this LSN.

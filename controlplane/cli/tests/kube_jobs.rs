@@ -253,3 +253,92 @@ async fn a_kubernetes_backup_is_a_job_from_the_cronjob_from_the_cli_and_the_api(
         "{job}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kubernetes_restore_to_a_time_creates_a_recovering_cluster_beside_the_running_one_and_base_backups_stay_the_operators()
+ {
+    let fake = cluster();
+    let url = serve(fake.clone()).await;
+    let tmp = tempfile::tempdir().unwrap();
+    kubeconfig(tmp.path(), &url);
+    let restore = |extra: &[&str]| {
+        let mut args = vec![
+            "--set",
+            "backup.pitr.enabled=true",
+            "restore",
+            "--to-time",
+            "2026-12-07T17:30:05Z",
+        ];
+        args.extend_from_slice(extra);
+        let mut c = cmd(tmp.path(), &args);
+        c.stdin(Stdio::null());
+        c.output().expect("run controlplane restore")
+    };
+    let clusters = |fake: &fake::Fake| -> Vec<Value> {
+        fake.objects()
+            .into_iter()
+            .filter(|(k, _)| k.1 == "Cluster")
+            .map(|(_, o)| o)
+            .collect()
+    };
+
+    // Unconfirmed: refused, saying what it would do, and nothing created.
+    let o = restore(&[]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(err.contains("postgres-pitr-20261207t173005"), "{err}");
+    assert!(err.contains("--yes"), "{err}");
+    assert!(clusters(&fake).is_empty());
+
+    // Confirmed: the recovery Cluster is applied, recovering to the time.
+    let o = restore(&["--yes"]);
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert!(o.status.success(), "{:?}: {out}{err}", o.status);
+    assert!(err.contains("postgres-pitr-20261207t173005-rw"), "{err}");
+    let applied = clusters(&fake);
+    assert_eq!(applied.len(), 1, "{applied:#?}");
+    let c = &applied[0];
+    assert_eq!(c["metadata"]["name"], "postgres-pitr-20261207t173005");
+    assert_eq!(c["metadata"]["namespace"], NS);
+    assert_eq!(
+        c["spec"]["bootstrap"]["recovery"]["recoveryTarget"]["targetTime"],
+        "2026-12-07 17:30:05.000000+00"
+    );
+    assert_eq!(
+        c["spec"]["externalClusters"][0]["plugin"]["parameters"]["serverName"],
+        "staging"
+    );
+
+    // Only a time is a target on Kubernetes, said before anything is asked.
+    let mut c = cmd(
+        tmp.path(),
+        &[
+            "--set",
+            "backup.pitr.enabled=true",
+            "restore",
+            "--to-latest",
+            "--yes",
+        ],
+    );
+    let o = c.stdin(Stdio::null()).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(err.contains("takes --to-time"), "{err}");
+
+    // Base backups there are the operator's ScheduledBackup's, never ours in its archive.
+    let mut c = cmd(
+        tmp.path(),
+        &["--set", "backup.pitr.enabled=true", "backup", "--base"],
+    );
+    let o = c.stdin(Stdio::null()).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(err.contains("ScheduledBackup `postgres-base`"), "{err}");
+    assert!(
+        !fake.objects().into_iter().any(|(k, _)| k.1 == "Job"),
+        "no Job was started"
+    );
+}

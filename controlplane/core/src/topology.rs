@@ -63,15 +63,15 @@ pub fn vault_clustered(v: &Vault) -> bool {
     v.common.replicas > 1
 }
 
-/// Whether PostgreSQL runs as a CloudNativePG `Cluster` (more than one instance, on
-/// Kubernetes; validation refuses it elsewhere).
+/// Whether PostgreSQL runs as a CloudNativePG `Cluster` on Kubernetes: with more than
+/// one instance (validation refuses that elsewhere), or with point-in-time recovery on
+/// (`backup.pitr`), which on Kubernetes is the operator's Barman Cloud plugin archiving
+/// WAL: a single instance is then a one-instance Cluster, not a StatefulSet.
 pub fn postgres_cnpg(env: &Environment) -> bool {
     env.platform == Platform::Kubernetes
-        && env
-            .services
-            .postgres
-            .as_ref()
-            .is_some_and(|p| p.common.replicas > 1)
+        && env.services.postgres.as_ref().is_some_and(|p| {
+            p.common.replicas > 1 || env.backup.as_ref().is_some_and(|b| b.pitr.is_some())
+        })
 }
 
 /// The NATS nodes. Node `i` listens on the configured ports plus `i` (the process

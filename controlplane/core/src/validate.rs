@@ -500,6 +500,39 @@ fn common(cx: &mut Cx<'_>, kind: CoreKind, c: CommonIn<'_>) -> Option<ServiceCom
     })
 }
 
+/// On Kubernetes, point-in-time recovery is CloudNativePG's Barman Cloud plugin, which
+/// archives to an object store it reaches with credentials from Secrets: S3 and GCS
+/// destinations are rendered as its `ObjectStore`; a local directory has no meaning
+/// for pods on other nodes, and an Azure destination's storage account would have to
+/// be a Secret too (not rendered yet).
+fn check_pitr_kubernetes(cx: &mut Cx<'_>, env: &Environment) {
+    if env.platform != Platform::Kubernetes {
+        return;
+    }
+    let Some(b) = &env.backup else { return };
+    let Some(p) = &b.pitr else { return };
+    let Some(d) = b.destinations.get(&p.destination) else {
+        return;
+    };
+    let why = match d {
+        Destination::S3 { .. } | Destination::Gcs { .. } => return,
+        Destination::Local { .. } => {
+            "a local directory: on Kubernetes the WAL archiver is CloudNativePG's Barman Cloud plugin, which writes to an object store only"
+        }
+        Destination::Azure { .. } => {
+            "an Azure destination: the Barman Cloud ObjectStore takes the storage account from a Secret, which controlplane does not render yet"
+        }
+    };
+    let name = &p.destination;
+    let d = cx.err(
+        "backup.pitr.destination",
+        format!("point-in-time recovery on Kubernetes to `{name}`, {why}"),
+    );
+    d.expected =
+        Some("the name of an `s3` or `gcs` destination under `backup.destinations`".into());
+    d.help = Some("add an S3 or GCS destination and name it in `backup.pitr.destination`, or set `backup.pitr.enabled: false`".into());
+}
+
 /// Which topologies exist (`topology.rs`): NATS and OpenBao clusters of 3 or more on
 /// the process and Kubernetes platforms, PostgreSQL instances beyond one only as a
 /// CloudNativePG `Cluster` on Kubernetes, one Redis. Anything else would run as
@@ -693,6 +726,7 @@ pub(crate) fn validate(name: &EnvName, raw: RawEnvironment, cx: &mut Cx<'_>) -> 
     };
     check_policy(cx, &mut env, &raw.accept);
     check_topology(cx, &env);
+    check_pitr_kubernetes(cx, &env);
     check_ports(cx, &env);
     check_dependencies(cx, &env);
     check_vault_refs(cx, &env);

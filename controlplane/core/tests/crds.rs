@@ -71,7 +71,18 @@ fn rendered_custom_resources() -> Vec<(String, Vec<Value>)> {
             ],
         ),
     ));
-    envs.into_iter()
+    // Point-in-time recovery: a single instance (a one-instance Cluster) archiving to
+    // S3, and production archiving to GCS instead.
+    envs.push((
+        "staging (one instance, PITR to S3)".into(),
+        support::load_with("staging", PITR_STAGING),
+    ));
+    envs.push((
+        "production (PITR to GCS)".into(),
+        support::load_with("production", &["backup.pitr.destination=gcs"]),
+    ));
+    let mut out: Vec<(String, Vec<Value>)> = envs
+        .into_iter()
         .map(|(label, env)| {
             let wanted = kustomize::index(&renderer.kubernetes_objects(&env, false).unwrap());
             let objects =
@@ -81,7 +92,29 @@ fn rendered_custom_resources() -> Vec<(String, Vec<Value>)> {
                     .collect();
             (label, objects)
         })
-        .collect()
+        .collect();
+    // The Cluster a restore to a time creates.
+    out.push((
+        "production (restore to a time)".into(),
+        vec![recovery_cluster(&support::load("production"))],
+    ));
+    out
+}
+
+/// Staging with one PostgreSQL instance and point-in-time recovery on.
+const PITR_STAGING: &[&str] = &["backup.pitr.enabled=true"];
+
+/// The time the restores of these tests go back to.
+fn restore_target() -> chrono::DateTime<chrono::Utc> {
+    "2026-12-07T17:30:05.25Z".parse().unwrap()
+}
+
+fn recovery_cluster(env: &cp_core::Environment) -> Value {
+    cp_core::render::Renderer::new(&support::templates())
+        .unwrap()
+        .pitr_recovery_cluster(env, restore_target())
+        .unwrap()
+        .expect("PITR is on")
 }
 
 fn label(obj: &Value) -> String {
@@ -152,6 +185,8 @@ fn rendered_custom_resources_validate_against_the_vendored_crds() {
         "Certificate",
         "Issuer",
         "ClusterIssuer",
+        "ObjectStore",
+        "ScheduledBackup",
     ] {
         assert!(
             kinds.contains(kind),
@@ -365,9 +400,7 @@ fn with_tls_every_core_service_serves_a_cert_manager_certificate_from_a_rendered
             assert_eq!(spec["duration"], "2592000s", "{label}");
             assert_eq!(spec["renewBeforePercentage"], 33, "{label}");
             let dns = strings(&spec["dnsNames"]);
-            let host = if svc == "postgres"
-                && env.services.postgres.as_ref().unwrap().common.replicas > 1
-            {
+            let host = if svc == "postgres" && cp_core::topology::postgres_cnpg(&env) {
                 "postgres-rw"
             } else {
                 svc
@@ -531,4 +564,180 @@ fn an_existing_cluster_issuer_signs_everything_and_managed_acme_issuers_are_rend
         ingress["metadata"]["annotations"]["cert-manager.io/cluster-issuer"],
         "letsencrypt-prod"
     );
+}
+
+fn find<'a>(objects: &'a [Value], kind: &str, name: &str) -> &'a Value {
+    objects
+        .iter()
+        .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no {kind}/{name}"))
+}
+
+/// The Secret a `{name, key}` selector names is rendered (filled by `up`, or synced
+/// by an ExternalSecret) and has that key.
+fn assert_secret_has(objects: &[Value], selector: &Value) {
+    let name = selector["name"].as_str().expect("a Secret name");
+    let key = selector["key"].as_str().expect("a key");
+    let filled = objects.iter().any(|o| {
+        o["kind"] == "Secret" && o["metadata"]["name"] == name && o["stringData"].get(key).is_some()
+    });
+    let synced = objects.iter().any(|o| {
+        o["kind"] == "ExternalSecret"
+            && o["spec"]["target"]["name"] == name
+            && o["spec"]["data"]
+                .as_array()
+                .is_some_and(|d| d.iter().any(|e| e["secretKey"] == key))
+    });
+    assert!(
+        filled || synced,
+        "no Secret {name} with key {key} is rendered"
+    );
+}
+
+#[test]
+fn pitr_on_kubernetes_archives_wal_through_the_barman_cloud_plugin_to_an_object_store() {
+    let env = support::load("production");
+    let objects = all_objects(&env);
+    let cluster = find(&objects, "Cluster", "postgres");
+    assert_eq!(
+        cluster["spec"]["plugins"],
+        json!([{"name": "barman-cloud.cloudnative-pg.io", "isWALArchiver": true,
+                "parameters": {"barmanObjectName": "postgres-pitr", "serverName": "production"}}])
+    );
+    // The RPO bound, as on the other platforms.
+    assert_eq!(
+        cluster["spec"]["postgresql"]["parameters"]["archive_timeout"],
+        "60s"
+    );
+    let store = find(&objects, "ObjectStore", "postgres-pitr");
+    let c = &store["spec"]["configuration"];
+    // Barman Cloud's layout under the destination, the environment as the server name.
+    assert_eq!(c["destinationPath"], "s3://anumate-backups/production/pitr");
+    assert_eq!(store["spec"]["retentionPolicy"], "7d");
+    // Server-side encryption of WAL and base backups.
+    assert_eq!(c["wal"]["encryption"], "AES256");
+    assert_eq!(c["data"]["encryption"], "AES256");
+    assert_eq!(
+        store["spec"]["instanceSidecarConfiguration"]["env"],
+        json!([{"name": "AWS_DEFAULT_REGION", "value": "eu-west-1"}])
+    );
+    // Credentials by reference only: each selector names a rendered Secret's key.
+    for k in ["accessKeyId", "secretAccessKey"] {
+        assert_secret_has(&objects, &c["s3Credentials"][k]);
+    }
+    let text = serde_json::to_string(store).unwrap();
+    assert!(!text.contains("ANUMATE_BACKUP_S3"), "{text}");
+    let sb = find(&objects, "ScheduledBackup", "postgres-base");
+    // `0 3 * * *` with CloudNativePG's seconds field first.
+    assert_eq!(sb["spec"]["schedule"], "0 0 3 * * *");
+    assert_eq!(sb["spec"]["cluster"]["name"], "postgres");
+    assert_eq!(sb["spec"]["method"], "plugin");
+    assert_eq!(
+        sb["spec"]["pluginConfiguration"]["name"],
+        "barman-cloud.cloudnative-pg.io"
+    );
+
+    // GCS: the service account key by reference, no S3 encryption setting (GCS
+    // encrypts every object at rest itself).
+    let env = support::load_with("production", &["backup.pitr.destination=gcs"]);
+    let objects = all_objects(&env);
+    let c = &find(&objects, "ObjectStore", "postgres-pitr")["spec"]["configuration"];
+    assert_eq!(c["destinationPath"], "gs://anumate-backups/production/pitr");
+    assert_secret_has(&objects, &c["googleCredentials"]["applicationCredentials"]);
+    assert!(c["wal"].get("encryption").is_none(), "{c}");
+}
+
+#[test]
+fn a_single_postgres_with_pitr_on_kubernetes_is_a_one_instance_cluster() {
+    // Without PITR, one instance is a StatefulSet.
+    let plain = all_objects(&support::load("staging"));
+    assert!(
+        plain
+            .iter()
+            .any(|o| o["kind"] == "StatefulSet" && o["metadata"]["name"] == "postgres")
+    );
+    assert!(!plain.iter().any(|o| o["kind"] == "Cluster"));
+    let objects = all_objects(&support::load_with("staging", PITR_STAGING));
+    let cluster = find(&objects, "Cluster", "postgres");
+    assert_eq!(cluster["spec"]["instances"], 1);
+    assert_eq!(cluster["spec"]["plugins"][0]["isWALArchiver"], true);
+    // One instance has no standby to wait for.
+    assert!(cluster["spec"]["postgresql"].get("synchronous").is_none());
+    assert!(
+        !objects
+            .iter()
+            .any(|o| o["kind"] == "StatefulSet" && o["metadata"]["name"] == "postgres"),
+        "the Cluster replaces the StatefulSet"
+    );
+    find(&objects, "ObjectStore", "postgres-pitr");
+    find(&objects, "ScheduledBackup", "postgres-base");
+}
+
+#[test]
+fn a_restore_to_a_time_renders_a_new_cluster_recovering_from_the_archive() {
+    let env = support::load("production");
+    let c = recovery_cluster(&env);
+    assert_eq!(c["kind"], "Cluster");
+    // A new Cluster beside the running one, named after the target.
+    assert_eq!(c["metadata"]["name"], "postgres-pitr-20261207t173005");
+    assert_eq!(c["metadata"]["namespace"], "anumate-production");
+    let spec = &c["spec"];
+    assert!(spec["bootstrap"].get("initdb").is_none(), "{spec}");
+    let r = &spec["bootstrap"]["recovery"];
+    assert_eq!(r["source"], "origin");
+    assert_eq!(
+        r["recoveryTarget"],
+        json!({"targetTime": "2026-12-07 17:30:05.250000+00"})
+    );
+    // From the environment's archive...
+    assert_eq!(
+        spec["externalClusters"],
+        json!([{"name": "origin", "plugin": {"name": "barman-cloud.cloudnative-pg.io",
+                "parameters": {"barmanObjectName": "postgres-pitr", "serverName": "production"}}}])
+    );
+    // ...and archiving under a name of its own, never over the history it came from.
+    assert_eq!(
+        spec["plugins"][0]["parameters"]["serverName"],
+        "production-postgres-pitr-20261207t173005"
+    );
+    assert_eq!(spec["instances"], 3);
+    // Without PITR there is nothing to recover from.
+    let renderer = cp_core::render::Renderer::new(&support::templates()).unwrap();
+    assert!(
+        renderer
+            .pitr_recovery_cluster(&support::load("staging"), restore_target())
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[test]
+fn pitr_on_kubernetes_to_a_local_or_azure_destination_is_refused_saying_why() {
+    let e = load_errors(
+        "staging",
+        &[
+            "backup.pitr.enabled=true",
+            "backup.destinations.here.type=local",
+            "backup.destinations.here.path=/var/backups",
+            "backup.pitr.destination=here",
+        ],
+    );
+    assert_eq!(
+        e,
+        vec![
+            "backup.pitr.destination | point-in-time recovery on Kubernetes to `here`, a local directory: on Kubernetes the WAL archiver is CloudNativePG's Barman Cloud plugin, which writes to an object store only"
+        ]
+    );
+    let e = load_errors(
+        "staging",
+        &[
+            "backup.pitr.enabled=true",
+            "backup.destinations.blob.type=azure",
+            "backup.destinations.blob.account=anumate",
+            "backup.destinations.blob.bucket=backups",
+            "backup.pitr.destination=blob",
+        ],
+    );
+    assert_eq!(e.len(), 1, "{e:#?}");
+    assert!(e[0].contains("an Azure destination"), "{e:#?}");
 }

@@ -266,6 +266,13 @@ impl KubeDriver {
         Ok((found, missing))
     }
 
+    /// Server-side applies one object that is not part of the environment's rendered
+    /// set (a restore's new CloudNativePG Cluster), in the environment's namespace.
+    pub async fn apply_object(&self, env: &Environment, obj: &Value) -> Result<(), DriverError> {
+        self.ensure_namespace(env).await?;
+        self.ssa(env, obj).await
+    }
+
     /// Server-side applies one object.
     async fn ssa(&self, env: &Environment, obj: &Value) -> Result<(), DriverError> {
         let name = obj["metadata"]["name"].as_str().unwrap_or("");

@@ -169,6 +169,9 @@ pub fn install_hint(api_version: &str) -> &'static str {
         "postgresql.cnpg.io" => {
             "install the CloudNativePG operator (v1.30 or later: https://cloudnative-pg.io/documentation/current/installation_upgrade/), or run PostgreSQL with replicas: 1"
         }
+        "barmancloud.cnpg.io" => {
+            "install CloudNativePG's Barman Cloud plugin (v0.14 or later: https://cloudnative-pg.io/plugin-barman-cloud/docs/installation/), or set backup.pitr.enabled: false"
+        }
         "monitoring.coreos.com" => {
             "install the Prometheus operator's CRDs (prometheus-operator v0.93 or later, e.g. with kube-prometheus-stack), or set monitoring.enabled: false"
         }

@@ -114,6 +114,10 @@ pub fn secret_bindings(env: &Environment) -> BTreeMap<String, Vec<SecretBinding>
             for (workload, _, path, r) in cnpg_role_secrets(pg) {
                 add(&workload, "password", path, r);
             }
+            // The Barman Cloud ObjectStore's credentials, by reference.
+            for (var, path, r) in pitr_store_secrets(env) {
+                add(PITR_STORE, var, &path, r);
+            }
         }
     }
     if let Some(r) = &s.redis {
@@ -715,6 +719,135 @@ fn cnpg_role_secrets(
     ]
 }
 
+/// The name of the Barman Cloud `ObjectStore` of an environment's point-in-time
+/// recovery on Kubernetes, and of the workload whose Secrets hold its credentials.
+pub const PITR_STORE: &str = "postgres-pitr";
+
+/// The Barman Cloud plugin's name, as the Cluster, its ScheduledBackup and a
+/// recovery's external cluster name it.
+pub const BARMAN_CLOUD_PLUGIN: &str = "barman-cloud.cloudnative-pg.io";
+
+/// The PITR destination's credentials on Kubernetes: (key in the Secret, setting,
+/// reference). Unset credentials are the platform's (an IAM role, GKE's workload
+/// identity) and have none.
+fn pitr_store_secrets(env: &Environment) -> Vec<(&'static str, String, &SecretRef)> {
+    use crate::model::Destination;
+    let Some(b) = &env.backup else {
+        return Vec::new();
+    };
+    let Some(p) = &b.pitr else {
+        return Vec::new();
+    };
+    let name = &p.destination;
+    let refs: Vec<(&'static str, &'static str, &Option<SecretRef>)> = match b.destinations.get(name)
+    {
+        Some(Destination::S3 {
+            access_key_id,
+            secret_access_key,
+            ..
+        }) => vec![
+            ("ACCESS_KEY_ID", "access_key_id", access_key_id),
+            ("ACCESS_SECRET_KEY", "secret_access_key", secret_access_key),
+        ],
+        Some(Destination::Gcs {
+            service_account_key,
+            ..
+        }) => vec![(
+            "APPLICATION_CREDENTIALS",
+            "service_account_key",
+            service_account_key,
+        )],
+        _ => Vec::new(),
+    };
+    refs.into_iter()
+        .filter_map(|(var, key, r)| {
+            r.as_ref()
+                .map(|r| (var, format!("backup.destinations.{name}.{key}"), r))
+        })
+        .collect()
+}
+
+/// CloudNativePG's schedules have six fields, seconds first; ours have five.
+pub fn cnpg_cron(five_fields: &str) -> String {
+    format!("0 {five_fields}")
+}
+
+/// A recovery window as the ObjectStore's `retentionPolicy` (`<n>d`): whole days,
+/// rounded up so the window kept is never shorter than the one asked for.
+pub fn retention_policy(window: &crate::units::Duration) -> String {
+    format!("{}d", window.as_secs().div_ceil(86_400).max(1))
+}
+
+/// What the Barman Cloud ObjectStore, the Cluster's plugin and the ScheduledBackup
+/// need (`null` without PITR). The archive layout is Barman Cloud's:
+/// `<destination prefix>pitr/<server name>/{wals,base}`, the server name being the
+/// environment's, as on the process platform.
+fn pitr_store(env: &Environment, bindings: &BTreeMap<String, Vec<SecretBinding>>) -> Value {
+    use crate::model::Destination;
+    let Some(b) = &env.backup else {
+        return Value::Null;
+    };
+    let Some(p) = &b.pitr else {
+        return Value::Null;
+    };
+    let by_var: BTreeMap<&str, Value> = bindings
+        .get(PITR_STORE)
+        .into_iter()
+        .flatten()
+        .map(|b| {
+            (
+                b.var.as_str(),
+                json!({"name": b.k8s_secret, "key": b.k8s_key}),
+            )
+        })
+        .collect();
+    let key = |var: &str| by_var.get(var).cloned().unwrap_or(Value::Null);
+    let (path, s3, gcs, endpoint, region, encryption) = match b.destinations.get(&p.destination) {
+        Some(Destination::S3 {
+            bucket,
+            prefix,
+            region,
+            endpoint,
+            ..
+        }) => (
+            format!("s3://{bucket}/{prefix}pitr"),
+            json!({"access_key_id": key("ACCESS_KEY_ID"), "secret_access_key": key("ACCESS_SECRET_KEY")}),
+            Value::Null,
+            endpoint.clone(),
+            region.clone(),
+            // S3 encrypts each object with its own keys (SSE-S3); an
+            // S3-compatible store behind `endpoint` may not implement it.
+            endpoint.is_none().then_some("AES256"),
+        ),
+        Some(Destination::Gcs { bucket, prefix, .. }) => (
+            // GCS encrypts every object at rest itself; the ObjectStore's
+            // `encryption` setting is S3's and has no meaning here.
+            format!("gs://{bucket}/{prefix}pitr"),
+            Value::Null,
+            json!({"application_credentials": key("APPLICATION_CREDENTIALS")}),
+            None,
+            None,
+            None,
+        ),
+        // Validation refuses other kinds on Kubernetes.
+        _ => return Value::Null,
+    };
+    json!({
+        "name": PITR_STORE,
+        "plugin": BARMAN_CLOUD_PLUGIN,
+        "server_name": env.name,
+        "destination_path": path,
+        "endpoint_url": endpoint,
+        "region": region,
+        "encryption": encryption,
+        "s3": s3,
+        "gcs": gcs,
+        "retention_policy": retention_policy(&p.recovery_window),
+        "schedule": cnpg_cron(&p.base_schedule.cron),
+        "archive_timeout": format!("{}s", p.archive_timeout.as_secs()),
+    })
+}
+
 /// Secrets of a fixed shape, by workload: their type and keys with fixed values (a
 /// basic-auth Secret's `username`). Others are Opaque with only their bindings.
 fn secret_shapes(env: &Environment) -> Value {
@@ -776,7 +909,13 @@ fn cnpg(env: &Environment, bindings: &BTreeMap<String, Vec<SecretBinding>>) -> V
             pg_hba.push(serverconf::PG_HBA_REFUSE_PLAINTEXT);
         }
     }
+    let pitr = pitr_store(env, bindings);
+    if let Some(t) = pitr["archive_timeout"].as_str() {
+        // The RPO bound, as on the other platforms (CloudNativePG's default is 5min).
+        parameters.insert("archive_timeout".into(), t.to_owned());
+    }
     json!({
+        "pitr": pitr,
         "parameters": parameters,
         "pg_hba": pg_hba,
         "image": format!("ghcr.io/cloudnative-pg/postgresql:{}", pg.common.version),
@@ -828,6 +967,8 @@ pub fn build(env: &Environment) -> Value {
         "secret_store": secret_store(env, &bindings),
         "secret_shapes": secret_shapes(env),
         "cnpg": cnpg(env, &bindings),
+        // Set only by `Renderer::pitr_recovery_cluster`.
+        "recovery": null,
         "secrets": bindings,
         "configs": container_configs(env),
         "ports": core_ports(env),

@@ -227,6 +227,51 @@ impl Renderer {
         Ok(objects)
     }
 
+    /// The CloudNativePG `Cluster` a restore of `env`'s PostgreSQL to `target` creates
+    /// on Kubernetes: a new Cluster (its name says the target) bootstrapped by
+    /// recovery from the environment's Barman Cloud archive, replaying WAL up to
+    /// `target`; it archives under its own server name. As `kubectl kustomize` would
+    /// apply it (the environment's namespace and label). `None` when the environment
+    /// has no point-in-time recovery on Kubernetes.
+    pub fn pitr_recovery_cluster(
+        &self,
+        env: &Environment,
+        target: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<Value>, RenderError> {
+        let mut value = context::build(env);
+        if value["cnpg"]["pitr"].is_null() {
+            return Ok(None);
+        }
+        let name = pitr_recovery_name(target);
+        value["is_base"] = Value::Bool(false);
+        value["series"] = Value::String(Series::Host.as_str().into());
+        value["recovery"] = serde_json::json!({
+            "name": name,
+            "server_name": format!("{}-{name}", env.name),
+            // PostgreSQL's own timestamp form, in UTC, as recovery_target_time takes it.
+            "target_time": target.format("%Y-%m-%d %H:%M:%S%.6f+00").to_string(),
+        });
+        let ctx = Context::from_serialize(&value).expect("the context is a JSON object");
+        let template = format!("{KUBERNETES}postgres.yaml");
+        let text = self.render_one(&template, env.name.as_str(), &ctx)?;
+        let docs: Vec<Value> = serde_saphyr::from_str_multiple(&text).map_err(|e| RenderError {
+            template: template.clone(),
+            env: Some(env.name.to_string()),
+            message: format!("produced invalid YAML: {e}"),
+        })?;
+        let wanted = kustomize::index(
+            &docs
+                .into_iter()
+                .filter(|d| d["kind"] == "Cluster")
+                .collect::<Vec<_>>(),
+        );
+        Ok(
+            kustomize::expected_overlay_output(env.name.as_str(), &env.namespace, &wanted)
+                .into_iter()
+                .next(),
+        )
+    }
+
     /// Everything for `envs`: per-environment files, the Kustomize base (from `base`)
     /// and one overlay per environment.
     pub fn render(&self, base: &Environment, envs: &[Environment]) -> Result<Output, RenderError> {
@@ -313,6 +358,12 @@ impl Renderer {
         }
         Ok(files)
     }
+}
+
+/// The name of the Cluster a restore to `target` creates: `postgres-pitr-` and the
+/// target's UTC time to the second (`postgres-pitr-20261207t173000`), a DNS label.
+pub fn pitr_recovery_name(target: chrono::DateTime<chrono::Utc>) -> String {
+    format!("postgres-pitr-{}", target.format("%Y%m%dt%H%M%S"))
 }
 
 fn is_partial(name: &str) -> bool {

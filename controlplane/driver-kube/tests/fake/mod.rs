@@ -93,6 +93,18 @@ const KINDS: &[(&str, &str, &str, bool)] = &[
     ),
     ("postgresql.cnpg.io/v1", "Cluster", "clusters", true),
     (
+        "postgresql.cnpg.io/v1",
+        "ScheduledBackup",
+        "scheduledbackups",
+        true,
+    ),
+    (
+        "barmancloud.cnpg.io/v1",
+        "ObjectStore",
+        "objectstores",
+        true,
+    ),
+    (
         "monitoring.coreos.com/v1",
         "PodMonitor",
         "podmonitors",
