@@ -1062,7 +1062,8 @@ async fn low_memory_and_disk_thresholds_fire_from_node_exporter_through_alertman
             let desc = page
                 .split(r#"data-chart="alerts/dev""#)
                 .nth(1)
-                .and_then(|r| r.split("<desc>").nth(1))
+                .and_then(|r| r.split("<desc").nth(1))
+                .and_then(|r| r.split_once('>').map(|(_, d)| d))
                 .and_then(|r| r.split("</desc>").next())
                 .ok_or_else(|| "no alerts/dev chart with a desc".to_owned())?;
             let shown: std::collections::BTreeSet<String> = desc

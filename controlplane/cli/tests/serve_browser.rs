@@ -443,13 +443,18 @@ async fn fits(c: &Client, what: &str) {
         c,
         r#"
         const d = document.documentElement;
+        // A phone's stacked tables keep their column headers for screen readers
+        // only, in a visually hidden (1px) head: not laid out to be read.
+        const unseen = cell => {
+          const head = cell.closest('thead');
+          return head && head.getBoundingClientRect().width <= 1;
+        };
         // A word is broken when its characters sit on more than one line: a Range
         // over it has boxes at different heights. Visually hidden text (the phone's
         // hidden column headers, labels for screen readers) is not laid out to read.
         const broken = [];
         document.querySelectorAll('td, th').forEach(cell => {
-          const head = cell.closest('thead');
-          if (head && head.getBoundingClientRect().width <= 1) return;
+          if (unseen(cell)) return;
           const walk = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
           for (let n = walk.nextNode(); n; n = walk.nextNode()) {
             if (n.parentElement.closest('.sr')) continue;
@@ -465,6 +470,7 @@ async fn fits(c: &Client, what: &str) {
         });
         const cut = [];
         document.querySelectorAll('td, th').forEach(cell => {
+          if (unseen(cell)) return;
           const text = cell.textContent.trim();
           const boxes = [cell, ...cell.querySelectorAll('span, a, code')];
           const clipped = boxes.some(e => e.clientWidth > 0 && e.scrollWidth > e.clientWidth + 1);
