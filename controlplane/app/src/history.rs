@@ -1,10 +1,53 @@
 //! The alerts of the last day from an environment's Prometheus: its `ALERTS` series
-//! over a range, merged into periods ([`spans`], pure) for the console's timeline.
+//! over a range, merged into periods ([`spans`], pure) for the console's timeline;
+//! without a Prometheus, the periods the server's own samples show ([`from_samples`]).
 
 use chrono::{DateTime, TimeZone, Utc};
 use cp_runtime::prometheus::{Prometheus, Series};
 
-use crate::views::history::{AlertSpan, AlertTimelineView};
+use crate::views::history::{AlertSpan, AlertTimelineView, HealthSample};
+
+/// The alerts the server's own samples stand for: `ServiceDown` while a service was
+/// not healthy, `EnvironmentDrifted` while the drift check found drift (the rules'
+/// names; their `for:` is not applied: a sample is what the prober saw). A period
+/// runs from the first sample in the state to the first one out of it, or to `until`.
+pub fn from_samples(samples: &[HealthSample], until: DateTime<Utc>) -> AlertTimelineView {
+    type Firing = fn(&HealthSample) -> bool;
+    let rules: [(&str, Firing); 2] = [
+        ("EnvironmentDrifted", |s| s.drifted == Some(true)),
+        ("ServiceDown", |s| s.services_up < s.services_total),
+    ];
+    let mut spans = Vec::new();
+    for (alert, firing) in rules {
+        let mut from = None;
+        for s in samples {
+            match (from, firing(s)) {
+                (None, true) => from = Some(s.at),
+                (Some(f), false) => {
+                    spans.push(AlertSpan {
+                        alert: alert.to_owned(),
+                        from: f,
+                        to: s.at,
+                    });
+                    from = None;
+                }
+                _ => {}
+            }
+        }
+        if let Some(f) = from {
+            spans.push(AlertSpan {
+                alert: alert.to_owned(),
+                from: f,
+                to: until,
+            });
+        }
+    }
+    AlertTimelineView {
+        prometheus: None,
+        error: None,
+        spans,
+    }
+}
 
 /// The step of the range query: a day in 144 points.
 pub const STEP_SECS: u64 = 600;
@@ -88,6 +131,47 @@ mod tests {
             metric: [("alertname".to_owned(), alert.to_owned())].into(),
             points: times.iter().map(|t| (*t, 1.0)).collect(),
         }
+    }
+
+    #[test]
+    fn without_prometheus_the_samples_down_or_drifted_are_the_periods() {
+        let t = |m: i64| DateTime::<Utc>::UNIX_EPOCH + chrono::Duration::minutes(m);
+        let sample = |m, up, drifted| HealthSample {
+            at: t(m),
+            services_up: up,
+            services_total: 4,
+            drifted,
+            probe_failed: false,
+        };
+        let v = from_samples(
+            &[
+                sample(0, 4, None),
+                sample(1, 3, Some(false)),
+                sample(3, 4, Some(true)),
+                sample(5, 2, Some(true)),
+            ],
+            t(9),
+        );
+        let shown: Vec<(String, i64, i64)> = v
+            .spans
+            .iter()
+            .map(|s| {
+                (
+                    s.alert.clone(),
+                    s.from.timestamp() / 60,
+                    s.to.timestamp() / 60,
+                )
+            })
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                ("EnvironmentDrifted".to_owned(), 3, 9),
+                ("ServiceDown".to_owned(), 1, 3),
+                ("ServiceDown".to_owned(), 5, 9),
+            ]
+        );
+        assert_eq!(v.prometheus, None);
     }
 
     #[test]

@@ -66,6 +66,12 @@ pub async fn status(s: &Session, secrets: Secrets) -> Result<StatusView, AppErro
 /// another environment (by `namespace` or `env` label: a shared Prometheus) are left
 /// out.
 pub async fn alerts(s: &Session) -> Result<AlertsView, AppError> {
+    alerts_from(&s.env, &prometheus(s)?).await
+}
+
+/// The Prometheus `s`'s environment runs, where its driver says it answers (what
+/// `alerts` asks, and the server when `serve --prometheus` does not name one).
+pub fn prometheus(s: &Session) -> Result<cp_runtime::prometheus::Prometheus, AppError> {
     let env = &s.env;
     if env
         .monitoring
@@ -85,7 +91,7 @@ pub async fn alerts(s: &Session) -> Result<AlertsView, AppError> {
             env.name
         )));
     };
-    alerts_from(env, &cp_runtime::prometheus::Prometheus::new(&ep)).await
+    Ok(cp_runtime::prometheus::Prometheus::new(&ep))
 }
 
 /// What fires and what is pending for `env` in the Prometheus `p` (the CLI's `alerts`

@@ -467,7 +467,8 @@ async fn prometheus_scrapes_everything_the_rules_select_and_a_dead_redis_pages()
     assert!(o.status.success(), "backup failed:\n{}", text(&o));
     let _serve = Serve::start(&stack, serve_port, &drift_hook.url).await;
 
-    // `status` shows the monitoring processes like any other, Grafana skipped.
+    // `status` shows the monitoring processes like any other, Grafana skipped;
+    // node_exporter too (a unit of this platform, not a service of the model).
     let st = stack.json(&["status"]);
     let services = st["services"].as_array().unwrap();
     for name in [
@@ -476,8 +477,12 @@ async fn prometheus_scrapes_everything_the_rules_select_and_a_dead_redis_pages()
         "postgres-exporter",
         "redis-exporter",
         "nats-exporter",
+        "node-exporter",
     ] {
-        let s = services.iter().find(|s| s["service"] == name).unwrap();
+        let s = services
+            .iter()
+            .find(|s| s["service"] == name)
+            .unwrap_or_else(|| panic!("status lists no {name}: {st}"));
         assert_eq!(s["state"]["state"], "running", "{s}");
         assert_eq!(s["health"]["health"], "healthy", "{s}");
     }
@@ -939,7 +944,8 @@ async fn prometheus_scrapes_everything_the_rules_select_and_a_dead_redis_pages()
 /// Prometheus from node_exporter's series, with their host labels and runbook, and
 /// Alertmanager delivers both to a webhook on loopback.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn low_memory_and_disk_thresholds_fire_from_node_exporter_through_alertmanager() {
+async fn low_memory_and_disk_thresholds_fire_from_node_exporter_through_alertmanager_and_onto_the_console_timeline()
+ {
     let hook = Webhook::start().await;
     let stack = Stack::up(&[
         "alerts.rules.high_memory.threshold=0.01".into(),
@@ -950,8 +956,8 @@ async fn low_memory_and_disk_thresholds_fire_from_node_exporter_through_alertman
         "monitoring.notify.group_interval=1s".into(),
         format!("monitoring.webhook_url={}", hook.url),
     ]);
-    // node_exporter is a unit of the process driver, not (yet) a service of the
-    // model: `status` does not list it; the alerts below come from its series.
+    // The alerts below come from node_exporter's series (`status` lists it: the
+    // first test).
     let firing = |v: &Value, alert: &str| -> Option<Value> {
         v["alerts"]
             .as_array()
@@ -995,4 +1001,124 @@ async fn low_memory_and_disk_thresholds_fire_from_node_exporter_through_alertman
         )
         .await;
     }
+
+    // The console's alert timeline reads the Prometheus dev runs (serve is not told
+    // where): the API's history names it, and the chart's text alternative lists
+    // exactly the alerts Prometheus's ALERTS series say fired in the last day.
+    let server_dir = stack.state.with_file_name("server");
+    let o = stack.run(&[
+        "token",
+        "create",
+        "--role",
+        "admin",
+        "--name",
+        "admin",
+        "--server-dir",
+        server_dir.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "token create:\n{}", text(&o));
+    let token = String::from_utf8(o.stdout).unwrap().trim().to_owned();
+    let port = cp_testkit::free_port();
+    let _serve = Serve::start(&stack, port, "http://127.0.0.1:9/unused").await;
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let history: Value = http
+        .get(format!("{base}/api/v1/environments/dev/history"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        history["alerts"]["prometheus"],
+        stack.prometheus.url(),
+        "{history}"
+    );
+    let cookie = console_login(&http, &base, &token).await;
+    until(
+        "the console's timeline to list what Prometheus says fired",
+        Duration::from_secs(30),
+        || async {
+            let now = chrono::Utc::now().timestamp();
+            let fired: std::collections::BTreeSet<String> = stack
+                .prometheus
+                .query_range(r#"ALERTS{alertstate="firing"}"#, now - 86_400, now, 600)
+                .await
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .filter_map(|s| s.metric.get("alertname").cloned())
+                .collect();
+            let page = http
+                .get(format!("{base}/console/alerts"))
+                .header("cookie", &cookie)
+                .send()
+                .await
+                .map_err(|e| e.to_string())?
+                .text()
+                .await
+                .map_err(|e| e.to_string())?;
+            let desc = page
+                .split(r#"data-chart="alerts/dev""#)
+                .nth(1)
+                .and_then(|r| r.split("<desc").nth(1))
+                .and_then(|r| r.split_once('>').map(|(_, d)| d))
+                .and_then(|r| r.split("</desc>").next())
+                .ok_or_else(|| "no alerts/dev chart with a desc".to_owned())?;
+            let shown: std::collections::BTreeSet<String> = desc
+                .split("; ")
+                .filter_map(|item| item.split_once(" firing from ").map(|(a, _)| a.to_owned()))
+                .collect();
+            if fired.contains("HighMemoryUsage") && shown == fired {
+                Ok(())
+            } else {
+                Err(format!("Prometheus: {fired:?}; the chart: {desc}"))
+            }
+        },
+    )
+    .await;
+}
+
+/// Logs in to the console over HTTP as the login form does (its double-submit
+/// cookie, then the token): the session's cookie header.
+async fn console_login(http: &reqwest::Client, base: &str, token: &str) -> String {
+    let cookie_of = |r: &reqwest::Response, name: &str| -> String {
+        r.headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|v| {
+                v.split(';')
+                    .next()
+                    .and_then(|kv| kv.split_once('='))
+                    .filter(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_owned())
+            })
+            .unwrap_or_else(|| panic!("no {name} cookie: {:?}", r.headers()))
+    };
+    let form = http
+        .get(format!("{base}/console/login"))
+        .send()
+        .await
+        .unwrap();
+    let csrf = cookie_of(&form, "cp_login_csrf");
+    let res = http
+        .post(format!("{base}/console/login"))
+        .header("cookie", format!("cp_login_csrf={csrf}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(
+            url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("token", token)
+                .append_pair("csrf", &csrf)
+                .finish(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), reqwest::StatusCode::SEE_OTHER);
+    format!("cp_session={}", cookie_of(&res, "cp_session"))
 }

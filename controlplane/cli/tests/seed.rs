@@ -38,6 +38,29 @@ fn up_seeds_then_seed_migrate_and_tenants_converge() {
     for line in err.lines().map(str::trim).filter(|l| !l.is_empty()) {
         assert!(seen.insert(line), "`{line}` printed twice:\n{err}");
     }
+    // A second `up` (what a second `cargo xtask up` runs) changes nothing and says
+    // so briefly, each line once: the driver notice, the plan's one line, a
+    // waiting and a ready line per service, the closing line.
+    let o = run(&["up"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let again = String::from_utf8_lossy(&o.stderr);
+    let lines: Vec<&str> = again
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    eprintln!("second up:\n{again}");
+    assert!(
+        lines.len() <= 3 + 2 * 4,
+        "a second up printed {} lines:\n{again}",
+        lines.len()
+    );
+    assert_eq!(again.matches(": platform: process").count(), 1, "{again}");
+    assert!(!again.contains("created "), "{again}");
+    let mut seen = std::collections::BTreeSet::new();
+    for line in &lines {
+        assert!(seen.insert(line), "`{line}` printed twice:\n{again}");
+    }
 
     // A second seed changes nothing and says so.
     let o = run(&["seed"]);

@@ -6,7 +6,8 @@
 //! browser console are checked on the way. Every page is laid out at 1400 and 390 px
 //! wide: nothing wider than the window, no table cut off, every cell's text visible
 //! or in a title, and the charts present with text alternatives that say the API's
-//! numbers. Screenshots go to `target/tmp/console/` (and, with CP_BLESS=1, the ones
+//! numbers; no word in a table breaks across lines (a phone stacks each row). With
+//! PITR on, the backups page shows the recoverable window. Screenshots go to `target/tmp/console/` (and, with CP_BLESS=1, the ones
 //! the README shows to `docs/`).
 
 // Tests run the binaries they judge (ours, chromedriver, schemathesis) by path on purpose.
@@ -104,7 +105,18 @@ async fn js(c: &Client, script: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_in_chromium() {
-    let s = tokio::task::spawn_blocking(serve::served).await.unwrap();
+    // With PITR on and a base backup taken, so the backups page has a window to show.
+    let s = tokio::task::spawn_blocking(|| {
+        serve::served_with(
+            &[
+                "backup.pitr.enabled=true".into(),
+                "backup.pitr.archive_timeout=2s".into(),
+            ],
+            &[&["backup", "--base"]],
+        )
+    })
+    .await
+    .unwrap();
     let (_driver, wd) = chromedriver();
     let mut caps = serde_json::Map::new();
     caps.insert(
@@ -323,7 +335,10 @@ async fn journey(c: &Client, s: &serve::Served) {
             }
             match name {
                 "overview" | "environment" => history_charts(c, s).await,
-                "backups" => backup_charts(c, s).await,
+                "backups" => {
+                    backup_charts(c, s).await;
+                    pitr_window(c, s).await;
+                }
                 "alerts" => alert_chart(c, s).await,
                 _ => {}
             }
@@ -420,15 +435,42 @@ async fn api(s: &serve::Served, path: &str) -> Value {
     r.json().await.unwrap()
 }
 
-/// The page is no wider than the window, no table box scrolls sideways, and every
-/// table cell's text is either wholly visible or in a title.
+/// The page is no wider than the window, no table box scrolls sideways, every
+/// table cell's text is either wholly visible or in a title, and no word in a table
+/// is broken across lines ("post-/gres", "heal-/thy" at phone width).
 async fn fits(c: &Client, what: &str) {
     let v = js(
         c,
         r#"
         const d = document.documentElement;
+        // A phone's stacked tables keep their column headers for screen readers
+        // only, in a visually hidden (1px) head: not laid out to be read.
+        const unseen = cell => {
+          const head = cell.closest('thead');
+          return head && head.getBoundingClientRect().width <= 1;
+        };
+        // A word is broken when its characters sit on more than one line: a Range
+        // over it has boxes at different heights. Visually hidden text (the phone's
+        // hidden column headers, labels for screen readers) is not laid out to read.
+        const broken = [];
+        document.querySelectorAll('td, th').forEach(cell => {
+          if (unseen(cell)) return;
+          const walk = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+          for (let n = walk.nextNode(); n; n = walk.nextNode()) {
+            if (n.parentElement.closest('.sr')) continue;
+            for (const m of n.data.matchAll(/\S+/g)) {
+              const r = document.createRange();
+              r.setStart(n, m.index);
+              r.setEnd(n, m.index + m[0].length);
+              const lines = new Set([...r.getClientRects()]
+                .filter(b => b.width > 0).map(b => Math.round(b.bottom)));
+              if (lines.size > 1) broken.push(m[0]);
+            }
+          }
+        });
         const cut = [];
         document.querySelectorAll('td, th').forEach(cell => {
+          if (unseen(cell)) return;
           const text = cell.textContent.trim();
           const boxes = [cell, ...cell.querySelectorAll('span, a, code')];
           const clipped = boxes.some(e => e.clientWidth > 0 && e.scrollWidth > e.clientWidth + 1);
@@ -441,10 +483,11 @@ async fn fits(c: &Client, what: &str) {
           .filter(e => e.scrollWidth > e.clientWidth + 1
             || e.getBoundingClientRect().right > d.clientWidth + 1)
           .map(e => e.tagName + ' ' + (e.getAttribute('class') || ''));
-        return {scroll: d.scrollWidth, client: d.clientWidth, cut, boxes};
+        return {scroll: d.scrollWidth, client: d.clientWidth, cut, boxes, broken};
         "#,
     )
     .await;
+    assert_eq!(v["broken"], json!([]), "{what}: words broken across lines");
     assert!(
         v["scroll"].as_i64().unwrap() <= v["client"].as_i64().unwrap(),
         "{what}: the page is wider than the window: {v}"
@@ -569,16 +612,57 @@ async fn backup_charts(c: &Client, s: &serve::Served) {
     }
 }
 
-/// The 24-hour alert timeline says what the API's history says.
+/// With PITR on, the backups page shows the recoverable window the API gives (its
+/// ends to the second, its span and the archive's lag with units), visibly.
+async fn pitr_window(c: &Client, s: &serve::Served) {
+    let earliest = text(c, "[data-pitr-earliest=\"dev\"]").await;
+    let latest = text(c, "[data-pitr-latest=\"dev\"]").await;
+    let span = text(c, "[data-pitr-span=\"dev\"]").await;
+    let lag = text(c, "[data-pitr-lag=\"dev\"]").await;
+    let list = api(s, "/api/v1/environments/dev/backups").await;
+    let w = &list["pitr"]["window"];
+    assert!(
+        w.is_object(),
+        "the API has a window after backup --base: {list}"
+    );
+    assert_eq!(earliest, at(&w["earliest"]), "earliest restorable: {list}");
+    // The archive moves on every 2 s: the page's latest is at most the API's (asked
+    // after it) and after the earliest.
+    let latest_at = latest.split(' ').next().unwrap_or_default();
+    assert!(
+        latest_at >= earliest.as_str() && latest_at <= at(&w["latest"]).as_str(),
+        "latest restorable {latest:?}, the API {w}"
+    );
+    assert!(latest.contains("(timeline 1)"), "{latest}");
+    let unit = |t: &str| {
+        let n = t.trim_end_matches(['s', 'm', 'h', 'd']);
+        !n.is_empty() && n.len() < t.len() && n.chars().all(|c| c.is_ascii_digit())
+    };
+    assert!(unit(&span), "the window's span with a unit: {span:?}");
+    let (lag_value, since) = lag.split_once(' ').unwrap_or_default();
+    assert!(unit(lag_value), "the archive lag with a unit: {lag:?}");
+    assert!(since.starts_with("(last segment archived 20"), "{lag}");
+    let shown = js(
+        c,
+        "const e = document.querySelector('[data-pitr-earliest=\"dev\"]');          const r = e.getBoundingClientRect();          return r.width > 0 && r.height > 0 && r.right <= document.documentElement.clientWidth",
+    )
+    .await;
+    assert_eq!(shown, json!(true), "the window is on screen");
+}
+
+/// The 24-hour alert timeline says what the API's history says (a period still
+/// open ends when each was asked, so the ends of periods are compared up to the
+/// minute).
 async fn alert_chart(c: &Client, s: &serve::Served) {
     let desc = chart_desc(c, "alerts/dev").await;
     let h = api(s, "/api/v1/environments/dev/history").await;
     let a = &h["alerts"];
-    let expected = if a["prometheus"].is_null() {
-        "no Prometheus configured: no alert history".to_owned()
-    } else if let Some(e) = a["error"].as_str() {
+    let spans = a["spans"].as_array().unwrap();
+    let expected = if let Some(e) = a["error"].as_str() {
         format!("Prometheus could not be asked: {e}")
-    } else if a["spans"].as_array().unwrap().is_empty() {
+    } else if spans.is_empty() && a["prometheus"].is_null() {
+        "nothing fired (this server's probes; no Prometheus)".to_owned()
+    } else if spans.is_empty() {
         "nothing fired".to_owned()
     } else {
         a["spans"]
@@ -596,7 +680,29 @@ async fn alert_chart(c: &Client, s: &serve::Served) {
             .collect::<Vec<_>>()
             .join("; ")
     };
-    assert_eq!(desc, expected, "{h}");
+    // Each item as (its text up to " to ", the end in seconds).
+    let items = |t: &str| -> Vec<(String, Option<i64>)> {
+        t.split("; ")
+            .map(|item| match item.rsplit_once(" to ") {
+                Some((head, to)) => (
+                    head.to_owned(),
+                    chrono::DateTime::parse_from_rfc3339(to)
+                        .ok()
+                        .map(|t| t.timestamp()),
+                ),
+                None => (item.to_owned(), None),
+            })
+            .collect()
+    };
+    let (shown, said) = (items(&desc), items(&expected));
+    assert_eq!(shown.len(), said.len(), "chart `{desc}`, API {h}");
+    for ((a, a_to), (b, b_to)) in shown.iter().zip(&said) {
+        assert_eq!(a, b, "chart `{desc}`, API {h}");
+        match (a_to, b_to) {
+            (Some(x), Some(y)) => assert!((x - y).abs() <= 60, "chart `{desc}`, API {h}"),
+            _ => assert_eq!(a_to, b_to, "chart `{desc}`, API {h}"),
+        }
+    }
 }
 
 async fn serve_eventually(c: &Client, what: &str, ok: impl Fn(&str) -> bool) {

@@ -2018,7 +2018,7 @@ impl Driver for ProcessDriver {
     async fn status(&self, cx: Context<'_>) -> Result<Vec<ServiceStatus>, DriverError> {
         // Every service of the environment in its order; the units probed together.
         // A clustered service is one row per node (`nats-0`, `nats-1`, ...).
-        let names: Vec<ServiceName> = cx
+        let mut names: Vec<ServiceName> = cx
             .env
             .service_names()
             .into_iter()
@@ -2031,6 +2031,12 @@ impl Driver for ProcessDriver {
                 _ => vec![n],
             })
             .collect();
+        // node_exporter is a unit of this platform, not a service of the model
+        // (Kubernetes has its own): its row comes last, when it runs.
+        let host = Unit::Monitor(Monitor::NodeExporter);
+        if host.enabled_in(cx.env) {
+            names.push(host.service());
+        }
         let run: Vec<Option<Unit>> = names
             .iter()
             .map(|n| Unit::from_name(n.as_str()).filter(|u| u.enabled_in(cx.env)))

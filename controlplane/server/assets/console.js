@@ -39,14 +39,16 @@
       th.scope = "row";
       th.textContent = s.service;
       tr.appendChild(th);
-      // [attribute, text, class, clipped]: a clipped value sits in a span that
-      // truncates it, its full text in the title (as the server renders it).
-      var cells = [["data-health", s.health, s.class, false], ["data-version", s.version, null, true], ["data-uptime", s.uptime, null, false]];
+      // [attribute, text, class, clipped, label]: a clipped value sits in a span that
+      // truncates it, its full text in the title (as the server renders it); the
+      // label heads the value when a phone stacks the row.
+      var cells = [["data-health", s.health, s.class, false, "Health"], ["data-version", s.version, null, true, "Version"], ["data-uptime", s.uptime, null, false, "Uptime"]];
       if (withEndpoint) {
-        cells.push([null, s.endpoint, "opt", true]);
+        cells.push([null, s.endpoint, "opt", true, "Endpoint"]);
       }
       cells.forEach(function (c) {
         var td = document.createElement("td");
+        td.setAttribute("data-label", c[4]);
         var holder = td;
         if (c[3]) {
           holder = document.createElement("span");

@@ -398,7 +398,7 @@ pub(crate) async fn alerts_view(
     env: &str,
 ) -> Result<EnvironmentAlertsView, ApiError> {
     let model = state.envs.model(env)?;
-    let prometheus = state.config.prometheus.get(env).cloned();
+    let prometheus = prometheus_url(state, env).await;
     let (firing, firing_error) = match &prometheus {
         None => (None, None),
         Some(url) => {
@@ -426,17 +426,31 @@ pub(crate) async fn history_view(
     target(state, env)?;
     let until = chrono::Utc::now();
     let since = until - crate::history::WINDOW;
-    let alerts = match state.config.prometheus.get(env) {
-        Some(url) => cp_app::history::alert_timeline(url, since, until).await,
-        None => Default::default(),
+    let samples = state.history.since(env, since);
+    let alerts = match prometheus_url(state, env).await {
+        Some(url) => cp_app::history::alert_timeline(&url, since, until).await,
+        None => cp_app::history::from_samples(&samples, until),
     };
     Ok(cp_app::views::history::HistoryView {
         environment: env.to_owned(),
         since,
         until,
-        samples: state.history.since(env, since),
+        samples,
         alerts,
     })
+}
+
+/// Where `env`'s Prometheus answers: the one `serve --prometheus ENV=URL` names,
+/// else the one the environment runs (its driver says where); `None` when it runs
+/// none.
+pub(crate) async fn prometheus_url(state: &AppState, env: &str) -> Option<String> {
+    if let Some(url) = state.config.prometheus.get(env) {
+        return Some(url.clone());
+    }
+    let model = state.envs.model(env).ok()?;
+    model.monitoring.as_ref()?.prometheus.as_ref()?;
+    let s = state.envs.open(env, Mode::ReadOnly).await.ok()?;
+    cp_app::ops::prometheus(&s).ok().map(|p| p.url().to_owned())
 }
 
 async fn history(

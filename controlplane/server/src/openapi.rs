@@ -167,7 +167,7 @@ fn ops(out: &mut SchemaGenerator, inp: &mut SchemaGenerator, action: &str) -> Op
         },
         "alerts.list" => Op {
             summary: "The rendered alert rules with this environment's thresholds, and what fires",
-            description: "Firing alerts only when `serve --prometheus ENV=URL` names this environment's Prometheus.",
+            description: "Firing alerts from the Prometheus `serve --prometheus ENV=URL` names, else the one the environment runs (none when it runs none).",
             query: vec![],
             body: None,
             ok: Ok::Json(
@@ -179,7 +179,7 @@ fn ops(out: &mut SchemaGenerator, inp: &mut SchemaGenerator, action: &str) -> Op
         },
         "history.get" => Op {
             summary: "The last day: health and drift as this server sampled them, and the alerts that fired",
-            description: "Samples are kept in memory (at each change, and every 5 minutes while nothing changes; a restarted server starts anew). Alerts only when `serve --prometheus ENV=URL` names this environment's Prometheus (its `ALERTS` series). What the console's charts draw.",
+            description: "Samples are kept in memory (at each change, and every 5 minutes while nothing changes; a restarted server starts anew). Alerts from the Prometheus `serve --prometheus ENV=URL` names, else the one the environment runs (its `ALERTS` series); without one, the periods this server's own samples show a service down or drift (`ServiceDown`, `EnvironmentDrifted`). What the console's charts draw.",
             query: vec![],
             body: None,
             ok: Ok::Json(

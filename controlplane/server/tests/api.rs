@@ -326,6 +326,45 @@ async fn alert_rules_carry_the_environments_thresholds() {
     assert_eq!(v["firing"], json!(null));
 }
 
+/// Not told where (no `--prometheus`), the alerts and the timeline ask the Prometheus
+/// the environment runs, where its driver says it answers (here nothing listens:
+/// the views say it could not be asked); with no Prometheus the timeline is the
+/// server's own.
+#[tokio::test]
+async fn alerts_and_the_timeline_ask_the_prometheus_the_environment_runs() {
+    let port = cp_testkit::free_port();
+    let f = common::fixture_with(|_| {
+        vec![
+            "monitoring.enabled=true".into(),
+            format!("monitoring.prometheus.port={port}"),
+        ]
+    });
+    let url = format!("http://127.0.0.1:{port}");
+    let a = req(Method::GET, "/api/v1/environments/dev/alerts")
+        .bearer(&f.viewer)
+        .send(&f.state)
+        .await
+        .json();
+    assert_eq!(a["prometheus"], json!(url), "{a}");
+    assert!(a["firing_error"].is_string(), "{a}");
+    let h = req(Method::GET, "/api/v1/environments/dev/history")
+        .bearer(&f.viewer)
+        .send(&f.state)
+        .await
+        .json();
+    assert_eq!(h["alerts"]["prometheus"], json!(url), "{h}");
+    assert!(h["alerts"]["error"].is_string(), "{h}");
+
+    let f = fixture();
+    let h = req(Method::GET, "/api/v1/environments/dev/history")
+        .bearer(&f.viewer)
+        .send(&f.state)
+        .await
+        .json();
+    assert_eq!(h["alerts"]["prometheus"], json!(null), "{h}");
+    assert_eq!(h["alerts"]["spans"], json!([]), "{h}");
+}
+
 #[tokio::test]
 async fn bodies_are_validated_and_capped() {
     let f = fixture();

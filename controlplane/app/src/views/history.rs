@@ -1,6 +1,6 @@
 //! `GET /api/v1/environments/{env}/history`: an environment's last day, as the
 //! console's charts draw it: health and drift as the server sampled them, and the
-//! alerts that fired (from the environment's Prometheus, when the server knows it).
+//! alerts that fired (from the environment's Prometheus, else from the samples).
 
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
@@ -58,8 +58,9 @@ impl HealthSample {
 /// The alerts that fired in the window.
 #[derive(Debug, Clone, Default, Serialize, JsonSchema)]
 pub struct AlertTimelineView {
-    /// The Prometheus asked (`serve --prometheus ENV=URL`); `None`: no history of
-    /// alerts is known.
+    /// The Prometheus asked (`serve --prometheus ENV=URL`, else the one the
+    /// environment runs); `None`: the spans are this server's own, from its samples
+    /// (`ServiceDown` while a service was down, `EnvironmentDrifted` while drifted).
     pub prometheus: Option<String>,
     /// Why it could not be asked.
     pub error: Option<String>,

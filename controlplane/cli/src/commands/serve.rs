@@ -38,7 +38,8 @@ pub(crate) struct ServeArgs {
     /// The key of --tls-cert (PEM).
     #[arg(long, requires = "tls_cert", env = "CONTROLPLANE_TLS_KEY")]
     pub(crate) tls_key: Option<PathBuf>,
-    /// An environment's Prometheus, for the firing alerts (`ENV=URL`, repeatable).
+    /// An environment's Prometheus, for the firing alerts and the alert timeline
+    /// (`ENV=URL`, repeatable); without it, the one the environment runs, if any.
     #[arg(long = "prometheus", value_name = "ENV=URL")]
     pub(crate) prometheus: Vec<String>,
     /// How often the background prober refreshes each environment's status.

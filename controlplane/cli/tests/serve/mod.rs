@@ -44,6 +44,12 @@ impl Served {
 
 /// `dev` up and seeded, served.
 pub fn served() -> Served {
+    served_with(&[], &[])
+}
+
+/// `dev` with the `--set`s `extra`, up and seeded, each of `then` run (as
+/// `controlplane ARGS`, e.g. `backup --base`) before it is served.
+pub fn served_with(extra: &[String], then: &[&[&str]]) -> Served {
     use std::os::unix::fs::PermissionsExt;
     let tmp = tempfile::tempdir().unwrap();
     std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -55,6 +61,7 @@ pub fn served() -> Served {
         "backup.destinations.local.path={}",
         tmp.path().join("backups").display()
     ));
+    sets.extend(extra.iter().cloned());
     let mut s = Served {
         state: state.clone(),
         server_dir: server_dir.clone(),
@@ -67,6 +74,10 @@ pub fn served() -> Served {
     };
     let o = controlplane(&state, &sets, &["up"]);
     assert!(o.status.success(), "{}", text(&o));
+    for args in then {
+        let o = controlplane(&state, &sets, args);
+        assert!(o.status.success(), "{args:?}: {}", text(&o));
+    }
     let dir = server_dir.to_str().unwrap();
     let o = controlplane(
         &state,

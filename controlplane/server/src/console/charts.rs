@@ -322,10 +322,12 @@ pub fn alert_timeline(
 ) -> Chart {
     let spans = &view.spans;
     let desc = match (&view.prometheus, &view.error) {
-        (None, _) => "no Prometheus configured: no alert history".to_owned(),
+        (None, _) if spans.is_empty() => {
+            "nothing fired (this server's probes; no Prometheus)".to_owned()
+        }
         (Some(_), Some(e)) => format!("Prometheus could not be asked: {e}"),
-        (Some(_), None) if spans.is_empty() => "nothing fired".to_owned(),
-        (Some(_), None) => spans.iter().map(span_item).collect::<Vec<_>>().join("; "),
+        _ if spans.is_empty() => "nothing fired".to_owned(),
+        _ => spans.iter().map(span_item).collect::<Vec<_>>().join("; "),
     };
     let mut names: Vec<&str> = spans.iter().map(|s| s.alert.as_str()).collect();
     names.dedup();
