@@ -486,17 +486,38 @@ pub(crate) async fn run(global: &Global, command: Command) -> Outcome {
             base: false,
         } => backup(global, &s, action, &services, destination.as_deref()).await,
         Command::Restore {
-            to_time,
+            to_time: Some(t),
+            services,
+            yes,
+            ..
+        } => {
+            // One recovery point across services (PostgreSQL alone with
+            // `--service postgres`).
+            let at = cp_app::pitr::parse_time(&t)?;
+            let asked = cp_app::backup::services(&services)?;
+            let kinds = cp_app::moment::services(&s, &asked)?;
+            let plan = cp_app::moment::plan(&s, at, &kinds).await?;
+            let what = cp_app::moment::preview(&s, &plan).await?;
+            output::confirm(
+                &format!("`restore --to-time {t}` on {}", s.env().name),
+                s.env().name.as_str(),
+                what,
+                yes,
+            )?;
+            let view = cp_app::moment::restore(&s, &plan).await?;
+            show_changes(global.output, &view)?;
+            Ok(Exit::Success)
+        }
+        Command::Restore {
             to_lsn,
             to_latest,
             yes,
             ..
-        } if to_time.is_some() || to_lsn.is_some() || to_latest => {
+        } if to_lsn.is_some() || to_latest => {
             use cp_backup::pitr::RecoveryTarget;
-            let target = match (to_time, to_lsn) {
-                (Some(t), _) => RecoveryTarget::Time(cp_app::pitr::parse_time(&t)?),
-                (None, Some(l)) => RecoveryTarget::Lsn(l),
-                (None, None) => RecoveryTarget::Latest,
+            let target = match to_lsn {
+                Some(l) => RecoveryTarget::Lsn(l),
+                None => RecoveryTarget::Latest,
             };
             let what = cp_app::pitr::restore_preview(&s, &target).await?;
             output::confirm(
