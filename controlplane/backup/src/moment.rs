@@ -96,11 +96,11 @@ pub enum MomentError {
 }
 
 /// The set `service` is restored from for a restore to `at`.
-pub fn choose<'a>(
-    sets: &'a [SetTimes],
+pub fn choose(
+    sets: &[SetTimes],
     service: CoreKind,
     at: DateTime<Utc>,
-) -> Result<Option<&'a SetTimes>, MomentError> {
+) -> Result<Option<&SetTimes>, MomentError> {
     let Some(side) = side(service) else {
         return Ok(None);
     };

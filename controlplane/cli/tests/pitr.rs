@@ -325,7 +325,9 @@ fn a_segment_missing_from_the_archive_ends_the_window_and_a_restore_past_it_refu
         .lines()
         .filter(|l| {
             let name = l.rsplit('/').next().unwrap_or("");
-            name.len() >= 24 && name[..24].chars().all(|c| c.is_ascii_hexdigit())
+            name.len() == 28
+                && name.ends_with(".zst")
+                && name[..24].chars().all(|c| c.is_ascii_hexdigit())
         })
         .map(|l| wals.join(l))
         .collect();
@@ -340,7 +342,13 @@ fn a_segment_missing_from_the_archive_ends_the_window_and_a_restore_past_it_refu
     assert!(o.status.success(), "backup list:\n{}", text(&o));
     let list: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let p = &list["pitr"];
-    assert_eq!(p["window"]["gap"], lost_name.as_str(), "{p}");
+    assert_eq!(
+        p["window"]["gap"],
+        lost_name.as_str(),
+        "{p}\nremoved {}; archive now:\n{}",
+        lost.display(),
+        listing(&wals)
+    );
     let latest = chrono::DateTime::parse_from_rfc3339(p["window"]["latest"].as_str().unwrap())
         .unwrap()
         .timestamp() as f64;
