@@ -44,7 +44,7 @@ pub fn id(text: &str) -> Result<BackupId, AppError> {
     BackupId::parse(text).map_err(|e| AppError::Usage(e.to_string()))
 }
 
-async fn store(s: &Session, destination: Option<&str>) -> Result<Store, AppError> {
+pub(crate) async fn store(s: &Session, destination: Option<&str>) -> Result<Store, AppError> {
     let b = run::settings(&s.env)?;
     Ok(
         Store::open(&b.destinations, destination, &project_root(s), &s.secrets)

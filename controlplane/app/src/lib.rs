@@ -18,6 +18,7 @@ pub mod exit;
 pub mod history;
 pub mod jobs;
 pub mod metrics;
+pub mod moment;
 pub mod nats;
 pub mod ops;
 pub mod pitr;

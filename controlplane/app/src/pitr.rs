@@ -16,7 +16,7 @@ use crate::driver::AnyDriver;
 use crate::error::AppError;
 use crate::session::Session;
 
-fn failed(e: PitrError) -> AppError {
+pub(crate) fn failed(e: PitrError) -> AppError {
     AppError::Usage(cp_runtime::error::chain(&e))
 }
 
@@ -374,6 +374,14 @@ impl std::fmt::Display for PitrRestoreView {
 /// environment lock (a mutating session). Process platform.
 pub async fn restore(s: &Session, target: &RecoveryTarget) -> Result<PitrRestoreView, AppError> {
     let _lock = run::lock(&s.state, "restore")?;
+    restore_locked(s, target).await
+}
+
+/// [`restore`], the caller holding the backup lock.
+pub(crate) async fn restore_locked(
+    s: &Session,
+    target: &RecoveryTarget,
+) -> Result<PitrRestoreView, AppError> {
     let started = std::time::Instant::now();
     if let AnyDriver::Kube(driver) = &s.driver {
         let cluster = kube_recovery_cluster(s, target)?;

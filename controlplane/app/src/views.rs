@@ -981,6 +981,10 @@ pub fn schemas() -> BTreeMap<&'static str, serde_json::Value> {
         schemars::schema_for!(cp_core::envplan::SavedPlan).to_value(),
     );
     m.insert("status", schemars::schema_for!(StatusView).to_value());
+    m.insert(
+        "restore-to-time",
+        schemars::schema_for!(crate::moment::MomentRestoreView).to_value(),
+    );
     m.insert("up", schemars::schema_for!(UpView).to_value());
     m.insert("down", schemars::schema_for!(DownView).to_value());
     m.insert("seed", schemars::schema_for!(SeedView).to_value());

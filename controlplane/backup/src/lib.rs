@@ -11,6 +11,7 @@ pub mod error;
 pub mod id;
 pub mod local;
 pub mod manifest;
+pub mod moment;
 pub mod nats;
 pub mod pipeline;
 pub mod pitr;

@@ -332,3 +332,89 @@ pub async fn restore(
     }
     Ok(out)
 }
+
+/// What trimming a stream back to a moment removed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+pub struct Trimmed {
+    /// The stream.
+    pub stream: String,
+    /// Messages stored after the moment, deleted.
+    pub removed: u64,
+    /// Messages left.
+    pub kept: u64,
+    /// When the newest message left was stored.
+    pub newest_kept: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Deletes from every stream of `streams` the messages stored after `at` (each
+/// JetStream message carries the time the server stored it). The server stamps
+/// messages in sequence order, so the scan runs from the last sequence down and stops
+/// at the first message stored at or before `at`. A stream with `deny_delete` refuses,
+/// and the error names it.
+pub async fn trim_after(
+    nats: &NatsAccess,
+    streams: &[String],
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<Trimmed>, ServiceError> {
+    let client = cp_runtime::nats::connect_admin(nats).await?;
+    let mut out = Vec::new();
+    for name in streams {
+        let info = api(&client, format!("$JS.API.STREAM.INFO.{name}"), json!({})).await?;
+        let first = info["state"]["first_seq"].as_u64().unwrap_or(0);
+        let last = info["state"]["last_seq"].as_u64().unwrap_or(0);
+        let mut removed = 0;
+        let mut newest_kept = None;
+        let mut seq = last;
+        while seq >= first.max(1) {
+            let doing = format!("trimming {name} to {}", at.to_rfc3339());
+            let got = tokio::time::timeout(
+                cp_runtime::nats::TIMEOUT,
+                client.request(
+                    format!("$JS.API.STREAM.MSG.GET.{name}"),
+                    serde_json::to_vec(&json!({ "seq": seq }))
+                        .expect("json")
+                        .into(),
+                ),
+            )
+            .await
+            .map_err(|_| nats_err(doing.clone())("no answer in time".into()))?
+            .map_err(|e| nats_err(doing.clone())(e.to_string()))?;
+            let v: Value = serde_json::from_slice(&got.payload)
+                .map_err(|e| nats_err(doing.clone())(format!("not JSON: {e}")))?;
+            // A sequence already deleted (an interior hole) has no message: skip it.
+            if v.get("error").is_none() {
+                let stored = v["message"]["time"]
+                    .as_str()
+                    .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                    .map(|t| t.with_timezone(&chrono::Utc))
+                    .ok_or_else(|| nats_err(doing.clone())(format!("message {seq} has no time")))?;
+                if stored <= at {
+                    newest_kept = Some(stored);
+                    break;
+                }
+                api(
+                    &client,
+                    format!("$JS.API.STREAM.MSG.DELETE.{name}"),
+                    json!({ "seq": seq, "no_erase": true }),
+                )
+                .await
+                .map_err(|e| {
+                    nats_err(doing.clone())(format!(
+                        "message {seq} could not be deleted (a stream with deny_delete cannot be trimmed): {}",
+                        cp_runtime::error::chain(&e)
+                    ))
+                })?;
+                removed += 1;
+            }
+            seq -= 1;
+        }
+        let info = api(&client, format!("$JS.API.STREAM.INFO.{name}"), json!({})).await?;
+        out.push(Trimmed {
+            stream: name.clone(),
+            removed,
+            kept: info["state"]["messages"].as_u64().unwrap_or(0),
+            newest_kept,
+        });
+    }
+    Ok(out)
+}

@@ -58,6 +58,10 @@ pub enum KeepReason {
     NewestFull,
     /// Newer than the newest full set (partial, or possibly still running).
     NewerThanNewestFull,
+    /// Inside PostgreSQL's recovery window (`backup.pitr.recovery_window`): a restore
+    /// of the whole environment to a moment in the window takes Redis and OpenBao
+    /// from the newest set before it and JetStream from the nearest set after it.
+    RecoveryWindow,
 }
 
 impl fmt::Display for KeepReason {
@@ -69,6 +73,7 @@ impl fmt::Display for KeepReason {
             KeepReason::NewestVerified => f.write_str("newest verified"),
             KeepReason::NewestFull => f.write_str("newest complete"),
             KeepReason::NewerThanNewestFull => f.write_str("newer than the newest complete set"),
+            KeepReason::RecoveryWindow => f.write_str("inside the point-in-time recovery window"),
         }
     }
 }
@@ -118,10 +123,13 @@ fn resource_id(id: &BackupId) -> ResourceId {
 }
 
 /// Plans retention over `sets` at `now`. Sets started after `now` (a clock that went
-/// back) are kept, never judged.
+/// back) are kept, never judged. With point-in-time recovery on, every full set inside
+/// its `recovery_window` is kept too, and the newest full set older than the window
+/// (the one a restore to the window's first moment takes Redis and OpenBao from).
 pub fn plan_retention(
     sets: &[Candidate],
     retention: Retention,
+    recovery_window: Option<chrono::TimeDelta>,
     now: DateTime<Utc>,
 ) -> RetentionPlan {
     let mut sorted: Vec<&Candidate> = sets.iter().collect();
@@ -170,6 +178,15 @@ pub fn plan_retention(
     );
     if let Some(v) = sorted.iter().find(|c| c.state.is_verified()) {
         add(&mut keep, &v.id, KeepReason::NewestVerified);
+    }
+    if let Some(w) = recovery_window {
+        let start = now - w;
+        for c in &full {
+            add(&mut keep, &c.id, KeepReason::RecoveryWindow);
+            if c.id.started() < start {
+                break;
+            }
+        }
     }
     let newest_full = full.first().map(|c| c.id.clone());
     if let Some(id) = &newest_full {
@@ -291,7 +308,7 @@ mod tests {
             c(at(2026, 12, 2, 2), SetState::Complete),
             c(at(2026, 12, 2, 9), SetState::Incomplete),
         ];
-        let p = plan_retention(&sets, r, at(2026, 12, 2, 10));
+        let p = plan_retention(&sets, r, None, at(2026, 12, 2, 10));
         assert_eq!(
             p.to_string(),
             "  keep   20261202T090000000Z-000000  (newer than the newest complete set)
@@ -319,6 +336,7 @@ mod tests {
                 weekly: 0,
                 monthly: 0,
             },
+            None,
             at(2026, 12, 3, 0),
         );
         assert!(p.delete.is_empty(), "{p}");

@@ -712,6 +712,23 @@ pub async fn list(store: &Store, state: Option<&StateDir>) -> Result<Vec<Entry>,
     Ok(out)
 }
 
+/// Every usable set at the destination as the one-recovery-point chooser sees it
+/// ([`crate::moment`]): sets with a readable manifest whose last verification did not
+/// find them broken.
+pub async fn set_times(store: &Store) -> Result<Vec<crate::moment::SetTimes>, BackupError> {
+    let sets = store.list().await?;
+    let mut out = Vec::new();
+    for id in sets.keys() {
+        let (m, v) = read_set(store, id).await?;
+        if let Some(Ok(m)) = &m
+            && v.as_ref().is_none_or(|v| v.ok)
+        {
+            out.push(crate::moment::SetTimes::of(m));
+        }
+    }
+    Ok(out)
+}
+
 /// Plans retention at the destination and, unless `dry_run`, deletes what goes.
 pub async fn prune_store(
     store: &Store,
@@ -728,7 +745,12 @@ pub async fn prune_store(
             state: catalog::state(m.as_ref(), v.as_ref()),
         });
     }
-    let plan = retention::plan_retention(&candidates, b.retention, now);
+    let window = b.pitr.as_ref().map(|p| {
+        chrono::TimeDelta::seconds(
+            i64::try_from(p.recovery_window.as_secs()).unwrap_or(i64::MAX / 1000),
+        )
+    });
+    let plan = retention::plan_retention(&candidates, b.retention, window, now);
     if !dry_run {
         for (id, _) in &plan.delete {
             if let Some(listed) = sets.get(id) {

@@ -5,47 +5,16 @@
 //! S3 bucket that exists. The failure is reported for its destination alone; every
 //! other destination holds the same complete set, which verifies.
 
-use std::process::Stdio;
-use std::time::{Duration, Instant};
-
 use chrono::Utc;
 use cp_backup::catalog::SetState;
 use cp_backup::run;
 use cp_core::names::CoreKind;
 use cp_testkit::TestEnv;
 
-/// moto_server on a free loopback port with bucket `kept`, stopped (by pid) when
-/// dropped.
-async fn moto() -> (cp_testkit::Down, String) {
-    let program = cp_testkit::require_tool("moto_server");
-    let port = cp_testkit::free_port();
-    let child = cp_runtime::exec::command(&program)
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start moto_server");
-    let down = cp_testkit::Down::process(child);
-    let endpoint = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(r) = http.put(format!("{endpoint}/kept")).send().await
-            && r.status().is_success()
-        {
-            return (down, endpoint);
-        }
-        assert!(
-            Instant::now() < deadline,
-            "moto_server did not answer within 60 s"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_set_goes_to_every_destination_and_one_failure_hides_nothing() {
-    let (_moto, endpoint) = moto().await;
+    let moto = cp_testkit::moto(&["kept"]);
+    let endpoint = moto.endpoint.clone();
     let one = tempfile::tempdir().unwrap();
     let two = tempfile::tempdir().unwrap();
     let s3 = |bucket: &str| {

@@ -18,7 +18,7 @@ const GFS: Retention = Retention {
 
 /// Applies one prune to `sets` at `now`.
 fn prune(sets: &mut Vec<Candidate>, now: DateTime<Utc>) {
-    let p = plan_retention(sets, GFS, now);
+    let p = plan_retention(sets, GFS, None, now);
     let gone: BTreeSet<BackupId> = p.delete.iter().map(|(id, _)| id.clone()).collect();
     sets.retain(|c| !gone.contains(&c.id));
 }
@@ -140,4 +140,36 @@ fn a_month_of_failed_runs_keeps_the_newest_verified_set() {
             .collect::<Vec<_>>()
     );
     assert!(sets.iter().any(|c| c.id == verified));
+}
+
+#[test]
+fn with_pitr_every_set_inside_the_recovery_window_is_kept_and_the_newest_before_it() {
+    // Hourly sets over three days, pruned with a one-day recovery window: a restore of
+    // the whole environment to any moment of the window still finds a set before it
+    // (Redis, OpenBao) and one after it (JetStream).
+    let start = Utc.with_ymd_and_hms(2026, 3, 1, 0, 30, 0).unwrap();
+    let sets: Vec<Candidate> = (0..72)
+        .map(|h| Candidate {
+            id: BackupId::with_suffix(start + Duration::hours(h), h as u32),
+            state: SetState::Complete,
+        })
+        .collect();
+    let now = start + Duration::hours(71) + Duration::minutes(10);
+    let window = Duration::days(1);
+    let p = plan_retention(&sets, GFS, Some(window), now);
+    let gone: BTreeSet<BackupId> = p.delete.iter().map(|(id, _)| id.clone()).collect();
+    let kept: Vec<&Candidate> = sets.iter().filter(|c| !gone.contains(&c.id)).collect();
+    let inside = kept
+        .iter()
+        .filter(|c| c.id.started() >= now - window)
+        .count();
+    assert_eq!(inside, 24, "every hourly set of the last day is kept");
+    assert!(
+        kept.iter().any(|c| c.id.started() < now - window
+            && c.id.started() >= now - window - Duration::hours(1)),
+        "the newest set before the window is kept"
+    );
+    // Without PITR the same sets keep one a day.
+    let p = plan_retention(&sets, GFS, None, now);
+    assert_eq!(sets.len() - p.delete.len(), 3);
 }

@@ -6,58 +6,15 @@
 
 mod support;
 
-use std::process::Stdio;
-use std::time::{Duration, Instant};
-
 use chrono::Utc;
 use cp_backup::catalog::SetState;
 use cp_backup::run;
 use cp_backup::set::SetReader;
 use serde_json::json;
 
-/// moto_server on a free loopback port, stopped (by pid) when dropped.
-struct Moto {
-    _down: cp_testkit::Down,
-    endpoint: String,
-}
-
-async fn moto() -> Moto {
-    // `pip install 'moto[server]'`.
-    let program = cp_testkit::require_tool("moto_server");
-    let port = cp_testkit::free_port();
-    let child = cp_runtime::exec::command(&program)
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start moto_server");
-    let endpoint = format!("http://127.0.0.1:{port}");
-    let m = Moto {
-        _down: cp_testkit::Down::process(child),
-        endpoint,
-    };
-    let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(r) = http
-            .put(format!("{}/anumate-backups", m.endpoint))
-            .send()
-            .await
-            && r.status().is_success()
-        {
-            return m;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "moto_server did not answer within 60 s"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_encrypted_round_trip_through_s3() {
-    let s3 = moto().await;
+    let s3 = cp_testkit::moto(&["anumate-backups"]);
     let identity = age::x25519::Identity::generate();
     let dest = tempfile::tempdir().unwrap();
     let offsite = format!(

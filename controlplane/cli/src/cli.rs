@@ -352,15 +352,20 @@ pub(crate) enum Command {
     #[command(after_help = "Examples:
   controlplane restore 20261201T021500000Z-3fa9c1             # asks on a terminal
   controlplane restore 20261201T021500000Z-3fa9c1 --service postgres --yes
-  controlplane -e production restore ID --into-env staging --yes")]
+  controlplane -e production restore ID --into-env staging --yes
+  controlplane restore --to-time 2026-12-07T17:30:00Z --yes   # every service, to one moment
+  controlplane restore --to-time 2026-12-07T17:30:00Z --service postgres")]
     Restore {
         /// The set's id (`backup list` shows them); not with --to-time/--to-lsn/--to-latest.
         #[arg(required_unless_present_any = ["to_time", "to_lsn", "to_latest"])]
         id: Option<String>,
-        /// Point-in-time recovery of PostgreSQL to this moment (RFC 3339), replayed
-        /// from the WAL archive (`backup.pitr`). On Kubernetes: a new CloudNativePG
-        /// Cluster recovering to it, beside the running one.
-        #[arg(long, value_name = "TIME", conflicts_with_all = ["id", "to_lsn", "to_latest", "services", "into_env"])]
+        /// Restore the environment to this moment (RFC 3339): PostgreSQL replayed from
+        /// the WAL archive to exactly it (`backup.pitr`), Redis and OpenBao from the
+        /// newest set finished by then, JetStream from the nearest set taken after it,
+        /// trimmed to the messages stored by then; with --service, only those. Prints
+        /// how far from the moment each service landed. On Kubernetes: PostgreSQL only,
+        /// a new CloudNativePG Cluster recovering to it beside the running one.
+        #[arg(long, value_name = "TIME", conflicts_with_all = ["id", "to_lsn", "to_latest", "into_env"])]
         to_time: Option<String>,
         /// Point-in-time recovery of PostgreSQL to this LSN.
         #[arg(long, value_name = "LSN", conflicts_with_all = ["id", "to_latest", "services", "into_env"])]

@@ -4,7 +4,8 @@
 //! `restore --to-time` between two commits (the first kept, the second not),
 //! refused without `--yes`, and after `kill -9` of PostgreSQL `restore --to-latest`
 //! with every commit older than `archive_timeout` present (the RPO measured and
-//! printed). Local destination here; `s3_on_moto` runs the same through S3.
+//! printed). Once through a local destination, once through an S3 destination on
+//! `moto_server`.
 
 mod common;
 use common::{controlplane, text};
@@ -260,4 +261,121 @@ fn local_destination_restores_to_the_latest_after_kill_9_and_to_a_time() {
         &tmp,
         Some(&dest.join("pitr/dev")),
     );
+}
+
+#[test]
+fn s3_destination_on_moto_restores_to_the_latest_after_kill_9_and_to_a_time() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let moto = cp_testkit::moto(&["pitr"]);
+    run(
+        &[
+            format!(
+                "backup.destinations.offsite={}",
+                moto.destination("pitr", "dev/")
+            ),
+            "backup.pitr.destination=offsite".to_owned(),
+            format!(
+                "backup.destinations.local.path={}",
+                tmp.path().join("backups").display()
+            ),
+        ],
+        &tmp,
+        None,
+    );
+}
+
+#[test]
+fn a_segment_missing_from_the_archive_ends_the_window_and_a_restore_past_it_refuses() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let dest = tmp.path().join("backups");
+    let state = tmp.path().join("dev");
+    let mut sets = cp_testkit::port_sets();
+    sets.extend(cp_testkit::only(&[cp_core::names::CoreKind::Postgres]));
+    sets.retain(|s| s != "backup.enabled=false");
+    sets.extend([
+        "platform=process".to_owned(),
+        "backup.services=[postgres]".to_owned(),
+        "backup.pitr.enabled=true".to_owned(),
+        "backup.pitr.archive_timeout=1s".to_owned(),
+        format!("backup.destinations.local.path={}", dest.display()),
+    ]);
+    let _down = common::down(&state, &sets);
+    let o = controlplane(&state, &sets, &["up"]);
+    assert!(o.status.success(), "up:\n{}", text(&o));
+    psql(
+        &state,
+        &sets,
+        "CREATE TABLE pitr_marks (id serial PRIMARY KEY, name text NOT NULL)",
+    );
+    let o = controlplane(&state, &sets, &["backup", "--base"]);
+    assert!(o.status.success(), "backup --base:\n{}", text(&o));
+    // One marker per archive_timeout: each lands in a segment of its own.
+    let mut at = Vec::new();
+    for n in 1..=5 {
+        at.push(mark(&state, &sets, &format!("m{n}")));
+        std::thread::sleep(Duration::from_millis(2500));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let wals = dest.join("pitr/dev/wals");
+    let mut segments: Vec<std::path::PathBuf> = listing(&wals)
+        .lines()
+        .filter(|l| {
+            let name = l.rsplit('/').next().unwrap_or("");
+            name.len() == 28
+                && name.ends_with(".zst")
+                && name[..24].chars().all(|c| c.is_ascii_hexdigit())
+        })
+        .map(|l| wals.join(l))
+        .collect();
+    segments.sort();
+    assert!(segments.len() >= 4, "segments:\n{}", listing(&wals));
+    // The second newest segment goes missing (a later one exists: a gap, not an end).
+    let lost = segments[segments.len() - 2].clone();
+    let lost_name = lost.file_name().unwrap().to_string_lossy()[..24].to_owned();
+    std::fs::remove_file(&lost).unwrap();
+
+    let o = controlplane(&state, &sets, &["-o", "json", "backup", "list"]);
+    assert!(o.status.success(), "backup list:\n{}", text(&o));
+    let list: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let p = &list["pitr"];
+    assert_eq!(
+        p["window"]["gap"],
+        lost_name.as_str(),
+        "{p}\nremoved {}; archive now:\n{}",
+        lost.display(),
+        listing(&wals)
+    );
+    let latest = chrono::DateTime::parse_from_rfc3339(p["window"]["latest"].as_str().unwrap())
+        .unwrap()
+        .timestamp() as f64;
+    assert!(latest < at[4], "the window ends before the gap: {p}");
+    let o = controlplane(&state, &sets, &["backup", "list"]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains(&format!("WAL segment {lost_name} is missing")),
+        "{}",
+        text(&o)
+    );
+
+    // A restore past the gap refuses, naming the segment; nothing is touched.
+    let past = rfc3339(at[4] + 0.5);
+    let o = controlplane(
+        &state,
+        &sets,
+        &[
+            "restore",
+            "--to-time",
+            &past,
+            "--service",
+            "postgres",
+            "--yes",
+        ],
+    );
+    assert!(!o.status.success(), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(&lost_name), "{err}");
+    assert_eq!(marks(&state, &sets), ["m1", "m2", "m3", "m4", "m5"]);
 }

@@ -8,18 +8,20 @@
 //! Every test helper that more than one test file needs lives here: the repository
 //! root ([`repo_root`]), free ports below the ephemeral range ([`free_ports`]), the
 //! cleanup guard ([`Down`]), golden files and their one refresh switch
-//! ([`golden`], `CP_BLESS=1`), a missing tool ([`require_tool`]), and a test binary
+//! ([`golden`], `CP_BLESS=1`), a missing tool ([`require_tool`]), an S3 server on loopback ([`moto`]), and a test binary
 //! started again as a child ([`rerun_as_child`]), a scratch copy of the project and a
 //! snapshot of a tree ([`project`]).
 
 mod down;
 mod golden;
+mod moto;
 mod ports;
 pub mod project;
 pub mod promcheck;
 
 pub use down::{Down, processes_in};
 pub use golden::{BLESS, bless_hint, blessing, diff, golden};
+pub use moto::{Moto, moto};
 pub use ports::{band, ephemeral_range, free_port, free_port_block, free_ports};
 
 use std::path::{Path, PathBuf};

@@ -486,13 +486,49 @@ pub(crate) async fn run(global: &Global, command: Command) -> Outcome {
             base: false,
         } => backup(global, &s, action, &services, destination.as_deref()).await,
         Command::Restore {
+            to_time: Some(t),
+            services,
+            yes,
+            ..
+        } if !matches!(s.driver(), cp_app::driver::AnyDriver::Kube(_)) => {
+            // One recovery point across services (PostgreSQL alone with
+            // `--service postgres`).
+            let at = cp_app::pitr::parse_time(&t)?;
+            let asked = cp_app::backup::services(&services)?;
+            let kinds = cp_app::moment::services(&s, &asked)?;
+            let plan = cp_app::moment::plan(&s, at, &kinds).await?;
+            let what = cp_app::moment::preview(&s, &plan).await?;
+            output::confirm(
+                &format!("`restore --to-time {t}` on {}", s.env().name),
+                s.env().name.as_str(),
+                what,
+                yes,
+            )?;
+            let view = cp_app::moment::restore(&s, &plan).await?;
+            show_changes(global.output, &view)?;
+            Ok(Exit::Success)
+        }
+        Command::Restore {
             to_time,
             to_lsn,
             to_latest,
+            services,
             yes,
             ..
         } if to_time.is_some() || to_lsn.is_some() || to_latest => {
+            // PostgreSQL alone: a position in its WAL, or (on Kubernetes, where the
+            // operator recovers a new Cluster) a moment.
             use cp_backup::pitr::RecoveryTarget;
+            if cp_app::backup::services(&services)?
+                .iter()
+                .any(|k| *k != cp_core::names::CoreKind::Postgres)
+            {
+                return Err(cp_app::AppError::Usage(format!(
+                    "on {}, a restore to a point in time restores PostgreSQL only; drop --service or name postgres",
+                    s.env().name
+                ))
+                .into());
+            }
             let target = match (to_time, to_lsn) {
                 (Some(t), _) => RecoveryTarget::Time(cp_app::pitr::parse_time(&t)?),
                 (None, Some(l)) => RecoveryTarget::Lsn(l),
