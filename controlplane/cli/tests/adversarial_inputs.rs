@@ -480,6 +480,23 @@ const CASES: &[Case] = &[
         says: "--ttl",
     },
     Case {
+        name: "token create longer than its role's serve.tokens.max_ttl",
+        files: &[],
+        args: &[
+            "--set",
+            "serve.tokens.max_ttl.admin=24h",
+            "token",
+            "create",
+            "--role",
+            "admin",
+            "--name",
+            "ci",
+            "--ttl",
+            "30d",
+        ],
+        says: "serve.tokens.max_ttl.admin",
+    },
+    Case {
         name: "token create with a TTL beyond chrono's range",
         files: &[],
         args: &[

@@ -543,3 +543,172 @@ fn the_scheduled_rotation_renews_due_certificates_and_rotate_certificates_forces
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     assert!(text(&o).contains("tls.mode is off"), "{}", text(&o));
 }
+
+/// `openssl` as an operator would run it: its output, or the test fails with it.
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    #[allow(clippy::disallowed_methods)]
+    let o = std::process::Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("openssl is installed");
+    assert!(o.status.success(), "openssl {args:?}:\n{}", text(&o));
+}
+
+#[test]
+fn a_ca_from_secret_references_issues_every_listeners_certificate() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let state = tmp.path().join("dev");
+    // A CA made outside controlplane (a corporate one), a leaf certificate that is no
+    // CA, and a key of neither.
+    let d = tmp.path();
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509"];
+    ca.extend(ec);
+    ca.extend([
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-subj",
+        "/CN=corp test CA",
+    ]);
+    ca.extend([
+        "-days",
+        "30",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+    ]);
+    ca.extend(["-addext", "keyUsage=critical,keyCertSign,cRLSign"]);
+    openssl(d, &ca);
+    let mut leaf = vec!["req", "-x509"];
+    leaf.extend(ec);
+    leaf.extend([
+        "-keyout", "leaf.key", "-out", "leaf.crt", "-subj", "/CN=leaf",
+    ]);
+    leaf.extend([
+        "-days",
+        "30",
+        "-addext",
+        "basicConstraints=critical,CA:FALSE",
+    ]);
+    openssl(d, &leaf);
+    let read = |f: &str| std::fs::read_to_string(d.join(f)).unwrap();
+    let (ca_crt, ca_key, leaf_crt, leaf_key) = (
+        read("ca.crt"),
+        read("ca.key"),
+        read("leaf.crt"),
+        read("leaf.key"),
+    );
+
+    let mut sets = cp_testkit::port_sets();
+    sets.extend([
+        "platform=process".to_owned(),
+        "apps.capsule-registry.enabled=false".to_owned(),
+        "backup.enabled=false".to_owned(),
+        "tls.mode=required".to_owned(),
+        "tls.ca=ref".to_owned(),
+        "tls.ca_cert=\"env://CP_TEST_CA_CERT\"".to_owned(),
+        "tls.ca_key=\"env://CP_TEST_CA_KEY\"".to_owned(),
+    ]);
+    let _down = common::down(&state, &sets);
+    let up = |cert: Option<&str>, key: &str| {
+        let mut c = common::controlplane_cmd(&state, &sets, &["up"]);
+        c.env("CP_TEST_CA_KEY", key);
+        match cert {
+            Some(cert) => c.env("CP_TEST_CA_CERT", cert),
+            None => c.env_remove("CP_TEST_CA_CERT"),
+        };
+        c.output().expect("run controlplane")
+    };
+
+    // What cannot be used is refused, saying which setting and why, with nothing
+    // issued from anything else.
+    for (cert, key, says) in [
+        (None, ca_key.as_str(), "export CP_TEST_CA_CERT"),
+        (
+            Some(leaf_crt.as_str()),
+            leaf_key.as_str(),
+            "tls.ca_cert holds `CN=leaf`, which is not a CA certificate",
+        ),
+        (
+            Some(ca_crt.as_str()),
+            leaf_key.as_str(),
+            "tls.ca_key is not the key of the CA `CN=corp test CA` in tls.ca_cert",
+        ),
+    ] {
+        let o = up(cert, key);
+        assert!(!o.status.success(), "up accepted it:\n{}", text(&o));
+        let out = text(&o);
+        assert!(out.contains(says), "{out}");
+        assert!(
+            !out.contains("PRIVATE KEY"),
+            "a key reached the output:\n{out}"
+        );
+        assert!(
+            !state.join("tls/ca.crt").exists(),
+            "a CA was kept from unusable references"
+        );
+    }
+
+    // The referenced CA: every listener serves a certificate that verifies against
+    // it alone, with the address as the name; status names the kept copy.
+    let o = up(Some(&ca_crt), &ca_key);
+    assert!(o.status.success(), "up:\n{}", text(&o));
+    let o = controlplane(&state, &sets, &["-o", "json", "status"]);
+    let kept = PathBuf::from(json(&o)["tls_ca"].as_str().unwrap());
+    assert_eq!(std::fs::read_to_string(kept).unwrap(), ca_crt);
+    let corp = d.join("ca.crt");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        for (key, prelude) in [
+            ("services.postgres.port", Prelude::Postgres),
+            ("services.redis.port", Prelude::None),
+            ("services.nats.port", Prelude::NatsInfo),
+            ("services.vault.port", Prelude::None),
+        ] {
+            let ep = Endpoint::local(port(&sets, key)).with_tls(corp.clone());
+            handshake(&ep, prelude)
+                .await
+                .unwrap_or_else(|e| panic!("{key}: {}", cp_runtime::error::chain(&e)));
+        }
+    });
+    // The connect helper verifies PostgreSQL's certificate (verify-full) by it.
+    let o = controlplane(
+        &state,
+        &sets,
+        &[
+            "psql",
+            "--",
+            "-tAc",
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+        ],
+    );
+    assert!(o.status.success(), "psql:\n{}", text(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "t");
+    // `openssl s_client` agrees: the chain ends at the corporate CA.
+    #[allow(clippy::disallowed_methods)]
+    let o = std::process::Command::new("openssl")
+        .args(["s_client", "-verify_return_error", "-CAfile"])
+        .arg(&corp)
+        .args([
+            "-connect",
+            &format!("127.0.0.1:{}", port(&sets, "services.redis.port")),
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let said = text(&o);
+    assert!(
+        said.contains("Verify return code: 0 (ok)") && said.contains("i:CN = corp test CA"),
+        "{said}"
+    );
+}

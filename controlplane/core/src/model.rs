@@ -61,6 +61,26 @@ pub struct Environment {
     pub policy: Vec<crate::policy::Finding>,
     /// TLS on the platform's listeners.
     pub tls: Tls,
+    /// The API server's settings.
+    pub serve: Serve,
+}
+
+/// The API server (`controlplane serve`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Serve {
+    /// The longest an API token of each role may live; `None`: no maximum.
+    pub token_max_ttl: TokenMaxTtl,
+}
+
+/// A maximum lifetime per API token role.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TokenMaxTtl {
+    /// Viewer tokens.
+    pub viewer: Option<Duration>,
+    /// Editor tokens.
+    pub editor: Option<Duration>,
+    /// Admin tokens.
+    pub admin: Option<Duration>,
 }
 
 /// TLS on the platform's listeners and the certificates they serve.

@@ -61,6 +61,38 @@ pub struct RawEnvironment {
     pub accept: Vec<RawAccept>,
     /// TLS on the platform's listeners and the certificates they serve.
     pub tls: RawTls,
+    /// The API server (`controlplane serve`) and its tokens.
+    pub serve: RawServe,
+}
+
+/// The API server (`controlplane serve`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawServe {
+    /// Its API tokens (`controlplane token create`).
+    pub tokens: RawServeTokens,
+}
+
+/// The API server's tokens.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawServeTokens {
+    /// The longest a token of each role may live, e.g. `{admin: 24h, editor: 7d}`.
+    /// `token create` refuses a longer `--ttl`, or none, for a role listed here (it
+    /// does not shorten what was asked for). Roles not listed: no maximum.
+    pub max_ttl: RawTokenMaxTtl,
+}
+
+/// A maximum lifetime per API token role.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawTokenMaxTtl {
+    /// Tokens that read (`30d`).
+    pub viewer: Option<String>,
+    /// Tokens that also create tenants.
+    pub editor: Option<String>,
+    /// Tokens that also delete tenants and read the audit log.
+    pub admin: Option<String>,
 }
 
 /// One accepted tier-policy rule.

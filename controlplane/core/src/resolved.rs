@@ -68,6 +68,30 @@ pub fn to_raw(env: &Environment) -> RawEnvironment {
             })
             .collect(),
         tls: tls(&env.tls),
+        serve: crate::raw::RawServe {
+            tokens: crate::raw::RawServeTokens {
+                max_ttl: crate::raw::RawTokenMaxTtl {
+                    viewer: env
+                        .serve
+                        .token_max_ttl
+                        .viewer
+                        .as_ref()
+                        .map(ToString::to_string),
+                    editor: env
+                        .serve
+                        .token_max_ttl
+                        .editor
+                        .as_ref()
+                        .map(ToString::to_string),
+                    admin: env
+                        .serve
+                        .token_max_ttl
+                        .admin
+                        .as_ref()
+                        .map(ToString::to_string),
+                },
+            },
+        },
     }
 }
 

@@ -697,10 +697,11 @@ pub(crate) fn validate(name: &EnvName, raw: RawEnvironment, cx: &mut Cx<'_>) -> 
     let backup = backup(cx, &raw.backup, &services);
     let drift = drift(cx, &raw.drift);
     let rotation = rotation(cx, &raw.rotation);
-    let tls = tls(cx, &raw.tls, tier);
+    let platform = raw.platform.unwrap_or(Platform::Auto);
+    let tls = tls(cx, &raw.tls, tier, platform);
+    let serve = serve(cx, &raw.serve);
     let alerts = alerts(cx, &raw.alerts, backup.as_ref(), &drift, &rotation, &tls);
     let dashboards = dashboards(cx, &raw.dashboards);
-    let platform = raw.platform.unwrap_or(Platform::Auto);
 
     let mut env = Environment {
         name: name.clone(),
@@ -723,6 +724,7 @@ pub(crate) fn validate(name: &EnvName, raw: RawEnvironment, cx: &mut Cx<'_>) -> 
         accept: Vec::new(),
         policy: Vec::new(),
         tls,
+        serve,
     };
     check_policy(cx, &mut env, &raw.accept);
     check_topology(cx, &env);
@@ -2004,9 +2006,58 @@ fn drift(cx: &mut Cx<'_>, raw: &raw::RawDrift) -> Drift {
     }
 }
 
+/// The `serve` section: a maximum API token lifetime per role.
+fn serve(cx: &mut Cx<'_>, raw: &raw::RawServe) -> Serve {
+    let m = &raw.tokens.max_ttl;
+    let mut one = |role: &str, v: &Option<String>| {
+        let path = format!("serve.tokens.max_ttl.{role}");
+        let d = cx.duration(&path, v.as_deref(), "0s");
+        let parsed = v.as_deref().is_some_and(|t| Duration::parse(t).is_ok());
+        if parsed && d.as_secs() < 60 {
+            cx.err(
+                &path,
+                format!("a token that may live at most {d} cannot be used"),
+            )
+            .expected = Some("at least `1m` (e.g. `24h`, `30d`)".into());
+        }
+        v.as_ref().map(|_| d)
+    };
+    Serve {
+        token_max_ttl: TokenMaxTtl {
+            viewer: one("viewer", &m.viewer),
+            editor: one("editor", &m.editor),
+            admin: one("admin", &m.admin),
+        },
+    }
+}
+
+/// A `tls.ca: ref` reference: required, and a `vault://` or `env://` reference in
+/// every tier (a CA key written in an environment file would be in version control,
+/// and `generate` would make a random string, not a CA).
+fn ca_ref(cx: &mut Cx<'_>, path: &str, value: Option<&str>) -> SecretRef {
+    let expected = "`vault://<path>#<key>` or `env://NAME` holding the PEM";
+    let Some(text) = value else {
+        let d = cx.err(path, "`tls.ca: ref` needs the CA certificate and its key");
+        d.expected = Some(expected.into());
+        return SecretRef::Generate;
+    };
+    let r = cx.secret(path, Some(text));
+    // Outside dev, `secret` has refused both already.
+    if cx.tier == Tier::Dev && (r.is_plain() || r == SecretRef::Generate) {
+        let d = cx.err(
+            path,
+            "a CA for `tls.ca: ref` comes from a secret reference, not from the environment file",
+        );
+        *d = std::mem::replace(d, Diagnostic::new("")).redact_value();
+        d.expected = Some(expected.into());
+        d.help = Some("or use `tls.ca: generate` to have controlplane make one".into());
+    }
+    r
+}
+
 /// The `tls` section: `required` by default outside dev, where `off` is refused;
 /// TLS 1.3 and 30-day certificates by default outside dev.
-fn tls(cx: &mut Cx<'_>, raw: &raw::RawTls, tier: Tier) -> Tls {
+fn tls(cx: &mut Cx<'_>, raw: &raw::RawTls, tier: Tier, platform: Platform) -> Tls {
     let dev = tier == Tier::Dev;
     let mode = raw
         .mode
@@ -2039,6 +2090,18 @@ fn tls(cx: &mut Cx<'_>, raw: &raw::RawTls, tier: Tier) -> Tls {
         )
         .expected = Some("at least `1m` (days in practice, e.g. `30d`)".into());
     }
+    if platform == Platform::Kubernetes
+        && mode != TlsMode::Off
+        && lifetime.as_secs() != 0
+        && lifetime.as_secs() < 3600
+    {
+        let d = cx.err(
+            "tls.lifetime",
+            format!("a certificate lifetime of {lifetime} on Kubernetes: cert-manager refuses a `Certificate` whose duration is under 1h"),
+        );
+        d.expected = Some("at least `1h` (e.g. `30d`)".into());
+        d.help = Some("short lifetimes for renewal tests work on the process platform".into());
+    }
     let renew_at_percent = raw.renew_at_percent.unwrap_or(67);
     cx.bound(
         "tls.renew_at_percent",
@@ -2053,19 +2116,23 @@ fn tls(cx: &mut Cx<'_>, raw: &raw::RawTls, tier: Tier) -> Tls {
                 "tls.ca",
                 "`vault-pki` certificates are not supported yet by this version of controlplane",
             );
-            d.expected = Some("`generate`".into());
+            d.expected = Some("`generate` or `ref`".into());
             TlsCa::Generate
         }
         raw::TlsCa::Ref => {
-            let cert = cx.secret("tls.ca_cert", raw.ca_cert.as_deref());
-            let key = cx.secret("tls.ca_key", raw.ca_key.as_deref());
-            let d = cx.err(
-                "tls.ca",
-                "`ref` (a CA from secret references) is not supported yet by this version of controlplane",
-            );
-            d.expected = Some("`generate`".into());
-            let _ = (cert, key);
-            TlsCa::Generate
+            if platform == Platform::Kubernetes {
+                let d = cx.err(
+                    "tls.ca",
+                    "`ref` on Kubernetes: cert-manager signs the services' certificates there, not controlplane",
+                );
+                d.expected = Some(
+                    "`generate` (the OpenBao PKI issuer) or `tls.issuer.cluster_issuer`".into(),
+                );
+                d.help = Some("put the CA in a cert-manager CA `ClusterIssuer` and name it in `tls.issuer.cluster_issuer`".into());
+            }
+            let cert = ca_ref(cx, "tls.ca_cert", raw.ca_cert.as_deref());
+            let key = ca_ref(cx, "tls.ca_key", raw.ca_key.as_deref());
+            TlsCa::Ref { cert, key }
         }
     };
     for (path, given) in [("tls.ca_cert", &raw.ca_cert), ("tls.ca_key", &raw.ca_key)] {
@@ -3186,6 +3253,94 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    /// `path: message` of every error under `tls` and `serve` of a dev environment
+    /// written as one file (without a base, other sections have errors of their own).
+    fn messages(text: &str) -> Vec<String> {
+        let mut files = crate::load::EnvFiles::default();
+        files.files.insert(
+            "dev".into(),
+            crate::load::EnvFile {
+                display: "dev.yaml".into(),
+                text: Ok(text.into()),
+            },
+        );
+        match crate::load::load(&files, "dev", &[]) {
+            Ok(_) => Vec::new(),
+            Err(e) => {
+                e.0.iter()
+                    .map(|d| format!("{}: {}", d.path.as_deref().unwrap_or(""), d.message))
+                    .filter(|m| m.starts_with("tls") || m.starts_with("serve"))
+                    .collect()
+            }
+        }
+    }
+
+    #[test]
+    fn a_ca_from_references_needs_both_as_vault_or_env_references() {
+        // Accepted: both given as references, off Kubernetes.
+        let ok = "platform: process
+tls: {mode: required, ca: ref, ca_cert: 'env://CA_CERT', ca_key: 'vault://secret/ca#key'}
+";
+        assert_eq!(messages(ok), Vec::<String>::new());
+        // Missing, written in the file, generated, or on Kubernetes: refused, saying why.
+        assert_eq!(
+            messages("platform: process\ntls: {mode: required, ca: ref, ca_key: 'env://K'}\n"),
+            ["tls.ca_cert: `tls.ca: ref` needs the CA certificate and its key"]
+        );
+        assert_eq!(
+            messages(
+                "platform: process\ntls: {mode: on, ca: ref, ca_cert: generate, ca_key: '-----BEGIN PRIVATE KEY-----'}\n"
+            ),
+            [
+                "tls.ca_cert: a CA for `tls.ca: ref` comes from a secret reference, not from the environment file",
+                "tls.ca_key: a CA for `tls.ca: ref` comes from a secret reference, not from the environment file",
+            ]
+        );
+        assert_eq!(
+            messages(
+                "platform: kubernetes\ntls: {mode: on, ca: ref, ca_cert: 'env://C', ca_key: 'env://K'}\n"
+            ),
+            [
+                "tls.ca: `ref` on Kubernetes: cert-manager signs the services' certificates there, not controlplane"
+            ]
+        );
+        assert_eq!(
+            messages("tls: {mode: on, ca_cert: 'env://C'}\n"),
+            ["tls.ca_cert: set, but `tls.ca` is not `ref`"]
+        );
+    }
+
+    #[test]
+    fn certificates_shorter_than_cert_managers_minimum_are_refused_on_kubernetes() {
+        assert_eq!(
+            messages("platform: kubernetes\ntls: {mode: on, lifetime: 59m}\n"),
+            [
+                "tls.lifetime: a certificate lifetime of 59m on Kubernetes: cert-manager refuses a `Certificate` whose duration is under 1h"
+            ]
+        );
+        assert_eq!(
+            messages("platform: kubernetes\ntls: {mode: on, lifetime: 1h}\n"),
+            Vec::<String>::new()
+        );
+        // Where controlplane issues them, minutes are fine (renewal tests use them).
+        assert_eq!(
+            messages("platform: process\ntls: {mode: on, lifetime: 2m}\n"),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn a_token_max_ttl_is_a_usable_duration() {
+        assert_eq!(
+            messages("serve: {tokens: {max_ttl: {admin: 24h, viewer: 30s}}}\n"),
+            ["serve.tokens.max_ttl.viewer: a token that may live at most 30s cannot be used"]
+        );
+        assert_eq!(
+            messages("serve: {tokens: {max_ttl: {editor: 7d}}}\n"),
+            Vec::<String>::new()
+        );
     }
 
     #[test]

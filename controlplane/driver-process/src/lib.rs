@@ -288,7 +288,7 @@ impl ProcessDriver {
             if rec.spec == spec {
                 // Running as wanted; a certificate past its renewal point is renewed
                 // and the server reloads it, keeping its connections.
-                if launch.tls && self.ensure_cert(&cx, unit)? {
+                if launch.tls && self.ensure_cert(&cx, unit).await? {
                     self.reload_cert(&cx, unit, &rec).await?;
                 }
                 return Ok(());
@@ -377,7 +377,7 @@ impl ProcessDriver {
         }
         let rel = |name: &str| Path::new(&*unit.name()).join(name);
         if launch.tls {
-            self.ensure_cert(&cx, unit)?;
+            self.ensure_cert(&cx, unit).await?;
             if let Some(u) = &run_as {
                 u.own(&dir.join("tls"), true)
                     .map_err(|e| prepare(e.into()))?;
@@ -524,9 +524,22 @@ impl ProcessDriver {
         }
     }
 
+    /// Makes the environment's CA ready ([`cp_runtime::tls::prepare_ca`]: for
+    /// `tls.ca: ref`, the referenced CA resolved, checked and kept).
+    async fn prepare_ca(&self, cx: &Context<'_>, unit: Unit) -> Result<(), DriverError> {
+        cp_runtime::tls::prepare_ca(cx.state, cx.env.name.as_str(), &cx.env.tls, cx.secrets)
+            .await
+            .map_err(|e| DriverError::Prepare {
+                service: unit.service(),
+                source: e.into(),
+            })?;
+        Ok(())
+    }
+
     /// Makes sure `unit` has a certificate from the environment's CA not yet due for
-    /// renewal; `true` when one was issued now.
-    fn ensure_cert(&self, cx: &Context<'_>, unit: Unit) -> Result<bool, DriverError> {
+    /// renewal (or issued by another CA); `true` when one was issued now.
+    async fn ensure_cert(&self, cx: &Context<'_>, unit: Unit) -> Result<bool, DriverError> {
+        self.prepare_ca(cx, unit).await?;
         let names = cp_runtime::tls::server_names(unit.service().as_str(), &[]);
         let now = now_secs() as i64;
         let e = cp_runtime::tls::ensure_server_cert(
@@ -589,9 +602,17 @@ impl ProcessDriver {
                 out.push(row(false, "not running", before.as_ref()));
                 continue;
             };
-            let due = before
-                .as_ref()
-                .is_none_or(|i| i.due(&cx.env.tls, now_secs() as i64));
+            // A `tls.ca: ref` reference that now names another CA makes every
+            // certificate of the old one due.
+            self.prepare_ca(&cx, unit).await?;
+            let other_ca = cx
+                .state
+                .read(Path::new(&*unit.name()).join(cp_runtime::tls::SERVER_CA))?
+                != cx.state.read(cp_runtime::tls::CA_CERT)?;
+            let due = other_ca
+                || before
+                    .as_ref()
+                    .is_none_or(|i| i.due(&cx.env.tls, now_secs() as i64));
             if !force && !due {
                 out.push(row(false, "not due", before.as_ref()));
                 continue;

@@ -1,8 +1,10 @@
-//! The environment's TLS material (`tls.ca: generate`) and the TLS configurations of
-//! controlplane's own clients and server.
+//! The environment's TLS material (`tls.ca: generate` or `ref`) and the TLS
+//! configurations of controlplane's own clients and server.
 //!
-//! A CA made with rcgen is kept in the state directory (`tls/ca.key`, 0600, and
-//! `tls/ca.crt`, 0600 like everything there); each service gets a server certificate
+//! A CA made with rcgen (`generate`), or the one `tls.ca_cert`/`tls.ca_key` reference
+//! (`ref`: resolved, checked and copied in by [`prepare_ca`] at each `up` and renewal),
+//! is kept in the state directory (`tls/ca.key`, 0600, and `tls/ca.crt`, 0600 like
+//! everything there); each service gets a server certificate
 //! issued from it (`<service>/tls/server.crt`, `server.key`, and a copy of `ca.crt`
 //! for the server's own peer checks), valid for the environment's `tls.lifetime` and
 //! renewed once `tls.renew_at_percent` of it has passed. The certificate's names are
@@ -12,14 +14,15 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use cp_core::model::{Tls, TlsVersion};
+use cp_core::model::{Tls, TlsCa, TlsVersion};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
+    KeyUsagePurpose, PublicKeyData,
 };
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
+use crate::secrets::{SecretError, SecretResolver};
 use crate::state::{StateDir, StateError};
 
 /// The state directory's TLS folder (relative).
@@ -59,6 +62,32 @@ pub enum TlsError {
     /// The address is not a valid TLS server name.
     #[error("`{0}` is not a host name or address a certificate can name")]
     ServerName(String),
+    /// A `tls.ca: ref` reference could not be resolved.
+    #[error("cannot read the CA of `tls.ca: ref` from {setting}")]
+    CaRef {
+        /// `tls.ca_cert` or `tls.ca_key`.
+        setting: &'static str,
+        /// Why.
+        #[source]
+        source: SecretError,
+    },
+    /// What `tls.ca_cert` or `tls.ca_key` holds cannot sign the services'
+    /// certificates.
+    #[error("{setting} {problem}; {what_to_do}")]
+    CaUnusable {
+        /// `tls.ca_cert` or `tls.ca_key`.
+        setting: &'static str,
+        /// What is wrong with it.
+        problem: String,
+        /// What to give instead.
+        what_to_do: &'static str,
+    },
+    /// `tls.ca: ref`, and its CA has not been copied into the state directory yet
+    /// (a command that does not resolve references, before the first `up`).
+    #[error(
+        "the CA of `tls.ca: ref` is not in the state directory yet; run `controlplane up`, which reads tls.ca_cert and tls.ca_key"
+    )]
+    RefNotPrepared,
 }
 
 /// What a certificate says about itself.
@@ -120,14 +149,115 @@ pub fn ca_path(state_root: &Path) -> PathBuf {
 }
 
 impl Ca {
+    /// The CA kept in the state directory, if there is one.
+    fn kept(state: &StateDir) -> Result<Option<Self>, TlsError> {
+        let (Some(cert), Some(key)) = (state.read(CA_CERT)?, state.read(CA_KEY)?) else {
+            return Ok(None);
+        };
+        let cert_pem = String::from_utf8_lossy(&cert).into_owned();
+        let key = KeyPair::from_pem(&String::from_utf8_lossy(&key)).map_err(TlsError::Generate)?;
+        let issuer = Issuer::from_ca_cert_pem(&cert_pem, key).map_err(TlsError::Generate)?;
+        Ok(Some(Self { cert_pem, issuer }))
+    }
+
+    /// The CA that issues `tls`'s certificates: the kept one; for `generate`, made
+    /// first when there is none; for `ref`, the copy [`prepare_ca`] made (never a
+    /// generated one in its place).
+    pub fn for_tls(state: &StateDir, env_name: &str, tls: &Tls) -> Result<Self, TlsError> {
+        match tls.ca {
+            TlsCa::Ref { .. } => Self::kept(state)?.ok_or(TlsError::RefNotPrepared),
+            TlsCa::Generate | TlsCa::VaultPki => Self::ensure(state, env_name),
+        }
+    }
+
+    /// A CA from PEM text (`tls.ca: ref`), checked: the first certificate of
+    /// `cert_pem` is a CA (basicConstraints `CA:TRUE`, `keyCertSign` when it has key
+    /// usages), valid now, and `key_pem` is its private key.
+    pub fn from_pems(cert_pem: &str, key_pem: &str, now: i64) -> Result<Self, TlsError> {
+        const CERT: &str = "tls.ca_cert";
+        const KEY: &str = "tls.ca_key";
+        let cert_help = "give the PEM certificate of a CA (`-----BEGIN CERTIFICATE-----`, basicConstraints CA:TRUE)";
+        let unusable = |setting, problem: String, what_to_do| TlsError::CaUnusable {
+            setting,
+            problem,
+            what_to_do,
+        };
+        let der = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+            .next()
+            .and_then(Result::ok)
+            .ok_or_else(|| unusable(CERT, "holds no PEM certificate".into(), cert_help))?;
+        let (_, cert) = x509_parser::parse_x509_certificate(&der).map_err(|e| {
+            unusable(
+                CERT,
+                format!("holds a certificate that cannot be parsed ({e})"),
+                cert_help,
+            )
+        })?;
+        let subject = cert.subject().to_string();
+        let is_ca = cert
+            .basic_constraints()
+            .ok()
+            .flatten()
+            .is_some_and(|b| b.value.ca);
+        if !is_ca {
+            return Err(unusable(
+                CERT,
+                format!(
+                    "holds `{subject}`, which is not a CA certificate (no basicConstraints CA:TRUE)"
+                ),
+                cert_help,
+            ));
+        }
+        if let Ok(Some(ku)) = cert.key_usage()
+            && !ku.value.key_cert_sign()
+        {
+            return Err(unusable(
+                CERT,
+                format!(
+                    "holds the CA `{subject}`, whose key usage does not allow signing certificates (no keyCertSign)"
+                ),
+                cert_help,
+            ));
+        }
+        let not_after = cert.validity().not_after.timestamp();
+        if not_after <= now || cert.validity().not_before.timestamp() > now {
+            return Err(unusable(
+                CERT,
+                format!(
+                    "holds the CA `{subject}`, which is not valid now (valid from {} to {})",
+                    cert.validity().not_before,
+                    cert.validity().not_after
+                ),
+                "renew the CA certificate and update the reference",
+            ));
+        }
+        let key = KeyPair::from_pem(key_pem).map_err(|_| {
+            unusable(
+                KEY,
+                "holds no private key controlplane can sign with".into(),
+                "give the CA's unencrypted PEM private key (PKCS#8, SEC1 or PKCS#1; ECDSA P-256/P-384, Ed25519 or RSA)",
+            )
+        })?;
+        if key.subject_public_key_info() != cert.tbs_certificate.subject_pki.raw {
+            return Err(unusable(
+                KEY,
+                format!(
+                    "is not the key of the CA `{subject}` in tls.ca_cert (their public keys differ)"
+                ),
+                "give the key the CA certificate was made for, or the certificate of this key",
+            ));
+        }
+        let issuer = Issuer::from_ca_cert_pem(cert_pem, key).map_err(TlsError::Generate)?;
+        Ok(Self {
+            cert_pem: cert_pem.to_owned(),
+            issuer,
+        })
+    }
+
     /// Loads the kept CA, or makes one (ten years, ECDSA P-256) and keeps it 0600.
     pub fn ensure(state: &StateDir, env_name: &str) -> Result<Self, TlsError> {
-        if let (Some(cert), Some(key)) = (state.read(CA_CERT)?, state.read(CA_KEY)?) {
-            let cert_pem = String::from_utf8_lossy(&cert).into_owned();
-            let key =
-                KeyPair::from_pem(&String::from_utf8_lossy(&key)).map_err(TlsError::Generate)?;
-            let issuer = Issuer::from_ca_cert_pem(&cert_pem, key).map_err(TlsError::Generate)?;
-            return Ok(Self { cert_pem, issuer });
+        if let Some(ca) = Self::kept(state)? {
+            return Ok(ca);
         }
         let key = KeyPair::generate().map_err(TlsError::Generate)?;
         let mut params = CertificateParams::default();
@@ -195,6 +325,52 @@ impl Ca {
     }
 }
 
+/// Makes the CA of `tls` ready in the state directory before certificates are issued:
+/// for `ref`, resolves `tls.ca_cert` and `tls.ca_key`, checks them
+/// ([`Ca::from_pems`]) and keeps a copy (0600; the key first) when it differs from the
+/// one kept, so a changed reference takes effect at the next `up` or renewal and
+/// every certificate of the old CA is then reissued ([`ensure_server_cert`] compares
+/// each service's CA copy). For `generate`, loads or makes the CA. Returns whether
+/// the kept CA changed.
+pub async fn prepare_ca(
+    state: &StateDir,
+    env_name: &str,
+    tls: &Tls,
+    secrets: &SecretResolver,
+) -> Result<bool, TlsError> {
+    let TlsCa::Ref { cert, key } = &tls.ca else {
+        let had = state.read(CA_CERT)?.is_some();
+        Ca::ensure(state, env_name)?;
+        return Ok(!had);
+    };
+    let cert_pem = secrets
+        .resolve("tls.ca_cert", cert)
+        .await
+        .map_err(|source| TlsError::CaRef {
+            setting: "tls.ca_cert",
+            source,
+        })?;
+    let key_pem = secrets
+        .resolve("tls.ca_key", key)
+        .await
+        .map_err(|source| TlsError::CaRef {
+            setting: "tls.ca_key",
+            source,
+        })?;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    Ca::from_pems(cert_pem.expose(), key_pem.expose(), now)?;
+    let cert_bytes = cert_pem.expose().as_bytes();
+    let key_bytes = key_pem.expose().as_bytes();
+    if state.read(CA_CERT)?.as_deref() == Some(cert_bytes)
+        && state.read(CA_KEY)?.as_deref() == Some(key_bytes)
+    {
+        return Ok(false);
+    }
+    state.write_private(CA_KEY, key_bytes)?;
+    state.write_private(CA_CERT, cert_bytes)?;
+    Ok(true)
+}
+
 /// The names a service's certificate carries: where its clients reach it.
 pub fn server_names(service: &str, extra: &[String]) -> Vec<String> {
     let mut names = vec![
@@ -254,7 +430,7 @@ pub fn issue_server_cert(
 ) -> Result<Ensured, TlsError> {
     let dir = Path::new(service_dir);
     let cert_path = state.join(dir.join(SERVER_CERT));
-    let ca = Ca::ensure(state, env_name)?;
+    let ca = Ca::for_tls(state, env_name, tls)?;
     let (cert, key) = ca.issue(service_dir, names, tls.lifetime.as_secs())?;
     state.write_private(dir.join(SERVER_KEY), key.as_bytes())?;
     state.write_private(dir.join(SERVER_CA), ca.cert_pem().as_bytes())?;
@@ -522,5 +698,110 @@ mod tests {
             TlsVersion::V1_3,
         )
         .unwrap();
+    }
+
+    /// A CA (or, with `ca: false`, a leaf) made with rcgen: (certificate PEM, key PEM).
+    fn made(ca: bool, not_after_days: i64) -> (String, String) {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(vec!["corp".to_owned()]).unwrap();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "corp test CA");
+        if ca {
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        }
+        let now = time::OffsetDateTime::now_utc();
+        params.not_before = now - time::Duration::days(2);
+        params.not_after = now + time::Duration::days(not_after_days);
+        (params.self_signed(&key).unwrap().pem(), key.serialize_pem())
+    }
+
+    #[tokio::test]
+    async fn a_referenced_ca_is_checked_kept_private_and_issues_the_certificates() {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let (cert, key) = made(true, 30);
+        let message = |r: Result<Ca, TlsError>| r.map(|_| ()).unwrap_err().to_string();
+        // Not a CA; expired; someone else's key; not PEM at all.
+        let (leaf, leaf_key) = made(false, 30);
+        let e = message(Ca::from_pems(&leaf, &leaf_key, now));
+        assert!(
+            e.starts_with("tls.ca_cert holds `CN=corp test CA`, which is not a CA certificate"),
+            "{e}"
+        );
+        let (old, old_key) = made(true, -1);
+        let e = message(Ca::from_pems(&old, &old_key, now));
+        assert!(e.contains("which is not valid now"), "{e}");
+        let (_, other_key) = made(true, 30);
+        let e = message(Ca::from_pems(&cert, &other_key, now));
+        assert!(
+            e.starts_with("tls.ca_key is not the key of the CA `CN=corp test CA`"),
+            "{e}"
+        );
+        let e = message(Ca::from_pems(&key, &cert, now));
+        assert!(e.starts_with("tls.ca_cert holds no PEM certificate"), "{e}");
+        let e = message(Ca::from_pems(&cert, "not a key", now));
+        assert!(e.starts_with("tls.ca_key holds no private key"), "{e}");
+        // The error never carries the key.
+        assert!(!e.contains("PRIVATE"), "{e}");
+
+        // Resolved from references, kept 0600 and used for issuance.
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let state = StateDir::open(tmp.path(), "dev").unwrap();
+        let mut t = tls("1h");
+        let var = |n: &str| cp_core::units::SecretRef::Env { name: n.into() };
+        t.ca = TlsCa::Ref {
+            cert: var("CP_TLS_UNIT_TEST_SURELY_UNSET_CA_CERT"),
+            key: var("CP_TLS_UNIT_TEST_SURELY_UNSET_CA_KEY"),
+        };
+        // Before the CA is prepared nothing is issued, and nothing is generated.
+        let names = server_names("redis", &[]);
+        let e = ensure_server_cert(&state, "dev", &t, "redis", &names, now).unwrap_err();
+        assert!(matches!(e, TlsError::RefNotPrepared), "{e}");
+        assert!(!state.join(CA_CERT).exists());
+        let secrets = SecretResolver::new(Some(state.clone()));
+        let e = prepare_ca(&state, "dev", &t, &secrets).await.unwrap_err();
+        assert!(
+            crate::error::chain(&e).contains("export CP_TLS_UNIT_TEST_SURELY_UNSET_CA_CERT"),
+            "{}",
+            crate::error::chain(&e)
+        );
+        // (Validation accepts only vault:// and env://; plain values stand in here.)
+        t.ca = TlsCa::Ref {
+            cert: cp_core::units::SecretRef::Plain(cert.clone()),
+            key: cp_core::units::SecretRef::Plain(key.clone()),
+        };
+        assert!(prepare_ca(&state, "dev", &t, &secrets).await.unwrap());
+        assert!(!prepare_ca(&state, "dev", &t, &secrets).await.unwrap());
+        for f in [CA_CERT, CA_KEY] {
+            let mode = std::fs::metadata(state.join(f))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{f}");
+        }
+        assert_eq!(std::fs::read_to_string(state.join(CA_CERT)).unwrap(), cert);
+        ensure_server_cert(&state, "dev", &t, "redis", &names, now).unwrap();
+        // The served certificate chains to the referenced CA and names the service.
+        let ca_file = tmp.path().join("corp.crt");
+        std::fs::write(&ca_file, &cert).unwrap();
+        use rustls::client::danger::ServerCertVerifier;
+        let served = CertificateDer::from_pem_file(state.join("redis/tls/server.crt")).unwrap();
+        let roots = roots(&ca_file).unwrap();
+        let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+            Arc::new(roots),
+            provider(),
+        )
+        .build()
+        .unwrap();
+        verifier
+            .verify_server_cert(
+                &served,
+                &[],
+                &ServerName::try_from("redis").unwrap(),
+                &[],
+                rustls::pki_types::UnixTime::now(),
+            )
+            .unwrap();
     }
 }

@@ -56,6 +56,53 @@ pub enum TokenError {
     /// A name that is not `[a-z0-9._-]{1,64}`.
     #[error("`{0}` is not a token name: use 1 to 64 of a-z, 0-9, `.`, `_`, `-`")]
     BadName(String),
+    /// Asked to live longer than its role's `serve.tokens.max_ttl` allows (refused,
+    /// never shortened: a token that expires before its holder expects is worse).
+    #[error(
+        "{asked} is longer than {role} tokens may live in {env} (serve.tokens.max_ttl.{role}: {max}); pass --ttl {max} or less"
+    )]
+    TooLong {
+        /// The role.
+        role: Role,
+        /// What was asked for (`never expiring`, `--ttl 30d`).
+        asked: String,
+        /// The maximum.
+        max: String,
+        /// The environment whose setting it is.
+        env: String,
+    },
+}
+
+/// Checks `ttl` (`None`: never expires) against `role`'s maximum from
+/// `serve.tokens.max_ttl` in `env`: a longer one, or none when there is a maximum, is
+/// refused ([`TokenError::TooLong`]), not clipped.
+pub fn check_max_ttl(
+    role: Role,
+    ttl: Option<chrono::Duration>,
+    max: &cp_core::model::TokenMaxTtl,
+    env: &str,
+) -> Result<(), TokenError> {
+    let max = match role {
+        Role::Viewer => &max.viewer,
+        Role::Editor => &max.editor,
+        Role::Admin => &max.admin,
+    };
+    let Some(max) = max else { return Ok(()) };
+    let limit = i64::try_from(max.as_secs()).unwrap_or(i64::MAX);
+    let asked = match ttl {
+        Some(t) if t.num_seconds() <= limit => return Ok(()),
+        Some(t) => format!(
+            "--ttl {}",
+            cp_core::units::Duration::from_secs(t.num_seconds().max(0) as u64)
+        ),
+        None => "a token that never expires".to_owned(),
+    };
+    Err(TokenError::TooLong {
+        role,
+        asked,
+        max: max.to_string(),
+        env: env.to_owned(),
+    })
 }
 
 /// One stored token: never the token itself.
@@ -372,5 +419,27 @@ mod tests {
         let names: Vec<String> = store.list().unwrap().into_iter().map(|t| t.name).collect();
         assert_eq!(names, ["new"]);
         store.create("old", Role::Viewer, None, None).unwrap();
+    }
+
+    #[test]
+    fn a_token_longer_than_its_roles_max_ttl_is_refused_not_clipped() {
+        let max = cp_core::model::TokenMaxTtl {
+            admin: Some(cp_core::units::Duration::parse("24h").unwrap()),
+            ..Default::default()
+        };
+        let h = chrono::Duration::hours;
+        check_max_ttl(Role::Admin, Some(h(24)), &max, "production").unwrap();
+        check_max_ttl(Role::Viewer, None, &max, "production").unwrap();
+        let e = check_max_ttl(Role::Admin, Some(h(25)), &max, "production").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "--ttl 1d1h is longer than admin tokens may live in production (serve.tokens.max_ttl.admin: 24h); pass --ttl 24h or less"
+        );
+        let e = check_max_ttl(Role::Admin, None, &max, "production").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("a token that never expires is longer"),
+            "{e}"
+        );
     }
 }

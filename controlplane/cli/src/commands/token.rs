@@ -50,7 +50,9 @@ pub(crate) enum TokenAction {
         /// id, and deleting the tenant through the server revokes it.
         #[arg(long)]
         tenant: Option<String>,
-        /// Expire after this long (`12h`, `30d`); default: never.
+        /// Expire after this long (`12h`, `30d`); default: never. At most the
+        /// role's `serve.tokens.max_ttl` in the environment (`--env`), when it sets one:
+        /// a longer one (or none) is refused.
         #[arg(long)]
         ttl: Option<String>,
     },
@@ -83,7 +85,7 @@ fn resolve_tenant(global: &Global, key: &str) -> Result<cp_app::views::TenantVie
 
 fn failure(e: TokenError) -> Failure {
     match e {
-        TokenError::Exists(_) | TokenError::BadName(_) => {
+        TokenError::Exists(_) | TokenError::BadName(_) | TokenError::TooLong { .. } => {
             Failure::App(AppError::Usage(e.to_string()))
         }
         TokenError::NoSuchToken(_) => Failure::App(AppError::NotFound(e.to_string())),
@@ -124,6 +126,15 @@ pub(crate) fn run(global: &Global, args: TokenArgs) -> Outcome {
                 RoleArg::Editor => Role::Editor,
                 RoleArg::Admin => Role::Admin,
             };
+            // The environment's `serve.tokens.max_ttl`: a longer token is refused.
+            let env = cp_app::session::load(&global.target())?;
+            cp_server::tokens::check_max_ttl(
+                role,
+                ttl,
+                &env.serve.token_max_ttl,
+                env.name.as_str(),
+            )
+            .map_err(failure)?;
             let tenant = tenant.map(|key| resolve_tenant(global, &key)).transpose()?;
             let token = store
                 .create(&name, role, tenant.as_ref().map(|t| t.id.clone()), ttl)
