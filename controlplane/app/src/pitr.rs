@@ -169,6 +169,39 @@ pub struct WindowView {
     pub error: Option<String>,
 }
 
+/// [`WindowView`] as people read it (the console): the window's ends to the second,
+/// its span and the archive's lag with the CLI's units.
+#[derive(Debug, Clone, Serialize)]
+pub struct WindowShown {
+    /// Earliest restorable time (RFC 3339, seconds).
+    pub earliest: Option<String>,
+    /// Latest restorable time.
+    pub latest: Option<String>,
+    /// `latest - earliest`, e.g. `2h`.
+    pub span: Option<String>,
+    /// The archive's lag, e.g. `12s`.
+    pub lag: Option<String>,
+    /// When the newest segment reached the archive.
+    pub last_archived: Option<String>,
+}
+
+impl WindowView {
+    /// The window as the console shows it.
+    pub fn shown(&self) -> WindowShown {
+        use crate::views::{rfc3339, units::uptime};
+        let w = self.window.as_ref();
+        WindowShown {
+            earliest: w.map(|w| rfc3339(w.earliest)),
+            latest: w.map(|w| rfc3339(w.latest)),
+            span: w.map(|w| uptime(u64::try_from((w.latest - w.earliest).num_seconds()).ok())),
+            lag: self
+                .archive_lag_seconds
+                .map(|l| uptime(u64::try_from(l).ok())),
+            last_archived: self.last_archived.map(rfc3339),
+        }
+    }
+}
+
 impl std::fmt::Display for WindowView {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if let Some(e) = &self.error {

@@ -806,16 +806,10 @@ async fn console_page(
     ctx.insert("rows", &rows);
     // The recoverable window as people read it: times to the second, its span and
     // the archive's lag with their units.
-    let pitr_shown = sets.as_ref().and_then(|v| v.pitr.as_ref()).map(|p| {
-        let w = p.window.as_ref();
-        serde_json::json!({
-            "earliest": w.map(|w| cp_app::views::rfc3339(w.earliest)),
-            "latest": w.map(|w| cp_app::views::rfc3339(w.latest)),
-            "span": w.map(|w| cp_app::views::units::uptime(u64::try_from((w.latest - w.earliest).num_seconds()).ok())),
-            "lag": p.archive_lag_seconds.map(|l| cp_app::views::units::uptime(u64::try_from(l).ok())),
-            "last_archived": p.last_archived.map(cp_app::views::rfc3339),
-        })
-    });
+    let pitr_shown = sets
+        .as_ref()
+        .and_then(|v| v.pitr.as_ref())
+        .map(cp_app::pitr::WindowView::shown);
     ctx.insert("pitr_shown", &pitr_shown);
     ctx.insert("sets", &sets);
     ctx.insert("sets_error", &sets_error);
