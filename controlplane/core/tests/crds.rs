@@ -285,7 +285,7 @@ fn the_secret_store_settings_are_validated() {
     );
     let e = load_errors("production", &["services.vault.enabled=false"]);
     assert!(
-        e.contains(&"apps.capsule-registry.secrets.DATABASE_URL | a `vault://` reference, but services.vault is disabled".to_owned()),
+        e.contains(&"apps.capsule-registry.secrets.OIDC_CLIENT_SECRET | a `vault://` reference, but services.vault is disabled".to_owned()),
         "{e:#?}"
     );
     assert_eq!(
