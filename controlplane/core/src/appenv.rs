@@ -72,14 +72,13 @@ pub fn app_env(
 ) -> BTreeMap<String, AppValue> {
     let mut out = BTreeMap::new();
     let u = &app.uses;
-    let with = |template: String, service: &str, reference: &SecretRef, var: &str| {
-        AppValue::WithSecret {
+    let with =
+        |template: String, service: &str, reference: &SecretRef, var: &str| AppValue::WithSecret {
             template,
             setting: setting(app_name, service),
             reference: reference.clone(),
             var: var.to_owned(),
-        }
-    };
+        };
     if let (Some(p), Some(d)) = (&u.postgres, dial(CoreKind::Postgres)) {
         let tls = d.ca.as_ref().map_or(String::new(), |ca| {
             format!("?sslmode=verify-full&sslrootcert={ca}")
@@ -199,8 +198,6 @@ pub fn encode_userinfo(s: &str) -> String {
 pub fn fill(value: &AppValue, secret: &str) -> String {
     match value {
         AppValue::Plain { value } => value.clone(),
-        AppValue::WithSecret { template, .. } => {
-            template.replace(SECRET, &encode_userinfo(secret))
-        }
+        AppValue::WithSecret { template, .. } => template.replace(SECRET, &encode_userinfo(secret)),
     }
 }

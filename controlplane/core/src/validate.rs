@@ -1242,8 +1242,12 @@ fn apps(cx: &mut Cx<'_>, raw: &RawEnvironment, domain: &str) -> BTreeMap<Service
             let w_path = format!("{path}.worm_storage");
             let mount = w.path.clone().unwrap_or_else(|| format!("/var/lib/{name}"));
             if !mount.starts_with('/') || !is_url_path(&mount) || mount == "/" {
-                cx.err(&format!("{w_path}.path"), format!("`{mount}` is not an absolute path"))
-                    .expected = Some("an absolute directory, e.g. `/var/lib/anumate/capsule-content`".into());
+                cx.err(
+                    &format!("{w_path}.path"),
+                    format!("`{mount}` is not an absolute path"),
+                )
+                .expected =
+                    Some("an absolute directory, e.g. `/var/lib/anumate/capsule-content`".into());
             }
             WormStorage {
                 path: mount,
@@ -1290,8 +1294,7 @@ fn apps(cx: &mut Cx<'_>, raw: &RawEnvironment, domain: &str) -> BTreeMap<Service
 fn is_redis_prefix(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, ':' | '-' | '_' | '.' | '/'))
 }
 
@@ -1440,7 +1443,10 @@ fn app_uses(
     let vault = raw.vault.as_ref().map(|v| {
         let v_path = format!("{path}.vault");
         missing(cx, "vault", "vault", s.vault.enabled != Some(false));
-        let paths = v.paths.clone().unwrap_or_else(|| vec![format!("apps/{name}")]);
+        let paths = v
+            .paths
+            .clone()
+            .unwrap_or_else(|| vec![format!("apps/{name}")]);
         if paths.is_empty() {
             cx.err(&format!("{v_path}.paths"), "no paths").expected =
                 Some(format!("KV paths it may read, e.g. `[apps/{name}]`"));
@@ -1463,16 +1469,22 @@ fn app_uses(
         if !(issuer.starts_with("https://") || issuer.starts_with("http://"))
             || issuer.contains(|c: char| c.is_whitespace() || c.is_control())
         {
-            cx.err(&format!("{o_path}.issuer_url"), format!("`{issuer}` is not an issuer URL"))
-                .expected = Some("an `https://` URL, e.g. `https://anumate.eu.auth0.com/`".into());
+            cx.err(
+                &format!("{o_path}.issuer_url"),
+                format!("`{issuer}` is not an issuer URL"),
+            )
+            .expected = Some("an `https://` URL, e.g. `https://anumate.eu.auth0.com/`".into());
         }
         let client_id = o.client_id.clone().unwrap_or_default();
-        for (k, v) in [("client_id", Some(&client_id)), ("audience", o.audience.as_ref())] {
+        for (k, v) in [
+            ("client_id", Some(&client_id)),
+            ("audience", o.audience.as_ref()),
+        ] {
             if let Some(v) = v
                 && (v.is_empty() || v.contains(|c: char| c.is_whitespace() || c.is_control()))
             {
-                cx.err(&format!("{o_path}.{k}"), format!("`{v}` is not a {k}")).expected =
-                    Some("a non-empty value without spaces".into());
+                cx.err(&format!("{o_path}.{k}"), format!("`{v}` is not a {k}"))
+                    .expected = Some("a non-empty value without spaces".into());
             }
         }
         AppOidc {

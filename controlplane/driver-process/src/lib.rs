@@ -462,7 +462,10 @@ impl ProcessDriver {
             let value = cx.secrets.resolve(&s.setting, &s.reference).await?;
             env.push((
                 s.var.to_owned(),
-                Secret::new(cp_core::serverconf::secret_env_value(&s.var, value.expose())),
+                Secret::new(cp_core::serverconf::secret_env_value(
+                    &s.var,
+                    value.expose(),
+                )),
             ));
         }
         let intent = Intent {

@@ -493,11 +493,15 @@ fn core_launch(root: &Path, env: &Environment, kind: CoreKind) -> Option<Launch>
                 ]
                 .into_iter()
                 // Each app's NATS user (`serverconf::nats_app_users`).
-                .chain(serverconf::nats_app_users(env).into_iter().map(|u| SecretVar {
-                    var: u.var,
-                    setting: u.setting,
-                    reference: u.uses.password.clone(),
-                }))
+                .chain(
+                    serverconf::nats_app_users(env)
+                        .into_iter()
+                        .map(|u| SecretVar {
+                            var: u.var,
+                            setting: u.setting,
+                            reference: u.uses.password.clone(),
+                        }),
+                )
                 .collect(),
                 env: vec![],
                 dirs: vec!["jetstream"],

@@ -490,7 +490,10 @@ pub async fn app_login(
 
 /// Logs in through the AppRole `role` (an app's own is `app-<app>`) with a fresh
 /// secret id: the token and its TTL in seconds.
-pub async fn role_login(access: &VaultAccess, role: &str) -> Result<(crate::Secret, u64), SeedError> {
+pub async fn role_login(
+    access: &VaultAccess,
+    role: &str,
+) -> Result<(crate::Secret, u64), SeedError> {
     let c = client(access)?;
     let role_id = c
         .read(&format!("auth/approle/role/{role}/role-id"))

@@ -34,7 +34,10 @@ fn userinfo(url: &str) -> (String, String, String) {
 async fn the_capsule_registry_gets_exactly_what_it_uses() {
     let t = TestEnv::new(&["monitoring.enabled=false", "backup.enabled=false"]);
     let app = ServiceName::new("capsule-registry").unwrap();
-    assert!(t.env.apps[&app].uses.postgres.is_some(), "base.yaml declares what it uses");
+    assert!(
+        t.env.apps[&app].uses.postgres.is_some(),
+        "base.yaml declares what it uses"
+    );
     t.up().await.expect("the platform comes up");
     let access = t.access().await;
 
@@ -64,7 +67,9 @@ async fn the_capsule_registry_gets_exactly_what_it_uses() {
             "no change `{want}` in {all:#?}"
         );
     }
-    let again = cp_seed::seed_all(&access, &t.env).await.expect("seed again");
+    let again = cp_seed::seed_all(&access, &t.env)
+        .await
+        .expect("seed again");
     let changed: Vec<&String> = again.reports.iter().flat_map(|r| &r.changes).collect();
     assert!(changed.is_empty(), "a second seed changed {changed:#?}");
 
@@ -216,9 +221,7 @@ async fn nats(url: &str) {
     assert_eq!(got.subject.as_str(), "events.capsule.created");
 
     // Anything else is refused by the server, which says so.
-    let refused = |what: &'static str| {
-        move |m: &String| m.to_ascii_lowercase().contains(what)
-    };
+    let refused = |what: &'static str| move |m: &String| m.to_ascii_lowercase().contains(what);
     client
         .publish("events.plan.created", "x".into())
         .await
@@ -256,7 +259,9 @@ async fn redis(url: &str) {
         .await
         .expect("the app's Redis user logs in with REDIS_URL");
     assert_eq!(
-        c.command(&["SET", "capsule-registry:k", "v"]).await.unwrap(),
+        c.command(&["SET", "capsule-registry:k", "v"])
+            .await
+            .unwrap(),
         Reply::Simple("OK".into())
     );
     for args in [
@@ -278,7 +283,10 @@ async fn vault(t: &TestEnv, access: &cp_seed::Access) {
     let v = access.vault.as_ref().expect("vault runs");
     let root = v.client().expect("the root token");
     let kv = &t.env.vault.kv_mount;
-    for p in ["anumate/config/capsule-registry", "anumate/config/other-app"] {
+    for p in [
+        "anumate/config/capsule-registry",
+        "anumate/config/other-app",
+    ] {
         root.write(
             &format!("{kv}/data/{p}"),
             &json!({"data": {"signing_public_key": "pk"}}),
@@ -301,10 +309,7 @@ async fn vault(t: &TestEnv, access: &cp_seed::Access) {
         format!("{kv}/data/tenants/{TENANT_A}/x"),
         "sys/policies/acl/app-capsule-registry".to_owned(),
     ] {
-        assert!(
-            app.read(&p).await.is_err(),
-            "the app's AppRole reads {p}"
-        );
+        assert!(app.read(&p).await.is_err(), "the app's AppRole reads {p}");
     }
     assert!(
         app.write(
