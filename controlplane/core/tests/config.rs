@@ -75,6 +75,7 @@ fn switched_off_and_derived_settings_survive_config() {
             "services.redis.enabled=false",
             // An app cannot use what the environment does not run.
             "apps.capsule-registry.uses.redis=null",
+            "apps.capsule-registry.depends_on=[postgres, nats, vault]",
             "dashboards.boards.vault.enabled=false",
             "streams.SYSTEM_EVENTS.max_bytes=1Gi",
             "streams.SYSTEM_EVENTS.duplicate_window=90s",

@@ -387,7 +387,7 @@ impl ProcessDriver {
             match &f.secret {
                 None => cx.state.write(rel(f.name), f.text.as_bytes(), 0o644)?,
                 Some(s) => {
-                    let value = cx.secrets.resolve(&s.setting, &s.reference).await?;
+                    let value = cx.secrets.resolve(s.setting, &s.reference).await?;
                     let text = s.fill(&f.text, value.expose());
                     cx.state.write_private(rel(f.name), text.as_bytes())?;
                 }
