@@ -3,6 +3,7 @@
 //! Nothing here does I/O: callers hand in file contents and get back validated models,
 //! rendered files and plans. That keeps it deterministic and fast to test.
 
+pub mod appenv;
 pub mod catalog;
 pub mod diag;
 pub mod envplan;

@@ -427,6 +427,93 @@ pub struct App {
     pub secrets: BTreeMap<String, SecretRef>,
     /// What it needs first.
     pub depends_on: Vec<ServiceName>,
+    /// What of the platform it uses, with its own credentials.
+    pub uses: AppUses,
+    /// Its write-once storage volume, when it has one.
+    pub worm_storage: Option<WormStorage>,
+}
+
+/// An app's write-once storage volume.
+#[derive(Debug, Clone, Serialize)]
+pub struct WormStorage {
+    /// Mount path (absolute).
+    pub path: String,
+    /// Size on Kubernetes.
+    pub size: Memory,
+}
+
+/// The platform services an app uses (each `None` when it does not).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AppUses {
+    /// Its database and role.
+    pub postgres: Option<AppPostgres>,
+    /// Its NATS user.
+    pub nats: Option<AppNats>,
+    /// Its Redis ACL user.
+    pub redis: Option<AppRedis>,
+    /// Its Vault AppRole and policy.
+    pub vault: Option<AppVault>,
+    /// Its OpenID Connect settings.
+    pub oidc: Option<AppOidc>,
+}
+
+/// An app's database and login role.
+#[derive(Debug, Clone, Serialize)]
+pub struct AppPostgres {
+    /// The database it connects to (its own, or the platform's).
+    pub database: String,
+    /// Whether `database` is its own (created for it) rather than the platform's.
+    pub own_database: bool,
+    /// The schema its tables live in (its role's `search_path`).
+    pub schema: String,
+    /// Its login role: no superuser, no BYPASSRLS, owns nothing.
+    pub role: String,
+    /// The role's password.
+    pub password: SecretRef,
+}
+
+/// An app's NATS user.
+#[derive(Debug, Clone, Serialize)]
+pub struct AppNats {
+    /// The user name (`app-<app>`).
+    pub user: String,
+    /// Subjects it may publish to.
+    pub publish: Vec<String>,
+    /// Subjects it may subscribe on (besides its own reply inbox).
+    pub subscribe: Vec<String>,
+    /// The user's password.
+    pub password: SecretRef,
+}
+
+/// An app's Redis ACL user.
+#[derive(Debug, Clone, Serialize)]
+pub struct AppRedis {
+    /// The user name (`app-<app>`).
+    pub user: String,
+    /// Its key and channel prefix.
+    pub prefix: String,
+    /// The user's password.
+    pub password: SecretRef,
+}
+
+/// An app's Vault AppRole.
+#[derive(Debug, Clone, Serialize)]
+pub struct AppVault {
+    /// The AppRole and its policy's name (`app-<app>`).
+    pub role: String,
+    /// KV paths (under the KV mount) it may read, with what is below them.
+    pub paths: Vec<String>,
+}
+
+/// An app's OpenID Connect settings.
+#[derive(Debug, Clone, Serialize)]
+pub struct AppOidc {
+    /// Issuer URL.
+    pub issuer_url: String,
+    /// Client id.
+    pub client_id: String,
+    /// Audience.
+    pub audience: Option<String>,
 }
 
 /// Horizontal pod autoscaling.

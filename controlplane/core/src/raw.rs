@@ -439,6 +439,103 @@ pub struct RawApp {
     pub secrets: BTreeMap<String, String>,
     /// Services this app needs before it starts (core services, extras, other apps).
     pub depends_on: Option<Vec<String>>,
+    /// What of the platform the app uses: `seed` gives it its own credentials for
+    /// each (a database role, a NATS user, a Redis ACL user, a Vault AppRole) with
+    /// exactly these rights, and its environment gets the connection settings.
+    pub uses: Option<RawAppUses>,
+    /// Write-once storage for what the app must never overwrite (seed 003's signed
+    /// artifacts): a volume mounted at `path` (given to the app as
+    /// `WORM_STORAGE_PATH`); on Kubernetes a PersistentVolumeClaim of its own, the
+    /// root filesystem staying read-only. Write-once is the app's discipline on this
+    /// volume: see ARCHITECTURE.md, "Apps", for what the platform does and does not
+    /// enforce.
+    pub worm_storage: Option<RawWormStorage>,
+}
+
+/// An app's write-once storage volume.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawWormStorage {
+    /// Where it is mounted, e.g. `/var/lib/anumate/capsule-content`.
+    pub path: Option<String>,
+    /// Its size on Kubernetes, e.g. `10Gi`.
+    pub size: Option<String>,
+}
+
+/// The platform services an app uses.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAppUses {
+    /// Its own PostgreSQL database (or a schema of the platform database) and login
+    /// role, subject to row-level security; gives `DATABASE_URL`.
+    pub postgres: Option<RawAppPostgres>,
+    /// A NATS user that may publish and subscribe exactly these subjects; gives
+    /// `EVENTS_NATS_URL`.
+    pub nats: Option<RawAppNats>,
+    /// A Redis ACL user limited to a key prefix; gives `REDIS_URL`.
+    pub redis: Option<RawAppRedis>,
+    /// A Vault AppRole whose policy reads only the app's KV paths; gives `VAULT_ADDR`.
+    pub vault: Option<RawAppVault>,
+    /// OpenID Connect settings; gives `OIDC_*`.
+    pub oidc: Option<RawAppOidc>,
+}
+
+/// An app's PostgreSQL database.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAppPostgres {
+    /// Its own database, e.g. `capsule_registry` (its tables live in a schema of the
+    /// same name). Give this or `schema`.
+    pub database: Option<String>,
+    /// A schema of its own in the platform database instead of a database.
+    pub schema: Option<String>,
+    /// Its login role (default: the database or schema name).
+    pub role: Option<String>,
+    /// Password of the role (secret reference; `generate` by default in dev).
+    pub password: Option<String>,
+}
+
+/// An app's NATS user.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAppNats {
+    /// Subjects it may publish to, e.g. `events.capsule.>`.
+    pub publish: Vec<String>,
+    /// Subjects it may subscribe on.
+    pub subscribe: Vec<String>,
+    /// Password of the user (secret reference; `generate` by default in dev).
+    pub password: Option<String>,
+}
+
+/// An app's Redis ACL user.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAppRedis {
+    /// The key (and channel) prefix it may use (default `<app>:`).
+    pub prefix: Option<String>,
+    /// Password of the user (secret reference; `generate` by default in dev).
+    pub password: Option<String>,
+}
+
+/// An app's Vault AppRole.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAppVault {
+    /// KV paths (under the KV mount, without `data/`) it may read, each with what is
+    /// below it (default `[apps/<app>]`).
+    pub paths: Option<Vec<String>>,
+}
+
+/// An app's OpenID Connect settings.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAppOidc {
+    /// The issuer, e.g. `https://anumate.eu.auth0.com/`.
+    pub issuer_url: Option<String>,
+    /// The client id.
+    pub client_id: Option<String>,
+    /// The audience tokens must carry.
+    pub audience: Option<String>,
 }
 
 /// Log levels.

@@ -296,6 +296,39 @@ fn app(a: &App) -> RawApp {
         env: a.env.clone(),
         secrets: secrets(&a.secrets),
         depends_on: Some(a.depends_on.iter().map(ToString::to_string).collect()),
+        uses: Some(app_uses(&a.uses)),
+        worm_storage: a.worm_storage.as_ref().map(|w| RawWormStorage {
+            path: Some(w.path.clone()),
+            size: Some(w.size.as_str().to_owned()),
+        }),
+    }
+}
+
+fn app_uses(u: &AppUses) -> RawAppUses {
+    RawAppUses {
+        postgres: u.postgres.as_ref().map(|p| RawAppPostgres {
+            database: p.own_database.then(|| p.database.clone()),
+            schema: (!p.own_database).then(|| p.schema.clone()),
+            role: Some(p.role.clone()),
+            password: secret(&p.password),
+        }),
+        nats: u.nats.as_ref().map(|n| RawAppNats {
+            publish: n.publish.clone(),
+            subscribe: n.subscribe.clone(),
+            password: secret(&n.password),
+        }),
+        redis: u.redis.as_ref().map(|r| RawAppRedis {
+            prefix: Some(r.prefix.clone()),
+            password: secret(&r.password),
+        }),
+        vault: u.vault.as_ref().map(|v| RawAppVault {
+            paths: Some(v.paths.clone()),
+        }),
+        oidc: u.oidc.as_ref().map(|o| RawAppOidc {
+            issuer_url: Some(o.issuer_url.clone()),
+            client_id: Some(o.client_id.clone()),
+            audience: o.audience.clone(),
+        }),
     }
 }
 

@@ -183,6 +183,28 @@ pub fn vault(env: &Environment) -> Vec<Resource> {
         json!({"allowed_policies": [BACKUP_POLICY], "orphan": true, "renewable": false}),
         UpdateMode::InPlace,
     ));
+    for app in env.apps.values() {
+        if let Some(a) = &app.uses.vault {
+            out.push(res(
+                "policy",
+                &a.role,
+                json!({"policy": app_policy_hcl(&v.kv_mount, &a.paths)}),
+                UpdateMode::InPlace,
+            ));
+            out.push(res(
+                "approle",
+                &a.role,
+                json!({
+                    "token_policies": [a.role],
+                    "token_ttl": v.app_role.token_ttl.as_secs(),
+                    "token_max_ttl": v.app_role.token_max_ttl.as_secs(),
+                    "secret_id_ttl": v.app_role.token_max_ttl.as_secs() * 6,
+                    "token_type": "service",
+                }),
+                UpdateMode::InPlace,
+            ));
+        }
+    }
     out.push(res(
         "approle",
         &v.app_role.name,
@@ -214,12 +236,83 @@ fn redis_users(env: &Environment, app_user: &str) -> Vec<Resource> {
     if env.services.redis.is_none() {
         return Vec::new();
     }
-    vec![Resource {
+    let mut out = vec![Resource {
         id: ResourceId::new(Layer::Cache, "acl-user", app_user),
         service: core("redis"),
         spec: json!({"rules": redis_app_acl()}),
         update: UpdateMode::InPlace,
-    }]
+    }];
+    for app in env.apps.values() {
+        if let Some(r) = &app.uses.redis {
+            out.push(Resource {
+                id: ResourceId::new(Layer::Cache, "acl-user", &r.user),
+                service: core("redis"),
+                spec: json!({"rules": app_redis_acl(&r.prefix)}),
+                update: UpdateMode::InPlace,
+            });
+        }
+    }
+    out
+}
+
+/// The Redis ACL rules of an app's own user: keys and channels under its prefix, no
+/// administrative or dangerous commands (validation keeps glob characters out of
+/// the prefix, so the pattern covers the prefix and nothing else).
+pub fn app_redis_acl(prefix: &str) -> String {
+    format!("~{prefix}* &{prefix}* +@all -@admin -@dangerous")
+}
+
+/// An app's Vault policy: read its KV paths (each and what is below it), list their
+/// metadata; nothing else (no transit, no other app's or tenant's subtree).
+pub fn app_policy_hcl(kv_mount: &str, paths: &[String]) -> String {
+    let mut out = String::new();
+    for p in paths {
+        out.push_str(&format!(
+            "path \"{kv_mount}/data/{p}\" {{\n  capabilities = [\"read\"]\n}}\n\
+             path \"{kv_mount}/data/{p}/*\" {{\n  capabilities = [\"read\"]\n}}\n\
+             path \"{kv_mount}/metadata/{p}/*\" {{\n  capabilities = [\"list\"]\n}}\n"
+        ));
+    }
+    out
+}
+
+/// What an app role's password reads as in a plan when it matches its setting.
+pub const APP_PASSWORD_MATCHES: &str = "matches the app's setting";
+
+/// An app's PostgreSQL parts as the plan shows them: its role (login, no superuser,
+/// no BYPASSRLS, `search_path` its schema) and its database (own or the platform's)
+/// with its schema.
+pub fn app_postgres(env: &Environment) -> Vec<Resource> {
+    if env.services.postgres.is_none() {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for app in env.apps.values() {
+        if let Some(p) = &app.uses.postgres {
+            out.push(Resource {
+                id: ResourceId::new(Layer::Database, "app-role", &p.role),
+                service: core("postgres"),
+                spec: json!({
+                    "login": true,
+                    "bypassrls": false,
+                    "search_path": p.schema,
+                    "password": APP_PASSWORD_MATCHES,
+                }),
+                update: UpdateMode::InPlace,
+            });
+            out.push(Resource {
+                id: ResourceId::new(
+                    Layer::Database,
+                    "app-schema",
+                    format!("{}.{}", p.database, p.schema),
+                ),
+                service: core("postgres"),
+                spec: json!({"usage": [p.role]}),
+                update: UpdateMode::InPlace,
+            });
+        }
+    }
+    out
 }
 
 /// A tenant's identity as every service names it.

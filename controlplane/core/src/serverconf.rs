@@ -38,7 +38,10 @@ pub struct Layout {
 /// starting with a digit would read as a number and stop the server: NATS variables
 /// carry a quoted string. Other variables carry the value as is.
 pub fn secret_env_value(var: &str, value: &str) -> String {
-    if var == NATS_APP_PASSWORD_VAR || var == NATS_ADMIN_PASSWORD_VAR {
+    if var == NATS_APP_PASSWORD_VAR
+        || var == NATS_ADMIN_PASSWORD_VAR
+        || (var.starts_with(NATS_APP_USER_VAR_PREFIX) && var.ends_with("_PASSWORD"))
+    {
         nats_string(value)
     } else {
         value.to_owned()
@@ -279,6 +282,47 @@ pub fn app_inbox_prefix(nats: &Nats) -> String {
     format!("_INBOX_{}", nats.app_user)
 }
 
+/// The prefix of the variables carrying the passwords of apps' NATS users
+/// (`NATS_USER_CAPSULE_REGISTRY_PASSWORD`).
+pub const NATS_APP_USER_VAR_PREFIX: &str = "NATS_USER_";
+
+/// An app's NATS user as the server's configuration writes it.
+#[derive(Debug, Clone)]
+pub struct NatsAppUser<'e> {
+    /// The app.
+    pub app: &'e crate::names::ServiceName,
+    /// Its user (`app-<app>`), subjects and password reference.
+    pub uses: &'e crate::model::AppNats,
+    /// The server's environment variable carrying the password.
+    pub var: String,
+    /// The setting the password comes from (and a generated one's name).
+    pub setting: String,
+}
+
+/// Every app's NATS user, in app order.
+pub fn nats_app_users(env: &Environment) -> Vec<NatsAppUser<'_>> {
+    env.apps
+        .iter()
+        .filter_map(|(name, app)| {
+            app.uses.nats.as_ref().map(|uses| NatsAppUser {
+                app: name,
+                uses,
+                var: format!(
+                    "{NATS_APP_USER_VAR_PREFIX}{}_PASSWORD",
+                    name.as_str().replace('-', "_").to_ascii_uppercase()
+                ),
+                setting: format!("apps.{name}.uses.nats.password"),
+            })
+        })
+        .collect()
+}
+
+/// The inbox prefix an app's NATS user must use for requests (its only subscription
+/// beyond its subjects): `_INBOX_<user>`.
+pub fn app_user_inbox_prefix(user: &str) -> String {
+    format!("_INBOX_{user}")
+}
+
 /// `nats-server.conf` for a single server: one account with JetStream, an admin user
 /// (manages streams) and the app user, who may publish and subscribe only on the
 /// streams' subjects and use existing streams and consumers, never create or delete
@@ -393,6 +437,31 @@ pub fn nats_node_conf(
     );
     s.push_str("        }\n");
     s.push_str("      }\n");
+    // Each app's own user: exactly its subjects (and its own reply inbox), no
+    // JetStream API: the streams are the operator's.
+    for u in nats_app_users(env) {
+        let _ = writeln!(s, "      {{");
+        let _ = writeln!(
+            s,
+            "        user: {}, password: ${}",
+            nats_string(&u.uses.user),
+            u.var
+        );
+        s.push_str("        permissions: {\n");
+        let allow = |list: &[String]| {
+            if list.is_empty() {
+                "deny: [\">\"]".to_owned()
+            } else {
+                format!("allow: [{}]", quote_list(list))
+            }
+        };
+        let _ = writeln!(s, "          publish: {{ {} }}", allow(&u.uses.publish));
+        let mut sub = u.uses.subscribe.clone();
+        sub.push(format!("{}.>", app_user_inbox_prefix(&u.uses.user)));
+        let _ = writeln!(s, "          subscribe: {{ {} }}", allow(&sub));
+        s.push_str("        }\n");
+        s.push_str("      }\n");
+    }
     s.push_str("    ]\n");
     s.push_str("  }\n");
     s.push_str("}\n");

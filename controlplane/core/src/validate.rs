@@ -1273,6 +1273,29 @@ fn apps(cx: &mut Cx<'_>, raw: &RawEnvironment, domain: &str) -> BTreeMap<Service
             .help = Some("keep it in one of them".into());
         }
         let depends_on = deps(cx, &format!("{path}.depends_on"), app.depends_on.as_deref());
+        let uses = app_uses(cx, raw, &path, name, app.uses.as_ref());
+        let worm_storage = app.worm_storage.as_ref().map(|w| {
+            let w_path = format!("{path}.worm_storage");
+            let mount = w.path.clone().unwrap_or_else(|| format!("/var/lib/{name}"));
+            if !mount.starts_with('/') || !is_url_path(&mount) || mount == "/" {
+                cx.err(
+                    &format!("{w_path}.path"),
+                    format!("`{mount}` is not an absolute path"),
+                )
+                .expected =
+                    Some("an absolute directory, e.g. `/var/lib/anumate/capsule-content`".into());
+            }
+            WormStorage {
+                path: mount,
+                size: cx.memory(&format!("{w_path}.size"), w.size.as_deref(), "10Gi"),
+            }
+        });
+        let mut env_plain = app.env.clone();
+        if let Some(w) = &worm_storage {
+            env_plain
+                .entry("WORM_STORAGE_PATH".into())
+                .or_insert_with(|| w.path.clone());
+        }
         let app = App {
             image,
             tag: app.tag.clone().unwrap_or_else(|| "latest".into()),
@@ -1290,13 +1313,229 @@ fn apps(cx: &mut Cx<'_>, raw: &RawEnvironment, domain: &str) -> BTreeMap<Service
             },
             ingress,
             log_level: app.log_level.unwrap_or(LogLevel::Info),
-            env: app.env.clone(),
+            env: env_plain,
             secrets,
             depends_on,
+            uses,
+            worm_storage,
         };
         out.insert(sname, app);
     }
     out
+}
+
+/// A Redis key prefix an ACL pattern can carry as is: no glob characters (`*`, `?`,
+/// `[`, `\\`), which would widen `~<prefix>*` beyond the prefix, and nothing Redis'
+/// ACL syntax splits on.
+fn is_redis_prefix(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, ':' | '-' | '_' | '.' | '/'))
+}
+
+/// An app's `uses`: each part validated (identifiers as identifiers, subjects valid
+/// and not reserved, names not clashing with the platform's own), its credentials'
+/// references checked against the tier.
+fn app_uses(
+    cx: &mut Cx<'_>,
+    env: &RawEnvironment,
+    path: &str,
+    name: &str,
+    raw: Option<&raw::RawAppUses>,
+) -> AppUses {
+    let Some(raw) = raw else {
+        return AppUses::default();
+    };
+    let path = format!("{path}.uses");
+    let s = &env.services;
+    let platform_db = s
+        .postgres
+        .database
+        .clone()
+        .unwrap_or_else(|| "anumate".into());
+    let missing = |cx: &mut Cx<'_>, part: &str, svc: &str, on: bool| {
+        if !on {
+            cx.err(
+                &format!("{path}.{part}"),
+                format!("the app uses {svc}, which this environment does not run"),
+            )
+            .help = Some(format!("enable services.{svc} or remove {path}.{part}"));
+        }
+    };
+    let underscored = name.replace('-', "_");
+    let postgres = raw.postgres.as_ref().map(|p| {
+        let p_path = format!("{path}.postgres");
+        missing(cx, "postgres", "postgres", s.postgres.enabled != Some(false));
+        let (database, own, schema) = match (&p.database, &p.schema) {
+            (Some(d), None) => (d.clone(), true, d.clone()),
+            (None, Some(sc)) => (platform_db.clone(), false, sc.clone()),
+            (Some(d), Some(sc)) => {
+                cx.err(&format!("{p_path}.schema"), "both `database` and `schema` given")
+                    .help = Some(format!(
+                    "an app gets its own database `{d}` or a schema `{sc}` of the platform database, not both"
+                ));
+                (d.clone(), true, d.clone())
+            }
+            (None, None) => {
+                cx.err(&p_path, "neither `database` nor `schema` given").expected = Some(
+                    format!("`database: {underscored}` (its own database) or `schema: {underscored}`"),
+                );
+                (underscored.clone(), true, underscored.clone())
+            }
+        };
+        let role = p.role.clone().unwrap_or_else(|| schema.clone());
+        for (k, v) in [("database", &database), ("schema", &schema), ("role", &role)] {
+            if (k == "database" && !own) || (k == "role" && p.role.is_none()) {
+                continue;
+            }
+            cx.identifier(
+                &format!("{p_path}.{k}"),
+                v,
+                Ident::Postgres("PostgreSQL name", "capsule_registry"),
+            );
+        }
+        if crate::roles::MANAGED.contains(&role.as_str())
+            || role == crate::roles::SUPERUSER
+            || role.starts_with("pg_")
+        {
+            cx.err(&format!("{p_path}.role"), format!("`{role}` is a platform role"))
+                .help = Some("an app gets a role of its own; pick another name".into());
+        }
+        if own && database == platform_db.clone() {
+            cx.err(
+                &format!("{p_path}.database"),
+                format!("`{database}` is the platform database"),
+            )
+            .help = Some(format!("use `schema: {underscored}` for a schema in it, or another database name"));
+        }
+        if (!own && crate::roles::SCHEMAS.contains(&schema.as_str())) || schema == "public" {
+            cx.err(&format!("{p_path}.schema"), format!("`{schema}` is a platform schema"))
+                .help = Some("an app gets a schema of its own; pick another name".into());
+        }
+        AppPostgres {
+            database,
+            own_database: own,
+            schema,
+            role,
+            password: cx.secret(&format!("{p_path}.password"), p.password.as_deref()),
+        }
+    });
+    let nats = raw.nats.as_ref().map(|n| {
+        let n_path = format!("{path}.nats");
+        missing(cx, "nats", "nats", s.nats.enabled != Some(false));
+        for (k, list) in [("publish", &n.publish), ("subscribe", &n.subscribe)] {
+            for (i, subj) in list.iter().enumerate() {
+                let at = format!("{n_path}.{k}[{i}]");
+                if !valid_subject(subj) {
+                    cx.err(&at, format!("`{subj}` is not a valid subject")).expected = Some(
+                        "dot-separated tokens; `*` matches one token and `>` the rest (only last)"
+                            .into(),
+                    );
+                } else if let Some((reserved, whose)) = reserved_subject(subj) {
+                    let d = cx.err(
+                        &at,
+                        format!("`{subj}` overlaps `{reserved}`, the subjects of {whose}"),
+                    );
+                    d.expected = Some("subjects of your own, e.g. `events.capsule.>`".into());
+                    d.help = Some(
+                        "an app user gets exactly its subjects; JetStream's API and other clients' inboxes stay the operator's"
+                            .into(),
+                    );
+                }
+            }
+        }
+        if n.publish.is_empty() && n.subscribe.is_empty() {
+            cx.err(&n_path, "no subjects").expected =
+                Some("`publish` and/or `subscribe` lists, e.g. `publish: [\"events.capsule.>\"]`".into());
+        }
+        AppNats {
+            user: format!("app-{name}"),
+            publish: n.publish.clone(),
+            subscribe: n.subscribe.clone(),
+            password: cx.secret(&format!("{n_path}.password"), n.password.as_deref()),
+        }
+    });
+    let redis = raw.redis.as_ref().map(|r| {
+        let r_path = format!("{path}.redis");
+        missing(cx, "redis", "redis", s.redis.enabled != Some(false));
+        let prefix = r.prefix.clone().unwrap_or_else(|| format!("{name}:"));
+        if !is_redis_prefix(&prefix) {
+            cx.err(&format!("{r_path}.prefix"), format!("`{prefix}` is not a key prefix"))
+                .expected = Some(
+                "letters, digits, `:`, `-`, `_`, `.` and `/`, at most 64 (no glob characters), e.g. `capsule-registry:`"
+                    .into(),
+            );
+        } else if prefix.starts_with("t:") {
+            cx.err(&format!("{r_path}.prefix"), format!("`{prefix}` overlaps the tenants' prefix `t:`"))
+                .help = Some("tenants' keys live under `t:<tenant-id>:`; pick another prefix".into());
+        }
+        AppRedis {
+            user: format!("app-{name}"),
+            prefix,
+            password: cx.secret(&format!("{r_path}.password"), r.password.as_deref()),
+        }
+    });
+    let vault = raw.vault.as_ref().map(|v| {
+        let v_path = format!("{path}.vault");
+        missing(cx, "vault", "vault", s.vault.enabled != Some(false));
+        let paths = v
+            .paths
+            .clone()
+            .unwrap_or_else(|| vec![format!("apps/{name}")]);
+        if paths.is_empty() {
+            cx.err(&format!("{v_path}.paths"), "no paths").expected =
+                Some(format!("KV paths it may read, e.g. `[apps/{name}]`"));
+        }
+        for (i, p) in paths.iter().enumerate() {
+            cx.identifier(
+                &format!("{v_path}.paths[{i}]"),
+                p,
+                Ident::Mount("KV path", "apps/capsule-registry"),
+            );
+        }
+        AppVault {
+            role: format!("app-{name}"),
+            paths,
+        }
+    });
+    let oidc = raw.oidc.as_ref().map(|o| {
+        let o_path = format!("{path}.oidc");
+        let issuer = o.issuer_url.clone().unwrap_or_default();
+        if !(issuer.starts_with("https://") || issuer.starts_with("http://"))
+            || issuer.contains(|c: char| c.is_whitespace() || c.is_control())
+        {
+            cx.err(
+                &format!("{o_path}.issuer_url"),
+                format!("`{issuer}` is not an issuer URL"),
+            )
+            .expected = Some("an `https://` URL, e.g. `https://anumate.eu.auth0.com/`".into());
+        }
+        let client_id = o.client_id.clone().unwrap_or_default();
+        for (k, v) in [
+            ("client_id", Some(&client_id)),
+            ("audience", o.audience.as_ref()),
+        ] {
+            if let Some(v) = v
+                && (v.is_empty() || v.contains(|c: char| c.is_whitespace() || c.is_control()))
+            {
+                cx.err(&format!("{o_path}.{k}"), format!("`{v}` is not a {k}"))
+                    .expected = Some("a non-empty value without spaces".into());
+            }
+        }
+        AppOidc {
+            issuer_url: issuer,
+            client_id,
+            audience: o.audience.clone(),
+        }
+    });
+    AppUses {
+        postgres,
+        nats,
+        redis,
+        vault,
+        oidc,
+    }
 }
 
 fn deps(cx: &mut Cx<'_>, path: &str, raw: Option<&[String]>) -> Vec<ServiceName> {

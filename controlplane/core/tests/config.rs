@@ -73,6 +73,9 @@ fn switched_off_and_derived_settings_survive_config() {
             "monitoring.enabled=false",
             "backup.enabled=false",
             "services.redis.enabled=false",
+            // An app cannot use what the environment does not run.
+            "apps.capsule-registry.uses.redis=null",
+            "apps.capsule-registry.depends_on=[postgres, nats, vault]",
             "dashboards.boards.vault.enabled=false",
             "streams.SYSTEM_EVENTS.max_bytes=1Gi",
             "streams.SYSTEM_EVENTS.duplicate_window=90s",
@@ -97,7 +100,11 @@ fn switched_off_and_derived_settings_survive_config() {
         &[
             "services.vault.enabled=false",
             // Without Vault, the app's secrets come from the environment.
-            "apps.capsule-registry.secrets.DATABASE_URL=env://DATABASE_URL",
+            "apps.capsule-registry.uses.vault=null",
+            "apps.capsule-registry.uses.postgres.password=env://REGISTRY_PG_PASSWORD",
+            "apps.capsule-registry.uses.nats.password=env://REGISTRY_NATS_PASSWORD",
+            "apps.capsule-registry.uses.redis.password=env://REGISTRY_REDIS_PASSWORD",
+            "apps.capsule-registry.secrets.SIGNING_PUBLIC_KEY=env://SIGNING_PUBLIC_KEY",
             "apps.capsule-registry.secrets.OIDC_CLIENT_SECRET=env://OIDC_CLIENT_SECRET",
             "apps.capsule-registry.secrets.SIGNING_PRIVATE_KEY=env://SIGNING_PRIVATE_KEY",
             "monitoring.grafana_admin_password=env://GRAFANA_ADMIN_PASSWORD",

@@ -320,7 +320,7 @@ fn the_secret_store_settings_are_validated() {
     );
     let e = load_errors("production", &["services.vault.enabled=false"]);
     assert!(
-        e.contains(&"apps.capsule-registry.secrets.DATABASE_URL | a `vault://` reference, but services.vault is disabled".to_owned()),
+        e.contains(&"apps.capsule-registry.secrets.OIDC_CLIENT_SECRET | a `vault://` reference, but services.vault is disabled".to_owned()),
         "{e:#?}"
     );
     assert_eq!(
@@ -521,10 +521,13 @@ fn with_tls_every_core_service_serves_a_cert_manager_certificate_from_a_rendered
                 .contains("sslmode=verify-full"),
             "{label}"
         );
-        assert_eq!(app["REDIS_URL"], "rediss://redis:6379");
+        // The app uses Redis and Vault (`apps.<app>.uses`): its own REDIS_URL (with
+        // its user) and VAULT_ADDR come from there, not from this credential-less set.
+        assert!(app["REDIS_URL"].is_null(), "{label}");
+        assert!(app["VAULT_ADDR"].is_null(), "{label}");
         assert_eq!(app["NATS_URL"], "tls://nats:4222");
-        assert_eq!(app["VAULT_ADDR"], "https://vault:8200");
-        assert_eq!(app["PGSSLROOTCERT"], "/etc/controlplane/tls/ca.crt");
+        // PGSSLROOTCERT comes with the app's own DATABASE_URL (`uses.postgres`).
+        assert!(app["PGSSLROOTCERT"].is_null(), "{label}");
     }
 }
 

@@ -420,9 +420,12 @@ fn with_tls_compose_mounts_each_services_certificate_from_the_state_directory() 
             );
         }
         let app = &compose["services"]["capsule-registry"];
-        assert_eq!(
-            app["environment"]["REDIS_URL"], "rediss://redis:6379",
-            "{env}"
+        // The app's own Redis user, over TLS (`apps.<app>.uses.redis`).
+        let redis_url = app["environment"]["REDIS_URL"].as_str().unwrap();
+        assert!(
+            redis_url.starts_with("rediss://app-capsule-registry:")
+                && redis_url.ends_with("@redis:6379/0"),
+            "{env}: {redis_url}"
         );
         assert_eq!(
             app["volumes"][0],

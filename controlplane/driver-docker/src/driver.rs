@@ -353,7 +353,18 @@ impl DockerDriver {
         let mut env_vars: Vec<String> = c.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
         for (var, s) in &c.secret_env {
             let value = cx.secrets.resolve(&s.setting, &s.reference).await?;
-            let value = cp_core::serverconf::secret_env_value(var, value.expose());
+            let value = match &s.template {
+                Some(t) => cp_core::appenv::fill(
+                    &cp_core::appenv::AppValue::WithSecret {
+                        template: t.clone(),
+                        setting: s.setting.clone(),
+                        reference: s.reference.clone(),
+                        var: var.clone(),
+                    },
+                    value.expose(),
+                ),
+                None => cp_core::serverconf::secret_env_value(var, value.expose()),
+            };
             env_vars.push(format!("{var}={value}"));
         }
         let network = spec::prefix(env);

@@ -119,6 +119,9 @@ pub(crate) struct SecretEnv {
     pub(crate) setting: String,
     /// The reference.
     pub(crate) reference: SecretRef,
+    /// A value the secret is placed into (`cp_core::appenv::SECRET` marks where):
+    /// an app's URL carrying its own credential. `None`: the secret as is.
+    pub(crate) template: Option<String>,
 }
 
 /// How to tell a service answers.
@@ -225,6 +228,7 @@ impl ContainerSpec {
             SecretEnv {
                 setting: setting.into(),
                 reference: reference.clone(),
+                template: None,
             },
         );
     }
@@ -484,6 +488,9 @@ fn nats(env: &Environment, n: &cp_core::model::Nats) -> ContainerSpec {
         "services.nats.admin_password",
         &n.admin_password,
     );
+    for u in serverconf::nats_app_users(env) {
+        c.secret(&u.var, u.setting, &u.uses.password);
+    }
     c.volume(env, "data", "/data");
     c.probe = Probe::Nats;
     c
@@ -536,6 +543,34 @@ fn app_container(
         .extend(app.env.iter().map(|(k, v)| (k.clone(), v.clone())));
     for (var, r) in &app.secrets {
         c.secret(var, format!("apps.{name}.secrets.{var}"), r);
+    }
+    // What the app uses, on the environment's network (short names, as in compose).
+    let ca = format!("{}/ca.crt", cp_core::render::context::TLS_DIR);
+    let dial = cp_core::appenv::in_cluster_dial(env, &ca);
+    for (var, v) in cp_core::appenv::app_env(name, app, &dial) {
+        match v {
+            cp_core::appenv::AppValue::Plain { value } => {
+                c.env.insert(var, value);
+            }
+            cp_core::appenv::AppValue::WithSecret {
+                template,
+                setting,
+                reference,
+                ..
+            } => {
+                c.secret_env.insert(
+                    var,
+                    SecretEnv {
+                        setting,
+                        reference,
+                        template: Some(template),
+                    },
+                );
+            }
+        }
+    }
+    if let Some(w) = &app.worm_storage {
+        c.volume(env, "worm", &w.path);
     }
     c.port(app.port, format!("apps.{name}.port"));
     if app.metrics_port != app.port {

@@ -459,10 +459,13 @@ impl ProcessDriver {
             .map(|(k, v)| ((*k).to_owned(), Secret::new(v.clone())))
             .collect();
         for s in &launch.secrets {
-            let value = cx.secrets.resolve(s.setting, &s.reference).await?;
+            let value = cx.secrets.resolve(&s.setting, &s.reference).await?;
             env.push((
                 s.var.to_owned(),
-                Secret::new(cp_core::serverconf::secret_env_value(s.var, value.expose())),
+                Secret::new(cp_core::serverconf::secret_env_value(
+                    &s.var,
+                    value.expose(),
+                )),
             ));
         }
         let intent = Intent {

@@ -249,8 +249,8 @@ pub(crate) fn launch(
                 ("DATA_SOURCE_USER", cp_core::roles::READONLY.to_owned()),
             ];
             l.secrets = vec![SecretVar {
-                var: "DATA_SOURCE_PASS",
-                setting: "services.postgres.readonly_password",
+                var: "DATA_SOURCE_PASS".into(),
+                setting: "services.postgres.readonly_password".into(),
                 reference: pg.readonly_password.clone(),
             }];
         }
@@ -263,8 +263,8 @@ pub(crate) fn launch(
                 format!("-redis.user={REDIS_ADMIN_USER}"),
             ];
             l.secrets = vec![SecretVar {
-                var: "REDIS_PASSWORD",
-                setting: "services.redis.admin_password",
+                var: "REDIS_PASSWORD".into(),
+                setting: "services.redis.admin_password".into(),
                 reference: r.admin_password.clone(),
             }];
         }

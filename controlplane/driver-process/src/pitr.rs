@@ -76,10 +76,10 @@ pub(crate) fn extend(launch: &mut Launch, root: &Path, project_root: &Path, env:
         text: config,
         secret: None,
     });
-    let var = |var, setting, r: &Option<cp_core::units::SecretRef>| {
+    let var = |var: &str, setting: &str, r: &Option<cp_core::units::SecretRef>| {
         r.clone().map(|reference| SecretVar {
-            var,
-            setting,
+            var: var.to_owned(),
+            setting: setting.to_owned(),
             reference,
         })
     };

@@ -251,9 +251,9 @@ impl FileSecret {
 #[derive(Debug, Clone)]
 pub(crate) struct SecretVar {
     /// The variable.
-    pub(crate) var: &'static str,
+    pub(crate) var: String,
     /// The setting it comes from (and the generated secret's name).
-    pub(crate) setting: &'static str,
+    pub(crate) setting: String,
     /// The reference.
     pub(crate) reference: SecretRef,
 }
@@ -479,18 +479,30 @@ fn core_launch(root: &Path, env: &Environment, kind: CoreKind) -> Option<Launch>
                     (n.common.port, "services.nats.port".into()),
                     (n.monitor_port, "services.nats.monitor_port".into()),
                 ],
-                secrets: vec![
+                secrets: [
                     SecretVar {
-                        var: NATS_APP_PASSWORD_VAR,
-                        setting: "services.nats.app_password",
+                        var: NATS_APP_PASSWORD_VAR.into(),
+                        setting: "services.nats.app_password".into(),
                         reference: n.app_password.clone(),
                     },
                     SecretVar {
-                        var: NATS_ADMIN_PASSWORD_VAR,
-                        setting: "services.nats.admin_password",
+                        var: NATS_ADMIN_PASSWORD_VAR.into(),
+                        setting: "services.nats.admin_password".into(),
                         reference: n.admin_password.clone(),
                     },
-                ],
+                ]
+                .into_iter()
+                // Each app's NATS user (`serverconf::nats_app_users`).
+                .chain(
+                    serverconf::nats_app_users(env)
+                        .into_iter()
+                        .map(|u| SecretVar {
+                            var: u.var,
+                            setting: u.setting,
+                            reference: u.uses.password.clone(),
+                        }),
+                )
+                .collect(),
                 env: vec![],
                 dirs: vec!["jetstream"],
                 tls: false,
@@ -525,8 +537,8 @@ fn core_launch(root: &Path, env: &Environment, kind: CoreKind) -> Option<Launch>
                 None => {
                     debug_assert_eq!(v.mode, VaultMode::Dev);
                     let token = SecretVar {
-                        var: "BAO_DEV_ROOT_TOKEN_ID",
-                        setting: cp_runtime::vault::DEV_ROOT_TOKEN_SETTING,
+                        var: "BAO_DEV_ROOT_TOKEN_ID".into(),
+                        setting: cp_runtime::vault::DEV_ROOT_TOKEN_SETTING.into(),
                         reference: v.dev_root_token.clone().unwrap_or(SecretRef::Generate),
                     };
                     Launch {
@@ -552,7 +564,7 @@ fn core_launch(root: &Path, env: &Environment, kind: CoreKind) -> Option<Launch>
                         secrets: vec![
                             token.clone(),
                             SecretVar {
-                                var: "VAULT_DEV_ROOT_TOKEN_ID",
+                                var: "VAULT_DEV_ROOT_TOKEN_ID".into(),
                                 ..token
                             },
                         ],

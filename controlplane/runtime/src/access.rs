@@ -23,6 +23,17 @@ pub enum AccessError {
         #[source]
         source: SecretError,
     },
+    /// An app's credential could not be resolved.
+    #[error("cannot resolve `apps.{app}.uses.{service}.password`")]
+    AppSecret {
+        /// The app.
+        app: String,
+        /// The service.
+        service: &'static str,
+        /// Why.
+        #[source]
+        source: SecretError,
+    },
     /// The driver knows no endpoint for an enabled service.
     #[error(
         "{service}: the driver reports no endpoint for this service; run `controlplane up` first"
@@ -49,6 +60,29 @@ pub async fn credential(
         .resolve(setting.path(), &reference)
         .await
         .map_err(|source| AccessError::Secret { setting, source })
+}
+
+/// The setting an app's credential for `service` comes from (and a generated one's
+/// name in the state directory): `apps.<app>.uses.<service>.password`.
+pub fn app_setting(app: &cp_core::names::ServiceName, service: &str) -> String {
+    cp_core::appenv::setting(app, service)
+}
+
+/// Resolves the credential an app uses for `service`.
+pub async fn app_credential(
+    secrets: &SecretResolver,
+    app: &cp_core::names::ServiceName,
+    service: &'static str,
+    reference: &cp_core::units::SecretRef,
+) -> Result<Secret, AccessError> {
+    secrets
+        .resolve(&app_setting(app, service), reference)
+        .await
+        .map_err(|source| AccessError::AppSecret {
+            app: app.to_string(),
+            service,
+            source,
+        })
 }
 
 /// Where PostgreSQL answers and the passwords of the roles the seeder manages.
@@ -103,6 +137,8 @@ pub struct RedisAccess {
     pub admin_password: Secret,
     /// The app ACL user's password.
     pub app_password: Secret,
+    /// The passwords of apps' own ACL users (`apps.<app>.uses.redis`), by user name.
+    pub app_users: std::collections::BTreeMap<String, Secret>,
 }
 
 /// Where NATS answers and its users' passwords.
@@ -162,6 +198,9 @@ pub struct Access {
     pub nats: Option<NatsAccess>,
     /// Vault.
     pub vault: Option<VaultAccess>,
+    /// The passwords of apps' own PostgreSQL roles (`apps.<app>.uses.postgres`), by
+    /// role.
+    pub app_roles: std::collections::BTreeMap<String, Secret>,
 }
 
 impl Access {
@@ -192,11 +231,23 @@ impl Access {
         };
         let redis = match &s.redis {
             None => None,
-            Some(_) => Some(RedisAccess {
-                endpoint: ep(CoreKind::Redis)?,
-                admin_password: cred(SecretSetting::RedisAdmin).await?,
-                app_password: cred(SecretSetting::RedisApp).await?,
-            }),
+            Some(_) => {
+                let mut app_users = std::collections::BTreeMap::new();
+                for (name, app) in &env.apps {
+                    if let Some(r) = &app.uses.redis {
+                        app_users.insert(
+                            r.user.clone(),
+                            app_credential(secrets, name, "redis", &r.password).await?,
+                        );
+                    }
+                }
+                Some(RedisAccess {
+                    endpoint: ep(CoreKind::Redis)?,
+                    admin_password: cred(SecretSetting::RedisAdmin).await?,
+                    app_password: cred(SecretSetting::RedisApp).await?,
+                    app_users,
+                })
+            }
         };
         let nats = match &s.nats {
             None => None,
@@ -241,11 +292,66 @@ impl Access {
                 })
             }
         };
+        let mut app_roles = std::collections::BTreeMap::new();
+        if s.postgres.is_some() {
+            for (name, app) in &env.apps {
+                if let Some(p) = &app.uses.postgres {
+                    app_roles.insert(
+                        p.role.clone(),
+                        app_credential(secrets, name, "postgres", &p.password).await?,
+                    );
+                }
+            }
+        }
         Ok(Self {
             postgres,
             redis,
             nats,
             vault,
+            app_roles,
         })
     }
+}
+
+/// An app's platform-given environment where the driver's endpoints answer (the
+/// process platform runs no apps: this is what an app started on this machine gets,
+/// and what `controlplane app-env` prints), its credentials resolved and placed into
+/// its URLs. Holds secrets: never log it.
+pub async fn app_environment(
+    env: &Environment,
+    app: &cp_core::names::ServiceName,
+    endpoint: impl Fn(CoreKind) -> Option<Endpoint>,
+    secrets: &SecretResolver,
+) -> Result<std::collections::BTreeMap<String, Secret>, AccessError> {
+    use cp_core::appenv::{AppValue, Dial, app_env, fill};
+    let mut out = std::collections::BTreeMap::new();
+    let Some(a) = env.apps.get(app) else {
+        return Ok(out);
+    };
+    let dial = |kind: CoreKind| {
+        endpoint(kind).map(|e| Dial {
+            host: e.host,
+            port: e.port,
+            ca: e.tls.map(|t| t.ca.display().to_string()),
+        })
+    };
+    for (var, v) in app_env(app, a, &dial) {
+        let value = match &v {
+            AppValue::Plain { .. } => fill(&v, ""),
+            AppValue::WithSecret {
+                setting, reference, ..
+            } => {
+                let service: &'static str = match setting.rsplit('.').nth(1) {
+                    Some("postgres") => "postgres",
+                    Some("nats") => "nats",
+                    Some("redis") => "redis",
+                    _ => "vault",
+                };
+                let secret = app_credential(secrets, app, service, reference).await?;
+                fill(&v, secret.expose())
+            }
+        };
+        out.insert(var, Secret::new(value));
+    }
+    Ok(out)
 }

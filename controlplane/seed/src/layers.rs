@@ -82,10 +82,24 @@ pub async fn observe(
                         .to_owned(),
                 );
             }
+            let mut desired = postgres::layer::desired(&pg.database, cat.migrations_complete);
+            let mut plan = postgres::layer::plan(&pg.database, &cat);
+            let mut observed = cat.observed;
+            // Apps' own roles and schemas (`apps.<app>.uses.postgres`).
+            let app_desired = cp_core::seedspec::app_postgres(env);
+            if !app_desired.is_empty() {
+                let app_observed =
+                    postgres::apps::observe(pg, env, &access.app_roles, report).await?;
+                let app_plan = plan::plan(&app_desired, &app_observed, false);
+                plan.steps.extend(app_plan.steps);
+                plan.unchanged += app_plan.unchanged;
+                desired.extend(app_desired);
+                observed.extend(app_observed);
+            }
             Observation {
-                desired: postgres::layer::desired(&pg.database, cat.migrations_complete),
-                plan: postgres::layer::plan(&pg.database, &cat),
-                observed: cat.observed,
+                desired,
+                plan,
+                observed,
                 notes,
             }
         }
@@ -153,7 +167,34 @@ pub async fn apply(
                 .postgres
                 .as_ref()
                 .ok_or_else(|| missing("postgres"))?;
-            postgres::layer::apply(pg, plan).await
+            let (apps, platform): (Vec<_>, Vec<_>) = plan
+                .steps
+                .iter()
+                .cloned()
+                .partition(|s| postgres::apps::is_app_step(&s.id.kind));
+            let mut report = postgres::layer::apply(
+                pg,
+                &Plan {
+                    steps: platform,
+                    unchanged: plan.unchanged,
+                },
+            )
+            .await?;
+            if !apps.is_empty() {
+                let done = postgres::apps::apply(
+                    pg,
+                    env,
+                    &access.app_roles,
+                    &Plan {
+                        steps: apps,
+                        unchanged: 0,
+                    },
+                )
+                .await?;
+                report.changes.extend(done.changes);
+                report.trips(done.round_trips);
+            }
+            Ok(report)
         }
         Layer::Streams => {
             let n = access.nats.as_ref().ok_or_else(|| missing("nats"))?;

@@ -473,6 +473,7 @@ impl SeedErrorKind {
                 AccessError::Secret { setting, .. } => setting.service().as_str(),
                 AccessError::NoEndpoint { service } => service.as_str(),
                 AccessError::RootToken(_) => "vault",
+                AccessError::AppSecret { service, .. } => service,
             },
             K::Events(_)
             | K::NatsConnect(_)

@@ -9,6 +9,7 @@
 //! a SCRAM-SHA-256 verifier computed here ([`scram`]), and an existing verifier is
 //! checked against the configured password locally.
 
+pub mod apps;
 pub mod layer;
 pub mod scram;
 

@@ -35,17 +35,26 @@ pub struct AclUser {
     pub password: Secret,
 }
 
-/// The users the environment wants (today: the application user).
+/// The users the environment wants: the application user and each app's own user
+/// (its password from `redis.app_users`; an app whose password was not resolved is
+/// left out, never given another's).
 pub fn wanted_users(redis: &RedisAccess, env: &Environment) -> Vec<AclUser> {
     seedspec::redis(env)
         .into_iter()
-        .map(|r| AclUser {
-            name: r.id.name.clone(),
-            rules: r.spec["rules"]
-                .as_str()
-                .unwrap_or(seedspec::redis_app_acl())
-                .to_owned(),
-            password: redis.app_password.clone(),
+        .filter_map(|r| {
+            let password = if r.id.name == cp_core::roles::APP {
+                redis.app_password.clone()
+            } else {
+                redis.app_users.get(&r.id.name)?.clone()
+            };
+            Some(AclUser {
+                name: r.id.name.clone(),
+                rules: r.spec["rules"]
+                    .as_str()
+                    .unwrap_or(seedspec::redis_app_acl())
+                    .to_owned(),
+                password,
+            })
         })
         .collect()
 }

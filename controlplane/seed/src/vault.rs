@@ -485,8 +485,16 @@ pub async fn app_login(
     access: &VaultAccess,
     env: &Environment,
 ) -> Result<(crate::Secret, u64), SeedError> {
+    role_login(access, &env.vault.app_role.name).await
+}
+
+/// Logs in through the AppRole `role` (an app's own is `app-<app>`) with a fresh
+/// secret id: the token and its TTL in seconds.
+pub async fn role_login(
+    access: &VaultAccess,
+    role: &str,
+) -> Result<(crate::Secret, u64), SeedError> {
     let c = client(access)?;
-    let role = &env.vault.app_role.name;
     let role_id = c
         .read(&format!("auth/approle/role/{role}/role-id"))
         .await?

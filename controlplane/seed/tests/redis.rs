@@ -16,6 +16,7 @@ async fn started() -> (TestEnv, RedisAccess) {
         endpoint: Endpoint::local(t.port(CoreKind::Redis)),
         admin_password: t.secret("services.redis.admin_password").await,
         app_password: t.secret("services.redis.app_password").await,
+        app_users: Default::default(),
     };
     (t, access)
 }

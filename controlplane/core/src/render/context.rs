@@ -141,6 +141,9 @@ pub fn secret_bindings(env: &Environment) -> BTreeMap<String, Vec<SecretBinding>
             "services.nats.app_password",
             &n.app_password,
         );
+        for u in serverconf::nats_app_users(env) {
+            add("nats", &u.var, &u.setting, &u.uses.password);
+        }
     }
     if let Some(v) = &s.vault
         && let Some(t) = &v.dev_root_token
@@ -205,6 +208,19 @@ pub fn secret_bindings(env: &Environment) -> BTreeMap<String, Vec<SecretBinding>
     for (name, app) in &env.apps {
         for (var, r) in &app.secrets {
             add(name.as_str(), var, &format!("apps.{name}.secrets.{var}"), r);
+        }
+        // The credentials of what the app uses, which its URLs expand (`app_env`).
+        let dial = crate::appenv::in_cluster_dial(env, "");
+        for v in crate::appenv::app_env(name, app, &dial).values() {
+            if let crate::appenv::AppValue::WithSecret {
+                setting,
+                reference,
+                var,
+                ..
+            } = v
+            {
+                add(name.as_str(), var, setting, reference);
+            }
         }
     }
     for (name, e) in &env.extras {
@@ -278,7 +294,7 @@ fn secret_store(env: &Environment, bindings: &BTreeMap<String, Vec<SecretBinding
 
 /// OpenBao serves TLS: TLS is on and OpenBao is not a dev server (which stays plain
 /// HTTP, as on the process platform).
-fn vault_tls(env: &Environment) -> bool {
+pub fn vault_tls(env: &Environment) -> bool {
     env.tls.enabled()
         && env
             .services
@@ -544,7 +560,11 @@ fn tls(env: &Environment) -> Value {
             .map(|(name, app)| {
                 // What the app sets itself wins.
                 let mut vars = app_tls_env(env);
-                vars.retain(|k, _| !app.env.contains_key(k) && !app.secrets.contains_key(k));
+                let dial = crate::appenv::in_cluster_dial(env, "");
+                let uses = crate::appenv::app_env(name, app, &dial);
+                vars.retain(|k, _| {
+                    !app.env.contains_key(k) && !app.secrets.contains_key(k) && !uses.contains_key(k)
+                });
                 (name.to_string(), vars)
             })
             .collect::<BTreeMap<_, _>>(),
@@ -982,5 +1002,43 @@ pub fn build(env: &Environment) -> Value {
         "alertmanager_webhook_url_file": ALERTMANAGER_WEBHOOK_URL_FILE,
         "boards": super::monitoring::boards(env),
         "tls": tls(env),
+        "app_env": app_platform_env(env),
     })
+}
+
+/// Each app's platform-given environment ([`crate::appenv`]) as the templates write
+/// it: `k8s` with the credential as `$(VAR)` (Kubernetes expands it from the Secret
+/// bound before it), `compose` as `${VAR}` (compose interpolates it).
+fn app_platform_env(env: &Environment) -> Value {
+    let ca = format!("{TLS_DIR}/ca.crt");
+    let dial = crate::appenv::in_cluster_dial(env, &ca);
+    let mut out = serde_json::Map::new();
+    for (name, app) in &env.apps {
+        let vars: Vec<Value> = crate::appenv::app_env(name, app, &dial)
+            .into_iter()
+            .map(|(k, v)| match v {
+                crate::appenv::AppValue::Plain { value } => {
+                    json!({"var": k, "k8s": value, "compose": value})
+                }
+                crate::appenv::AppValue::WithSecret {
+                    template,
+                    setting,
+                    reference,
+                    var,
+                } => {
+                    let cv = compose_var(&setting, &reference);
+                    json!({
+                        "var": k,
+                        "k8s": template.replace(crate::appenv::SECRET, &format!("$({var})")),
+                        "compose": template.replace(
+                            crate::appenv::SECRET,
+                            &format!("${{{cv}:?set {cv} ({setting})}}"),
+                        ),
+                    })
+                }
+            })
+            .collect();
+        out.insert(name.to_string(), Value::Array(vars));
+    }
+    Value::Object(out)
 }
