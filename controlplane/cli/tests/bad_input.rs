@@ -396,8 +396,8 @@ fn validate_all_reports_a_base_error_once_with_the_environments_it_affects() {
     let p = Project::new();
     p.edit(
         "environments/base.yaml",
-        "depends_on: [postgres, nats, vault]",
-        "depends_on: [postgres, nats, vault, cache]",
+        "depends_on: [postgres, nats, redis, vault]",
+        "depends_on: [postgres, nats, redis, vault, cache]",
     );
     p.edit("environments/dev.yaml", "tag: dev", "tag: dev\n    port: 0");
     let (code, _, err) = p.run(&["validate", "--all"]);
@@ -420,7 +420,7 @@ fn validate_all_reports_a_base_error_once_with_the_environments_it_affects() {
         [
             ("apps.capsule-registry.port", serde_json::json!(["dev"])),
             (
-                "apps.capsule-registry.depends_on[3]",
+                "apps.capsule-registry.depends_on[4]",
                 serde_json::json!(["dev", "production", "staging"])
             ),
         ],

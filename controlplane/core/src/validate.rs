@@ -742,8 +742,13 @@ pub(crate) fn validate(name: &EnvName, raw: RawEnvironment, cx: &mut Cx<'_>) -> 
 fn check_vault_refs(cx: &mut Cx<'_>, env: &Environment) {
     let refs = std::mem::take(&mut cx.vault_refs);
     let mount = env.vault.kv_mount.clone();
+    // An invalid mount is one error already: no reference is "outside" it as well.
+    let mount_invalid = cx
+        .errors
+        .iter()
+        .any(|d| d.path.as_deref() == Some("vault.kv_mount"));
     for (path, kv_path) in &refs {
-        if !kv_path.starts_with(&format!("{mount}/")) {
+        if !mount_invalid && !kv_path.starts_with(&format!("{mount}/")) {
             let d = cx.err(
                 path,
                 format!("`vault://{kv_path}` is outside the KV mount `{mount}`"),
