@@ -8,7 +8,7 @@
 //! T, and the per-service distance from T is printed.
 
 mod common;
-use common::{controlplane, text};
+use common::{controlplane, psql_admin as psql, text};
 
 use std::path::Path;
 use std::time::Duration;
@@ -19,25 +19,6 @@ fn ok(state: &Path, sets: &[String], args: &[&str]) -> String {
     let o = controlplane(state, sets, args);
     assert!(o.status.success(), "{args:?}:\n{}", text(&o));
     String::from_utf8_lossy(&o.stdout).trim().to_owned()
-}
-
-fn psql(state: &Path, sets: &[String], sql: &str) -> String {
-    ok(
-        state,
-        sets,
-        &[
-            "psql",
-            "--role",
-            "admin",
-            "--",
-            "-X",
-            "-At",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-c",
-            sql,
-        ],
-    )
 }
 
 fn epoch_now() -> f64 {

@@ -8,32 +8,11 @@
 //! `moto_server`.
 
 mod common;
-use common::{controlplane, text};
+use common::{controlplane, psql_admin as psql, text};
 
 use std::time::Duration;
 
 const ARCHIVE_TIMEOUT_S: u64 = 2;
-
-fn psql(state: &std::path::Path, sets: &[String], sql: &str) -> String {
-    let o = controlplane(
-        state,
-        sets,
-        &[
-            "psql",
-            "--role",
-            "admin",
-            "--",
-            "-X",
-            "-At",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-c",
-            sql,
-        ],
-    );
-    assert!(o.status.success(), "psql {sql}:\n{}", text(&o));
-    String::from_utf8_lossy(&o.stdout).trim().to_owned()
-}
 
 /// Inserts a marker, returning its commit's server time (seconds since the epoch).
 fn mark(state: &std::path::Path, sets: &[String], name: &str) -> f64 {

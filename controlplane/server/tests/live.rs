@@ -18,11 +18,16 @@ struct Live {
     editor: String,
     viewer: String,
     _server: tempfile::TempDir,
+    /// The local backup destination, removed with the test.
+    _backups: tempfile::TempDir,
 }
 
 async fn live() -> Live {
-    let dest = std::env::temp_dir().join(format!("cp-serve-live-{}", std::process::id()));
-    let d = format!("backup.destinations.local.path={}", dest.display());
+    let backups = tempfile::tempdir().unwrap();
+    let d = format!(
+        "backup.destinations.local.path={}",
+        backups.path().display()
+    );
     let t = cp_testkit::TestEnv::new(&["platform=process", &d]);
     t.up().await.expect("the services come up");
     let server = tempfile::tempdir().unwrap();
@@ -41,6 +46,7 @@ async fn live() -> Live {
         state,
         t,
         _server: server,
+        _backups: backups,
     }
 }
 

@@ -15,7 +15,7 @@
 mod down;
 mod golden;
 mod moto;
-mod ports;
+pub mod ports;
 pub mod project;
 pub mod promcheck;
 

@@ -21,6 +21,13 @@ use std::sync::{Mutex, OnceLock};
 /// shared cursor go round the band while we run).
 static GIVEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
 
+/// Fixed ports the shipped environments publish inside the band (extras' well-known
+/// ports, which the tests' `--set`s do not move): never handed out, or a test that
+/// gives one to a service fails validation ("port already used") at random.
+/// `cargo test -p cp-testkit --test ports` fails when an environment file adds one
+/// that is missing here.
+pub const SHIPPED_IN_BAND: &[u16] = &[16686];
+
 /// `n` distinct free loopback ports, below the ephemeral range.
 pub fn free_ports(n: usize) -> Vec<u16> {
     allocate(n, false)
@@ -107,7 +114,7 @@ fn allocate(n: usize, consecutive: bool) -> Vec<u16> {
         if consecutive && port == start {
             out.clear();
         }
-        if given.contains(&port) || !is_free(port) {
+        if given.contains(&port) || SHIPPED_IN_BAND.contains(&port) || !is_free(port) {
             if consecutive {
                 out.clear();
             }

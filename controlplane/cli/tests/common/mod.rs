@@ -51,3 +51,23 @@ pub(crate) fn text(o: &Output) -> String {
         String::from_utf8_lossy(&o.stderr)
     )
 }
+
+/// `controlplane psql --role admin -- -X -At -v ON_ERROR_STOP=1 -c SQL`: its trimmed
+/// output (unaligned, tuples only); panics with the command's output when it fails.
+pub(crate) fn psql_admin(state: &Path, sets: &[String], sql: &str) -> String {
+    let args = [
+        "psql",
+        "--role",
+        "admin",
+        "--",
+        "-X",
+        "-At",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-c",
+        sql,
+    ];
+    let o = controlplane(state, sets, &args);
+    assert!(o.status.success(), "psql {sql}:\n{}", text(&o));
+    String::from_utf8_lossy(&o.stdout).trim().to_owned()
+}

@@ -18,8 +18,9 @@ use cp_core::model::{AppPostgres, Environment};
 use cp_core::plan::{Layer, Observed, ObservedState, Plan, ResourceId};
 use cp_core::roles::{ADMIN, SUPERUSER};
 use serde_json::json;
-use sqlx::{AssertSqlSafe, PgConnection, Row};
+use sqlx::Row;
 
+use super::layer::exec;
 use super::{close, db_error, ident, literal, scram, superuser};
 use crate::{PgAccess, Report, Secret, SeedError, SeedErrorKind};
 
@@ -132,21 +133,6 @@ pub async fn observe(
 /// Whether a step is one of the apps' (the platform layer's apply leaves them here).
 pub fn is_app_step(kind: &str) -> bool {
     matches!(kind, "app-role" | "app-schema")
-}
-
-async fn exec(
-    conn: &mut PgConnection,
-    pg: &PgAccess,
-    doing: &str,
-    sql: String,
-    report: &mut Report,
-) -> Result<(), SeedError> {
-    report.trips(1);
-    sqlx::raw_sql(AssertSqlSafe(sql))
-        .execute(&mut *conn)
-        .await
-        .map(drop)
-        .map_err(|e| db_error(doing, SUPERUSER, pg, e))
 }
 
 /// Brings the parts of every app a step of `plan` names to what is wanted. Each

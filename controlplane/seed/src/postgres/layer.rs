@@ -491,7 +491,9 @@ fn order(step: &plan::Step) -> u8 {
     }
 }
 
-async fn exec(
+/// Runs one statement as the superuser, counted as a round trip; an error names what
+/// it was doing.
+pub(super) async fn exec(
     su: &mut PgConnection,
     pg: &PgAccess,
     doing: &str,
