@@ -22,11 +22,14 @@ use std::time::{Duration, Instant};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
-/// chromedriver, stopped (by pid) when dropped.
-fn chromedriver() -> (cp_testkit::Down, String) {
+/// chromedriver, stopped (by pid) when dropped, with its own temp directory (Chromium
+/// keeps its profile and singleton files there), removed with the test.
+fn chromedriver() -> (tempfile::TempDir, cp_testkit::Down, String) {
     let port = cp_testkit::free_port();
+    let tmp = tempfile::tempdir().unwrap();
     let child = Command::new("chromedriver")
         .arg(format!("--port={port}"))
+        .env("TMPDIR", tmp.path())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -36,7 +39,7 @@ fn chromedriver() -> (cp_testkit::Down, String) {
     serve::eventually(30, "chromedriver to listen", || {
         std::net::TcpStream::connect(("127.0.0.1", port)).ok()
     });
-    (cp_testkit::Down::process(child), url)
+    (tmp, cp_testkit::Down::process(child), url)
 }
 
 /// The browser's console log since the last call (chromedriver's `se/log`).
@@ -117,7 +120,8 @@ async fn the_console_in_chromium() {
     })
     .await
     .unwrap();
-    let (_driver, wd) = chromedriver();
+    // Bound in this order so chromedriver stops before its directory goes.
+    let (_tmp, _driver, wd) = chromedriver();
     let mut caps = serde_json::Map::new();
     caps.insert(
         "goog:chromeOptions".into(),
