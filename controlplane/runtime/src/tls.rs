@@ -343,20 +343,14 @@ pub async fn prepare_ca(
         Ca::ensure(state, env_name)?;
         return Ok(!had);
     };
-    let cert_pem = secrets
-        .resolve("tls.ca_cert", cert)
-        .await
-        .map_err(|source| TlsError::CaRef {
-            setting: "tls.ca_cert",
-            source,
-        })?;
-    let key_pem = secrets
-        .resolve("tls.ca_key", key)
-        .await
-        .map_err(|source| TlsError::CaRef {
-            setting: "tls.ca_key",
-            source,
-        })?;
+    let resolve = async |setting: &'static str, reference| {
+        secrets
+            .resolve(setting, reference)
+            .await
+            .map_err(|source| TlsError::CaRef { setting, source })
+    };
+    let cert_pem = resolve("tls.ca_cert", cert).await?;
+    let key_pem = resolve("tls.ca_key", key).await?;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     Ca::from_pems(cert_pem.expose(), key_pem.expose(), now)?;
     let cert_bytes = cert_pem.expose().as_bytes();
